@@ -1,0 +1,33 @@
+# posbridge: see README.md. Only the Go toolchain is needed for build, demo
+# and test; the SFTP and XSD tests use openssh-server and libxml2-utils when
+# installed (.ci/run installs them).
+GO      ?= go
+BIN     := bin
+DEMO    := demo-data
+export CGO_ENABLED ?= 0
+
+.PHONY: all build demo test bench fmt vet clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/posbridge ./cmd/posbridge
+	$(GO) build -o $(BIN)/pbgen ./cmd/pbgen
+
+# The main job on the built-in demo data, in a fresh ./demo-data folder.
+demo: build
+	@rm -rf $(DEMO)
+	@POSBRIDGE_DATA_DIR=$(DEMO) sh scripts/demo.sh $(BIN)/posbridge testdata/demo
+
+test:
+	$(GO) vet ./...
+	$(GO) test -count=1 ./...
+
+bench: build
+	sh scripts/bench.sh
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf $(BIN) $(DEMO)

@@ -1,0 +1,254 @@
+package catalog
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/posbridge/posbridge/internal/trigger"
+)
+
+var kinds = map[string]*kindSpec{
+	"warehouses": {
+		name: "warehouses", root: "Warehouses", record: "Warehouse",
+		plan:  newPlan(warehouseRow{}),
+		merge: mergeWarehouses,
+	},
+	"vendors": {
+		name: "vendors", root: "Vendors", record: "Vendor",
+		plan:  newPlan(vendorRow{}),
+		merge: func(l *loader) error { return mergeSimple(l, "vendors", "vendor", trigger.CodeVendor) },
+	},
+	"customers": {
+		name: "customers", root: "Customers", record: "Customer",
+		plan:  newPlan(customerRow{}),
+		check: checkCustomers,
+		merge: func(l *loader) error { return mergeSimple(l, "customers", "customer", trigger.CodeCustomer) },
+	},
+	"items": {
+		name: "items", root: "Items", record: "Item",
+		plan:  newPlan(itemRow{}),
+		group: &group{by: "item", what: "item-level", cols: itemCols},
+		check: checkItems,
+		refs: []ref{{what: "vendor", show: "s.vendor",
+			cond: `s.vendor <> '' AND NOT EXISTS (SELECT 1 FROM vendors v WHERE v.vendor = s.vendor AND v.deleted_at IS NULL)`}},
+		merge: mergeItems,
+	},
+	"invoices": {
+		name: "invoices", root: "Invoices", record: "InvoiceLine",
+		plan:  newPlan(invoiceRow{}),
+		group: &group{by: "invoice", what: "invoice header", cols: invoiceHeaderCols},
+		check: checkInvoices,
+		refs: []ref{
+			{what: "customer", show: "s.customer",
+				cond: `NOT EXISTS (SELECT 1 FROM customers c WHERE c.customer = s.customer AND c.deleted_at IS NULL)`},
+			{what: "item/SKU", show: "s.item || '/' || s.sku",
+				cond: `NOT EXISTS (SELECT 1 FROM skus k WHERE k.item = s.item AND k.sku = s.sku AND k.deleted_at IS NULL)`},
+		},
+		merge: mergeInvoices,
+	},
+	"inventory": {
+		name: "inventory", root: "Inventory", record: "Stock",
+		plan:  newPlan(inventoryRow{}),
+		check: checkInventory,
+		refs: []ref{
+			{what: "item/SKU", show: "s.item || '/' || s.sku", hard: true,
+				cond: `NOT EXISTS (SELECT 1 FROM skus k WHERE k.item = s.item AND k.sku = s.sku AND k.deleted_at IS NULL)`},
+			{what: "warehouse", show: "s.warehouse", hard: true,
+				cond: `NOT EXISTS (SELECT 1 FROM warehouses w WHERE w.warehouse = s.warehouse)`},
+		},
+		merge: mergeInventory,
+	},
+}
+
+// differs is an SQL condition true when any of cols differs between the
+// rows aliased a and b.
+func differs(a, b string, cols []string) string {
+	parts := make([]string, len(cols))
+	for i, c := range cols {
+		parts[i] = fmt.Sprintf("%s.%s IS NOT %s.%s", a, c, b, c)
+	}
+	return "(" + strings.Join(parts, " OR ") + ")"
+}
+
+// setExcluded is the SET list of an upsert taking cols from excluded.
+func setExcluded(cols []string) string {
+	parts := make([]string, len(cols))
+	for i, c := range cols {
+		parts[i] = fmt.Sprintf("%s = excluded.%s", c, c)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func list(cols []string, prefix string) string {
+	parts := make([]string, len(cols))
+	for i, c := range cols {
+		parts[i] = prefix + c
+	}
+	return strings.Join(parts, ", ")
+}
+
+// dataCols are the staged columns of a plan other than key.
+func dataCols(p plan, key string) []string {
+	var out []string
+	for _, c := range p.cols {
+		if c.col != key {
+			out = append(out, c.col)
+		}
+	}
+	return out
+}
+
+// countActions adds the staged rows' actions to the result.
+func (l *loader) countActions(table string) error {
+	rows, err := l.conn.QueryContext(l.ctx, `SELECT action, count(*) FROM `+table+` GROUP BY action`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var a string
+		var n int64
+		if err := rows.Scan(&a, &n); err != nil {
+			return err
+		}
+		switch a {
+		case trigger.Added:
+			l.res.Added += n
+		case trigger.Changed:
+			l.res.Changed += n
+		default:
+			l.res.Unchanged += n
+		}
+	}
+	return rows.Err()
+}
+
+// fold records the staged A and C actions of table as triggers of code.
+func (l *loader) fold(code, source string) error {
+	n, err := trigger.Fold(l.ctx, l.conn, code, source)
+	l.res.Triggers += n
+	return err
+}
+
+// deletesAllowed says whether a full load may delete missing records: not
+// when rows were rejected, since the file is then not the complete set.
+func (l *loader) deletesAllowed() bool {
+	if l.opts.Mode != ModeFull {
+		return false
+	}
+	if l.res.Rejected > 0 {
+		l.res.DeletesSkipped = true
+		l.warn("%s: %d rows rejected: the file is not a complete set, so no records are deleted", l.res.File, l.res.Rejected)
+		return false
+	}
+	return true
+}
+
+// deleteGone deletes the records whose keys are in the temporary table gone
+// from table (key columns k1 and, for two-part keys, k2): a record whose
+// pending A trigger cancels is removed outright, never having been sent;
+// the others become tombstones with a D trigger.
+func (l *loader) deleteGone(table, code, k1, k2 string) error {
+	match := fmt.Sprintf("%s IN (SELECT record_key FROM %%s)", k1)
+	if k2 != "" {
+		match = fmt.Sprintf("(%s, %s) IN (SELECT record_key, sub_key FROM %%s)", k1, k2)
+	}
+	n, err := l.count(`SELECT count(*) FROM gone`)
+	if err != nil || n == 0 {
+		return err
+	}
+	l.res.Deleted += n
+	if _, err := trigger.CancelAdds(l.ctx, l.conn, code, `SELECT record_key, sub_key FROM gone`, "cancelled"); err != nil {
+		return err
+	}
+	if _, err := l.exec(`DELETE FROM ` + table + ` WHERE ` + fmt.Sprintf(match, "cancelled")); err != nil {
+		return err
+	}
+	if _, err := l.exec(`DELETE FROM gone WHERE (record_key, sub_key) IN (SELECT record_key, sub_key FROM cancelled)`); err != nil {
+		return err
+	}
+	if _, err := l.exec(`UPDATE `+table+` SET deleted_at = ?, updated_at = ? WHERE `+fmt.Sprintf(match, "gone"), l.now, l.now); err != nil {
+		return err
+	}
+	return l.fold(code, `SELECT record_key, sub_key, 'D' AS capture FROM gone`)
+}
+
+// mergeSimple merges a kind held in one table with a one-column key.
+func mergeSimple(l *loader, table, key, code string) error {
+	cols := dataCols(l.k.plan, key)
+	steps := []string{
+		`UPDATE stage SET action = coalesce((SELECT CASE WHEN t.deleted_at IS NOT NULL THEN 'A' WHEN ` + differs("t", "stage", cols) + ` THEN 'C' ELSE '' END
+  FROM ` + table + ` t WHERE t.` + key + ` = stage.` + key + `), 'A')`,
+		`INSERT INTO ` + table + `(` + key + `, ` + list(cols, "") + `, created_at, updated_at)
+SELECT ` + key + `, ` + list(cols, "") + `, ?1, ?1 FROM stage WHERE action <> ''
+ON CONFLICT(` + key + `) DO UPDATE SET ` + setExcluded(cols) + `, deleted_at = NULL, updated_at = excluded.updated_at`,
+	}
+	for i, q := range steps {
+		var args []any
+		if i == 1 {
+			args = []any{l.now}
+		}
+		if _, err := l.exec(q, args...); err != nil {
+			return err
+		}
+	}
+	if err := l.countActions("stage"); err != nil {
+		return err
+	}
+	if err := l.fold(code, `SELECT `+key+` AS record_key, '' AS sub_key, action AS capture FROM stage WHERE action <> ''`); err != nil {
+		return err
+	}
+	if !l.deletesAllowed() {
+		return nil
+	}
+	if _, err := l.exec(`INSERT INTO gone(record_key) SELECT t.` + key + ` FROM ` + table + ` t
+WHERE t.deleted_at IS NULL AND NOT EXISTS (SELECT 1 FROM stage s WHERE s.` + key + ` = t.` + key + `)`); err != nil {
+		return err
+	}
+	return l.deleteGone(table, code, key, "")
+}
+
+func checkCustomers(l *loader) error {
+	return l.rejectWhere(`s.last_name = '' AND s.company_name = ''`, `'a customer needs a last_name or a company_name'`)
+}
+
+// mergeWarehouses upserts warehouses. They have no trigger; a full load
+// deletes missing warehouses that no inventory refers to and keeps the
+// others with a warning.
+func mergeWarehouses(l *loader) error {
+	cols := dataCols(l.k.plan, "warehouse")
+	if _, err := l.exec(`UPDATE stage SET action = coalesce((SELECT CASE WHEN ` + differs("t", "stage", cols) + ` THEN 'C' ELSE '' END
+  FROM warehouses t WHERE t.warehouse = stage.warehouse), 'A')`); err != nil {
+		return err
+	}
+	if _, err := l.exec(`INSERT INTO warehouses(warehouse, `+list(cols, "")+`, created_at, updated_at)
+SELECT warehouse, `+list(cols, "")+`, ?1, ?1 FROM stage WHERE action <> ''
+ON CONFLICT(warehouse) DO UPDATE SET `+setExcluded(cols)+`, updated_at = excluded.updated_at`, l.now); err != nil {
+		return err
+	}
+	if err := l.countActions("stage"); err != nil {
+		return err
+	}
+	if !l.deletesAllowed() {
+		return nil
+	}
+	missing := `NOT EXISTS (SELECT 1 FROM stage s WHERE s.warehouse = w.warehouse)`
+	rows, err := l.conn.QueryContext(l.ctx, `SELECT w.warehouse FROM warehouses w WHERE `+missing+`
+  AND EXISTS (SELECT 1 FROM inventory v WHERE v.warehouse = w.warehouse) ORDER BY 1`)
+	if err != nil {
+		return err
+	}
+	var kept []string
+	for rows.Next() {
+		var w string
+		rows.Scan(&w)
+		kept = append(kept, w)
+	}
+	rows.Close()
+	for _, w := range kept {
+		l.warn("%s: warehouse %s is not in the file but inventory refers to it: kept", l.res.File, w)
+	}
+	n, err := l.exec(`DELETE FROM warehouses AS w WHERE ` + missing + ` AND NOT EXISTS (SELECT 1 FROM inventory v WHERE v.warehouse = w.warehouse)`)
+	l.res.Deleted += n
+	return err
+}

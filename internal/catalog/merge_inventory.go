@@ -1,0 +1,69 @@
+package catalog
+
+import "github.com/posbridge/posbridge/internal/trigger"
+
+func checkInventory(l *loader) error {
+	if !l.opts.AllowNegativeOnHand {
+		if err := l.rejectWhere(`s.on_hand < 0`, `'field on_hand ' || s.on_hand || ': must not be negative (set load.allow_negative_on_hand to accept)'`); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// thresholdRule is true when a change of available from old to new must be
+// sent, for threshold thr: below a positive threshold every fall, and every
+// crossing of it either way; with no threshold every change.
+func thresholdRule(old, new, thr string) string {
+	return `(CASE WHEN ` + thr + ` > 0 THEN
+      (` + old + ` >= ` + thr + ` AND ` + new + ` < ` + thr + `)
+   OR (` + old + ` < ` + thr + ` AND ` + new + ` < ` + old + `)
+   OR (` + old + ` < ` + thr + ` AND ` + new + ` >= ` + thr + `)
+  ELSE ` + new + ` <> ` + old + ` END)`
+}
+
+// mergeInventory merges stock rows. ITW triggers are per item/SKU and
+// follow the threshold rule; a new stock row always triggers (A when the
+// SKU had no stock rows before). A full load sets the stock of rows missing
+// from the file to zero; they count as deleted.
+func mergeInventory(l *loader) error {
+	match := `v.item = s.item AND v.sku = s.sku AND v.warehouse = s.warehouse AND v.location = s.location`
+	steps := []struct {
+		q    string
+		args []any
+	}{
+		{q: `UPDATE stage SET action = coalesce((SELECT CASE
+    WHEN v.on_hand IS NOT stage.on_hand OR v.reserved IS NOT stage.reserved
+      OR (stage.threshold IS NOT NULL AND v.threshold IS NOT stage.threshold) THEN 'C' ELSE '' END
+  FROM inventory v WHERE v.item = stage.item AND v.sku = stage.sku AND v.warehouse = stage.warehouse AND v.location = stage.location), 'A')`},
+		{q: `INSERT INTO events(record_key, sub_key, capture)
+SELECT s.item, s.sku, CASE WHEN v.item IS NULL AND NOT EXISTS (SELECT 1 FROM inventory w WHERE w.item = s.item AND w.sku = s.sku) THEN 'A' ELSE 'C' END
+FROM stage s LEFT JOIN inventory v ON ` + match + `
+WHERE s.action <> '' AND (v.item IS NULL OR ` + thresholdRule("(v.on_hand - v.reserved)", "(s.on_hand - s.reserved)", "coalesce(s.threshold, v.threshold, 0)") + `)`},
+		{q: `INSERT INTO inventory(item, sku, warehouse, location, on_hand, reserved, threshold, updated_at)
+SELECT item, sku, warehouse, location, on_hand, reserved, threshold, ?1 FROM stage WHERE action <> ''
+ON CONFLICT(item, sku, warehouse, location) DO UPDATE SET on_hand = excluded.on_hand, reserved = excluded.reserved,
+  threshold = coalesce(excluded.threshold, inventory.threshold), updated_at = excluded.updated_at`, args: []any{l.now}},
+	}
+	for _, s := range steps {
+		if _, err := l.exec(s.q, s.args...); err != nil {
+			return err
+		}
+	}
+	if err := l.countActions("stage"); err != nil {
+		return err
+	}
+	if l.deletesAllowed() {
+		missing := `(v.on_hand <> 0 OR v.reserved <> 0) AND NOT EXISTS (SELECT 1 FROM stage s WHERE ` + match + `)`
+		if _, err := l.exec(`INSERT INTO events(record_key, sub_key, capture)
+SELECT v.item, v.sku, 'C' FROM inventory v WHERE ` + missing + ` AND ` + thresholdRule("(v.on_hand - v.reserved)", "0", "coalesce(v.threshold, 0)")); err != nil {
+			return err
+		}
+		n, err := l.exec(`UPDATE inventory AS v SET on_hand = 0, reserved = 0, updated_at = ? WHERE `+missing, l.now)
+		if err != nil {
+			return err
+		}
+		l.res.Deleted += n
+	}
+	return l.fold(trigger.CodeInventory, `SELECT record_key, sub_key, min(capture) AS capture FROM events GROUP BY record_key, sub_key`)
+}

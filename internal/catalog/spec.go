@@ -1,0 +1,208 @@
+package catalog
+
+import (
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/posbridge/posbridge/internal/format"
+)
+
+// column is one field of a row type, with its rules.
+type column struct {
+	name     string // CSV column and XML attribute
+	col      string // staging and state column
+	field    int    // index in the row struct
+	key      bool
+	required bool
+	typ      string // text, int, decimal, flag, date
+	max      int
+	min      *int64
+	def      string
+	upper    bool
+}
+
+// plan is the list of columns of a row type.
+type plan struct {
+	typ  reflect.Type
+	cols []column
+}
+
+func newPlan(row any) plan {
+	t := reflect.TypeOf(row)
+	p := plan{typ: t}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		c := column{name: f.Tag.Get("csv"), field: i, typ: "text"}
+		c.col = c.name
+		for _, opt := range strings.Split(f.Tag.Get("load"), ",") {
+			k, v, _ := strings.Cut(opt, "=")
+			switch k {
+			case "key":
+				c.key = true
+			case "required":
+				c.required = true
+			case "type":
+				c.typ = v
+			case "max":
+				c.max, _ = strconv.Atoi(v)
+			case "min":
+				n, _ := strconv.ParseInt(v, 10, 64)
+				c.min = &n
+			case "default":
+				c.def = v
+			case "col":
+				c.col = v
+			case "upper":
+				c.upper = true
+			case "":
+			default:
+				panic(fmt.Sprintf("%s.%s: unknown load tag option %q", t.Name(), f.Name, k))
+			}
+		}
+		p.cols = append(p.cols, c)
+	}
+	return p
+}
+
+// names returns the CSV column names in struct order.
+func (p plan) names() []string {
+	out := make([]string, len(p.cols))
+	for i, c := range p.cols {
+		out[i] = c.name
+	}
+	return out
+}
+
+// keyCols returns the staging columns of the record key.
+func (p plan) keyCols() []string {
+	var out []string
+	for _, c := range p.cols {
+		if c.key {
+			out = append(out, c.col)
+		}
+	}
+	return out
+}
+
+// stageDDL is the staging table: one column per field in struct order.
+func (p plan) stageDDL(table string) string {
+	var b strings.Builder
+	b.WriteString("CREATE TEMP TABLE " + table + " (src_line INTEGER PRIMARY KEY")
+	for _, c := range p.cols {
+		aff := "TEXT"
+		switch c.typ {
+		case "int", "decimal", "flag":
+			aff = "INTEGER"
+		}
+		fmt.Fprintf(&b, ", %q %s", c.col, aff)
+	}
+	b.WriteString(", action TEXT NOT NULL DEFAULT '')")
+	return b.String()
+}
+
+// convert validates the fields of one row (a struct of strings) and returns
+// the staged values in struct order, or every problem found.
+func (p plan) convert(row reflect.Value, maxLen int, dst []any) ([]any, []string) {
+	var problems []string
+	for _, c := range p.cols {
+		raw := strings.TrimSpace(row.Field(c.field).String())
+		if !utf8.ValidString(raw) {
+			problems = append(problems, fmt.Sprintf("field %s is not valid UTF-8", c.name))
+			dst = append(dst, nil)
+			continue
+		}
+		if strings.IndexByte(raw, 0) >= 0 {
+			problems = append(problems, fmt.Sprintf("field %s contains a NUL byte", c.name))
+			dst = append(dst, nil)
+			continue
+		}
+		if raw == "" {
+			raw = c.def
+		}
+		if raw == "" {
+			if c.required {
+				problems = append(problems, fmt.Sprintf("field %s is required", c.name))
+			}
+			if c.typ == "text" {
+				dst = append(dst, "")
+			} else {
+				dst = append(dst, nil)
+			}
+			continue
+		}
+		var v any
+		var err error
+		switch c.typ {
+		case "text":
+			limit := c.max
+			if limit == 0 || limit > maxLen {
+				limit = maxLen
+			}
+			if n := utf8.RuneCountInString(raw); n > limit {
+				err = fmt.Errorf("is %d characters long, at most %d allowed", n, limit)
+			} else if c.upper {
+				v = strings.ToUpper(raw)
+			} else {
+				v = raw
+			}
+		case "int":
+			var n int64
+			n, err = format.ParseInt(raw)
+			if err == nil && c.min != nil && n < *c.min {
+				err = fmt.Errorf("must be at least %d", *c.min)
+			}
+			v = n
+		case "decimal":
+			var n int64
+			n, err = format.ParseAmount(raw)
+			if err == nil && c.min != nil && n < *c.min*format.AmountScale {
+				err = fmt.Errorf("must be at least %d", *c.min)
+			}
+			v = n
+		case "flag":
+			var b bool
+			b, err = format.ParseFlag(raw)
+			if b {
+				v = int64(1)
+			} else {
+				v = int64(0)
+			}
+		case "date":
+			v, err = format.ParseDate(raw)
+		}
+		if err != nil {
+			shown := raw
+			if len(shown) > 40 {
+				shown = shown[:40] + "..."
+			}
+			problems = append(problems, fmt.Sprintf("field %s %q: %v", c.name, shown, err))
+			v = nil
+		}
+		dst = append(dst, v)
+	}
+	return dst, problems
+}
+
+// display writes a staged value back as file text, for reject files.
+func (c column) display(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case int64:
+		switch c.typ {
+		case "decimal":
+			return format.FormatAmount(x)
+		case "flag":
+			return format.FormatFlag(x != 0)
+		}
+		return strconv.FormatInt(x, 10)
+	case string:
+		return x
+	case []byte:
+		return string(x)
+	}
+	return fmt.Sprint(v)
+}

@@ -1,0 +1,74 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/signal"
+	"syscall"
+
+	"github.com/posbridge/posbridge/internal/config"
+	"github.com/posbridge/posbridge/internal/db"
+)
+
+// Exit codes of DESIGN.md section 8.
+const (
+	ExitOK        = 0
+	ExitFailed    = 1
+	ExitUsage     = 2
+	ExitRejected  = 3
+	ExitTemporary = 75
+)
+
+// errUsage marks command-line mistakes.
+var errUsage = errors.New("usage")
+
+// usageErr wraps err as a usage error (exit 2).
+func usageErr(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, args...))
+}
+
+// errRejected is returned by commands that finished but rejected records.
+var errRejected = errors.New("some records were rejected")
+
+// errAttention is returned by checks that found something to look at.
+var errAttention = errors.New("needs attention")
+
+// Main runs posbridge with args and returns the exit code.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	app := &App{In: stdin, Out: stdout, Err: stderr}
+	root := newRoot(app)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if app.db != nil {
+		app.db.Close()
+	}
+	code := exitCode(err)
+	switch {
+	case err == nil:
+	case errors.Is(err, errRejected), errors.Is(err, errAttention):
+		app.logger().Warn(err.Error())
+	default:
+		app.logger().Error(err.Error())
+	}
+	return code
+}
+
+// exitCode is the one place that maps errors to exit codes.
+func exitCode(err error) int {
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.Is(err, errRejected):
+		return ExitRejected
+	case errors.Is(err, errUsage), errors.Is(err, config.ErrInvalid):
+		return ExitUsage
+	case errors.Is(err, db.ErrBusy):
+		return ExitTemporary
+	default:
+		return ExitFailed
+	}
+}

@@ -1,0 +1,90 @@
+package cli
+
+import (
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/posbridge/posbridge/internal/config"
+)
+
+func newRoot(app *App) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "posbridge",
+		Short: "Batch file exchange between an OMS and POS, warehouse and online-store systems",
+		Long: `posbridge keeps the state of master data, inventory and outbound triggers in one
+SQLite file, loads upstream extracts, and exchanges files with partner systems.
+
+Exit codes: 0 done (also "nothing to do"), 1 failed (nothing half-applied),
+2 usage or configuration error, 3 done but some records were rejected,
+75 temporary failure (database busy, lock held): try again later.
+
+Data goes to stdout, messages to stderr.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRun: func(cmd *cobra.Command, args []string) {
+			// Flags are parsed now; the logger may depend on them.
+			app.log = nil
+		},
+	}
+	root.CompletionOptions.HiddenDefaultCmd = true
+	pf := root.PersistentFlags()
+	pf.StringVar(&app.ConfigFile, "config", "", "config file (default: ./posbridge.yaml, $XDG_CONFIG_HOME/posbridge/config.yaml, /etc/posbridge/config.yaml)")
+	pf.String("data-dir", "", "data folder holding posbridge.db (config data_dir, env POSBRIDGE_DATA_DIR)")
+	annotate(pf, "data-dir", "data_dir")
+	pf.StringVar(&app.LogFormat, "log-format", "", "log format on stderr: text or json (config log.format)")
+	annotate(pf, "log-format", "log.format")
+	pf.BoolVarP(&app.Quiet, "quiet", "q", false, "only warnings and errors on stderr")
+	pf.BoolVarP(&app.Verbose, "verbose", "v", false, "debug messages on stderr")
+	app.flags = pf
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageErr("%v (see '%s --help')", err, c.CommandPath())
+	})
+	root.SetOut(app.Out)
+	root.SetErr(app.Err)
+
+	root.AddCommand(
+		newInitCmd(app),
+		newConfigCmd(app),
+		newDBCmd(app),
+		newLoadCmd(app),
+		newTriggerCmd(app),
+		newStatusCmd(app),
+	)
+	return root
+}
+
+func annotate(fs *pflag.FlagSet, flag, key string) {
+	fs.SetAnnotation(flag, config.FlagKeyAnnotation, []string{key})
+}
+
+// exactArgs is cobra.ExactArgs reporting a usage error.
+func exactArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageErr("%s takes %d argument(s), got %d (see '%s --help')", cmd.CommandPath(), n, len(args), cmd.CommandPath())
+		}
+		return nil
+	}
+}
+
+// noArgs is cobra.NoArgs reporting a usage error.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageErr("%s takes no arguments, got %q", cmd.CommandPath(), args[0])
+	}
+	return nil
+}
+
+// groupCmd is a command that only holds subcommands.
+func groupCmd(use, short string, subs ...*cobra.Command) *cobra.Command {
+	c := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return usageErr("%s needs a subcommand (see '%s --help')", cmd.CommandPath(), cmd.CommandPath())
+		},
+	}
+	c.AddCommand(subs...)
+	return c
+}

@@ -1,0 +1,291 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// Config is the effective configuration. Field tags name the YAML keys; the
+// environment variable of a key is POSBRIDGE_ followed by the key path in
+// upper case with "." replaced by "_" (data_dir: POSBRIDGE_DATA_DIR,
+// triggers.purge_days: POSBRIDGE_TRIGGERS_PURGE_DAYS).
+type Config struct {
+	DataDir  string   `mapstructure:"data_dir"`
+	Database string   `mapstructure:"database"`
+	Company  Company  `mapstructure:"company"`
+	Log      Log      `mapstructure:"log"`
+	DB       DB       `mapstructure:"db"`
+	Load     Loads    `mapstructure:"load"`
+	Triggers Triggers `mapstructure:"triggers"`
+
+	// File is the config file that was read, empty when none was found.
+	File string `mapstructure:"-"`
+}
+
+// Company identifies the one company whose data this database holds.
+type Company struct {
+	Number int    `mapstructure:"number"`
+	Name   string `mapstructure:"name"`
+}
+
+// Log sets how messages on stderr look.
+type Log struct {
+	Format string `mapstructure:"format"`
+	Level  string `mapstructure:"level"`
+}
+
+// DB tunes the SQLite connection.
+type DB struct {
+	BusyTimeout time.Duration `mapstructure:"busy_timeout"`
+	CacheMiB    int           `mapstructure:"cache_mib"`
+}
+
+// Loads tunes master data loads.
+type Loads struct {
+	// UnknownReferences says what happens to a row that names a record of
+	// another kind that is not loaded (an item's vendor, an invoice's
+	// customer or item): "warn" applies it and reports a warning, "reject"
+	// rejects it.
+	UnknownReferences string `mapstructure:"unknown_references"`
+	// AllowNegativeOnHand accepts negative on_hand in inventory loads.
+	AllowNegativeOnHand bool `mapstructure:"allow_negative_on_hand"`
+	// MaxFieldLength caps every text field that has no narrower limit.
+	MaxFieldLength int `mapstructure:"max_field_length"`
+}
+
+// Triggers tunes the outbound trigger table.
+type Triggers struct {
+	PurgeDays int `mapstructure:"purge_days"`
+}
+
+// DatabasePath is where the SQLite file lives.
+func (c *Config) DatabasePath() string {
+	if c.Database != "" {
+		return c.Database
+	}
+	return filepath.Join(c.DataDir, "posbridge.db")
+}
+
+func setDefaults(v *viper.Viper) {
+	v.SetDefault("data_dir", "./data")
+	v.SetDefault("database", "")
+	v.SetDefault("company.number", 1)
+	v.SetDefault("company.name", "Demo Retail")
+	v.SetDefault("log.format", "text")
+	v.SetDefault("log.level", "info")
+	v.SetDefault("db.busy_timeout", "10s")
+	v.SetDefault("db.cache_mib", 32)
+	v.SetDefault("load.unknown_references", "warn")
+	v.SetDefault("load.allow_negative_on_hand", false)
+	v.SetDefault("load.max_field_length", 1000)
+	v.SetDefault("triggers.purge_days", 7)
+}
+
+// Options says where Load looks.
+type Options struct {
+	// File is the --config flag; when set it must exist.
+	File string
+	// Flags are the command-line flags; a flag that was set overrides the
+	// key named by its "config-key" annotation.
+	Flags *pflag.FlagSet
+	// LookupEnv reads the environment; nil means os.LookupEnv.
+	LookupEnv func(string) (string, bool)
+}
+
+// ErrInvalid wraps every configuration problem; the CLI maps it to exit 2.
+var ErrInvalid = errors.New("invalid configuration")
+
+// FlagKeyAnnotation is the pflag annotation naming the config key a flag sets.
+const FlagKeyAnnotation = "config-key"
+
+// SearchPaths lists the config files tried, in order, when --config is not given.
+func SearchPaths(lookupEnv func(string) (string, bool)) []string {
+	paths := []string{"posbridge.yaml"}
+	if x, ok := lookupEnv("XDG_CONFIG_HOME"); ok && x != "" {
+		paths = append(paths, filepath.Join(x, "posbridge", "config.yaml"))
+	} else if h, ok := lookupEnv("HOME"); ok && h != "" {
+		paths = append(paths, filepath.Join(h, ".config", "posbridge", "config.yaml"))
+	}
+	return append(paths, "/etc/posbridge/config.yaml")
+}
+
+// Load reads the configuration: flag > environment > file > default. It
+// returns every problem it finds, joined, each wrapped in ErrInvalid.
+func Load(opts Options) (*Config, error) {
+	lookup := opts.LookupEnv
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	v := viper.New()
+	v.SetConfigType("yaml")
+	setDefaults(v)
+
+	file := opts.File
+	if file == "" {
+		for _, p := range SearchPaths(lookup) {
+			if _, err := os.Stat(p); err == nil {
+				file = p
+				break
+			}
+		}
+	}
+	if file != "" {
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, fmt.Errorf("%w: read config %q: %v", ErrInvalid, file, err)
+		}
+		err = v.ReadConfig(f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%w: parse config %q: %v", ErrInvalid, file, err)
+		}
+	}
+
+	// The environment: only keys viper knows (every key has a default).
+	for _, key := range v.AllKeys() {
+		name := "POSBRIDGE_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+		if val, ok := lookup(name); ok {
+			v.Set(key, val)
+		}
+	}
+	if opts.Flags != nil {
+		opts.Flags.VisitAll(func(f *pflag.Flag) {
+			if keys := f.Annotations[FlagKeyAnnotation]; len(keys) == 1 && f.Changed {
+				v.Set(keys[0], f.Value.String())
+			}
+		})
+	}
+
+	var c Config
+	var md mapstructure.Metadata
+	err := v.Unmarshal(&c, func(dc *mapstructure.DecoderConfig) {
+		dc.Metadata = &md
+		dc.WeaklyTypedInput = true
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrInvalid, describe(file), err)
+	}
+	c.File = file
+	var problems []error
+	unused := append([]string(nil), md.Unused...)
+	sort.Strings(unused)
+	for _, k := range unused {
+		problems = append(problems, fmt.Errorf("%w: %s: unknown setting %q", ErrInvalid, describe(file), k))
+	}
+	problems = append(problems, c.Validate()...)
+	if len(problems) > 0 {
+		return &c, errors.Join(problems...)
+	}
+	return &c, nil
+}
+
+func describe(file string) string {
+	if file == "" {
+		return "configuration"
+	}
+	return file
+}
+
+// Validate checks the values and returns one error per problem.
+func (c *Config) Validate() []error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: %s: %s", ErrInvalid, key, fmt.Sprintf(format, args...)))
+	}
+	if strings.TrimSpace(c.DataDir) == "" {
+		bad("data_dir", "must not be empty")
+	}
+	if c.Company.Number <= 0 {
+		bad("company.number", "must be a positive number, got %d", c.Company.Number)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		bad("log.format", "must be text or json, got %q", c.Log.Format)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
+	}
+	if c.DB.BusyTimeout < 0 {
+		bad("db.busy_timeout", "must not be negative, got %s", c.DB.BusyTimeout)
+	}
+	if c.DB.CacheMiB < 1 || c.DB.CacheMiB > 4096 {
+		bad("db.cache_mib", "must be between 1 and 4096, got %d", c.DB.CacheMiB)
+	}
+	if c.Load.UnknownReferences != "warn" && c.Load.UnknownReferences != "reject" {
+		bad("load.unknown_references", "must be warn or reject, got %q", c.Load.UnknownReferences)
+	}
+	if c.Load.MaxFieldLength < 1 {
+		bad("load.max_field_length", "must be at least 1, got %d", c.Load.MaxFieldLength)
+	}
+	if c.Triggers.PurgeDays < 1 {
+		bad("triggers.purge_days", "must be at least 1, got %d", c.Triggers.PurgeDays)
+	}
+	return errs
+}
+
+// secretWords mark keys whose values config show must not print.
+var secretWords = []string{"password", "passphrase", "secret", "token", "private_key"}
+
+// Redacted returns the configuration as nested maps keyed like the YAML file,
+// with the values of secret-looking keys replaced by "***".
+func (c *Config) Redacted() map[string]any {
+	return redact(reflect.ValueOf(*c)).(map[string]any)
+}
+
+func redact(v reflect.Value) any {
+	switch v.Kind() {
+	case reflect.Struct:
+		m := map[string]any{}
+		t := v.Type()
+		for i := 0; i < t.NumField(); i++ {
+			name := t.Field(i).Tag.Get("mapstructure")
+			if name == "" || name == "-" {
+				continue
+			}
+			fv := v.Field(i)
+			if isSecret(name) && fv.Kind() == reflect.String && fv.String() != "" {
+				m[name] = "***"
+				continue
+			}
+			m[name] = redact(fv)
+		}
+		return m
+	case reflect.Map:
+		m := map[string]any{}
+		for _, k := range v.MapKeys() {
+			m[fmt.Sprint(k.Interface())] = redact(v.MapIndex(k))
+		}
+		return m
+	case reflect.Slice:
+		out := make([]any, v.Len())
+		for i := range out {
+			out[i] = redact(v.Index(i))
+		}
+		return out
+	default:
+		if d, ok := v.Interface().(time.Duration); ok {
+			return d.String()
+		}
+		return v.Interface()
+	}
+}
+
+func isSecret(key string) bool {
+	for _, w := range secretWords {
+		if strings.Contains(key, w) && !strings.HasSuffix(key, "_env") {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,196 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// ErrNotDatabase means the file exists but is not a SQLite database.
+var ErrNotDatabase = errors.New("not a SQLite database")
+
+// ErrMissing means the database file does not exist yet.
+var ErrMissing = errors.New("database does not exist")
+
+// ErrTooNew means the database was migrated by a newer posbridge.
+var ErrTooNew = errors.New("database schema is newer than this posbridge")
+
+// ErrBusy means another process held the database lock past the busy timeout.
+var ErrBusy = errors.New("database is busy")
+
+// Options tune Open.
+type Options struct {
+	BusyTimeout time.Duration
+	CacheMiB    int
+	// Create allows Open to create a missing database file.
+	Create bool
+	// NoMigrate leaves pending migrations for an explicit Migrate.
+	NoMigrate bool
+}
+
+// DB is an open posbridge database.
+type DB struct {
+	*sql.DB
+	Path string
+}
+
+// Open opens the database at path with WAL, synchronous=NORMAL, foreign keys,
+// a busy timeout and BEGIN IMMEDIATE for transactions, checks that it is a
+// SQLite file, and applies pending migrations. It refuses a database whose
+// schema is newer than the binary.
+func Open(ctx context.Context, path string, opts Options) (*DB, error) {
+	if _, err := os.Stat(path); err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("open database %q: %w", path, err)
+		}
+		if !opts.Create {
+			return nil, fmt.Errorf("open database %q: %w (run 'posbridge init' first)", path, ErrMissing)
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+			return nil, fmt.Errorf("create data folder for %q: %w", path, err)
+		}
+	}
+	if opts.BusyTimeout <= 0 {
+		opts.BusyTimeout = 10 * time.Second
+	}
+	if opts.CacheMiB <= 0 {
+		opts.CacheMiB = 32
+	}
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", opts.BusyTimeout.Milliseconds()))
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_pragma", fmt.Sprintf("cache_size(-%d)", opts.CacheMiB*1024))
+	q.Add("_pragma", "temp_store(FILE)")
+	q.Set("_txlock", "immediate")
+	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
+	sqldb, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open database %q: %w", path, err)
+	}
+	d := &DB{DB: sqldb, Path: path}
+	// journal_mode is persistent in the file, so it is set once here rather
+	// than on every connection; this is also the first read of the file.
+	var mode string
+	if err := d.QueryRowContext(ctx, "PRAGMA journal_mode=WAL").Scan(&mode); err != nil {
+		sqldb.Close()
+		return nil, fmt.Errorf("open database %q: %w", path, Classify(err))
+	}
+	if err := d.checkVersion(ctx); err != nil {
+		sqldb.Close()
+		return nil, err
+	}
+	if !opts.NoMigrate {
+		if _, err := d.Migrate(ctx); err != nil {
+			sqldb.Close()
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// Classify maps SQLite error codes that have a meaning of their own to the
+// sentinel errors of this package, keeping the original text.
+func Classify(err error) error {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_NOTADB:
+			return fmt.Errorf("%w: %v", ErrNotDatabase, err)
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+			return fmt.Errorf("%w: %v", ErrBusy, err)
+		}
+	}
+	return err
+}
+
+// Now is the timestamp format of every *_at column: UTC, second precision.
+func Now() string { return time.Now().UTC().Format(TimeLayout) }
+
+// TimeLayout is the layout of stored timestamps.
+const TimeLayout = "2006-01-02T15:04:05Z"
+
+// Backup writes a consistent copy of the live database to dest with VACUUM
+// INTO, first to a temporary name beside dest, then renamed into place.
+func (d *DB) Backup(ctx context.Context, dest string, overwrite bool) error {
+	if _, err := os.Stat(dest); err == nil && !overwrite {
+		return fmt.Errorf("backup to %q: file exists (use --force to replace it)", dest)
+	}
+	tmp := dest + ".tmp-backup"
+	os.Remove(tmp)
+	if _, err := d.ExecContext(ctx, "VACUUM INTO ?", tmp); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("backup to %q: %w", dest, Classify(err))
+	}
+	if err := os.Rename(tmp, dest); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("backup to %q: %w", dest, err)
+	}
+	return nil
+}
+
+// TableCounts returns the number of rows of every table of the schema.
+func (d *DB) TableCounts(ctx context.Context) ([]TableCount, error) {
+	rows, err := d.QueryContext(ctx, `SELECT name FROM sqlite_schema WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name`)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		names = append(names, n)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]TableCount, 0, len(names))
+	for _, n := range names {
+		var c int64
+		if err := d.QueryRowContext(ctx, `SELECT count(*) FROM "`+strings.ReplaceAll(n, `"`, `""`)+`"`).Scan(&c); err != nil {
+			return nil, fmt.Errorf("count %s: %w", n, err)
+		}
+		out = append(out, TableCount{Table: n, Rows: c})
+	}
+	return out, nil
+}
+
+// TableCount is one row of TableCounts.
+type TableCount struct {
+	Table string `json:"table"`
+	Rows  int64  `json:"rows"`
+}
+
+// WithTx runs fn in a BEGIN IMMEDIATE transaction on conn and commits when
+// fn returns nil; otherwise, or when commit is false, it rolls back.
+func WithTx(ctx context.Context, conn *sql.Conn, commit bool, fn func() error) (err error) {
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return fmt.Errorf("begin: %w", Classify(err))
+	}
+	defer func() {
+		if err != nil || !commit {
+			if _, rbErr := conn.ExecContext(context.Background(), "ROLLBACK"); rbErr != nil && err == nil {
+				err = fmt.Errorf("rollback: %w", rbErr)
+			}
+			return
+		}
+		if _, cErr := conn.ExecContext(ctx, "COMMIT"); cErr != nil {
+			conn.ExecContext(context.Background(), "ROLLBACK")
+			err = fmt.Errorf("commit: %w", Classify(cErr))
+		}
+	}()
+	return fn()
+}

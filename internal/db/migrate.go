@@ -1,0 +1,120 @@
+package db
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// Migration is one numbered schema change.
+type Migration struct {
+	Version int
+	Name    string
+	SQL     string
+}
+
+// Migrations returns the embedded migrations in order.
+func Migrations() []Migration {
+	entries, err := fs.ReadDir(migrationFS, "migrations")
+	if err != nil {
+		panic(err) // embedded at build time: cannot fail
+	}
+	var ms []Migration
+	for _, e := range entries {
+		name := e.Name()
+		num, _, ok := strings.Cut(name, "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil {
+			panic(fmt.Sprintf("migration %q: name must start with a number and _", name))
+		}
+		b, _ := migrationFS.ReadFile("migrations/" + name)
+		ms = append(ms, Migration{Version: v, Name: strings.TrimSuffix(name, ".sql"), SQL: string(b)})
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].Version < ms[j].Version })
+	return ms
+}
+
+// LatestVersion is the schema version this binary writes.
+func LatestVersion() int {
+	ms := Migrations()
+	return ms[len(ms)-1].Version
+}
+
+// Version returns the schema version recorded in the database, 0 for a new file.
+func (d *DB) Version(ctx context.Context) (int, error) {
+	var n int
+	err := d.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE type='table' AND name='schema_migrations'`).Scan(&n)
+	if err != nil {
+		return 0, Classify(err)
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	var v int
+	if err := d.QueryRowContext(ctx, `SELECT coalesce(max(version),0) FROM schema_migrations`).Scan(&v); err != nil {
+		return 0, Classify(err)
+	}
+	return v, nil
+}
+
+func (d *DB) checkVersion(ctx context.Context) error {
+	cur, err := d.Version(ctx)
+	if err != nil {
+		return fmt.Errorf("read schema version of %q: %w", d.Path, err)
+	}
+	if latest := LatestVersion(); cur > latest {
+		return fmt.Errorf("open database %q: %w: schema version %d, this binary knows up to %d; upgrade posbridge", d.Path, ErrTooNew, cur, latest)
+	}
+	return nil
+}
+
+// Migrate applies every pending migration, each in its own transaction,
+// and returns the names of those it applied.
+func (d *DB) Migrate(ctx context.Context) ([]string, error) {
+	if err := d.checkVersion(ctx); err != nil {
+		return nil, err
+	}
+	cur, err := d.Version(ctx)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := d.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	var applied []string
+	for _, m := range Migrations() {
+		if m.Version <= cur {
+			continue
+		}
+		err := WithTx(ctx, conn, true, func() error {
+			// Another process may have applied it while we waited for the lock.
+			var done int
+			conn.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE name='schema_migrations'`).Scan(&done)
+			if done > 0 {
+				conn.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version=?`, m.Version).Scan(&done)
+				if done > 0 {
+					return nil
+				}
+			}
+			if _, err := conn.ExecContext(ctx, m.SQL); err != nil {
+				return err
+			}
+			_, err := conn.ExecContext(ctx, `INSERT INTO schema_migrations(version, name, applied_at) VALUES (?,?,?)`, m.Version, m.Name, Now())
+			return err
+		})
+		if err != nil {
+			return applied, fmt.Errorf("apply migration %s to %q: %w", m.Name, d.Path, err)
+		}
+		applied = append(applied, m.Name)
+	}
+	return applied, nil
+}

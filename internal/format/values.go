@@ -1,0 +1,121 @@
+package format
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// AmountScale is the number of stored units per 1.00: amounts are kept as
+// integers in ten-thousandths so sums are exact.
+const AmountScale = 10000
+
+// ParseAmount parses a decimal with a dot and at most 4 places ("12.5",
+// "-3", "0.0125") into ten-thousandths.
+func ParseAmount(s string) (int64, error) {
+	if s == "" {
+		return 0, errors.New("empty number")
+	}
+	neg := false
+	switch s[0] {
+	case '-':
+		neg = true
+		s = s[1:]
+	case '+':
+		s = s[1:]
+	}
+	intPart, frac, hasDot := strings.Cut(s, ".")
+	if intPart == "" && frac == "" {
+		return 0, errors.New("not a number")
+	}
+	if hasDot && frac == "" && intPart == "" {
+		return 0, errors.New("not a number")
+	}
+	if len(frac) > 4 {
+		return 0, errors.New("more than 4 decimal places")
+	}
+	if len(intPart) > 14 {
+		return 0, errors.New("too large")
+	}
+	var v int64
+	for _, c := range intPart {
+		if c < '0' || c > '9' {
+			return 0, errors.New("not a decimal number (use digits and a dot, like 12.50)")
+		}
+		v = v*10 + int64(c-'0')
+	}
+	scale := int64(AmountScale)
+	for _, c := range frac {
+		if c < '0' || c > '9' {
+			return 0, errors.New("not a decimal number (use digits and a dot, like 12.50)")
+		}
+		scale /= 10
+		v = v*10 + int64(c-'0')
+	}
+	v *= scale
+	if neg {
+		v = -v
+	}
+	return v, nil
+}
+
+// FormatAmount writes ten-thousandths with an explicit decimal point and at
+// least two places: 125000 is "12.50", 125 is "0.0125".
+func FormatAmount(v int64) string {
+	neg := v < 0
+	if neg {
+		v = -v
+	}
+	s := strconv.FormatInt(v/AmountScale, 10) + "." + strings.TrimRight(strconv.FormatInt(AmountScale+v%AmountScale, 10)[1:], "0")
+	if i := strings.IndexByte(s, '.'); len(s)-i-1 < 2 {
+		s += strings.Repeat("0", 2-(len(s)-i-1))
+	}
+	if neg {
+		s = "-" + s
+	}
+	return s
+}
+
+// ParseInt parses a whole number such as a quantity.
+func ParseInt(s string) (int64, error) {
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		var ne *strconv.NumError
+		if errors.As(err, &ne) && errors.Is(ne.Err, strconv.ErrRange) {
+			return 0, errors.New("out of range")
+		}
+		return 0, errors.New("not a whole number")
+	}
+	return v, nil
+}
+
+// ParseFlag accepts Y/N, true/false, 1/0 in any case.
+func ParseFlag(s string) (bool, error) {
+	switch strings.ToLower(s) {
+	case "y", "yes", "true", "1":
+		return true, nil
+	case "n", "no", "false", "0":
+		return false, nil
+	}
+	return false, errors.New("not a flag (use Y or N)")
+}
+
+// FormatFlag writes Y or N.
+func FormatFlag(b bool) string {
+	if b {
+		return "Y"
+	}
+	return "N"
+}
+
+// DateLayout is the layout of dates in every file.
+const DateLayout = "2006-01-02"
+
+// ParseDate checks a YYYY-MM-DD date and returns it unchanged.
+func ParseDate(s string) (string, error) {
+	if _, err := time.Parse(DateLayout, s); err != nil {
+		return "", errors.New("not a valid date (use YYYY-MM-DD)")
+	}
+	return s, nil
+}

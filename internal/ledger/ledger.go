@@ -1,0 +1,80 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"os"
+
+	"github.com/posbridge/posbridge/internal/db"
+)
+
+// Execer runs statements on a connection or transaction.
+type Execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// Run statuses.
+const (
+	RunRunning = "running"
+	RunOK      = "ok"
+	RunRejects = "rejects"
+	RunFailed  = "failed"
+)
+
+// StartRun records the start of a state-changing command and returns its id.
+func StartRun(ctx context.Context, d *db.DB, command, job string) (int64, error) {
+	host, _ := os.Hostname()
+	res, err := d.ExecContext(ctx, `INSERT INTO runs(command, job, status, started_at, host, pid) VALUES (?,?,?,?,?,?)`,
+		command, job, RunRunning, db.Now(), host, os.Getpid())
+	if err != nil {
+		return 0, fmt.Errorf("record run: %w", db.Classify(err))
+	}
+	return res.LastInsertId()
+}
+
+// EndRun records the end of a run with its status, counts and error text.
+func EndRun(ctx context.Context, d *db.DB, id int64, status string, counts any, runErr error) error {
+	b, err := json.Marshal(counts)
+	if err != nil {
+		return err
+	}
+	msg := ""
+	if runErr != nil {
+		msg = runErr.Error()
+	}
+	_, err = d.ExecContext(ctx, `UPDATE runs SET status=?, ended_at=?, counts=?, error=? WHERE id=?`, status, db.Now(), string(b), msg, id)
+	if err != nil {
+		return fmt.Errorf("record end of run %d: %w", id, db.Classify(err))
+	}
+	return nil
+}
+
+// File is one row of the file ledger.
+type File struct {
+	Direction string
+	Kind      string
+	Name      string
+	Path      string
+	SHA256    string
+	Size      int64
+	Records   int64
+	Rejected  int64
+	Status    string
+	RunID     int64
+}
+
+// RecordFile adds f to the ledger inside the caller's transaction.
+func RecordFile(ctx context.Context, q Execer, f File) error {
+	var run any
+	if f.RunID > 0 {
+		run = f.RunID
+	}
+	_, err := q.ExecContext(ctx, `INSERT INTO files(direction, kind, name, path, sha256, size, records, rejected, status, run_id, created_at)
+VALUES (?,?,?,?,?,?,?,?,?,?,?)`, f.Direction, f.Kind, f.Name, f.Path, f.SHA256, f.Size, f.Records, f.Rejected, f.Status, run, db.Now())
+	if err != nil {
+		return fmt.Errorf("record file %q: %w", f.Path, err)
+	}
+	return nil
+}

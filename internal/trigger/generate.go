@@ -1,0 +1,94 @@
+package trigger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/posbridge/posbridge/internal/db"
+)
+
+// source is how Generate selects the records of one kind.
+type source struct {
+	code string
+	// sel returns (record_key, sub_key) of every live record.
+	sel string
+	// class is the column --where-class filters on, "" when the kind has none.
+	class string
+}
+
+// Kinds maps the generate --type names to their sources.
+var kinds = map[string]source{
+	"item": {CodeItem, `SELECT s.item AS record_key, s.sku AS sub_key FROM skus s JOIN items i ON i.item = s.item
+  WHERE s.deleted_at IS NULL AND i.deleted_at IS NULL`, "i.item_class"},
+	"vendor":   {CodeVendor, `SELECT vendor AS record_key, '' AS sub_key FROM vendors WHERE deleted_at IS NULL`, ""},
+	"invoice":  {CodeInvoice, `SELECT invoice AS record_key, '' AS sub_key FROM invoices WHERE deleted_at IS NULL`, ""},
+	"customer": {CodeCustomer, `SELECT customer AS record_key, '' AS sub_key FROM customers WHERE deleted_at IS NULL`, "customer_class"},
+	"inventory": {CodeInventory, `SELECT DISTINCT v.item AS record_key, v.sku AS sub_key FROM inventory v JOIN items i ON i.item = v.item
+  WHERE i.deleted_at IS NULL`, "i.item_class"},
+}
+
+// ErrNoClass means a class filter was given for a kind without classes.
+var ErrNoClass = errors.New("--where-class does not apply")
+
+// GenerateKinds lists the names Generate accepts.
+var GenerateKinds = []string{"item", "vendor", "invoice", "customer", "inventory"}
+
+// GenerateOptions select what Generate creates triggers for.
+type GenerateOptions struct {
+	Kind   string
+	Class  string
+	DryRun bool
+}
+
+// GenerateResult says what Generate did.
+type GenerateResult struct {
+	FileCode string `json:"file_code"`
+	Selected int64  `json:"selected"`
+	Created  int64  `json:"created"`
+	// Skipped records already had a pending trigger.
+	Skipped int64 `json:"skipped"`
+}
+
+// Generate creates one A trigger per selected live record, in one
+// INSERT ... SELECT, skipping records that already have a pending trigger.
+func Generate(ctx context.Context, d *db.DB, opts GenerateOptions) (GenerateResult, error) {
+	src, ok := kinds[opts.Kind]
+	if !ok {
+		return GenerateResult{}, fmt.Errorf("unknown type %q: want one of %v", opts.Kind, GenerateKinds)
+	}
+	res := GenerateResult{FileCode: src.code}
+	sel := src.sel
+	var args []any
+	if opts.Class != "" {
+		if src.class == "" {
+			return res, fmt.Errorf("%w: %s records have no class", ErrNoClass, opts.Kind)
+		}
+		sel += " AND " + src.class + " = ?"
+		args = append(args, opts.Class)
+	}
+	conn, err := d.Conn(ctx)
+	if err != nil {
+		return res, err
+	}
+	defer conn.Close()
+	err = db.WithTx(ctx, conn, !opts.DryRun, func() error {
+		if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM (`+sel+`)`, args...).Scan(&res.Selected); err != nil {
+			return err
+		}
+		now := db.Now()
+		r, err := conn.ExecContext(ctx, `INSERT INTO triggers(file_code, record_key, sub_key, capture, status, created_at, updated_at)
+SELECT ?, src.record_key, src.sub_key, 'A', 'ready', ?, ? FROM (`+sel+`) AS src WHERE true
+ON CONFLICT(file_code, record_key, sub_key) WHERE `+pending+` DO NOTHING`, append([]any{src.code, now, now}, args...)...)
+		if err != nil {
+			return err
+		}
+		res.Created, _ = r.RowsAffected()
+		res.Skipped = res.Selected - res.Created
+		return nil
+	})
+	if err != nil {
+		return res, fmt.Errorf("generate %s triggers: %w", opts.Kind, db.Classify(err))
+	}
+	return res, nil
+}

@@ -1,0 +1,340 @@
+package trigger
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/posbridge/posbridge/internal/db"
+)
+
+// File codes of the OMS outbound trigger convention.
+const (
+	CodeItem      = "SKU"
+	CodeVendor    = "VND"
+	CodeInvoice   = "IHD"
+	CodeCustomer  = "CST"
+	CodeInventory = "ITW"
+)
+
+// Capture types.
+const (
+	Added   = "A"
+	Changed = "C"
+	Deleted = "D"
+)
+
+// Statuses.
+const (
+	StatusReady      = "ready"
+	StatusProcessing = "processing"
+	StatusProcessed  = "processed"
+	StatusError      = "error"
+)
+
+// Codes lists the file codes in display order.
+var Codes = []string{CodeItem, CodeVendor, CodeInvoice, CodeCustomer, CodeInventory}
+
+// Statuses lists the statuses in display order.
+var Statuses = []string{StatusReady, StatusProcessing, StatusProcessed, StatusError}
+
+// ErrNotFound means no trigger has the given id.
+var ErrNotFound = errors.New("trigger not found")
+
+// Execer is what the fold needs: a connection or transaction.
+type Execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// pending is the predicate of the partial unique index triggers_pending.
+const pending = `status IN ('ready','error')`
+
+// Fold records changes for file code code. source is a SELECT returning
+// (record_key, sub_key, capture) rows with capture A, C or D; each row folds
+// into the pending trigger of its record, if there is one:
+//
+//	A+C=A, C+C=C, C+D=D, D+A=C, D+C=C, D+D=D
+//
+// A pending A followed by D must cancel both; callers handle that case first
+// with CancelAdds, because the record itself must then be removed too.
+// A pending trigger in error is made ready again: the new data may fix it.
+func Fold(ctx context.Context, q Execer, code, source string, args ...any) (int64, error) {
+	now := db.Now()
+	stmt := `INSERT INTO triggers(file_code, record_key, sub_key, capture, status, created_at, updated_at)
+SELECT ?, src.record_key, src.sub_key, src.capture, 'ready', ?, ? FROM (` + source + `) AS src WHERE true
+ON CONFLICT(file_code, record_key, sub_key) WHERE ` + pending + ` DO UPDATE SET
+  capture = CASE
+    WHEN excluded.capture = 'D' THEN 'D'
+    WHEN triggers.capture = 'A' THEN 'A'
+    ELSE 'C' END,
+  status = 'ready', last_error = '', updated_at = excluded.updated_at`
+	all := append([]any{code, now, now}, args...)
+	res, err := q.ExecContext(ctx, stmt, all...)
+	if err != nil {
+		return 0, fmt.Errorf("fold %s triggers: %w", code, db.Classify(err))
+	}
+	return res.RowsAffected()
+}
+
+// CancelAdds deletes the pending A triggers of code whose (record_key,
+// sub_key) is in keys, a SELECT of two columns: a record added and deleted
+// before anything was sent is never sent at all. It first copies the
+// cancelled keys into the temporary table into (which must exist with
+// columns record_key, sub_key), so the caller can remove those records
+// instead of keeping tombstones.
+func CancelAdds(ctx context.Context, q Execer, code, keys, into string) (int64, error) {
+	sel := `SELECT t.record_key, t.sub_key FROM triggers t JOIN (` + keys + `) AS k
+  ON t.record_key = k.record_key AND t.sub_key = k.sub_key
+  WHERE t.file_code = ? AND t.capture = 'A' AND t.` + pending
+	if _, err := q.ExecContext(ctx, `INSERT INTO `+into+`(record_key, sub_key) `+sel, code); err != nil {
+		return 0, fmt.Errorf("cancel %s adds: %w", code, err)
+	}
+	res, err := q.ExecContext(ctx, `DELETE FROM triggers WHERE file_code = ? AND capture = 'A' AND `+pending+`
+  AND (record_key, sub_key) IN (SELECT record_key, sub_key FROM `+into+`)`, code)
+	if err != nil {
+		return 0, fmt.Errorf("cancel %s adds: %w", code, err)
+	}
+	return res.RowsAffected()
+}
+
+// Trigger is one row of the trigger table.
+type Trigger struct {
+	ID          int64  `json:"id"`
+	FileCode    string `json:"file_code"`
+	Key         string `json:"key"`
+	SubKey      string `json:"sub_key,omitempty"`
+	Capture     string `json:"capture"`
+	Status      string `json:"status"`
+	Attempts    int    `json:"attempts"`
+	LastError   string `json:"last_error,omitempty"`
+	RunID       int64  `json:"run_id,omitempty"`
+	File        string `json:"file,omitempty"`
+	CreatedAt   string `json:"created_at"`
+	UpdatedAt   string `json:"updated_at"`
+	ProcessedAt string `json:"processed_at,omitempty"`
+}
+
+// DisplayKey joins key and sub key the way operators type them: ITEM/SKU.
+func (t Trigger) DisplayKey() string {
+	if t.SubKey == "" {
+		return t.Key
+	}
+	return t.Key + "/" + t.SubKey
+}
+
+// Filter selects triggers for List.
+type Filter struct {
+	Code   string
+	Status string
+	// Key matches record_key, or record_key/sub_key when it holds a slash
+	// and no record has that whole string as its key.
+	Key   string
+	Limit int
+}
+
+const selectCols = `t.id, t.file_code, t.record_key, t.sub_key, t.capture, t.status, t.attempts, t.last_error,
+  coalesce(t.run_id,0), coalesce(f.name,''), t.created_at, t.updated_at, coalesce(t.processed_at,'')`
+
+func scan(rows interface{ Scan(...any) error }) (Trigger, error) {
+	var t Trigger
+	err := rows.Scan(&t.ID, &t.FileCode, &t.Key, &t.SubKey, &t.Capture, &t.Status, &t.Attempts, &t.LastError,
+		&t.RunID, &t.File, &t.CreatedAt, &t.UpdatedAt, &t.ProcessedAt)
+	return t, err
+}
+
+// List streams the triggers matching f in id order to fn.
+func List(ctx context.Context, d *db.DB, f Filter, fn func(Trigger) error) error {
+	var where []string
+	var args []any
+	if f.Code != "" {
+		where = append(where, "t.file_code = ?")
+		args = append(args, f.Code)
+	}
+	if f.Status != "" {
+		where = append(where, "t.status = ?")
+		args = append(args, f.Status)
+	}
+	if f.Key != "" {
+		if k, s, ok := strings.Cut(f.Key, "/"); ok {
+			where = append(where, "(t.record_key = ? OR (t.record_key = ? AND t.sub_key = ?))")
+			args = append(args, f.Key, k, s)
+		} else {
+			where = append(where, "t.record_key = ?")
+			args = append(args, f.Key)
+		}
+	}
+	q := `SELECT ` + selectCols + ` FROM triggers t LEFT JOIN files f ON f.id = t.file_id`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY t.id"
+	if f.Limit > 0 {
+		q += fmt.Sprintf(" LIMIT %d", f.Limit)
+	}
+	rows, err := d.QueryContext(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("list triggers: %w", db.Classify(err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		t, err := scan(rows)
+		if err != nil {
+			return err
+		}
+		if err := fn(t); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// Get returns one trigger.
+func Get(ctx context.Context, d *db.DB, id int64) (Trigger, error) {
+	row := d.QueryRowContext(ctx, `SELECT `+selectCols+` FROM triggers t LEFT JOIN files f ON f.id = t.file_id WHERE t.id = ?`, id)
+	t, err := scan(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return t, fmt.Errorf("trigger %d: %w", id, ErrNotFound)
+	}
+	return t, err
+}
+
+// Count is the number of triggers of one file code and status.
+type Count struct {
+	FileCode string `json:"file_code"`
+	Status   string `json:"status"`
+	Count    int64  `json:"count"`
+	// Oldest is the created_at of the oldest trigger in the group.
+	Oldest string `json:"oldest"`
+}
+
+// Summary counts triggers by file code and status.
+func Summary(ctx context.Context, d *db.DB) ([]Count, error) {
+	rows, err := d.QueryContext(ctx, `SELECT file_code, status, count(*), min(created_at) FROM triggers GROUP BY file_code, status`)
+	if err != nil {
+		return nil, db.Classify(err)
+	}
+	defer rows.Close()
+	var out []Count
+	for rows.Next() {
+		var c Count
+		if err := rows.Scan(&c.FileCode, &c.Status, &c.Count, &c.Oldest); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// Retry makes the given triggers in error ready again. It returns how many
+// changed; ids that are not in error are reported in skipped.
+func Retry(ctx context.Context, d *db.DB, ids []int64, allErrors bool) (changed int64, skipped []int64, err error) {
+	conn, err := d.Conn(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer conn.Close()
+	err = db.WithTx(ctx, conn, true, func() error {
+		now := db.Now()
+		if allErrors {
+			res, err := conn.ExecContext(ctx, `UPDATE triggers SET status='ready', last_error='', updated_at=? WHERE status='error'`, now)
+			if err != nil {
+				return err
+			}
+			changed, _ = res.RowsAffected()
+			return nil
+		}
+		for _, id := range ids {
+			res, err := conn.ExecContext(ctx, `UPDATE triggers SET status='ready', last_error='', updated_at=? WHERE id=? AND status='error'`, now, id)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				skipped = append(skipped, id)
+			} else {
+				changed++
+			}
+		}
+		return nil
+	})
+	return changed, skipped, err
+}
+
+// Delete removes the given triggers, whatever their status, and returns the
+// ids that did not exist. Triggers being processed are refused.
+func Delete(ctx context.Context, d *db.DB, ids []int64) (deleted int64, missing []int64, err error) {
+	conn, err := d.Conn(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer conn.Close()
+	err = db.WithTx(ctx, conn, true, func() error {
+		for _, id := range ids {
+			var status string
+			err := conn.QueryRowContext(ctx, `SELECT status FROM triggers WHERE id=?`, id).Scan(&status)
+			if errors.Is(err, sql.ErrNoRows) {
+				missing = append(missing, id)
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if status == StatusProcessing {
+				return fmt.Errorf("trigger %d is being processed by an export; wait for it to finish", id)
+			}
+			if _, err := conn.ExecContext(ctx, `DELETE FROM triggers WHERE id=?`, id); err != nil {
+				return err
+			}
+			deleted++
+		}
+		return nil
+	})
+	return deleted, missing, err
+}
+
+// Purge deletes processed triggers processed before now-olderThan, and
+// removes the tombstones whose delete has been sent and that have no
+// pending trigger left.
+func Purge(ctx context.Context, d *db.DB, olderThan time.Duration, dryRun bool) (int64, error) {
+	cutoff := time.Now().UTC().Add(-olderThan).Format(db.TimeLayout)
+	conn, err := d.Conn(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	var n int64
+	err = db.WithTx(ctx, conn, !dryRun, func() error {
+		res, err := conn.ExecContext(ctx, `DELETE FROM triggers WHERE status='processed' AND coalesce(processed_at, updated_at) < ?`, cutoff)
+		if err != nil {
+			return err
+		}
+		n, _ = res.RowsAffected()
+		return PurgeTombstones(ctx, conn)
+	})
+	return n, err
+}
+
+// tombstones names, per file code, the table of its records and how a
+// trigger's keys match a row.
+var tombstones = []struct{ code, table, match string }{
+	{CodeVendor, "vendors", "t.record_key = x.vendor"},
+	{CodeCustomer, "customers", "t.record_key = x.customer"},
+	{CodeInvoice, "invoices", "t.record_key = x.invoice"},
+	{CodeItem, "skus", "t.record_key = x.item AND t.sub_key = x.sku"},
+}
+
+// PurgeTombstones removes deleted records that no ready, processing or error
+// trigger still needs, and items left without SKUs.
+func PurgeTombstones(ctx context.Context, q Execer) error {
+	for _, ts := range tombstones {
+		_, err := q.ExecContext(ctx, `DELETE FROM `+ts.table+` AS x WHERE x.deleted_at IS NOT NULL AND NOT EXISTS (
+  SELECT 1 FROM triggers t WHERE t.file_code = ? AND t.status <> 'processed' AND `+ts.match+`)`, ts.code)
+		if err != nil {
+			return fmt.Errorf("purge %s tombstones: %w", ts.table, err)
+		}
+	}
+	_, err := q.ExecContext(ctx, `DELETE FROM items WHERE deleted_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM skus s WHERE s.item = items.item)`)
+	return err
+}
