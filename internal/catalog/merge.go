@@ -3,40 +3,42 @@ package catalog
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/posbridge/posbridge/internal/trigger"
 )
 
 var kinds = map[string]*kindSpec{
 	"warehouses": {
-		name: "warehouses", root: "Warehouses", record: "Warehouse",
+		name: "warehouses", skipSame: true, root: "Warehouses", record: "Warehouse",
 		plan:  newPlan(warehouseRow{}),
 		merge: mergeWarehouses,
 	},
 	"vendors": {
-		name: "vendors", root: "Vendors", record: "Vendor",
+		name: "vendors", skipSame: true, root: "Vendors", record: "Vendor",
 		plan:  newPlan(vendorRow{}),
 		merge: func(l *loader) error { return mergeSimple(l, "vendors", "vendor", trigger.CodeVendor) },
 	},
 	"customers": {
-		name: "customers", root: "Customers", record: "Customer",
+		name: "customers", skipSame: true, root: "Customers", record: "Customer",
 		plan:  newPlan(customerRow{}),
 		check: checkCustomers,
 		merge: func(l *loader) error { return mergeSimple(l, "customers", "customer", trigger.CodeCustomer) },
 	},
 	"items": {
-		name: "items", root: "Items", record: "Item",
-		plan:  newPlan(itemRow{}),
-		group: &group{by: "item", what: "item-level", cols: itemCols},
-		check: checkItems,
+		name: "items", skipSame: true, root: "Items", record: "Item",
+		plan: newPlan(itemRow{}),
+		group: &group{by: "item", what: "item-level", cols: itemCols,
+			extra:    `(f.sku = '') <> (s.sku = '')`,
+			extraMsg: `'item ' || s.item || ' has rows with and without a sku (line ' || f.src_line || '): an item has either SKUs or one row with an empty sku'`},
 		refs: []ref{{what: "vendor", show: "s.vendor",
 			cond: `s.vendor <> '' AND NOT EXISTS (SELECT 1 FROM vendors v WHERE v.vendor = s.vendor AND v.deleted_at IS NULL)`}},
 		merge: mergeItems,
 	},
 	"invoices": {
-		name: "invoices", root: "Invoices", record: "InvoiceLine",
+		name: "invoices", skipSame: true, root: "Invoices", record: "InvoiceLine",
 		plan:  newPlan(invoiceRow{}),
-		group: &group{by: "invoice", what: "invoice header", cols: invoiceHeaderCols},
+		group: &group{by: "invoice", what: "invoice header", cols: invoiceHeaderCols, whole: true},
 		check: checkInvoices,
 		refs: []ref{
 			{what: "customer", show: "s.customer",
@@ -46,6 +48,8 @@ var kinds = map[string]*kindSpec{
 		},
 		merge: mergeInvoices,
 	},
+	// Inventory is also changed by inventory transaction imports, so an
+	// identical file is always compared row by row.
 	"inventory": {
 		name: "inventory", root: "Inventory", record: "Stock",
 		plan:  newPlan(inventoryRow{}),
@@ -123,8 +127,26 @@ func (l *loader) countActions(table string) error {
 	return rows.Err()
 }
 
+// classify sets the action of every staged row: A when table has no live
+// record for it, C when the record differs, ” when it is the same. sel is
+// the UPDATE that does it. Rows are staged as A, so on an empty table (the
+// first load) there is nothing to look up; l.firstLoad records that.
+func (l *loader) classify(table, sel string) error {
+	empty, err := l.count(`SELECT NOT EXISTS (SELECT 1 FROM ` + table + `)`)
+	if err != nil {
+		return err
+	}
+	l.firstLoad = empty == 1
+	if l.firstLoad {
+		return nil
+	}
+	_, err = l.exec(sel)
+	return err
+}
+
 // fold records the staged A and C actions of table as triggers of code.
 func (l *loader) fold(code, source string) error {
+	defer l.trace("fold "+code, time.Now())
 	n, err := trigger.Fold(l.ctx, l.conn, code, source)
 	l.res.Triggers += n
 	return err
@@ -176,21 +198,14 @@ func (l *loader) deleteGone(table, code, k1, k2 string) error {
 // mergeSimple merges a kind held in one table with a one-column key.
 func mergeSimple(l *loader, table, key, code string) error {
 	cols := dataCols(l.k.plan, key)
-	steps := []string{
-		`UPDATE stage SET action = coalesce((SELECT CASE WHEN t.deleted_at IS NOT NULL THEN 'A' WHEN ` + differs("t", "stage", cols) + ` THEN 'C' ELSE '' END
-  FROM ` + table + ` t WHERE t.` + key + ` = stage.` + key + `), 'A')`,
-		`INSERT INTO ` + table + `(` + key + `, ` + list(cols, "") + `, created_at, updated_at)
-SELECT ` + key + `, ` + list(cols, "") + `, ?1, ?1 FROM stage WHERE action <> ''
-ON CONFLICT(` + key + `) DO UPDATE SET ` + setExcluded(cols) + `, deleted_at = NULL, updated_at = excluded.updated_at`,
+	if err := l.classify(table, `UPDATE stage SET action = coalesce((SELECT CASE WHEN t.deleted_at IS NOT NULL THEN 'A' WHEN `+differs("t", "stage", cols)+` THEN 'C' ELSE '' END
+  FROM `+table+` t WHERE t.`+key+` = stage.`+key+`), 'A')`); err != nil {
+		return err
 	}
-	for i, q := range steps {
-		var args []any
-		if i == 1 {
-			args = []any{l.now}
-		}
-		if _, err := l.exec(q, args...); err != nil {
-			return err
-		}
+	if _, err := l.exec(`INSERT INTO `+table+`(`+key+`, `+list(cols, "")+`, created_at, updated_at)
+SELECT `+key+`, `+list(cols, "")+`, ?1, ?1 FROM stage WHERE action <> ''
+ON CONFLICT(`+key+`) DO UPDATE SET `+setExcluded(cols)+`, deleted_at = NULL, updated_at = excluded.updated_at`, l.now); err != nil {
+		return err
 	}
 	if err := l.countActions("stage"); err != nil {
 		return err
@@ -217,7 +232,7 @@ func checkCustomers(l *loader) error {
 // others with a warning.
 func mergeWarehouses(l *loader) error {
 	cols := dataCols(l.k.plan, "warehouse")
-	if _, err := l.exec(`UPDATE stage SET action = coalesce((SELECT CASE WHEN ` + differs("t", "stage", cols) + ` THEN 'C' ELSE '' END
+	if err := l.classify("warehouses", `UPDATE stage SET action = coalesce((SELECT CASE WHEN `+differs("t", "stage", cols)+` THEN 'C' ELSE '' END
   FROM warehouses t WHERE t.warehouse = stage.warehouse), 'A')`); err != nil {
 		return err
 	}

@@ -28,14 +28,16 @@ func thresholdRule(old, new, thr string) string {
 // from the file to zero; they count as deleted.
 func mergeInventory(l *loader) error {
 	match := `v.item = s.item AND v.sku = s.sku AND v.warehouse = s.warehouse AND v.location = s.location`
+	if err := l.classify("inventory", `UPDATE stage SET action = coalesce((SELECT CASE
+    WHEN v.on_hand IS NOT stage.on_hand OR v.reserved IS NOT stage.reserved
+      OR (stage.threshold IS NOT NULL AND v.threshold IS NOT stage.threshold) THEN 'C' ELSE '' END
+  FROM inventory v WHERE v.item = stage.item AND v.sku = stage.sku AND v.warehouse = stage.warehouse AND v.location = stage.location), 'A')`); err != nil {
+		return err
+	}
 	steps := []struct {
 		q    string
 		args []any
 	}{
-		{q: `UPDATE stage SET action = coalesce((SELECT CASE
-    WHEN v.on_hand IS NOT stage.on_hand OR v.reserved IS NOT stage.reserved
-      OR (stage.threshold IS NOT NULL AND v.threshold IS NOT stage.threshold) THEN 'C' ELSE '' END
-  FROM inventory v WHERE v.item = stage.item AND v.sku = stage.sku AND v.warehouse = stage.warehouse AND v.location = stage.location), 'A')`},
 		{q: `INSERT INTO events(record_key, sub_key, capture)
 SELECT s.item, s.sku, CASE WHEN v.item IS NULL AND NOT EXISTS (SELECT 1 FROM inventory w WHERE w.item = s.item AND w.sku = s.sku) THEN 'A' ELSE 'C' END
 FROM stage s LEFT JOIN inventory v ON ` + match + `

@@ -17,47 +17,45 @@ func checkInvoices(l *loader) error {
 
 // mergeInvoices merges invoices as wholes: an invoice is its rows grouped
 // by invoice number, and the file carries all its lines, so lines missing
-// from the file are removed from the invoice.
+// from the file are removed from the invoice. The table firsts holds each
+// invoice's first row and its action.
 func mergeInvoices(l *loader) error {
 	steps := []struct {
 		q    string
 		args []any
 	}{
-		{q: `CREATE TEMP TABLE inv (invoice TEXT PRIMARY KEY, first INTEGER NOT NULL, action TEXT NOT NULL DEFAULT '')`},
-		{q: `INSERT INTO inv(invoice, first) SELECT invoice, min(src_line) FROM stage GROUP BY invoice`},
-		{q: `UPDATE inv SET action = coalesce((SELECT CASE
+		{q: `UPDATE firsts SET action = coalesce((SELECT CASE
     WHEN h.deleted_at IS NOT NULL THEN 'A'
     WHEN ` + differs("h", "f", invoiceHeaderCols) + ` THEN 'C'
     WHEN EXISTS (SELECT 1 FROM stage s LEFT JOIN invoice_lines n ON n.invoice = s.invoice AND n.line_no = s.line_no
-      WHERE s.invoice = inv.invoice AND (n.invoice IS NULL OR ` + differs("n", "s", invoiceLineCols) + `)) THEN 'C'
-    WHEN (SELECT count(*) FROM invoice_lines n WHERE n.invoice = inv.invoice)
-      <> (SELECT count(*) FROM stage s WHERE s.invoice = inv.invoice) THEN 'C'
+      WHERE s.invoice = firsts.key AND (n.invoice IS NULL OR ` + differs("n", "s", invoiceLineCols) + `)) THEN 'C'
+    WHEN (SELECT count(*) FROM invoice_lines n WHERE n.invoice = firsts.key)
+      <> (SELECT count(*) FROM stage s WHERE s.invoice = firsts.key) THEN 'C'
     ELSE '' END
-  FROM invoices h, stage f WHERE h.invoice = inv.invoice AND f.src_line = inv.first), 'A')`},
+  FROM invoices h, stage f WHERE h.invoice = firsts.key AND f.src_line = firsts.first), 'A')`},
 		{q: `INSERT INTO invoices(invoice, ` + list(invoiceHeaderCols, "") + `, created_at, updated_at)
-SELECT s.invoice, ` + list(invoiceHeaderCols, "s.") + `, ?1, ?1 FROM inv JOIN stage s ON s.src_line = inv.first WHERE inv.action <> ''
+SELECT s.invoice, ` + list(invoiceHeaderCols, "s.") + `, ?1, ?1 FROM firsts JOIN stage s ON s.src_line = firsts.first WHERE firsts.action <> ''
 ON CONFLICT(invoice) DO UPDATE SET ` + setExcluded(invoiceHeaderCols) + `, deleted_at = NULL, updated_at = excluded.updated_at`, args: []any{l.now}},
-		{q: `DELETE FROM invoice_lines WHERE invoice IN (SELECT invoice FROM inv WHERE action <> '')`},
+		{q: `DELETE FROM invoice_lines WHERE invoice IN (SELECT key FROM firsts WHERE action <> '')`},
 		{q: `INSERT INTO invoice_lines(invoice, line_no, ` + list(invoiceLineCols, "") + `)
-SELECT s.invoice, s.line_no, ` + list(invoiceLineCols, "s.") + ` FROM stage s JOIN inv ON inv.invoice = s.invoice WHERE inv.action <> ''`},
+SELECT s.invoice, s.line_no, ` + list(invoiceLineCols, "s.") + ` FROM stage s JOIN firsts ON firsts.key = s.invoice WHERE firsts.action <> ''`},
 	}
 	for _, s := range steps {
 		if _, err := l.exec(s.q, s.args...); err != nil {
 			return err
 		}
 	}
-	defer l.exec(`DROP TABLE IF EXISTS temp.inv`)
-	if err := l.countActions("inv"); err != nil {
+	if err := l.countActions("firsts"); err != nil {
 		return err
 	}
-	if err := l.fold(trigger.CodeInvoice, `SELECT invoice AS record_key, '' AS sub_key, action AS capture FROM inv WHERE action <> ''`); err != nil {
+	if err := l.fold(trigger.CodeInvoice, `SELECT key AS record_key, '' AS sub_key, action AS capture FROM firsts WHERE action <> ''`); err != nil {
 		return err
 	}
 	if !l.deletesAllowed() {
 		return nil
 	}
 	if _, err := l.exec(`INSERT INTO gone(record_key) SELECT h.invoice FROM invoices h
-WHERE h.deleted_at IS NULL AND NOT EXISTS (SELECT 1 FROM inv WHERE inv.invoice = h.invoice)`); err != nil {
+WHERE h.deleted_at IS NULL AND NOT EXISTS (SELECT 1 FROM firsts WHERE firsts.key = h.invoice)`); err != nil {
 		return err
 	}
 	return l.deleteGone("invoices", trigger.CodeInvoice, "invoice", "")

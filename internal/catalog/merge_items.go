@@ -8,37 +8,28 @@ var itemCols = []string{"description", "item_class", "vendor", "status"}
 // skuCols are the SKU-level columns.
 var skuCols = []string{"sku_description", "color", "size", "width", "upc", "retail_ref", "price", "cost"}
 
-// checkItems rejects rows that mix the two forms of an item: an item has
-// either SKUs or one row with an empty sku.
-func checkItems(l *loader) error {
-	return l.rejectWhere(`(s.sku = '') <> ((SELECT f.sku FROM stage f WHERE f.item = s.item ORDER BY f.src_line LIMIT 1) = '')`,
-		`'item ' || s.item || ' has rows with and without a sku: an item has either SKUs or one row with an empty sku'`)
-}
-
 // mergeItems merges SKU rows into items and skus. A row is changed when
 // any item-level or SKU-level field differs; its trigger is an SKU trigger
-// keyed by item and SKU.
+// keyed by item and SKU. The table firsts holds each item's first row.
 func mergeItems(l *loader) error {
-	steps := []struct {
-		q    string
-		args []any
-	}{
-		{q: `UPDATE stage SET action = coalesce((SELECT CASE
+	if err := l.classify("skus", `UPDATE stage SET action = coalesce((SELECT CASE
     WHEN k.deleted_at IS NOT NULL OR i.deleted_at IS NOT NULL THEN 'A'
-    WHEN ` + differs("i", "stage", itemCols) + ` OR ` + differs("k", "stage", skuCols) + ` THEN 'C'
+    WHEN `+differs("i", "stage", itemCols)+` OR `+differs("k", "stage", skuCols)+` THEN 'C'
     ELSE '' END
-  FROM skus k JOIN items i ON i.item = k.item WHERE k.item = stage.item AND k.sku = stage.sku), 'A')`},
-		{q: `INSERT INTO items(item, ` + list(itemCols, "") + `, created_at, updated_at)
-SELECT item, ` + list(itemCols, "") + `, ?1, ?1 FROM stage
-WHERE src_line IN (SELECT min(src_line) FROM stage WHERE action <> '' GROUP BY item)
-ON CONFLICT(item) DO UPDATE SET ` + setExcluded(itemCols) + `, deleted_at = NULL, updated_at = excluded.updated_at
-WHERE ` + differs("items", "excluded", itemCols) + ` OR items.deleted_at IS NOT NULL`, args: []any{l.now}},
-		{q: `INSERT INTO skus(item, sku, ` + list(skuCols, "") + `, created_at, updated_at)
-SELECT item, sku, ` + list(skuCols, "") + `, ?1, ?1 FROM stage WHERE action <> ''
-ON CONFLICT(item, sku) DO UPDATE SET ` + setExcluded(skuCols) + `, deleted_at = NULL, updated_at = excluded.updated_at`, args: []any{l.now}},
+  FROM skus k JOIN items i ON i.item = k.item WHERE k.item = stage.item AND k.sku = stage.sku), 'A')`); err != nil {
+		return err
 	}
-	for _, s := range steps {
-		if _, err := l.exec(s.q, s.args...); err != nil {
+	steps := []string{
+		`INSERT INTO items(item, ` + list(itemCols, "") + `, created_at, updated_at)
+SELECT s.item, ` + list(itemCols, "s.") + `, ?1, ?1 FROM firsts g JOIN stage s ON s.src_line = g.first WHERE true
+ON CONFLICT(item) DO UPDATE SET ` + setExcluded(itemCols) + `, deleted_at = NULL, updated_at = excluded.updated_at
+WHERE ` + differs("items", "excluded", itemCols) + ` OR items.deleted_at IS NOT NULL`,
+		`INSERT INTO skus(item, sku, ` + list(skuCols, "") + `, created_at, updated_at)
+SELECT item, sku, ` + list(skuCols, "") + `, ?1, ?1 FROM stage WHERE action <> ''
+ON CONFLICT(item, sku) DO UPDATE SET ` + setExcluded(skuCols) + `, deleted_at = NULL, updated_at = excluded.updated_at`,
+	}
+	for _, q := range steps {
+		if _, err := l.exec(q, l.now); err != nil {
 			return err
 		}
 	}
@@ -50,10 +41,12 @@ ON CONFLICT(item, sku) DO UPDATE SET ` + setExcluded(skuCols) + `, deleted_at = 
 	}
 	// An item that changed form (SKUs instead of none, or back) loses the
 	// rows of its old form, whatever the mode.
-	if _, err := l.exec(`INSERT OR IGNORE INTO gone(record_key, sub_key)
-SELECT k.item, k.sku FROM skus k WHERE k.deleted_at IS NULL AND k.item IN (SELECT item FROM stage)
-  AND (k.sku = '') <> ((SELECT s.sku FROM stage s WHERE s.item = k.item LIMIT 1) = '')`); err != nil {
-		return err
+	if !l.firstLoad {
+		if _, err := l.exec(`INSERT OR IGNORE INTO gone(record_key, sub_key)
+SELECT k.item, k.sku FROM firsts g JOIN stage s ON s.src_line = g.first JOIN skus k ON k.item = g.key
+WHERE k.deleted_at IS NULL AND (k.sku = '') <> (s.sku = '')`); err != nil {
+			return err
+		}
 	}
 	if l.deletesAllowed() {
 		if _, err := l.exec(`INSERT OR IGNORE INTO gone(record_key, sub_key)

@@ -99,7 +99,8 @@ func (p plan) stageDDL(table string) string {
 		}
 		fmt.Fprintf(&b, ", %q %s", c.col, aff)
 	}
-	b.WriteString(", action TEXT NOT NULL DEFAULT '')")
+	// A staged row is new (A) until classify finds its record.
+	b.WriteString(", action TEXT NOT NULL DEFAULT 'A')")
 	return b.String()
 }
 

@@ -16,6 +16,7 @@ type loadOptions struct {
 	format     string
 	dryRun     bool
 	allowEmpty bool
+	force      bool
 	out        outputFlag
 }
 
@@ -24,7 +25,10 @@ func newLoadCmd(app *App) *cobra.Command {
 	load.Long = `Load an upstream extract of one kind of master data. Each row is upserted; a
 real change creates or folds an outbound trigger (SKU, VND, IHD, CST, ITW); an
 unchanged row creates nothing, so loading the same file twice changes nothing
-the second time.
+the second time. When the newest load of a kind (other than inventory, which
+imports also change) was the same content in the same mode without rejects,
+the file is not read again: the summary says "nothing to do"; --force compares
+row by row anyway.
 
 Rows with errors are rejected, written to FILE.rejects.csv with their line
 number and reason, and the good rows are applied in one transaction; the exit
@@ -84,6 +88,7 @@ Prints one summary line: read, added, changed, deleted, unchanged, rejected.`, k
 	f.StringVar(&o.format, "format", "auto", "file format: auto (by extension), csv or xml")
 	f.BoolVar(&o.dryRun, "dry-run", false, "report what would change and change nothing")
 	f.BoolVar(&o.allowEmpty, "allow-empty", false, "let a full load of a file without good rows delete every record")
+	f.BoolVar(&o.force, "force", false, "compare row by row even when the last load of this kind was the same content")
 	o.out.add(cmd, "text", "json")
 	return cmd
 }
@@ -116,12 +121,13 @@ func runLoad(cmd *cobra.Command, app *App, kind, path string, o *loadOptions) er
 	const maxWarnings = 50
 	warned := 0
 	res, err := catalog.Load(ctx, d, kind, path, catalog.Options{
-		Mode: o.mode, Format: o.format, DryRun: o.dryRun, AllowEmpty: o.allowEmpty,
+		Mode: o.mode, Format: o.format, DryRun: o.dryRun, AllowEmpty: o.allowEmpty, Force: o.force,
 		UnknownReferences:   cfg.Load.UnknownReferences,
 		AllowNegativeOnHand: cfg.Load.AllowNegativeOnHand,
 		MaxFieldLength:      cfg.Load.MaxFieldLength,
 		RunID:               runID,
 		Progress:            progress,
+		Debug:               func(msg string) { log.Debug(msg) },
 		Warn: func(msg string) {
 			warned++
 			if warned <= maxWarnings {
@@ -168,6 +174,10 @@ func summaryLine(r *catalog.Result) string {
 	var b strings.Builder
 	if r.DryRun {
 		b.WriteString("dry run, nothing changed: ")
+	}
+	if r.SameAs != "" {
+		fmt.Fprintf(&b, "%s %s: nothing to do, same content as %s (use --force to compare row by row)", r.Kind, r.File, r.SameAs)
+		return b.String()
 	}
 	fmt.Fprintf(&b, "%s %s: %d read, %d added, %d changed, %d deleted, %d unchanged, %d rejected",
 		r.Kind, r.File, r.Read, r.Added, r.Changed, r.Deleted, r.Unchanged, r.Rejected)

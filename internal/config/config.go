@@ -84,7 +84,7 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("log.format", "text")
 	v.SetDefault("log.level", "info")
 	v.SetDefault("db.busy_timeout", "10s")
-	v.SetDefault("db.cache_mib", 32)
+	v.SetDefault("db.cache_mib", 8)
 	v.SetDefault("load.unknown_references", "warn")
 	v.SetDefault("load.allow_negative_on_hand", false)
 	v.SetDefault("load.max_field_length", 1000)

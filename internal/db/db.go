@@ -63,7 +63,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		opts.BusyTimeout = 10 * time.Second
 	}
 	if opts.CacheMiB <= 0 {
-		opts.CacheMiB = 32
+		opts.CacheMiB = 8
 	}
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", opts.BusyTimeout.Milliseconds()))
@@ -193,4 +193,11 @@ func WithTx(ctx context.Context, conn *sql.Conn, commit bool, fn func() error) (
 		}
 	}()
 	return fn()
+}
+
+// IsConstraint reports whether err is a constraint violation (UNIQUE,
+// FOREIGN KEY, CHECK, NOT NULL).
+func IsConstraint(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_CONSTRAINT
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 
@@ -62,7 +63,11 @@ type File struct {
 	Records   int64
 	Rejected  int64
 	Status    string
+	// Mode is how a load applied the file (delta or full).
+	Mode      string
 	RunID     int64
+	ID        int64
+	CreatedAt string
 }
 
 // RecordFile adds f to the ledger inside the caller's transaction.
@@ -71,10 +76,33 @@ func RecordFile(ctx context.Context, q Execer, f File) error {
 	if f.RunID > 0 {
 		run = f.RunID
 	}
-	_, err := q.ExecContext(ctx, `INSERT INTO files(direction, kind, name, path, sha256, size, records, rejected, status, run_id, created_at)
-VALUES (?,?,?,?,?,?,?,?,?,?,?)`, f.Direction, f.Kind, f.Name, f.Path, f.SHA256, f.Size, f.Records, f.Rejected, f.Status, run, db.Now())
+	_, err := q.ExecContext(ctx, `INSERT INTO files(direction, kind, name, path, sha256, size, records, rejected, status, mode, run_id, created_at)
+VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`, f.Direction, f.Kind, f.Name, f.Path, f.SHA256, f.Size, f.Records, f.Rejected, f.Status, f.Mode, run, db.Now())
 	if err != nil {
 		return fmt.Errorf("record file %q: %w", f.Path, err)
 	}
 	return nil
+}
+
+// Querier runs queries on a database, connection or transaction.
+type Querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// LastFile returns the newest ledger row of a direction and kind, and
+// whether there is one.
+func LastFile(ctx context.Context, q Querier, direction, kind string) (File, bool, error) {
+	var f File
+	var run sql.NullInt64
+	err := q.QueryRowContext(ctx, `SELECT id, direction, kind, name, path, sha256, size, records, rejected, status, mode, run_id, created_at
+FROM files WHERE direction = ? AND kind = ? ORDER BY id DESC LIMIT 1`, direction, kind).Scan(
+		&f.ID, &f.Direction, &f.Kind, &f.Name, &f.Path, &f.SHA256, &f.Size, &f.Records, &f.Rejected, &f.Status, &f.Mode, &run, &f.CreatedAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return f, false, nil
+	}
+	if err != nil {
+		return f, false, fmt.Errorf("read file ledger: %w", db.Classify(err))
+	}
+	f.RunID = run.Int64
+	return f, true, nil
 }

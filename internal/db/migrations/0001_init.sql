@@ -151,8 +151,9 @@ CREATE TABLE triggers (
 );
 -- At most one pending (not yet claimed) trigger per record: new changes fold into it.
 CREATE UNIQUE INDEX triggers_pending ON triggers(file_code, record_key, sub_key) WHERE status IN ('ready','error');
-CREATE INDEX triggers_queue ON triggers(file_code, status, id);
-CREATE INDEX triggers_key ON triggers(record_key);
+-- No index on status or id: an export claims ready triggers through
+-- triggers_pending (in key order, which groups an item's SKUs), and every
+-- extra index costs a B-tree insert per trigger on a million-row load.
 
 -- Every command that changed state.
 CREATE TABLE runs (
@@ -180,6 +181,7 @@ CREATE TABLE files (
   records    INTEGER NOT NULL DEFAULT 0,
   rejected   INTEGER NOT NULL DEFAULT 0,
   status     TEXT NOT NULL,
+  mode       TEXT NOT NULL DEFAULT '',
   run_id     INTEGER REFERENCES runs(id),
   created_at TEXT NOT NULL
 );

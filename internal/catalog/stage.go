@@ -1,0 +1,313 @@
+package catalog
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"reflect"
+	"strings"
+
+	"github.com/gocarina/gocsv"
+
+	"github.com/posbridge/posbridge/internal/format"
+)
+
+// stageBatch is how many rows go through gocsv at a time.
+const stageBatch = 256
+
+// parsed is one batch of rows, converted: the staged values of the good
+// rows, flattened, and the rejected rows.
+type parsed struct {
+	vals    []any
+	rejects []rejected
+	read    int64
+	err     error
+}
+
+type rejected struct {
+	line   int
+	msg    string
+	fields []string
+}
+
+// stage reads the whole file into the temporary table stage, rejecting rows
+// whose fields are malformed into the temporary table rejects. Parsing and
+// validation run in a goroutine while this one inserts, so the two cores
+// work at once.
+func (l *loader) stage(r io.Reader, path string) error {
+	rr, err := l.openRows(r, path)
+	if err != nil {
+		return err
+	}
+	for _, w := range rr.Warnings() {
+		l.warn("%s: %s", path, w)
+	}
+	l.header = rr.Header()
+	for _, t := range tempTables {
+		if _, err := l.exec("DROP TABLE IF EXISTS temp." + t); err != nil {
+			return err
+		}
+	}
+	ddl := []string{
+		l.k.plan.stageDDL("stage"),
+		`CREATE TEMP TABLE rejects (src_line INTEGER NOT NULL, error TEXT NOT NULL, fields TEXT NOT NULL, staged INTEGER NOT NULL DEFAULT 0)`,
+		`CREATE TEMP TABLE gone (record_key TEXT NOT NULL, sub_key TEXT NOT NULL DEFAULT '', PRIMARY KEY (record_key, sub_key))`,
+		`CREATE TEMP TABLE cancelled (record_key TEXT NOT NULL, sub_key TEXT NOT NULL DEFAULT '', PRIMARY KEY (record_key, sub_key))`,
+		`CREATE TEMP TABLE events (record_key TEXT NOT NULL, sub_key TEXT NOT NULL DEFAULT '', capture TEXT NOT NULL)`,
+	}
+	for _, q := range ddl {
+		if _, err := l.exec(q); err != nil {
+			return err
+		}
+	}
+	// Writes to temporary tables take no lock on the database, so staging
+	// runs in its own transaction before the write transaction.
+	if _, err := l.exec("BEGIN"); err != nil {
+		return err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			l.conn.ExecContext(context.Background(), "ROLLBACK")
+		}
+	}()
+
+	ctx, cancel := context.WithCancel(l.ctx)
+	defer cancel()
+	batches := make(chan parsed, 8)
+	go l.parse(ctx, rr, batches)
+
+	ins := newStager(l, len(l.k.plan.cols)+1)
+	defer ins.close()
+	rejStmt, err := l.conn.PrepareContext(l.ctx, `INSERT INTO rejects(src_line, error, fields) VALUES (?,?,?)`)
+	if err != nil {
+		return err
+	}
+	defer rejStmt.Close()
+	for b := range batches {
+		if b.err != nil {
+			return b.err
+		}
+		l.res.Read += b.read
+		for _, rj := range b.rejects {
+			l.res.Rejected++
+			js, _ := json.Marshal(rj.fields)
+			if _, err := rejStmt.ExecContext(l.ctx, rj.line, rj.msg, string(js)); err != nil {
+				return err
+			}
+		}
+		if err := ins.add(b.vals); err != nil {
+			return err
+		}
+	}
+	if err := ins.flush(); err != nil {
+		return err
+	}
+	if _, err := l.exec("COMMIT"); err != nil {
+		return err
+	}
+	committed = true
+	return nil
+}
+
+// tempTables are the loader's temporary tables, dropped before and after.
+var tempTables = []string{"stage", "rejects", "gone", "cancelled", "events", "firsts", "inv"}
+
+// parse reads rows, maps them onto the kind's row struct with gocsv,
+// validates them and sends the results in batches. It closes out.
+func (l *loader) parse(ctx context.Context, rr format.RowReader, out chan<- parsed) {
+	defer close(out)
+	send := func(p parsed) bool {
+		select {
+		case out <- p:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	header := rr.Header()
+	sliceType := reflect.SliceOf(l.k.plan.typ)
+	width := len(l.k.plan.cols) + 1
+	batch := make([]format.Row, 0, stageBatch)
+	cur := parsed{vals: make([]any, 0, stageBatch*width)}
+	convert := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		rows := make([][]string, 0, len(batch)+1)
+		rows = append(rows, header)
+		for _, b := range batch {
+			rows = append(rows, b.Fields)
+		}
+		slice := reflect.New(sliceType)
+		if err := gocsv.UnmarshalDecoder(rowsDecoder(rows), slice.Interface()); err != nil {
+			return fmt.Errorf("decode rows: %w", err)
+		}
+		sl := slice.Elem()
+		for i := 0; i < sl.Len(); i++ {
+			start := len(cur.vals)
+			cur.vals = append(cur.vals, int64(batch[i].Line))
+			var problems []string
+			cur.vals, problems = l.k.plan.convert(sl.Index(i), l.opts.MaxFieldLength, cur.vals)
+			if len(problems) > 0 {
+				cur.vals = cur.vals[:start]
+				cur.rejects = append(cur.rejects, rejected{batch[i].Line, strings.Join(problems, "; "), batch[i].Fields})
+			}
+		}
+		batch = batch[:0]
+		return nil
+	}
+	for {
+		row, err := rr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			send(parsed{err: fmt.Errorf("%w: %v", ErrFile, err)})
+			return
+		}
+		cur.read++
+		if row.Err != nil {
+			cur.rejects = append(cur.rejects, rejected{row.Line, row.Err.Error(), row.Fields})
+			continue
+		}
+		batch = append(batch, row)
+		if len(batch) == stageBatch {
+			if err := convert(); err != nil {
+				send(parsed{err: err})
+				return
+			}
+			if !send(cur) {
+				return
+			}
+			cur = parsed{vals: make([]any, 0, stageBatch*width)}
+		}
+	}
+	if err := convert(); err != nil {
+		send(parsed{err: err})
+		return
+	}
+	send(cur)
+}
+
+func (l *loader) openRows(r io.Reader, path string) (format.RowReader, error) {
+	fm := l.opts.Format
+	if fm == "" || fm == "auto" {
+		fm = "csv"
+		if strings.EqualFold(filepath.Ext(path), ".xml") {
+			fm = "xml"
+		}
+	}
+	switch fm {
+	case "csv":
+		rr, err := format.NewCSVReader(r)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrFile, err)
+		}
+		known := map[string]bool{}
+		for _, c := range l.k.plan.cols {
+			known[c.name] = true
+		}
+		present := map[string]bool{}
+		for _, h := range rr.Header() {
+			present[h] = true
+			if !known[h] {
+				l.warn("%s: ignoring unknown column %q", path, h)
+			}
+		}
+		var missing []string
+		for _, c := range l.k.plan.cols {
+			if c.required && !present[c.name] {
+				missing = append(missing, fmt.Sprintf("%q", c.name))
+			}
+		}
+		if len(missing) > 0 {
+			return nil, fmt.Errorf("%w: line 1: missing required column %s (a %s file needs %s)", ErrFile,
+				strings.Join(missing, ", "), l.k.name, strings.Join(l.k.requiredNames(), ", "))
+		}
+		return rr, nil
+	case "xml":
+		return format.NewXMLReader(r, l.k.root, l.k.record, l.k.plan.names()), nil
+	}
+	return nil, fmt.Errorf("unknown format %q: want auto, csv or xml", fm)
+}
+
+// rowsDecoder hands gocsv a header and a batch of rows.
+type rowsDecoder [][]string
+
+func (r rowsDecoder) GetCSVRows() ([][]string, error) { return r, nil }
+
+// stager inserts staged rows many at a time with one prepared statement.
+type stager struct {
+	l       *loader
+	width   int
+	perStmt int
+	pending []any
+	full    *sql.Stmt
+}
+
+func newStager(l *loader, width int) *stager {
+	per := 30000 / width
+	if per > 200 {
+		per = 200
+	}
+	return &stager{l: l, width: width, perStmt: per}
+}
+
+func (s *stager) sql(rows int) string {
+	var b strings.Builder
+	b.WriteString("INSERT INTO stage VALUES ")
+	one := "(" + strings.TrimSuffix(strings.Repeat("?,", s.width), ",") + ",'A')"
+	for i := 0; i < rows; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(one)
+	}
+	return b.String()
+}
+
+// add queues the flattened values of whole rows.
+func (s *stager) add(vals []any) error {
+	for len(vals) > 0 {
+		room := s.width*s.perStmt - len(s.pending)
+		n := min(room, len(vals))
+		s.pending = append(s.pending, vals[:n]...)
+		vals = vals[n:]
+		if len(s.pending) < s.width*s.perStmt {
+			continue
+		}
+		if s.full == nil {
+			st, err := s.l.conn.PrepareContext(s.l.ctx, s.sql(s.perStmt))
+			if err != nil {
+				return err
+			}
+			s.full = st
+		}
+		if _, err := s.full.ExecContext(s.l.ctx, s.pending...); err != nil {
+			return err
+		}
+		s.pending = s.pending[:0]
+	}
+	return nil
+}
+
+// flush inserts what is left.
+func (s *stager) flush() error {
+	if len(s.pending) == 0 {
+		return nil
+	}
+	_, err := s.l.exec(s.sql(len(s.pending)/s.width), s.pending...)
+	s.pending = s.pending[:0]
+	return err
+}
+
+func (s *stager) close() {
+	if s.full != nil {
+		s.full.Close()
+	}
+}

@@ -1,0 +1,200 @@
+package catalog
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/posbridge/posbridge/internal/db"
+)
+
+// rejectWhere moves the staged rows matching cond (over alias s) to the
+// rejects, with the message computed by the SQL expression msg.
+func (l *loader) rejectWhere(cond, msg string, args ...any) error {
+	return l.rejectFrom("stage s", cond, msg, args...)
+}
+
+// rejectFrom is rejectWhere over a FROM clause that names the staged row s.
+func (l *loader) rejectFrom(from, cond, msg string, args ...any) error {
+	cols := make([]string, len(l.k.plan.cols))
+	for i, c := range l.k.plan.cols {
+		cols[i] = fmt.Sprintf("s.%q", c.col)
+	}
+	n, err := l.exec(`INSERT INTO rejects(src_line, error, fields, staged)
+SELECT s.src_line, `+msg+`, json_array(`+strings.Join(cols, ", ")+`), 1 FROM `+from+` WHERE `+cond, args...)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return nil
+	}
+	l.res.Rejected += n
+	_, err = l.exec(`DELETE FROM stage WHERE src_line IN (SELECT src_line FROM rejects WHERE staged = 1)`)
+	return err
+}
+
+// validateStaged runs the checks that need the whole file or the state.
+func (l *loader) validateStaged() error {
+	if err := l.rejectDuplicates(); err != nil {
+		return err
+	}
+	if err := l.checkGroups(); err != nil {
+		return err
+	}
+	if l.k.check != nil {
+		if err := l.k.check(l); err != nil {
+			return err
+		}
+	}
+	for _, r := range l.k.refs {
+		if err := l.checkRef(r); err != nil {
+			return err
+		}
+	}
+	if g := l.k.group; g != nil {
+		if g.whole {
+			if err := l.rejectWholeGroups(g); err != nil {
+				return err
+			}
+		}
+		// Later checks may have rejected a group's first row.
+		return l.buildFirsts(g)
+	}
+	return nil
+}
+
+// rejectDuplicates indexes the staging table by key: a unique index when
+// the keys are unique, which is the common case and costs nothing more;
+// otherwise a plain one, and every row whose key an earlier row has is
+// rejected.
+func (l *loader) rejectDuplicates() error {
+	keys := l.k.plan.keyCols()
+	_, err := l.exec(fmt.Sprintf(`CREATE UNIQUE INDEX temp.stage_key ON stage(%s)`, quoteList(keys)))
+	if err == nil {
+		return nil
+	}
+	if !db.IsConstraint(err) {
+		return err
+	}
+	if _, err := l.exec(fmt.Sprintf(`CREATE INDEX temp.stage_key ON stage(%s)`, quoteList(keys))); err != nil {
+		return err
+	}
+	var match, show []string
+	for _, k := range keys {
+		match = append(match, fmt.Sprintf("t.%q = s.%q", k, k))
+		show = append(show, fmt.Sprintf("'%s ' || s.%q", k, k))
+	}
+	first := `(SELECT min(t.src_line) FROM stage t WHERE ` + strings.Join(match, " AND ") + `)`
+	return l.rejectWhere(`s.src_line > `+first,
+		`'duplicate key ' || `+strings.Join(show, ` || ' ' || `)+` || ': first on line ' || `+first)
+}
+
+// buildFirsts (re)creates the table firsts: per group key its first staged
+// line, and an action the merge may fill in.
+func (l *loader) buildFirsts(g *group) error {
+	steps := []string{
+		`DROP TABLE IF EXISTS temp.firsts`,
+		`CREATE TEMP TABLE firsts (key TEXT PRIMARY KEY, first INTEGER NOT NULL, action TEXT NOT NULL DEFAULT '') WITHOUT ROWID`,
+		fmt.Sprintf(`INSERT INTO firsts(key, first) SELECT %q, min(src_line) FROM stage GROUP BY %q`, g.by, g.by),
+	}
+	for _, q := range steps {
+		if _, err := l.exec(q); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkGroups rejects rows of a record whose group-level fields differ from
+// the record's first row.
+func (l *loader) checkGroups() error {
+	g := l.k.group
+	if g == nil {
+		return nil
+	}
+	if err := l.buildFirsts(g); err != nil {
+		return err
+	}
+	var diff, names []string
+	for _, c := range g.cols {
+		diff = append(diff, fmt.Sprintf("f.%q IS NOT s.%q", c, c))
+		names = append(names, fmt.Sprintf("CASE WHEN f.%q IS NOT s.%q THEN '%s, ' ELSE '' END", c, c, c))
+	}
+	cond := "(" + strings.Join(diff, " OR ") + ")"
+	msg := `'` + g.what + ` fields differ from line ' || f.src_line || ': ' || rtrim(` + strings.Join(names, " || ") + `, ', ')`
+	if g.extra != "" {
+		msg = `CASE WHEN ` + g.extra + ` THEN ` + g.extraMsg + ` ELSE ` + msg + ` END`
+		cond = "(" + cond + " OR " + g.extra + ")"
+	}
+	from := fmt.Sprintf(`stage s JOIN firsts g ON g.key = s.%q JOIN stage f ON f.src_line = g.first`, g.by)
+	return l.rejectFrom(from, `s.src_line <> g.first AND `+cond, msg)
+}
+
+// rejectWholeGroups rejects the remaining rows of every group that lost a
+// row to a reject, whether at reading (raw fields in file order) or later
+// (staged values in struct order).
+func (l *loader) rejectWholeGroups(g *group) error {
+	raw, staged := -1, -1
+	for i, h := range l.header {
+		if h == g.by {
+			raw = i
+		}
+	}
+	for i, c := range l.k.plan.cols {
+		if c.col == g.by {
+			staged = i
+		}
+	}
+	keyOf := fmt.Sprintf(`json_extract(fields, '$[' || CASE staged WHEN 1 THEN %d ELSE %d END || ']')`, staged, raw)
+	return l.rejectWhere(fmt.Sprintf(`s.%q IN (SELECT %s FROM rejects)`, g.by, keyOf),
+		fmt.Sprintf(`'%s ' || s.%q || ' not applied: another of its lines was rejected'`, g.by, g.by))
+}
+
+// ref is a reference from a staged row to a record of another kind.
+type ref struct {
+	// what names it in messages; show is an SQL expression of the value.
+	what, show string
+	// cond selects staged rows (alias s) whose reference is unknown.
+	cond string
+	// hard references are always rejected; soft ones follow
+	// load.unknown_references.
+	hard bool
+}
+
+const refSample = 20
+
+func (l *loader) checkRef(r ref) error {
+	if r.hard || l.opts.UnknownReferences == "reject" {
+		return l.rejectWhere(r.cond, `'unknown `+r.what+` ' || `+r.show)
+	}
+	rows, err := l.conn.QueryContext(l.ctx, `SELECT s.src_line, `+r.show+` FROM stage s WHERE `+r.cond+` ORDER BY s.src_line`)
+	if err != nil {
+		return err
+	}
+	var msgs []string
+	var n int64
+	for rows.Next() {
+		n++
+		if n > refSample {
+			continue
+		}
+		var line int64
+		var v string
+		if err := rows.Scan(&line, &v); err != nil {
+			rows.Close()
+			return err
+		}
+		msgs = append(msgs, fmt.Sprintf("%s:%d: unknown %s %s (applied anyway; load.unknown_references=warn)", l.res.File, line, r.what, v))
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		l.warn("%s", m)
+	}
+	if rest := n - int64(len(msgs)); rest > 0 {
+		l.res.Warnings += rest
+		l.opts.Warn(fmt.Sprintf("%s: %d more rows with an unknown %s", l.res.File, rest, r.what))
+	}
+	return nil
+}
