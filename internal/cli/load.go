@@ -40,7 +40,7 @@ deleted (kept as tombstones until their delete trigger is processed). When any
 row is rejected, a full load deletes nothing, since the file is then not the
 complete set.`
 	for _, kind := range catalog.Kinds {
-		load.AddCommand(newLoadKindCmd(app, kind))
+		addSubs(load, newLoadKindCmd(app, kind))
 	}
 	return load
 }

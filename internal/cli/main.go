@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/posbridge/posbridge/internal/config"
@@ -35,8 +36,16 @@ var errRejected = errors.New("some records were rejected")
 // errAttention is returned by checks that found something to look at.
 var errAttention = errors.New("needs attention")
 
-// Main runs posbridge with args and returns the exit code.
-func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+// Main runs posbridge with args and returns the exit code. A panic is
+// reported as an internal error with exit 1, never a crash dump in a cron
+// mail; the transaction it interrupted rolls back.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintf(stderr, "posbridge: internal error: %v\n%s", r, debug.Stack())
+			code = ExitFailed
+		}
+	}()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	app := &App{In: stdin, Out: stdout, Err: stderr}
@@ -46,7 +55,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if app.db != nil {
 		app.db.Close()
 	}
-	code := exitCode(err)
+	code = exitCode(err)
 	switch {
 	case err == nil:
 	case errors.Is(err, errRejected), errors.Is(err, errAttention):

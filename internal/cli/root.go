@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"strings"
+
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -19,6 +21,10 @@ Exit codes: 0 done (also "nothing to do"), 1 failed (nothing half-applied),
 75 temporary failure (database busy, lock held): try again later.
 
 Data goes to stdout, messages to stderr.`,
+		Example: `  posbridge init --data-dir /srv/posbridge
+  posbridge load items items.csv --mode full
+  posbridge trigger list --status ready
+  posbridge status`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRun: func(cmd *cobra.Command, args []string) {
@@ -75,16 +81,37 @@ func noArgs(cmd *cobra.Command, args []string) error {
 	return nil
 }
 
-// groupCmd is a command that only holds subcommands.
+// groupCmd is a command that only holds subcommands; its examples are
+// the first example of each subcommand.
 func groupCmd(use, short string, subs ...*cobra.Command) *cobra.Command {
+	var examples []string
+	for _, s := range subs {
+		if first, _, _ := strings.Cut(s.Example, "\n"); first != "" {
+			examples = append(examples, first)
+		}
+	}
 	c := &cobra.Command{
-		Use:   use,
-		Short: short,
-		Args:  noArgs,
+		Use:     use,
+		Short:   short,
+		Example: strings.Join(examples, "\n"),
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return usageErr("%s needs a subcommand (see '%s --help')", cmd.CommandPath(), cmd.CommandPath())
 		},
 	}
 	c.AddCommand(subs...)
 	return c
+}
+
+// addSubs adds subcommands to a group and extends its examples.
+func addSubs(group *cobra.Command, subs ...*cobra.Command) {
+	for _, s := range subs {
+		if first, _, _ := strings.Cut(s.Example, "\n"); first != "" {
+			if group.Example != "" {
+				group.Example += "\n"
+			}
+			group.Example += first
+		}
+		group.AddCommand(s)
+	}
 }
