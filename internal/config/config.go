@@ -264,7 +264,13 @@ func redact(v reflect.Value) any {
 	case reflect.Map:
 		m := map[string]any{}
 		for _, k := range v.MapKeys() {
-			m[fmt.Sprint(k.Interface())] = redact(v.MapIndex(k))
+			name := fmt.Sprint(k.Interface())
+			val := v.MapIndex(k)
+			if isSecret(name) && val.Kind() == reflect.String && val.String() != "" {
+				m[name] = "***"
+				continue
+			}
+			m[name] = redact(val)
 		}
 		return m
 	case reflect.Slice:

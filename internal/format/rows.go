@@ -88,9 +88,10 @@ func (c *csvRows) Next() (Row, error) {
 	if errors.As(err, &pe) {
 		msg := pe.Err.Error()
 		if errors.Is(pe.Err, csv.ErrQuote) {
-			msg = "unterminated quoted field (the record runs to line " + fmt.Sprint(pe.Line) + ")"
+			msg = fmt.Sprintf("extraneous or missing \" in quoted field %d (the record runs to line %d)", len(rec)+1, pe.Line)
 		} else if errors.Is(pe.Err, csv.ErrBareQuote) {
-			msg = fmt.Sprintf("bare \" in unquoted field %d (quote the field and double the quote)", pe.Column)
+			// rec holds the fields before the bad one.
+			msg = fmt.Sprintf("bare \" in unquoted field %d (quote the field and double the quote)", len(rec)+1)
 		}
 		return Row{Line: pe.StartLine, Fields: rec, Err: errors.New("malformed CSV: " + msg)}, nil
 	}
@@ -142,11 +143,13 @@ func (x *xmlRows) note(format string, args ...any) {
 
 func (x *xmlRows) syntax(err error) error {
 	line, _ := x.d.InputPos()
-	if errors.Is(err, io.EOF) {
+	var se *xml.SyntaxError
+	// With elements still open, the decoder reports the end of the file as
+	// a syntax error "unexpected EOF".
+	if errors.Is(err, io.EOF) || (errors.As(err, &se) && se.Msg == "unexpected EOF") {
 		return fmt.Errorf("line %d: XML ends before the </%s> end tag (truncated file?)", line, x.root)
 	}
-	var se *xml.SyntaxError
-	if errors.As(err, &se) {
+	if se != nil {
 		return fmt.Errorf("line %d: malformed XML: %s", se.Line, se.Msg)
 	}
 	return fmt.Errorf("line %d: %w", line, err)
@@ -159,9 +162,6 @@ func (x *xmlRows) Next() (Row, error) {
 		if err != nil {
 			if errors.Is(err, io.EOF) && !x.started {
 				return Row{}, ErrEmpty
-			}
-			if errors.Is(err, io.EOF) {
-				return Row{}, x.syntax(err)
 			}
 			return Row{}, x.syntax(err)
 		}
@@ -181,7 +181,6 @@ func (x *xmlRows) Next() (Row, error) {
 				}
 				continue
 			}
-			line, _ = x.d.InputPos()
 			return x.readRecord(t, line)
 		case xml.EndElement:
 			// The root closed: the rest of the file must be only misc.

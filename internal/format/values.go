@@ -32,6 +32,13 @@ func ParseAmount(s string) (int64, error) {
 	if hasDot && frac == "" && intPart == "" {
 		return 0, errors.New("not a number")
 	}
+	// Fixed-width extracts pad with zeros; they do not make a number large.
+	if trimmed := strings.TrimLeft(intPart, "0"); len(trimmed) < len(intPart) {
+		intPart = trimmed
+		if intPart == "" {
+			intPart = "0"
+		}
+	}
 	if len(frac) > 4 {
 		return 0, errors.New("more than 4 decimal places")
 	}

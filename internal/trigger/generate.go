@@ -24,8 +24,9 @@ var kinds = map[string]source{
 	"vendor":   {CodeVendor, `SELECT vendor AS record_key, '' AS sub_key FROM vendors WHERE deleted_at IS NULL`, ""},
 	"invoice":  {CodeInvoice, `SELECT invoice AS record_key, '' AS sub_key FROM invoices WHERE deleted_at IS NULL`, ""},
 	"customer": {CodeCustomer, `SELECT customer AS record_key, '' AS sub_key FROM customers WHERE deleted_at IS NULL`, "customer_class"},
-	"inventory": {CodeInventory, `SELECT DISTINCT v.item AS record_key, v.sku AS sub_key FROM inventory v JOIN items i ON i.item = v.item
-  WHERE i.deleted_at IS NULL`, "i.item_class"},
+	"inventory": {CodeInventory, `SELECT DISTINCT v.item AS record_key, v.sku AS sub_key FROM inventory v
+  JOIN skus k ON k.item = v.item AND k.sku = v.sku JOIN items i ON i.item = v.item
+  WHERE k.deleted_at IS NULL AND i.deleted_at IS NULL`, "i.item_class"},
 }
 
 // ErrNoClass means a class filter was given for a kind without classes.

@@ -1,0 +1,382 @@
+package config_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/posbridge/posbridge/internal/config"
+)
+
+// env is a fake environment for Options.LookupEnv. It always sets
+// XDG_CONFIG_HOME to an empty folder so no real config file is found.
+func env(t *testing.T, vars map[string]string) func(string) (string, bool) {
+	t.Helper()
+	xdg := t.TempDir()
+	return func(name string) (string, bool) {
+		if v, ok := vars[name]; ok {
+			return v, true
+		}
+		if name == "XDG_CONFIG_HOME" {
+			return xdg, true
+		}
+		return "", false
+	}
+}
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "posbridge.yaml")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// flags is a flag set like the CLI's: flags annotated with the config key
+// they set. args are parsed into it.
+func flags(t *testing.T, args ...string) *pflag.FlagSet {
+	t.Helper()
+	fs := pflag.NewFlagSet("posbridge", pflag.ContinueOnError)
+	fs.String("data-dir", "./flag-default", "")
+	fs.Int("purge-days", 99, "")
+	fs.String("log-format", "text", "")
+	fs.String("unrelated", "", "") // no annotation: never touches the config
+	for name, key := range map[string]string{"data-dir": "data_dir", "purge-days": "triggers.purge_days", "log-format": "log.format"} {
+		if err := fs.SetAnnotation(name, config.FlagKeyAnnotation, []string{key}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return fs
+}
+
+// inCleanDir runs the test in an empty working folder, so that no
+// ./posbridge.yaml is picked up by the search.
+func inCleanDir(t *testing.T) {
+	t.Helper()
+	t.Chdir(t.TempDir())
+	if _, err := os.Stat("/etc/posbridge/config.yaml"); err == nil {
+		t.Skip("/etc/posbridge/config.yaml exists on this machine")
+	}
+}
+
+func TestPrecedence(t *testing.T) {
+	const file = "data_dir: /from/file\ntriggers:\n  purge_days: 10\nlog:\n  format: json\n"
+	tests := []struct {
+		name      string
+		file      string
+		env       map[string]string
+		args      []string
+		dataDir   string
+		purgeDays int
+		logFormat string
+	}{
+		{name: "defaults", dataDir: "./data", purgeDays: 7, logFormat: "text"},
+		{name: "file over default", file: file, dataDir: "/from/file", purgeDays: 10, logFormat: "json"},
+		{name: "env over default", env: map[string]string{"POSBRIDGE_TRIGGERS_PURGE_DAYS": "20"},
+			dataDir: "./data", purgeDays: 20, logFormat: "text"},
+		{name: "env over file", file: file,
+			env:     map[string]string{"POSBRIDGE_DATA_DIR": "/from/env", "POSBRIDGE_TRIGGERS_PURGE_DAYS": "20"},
+			dataDir: "/from/env", purgeDays: 20, logFormat: "json"},
+		{name: "flag over env over file", file: file,
+			env:     map[string]string{"POSBRIDGE_DATA_DIR": "/from/env", "POSBRIDGE_TRIGGERS_PURGE_DAYS": "20"},
+			args:    []string{"--data-dir", "/from/flag", "--purge-days=30"},
+			dataDir: "/from/flag", purgeDays: 30, logFormat: "json"},
+		{name: "a flag not given does not override, even with a default of its own", file: file,
+			env:     map[string]string{"POSBRIDGE_TRIGGERS_PURGE_DAYS": "20"},
+			args:    []string{"--unrelated", "x"},
+			dataDir: "/from/file", purgeDays: 20, logFormat: "json"},
+		{name: "flag set to the same value as its default still overrides", file: file,
+			args:    []string{"--log-format", "text"},
+			dataDir: "/from/file", purgeDays: 10, logFormat: "text"},
+		{name: "environment variables of other programs are ignored",
+			env:     map[string]string{"DATA_DIR": "/nope", "POSBRIDGE_DATADIR": "/nope"},
+			dataDir: "./data", purgeDays: 7, logFormat: "text"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			inCleanDir(t)
+			opts := config.Options{LookupEnv: env(t, tt.env), Flags: flags(t, tt.args...)}
+			if tt.file != "" {
+				opts.File = writeFile(t, tt.file)
+			}
+			c, err := config.Load(opts)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if c.DataDir != tt.dataDir || c.Triggers.PurgeDays != tt.purgeDays || c.Log.Format != tt.logFormat {
+				t.Fatalf("data_dir=%q purge_days=%d log.format=%q, want %q %d %q",
+					c.DataDir, c.Triggers.PurgeDays, c.Log.Format, tt.dataDir, tt.purgeDays, tt.logFormat)
+			}
+			if c.File != opts.File {
+				t.Errorf("File = %q, want %q", c.File, opts.File)
+			}
+		})
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	inCleanDir(t)
+	c, err := config.Load(config.Options{LookupEnv: env(t, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := config.Config{
+		DataDir: "./data",
+		Company: config.Company{Number: 1, Name: "Demo Retail"},
+		Log:     config.Log{Format: "text", Level: "info"},
+		DB:      config.DB{BusyTimeout: 10 * time.Second, CacheMiB: 8},
+		Load:    config.Loads{UnknownReferences: "warn", MaxFieldLength: 1000},
+		Triggers: config.Triggers{
+			PurgeDays: 7,
+		},
+	}
+	if *c != want {
+		t.Fatalf("defaults:\n  got  %+v\n  want %+v", *c, want)
+	}
+	if got := c.DatabasePath(); got != filepath.Join("data", "posbridge.db") {
+		t.Errorf("DatabasePath() = %q, want data/posbridge.db", got)
+	}
+	c.Database = "/srv/pos.db"
+	if got := c.DatabasePath(); got != "/srv/pos.db" {
+		t.Errorf("DatabasePath() with database set = %q, want /srv/pos.db", got)
+	}
+}
+
+// Every kind of value arrives from the environment as a string.
+func TestEnvironmentTypes(t *testing.T) {
+	inCleanDir(t)
+	c, err := config.Load(config.Options{LookupEnv: env(t, map[string]string{
+		"POSBRIDGE_DB_BUSY_TIMEOUT":             "2m30s",
+		"POSBRIDGE_DB_CACHE_MIB":                "64",
+		"POSBRIDGE_LOAD_ALLOW_NEGATIVE_ON_HAND": "true",
+		"POSBRIDGE_COMPANY_NAME":                "Acme: Stores",
+		"POSBRIDGE_LOAD_UNKNOWN_REFERENCES":     "reject",
+		"POSBRIDGE_DATABASE":                    "/var/lib/posbridge/state.db",
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DB.BusyTimeout != 150*time.Second || c.DB.CacheMiB != 64 || !c.Load.AllowNegativeOnHand ||
+		c.Company.Name != "Acme: Stores" || c.Load.UnknownReferences != "reject" || c.DatabasePath() != "/var/lib/posbridge/state.db" {
+		t.Fatalf("environment not applied: %+v", *c)
+	}
+}
+
+func TestFileFoundBySearch(t *testing.T) {
+	inCleanDir(t)
+	if err := os.WriteFile("posbridge.yaml", []byte("company:\n  number: 42\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Load(config.Options{LookupEnv: env(t, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Company.Number != 42 || c.File != "posbridge.yaml" {
+		t.Fatalf("company.number=%d File=%q, want 42 from ./posbridge.yaml", c.Company.Number, c.File)
+	}
+
+	// XDG_CONFIG_HOME comes after the working folder.
+	os.Remove("posbridge.yaml")
+	xdg := t.TempDir()
+	os.MkdirAll(filepath.Join(xdg, "posbridge"), 0o700)
+	os.WriteFile(filepath.Join(xdg, "posbridge", "config.yaml"), []byte("company:\n  number: 43\n"), 0o600)
+	c, err = config.Load(config.Options{LookupEnv: env(t, map[string]string{"XDG_CONFIG_HOME": xdg})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Company.Number != 43 {
+		t.Fatalf("company.number=%d from %q, want 43 from $XDG_CONFIG_HOME/posbridge/config.yaml", c.Company.Number, c.File)
+	}
+}
+
+func TestSearchPaths(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want []string
+	}{
+		{"XDG_CONFIG_HOME wins over HOME", map[string]string{"XDG_CONFIG_HOME": "/x", "HOME": "/h"},
+			[]string{"posbridge.yaml", "/x/posbridge/config.yaml", "/etc/posbridge/config.yaml"}},
+		{"HOME when XDG_CONFIG_HOME is unset", map[string]string{"HOME": "/h"},
+			[]string{"posbridge.yaml", "/h/.config/posbridge/config.yaml", "/etc/posbridge/config.yaml"}},
+		{"HOME when XDG_CONFIG_HOME is empty", map[string]string{"XDG_CONFIG_HOME": "", "HOME": "/h"},
+			[]string{"posbridge.yaml", "/h/.config/posbridge/config.yaml", "/etc/posbridge/config.yaml"}},
+		{"neither", nil, []string{"posbridge.yaml", "/etc/posbridge/config.yaml"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := config.SearchPaths(func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok })
+			if strings.Join(got, "|") != strings.Join(tt.want, "|") {
+				t.Fatalf("SearchPaths = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// problems splits a joined error into its parts.
+func problems(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+func TestInvalidConfig(t *testing.T) {
+	tests := []struct {
+		name string
+		file string
+		env  map[string]string
+		args []string
+		// want are substrings that must each appear in exactly one of the
+		// reported problems, and there must be no other problems.
+		want []string
+	}{
+		{
+			name: "unknown top-level key",
+			file: "data_dir: ./d\ncolour: red\n",
+			want: []string{`unknown setting "colour"`},
+		},
+		{
+			name: "misspelt nested key",
+			file: "triggers:\n  purge_dayz: 3\n",
+			want: []string{`unknown setting "triggers.purge_dayz"`},
+		},
+		{
+			name: "misspelt section",
+			file: "trigger:\n  purge_days: 3\n",
+			want: []string{`unknown setting "trigger`},
+		},
+		{
+			name: "every invalid value is reported together",
+			file: `company:
+  number: 0
+log:
+  format: xml
+  level: loud
+db:
+  cache_mib: 0
+  busy_timeout: -1s
+load:
+  unknown_references: maybe
+  max_field_length: 0
+triggers:
+  purge_days: 0
+`,
+			want: []string{"company.number", "log.format", "log.level", "db.cache_mib", "db.busy_timeout",
+				"load.unknown_references", "load.max_field_length", "triggers.purge_days"},
+		},
+		{
+			name: "unknown keys and invalid values together",
+			file: "colour: red\nlog:\n  level: loud\n",
+			want: []string{`unknown setting "colour"`, "log.level"},
+		},
+		{
+			name: "invalid values from the environment and flags",
+			env:  map[string]string{"POSBRIDGE_LOG_LEVEL": "chatty"},
+			args: []string{"--log-format", "xml", "--data-dir", " "},
+			want: []string{"log.level", "log.format", "data_dir"},
+		},
+		{
+			name: "cache size above the limit",
+			file: "db:\n  cache_mib: 5000\n",
+			want: []string{"db.cache_mib"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			inCleanDir(t)
+			opts := config.Options{LookupEnv: env(t, tt.env), Flags: flags(t, tt.args...)}
+			if tt.file != "" {
+				opts.File = writeFile(t, tt.file)
+			}
+			_, err := config.Load(opts)
+			if err == nil {
+				t.Fatal("Load succeeded, want problems")
+			}
+			if !errors.Is(err, config.ErrInvalid) {
+				t.Fatalf("error %v is not ErrInvalid", err)
+			}
+			got := problems(err)
+			if len(got) != len(tt.want) {
+				t.Errorf("%d problems, want %d:\n%v", len(got), len(tt.want), err)
+			}
+			for _, w := range tt.want {
+				n := 0
+				for _, p := range got {
+					if strings.Contains(p.Error(), w) {
+						n++
+					}
+				}
+				if n != 1 {
+					t.Errorf("%d problems mention %q, want 1:\n%v", n, w, err)
+				}
+			}
+			for _, p := range got {
+				if !errors.Is(p, config.ErrInvalid) {
+					t.Errorf("problem %q is not ErrInvalid", p)
+				}
+			}
+		})
+	}
+}
+
+func TestUnreadableConfigFile(t *testing.T) {
+	tests := []struct {
+		name    string
+		file    func(t *testing.T) string
+		wantErr string
+	}{
+		{"missing --config file", func(t *testing.T) string { return filepath.Join(t.TempDir(), "nope.yaml") }, "nope.yaml"},
+		{"YAML syntax error", func(t *testing.T) string { return writeFile(t, "log:\n  format: [text\n  level: info\n") }, "posbridge.yaml"},
+		{"tabs for indentation", func(t *testing.T) string { return writeFile(t, "log:\n\tformat: text\n") }, "posbridge.yaml"},
+		{"wrong type of value", func(t *testing.T) string { return writeFile(t, "db:\n  cache_mib: lots\n") }, "posbridge.yaml"},
+		{"a list where a section belongs", func(t *testing.T) string { return writeFile(t, "log:\n  - text\n") }, "posbridge.yaml"},
+		{"a folder", func(t *testing.T) string { return t.TempDir() }, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			inCleanDir(t)
+			path := tt.file(t)
+			_, err := config.Load(config.Options{File: path, LookupEnv: env(t, nil)})
+			if !errors.Is(err, config.ErrInvalid) {
+				t.Fatalf("error %v, want ErrInvalid", err)
+			}
+			if !strings.Contains(err.Error(), path) {
+				t.Errorf("error %q should name the file %q", err, path)
+			}
+		})
+	}
+}
+
+func TestRedactedShowsTheWholeConfig(t *testing.T) {
+	inCleanDir(t)
+	c, err := config.Load(config.Options{LookupEnv: env(t, map[string]string{"POSBRIDGE_COMPANY_NAME": "Acme"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Redacted()
+	for _, key := range []string{"data_dir", "database", "company", "log", "db", "load", "triggers"} {
+		if _, ok := r[key]; !ok {
+			t.Errorf("Redacted() has no %q", key)
+		}
+	}
+	if _, ok := r["File"]; ok {
+		t.Error("Redacted() shows the File field, which is not a setting")
+	}
+	company := r["company"].(map[string]any)
+	if company["name"] != "Acme" || company["number"] != 1 {
+		t.Errorf("company = %v, want name Acme and number 1 shown as they are", company)
+	}
+	if got := r["db"].(map[string]any)["busy_timeout"]; got != "10s" {
+		t.Errorf("db.busy_timeout = %#v, want the readable duration \"10s\"", got)
+	}
+}

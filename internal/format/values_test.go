@@ -1,0 +1,247 @@
+package format_test
+
+import (
+	"math"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/posbridge/posbridge/internal/format"
+)
+
+func TestParseAmount(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    int64
+		wantErr string // substring of the error; "" means no error
+	}{
+		{in: "12.50", want: 125000},
+		{in: "12.5", want: 125000},
+		{in: "12", want: 120000},
+		{in: "0", want: 0},
+		{in: "0.0125", want: 125},
+		{in: "0.0001", want: 1},
+		{in: "3.0", want: 30000},
+		{in: "-3", want: -30000},
+		{in: "-0.0001", want: -1},
+		{in: "+7.25", want: 72500},
+		{in: "-0", want: 0},
+		{in: "007.10", want: 71000},
+		{in: "0000000000000012.50", want: 125000}, // zero-padded fixed-width extracts: leading zeros are not size
+		{in: "99999999999999.9999", want: 999999999999999999},
+		{in: "-99999999999999.9999", want: -999999999999999999},
+
+		{in: "1.23456", wantErr: "more than 4 decimal places"},
+		{in: "0.00001", wantErr: "more than 4 decimal places"},
+		{in: "100000000000000", wantErr: "too large"},
+		{in: "999999999999999999999999", wantErr: "too large"},
+
+		{in: "", wantErr: "empty"},
+		{in: "-", wantErr: "not a number"},
+		{in: "+", wantErr: "not a number"},
+		{in: ".", wantErr: "not a number"},
+		{in: "abc", wantErr: "not a decimal number"},
+		{in: "12,50", wantErr: "not a decimal number"},
+		{in: "1.2.3", wantErr: "not a decimal number"},
+		{in: "1e5", wantErr: "not a decimal number"},
+		{in: " 12", wantErr: "not a decimal number"},
+		{in: "12 ", wantErr: "not a decimal number"},
+		{in: "--1", wantErr: "not a decimal number"},
+		{in: "+-1", wantErr: "not a decimal number"},
+		{in: "0x10", wantErr: "not a decimal number"},
+		{in: "١٢", wantErr: "not a decimal number"}, // Arabic-Indic digits are not digits here
+		{in: "1.-5", wantErr: "not a decimal number"},
+		{in: "NaN", wantErr: "not a decimal number"},
+	}
+	for _, tt := range tests {
+		t.Run(strconv.Quote(tt.in), func(t *testing.T) {
+			got, err := format.ParseAmount(tt.in)
+			if tt.wantErr != "" {
+				if err == nil {
+					t.Fatalf("ParseAmount(%q) = %d, want an error containing %q", tt.in, got, tt.wantErr)
+				}
+				if !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("ParseAmount(%q) error = %q, want it to contain %q", tt.in, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ParseAmount(%q): unexpected error %v", tt.in, err)
+			}
+			if got != tt.want {
+				t.Fatalf("ParseAmount(%q) = %d, want %d", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestFormatAmount(t *testing.T) {
+	tests := []struct {
+		in   int64
+		want string
+	}{
+		{0, "0.00"},
+		{125000, "12.50"},
+		{30000, "3.00"},
+		{125, "0.0125"},
+		{1, "0.0001"},
+		{10, "0.001"},
+		{123456, "12.3456"},
+		{5000, "0.50"},
+		{-30000, "-3.00"},
+		{-1, "-0.0001"},
+		{-125000, "-12.50"},
+		{999999999999999999, "99999999999999.9999"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			if got := format.FormatAmount(tt.in); got != tt.want {
+				t.Fatalf("FormatAmount(%d) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+// Every value ParseAmount can produce is written by FormatAmount in a form
+// ParseAmount reads back to the same value.
+func TestAmountRoundTrip(t *testing.T) {
+	values := []int64{0, 1, -1, 9, 10, 99, 100, 999, 1000, 9999, 10000, 10001, 125000, -125000,
+		123456789, -987654321, 999999999999999999, -999999999999999999}
+	for _, v := range values {
+		s := format.FormatAmount(v)
+		back, err := format.ParseAmount(s)
+		if err != nil {
+			t.Errorf("ParseAmount(FormatAmount(%d) = %q): %v", v, s, err)
+			continue
+		}
+		if back != v {
+			t.Errorf("ParseAmount(FormatAmount(%d) = %q) = %d", v, s, back)
+		}
+	}
+}
+
+func TestParseInt(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    int64
+		wantErr string
+	}{
+		{in: "0", want: 0},
+		{in: "12", want: 12},
+		{in: "-5", want: -5},
+		{in: "+5", want: 5},
+		{in: "007", want: 7},
+		{in: strconv.FormatInt(math.MaxInt64, 10), want: math.MaxInt64},
+		{in: strconv.FormatInt(math.MinInt64, 10), want: math.MinInt64},
+		{in: "9223372036854775808", wantErr: "out of range"},
+		{in: "-9223372036854775809", wantErr: "out of range"},
+		{in: "", wantErr: "not a whole number"},
+		{in: "1.0", wantErr: "not a whole number"},
+		{in: "1e3", wantErr: "not a whole number"},
+		{in: " 1", wantErr: "not a whole number"},
+		{in: "1,000", wantErr: "not a whole number"},
+		{in: "ten", wantErr: "not a whole number"},
+	}
+	for _, tt := range tests {
+		t.Run(strconv.Quote(tt.in), func(t *testing.T) {
+			got, err := format.ParseInt(tt.in)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("ParseInt(%q) = %d, %v; want an error containing %q", tt.in, got, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("ParseInt(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseFlag(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    bool
+		wantErr bool
+	}{
+		{in: "Y", want: true},
+		{in: "y", want: true},
+		{in: "yes", want: true},
+		{in: "YES", want: true},
+		{in: "true", want: true},
+		{in: "TRUE", want: true},
+		{in: "True", want: true},
+		{in: "1", want: true},
+		{in: "N", want: false},
+		{in: "n", want: false},
+		{in: "no", want: false},
+		{in: "false", want: false},
+		{in: "FALSE", want: false},
+		{in: "0", want: false},
+		{in: "", wantErr: true},
+		{in: "maybe", wantErr: true},
+		{in: "2", wantErr: true},
+		{in: "T", wantErr: true},
+		{in: " Y", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(strconv.Quote(tt.in), func(t *testing.T) {
+			got, err := format.ParseFlag(tt.in)
+			if tt.wantErr {
+				if err == nil {
+					t.Fatalf("ParseFlag(%q) = %v, want an error", tt.in, got)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("ParseFlag(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestFormatFlag(t *testing.T) {
+	if got := format.FormatFlag(true); got != "Y" {
+		t.Errorf("FormatFlag(true) = %q, want Y", got)
+	}
+	if got := format.FormatFlag(false); got != "N" {
+		t.Errorf("FormatFlag(false) = %q, want N", got)
+	}
+}
+
+func TestParseDate(t *testing.T) {
+	tests := []struct {
+		in string
+		ok bool
+	}{
+		{"2024-01-05", true},
+		{"2024-02-29", true}, // leap year
+		{"1999-12-31", true},
+		{"2023-02-29", false}, // not a leap year
+		{"2024-13-01", false},
+		{"2024-04-31", false},
+		{"2024-1-5", false},
+		{"05/01/2024", false},
+		{"2024-01-05T00:00:00Z", false},
+		{"20240105", false},
+		{"", false},
+		{" 2024-01-05", false},
+	}
+	for _, tt := range tests {
+		t.Run(strconv.Quote(tt.in), func(t *testing.T) {
+			got, err := format.ParseDate(tt.in)
+			if !tt.ok {
+				if err == nil {
+					t.Fatalf("ParseDate(%q) = %q, want an error", tt.in, got)
+				}
+				if !strings.Contains(err.Error(), "YYYY-MM-DD") {
+					t.Fatalf("ParseDate(%q) error %q should name the layout YYYY-MM-DD", tt.in, err)
+				}
+				return
+			}
+			if err != nil || got != tt.in {
+				t.Fatalf("ParseDate(%q) = %q, %v; want it unchanged", tt.in, got, err)
+			}
+		})
+	}
+}
