@@ -160,7 +160,8 @@ func Load(ctx context.Context, d *db.DB, kind, path string, opts Options) (*Resu
 		if err != nil {
 			return err
 		}
-		if opts.Mode == ModeFull && good == 0 && !opts.AllowEmpty {
+		// With rejects a full load deletes nothing anyway (deletesAllowed).
+		if opts.Mode == ModeFull && good == 0 && l.res.Rejected == 0 && !opts.AllowEmpty {
 			return fmt.Errorf("%w: a full load of a file without good rows would delete every %s record; use --allow-empty if that is meant", ErrFile, kind)
 		}
 		if err := k.merge(l); err != nil {
@@ -242,6 +243,9 @@ type loader struct {
 	header []string
 	// firstLoad is set by classify when the kind's table was empty.
 	firstLoad bool
+	// present holds the staging columns the file has; a column the file
+	// leaves out keeps its stored value.
+	present map[string]bool
 }
 
 func (l *loader) exec(q string, args ...any) (int64, error) {
@@ -266,6 +270,17 @@ func firstLine(q string) string {
 		return q[:i] + " ..."
 	}
 	return q
+}
+
+// given returns the columns of cols that the file has.
+func (l *loader) given(cols []string) []string {
+	var out []string
+	for _, c := range cols {
+		if l.present[c] {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 func (l *loader) count(q string, args ...any) (int64, error) {

@@ -9,8 +9,10 @@ import (
 )
 
 var kinds = map[string]*kindSpec{
+	// Whether a full load may delete a warehouse depends on inventory, so
+	// an identical warehouses file is always compared row by row.
 	"warehouses": {
-		name: "warehouses", skipSame: true, root: "Warehouses", record: "Warehouse",
+		name: "warehouses", root: "Warehouses", record: "Warehouse",
 		plan:  newPlan(warehouseRow{}),
 		merge: mergeWarehouses,
 	},
@@ -67,6 +69,9 @@ var kinds = map[string]*kindSpec{
 // differs is an SQL condition true when any of cols differs between the
 // rows aliased a and b.
 func differs(a, b string, cols []string) string {
+	if len(cols) == 0 {
+		return "(0)"
+	}
 	parts := make([]string, len(cols))
 	for i, c := range cols {
 		parts[i] = fmt.Sprintf("%s.%s IS NOT %s.%s", a, c, b, c)
@@ -74,21 +79,23 @@ func differs(a, b string, cols []string) string {
 	return "(" + strings.Join(parts, " OR ") + ")"
 }
 
-// setExcluded is the SET list of an upsert taking cols from excluded.
+// setExcluded is the start of the SET list of an upsert taking cols from
+// excluded, each followed by ", ".
 func setExcluded(cols []string) string {
-	parts := make([]string, len(cols))
-	for i, c := range cols {
-		parts[i] = fmt.Sprintf("%s = excluded.%s", c, c)
+	var b strings.Builder
+	for _, c := range cols {
+		fmt.Fprintf(&b, "%s = excluded.%s, ", c, c)
 	}
-	return strings.Join(parts, ", ")
+	return b.String()
 }
 
+// list writes cols with prefix, each followed by ", ".
 func list(cols []string, prefix string) string {
-	parts := make([]string, len(cols))
-	for i, c := range cols {
-		parts[i] = prefix + c
+	var b strings.Builder
+	for _, c := range cols {
+		b.WriteString(prefix + c + ", ")
 	}
-	return strings.Join(parts, ", ")
+	return b.String()
 }
 
 // dataCols are the staged columns of a plan other than key.
@@ -197,14 +204,14 @@ func (l *loader) deleteGone(table, code, k1, k2 string) error {
 
 // mergeSimple merges a kind held in one table with a one-column key.
 func mergeSimple(l *loader, table, key, code string) error {
-	cols := dataCols(l.k.plan, key)
+	cols := l.given(dataCols(l.k.plan, key))
 	if err := l.classify(table, `UPDATE stage SET action = coalesce((SELECT CASE WHEN t.deleted_at IS NOT NULL THEN 'A' WHEN `+differs("t", "stage", cols)+` THEN 'C' ELSE '' END
   FROM `+table+` t WHERE t.`+key+` = stage.`+key+`), 'A')`); err != nil {
 		return err
 	}
-	if _, err := l.exec(`INSERT INTO `+table+`(`+key+`, `+list(cols, "")+`, created_at, updated_at)
-SELECT `+key+`, `+list(cols, "")+`, ?1, ?1 FROM stage WHERE action <> ''
-ON CONFLICT(`+key+`) DO UPDATE SET `+setExcluded(cols)+`, deleted_at = NULL, updated_at = excluded.updated_at`, l.now); err != nil {
+	if _, err := l.exec(`INSERT INTO `+table+`(`+key+`, `+list(cols, "")+`created_at, updated_at)
+SELECT `+key+`, `+list(cols, "")+`?1, ?1 FROM stage WHERE action <> ''
+ON CONFLICT(`+key+`) DO UPDATE SET `+setExcluded(cols)+`deleted_at = NULL, updated_at = excluded.updated_at`, l.now); err != nil {
 		return err
 	}
 	if err := l.countActions("stage"); err != nil {
@@ -231,14 +238,14 @@ func checkCustomers(l *loader) error {
 // deletes missing warehouses that no inventory refers to and keeps the
 // others with a warning.
 func mergeWarehouses(l *loader) error {
-	cols := dataCols(l.k.plan, "warehouse")
+	cols := l.given(dataCols(l.k.plan, "warehouse"))
 	if err := l.classify("warehouses", `UPDATE stage SET action = coalesce((SELECT CASE WHEN `+differs("t", "stage", cols)+` THEN 'C' ELSE '' END
   FROM warehouses t WHERE t.warehouse = stage.warehouse), 'A')`); err != nil {
 		return err
 	}
-	if _, err := l.exec(`INSERT INTO warehouses(warehouse, `+list(cols, "")+`, created_at, updated_at)
-SELECT warehouse, `+list(cols, "")+`, ?1, ?1 FROM stage WHERE action <> ''
-ON CONFLICT(warehouse) DO UPDATE SET `+setExcluded(cols)+`, updated_at = excluded.updated_at`, l.now); err != nil {
+	if _, err := l.exec(`INSERT INTO warehouses(warehouse, `+list(cols, "")+`created_at, updated_at)
+SELECT warehouse, `+list(cols, "")+`?1, ?1 FROM stage WHERE action <> ''
+ON CONFLICT(warehouse) DO UPDATE SET `+setExcluded(cols)+`updated_at = excluded.updated_at`, l.now); err != nil {
 		return err
 	}
 	if err := l.countActions("stage"); err != nil {

@@ -4,7 +4,7 @@ import "github.com/posbridge/posbridge/internal/trigger"
 
 func checkInventory(l *loader) error {
 	if !l.opts.AllowNegativeOnHand {
-		if err := l.rejectWhere(`s.on_hand < 0`, `'field on_hand ' || s.on_hand || ': must not be negative (set load.allow_negative_on_hand to accept)'`); err != nil {
+		if err := l.rejectWhere(`s.on_hand < 0`, `'field on_hand "' || s.on_hand || '": must not be negative (set load.allow_negative_on_hand to accept)'`); err != nil {
 			return err
 		}
 	}
@@ -27,9 +27,14 @@ func thresholdRule(old, new, thr string) string {
 // SKU had no stock rows before). A full load sets the stock of rows missing
 // from the file to zero; they count as deleted.
 func mergeInventory(l *loader) error {
+	// A file without a reserved column keeps the stored reservations.
+	resDiffers, newAvail, setReserved := ` OR v.reserved IS NOT stage.reserved`, "(s.on_hand - s.reserved)", "reserved = excluded.reserved,"
+	if !l.present["reserved"] {
+		resDiffers, newAvail, setReserved = "", "(s.on_hand - coalesce(v.reserved, 0))", ""
+	}
 	match := `v.item = s.item AND v.sku = s.sku AND v.warehouse = s.warehouse AND v.location = s.location`
 	if err := l.classify("inventory", `UPDATE stage SET action = coalesce((SELECT CASE
-    WHEN v.on_hand IS NOT stage.on_hand OR v.reserved IS NOT stage.reserved
+    WHEN v.on_hand IS NOT stage.on_hand`+resDiffers+`
       OR (stage.threshold IS NOT NULL AND v.threshold IS NOT stage.threshold) THEN 'C' ELSE '' END
   FROM inventory v WHERE v.item = stage.item AND v.sku = stage.sku AND v.warehouse = stage.warehouse AND v.location = stage.location), 'A')`); err != nil {
 		return err
@@ -41,10 +46,10 @@ func mergeInventory(l *loader) error {
 		{q: `INSERT INTO events(record_key, sub_key, capture)
 SELECT s.item, s.sku, CASE WHEN v.item IS NULL AND NOT EXISTS (SELECT 1 FROM inventory w WHERE w.item = s.item AND w.sku = s.sku) THEN 'A' ELSE 'C' END
 FROM stage s LEFT JOIN inventory v ON ` + match + `
-WHERE s.action <> '' AND (v.item IS NULL OR ` + thresholdRule("(v.on_hand - v.reserved)", "(s.on_hand - s.reserved)", "coalesce(s.threshold, v.threshold, 0)") + `)`},
+WHERE s.action <> '' AND (v.item IS NULL OR ` + thresholdRule("(v.on_hand - v.reserved)", newAvail, "coalesce(s.threshold, v.threshold, 0)") + `)`},
 		{q: `INSERT INTO inventory(item, sku, warehouse, location, on_hand, reserved, threshold, updated_at)
 SELECT item, sku, warehouse, location, on_hand, reserved, threshold, ?1 FROM stage WHERE action <> ''
-ON CONFLICT(item, sku, warehouse, location) DO UPDATE SET on_hand = excluded.on_hand, reserved = excluded.reserved,
+ON CONFLICT(item, sku, warehouse, location) DO UPDATE SET on_hand = excluded.on_hand, ` + setReserved + `
   threshold = coalesce(excluded.threshold, inventory.threshold), updated_at = excluded.updated_at`, args: []any{l.now}},
 	}
 	for _, s := range steps {

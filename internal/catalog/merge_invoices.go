@@ -1,6 +1,10 @@
 package catalog
 
-import "github.com/posbridge/posbridge/internal/trigger"
+import (
+	"strings"
+
+	"github.com/posbridge/posbridge/internal/trigger"
+)
 
 // invoiceHeaderCols are the header columns, repeated on every line.
 var invoiceHeaderCols = []string{"order_no", "customer", "invoice_type", "invoice_date"}
@@ -9,7 +13,7 @@ var invoiceHeaderCols = []string{"order_no", "customer", "invoice_type", "invoic
 var invoiceLineCols = []string{"item", "sku", "quantity", "unit_price", "discount", "tax", "freight"}
 
 func checkInvoices(l *loader) error {
-	if err := l.rejectWhere(`s.invoice_type NOT IN ('I','C')`, `'field invoice_type ' || quote(s.invoice_type) || ': must be I (invoice) or C (credit)'`); err != nil {
+	if err := l.rejectWhere(`s.invoice_type NOT IN ('I','C')`, `'field invoice_type "' || s.invoice_type || '": must be I (invoice) or C (credit)'`); err != nil {
 		return err
 	}
 	return l.rejectWhere(`s.quantity = 0`, `'field quantity: must not be 0'`)
@@ -33,12 +37,12 @@ func mergeInvoices(l *loader) error {
       <> (SELECT count(*) FROM stage s WHERE s.invoice = firsts.key) THEN 'C'
     ELSE '' END
   FROM invoices h, stage f WHERE h.invoice = firsts.key AND f.src_line = firsts.first), 'A')`},
-		{q: `INSERT INTO invoices(invoice, ` + list(invoiceHeaderCols, "") + `, created_at, updated_at)
-SELECT s.invoice, ` + list(invoiceHeaderCols, "s.") + `, ?1, ?1 FROM firsts JOIN stage s ON s.src_line = firsts.first WHERE firsts.action <> ''
-ON CONFLICT(invoice) DO UPDATE SET ` + setExcluded(invoiceHeaderCols) + `, deleted_at = NULL, updated_at = excluded.updated_at`, args: []any{l.now}},
+		{q: `INSERT INTO invoices(invoice, ` + list(invoiceHeaderCols, "") + `created_at, updated_at)
+SELECT s.invoice, ` + list(invoiceHeaderCols, "s.") + `?1, ?1 FROM firsts JOIN stage s ON s.src_line = firsts.first WHERE firsts.action <> ''
+ON CONFLICT(invoice) DO UPDATE SET ` + setExcluded(invoiceHeaderCols) + `deleted_at = NULL, updated_at = excluded.updated_at`, args: []any{l.now}},
 		{q: `DELETE FROM invoice_lines WHERE invoice IN (SELECT key FROM firsts WHERE action <> '')`},
-		{q: `INSERT INTO invoice_lines(invoice, line_no, ` + list(invoiceLineCols, "") + `)
-SELECT s.invoice, s.line_no, ` + list(invoiceLineCols, "s.") + ` FROM stage s JOIN firsts ON firsts.key = s.invoice WHERE firsts.action <> ''`},
+		{q: `INSERT INTO invoice_lines(invoice, line_no, ` + strings.TrimSuffix(list(invoiceLineCols, ""), ", ") + `)
+SELECT s.invoice, s.line_no, ` + strings.TrimSuffix(list(invoiceLineCols, "s."), ", ") + ` FROM stage s JOIN firsts ON firsts.key = s.invoice WHERE firsts.action <> ''`},
 	}
 	for _, s := range steps {
 		if _, err := l.exec(s.q, s.args...); err != nil {

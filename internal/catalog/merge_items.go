@@ -12,6 +12,7 @@ var skuCols = []string{"sku_description", "color", "size", "width", "upc", "reta
 // any item-level or SKU-level field differs; its trigger is an SKU trigger
 // keyed by item and SKU. The table firsts holds each item's first row.
 func mergeItems(l *loader) error {
+	itemCols, skuCols := l.given(itemCols), l.given(skuCols)
 	if err := l.classify("skus", `UPDATE stage SET action = coalesce((SELECT CASE
     WHEN k.deleted_at IS NOT NULL OR i.deleted_at IS NOT NULL THEN 'A'
     WHEN `+differs("i", "stage", itemCols)+` OR `+differs("k", "stage", skuCols)+` THEN 'C'
@@ -20,13 +21,13 @@ func mergeItems(l *loader) error {
 		return err
 	}
 	steps := []string{
-		`INSERT INTO items(item, ` + list(itemCols, "") + `, created_at, updated_at)
-SELECT s.item, ` + list(itemCols, "s.") + `, ?1, ?1 FROM firsts g JOIN stage s ON s.src_line = g.first WHERE true
-ON CONFLICT(item) DO UPDATE SET ` + setExcluded(itemCols) + `, deleted_at = NULL, updated_at = excluded.updated_at
+		`INSERT INTO items(item, ` + list(itemCols, "") + `created_at, updated_at)
+SELECT s.item, ` + list(itemCols, "s.") + `?1, ?1 FROM firsts g JOIN stage s ON s.src_line = g.first WHERE true
+ON CONFLICT(item) DO UPDATE SET ` + setExcluded(itemCols) + `deleted_at = NULL, updated_at = excluded.updated_at
 WHERE ` + differs("items", "excluded", itemCols) + ` OR items.deleted_at IS NOT NULL`,
-		`INSERT INTO skus(item, sku, ` + list(skuCols, "") + `, created_at, updated_at)
-SELECT item, sku, ` + list(skuCols, "") + `, ?1, ?1 FROM stage WHERE action <> ''
-ON CONFLICT(item, sku) DO UPDATE SET ` + setExcluded(skuCols) + `, deleted_at = NULL, updated_at = excluded.updated_at`,
+		`INSERT INTO skus(item, sku, ` + list(skuCols, "") + `created_at, updated_at)
+SELECT item, sku, ` + list(skuCols, "") + `?1, ?1 FROM stage WHERE action <> ''
+ON CONFLICT(item, sku) DO UPDATE SET ` + setExcluded(skuCols) + `deleted_at = NULL, updated_at = excluded.updated_at`,
 	}
 	for _, q := range steps {
 		if _, err := l.exec(q, l.now); err != nil {

@@ -76,6 +76,16 @@ func (p plan) names() []string {
 	return out
 }
 
+// nameOf returns the file column name of a staging column.
+func (p plan) nameOf(col string) string {
+	for _, c := range p.cols {
+		if c.col == col {
+			return c.name
+		}
+	}
+	return col
+}
+
 // keyCols returns the staging columns of the record key.
 func (p plan) keyCols() []string {
 	var out []string

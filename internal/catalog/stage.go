@@ -43,9 +43,6 @@ func (l *loader) stage(r io.Reader, path string) error {
 	if err != nil {
 		return err
 	}
-	for _, w := range rr.Warnings() {
-		l.warn("%s: %s", path, w)
-	}
 	l.header = rr.Header()
 	for _, t := range tempTables {
 		if _, err := l.exec("DROP TABLE IF EXISTS temp." + t); err != nil {
@@ -106,6 +103,18 @@ func (l *loader) stage(r io.Reader, path string) error {
 	}
 	if err := ins.flush(); err != nil {
 		return err
+	}
+	// The parser is done (batches is closed): its notes are complete.
+	for _, w := range rr.Warnings() {
+		l.warn("%s: %s", path, w)
+	}
+	l.present = map[string]bool{}
+	for _, name := range rr.Present() {
+		for _, c := range l.k.plan.cols {
+			if c.name == name {
+				l.present[c.col] = true
+			}
+		}
 	}
 	if _, err := l.exec("COMMIT"); err != nil {
 		return err
@@ -226,8 +235,12 @@ func (l *loader) openRows(r io.Reader, path string) (format.RowReader, error) {
 			}
 		}
 		if len(missing) > 0 {
-			return nil, fmt.Errorf("%w: line 1: missing required column %s (a %s file needs %s)", ErrFile,
-				strings.Join(missing, ", "), l.k.name, strings.Join(l.k.requiredNames(), ", "))
+			noun := "column"
+			if len(missing) > 1 {
+				noun = "columns"
+			}
+			return nil, fmt.Errorf("%w: line 1: missing required %s %s (%s files need %s)", ErrFile,
+				noun, strings.Join(missing, ", "), l.k.name, strings.Join(l.k.requiredNames(), ", "))
 		}
 		return rr, nil
 	case "xml":

@@ -81,7 +81,7 @@ func (l *loader) rejectDuplicates() error {
 	var match, show []string
 	for _, k := range keys {
 		match = append(match, fmt.Sprintf("t.%q = s.%q", k, k))
-		show = append(show, fmt.Sprintf("'%s ' || s.%q", k, k))
+		show = append(show, fmt.Sprintf("'%s ' || s.%q", l.k.plan.nameOf(k), k))
 	}
 	first := `(SELECT min(t.src_line) FROM stage t WHERE ` + strings.Join(match, " AND ") + `)`
 	return l.rejectWhere(`s.src_line > `+first,
@@ -117,7 +117,7 @@ func (l *loader) checkGroups() error {
 	var diff, names []string
 	for _, c := range g.cols {
 		diff = append(diff, fmt.Sprintf("f.%q IS NOT s.%q", c, c))
-		names = append(names, fmt.Sprintf("CASE WHEN f.%q IS NOT s.%q THEN '%s, ' ELSE '' END", c, c, c))
+		names = append(names, fmt.Sprintf("CASE WHEN f.%q IS NOT s.%q THEN '%s, ' ELSE '' END", c, c, l.k.plan.nameOf(c)))
 	}
 	cond := "(" + strings.Join(diff, " OR ") + ")"
 	msg := `'` + g.what + ` fields differ from line ' || f.src_line || ': ' || rtrim(` + strings.Join(names, " || ") + `, ', ')`

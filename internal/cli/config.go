@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/posbridge/posbridge/internal/config"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -46,15 +48,15 @@ settings, values out of range, bad formats. Exit 0 when it is valid, 2 when not.
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := app.Config()
 			if err != nil {
+				problems := []error{err}
 				var joined interface{ Unwrap() []error }
 				if errors.As(err, &joined) {
-					for _, e := range joined.Unwrap() {
-						fmt.Fprintln(app.Out, "problem:", e)
-					}
-					return fmt.Errorf("%w", err)
+					problems = joined.Unwrap()
 				}
-				fmt.Fprintln(app.Out, "problem:", err)
-				return err
+				for _, e := range problems {
+					fmt.Fprintln(app.Out, "problem:", e)
+				}
+				return fmt.Errorf("%w: %d problem(s), listed above", config.ErrInvalid, len(problems))
 			}
 			where := cfg.File
 			if where == "" {

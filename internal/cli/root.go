@@ -27,6 +27,10 @@ Data goes to stdout, messages to stderr.`,
   posbridge status`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Args:          unknownSub,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return cmd.Help()
+		},
 		PersistentPreRun: func(cmd *cobra.Command, args []string) {
 			// Flags are parsed now; the logger may depend on them.
 			app.log = nil
@@ -73,6 +77,14 @@ func exactArgs(n int) cobra.PositionalArgs {
 	}
 }
 
+// unknownSub rejects arguments to a command that only has subcommands.
+func unknownSub(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageErr("unknown command %q for %q (see '%s --help')", args[0], cmd.CommandPath(), cmd.CommandPath())
+	}
+	return nil
+}
+
 // noArgs is cobra.NoArgs reporting a usage error.
 func noArgs(cmd *cobra.Command, args []string) error {
 	if len(args) > 0 {
@@ -94,7 +106,7 @@ func groupCmd(use, short string, subs ...*cobra.Command) *cobra.Command {
 		Use:     use,
 		Short:   short,
 		Example: strings.Join(examples, "\n"),
-		Args:    noArgs,
+		Args:    unknownSub,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return usageErr("%s needs a subcommand (see '%s --help')", cmd.CommandPath(), cmd.CommandPath())
 		},

@@ -89,7 +89,7 @@ var recordKinds = []struct{ name, query string }{
 }
 
 func buildStatus(ctx context.Context, d *db.DB) (*statusReport, error) {
-	rep := &statusReport{Database: d.Path, Records: map[string]int64{}}
+	rep := &statusReport{Database: d.Path, Records: map[string]int64{}, LastRuns: []runSummary{}}
 	var err error
 	if rep.SchemaVersion, err = d.Version(ctx); err != nil {
 		return nil, err

@@ -216,14 +216,11 @@ func newTriggerRetryCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			n, skipped, err := trigger.Retry(cmd.Context(), d, ids, all)
+			n, err := trigger.Retry(cmd.Context(), d, ids, all)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(app.Out, "%d triggers made ready\n", n)
-			if len(skipped) > 0 {
-				return fmt.Errorf("not in error status or not found: %v", skipped)
-			}
 			return nil
 		},
 	}
@@ -248,14 +245,11 @@ func newTriggerDeleteCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			n, missing, err := trigger.Delete(cmd.Context(), d, ids)
+			n, err := trigger.Delete(cmd.Context(), d, ids)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(app.Out, "%d triggers deleted\n", n)
-			if len(missing) > 0 {
-				return fmt.Errorf("%w: %v", trigger.ErrNotFound, missing)
-			}
 			return nil
 		},
 	}
@@ -327,8 +321,20 @@ func parseAge(s string) (time.Duration, error) {
 }
 
 func formatAge(d time.Duration) string {
-	if d%(24*time.Hour) == 0 {
-		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	day := 24 * time.Hour
+	var s string
+	if d >= day {
+		s = fmt.Sprintf("%dd", d/day)
+		d %= day
 	}
-	return d.String()
+	if d > 0 || s == "" {
+		r := d.String()
+		r = strings.TrimSuffix(r, "0s")
+		r = strings.TrimSuffix(r, "0m")
+		if r == "" {
+			r = "0s"
+		}
+		s += r
+	}
+	return s
 }

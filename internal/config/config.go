@@ -173,7 +173,7 @@ func Load(opts Options) (*Config, error) {
 		dc.WeaklyTypedInput = true
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrInvalid, describe(file), err)
+		return nil, fmt.Errorf("%w: %s or POSBRIDGE_* environment: %v", ErrInvalid, describe(file), err)
 	}
 	c.File = file
 	var problems []error
@@ -218,6 +218,8 @@ func (c *Config) Validate() []error {
 	}
 	if c.DB.BusyTimeout < 0 {
 		bad("db.busy_timeout", "must not be negative, got %s", c.DB.BusyTimeout)
+	} else if c.DB.BusyTimeout > 0 && c.DB.BusyTimeout < time.Millisecond {
+		bad("db.busy_timeout", "%s is less than a millisecond: give a unit, like 10s", c.DB.BusyTimeout)
 	}
 	if c.DB.CacheMiB < 1 || c.DB.CacheMiB > 4096 {
 		bad("db.cache_mib", "must be between 1 and 4096, got %d", c.DB.CacheMiB)

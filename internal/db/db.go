@@ -58,6 +58,13 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 			return nil, fmt.Errorf("create data folder for %q: %w", path, err)
 		}
+		// The database holds customer data: readable by the owner only.
+		// SQLite gives its -wal and -shm files the same mode.
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("create database %q: %w", path, err)
+		}
+		f.Close()
 	}
 	if opts.BusyTimeout <= 0 {
 		opts.BusyTimeout = 10 * time.Second
@@ -136,6 +143,11 @@ func (d *DB) Backup(ctx context.Context, dest string, overwrite bool) error {
 	if _, err := d.ExecContext(ctx, "VACUUM INTO ?", tmp); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("backup to %q: %w", dest, Classify(err))
+	}
+	// A backup holds customer data: readable by the owner only.
+	if err := os.Chmod(tmp, 0o600); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("backup to %q: %w", dest, err)
 	}
 	if err := os.Rename(tmp, dest); err != nil {
 		os.Remove(tmp)

@@ -28,6 +28,9 @@ type RowReader interface {
 	Next() (Row, error)
 	// Warnings lists notes about the file's shape (unknown columns, elements).
 	Warnings() []string
+	// Present lists the known columns the file has: the CSV header, or the
+	// fields seen on any XML record read so far.
+	Present() []string
 }
 
 // ErrEmpty means the file has no header row.
@@ -77,6 +80,7 @@ func NewCSVReader(r io.Reader) (RowReader, error) {
 }
 
 func (c *csvRows) Header() []string   { return c.header }
+func (c *csvRows) Present() []string  { return c.header }
 func (c *csvRows) Warnings() []string { return c.notes }
 
 func (c *csvRows) Next() (Row, error) {
@@ -114,6 +118,7 @@ type xmlRows struct {
 	started bool
 	notes   []string
 	noted   map[string]bool
+	seen    []bool
 }
 
 // NewXMLReader reads records from XML: a root element named root whose
@@ -127,10 +132,20 @@ func NewXMLReader(r io.Reader, root, record string, columns []string) RowReader 
 	for i, c := range columns {
 		idx[c] = i
 	}
-	return &xmlRows{d: d, header: columns, index: idx, root: root, record: record, noted: map[string]bool{}}
+	return &xmlRows{d: d, header: columns, index: idx, root: root, record: record, noted: map[string]bool{}, seen: make([]bool, len(columns))}
 }
 
-func (x *xmlRows) Header() []string   { return x.header }
+func (x *xmlRows) Header() []string { return x.header }
+
+func (x *xmlRows) Present() []string {
+	var out []string
+	for i, ok := range x.seen {
+		if ok {
+			out = append(out, x.header[i])
+		}
+	}
+	return out
+}
 func (x *xmlRows) Warnings() []string { return x.notes }
 
 func (x *xmlRows) note(format string, args ...any) {
@@ -166,6 +181,10 @@ func (x *xmlRows) Next() (Row, error) {
 			return Row{}, x.syntax(err)
 		}
 		switch t := tok.(type) {
+		case xml.CharData:
+			if !x.started && len(bytes.TrimSpace(t)) > 0 {
+				return Row{}, fmt.Errorf("line %d: not XML: text before the <%s> root element (is this a CSV file? use --format csv)", line, x.root)
+			}
 		case xml.StartElement:
 			if !x.started {
 				if t.Name.Local != x.root {
@@ -206,6 +225,7 @@ func (x *xmlRows) readRecord(start xml.StartElement, line int) (Row, error) {
 		name = strings.ToLower(name)
 		if i, ok := x.index[name]; ok {
 			fields[i] = val
+			x.seen[i] = true
 		} else {
 			x.note("ignored unknown field %q", name)
 		}

@@ -217,7 +217,7 @@ func Summary(ctx context.Context, d *db.DB) ([]Count, error) {
 		return nil, db.Classify(err)
 	}
 	defer rows.Close()
-	var out []Count
+	out := []Count{}
 	for rows.Next() {
 		var c Count
 		if err := rows.Scan(&c.FileCode, &c.Status, &c.Count, &c.Oldest); err != nil {
@@ -228,12 +228,16 @@ func Summary(ctx context.Context, d *db.DB) ([]Count, error) {
 	return out, rows.Err()
 }
 
-// Retry makes the given triggers in error ready again. It returns how many
-// changed; ids that are not in error are reported in skipped.
-func Retry(ctx context.Context, d *db.DB, ids []int64, allErrors bool) (changed int64, skipped []int64, err error) {
+// ErrNotInError means a trigger given to Retry is not in error status.
+var ErrNotInError = errors.New("trigger is not in error status")
+
+// Retry makes the given triggers in error ready again, all or none: when
+// an id does not exist or is not in error, nothing changes and the error
+// names it.
+func Retry(ctx context.Context, d *db.DB, ids []int64, allErrors bool) (changed int64, err error) {
 	conn, err := d.Conn(ctx)
 	if err != nil {
-		return 0, nil, err
+		return 0, err
 	}
 	defer conn.Close()
 	err = db.WithTx(ctx, conn, true, func() error {
@@ -246,31 +250,50 @@ func Retry(ctx context.Context, d *db.DB, ids []int64, allErrors bool) (changed 
 			changed, _ = res.RowsAffected()
 			return nil
 		}
+		var missing, notError []int64
 		for _, id := range ids {
-			res, err := conn.ExecContext(ctx, `UPDATE triggers SET status='ready', last_error='', updated_at=? WHERE id=? AND status='error'`, now, id)
+			var status string
+			err := conn.QueryRowContext(ctx, `SELECT status FROM triggers WHERE id=?`, id).Scan(&status)
+			if errors.Is(err, sql.ErrNoRows) {
+				missing = append(missing, id)
+				continue
+			}
 			if err != nil {
 				return err
 			}
-			if n, _ := res.RowsAffected(); n == 0 {
-				skipped = append(skipped, id)
-			} else {
-				changed++
+			if status != StatusError {
+				notError = append(notError, id)
+				continue
 			}
+			if _, err := conn.ExecContext(ctx, `UPDATE triggers SET status='ready', last_error='', updated_at=? WHERE id=?`, now, id); err != nil {
+				return err
+			}
+			changed++
+		}
+		switch {
+		case len(missing) > 0:
+			return fmt.Errorf("%w: %v (nothing changed)", ErrNotFound, missing)
+		case len(notError) > 0:
+			return fmt.Errorf("%w: %v (nothing changed)", ErrNotInError, notError)
 		}
 		return nil
 	})
-	return changed, skipped, err
+	if err != nil {
+		changed = 0
+	}
+	return changed, err
 }
 
-// Delete removes the given triggers, whatever their status, and returns the
-// ids that did not exist. Triggers being processed are refused.
-func Delete(ctx context.Context, d *db.DB, ids []int64) (deleted int64, missing []int64, err error) {
+// Delete removes the given triggers, whatever their status, all or none:
+// an id that does not exist or a trigger being processed changes nothing.
+func Delete(ctx context.Context, d *db.DB, ids []int64) (deleted int64, err error) {
 	conn, err := d.Conn(ctx)
 	if err != nil {
-		return 0, nil, err
+		return 0, err
 	}
 	defer conn.Close()
 	err = db.WithTx(ctx, conn, true, func() error {
+		var missing []int64
 		for _, id := range ids {
 			var status string
 			err := conn.QueryRowContext(ctx, `SELECT status FROM triggers WHERE id=?`, id).Scan(&status)
@@ -289,9 +312,15 @@ func Delete(ctx context.Context, d *db.DB, ids []int64) (deleted int64, missing 
 			}
 			deleted++
 		}
+		if len(missing) > 0 {
+			return fmt.Errorf("%w: %v (nothing deleted)", ErrNotFound, missing)
+		}
 		return nil
 	})
-	return deleted, missing, err
+	if err != nil {
+		deleted = 0
+	}
+	return deleted, err
 }
 
 // Purge deletes processed triggers processed before now-olderThan, and

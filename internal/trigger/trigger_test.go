@@ -491,12 +491,25 @@ func TestRetry(t *testing.T) {
 	r1 := seed(t, d, "CST", "C1", "", "C", "ready", "", "")
 	p1 := seed(t, d, "CST", "C2", "", "C", "processed", "", ago(time.Hour))
 
-	changed, skipped, err := trigger.Retry(ctx, d, []int64{e1, r1, p1, 999}, false)
-	if err != nil {
-		t.Fatalf("Retry: %v", err)
+	// All or nothing: a missing id or one not in error changes nothing.
+	for _, ids := range [][]int64{{e1, 999}, {e1, r1}, {e1, p1}} {
+		changed, err := trigger.Retry(ctx, d, ids, false)
+		if err == nil || changed != 0 {
+			t.Fatalf("Retry %v = %d, %v; want an error and nothing changed", ids, changed, err)
+		}
+		if got, _ := trigger.Get(ctx, d, e1); got.Status != "error" {
+			t.Fatalf("after the failed Retry %v trigger %d is %s, want still error", ids, e1, got.Status)
+		}
 	}
-	if changed != 1 || !reflect.DeepEqual(skipped, []int64{r1, p1, 999}) {
-		t.Fatalf("Retry = %d changed, skipped %v; want 1 changed, skipped [%d %d 999]", changed, skipped, r1, p1)
+	if _, err := trigger.Retry(ctx, d, []int64{999}, false); !errors.Is(err, trigger.ErrNotFound) {
+		t.Errorf("Retry of a missing id: %v, want ErrNotFound", err)
+	}
+	if _, err := trigger.Retry(ctx, d, []int64{r1}, false); !errors.Is(err, trigger.ErrNotInError) {
+		t.Errorf("Retry of a ready trigger: %v, want ErrNotInError", err)
+	}
+	changed, err := trigger.Retry(ctx, d, []int64{e1}, false)
+	if err != nil || changed != 1 {
+		t.Fatalf("Retry = %d, %v; want 1 changed", changed, err)
 	}
 	got, _ := trigger.Get(ctx, d, e1)
 	if got.Status != "ready" || got.LastError != "" {
@@ -506,9 +519,9 @@ func TestRetry(t *testing.T) {
 		t.Errorf("trigger %d not asked for is %s, want still error", e2, got.Status)
 	}
 
-	changed, skipped, err = trigger.Retry(ctx, d, nil, true)
-	if err != nil || changed != 1 || len(skipped) != 0 {
-		t.Fatalf("Retry --all-errors = %d, %v, %v; want 1 changed", changed, skipped, err)
+	changed, err = trigger.Retry(ctx, d, nil, true)
+	if err != nil || changed != 1 {
+		t.Fatalf("Retry --all-errors = %d, %v; want 1 changed", changed, err)
 	}
 	wantTriggers(t, d,
 		row{"SKU", "IT1", "", "C", "ready"},
@@ -526,18 +539,20 @@ func TestDelete(t *testing.T) {
 	done := seed(t, d, "SKU", "IT3", "", "C", "processed", "", ago(time.Hour))
 	busy := seed(t, d, "SKU", "IT4", "", "C", "processing", "", "")
 
-	deleted, missing, err := trigger.Delete(ctx, d, []int64{ready, errored, done, 999})
-	if err != nil {
-		t.Fatalf("Delete: %v", err)
+	// All or nothing: a missing id deletes nothing.
+	deleted, err := trigger.Delete(ctx, d, []int64{ready, errored, done, 999})
+	if !errors.Is(err, trigger.ErrNotFound) || deleted != 0 {
+		t.Fatalf("Delete with a missing id = %d, %v; want ErrNotFound and 0", deleted, err)
 	}
-	if deleted != 3 || !reflect.DeepEqual(missing, []int64{999}) {
-		t.Fatalf("Delete = %d deleted, missing %v; want 3, [999]", deleted, missing)
+	deleted, err = trigger.Delete(ctx, d, []int64{ready, errored, done})
+	if err != nil || deleted != 3 {
+		t.Fatalf("Delete = %d, %v; want 3 deleted", deleted, err)
 	}
 	wantTriggers(t, d, row{"SKU", "IT4", "", "C", "processing"})
 
 	// A trigger being processed is refused, and nothing of that call is deleted.
 	other := seed(t, d, "SKU", "IT5", "", "C", "ready", "", "")
-	_, _, err = trigger.Delete(ctx, d, []int64{other, busy})
+	_, err = trigger.Delete(ctx, d, []int64{other, busy})
 	if err == nil || !strings.Contains(err.Error(), fmt.Sprint(busy)) || !strings.Contains(err.Error(), "processed") {
 		t.Fatalf("Delete of a processing trigger: %v, want an error naming trigger %d", err, busy)
 	}

@@ -134,8 +134,10 @@ CREATE INDEX inventory_warehouse ON inventory(warehouse);
 -- Outbound triggers: the to-do list of what partners must be told.
 -- record_key is the record's number (item, vendor, invoice, customer);
 -- sub_key is the SKU code for SKU and ITW triggers, '' otherwise.
+-- AUTOINCREMENT: an id is never reused, so an id in a log or a note
+-- always means the same trigger (likewise for runs and files).
 CREATE TABLE triggers (
-  id           INTEGER PRIMARY KEY,
+  id           INTEGER PRIMARY KEY AUTOINCREMENT,
   file_code    TEXT NOT NULL CHECK (file_code IN ('SKU','VND','IHD','CST','ITW')),
   record_key   TEXT NOT NULL,
   sub_key      TEXT NOT NULL DEFAULT '',
@@ -157,7 +159,7 @@ CREATE UNIQUE INDEX triggers_pending ON triggers(file_code, record_key, sub_key)
 
 -- Every command that changed state.
 CREATE TABLE runs (
-  id         INTEGER PRIMARY KEY,
+  id         INTEGER PRIMARY KEY AUTOINCREMENT,
   command    TEXT NOT NULL,
   job        TEXT NOT NULL DEFAULT '',
   status     TEXT NOT NULL CHECK (status IN ('running','ok','rejects','failed')),
@@ -171,7 +173,7 @@ CREATE TABLE runs (
 
 -- Every file in or out.
 CREATE TABLE files (
-  id         INTEGER PRIMARY KEY,
+  id         INTEGER PRIMARY KEY AUTOINCREMENT,
   direction  TEXT NOT NULL CHECK (direction IN ('in','out')),
   kind       TEXT NOT NULL,
   name       TEXT NOT NULL,
