@@ -6,7 +6,9 @@ BIN     := bin
 DEMO    := demo-data
 export CGO_ENABLED ?= 0
 
-.PHONY: all build demo test bench fmt vet clean
+FUZZTIME ?= 10s
+
+.PHONY: all build demo test fuzz bench fmt vet clean
 
 all: build
 
@@ -22,6 +24,12 @@ demo: build
 test:
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
+
+# A short run of every fuzz target (CI runs it after the tests).
+fuzz:
+	$(GO) test ./internal/format -run '^$$' -fuzz '^FuzzCSVReader$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/format -run '^$$' -fuzz '^FuzzXMLReader$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/format -run '^$$' -fuzz '^FuzzParseAmount$$' -fuzztime $(FUZZTIME)
 
 bench: build
 	sh scripts/bench.sh

@@ -141,6 +141,9 @@ func Load(ctx context.Context, d *db.DB, kind, path string, opts Options) (*Resu
 	l := &loader{ctx: ctx, conn: conn, k: k, opts: opts, now: db.Now(),
 		res: &Result{Kind: kind, File: path, Mode: opts.Mode, DryRun: opts.DryRun}}
 	defer l.dropTemp()
+	if err := l.guessFirstLoad(); err != nil {
+		return nil, err
+	}
 
 	hash := sha256.New()
 	cr := &countingReader{r: io.TeeReader(f, hash), progress: opts.Progress}
@@ -243,6 +246,9 @@ type loader struct {
 	header []string
 	// firstLoad is set by classify when the kind's table was empty.
 	firstLoad bool
+	// stagedAs is the action rows are staged with: A when the kind's table
+	// was empty before staging, empty otherwise; classify corrects it.
+	stagedAs string
 	// present holds the staging columns the file has; a column the file
 	// leaves out keeps its stored value.
 	present map[string]bool
@@ -270,6 +276,19 @@ func firstLine(q string) string {
 		return q[:i] + " ..."
 	}
 	return q
+}
+
+// guessFirstLoad stages rows as new when the kind's table is empty now:
+// the first load of a million rows then needs no classification pass.
+func (l *loader) guessFirstLoad() error {
+	empty, err := l.count(`SELECT NOT EXISTS (SELECT 1 FROM ` + l.k.table + `)`)
+	if err != nil {
+		return fmt.Errorf("load %s: %w", l.k.name, db.Classify(err))
+	}
+	if empty == 1 {
+		l.stagedAs = "A"
+	}
+	return nil
 }
 
 // given returns the columns of cols that the file has.
@@ -397,6 +416,8 @@ type kindSpec struct {
 	plan               plan
 	group              *group
 	refs               []ref
+	// table holds one row per record; empty means a first load.
+	table string
 	// skipSame lets a load skip a file whose content is the same as the
 	// last load of the kind. Off for kinds that other commands change.
 	skipSame bool

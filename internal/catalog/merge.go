@@ -12,23 +12,23 @@ var kinds = map[string]*kindSpec{
 	// Whether a full load may delete a warehouse depends on inventory, so
 	// an identical warehouses file is always compared row by row.
 	"warehouses": {
-		name: "warehouses", root: "Warehouses", record: "Warehouse",
+		name: "warehouses", table: "warehouses", root: "Warehouses", record: "Warehouse",
 		plan:  newPlan(warehouseRow{}),
 		merge: mergeWarehouses,
 	},
 	"vendors": {
-		name: "vendors", skipSame: true, root: "Vendors", record: "Vendor",
+		name: "vendors", table: "vendors", skipSame: true, root: "Vendors", record: "Vendor",
 		plan:  newPlan(vendorRow{}),
 		merge: func(l *loader) error { return mergeSimple(l, "vendors", "vendor", trigger.CodeVendor) },
 	},
 	"customers": {
-		name: "customers", skipSame: true, root: "Customers", record: "Customer",
+		name: "customers", table: "customers", skipSame: true, root: "Customers", record: "Customer",
 		plan:  newPlan(customerRow{}),
 		check: checkCustomers,
 		merge: func(l *loader) error { return mergeSimple(l, "customers", "customer", trigger.CodeCustomer) },
 	},
 	"items": {
-		name: "items", skipSame: true, root: "Items", record: "Item",
+		name: "items", table: "skus", skipSame: true, root: "Items", record: "Item",
 		plan: newPlan(itemRow{}),
 		group: &group{by: "item", what: "item-level", cols: itemCols,
 			extra:    `(f.sku = '') <> (s.sku = '')`,
@@ -38,7 +38,7 @@ var kinds = map[string]*kindSpec{
 		merge: mergeItems,
 	},
 	"invoices": {
-		name: "invoices", skipSame: true, root: "Invoices", record: "InvoiceLine",
+		name: "invoices", table: "invoices", skipSame: true, root: "Invoices", record: "InvoiceLine",
 		plan:  newPlan(invoiceRow{}),
 		group: &group{by: "invoice", what: "invoice header", cols: invoiceHeaderCols, whole: true},
 		check: checkInvoices,
@@ -53,7 +53,7 @@ var kinds = map[string]*kindSpec{
 	// Inventory is also changed by inventory transaction imports, so an
 	// identical file is always compared row by row.
 	"inventory": {
-		name: "inventory", root: "Inventory", record: "Stock",
+		name: "inventory", table: "inventory", root: "Inventory", record: "Stock",
 		plan:  newPlan(inventoryRow{}),
 		check: checkInventory,
 		refs: []ref{
@@ -109,45 +109,69 @@ func dataCols(p plan, key string) []string {
 	return out
 }
 
-// countActions adds the staged rows' actions to the result.
+// countActions adds the actions of the records in table (stage, or firsts
+// for invoices) to the result; the records without one are unchanged.
 func (l *loader) countActions(table string) error {
-	rows, err := l.conn.QueryContext(l.ctx, `SELECT action, count(*) FROM `+table+` GROUP BY action`)
+	total, err := l.count(`SELECT count(*) FROM ` + table)
+	if err != nil {
+		return err
+	}
+	rows, err := l.conn.QueryContext(l.ctx, `SELECT action, count(*) FROM `+table+` WHERE action <> '' GROUP BY action`)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
+	l.res.Unchanged += total
 	for rows.Next() {
 		var a string
 		var n int64
 		if err := rows.Scan(&a, &n); err != nil {
 			return err
 		}
+		l.res.Unchanged -= n
 		switch a {
 		case trigger.Added:
 			l.res.Added += n
 		case trigger.Changed:
 			l.res.Changed += n
-		default:
-			l.res.Unchanged += n
 		}
 	}
 	return rows.Err()
 }
 
-// classify sets the action of every staged row: A when table has no live
-// record for it, C when the record differs, ” when it is the same. sel is
-// the UPDATE that does it. Rows are staged as A, so on an empty table (the
-// first load) there is nothing to look up; l.firstLoad records that.
-func (l *loader) classify(table, sel string) error {
-	empty, err := l.count(`SELECT NOT EXISTS (SELECT 1 FROM ` + table + `)`)
+// classify sets the action of every staged row: A when the kind's table
+// has no live record for it (isNew), C when the record differs (isChanged),
+// empty when it is the same. joins bring the stored record next to the
+// staged row s. Rows were staged as l.stagedAs (A when the table was empty
+// before the load, empty otherwise), so only the rows that differ from that
+// are written: nothing at all on a first load, only the changes on a reload.
+func (l *loader) classify(joins, isNew, isChanged string) error {
+	empty, err := l.count(`SELECT NOT EXISTS (SELECT 1 FROM ` + l.k.table + `)`)
 	if err != nil {
 		return err
 	}
 	l.firstLoad = empty == 1
-	if l.firstLoad {
+	switch {
+	case l.firstLoad && l.stagedAs == trigger.Added:
 		return nil
+	case l.firstLoad:
+		_, err = l.exec(`UPDATE stage SET action = 'A'`)
+		return err
+	case l.stagedAs == trigger.Added:
+		// Another load filled the table while this one staged.
+		if _, err := l.exec(`UPDATE stage SET action = ''`); err != nil {
+			return err
+		}
 	}
-	_, err = l.exec(sel)
+	if _, err := l.exec(`UPDATE stage SET action = x.a FROM (
+  SELECT s.src_line AS line, CASE WHEN ` + isNew + ` THEN 'A' ELSE 'C' END AS a FROM stage s ` + joins + `
+  WHERE ` + isNew + ` OR ` + isChanged + `) AS x
+WHERE stage.src_line = x.line`); err != nil {
+		return err
+	}
+	// A reload changes few rows: the steps that follow find them through
+	// this index instead of scanning the whole staging table each time.
+	_, err = l.exec(`CREATE INDEX temp.stage_action ON stage(action) WHERE action <> ''`)
 	return err
 }
 
@@ -205,8 +229,8 @@ func (l *loader) deleteGone(table, code, k1, k2 string) error {
 // mergeSimple merges a kind held in one table with a one-column key.
 func mergeSimple(l *loader, table, key, code string) error {
 	cols := l.given(dataCols(l.k.plan, key))
-	if err := l.classify(table, `UPDATE stage SET action = coalesce((SELECT CASE WHEN t.deleted_at IS NOT NULL THEN 'A' WHEN `+differs("t", "stage", cols)+` THEN 'C' ELSE '' END
-  FROM `+table+` t WHERE t.`+key+` = stage.`+key+`), 'A')`); err != nil {
+	if err := l.classify(`LEFT JOIN `+table+` t ON t.`+key+` = s.`+key,
+		`(t.`+key+` IS NULL OR t.deleted_at IS NOT NULL)`, differs("t", "s", cols)); err != nil {
 		return err
 	}
 	if _, err := l.exec(`INSERT INTO `+table+`(`+key+`, `+list(cols, "")+`created_at, updated_at)
@@ -239,8 +263,7 @@ func checkCustomers(l *loader) error {
 // others with a warning.
 func mergeWarehouses(l *loader) error {
 	cols := l.given(dataCols(l.k.plan, "warehouse"))
-	if err := l.classify("warehouses", `UPDATE stage SET action = coalesce((SELECT CASE WHEN `+differs("t", "stage", cols)+` THEN 'C' ELSE '' END
-  FROM warehouses t WHERE t.warehouse = stage.warehouse), 'A')`); err != nil {
+	if err := l.classify(`LEFT JOIN warehouses t ON t.warehouse = s.warehouse`, `t.warehouse IS NULL`, differs("t", "s", cols)); err != nil {
 		return err
 	}
 	if _, err := l.exec(`INSERT INTO warehouses(warehouse, `+list(cols, "")+`created_at, updated_at)

@@ -28,15 +28,13 @@ func thresholdRule(old, new, thr string) string {
 // from the file to zero; they count as deleted.
 func mergeInventory(l *loader) error {
 	// A file without a reserved column keeps the stored reservations.
-	resDiffers, newAvail, setReserved := ` OR v.reserved IS NOT stage.reserved`, "(s.on_hand - s.reserved)", "reserved = excluded.reserved,"
+	resDiffers, newAvail, setReserved := ` OR v.reserved IS NOT s.reserved`, "(s.on_hand - s.reserved)", "reserved = excluded.reserved,"
 	if !l.present["reserved"] {
 		resDiffers, newAvail, setReserved = "", "(s.on_hand - coalesce(v.reserved, 0))", ""
 	}
 	match := `v.item = s.item AND v.sku = s.sku AND v.warehouse = s.warehouse AND v.location = s.location`
-	if err := l.classify("inventory", `UPDATE stage SET action = coalesce((SELECT CASE
-    WHEN v.on_hand IS NOT stage.on_hand`+resDiffers+`
-      OR (stage.threshold IS NOT NULL AND v.threshold IS NOT stage.threshold) THEN 'C' ELSE '' END
-  FROM inventory v WHERE v.item = stage.item AND v.sku = stage.sku AND v.warehouse = stage.warehouse AND v.location = stage.location), 'A')`); err != nil {
+	if err := l.classify(`LEFT JOIN inventory v ON `+match, `v.item IS NULL`,
+		`(v.on_hand IS NOT s.on_hand`+resDiffers+` OR (s.threshold IS NOT NULL AND v.threshold IS NOT s.threshold))`); err != nil {
 		return err
 	}
 	steps := []struct {

@@ -13,11 +13,9 @@ var skuCols = []string{"sku_description", "color", "size", "width", "upc", "reta
 // keyed by item and SKU. The table firsts holds each item's first row.
 func mergeItems(l *loader) error {
 	itemCols, skuCols := l.given(itemCols), l.given(skuCols)
-	if err := l.classify("skus", `UPDATE stage SET action = coalesce((SELECT CASE
-    WHEN k.deleted_at IS NOT NULL OR i.deleted_at IS NOT NULL THEN 'A'
-    WHEN `+differs("i", "stage", itemCols)+` OR `+differs("k", "stage", skuCols)+` THEN 'C'
-    ELSE '' END
-  FROM skus k JOIN items i ON i.item = k.item WHERE k.item = stage.item AND k.sku = stage.sku), 'A')`); err != nil {
+	if err := l.classify(`LEFT JOIN skus k ON k.item = s.item AND k.sku = s.sku LEFT JOIN items i ON i.item = s.item`,
+		`(k.item IS NULL OR k.deleted_at IS NOT NULL OR i.deleted_at IS NOT NULL)`,
+		differs("i", "s", itemCols)+` OR `+differs("k", "s", skuCols)); err != nil {
 		return err
 	}
 	steps := []string{
@@ -41,8 +39,8 @@ ON CONFLICT(item, sku) DO UPDATE SET ` + setExcluded(skuCols) + `deleted_at = NU
 		return err
 	}
 	// An item that changed form (SKUs instead of none, or back) loses the
-	// rows of its old form, whatever the mode.
-	if !l.firstLoad {
+	// rows of its old form, whatever the mode; such a change adds rows.
+	if !l.firstLoad && l.res.Added > 0 {
 		if _, err := l.exec(`INSERT OR IGNORE INTO gone(record_key, sub_key)
 SELECT k.item, k.sku FROM firsts g JOIN stage s ON s.src_line = g.first JOIN skus k ON k.item = g.key
 WHERE k.deleted_at IS NULL AND (k.sku = '') <> (s.sku = '')`); err != nil {

@@ -109,8 +109,7 @@ func (p plan) stageDDL(table string) string {
 		}
 		fmt.Fprintf(&b, ", %q %s", c.col, aff)
 	}
-	// A staged row is new (A) until classify finds its record.
-	b.WriteString(", action TEXT NOT NULL DEFAULT 'A')")
+	b.WriteString(", action TEXT NOT NULL DEFAULT '')")
 	return b.String()
 }
 

@@ -78,7 +78,7 @@ func (l *loader) stage(r io.Reader, path string) error {
 	batches := make(chan parsed, 8)
 	go l.parse(ctx, rr, batches)
 
-	ins := newStager(l, len(l.k.plan.cols)+1)
+	ins := newStager(l, len(l.k.plan.cols)+1, l.stagedAs)
 	defer ins.close()
 	rejStmt, err := l.conn.PrepareContext(l.ctx, `INSERT INTO rejects(src_line, error, fields) VALUES (?,?,?)`)
 	if err != nil {
@@ -261,20 +261,21 @@ type stager struct {
 	perStmt int
 	pending []any
 	full    *sql.Stmt
+	action  string
 }
 
-func newStager(l *loader, width int) *stager {
+func newStager(l *loader, width int, action string) *stager {
 	per := 30000 / width
 	if per > 200 {
 		per = 200
 	}
-	return &stager{l: l, width: width, perStmt: per}
+	return &stager{l: l, width: width, perStmt: per, action: action}
 }
 
 func (s *stager) sql(rows int) string {
 	var b strings.Builder
 	b.WriteString("INSERT INTO stage VALUES ")
-	one := "(" + strings.TrimSuffix(strings.Repeat("?,", s.width), ",") + ",'A')"
+	one := "(" + strings.TrimSuffix(strings.Repeat("?,", s.width), ",") + ",'" + s.action + "')"
 	for i := 0; i < rows; i++ {
 		if i > 0 {
 			b.WriteByte(',')

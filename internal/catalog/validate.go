@@ -40,6 +40,7 @@ func (l *loader) validateStaged() error {
 	if err := l.checkGroups(); err != nil {
 		return err
 	}
+	rejected := l.res.Rejected
 	if l.k.check != nil {
 		if err := l.k.check(l); err != nil {
 			return err
@@ -57,7 +58,9 @@ func (l *loader) validateStaged() error {
 			}
 		}
 		// Later checks may have rejected a group's first row.
-		return l.buildFirsts(g)
+		if l.res.Rejected > rejected {
+			return l.buildFirsts(g)
+		}
 	}
 	return nil
 }

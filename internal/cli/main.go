@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/posbridge/posbridge/internal/config"
@@ -46,6 +48,13 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 			code = ExitFailed
 		}
 	}()
+	if path := os.Getenv("POSBRIDGE_CPUPROFILE"); path != "" {
+		// For performance work (BENCHMARKS.md): go tool pprof bin/posbridge FILE.
+		if f, err := os.Create(path); err == nil {
+			pprof.StartCPUProfile(f)
+			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	app := &App{In: stdin, Out: stdout, Err: stderr}
