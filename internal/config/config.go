@@ -255,24 +255,14 @@ func redact(v reflect.Value) any {
 			if name == "" || name == "-" {
 				continue
 			}
-			fv := v.Field(i)
-			if isSecret(name) && fv.Kind() == reflect.String && fv.String() != "" {
-				m[name] = "***"
-				continue
-			}
-			m[name] = redact(fv)
+			m[name] = redactField(name, v.Field(i))
 		}
 		return m
 	case reflect.Map:
 		m := map[string]any{}
 		for _, k := range v.MapKeys() {
 			name := fmt.Sprint(k.Interface())
-			val := v.MapIndex(k)
-			if isSecret(name) && val.Kind() == reflect.String && val.String() != "" {
-				m[name] = "***"
-				continue
-			}
-			m[name] = redact(val)
+			m[name] = redactField(name, v.MapIndex(k))
 		}
 		return m
 	case reflect.Slice:
@@ -287,6 +277,14 @@ func redact(v reflect.Value) any {
 		}
 		return v.Interface()
 	}
+}
+
+// redactField hides the value of a secret-looking key.
+func redactField(name string, v reflect.Value) any {
+	if isSecret(name) && v.Kind() == reflect.String && v.String() != "" {
+		return "***"
+	}
+	return redact(v)
 }
 
 func isSecret(key string) bool {

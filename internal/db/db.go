@@ -192,6 +192,17 @@ type TableCount struct {
 	Rows  int64  `json:"rows"`
 }
 
+// Tx runs fn in a BEGIN IMMEDIATE transaction on a connection of its own,
+// as WithTx does.
+func (d *DB) Tx(ctx context.Context, commit bool, fn func(conn *sql.Conn) error) error {
+	conn, err := d.Conn(ctx)
+	if err != nil {
+		return Classify(err)
+	}
+	defer conn.Close()
+	return WithTx(ctx, conn, commit, func() error { return fn(conn) })
+}
+
 // WithTx runs fn in a BEGIN IMMEDIATE transaction on conn and commits when
 // fn returns nil; otherwise, or when commit is false, it rolls back.
 func WithTx(ctx context.Context, conn *sql.Conn, commit bool, fn func() error) (err error) {

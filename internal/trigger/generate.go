@@ -2,6 +2,7 @@ package trigger
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 
@@ -68,12 +69,7 @@ func Generate(ctx context.Context, d *db.DB, opts GenerateOptions) (GenerateResu
 		sel += " AND " + src.class + " = ?"
 		args = append(args, opts.Class)
 	}
-	conn, err := d.Conn(ctx)
-	if err != nil {
-		return res, err
-	}
-	defer conn.Close()
-	err = db.WithTx(ctx, conn, !opts.DryRun, func() error {
+	err := d.Tx(ctx, !opts.DryRun, func(conn *sql.Conn) error {
 		if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM (`+sel+`)`, args...).Scan(&res.Selected); err != nil {
 			return err
 		}

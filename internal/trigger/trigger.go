@@ -231,96 +231,84 @@ func Summary(ctx context.Context, d *db.DB) ([]Count, error) {
 // ErrNotInError means a trigger given to Retry is not in error status.
 var ErrNotInError = errors.New("trigger is not in error status")
 
+// forIDs hands fn the status of each trigger in ids, inside the caller's
+// transaction; ids that do not exist fail the call with ErrNotFound after
+// the others were seen.
+func forIDs(ctx context.Context, conn *sql.Conn, ids []int64, fn func(id int64, status string) error) error {
+	var missing []int64
+	for _, id := range ids {
+		var status string
+		err := conn.QueryRowContext(ctx, `SELECT status FROM triggers WHERE id = ?`, id).Scan(&status)
+		if errors.Is(err, sql.ErrNoRows) {
+			missing = append(missing, id)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(id, status); err != nil {
+			return err
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: %v", ErrNotFound, missing)
+	}
+	return nil
+}
+
 // Retry makes the given triggers in error ready again, all or none: when
 // an id does not exist or is not in error, nothing changes and the error
-// names it.
+// names it. With allErrors it retries every trigger in error.
 func Retry(ctx context.Context, d *db.DB, ids []int64, allErrors bool) (changed int64, err error) {
-	conn, err := d.Conn(ctx)
-	if err != nil {
-		return 0, err
-	}
-	defer conn.Close()
-	err = db.WithTx(ctx, conn, true, func() error {
+	const ready = `UPDATE triggers SET status = 'ready', last_error = '', updated_at = ? WHERE `
+	err = d.Tx(ctx, true, func(conn *sql.Conn) error {
 		now := db.Now()
 		if allErrors {
-			res, err := conn.ExecContext(ctx, `UPDATE triggers SET status='ready', last_error='', updated_at=? WHERE status='error'`, now)
+			res, err := conn.ExecContext(ctx, ready+`status = 'error'`, now)
 			if err != nil {
 				return err
 			}
-			changed, _ = res.RowsAffected()
-			return nil
+			changed, err = res.RowsAffected()
+			return err
 		}
-		var missing, notError []int64
-		for _, id := range ids {
-			var status string
-			err := conn.QueryRowContext(ctx, `SELECT status FROM triggers WHERE id=?`, id).Scan(&status)
-			if errors.Is(err, sql.ErrNoRows) {
-				missing = append(missing, id)
-				continue
-			}
-			if err != nil {
-				return err
-			}
+		var notError []int64
+		err := forIDs(ctx, conn, ids, func(id int64, status string) error {
 			if status != StatusError {
 				notError = append(notError, id)
-				continue
-			}
-			if _, err := conn.ExecContext(ctx, `UPDATE triggers SET status='ready', last_error='', updated_at=? WHERE id=?`, now, id); err != nil {
-				return err
+				return nil
 			}
 			changed++
+			_, err := conn.ExecContext(ctx, ready+`id = ?`, now, id)
+			return err
+		})
+		if err == nil && len(notError) > 0 {
+			err = fmt.Errorf("%w: %v", ErrNotInError, notError)
 		}
-		switch {
-		case len(missing) > 0:
-			return fmt.Errorf("%w: %v (nothing changed)", ErrNotFound, missing)
-		case len(notError) > 0:
-			return fmt.Errorf("%w: %v (nothing changed)", ErrNotInError, notError)
-		}
-		return nil
+		return err
 	})
 	if err != nil {
-		changed = 0
+		return 0, fmt.Errorf("%w (nothing changed)", err)
 	}
-	return changed, err
+	return changed, nil
 }
 
 // Delete removes the given triggers, whatever their status, all or none:
 // an id that does not exist or a trigger being processed changes nothing.
 func Delete(ctx context.Context, d *db.DB, ids []int64) (deleted int64, err error) {
-	conn, err := d.Conn(ctx)
-	if err != nil {
-		return 0, err
-	}
-	defer conn.Close()
-	err = db.WithTx(ctx, conn, true, func() error {
-		var missing []int64
-		for _, id := range ids {
-			var status string
-			err := conn.QueryRowContext(ctx, `SELECT status FROM triggers WHERE id=?`, id).Scan(&status)
-			if errors.Is(err, sql.ErrNoRows) {
-				missing = append(missing, id)
-				continue
-			}
-			if err != nil {
-				return err
-			}
+	err = d.Tx(ctx, true, func(conn *sql.Conn) error {
+		return forIDs(ctx, conn, ids, func(id int64, status string) error {
 			if status == StatusProcessing {
 				return fmt.Errorf("trigger %d is being processed by an export; wait for it to finish", id)
 			}
-			if _, err := conn.ExecContext(ctx, `DELETE FROM triggers WHERE id=?`, id); err != nil {
-				return err
-			}
 			deleted++
-		}
-		if len(missing) > 0 {
-			return fmt.Errorf("%w: %v (nothing deleted)", ErrNotFound, missing)
-		}
-		return nil
+			_, err := conn.ExecContext(ctx, `DELETE FROM triggers WHERE id = ?`, id)
+			return err
+		})
 	})
 	if err != nil {
-		deleted = 0
+		return 0, fmt.Errorf("%w (nothing deleted)", err)
 	}
-	return deleted, err
+	return deleted, nil
 }
 
 // Purge deletes processed triggers processed before now-olderThan, and
@@ -328,13 +316,8 @@ func Delete(ctx context.Context, d *db.DB, ids []int64) (deleted int64, err erro
 // pending trigger left.
 func Purge(ctx context.Context, d *db.DB, olderThan time.Duration, dryRun bool) (int64, error) {
 	cutoff := time.Now().UTC().Add(-olderThan).Format(db.TimeLayout)
-	conn, err := d.Conn(ctx)
-	if err != nil {
-		return 0, err
-	}
-	defer conn.Close()
 	var n int64
-	err = db.WithTx(ctx, conn, !dryRun, func() error {
+	err := d.Tx(ctx, !dryRun, func(conn *sql.Conn) error {
 		res, err := conn.ExecContext(ctx, `DELETE FROM triggers WHERE status='processed' AND coalesce(processed_at, updated_at) < ?`, cutoff)
 		if err != nil {
 			return err
