@@ -36,7 +36,7 @@ type Options struct {
 	Mode   string // delta (default) or full
 	Format string // auto (default: by extension), csv or xml
 	DryRun bool
-	// AllowEmpty lets a full load of a file without good rows delete
+	// AllowEmpty lets a full load of a file without rows delete
 	// every record of the kind.
 	AllowEmpty bool
 	// Force applies a file even when the last load of the kind was the
@@ -165,7 +165,7 @@ func Load(ctx context.Context, d *db.DB, kind, path string, opts Options) (*Resu
 		}
 		// With rejects a full load deletes nothing anyway (deletesAllowed).
 		if opts.Mode == ModeFull && good == 0 && l.res.Rejected == 0 && !opts.AllowEmpty {
-			return fmt.Errorf("%w: a full load of a file without good rows would delete every %s record; use --allow-empty if that is meant", ErrFile, kind)
+			return fmt.Errorf("%w: a full load of a file without rows would delete every %s record; use --allow-empty if that is meant", ErrFile, kind)
 		}
 		if err := k.merge(l); err != nil {
 			return err
@@ -342,7 +342,7 @@ func (l *loader) writeRejects(path string) error {
 	if l.opts.DryRun {
 		return nil
 	}
-	rows, err := l.conn.QueryContext(l.ctx, `SELECT src_line, error, fields, staged FROM rejects ORDER BY src_line`)
+	rows, err := l.conn.QueryContext(l.ctx, `SELECT src_line, error, fields, staged FROM rejects ORDER BY src_line, rec`)
 	if err != nil {
 		return err
 	}

@@ -164,9 +164,9 @@ func (l *loader) classify(joins, isNew, isChanged string) error {
 		}
 	}
 	if _, err := l.exec(`UPDATE stage SET action = x.a FROM (
-  SELECT s.src_line AS line, CASE WHEN ` + isNew + ` THEN 'A' ELSE 'C' END AS a FROM stage s ` + joins + `
+  SELECT s.rec, CASE WHEN ` + isNew + ` THEN 'A' ELSE 'C' END AS a FROM stage s ` + joins + `
   WHERE ` + isNew + ` OR ` + isChanged + `) AS x
-WHERE stage.src_line = x.line`); err != nil {
+WHERE stage.rec = x.rec`); err != nil {
 		return err
 	}
 	// A reload changes few rows: the steps that follow find them through

@@ -24,6 +24,9 @@ func checkInvoices(l *loader) error {
 // from the file are removed from the invoice. The table firsts holds each
 // invoice's first row and its action.
 func mergeInvoices(l *loader) error {
+	// Header columns the file leaves out keep their stored values; lines
+	// are replaced whole.
+	invoiceHeaderCols := l.given(invoiceHeaderCols)
 	steps := []struct {
 		q    string
 		args []any
@@ -36,9 +39,9 @@ func mergeInvoices(l *loader) error {
     WHEN (SELECT count(*) FROM invoice_lines n WHERE n.invoice = firsts.key)
       <> (SELECT count(*) FROM stage s WHERE s.invoice = firsts.key) THEN 'C'
     ELSE '' END
-  FROM invoices h, stage f WHERE h.invoice = firsts.key AND f.src_line = firsts.first), 'A')`},
+  FROM invoices h, stage f WHERE h.invoice = firsts.key AND f.rec = firsts.first), 'A')`},
 		{q: `INSERT INTO invoices(invoice, ` + list(invoiceHeaderCols, "") + `created_at, updated_at)
-SELECT s.invoice, ` + list(invoiceHeaderCols, "s.") + `?1, ?1 FROM firsts JOIN stage s ON s.src_line = firsts.first WHERE firsts.action <> ''
+SELECT s.invoice, ` + list(invoiceHeaderCols, "s.") + `?1, ?1 FROM firsts JOIN stage s ON s.rec = firsts.first WHERE firsts.action <> ''
 ON CONFLICT(invoice) DO UPDATE SET ` + setExcluded(invoiceHeaderCols) + `deleted_at = NULL, updated_at = excluded.updated_at`, args: []any{l.now}},
 		{q: `DELETE FROM invoice_lines WHERE invoice IN (SELECT key FROM firsts WHERE action <> '')`},
 		{q: `INSERT INTO invoice_lines(invoice, line_no, ` + strings.TrimSuffix(list(invoiceLineCols, ""), ", ") + `)

@@ -20,7 +20,7 @@ func mergeItems(l *loader) error {
 	}
 	steps := []string{
 		`INSERT INTO items(item, ` + list(itemCols, "") + `created_at, updated_at)
-SELECT s.item, ` + list(itemCols, "s.") + `?1, ?1 FROM firsts g JOIN stage s ON s.src_line = g.first WHERE true
+SELECT s.item, ` + list(itemCols, "s.") + `?1, ?1 FROM firsts g JOIN stage s ON s.rec = g.first WHERE true
 ON CONFLICT(item) DO UPDATE SET ` + setExcluded(itemCols) + `deleted_at = NULL, updated_at = excluded.updated_at
 WHERE ` + differs("items", "excluded", itemCols) + ` OR items.deleted_at IS NOT NULL`,
 		`INSERT INTO skus(item, sku, ` + list(skuCols, "") + `created_at, updated_at)
@@ -42,7 +42,7 @@ ON CONFLICT(item, sku) DO UPDATE SET ` + setExcluded(skuCols) + `deleted_at = NU
 	// rows of its old form, whatever the mode; such a change adds rows.
 	if !l.firstLoad && l.res.Added > 0 {
 		if _, err := l.exec(`INSERT OR IGNORE INTO gone(record_key, sub_key)
-SELECT k.item, k.sku FROM firsts g JOIN stage s ON s.src_line = g.first JOIN skus k ON k.item = g.key
+SELECT k.item, k.sku FROM firsts g JOIN stage s ON s.rec = g.first JOIN skus k ON k.item = g.key
 WHERE k.deleted_at IS NULL AND (k.sku = '') <> (s.sku = '')`); err != nil {
 			return err
 		}

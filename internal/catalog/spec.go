@@ -100,7 +100,9 @@ func (p plan) keyCols() []string {
 // stageDDL is the staging table: one column per field in struct order.
 func (p plan) stageDDL(table string) string {
 	var b strings.Builder
-	b.WriteString("CREATE TEMP TABLE " + table + " (src_line INTEGER PRIMARY KEY")
+	// rec numbers the records in file order; src_line is where a record
+	// starts, for messages (XML can hold several records on one line).
+	b.WriteString("CREATE TEMP TABLE " + table + " (rec INTEGER PRIMARY KEY, src_line INTEGER NOT NULL")
 	for _, c := range p.cols {
 		aff := "TEXT"
 		switch c.typ {

@@ -51,7 +51,7 @@ func (l *loader) stage(r io.Reader, path string) error {
 	}
 	ddl := []string{
 		l.k.plan.stageDDL("stage"),
-		`CREATE TEMP TABLE rejects (src_line INTEGER NOT NULL, error TEXT NOT NULL, fields TEXT NOT NULL, staged INTEGER NOT NULL DEFAULT 0)`,
+		`CREATE TEMP TABLE rejects (src_line INTEGER NOT NULL, rec INTEGER, error TEXT NOT NULL, fields TEXT NOT NULL, staged INTEGER NOT NULL DEFAULT 0)`,
 		`CREATE TEMP TABLE gone (record_key TEXT NOT NULL, sub_key TEXT NOT NULL DEFAULT '', PRIMARY KEY (record_key, sub_key))`,
 		`CREATE TEMP TABLE cancelled (record_key TEXT NOT NULL, sub_key TEXT NOT NULL DEFAULT '', PRIMARY KEY (record_key, sub_key))`,
 		`CREATE TEMP TABLE events (record_key TEXT NOT NULL, sub_key TEXT NOT NULL DEFAULT '', capture TEXT NOT NULL)`,
@@ -78,7 +78,7 @@ func (l *loader) stage(r io.Reader, path string) error {
 	batches := make(chan parsed, 8)
 	go l.parse(ctx, rr, batches)
 
-	ins := newStager(l, len(l.k.plan.cols)+1, l.stagedAs)
+	ins := newStager(l, len(l.k.plan.cols)+2, l.stagedAs)
 	defer ins.close()
 	rejStmt, err := l.conn.PrepareContext(l.ctx, `INSERT INTO rejects(src_line, error, fields) VALUES (?,?,?)`)
 	if err != nil {
@@ -140,7 +140,8 @@ func (l *loader) parse(ctx context.Context, rr format.RowReader, out chan<- pars
 	}
 	header := rr.Header()
 	sliceType := reflect.SliceOf(l.k.plan.typ)
-	width := len(l.k.plan.cols) + 1
+	width := len(l.k.plan.cols) + 2
+	var rec int64
 	batch := make([]format.Row, 0, stageBatch)
 	cur := parsed{vals: make([]any, 0, stageBatch*width)}
 	convert := func() error {
@@ -159,7 +160,8 @@ func (l *loader) parse(ctx context.Context, rr format.RowReader, out chan<- pars
 		sl := slice.Elem()
 		for i := 0; i < sl.Len(); i++ {
 			start := len(cur.vals)
-			cur.vals = append(cur.vals, int64(batch[i].Line))
+			rec++
+			cur.vals = append(cur.vals, rec, int64(batch[i].Line))
 			var problems []string
 			cur.vals, problems = l.k.plan.convert(sl.Index(i), l.opts.MaxFieldLength, cur.vals)
 			if len(problems) > 0 {

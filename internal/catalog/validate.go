@@ -19,8 +19,8 @@ func (l *loader) rejectFrom(from, cond, msg string, args ...any) error {
 	for i, c := range l.k.plan.cols {
 		cols[i] = fmt.Sprintf("s.%q", c.col)
 	}
-	n, err := l.exec(`INSERT INTO rejects(src_line, error, fields, staged)
-SELECT s.src_line, `+msg+`, json_array(`+strings.Join(cols, ", ")+`), 1 FROM `+from+` WHERE `+cond, args...)
+	n, err := l.exec(`INSERT INTO rejects(src_line, rec, error, fields, staged)
+SELECT s.src_line, s.rec, `+msg+`, json_array(`+strings.Join(cols, ", ")+`), 1 FROM `+from+` WHERE `+cond, args...)
 	if err != nil {
 		return err
 	}
@@ -28,7 +28,7 @@ SELECT s.src_line, `+msg+`, json_array(`+strings.Join(cols, ", ")+`), 1 FROM `+f
 		return nil
 	}
 	l.res.Rejected += n
-	_, err = l.exec(`DELETE FROM stage WHERE src_line IN (SELECT src_line FROM rejects WHERE staged = 1)`)
+	_, err = l.exec(`DELETE FROM stage WHERE rec IN (SELECT rec FROM rejects WHERE staged = 1)`)
 	return err
 }
 
@@ -86,9 +86,9 @@ func (l *loader) rejectDuplicates() error {
 		match = append(match, fmt.Sprintf("t.%q = s.%q", k, k))
 		show = append(show, fmt.Sprintf("'%s ' || s.%q", l.k.plan.nameOf(k), k))
 	}
-	first := `(SELECT min(t.src_line) FROM stage t WHERE ` + strings.Join(match, " AND ") + `)`
-	return l.rejectWhere(`s.src_line > `+first,
-		`'duplicate key ' || `+strings.Join(show, ` || ' ' || `)+` || ': first on line ' || `+first)
+	first := `(SELECT min(t.rec) FROM stage t WHERE ` + strings.Join(match, " AND ") + `)`
+	return l.rejectWhere(`s.rec > `+first,
+		`'duplicate key ' || `+strings.Join(show, ` || ' ' || `)+` || ': first on line ' || (SELECT f.src_line FROM stage f WHERE f.rec = `+first+`)`)
 }
 
 // buildFirsts (re)creates the table firsts: per group key its first staged
@@ -97,7 +97,7 @@ func (l *loader) buildFirsts(g *group) error {
 	steps := []string{
 		`DROP TABLE IF EXISTS temp.firsts`,
 		`CREATE TEMP TABLE firsts (key TEXT PRIMARY KEY, first INTEGER NOT NULL, action TEXT NOT NULL DEFAULT '') WITHOUT ROWID`,
-		fmt.Sprintf(`INSERT INTO firsts(key, first) SELECT %q, min(src_line) FROM stage GROUP BY %q`, g.by, g.by),
+		fmt.Sprintf(`INSERT INTO firsts(key, first) SELECT %q, min(rec) FROM stage GROUP BY %q`, g.by, g.by),
 	}
 	for _, q := range steps {
 		if _, err := l.exec(q); err != nil {
@@ -128,8 +128,8 @@ func (l *loader) checkGroups() error {
 		msg = `CASE WHEN ` + g.extra + ` THEN ` + g.extraMsg + ` ELSE ` + msg + ` END`
 		cond = "(" + cond + " OR " + g.extra + ")"
 	}
-	from := fmt.Sprintf(`stage s JOIN firsts g ON g.key = s.%q JOIN stage f ON f.src_line = g.first`, g.by)
-	return l.rejectFrom(from, `s.src_line <> g.first AND `+cond, msg)
+	from := fmt.Sprintf(`stage s JOIN firsts g ON g.key = s.%q JOIN stage f ON f.rec = g.first`, g.by)
+	return l.rejectFrom(from, `s.rec <> g.first AND `+cond, msg)
 }
 
 // rejectWholeGroups rejects the remaining rows of every group that lost a
@@ -169,7 +169,7 @@ func (l *loader) checkRef(r ref) error {
 	if r.hard || l.opts.UnknownReferences == "reject" {
 		return l.rejectWhere(r.cond, `'unknown `+r.what+` ' || `+r.show)
 	}
-	rows, err := l.conn.QueryContext(l.ctx, `SELECT s.src_line, `+r.show+` FROM stage s WHERE `+r.cond+` ORDER BY s.src_line`)
+	rows, err := l.conn.QueryContext(l.ctx, `SELECT s.src_line, `+r.show+` FROM stage s WHERE `+r.cond+` ORDER BY s.rec`)
 	if err != nil {
 		return err
 	}

@@ -87,7 +87,7 @@ Prints one summary line: read, added, changed, deleted, unchanged, rejected.`, k
 	f.StringVar(&o.mode, "mode", catalog.ModeDelta, "delta: upsert the rows; full: the file is the complete set, missing records are deleted")
 	f.StringVar(&o.format, "format", "auto", "file format: auto (by extension), csv or xml")
 	f.BoolVar(&o.dryRun, "dry-run", false, "report what would change and change nothing")
-	f.BoolVar(&o.allowEmpty, "allow-empty", false, "let a full load of a file without good rows delete every record")
+	f.BoolVar(&o.allowEmpty, "allow-empty", false, "let a full load of a file without rows delete every record")
 	f.BoolVar(&o.force, "force", false, "compare row by row even when the last load of this kind was the same content")
 	o.out.add(cmd, "text", "json")
 	return cmd

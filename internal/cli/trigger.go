@@ -320,21 +320,20 @@ func parseAge(s string) (time.Duration, error) {
 	return time.Duration(days)*24*time.Hour + rest, nil
 }
 
+// formatAge writes an age the way parseAge reads it: 1d12h, 90m is 1h30m.
 func formatAge(d time.Duration) string {
-	day := 24 * time.Hour
-	var s string
-	if d >= day {
-		s = fmt.Sprintf("%dd", d/day)
-		d %= day
-	}
-	if d > 0 || s == "" {
-		r := d.String()
-		r = strings.TrimSuffix(r, "0s")
-		r = strings.TrimSuffix(r, "0m")
-		if r == "" {
-			r = "0s"
+	var b strings.Builder
+	for _, u := range []struct {
+		unit time.Duration
+		name string
+	}{{24 * time.Hour, "d"}, {time.Hour, "h"}, {time.Minute, "m"}, {time.Second, "s"}} {
+		if n := d / u.unit; n > 0 {
+			fmt.Fprintf(&b, "%d%s", n, u.name)
+			d -= n * u.unit
 		}
-		s += r
 	}
-	return s
+	if b.Len() == 0 {
+		return "0s"
+	}
+	return b.String()
 }

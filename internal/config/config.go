@@ -216,9 +216,9 @@ func (c *Config) Validate() []error {
 	default:
 		bad("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
 	}
-	if c.DB.BusyTimeout < 0 {
-		bad("db.busy_timeout", "must not be negative, got %s", c.DB.BusyTimeout)
-	} else if c.DB.BusyTimeout > 0 && c.DB.BusyTimeout < time.Millisecond {
+	if c.DB.BusyTimeout <= 0 {
+		bad("db.busy_timeout", "must be positive (how long to wait for another process's lock), got %s", c.DB.BusyTimeout)
+	} else if c.DB.BusyTimeout < time.Millisecond {
 		bad("db.busy_timeout", "%s is less than a millisecond: give a unit, like 10s", c.DB.BusyTimeout)
 	}
 	if c.DB.CacheMiB < 1 || c.DB.CacheMiB > 4096 {

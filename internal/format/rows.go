@@ -128,6 +128,13 @@ type xmlRows struct {
 func NewXMLReader(r io.Reader, root, record string, columns []string) RowReader {
 	d := xml.NewDecoder(skipBOM(r))
 	d.Strict = true
+	d.CharsetReader = func(label string, input io.Reader) (io.Reader, error) {
+		switch strings.ToLower(label) {
+		case "utf-8", "utf8", "us-ascii", "ascii":
+			return input, nil
+		}
+		return nil, fmt.Errorf("encoding %q is not supported: convert the file to UTF-8", label)
+	}
 	idx := make(map[string]int, len(columns))
 	for i, c := range columns {
 		idx[c] = i
