@@ -8,7 +8,9 @@ export CGO_ENABLED ?= 0
 
 FUZZTIME ?= 10s
 
-.PHONY: all build demo test fuzz bench fmt vet clean
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: all build demo test fuzz lint bench fmt vet clean
 
 all: build
 
@@ -24,6 +26,11 @@ demo: build
 test:
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
+
+# gofmt and staticcheck (fetched through the Go module proxy).
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: the files above need formatting"; exit 1; }
+	$(GO) run $(STATICCHECK) ./...
 
 # A short run of every fuzz target (CI runs it after the tests).
 fuzz:
