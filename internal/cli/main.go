@@ -13,6 +13,7 @@ import (
 
 	"github.com/posbridge/posbridge/internal/config"
 	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/export"
 )
 
 // Exit codes of DESIGN.md section 8.
@@ -84,7 +85,7 @@ func exitCode(err error) int {
 		return ExitRejected
 	case errors.Is(err, errUsage), errors.Is(err, config.ErrInvalid):
 		return ExitUsage
-	case errors.Is(err, db.ErrBusy):
+	case errors.Is(err, db.ErrBusy), errors.Is(err, export.ErrBusy):
 		return ExitTemporary
 	default:
 		return ExitFailed

@@ -58,6 +58,8 @@ Data goes to stdout, messages to stderr.`,
 		newDBCmd(app),
 		newLoadCmd(app),
 		newTriggerCmd(app),
+		newExportCmd(app),
+		newFilesCmd(app),
 		newStatusCmd(app),
 	)
 	return root

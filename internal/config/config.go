@@ -27,6 +27,7 @@ type Config struct {
 	DB       DB       `mapstructure:"db"`
 	Load     Loads    `mapstructure:"load"`
 	Triggers Triggers `mapstructure:"triggers"`
+	Export   Export   `mapstructure:"export"`
 
 	// File is the config file that was read, empty when none was found.
 	File string `mapstructure:"-"`
@@ -68,6 +69,47 @@ type Triggers struct {
 	PurgeDays int `mapstructure:"purge_days"`
 }
 
+// Export tunes the export commands.
+type Export struct {
+	// Outbox is the folder export files go to, one subfolder per kind;
+	// empty means <data_dir>/outbox.
+	Outbox string `mapstructure:"outbox"`
+	// Format is the default file format: xml or csv.
+	Format string `mapstructure:"format"`
+	// Source and Target go into the XML message envelope.
+	Source string `mapstructure:"source"`
+	Target string `mapstructure:"target"`
+	// MaxRecords splits files after so many records; 0 means no split.
+	MaxRecords int `mapstructure:"max_records"`
+	// Marker writes F.done beside every file F.
+	Marker bool `mapstructure:"marker"`
+	// LockWait is how long a run waits for another run of the same kind.
+	LockWait time.Duration `mapstructure:"lock_wait"`
+	// ExcludeNonAllocatable leaves non-allocatable warehouses out of
+	// inventory files.
+	ExcludeNonAllocatable bool          `mapstructure:"exclude_non_allocatable"`
+	MassCustomers         MassCustomers `mapstructure:"mass_customers"`
+}
+
+// MassCustomers configures the mass customer download.
+type MassCustomers struct {
+	// Classes are the customer classes to download.
+	Classes []string `mapstructure:"classes"`
+	// Folder is where the file goes.
+	Folder string `mapstructure:"folder"`
+}
+
+// OutboxDir is the export outbox.
+func (c *Config) OutboxDir() string {
+	if c.Export.Outbox != "" {
+		return c.Export.Outbox
+	}
+	return filepath.Join(c.DataDir, "outbox")
+}
+
+// LockDir holds the lock files of runs that must not overlap.
+func (c *Config) LockDir() string { return filepath.Join(c.DataDir, "locks") }
+
 // DatabasePath is where the SQLite file lives.
 func (c *Config) DatabasePath() string {
 	if c.Database != "" {
@@ -89,6 +131,16 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("load.allow_negative_on_hand", false)
 	v.SetDefault("load.max_field_length", 1000)
 	v.SetDefault("triggers.purge_days", 7)
+	v.SetDefault("export.outbox", "")
+	v.SetDefault("export.format", "xml")
+	v.SetDefault("export.source", "POSBRIDGE")
+	v.SetDefault("export.target", "POS")
+	v.SetDefault("export.max_records", 0)
+	v.SetDefault("export.marker", false)
+	v.SetDefault("export.lock_wait", "60s")
+	v.SetDefault("export.exclude_non_allocatable", false)
+	v.SetDefault("export.mass_customers.classes", []string{})
+	v.SetDefault("export.mass_customers.folder", "")
 }
 
 // Options says where Load looks.
@@ -229,6 +281,21 @@ func (c *Config) Validate() []error {
 	}
 	if c.Load.MaxFieldLength < 1 {
 		bad("load.max_field_length", "must be at least 1, got %d", c.Load.MaxFieldLength)
+	}
+	if c.Export.Format != "xml" && c.Export.Format != "csv" {
+		bad("export.format", "must be xml or csv, got %q", c.Export.Format)
+	}
+	if strings.TrimSpace(c.Export.Source) == "" {
+		bad("export.source", "must not be empty")
+	}
+	if strings.TrimSpace(c.Export.Target) == "" {
+		bad("export.target", "must not be empty")
+	}
+	if c.Export.MaxRecords < 0 {
+		bad("export.max_records", "must be 0 (no split) or more, got %d", c.Export.MaxRecords)
+	}
+	if c.Export.LockWait < 0 {
+		bad("export.lock_wait", "must not be negative, got %s", c.Export.LockWait)
 	}
 	if c.Triggers.PurgeDays < 1 {
 		bad("triggers.purge_days", "must be at least 1, got %d", c.Triggers.PurgeDays)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -138,8 +139,10 @@ func TestDefaults(t *testing.T) {
 		Triggers: config.Triggers{
 			PurgeDays: 7,
 		},
+		Export: config.Export{Format: "xml", Source: "POSBRIDGE", Target: "POS", LockWait: time.Minute,
+			MassCustomers: config.MassCustomers{Classes: []string{}}},
 	}
-	if *c != want {
+	if !reflect.DeepEqual(*c, want) {
 		t.Fatalf("defaults:\n  got  %+v\n  want %+v", *c, want)
 	}
 	if got := c.DatabasePath(); got != filepath.Join("data", "posbridge.db") {

@@ -2,10 +2,13 @@ package fsx
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
+	"time"
 )
 
 // WriteAtomic writes path through fn: the data goes to a temporary file in
@@ -59,3 +62,41 @@ func SyncDir(dir string) error {
 	}
 	return nil
 }
+
+// Lock is an exclusive advisory lock on a file, released by Unlock or when
+// the process ends, however it ends.
+type Lock struct{ f *os.File }
+
+// ErrLocked means another process holds the lock.
+var ErrLocked = errors.New("locked by another process")
+
+// TryLock takes the lock on path, creating the file and its folder,
+// retrying until wait has passed.
+func TryLock(path string, wait time.Duration) (*Lock, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("lock %q: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("lock %q: %w", path, err)
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return &Lock{f: f}, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("lock %q: %w", path, err)
+		}
+		if time.Now().After(deadline) {
+			f.Close()
+			return nil, fmt.Errorf("lock %q: %w", path, ErrLocked)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Unlock releases the lock.
+func (l *Lock) Unlock() error { return l.f.Close() }

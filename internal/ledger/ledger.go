@@ -106,3 +106,36 @@ FROM files WHERE direction = ? AND kind = ? ORDER BY id DESC LIMIT 1`, direction
 	f.RunID = run.Int64
 	return f, true, nil
 }
+
+// ListFiles streams the file ledger in id order to fn, optionally only one
+// direction and kind; msg is the error that abandoned a file, if any.
+func ListFiles(ctx context.Context, d *db.DB, direction, kind string, fn func(f File, msg string) error) error {
+	q := `SELECT id, direction, kind, name, path, sha256, size, records, rejected, status, mode, coalesce(run_id, 0), created_at, error
+FROM files WHERE 1=1`
+	var args []any
+	if direction != "" {
+		q += ` AND direction = ?`
+		args = append(args, direction)
+	}
+	if kind != "" {
+		q += ` AND kind = ?`
+		args = append(args, kind)
+	}
+	rows, err := d.QueryContext(ctx, q+` ORDER BY id`, args...)
+	if err != nil {
+		return fmt.Errorf("list files: %w", db.Classify(err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var f File
+		var msg string
+		if err := rows.Scan(&f.ID, &f.Direction, &f.Kind, &f.Name, &f.Path, &f.SHA256, &f.Size, &f.Records, &f.Rejected,
+			&f.Status, &f.Mode, &f.RunID, &f.CreatedAt, &msg); err != nil {
+			return err
+		}
+		if err := fn(f, msg); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}

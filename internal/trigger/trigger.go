@@ -49,6 +49,12 @@ type Execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
+// Querier is an Execer that also reads: a connection or transaction.
+type Querier interface {
+	Execer
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
 // pending is the predicate of the partial unique index triggers_pending.
 const pending = `status IN ('ready','error')`
 

@@ -1,0 +1,246 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/posbridge/posbridge/internal/config"
+	"github.com/posbridge/posbridge/internal/export"
+	"github.com/posbridge/posbridge/internal/ledger"
+)
+
+type exportOptions struct {
+	format     string
+	out        string
+	maxRecords int
+	marker     bool
+	dryRun     bool
+	classes    string
+	output     outputFlag
+}
+
+func newExportCmd(app *App) *cobra.Command {
+	group := groupCmd("export", "Write ready triggers to partner files, exactly once")
+	group.Long = `Export the ready outbound triggers of one kind to files in the outbox
+(<data_dir>/outbox/<kind>/ by default), named <kind>_<yyyymmddThhmmssZ>_<seq>.<ext>
+with a sequence number per kind that never repeats.
+
+A run claims the triggers, writes the file under a temporary name, syncs and
+renames it, then marks the triggers processed with the file they went into.
+A run that dies is finished or undone by the next run of the same kind: a
+finished file is never written twice and no trigger is lost. Runs of one kind
+never overlap; a second one waits up to export.lock_wait, then exits 75.
+
+With no ready triggers no file is written and the exit code is 0.
+See docs/exports.md for the formats.`
+	for _, kind := range export.Kinds {
+		addSubs(group, newExportKindCmd(app, kind))
+	}
+	addSubs(group, newExportMassCmd(app))
+	return group
+}
+
+func (o *exportOptions) addFlags(cmd *cobra.Command, split bool) {
+	f := cmd.Flags()
+	f.StringVar(&o.format, "format", "", "file format: xml or csv (default: export.format)")
+	f.StringVar(&o.out, "out", "", "output folder (default: the kind's folder in export.outbox)")
+	if split {
+		f.IntVar(&o.maxRecords, "max-records", -1, "at most this many records per file, 0 for one file (default: export.max_records)")
+	}
+	f.BoolVar(&o.marker, "marker", false, "write F.done (count and sha256) beside every file F (default: export.marker)")
+	f.BoolVar(&o.dryRun, "dry-run", false, "show what would be written and change nothing")
+	o.output.add(cmd, "text", "json")
+}
+
+// options turns flags and configuration into export options.
+func (o *exportOptions) options(cmd *cobra.Command, cfg *config.Config) (export.Options, error) {
+	eo := export.Options{
+		Format: cfg.Export.Format, Dir: o.out, Outbox: cfg.OutboxDir(), LockDir: cfg.LockDir(),
+		LockWait: cfg.Export.LockWait, MaxRecords: cfg.Export.MaxRecords, Marker: cfg.Export.Marker || o.marker,
+		DryRun: o.dryRun, Source: cfg.Export.Source, Target: cfg.Export.Target, Company: cfg.Company.Number,
+		ExcludeNonAllocatable: cfg.Export.ExcludeNonAllocatable,
+	}
+	if o.format != "" {
+		eo.Format = o.format
+	}
+	if eo.Format != "xml" && eo.Format != "csv" {
+		return eo, usageErr("--format %q: want xml or csv", eo.Format)
+	}
+	if cmd.Flags().Changed("max-records") {
+		if o.maxRecords < 0 {
+			return eo, usageErr("--max-records must be 0 (one file) or more")
+		}
+		eo.MaxRecords = o.maxRecords
+	}
+	return eo, nil
+}
+
+func newExportKindCmd(app *App, kind string) *cobra.Command {
+	var o exportOptions
+	cmd := &cobra.Command{
+		Use:   kind,
+		Short: "Export the ready " + kind + " triggers",
+		Example: fmt.Sprintf(`  posbridge export %[1]s
+  posbridge export %[1]s --format csv --max-records 5000 --marker
+  posbridge export %[1]s --dry-run`, kind),
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runExport(cmd, app, kind, &o)
+		},
+	}
+	o.addFlags(cmd, true)
+	return cmd
+}
+
+func newExportMassCmd(app *App) *cobra.Command {
+	var o exportOptions
+	cmd := &cobra.Command{
+		Use:   "mass-customers",
+		Short: "Write every sold-to customer of the chosen classes (no triggers)",
+		Long: `Write the mass customer download: every live sold-to customer whose class is in
+--class (default: export.mass_customers.classes), action A, into one file of kind
+mass_customers in --out (default: export.mass_customers.folder). Triggers are
+not touched. Both settings must be set, in the config or as flags.`,
+		Example: `  posbridge export mass-customers --class RT,WH --out /srv/posbridge/outbox/mass
+  posbridge export mass-customers --format csv`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runExport(cmd, app, "mass_customers", &o)
+		},
+	}
+	o.addFlags(cmd, false)
+	cmd.Flags().StringVar(&o.classes, "class", "", "customer classes, comma-separated (default: export.mass_customers.classes)")
+	return cmd
+}
+
+func runExport(cmd *cobra.Command, app *App, kind string, o *exportOptions) error {
+	ctx := cmd.Context()
+	cfg, err := app.Config()
+	if err != nil {
+		return err
+	}
+	eo, err := o.options(cmd, cfg)
+	if err != nil {
+		return err
+	}
+	if kind == "mass_customers" {
+		eo.Classes = cfg.Export.MassCustomers.Classes
+		if o.classes != "" {
+			eo.Classes = nil
+			for _, c := range strings.Split(o.classes, ",") {
+				if c = strings.TrimSpace(c); c != "" {
+					eo.Classes = append(eo.Classes, c)
+				}
+			}
+		}
+		if len(eo.Classes) == 0 {
+			return fmt.Errorf("%w: export mass-customers needs customer classes: set export.mass_customers.classes in the config or give --class",
+				config.ErrInvalid)
+		}
+		if eo.Dir == "" {
+			eo.Dir = cfg.Export.MassCustomers.Folder
+		}
+		if eo.Dir == "" {
+			return fmt.Errorf("%w: export mass-customers needs an output folder: set export.mass_customers.folder in the config or give --out",
+				config.ErrInvalid)
+		}
+	}
+	d, err := app.DB(ctx)
+	if err != nil {
+		return err
+	}
+	if !eo.DryRun {
+		if eo.RunID, err = ledger.StartRun(ctx, d, "export "+kind, ""); err != nil {
+			return err
+		}
+	}
+	var res *export.Result
+	if kind == "mass_customers" {
+		res, err = export.MassCustomers(ctx, d, eo)
+	} else {
+		res, err = export.Run(ctx, d, kind, eo)
+	}
+	if eo.RunID > 0 {
+		status := ledger.RunOK
+		if err != nil {
+			status = ledger.RunFailed
+		}
+		if endErr := ledger.EndRun(ctx, d, eo.RunID, status, res, err); endErr != nil && err == nil {
+			err = endErr
+		}
+	}
+	log := app.logger()
+	if res != nil {
+		if res.Completed+res.Abandoned > 0 {
+			log.Warn(fmt.Sprintf("export %s: recovered an earlier run that died: %d files finished, %d undone (their triggers are ready again)",
+				kind, res.Completed, res.Abandoned))
+		}
+		if res.Missing > 0 {
+			log.Warn(fmt.Sprintf("export %s: %d triggers put in error: their record is gone without a tombstone (see trigger list --status error)",
+				kind, res.Missing))
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if o.output.value == "json" {
+		return writeJSON(app.Out, res)
+	}
+	prefix := ""
+	if res.DryRun {
+		prefix = "dry run, nothing changed: "
+	}
+	if len(res.Files) == 0 {
+		fmt.Fprintf(app.Out, "%s%s: nothing to export\n", prefix, kind)
+		return nil
+	}
+	for _, f := range res.Files {
+		if res.DryRun {
+			fmt.Fprintf(app.Out, "%s%s: would write %s (%d records)\n", prefix, kind, f.Path, f.Records)
+			continue
+		}
+		fmt.Fprintf(app.Out, "%s: wrote %s (%d records, %d triggers, sha256 %s)\n", kind, f.Path, f.Records, f.Triggers, f.SHA256)
+	}
+	return nil
+}
+
+func newFilesCmd(app *App) *cobra.Command {
+	var direction, kind string
+	var out outputFlag
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the file ledger: loads and imports in, exports out",
+		Example: `  posbridge files list --direction out --kind items
+  posbridge files list --output json`,
+		Args: noArgs,
+		PreRunE: func(cmd *cobra.Command, args []string) error {
+			if direction != "" && direction != "in" && direction != "out" {
+				return usageErr("--direction %q: want in or out", direction)
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			d, err := app.DB(cmd.Context())
+			if err != nil {
+				return err
+			}
+			w := newRecords(out.value, app.Out, "id", "direction", "kind", "name", "records", "rejected", "status", "sha256", "created", "error")
+			err = ledger.ListFiles(cmd.Context(), d, direction, kind, func(f ledger.File, msg string) error {
+				obj := map[string]any{"id": f.ID, "direction": f.Direction, "kind": f.Kind, "name": f.Name, "path": f.Path,
+					"records": f.Records, "rejected": f.Rejected, "status": f.Status, "sha256": f.SHA256, "size": f.Size,
+					"run_id": f.RunID, "created_at": f.CreatedAt, "error": msg}
+				return w.add(obj, f.ID, f.Direction, f.Kind, f.Name, f.Records, f.Rejected, f.Status, f.SHA256, f.CreatedAt, msg)
+			})
+			if err != nil {
+				return err
+			}
+			return w.close()
+		},
+	}
+	list.Flags().StringVar(&direction, "direction", "", "in or out")
+	list.Flags().StringVar(&kind, "kind", "", "file kind, such as items or load-items")
+	out.add(list, "table", "json", "csv")
+	return groupCmd("files", "The ledger of files in and out", list)
+}

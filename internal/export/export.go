@@ -1,0 +1,527 @@
+package export
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/csv"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/fsx"
+	"github.com/posbridge/posbridge/internal/trigger"
+)
+
+// Options tune an export run.
+type Options struct {
+	Format     string // xml (default) or csv
+	Dir        string // output folder; default <Outbox>/<kind>
+	Outbox     string // the outbox folder
+	LockDir    string // where the per-kind lock files live
+	LockWait   time.Duration
+	MaxRecords int // records per file; 0 means one file
+	Marker     bool
+	DryRun     bool
+	Source     string
+	Target     string
+	Company    int
+	RunID      int64
+	// ExcludeNonAllocatable leaves non-allocatable warehouses out of
+	// inventory files.
+	ExcludeNonAllocatable bool
+	// Classes selects the customer classes of the mass download.
+	Classes []string
+	// create opens a file for writing; tests replace it to fail writes.
+	create func(path string) (io.WriteCloser, error)
+}
+
+// File is one file written (or, in a dry run, planned).
+type File struct {
+	Name     string `json:"name"`
+	Path     string `json:"path"`
+	Records  int64  `json:"records"`
+	Triggers int64  `json:"triggers"`
+	SHA256   string `json:"sha256,omitempty"`
+	Size     int64  `json:"size,omitempty"`
+}
+
+// Result says what a run did.
+type Result struct {
+	Kind  string `json:"kind"`
+	Files []File `json:"files"`
+	// Recovered counts files of an earlier, dead run that this run finished
+	// (Completed) or gave back to the queue (Abandoned).
+	Completed int64 `json:"recovered_completed"`
+	Abandoned int64 `json:"recovered_abandoned"`
+	// Missing counts triggers put in error because their record is gone.
+	Missing int64 `json:"missing"`
+	DryRun  bool  `json:"dry_run,omitempty"`
+	// Ready is what a dry run found to export.
+	Ready        int64 `json:"ready_triggers,omitempty"`
+	ReadyRecords int64 `json:"ready_records,omitempty"`
+}
+
+// ErrBusy means another export of the same kind holds the lock.
+var ErrBusy = errors.New("another export of this kind is running")
+
+// Status values of out files in the ledger.
+const (
+	fileWriting   = "writing"
+	fileWritten   = "written"
+	fileComplete  = "complete"
+	fileAbandoned = "abandoned"
+)
+
+func (o *Options) defaults(k *kind) {
+	if o.Format == "" {
+		o.Format = "xml"
+	}
+	if o.Dir == "" {
+		o.Dir = filepath.Join(o.Outbox, k.name)
+	}
+	if o.Source == "" {
+		o.Source = "POSBRIDGE"
+	}
+	if o.Target == "" {
+		o.Target = "POS"
+	}
+	if o.Company <= 0 {
+		o.Company = 1
+	}
+	if o.create == nil {
+		o.create = func(path string) (io.WriteCloser, error) {
+			return os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		}
+	}
+}
+
+// Run exports the ready triggers of one kind.
+func Run(ctx context.Context, d *db.DB, kindName string, o Options) (*Result, error) {
+	k, ok := kinds[kindName]
+	if !ok {
+		return nil, fmt.Errorf("unknown export kind %q", kindName)
+	}
+	if o.Format != "" && o.Format != "xml" && o.Format != "csv" {
+		return nil, fmt.Errorf("unknown format %q: want xml or csv", o.Format)
+	}
+	o.defaults(k)
+	lock, err := fsx.TryLock(filepath.Join(o.LockDir, "export-"+k.name+".lock"), o.LockWait)
+	if err != nil {
+		if errors.Is(err, fsx.ErrLocked) {
+			return nil, fmt.Errorf("export %s: %w (waited %s)", k.name, ErrBusy, o.LockWait)
+		}
+		return nil, err
+	}
+	defer lock.Unlock()
+
+	conn, err := d.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	res := &Result{Kind: k.name, DryRun: o.DryRun, Files: []File{}}
+	if err := recoverFiles(ctx, conn, k.name, res); err != nil {
+		return res, err
+	}
+	if o.DryRun {
+		return res, plan(ctx, conn, k, &o, res)
+	}
+	err = db.WithTx(ctx, conn, true, func() error {
+		res.Missing, err = trigger.MarkMissing(ctx, conn, k.code)
+		return err
+	})
+	if err != nil {
+		return res, err
+	}
+	for {
+		f, err := exportFile(ctx, conn, k, &o)
+		if err != nil || f == nil {
+			return res, err
+		}
+		res.Files = append(res.Files, *f)
+		if o.MaxRecords <= 0 {
+			return res, nil
+		}
+	}
+}
+
+// plan counts what a run would export, changing nothing.
+func plan(ctx context.Context, conn *sql.Conn, k *kind, o *Options, res *Result) error {
+	unit := "record_key, sub_key"
+	if k.code == trigger.CodeItem {
+		unit = "record_key"
+	}
+	err := conn.QueryRowContext(ctx, `SELECT count(*), (SELECT count(*) FROM (SELECT DISTINCT `+unit+` FROM triggers WHERE file_code = ?1 AND status = 'ready'))
+FROM triggers WHERE file_code = ?1 AND status = 'ready'`, k.code).Scan(&res.Ready, &res.ReadyRecords)
+	if err != nil {
+		return err
+	}
+	if res.ReadyRecords == 0 {
+		return nil
+	}
+	per := res.ReadyRecords
+	if o.MaxRecords > 0 {
+		per = int64(o.MaxRecords)
+	}
+	var next int64
+	conn.QueryRowContext(ctx, `SELECT coalesce((SELECT last FROM sequences WHERE kind = ?), 0) + 1`, k.name).Scan(&next)
+	now := time.Now().UTC()
+	for left := res.ReadyRecords; left > 0; left -= per {
+		name := fileName(k.name, now, next, o.Format)
+		res.Files = append(res.Files, File{Name: name, Path: filepath.Join(o.Dir, name), Records: min(per, left)})
+		next++
+	}
+	return nil
+}
+
+func fileName(kind string, t time.Time, seq int64, ext string) string {
+	return fmt.Sprintf("%s_%s_%06d.%s", kind, t.Format("20060102T150405Z"), seq, ext)
+}
+
+// tmpPath is where a file is written before it is renamed into place.
+func tmpPath(path string) string {
+	return filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+}
+
+// nextSequence allocates the next sequence number of a kind; it commits
+// with the claim, so a number is never handed out twice.
+func nextSequence(ctx context.Context, q *sql.Conn, kind string) (int64, error) {
+	var seq int64
+	err := q.QueryRowContext(ctx, `INSERT INTO sequences(kind, last) VALUES (?, 1)
+ON CONFLICT(kind) DO UPDATE SET last = last + 1 RETURNING last`, kind).Scan(&seq)
+	return seq, err
+}
+
+// prepareDir creates the output folder and checks that it takes files.
+func prepareDir(k *kind, dir string) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("export %s: create output folder: %w", k.name, err)
+	}
+	if err := probe(dir); err != nil {
+		return fmt.Errorf("export %s: output folder %q is not writable: %w", k.name, dir, err)
+	}
+	return nil
+}
+
+// startFile allocates the next sequence number and records the file as
+// being written, and runs claim in the same transaction. It returns a zero
+// fileID when claim found nothing.
+func startFile(ctx context.Context, conn *sql.Conn, k *kind, o *Options, claim func(fileID int64) (records, triggers int64, err error)) (File, int64, error) {
+	var f File
+	var fileID int64
+	err := db.WithTx(ctx, conn, true, func() error {
+		seq, err := nextSequence(ctx, conn, k.name)
+		if err != nil {
+			return err
+		}
+		f.Name = fileName(k.name, time.Now().UTC(), seq, o.Format)
+		f.Path, _ = filepath.Abs(filepath.Join(o.Dir, f.Name))
+		res, err := conn.ExecContext(ctx, `INSERT INTO files(direction, kind, name, path, sha256, size, status, sequence, marker, run_id, created_at)
+VALUES ('out', ?, ?, ?, '', 0, ?, ?, ?, ?, ?)`, k.name, f.Name, f.Path, fileWriting, seq, o.Marker, nullID(o.RunID), db.Now())
+		if err != nil {
+			return err
+		}
+		fileID, _ = res.LastInsertId()
+		if claim == nil {
+			return nil
+		}
+		f.Records, f.Triggers, err = claim(fileID)
+		if err == nil && f.Triggers == 0 {
+			// Nothing was ready after all: undo, the sequence number included.
+			return errNothing
+		}
+		return err
+	})
+	if errors.Is(err, errNothing) {
+		return f, 0, nil
+	}
+	if err != nil {
+		return f, 0, fmt.Errorf("export %s: claim: %w", k.name, db.Classify(err))
+	}
+	return f, fileID, nil
+}
+
+var errNothing = errors.New("nothing to claim")
+
+// exportFile claims one file's worth of triggers and delivers the file. It
+// returns nil when nothing is ready.
+func exportFile(ctx context.Context, conn *sql.Conn, k *kind, o *Options) (*File, error) {
+	if err := prepareDir(k, o.Dir); err != nil {
+		return nil, err
+	}
+	f, fileID, err := startFile(ctx, conn, k, o, func(fileID int64) (int64, int64, error) {
+		return trigger.Claim(ctx, conn, k.code, fileID, o.RunID, o.MaxRecords)
+	})
+	if err != nil || fileID == 0 {
+		return nil, err
+	}
+	w, err := writeFile(k, o, f.Path, f.Records, func(emit func(node) error) error {
+		return k.records(ctx, conn, fileID, o, emit)
+	})
+	if err != nil {
+		abandon(conn, fileID, f.Path, err)
+		return nil, fmt.Errorf("export %s: write %s: %w (its triggers are ready again)", k.name, f.Name, err)
+	}
+	// For CSV a record is a data row, as the marker and the ledger count.
+	f.SHA256, f.Size, f.Records = w.SHA256, w.Size, w.Records
+	if err := deliver(ctx, conn, fileID, f.Path, w, o.Marker); err != nil {
+		return nil, fmt.Errorf("export %s: %s: %w", k.name, f.Name, err)
+	}
+	return &f, nil
+}
+
+// probe checks that dir takes a new file.
+func probe(dir string) error {
+	p, err := os.CreateTemp(dir, ".posbridge-probe-*")
+	if err != nil {
+		return err
+	}
+	p.Close()
+	return os.Remove(p.Name())
+}
+
+func nullID(id int64) any {
+	if id <= 0 {
+		return nil
+	}
+	return id
+}
+
+// written is what writeFile produced.
+type written struct {
+	SHA256  string
+	Size    int64
+	Records int64 // data rows for CSV, records for XML
+}
+
+// writeFile writes the temporary file of path and syncs it; records is the
+// number of records the claim promised, which the XML envelope states.
+func writeFile(k *kind, o *Options, path string, records int64, source func(emit func(node) error) error) (written, error) {
+	tmp := tmpPath(path)
+	os.Remove(tmp)
+	out, err := o.create(tmp)
+	if err != nil {
+		return written{}, err
+	}
+	h := sha256.New()
+	cw := &countWriter{w: io.MultiWriter(out, h)}
+	bw := bufio.NewWriterSize(cw, 256*1024)
+	var w written
+	var emitted int64
+	switch o.Format {
+	case "csv":
+		c := csv.NewWriter(bw)
+		if err = c.Write(csvHeader(k.csv)); err == nil {
+			row := make([]string, 0, len(k.csv))
+			err = source(func(n node) error {
+				emitted++
+				return csvRows(k.csv, n, row, func(r []string) error {
+					w.Records++
+					return c.Write(r)
+				})
+			})
+		}
+		c.Flush()
+		if err == nil {
+			err = c.Error()
+		}
+	default:
+		x := xmlWriter{bw}
+		bw.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n")
+		x.open("Message", []attr{{"source", o.Source}, {"target", o.Target}, {"type", k.msgType},
+			{"company", strconv.Itoa(o.Company)}, {"created", time.Now().UTC().Format(db.TimeLayout)},
+			{"sequence", strconv.FormatInt(sequenceOf(path), 10)}, {"count", strconv.FormatInt(records, 10)}}, false)
+		bw.WriteString("\n  ")
+		x.open(k.wrapper, nil, false)
+		err = source(func(n node) error {
+			emitted++
+			x.node(n, 2)
+			return nil
+		})
+		bw.WriteString("\n  ")
+		x.close(k.wrapper)
+		bw.WriteString("\n")
+		x.close("Message")
+		bw.WriteString("\n")
+		w.Records = emitted
+	}
+	if err == nil && emitted != records {
+		err = fmt.Errorf("wrote %d records, the claim has %d", emitted, records)
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		err = syncFile(out)
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return written{}, err
+	}
+	w.SHA256 = hex.EncodeToString(h.Sum(nil))
+	w.Size = cw.n
+	return w, nil
+}
+
+func syncFile(w io.Writer) error {
+	if f, ok := w.(interface{ Sync() error }); ok {
+		return f.Sync()
+	}
+	return nil
+}
+
+// sequenceOf reads the sequence number back from a file name.
+func sequenceOf(path string) int64 {
+	base := filepath.Base(path)
+	ext := filepath.Ext(base)
+	base = base[:len(base)-len(ext)]
+	if len(base) < 6 {
+		return 0
+	}
+	n, _ := strconv.ParseInt(base[len(base)-6:], 10, 64)
+	return n
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// deliver records the finished temporary file, renames it into place,
+// writes the marker, and marks the triggers processed: each step commits
+// before the next, so recoverFiles can finish the job after a crash.
+func deliver(ctx context.Context, conn *sql.Conn, fileID int64, path string, w written, marker bool) error {
+	err := db.WithTx(ctx, conn, true, func() error {
+		_, err := conn.ExecContext(ctx, `UPDATE files SET status = ?, sha256 = ?, size = ?, records = ? WHERE id = ?`,
+			fileWritten, w.SHA256, w.Size, w.Records, fileID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("record written file: %w", db.Classify(err))
+	}
+	if err := os.Rename(tmpPath(path), path); err != nil {
+		return fmt.Errorf("rename into place: %w", err)
+	}
+	if err := fsx.SyncDir(filepath.Dir(path)); err != nil {
+		return err
+	}
+	return complete(ctx, conn, fileID, path, w.SHA256, w.Records, marker)
+}
+
+// complete writes the marker when one is wanted and not there yet, then
+// marks the triggers processed and the file complete.
+func complete(ctx context.Context, conn *sql.Conn, fileID int64, path, sum string, records int64, marker bool) error {
+	if marker {
+		if _, err := os.Stat(path + ".done"); err != nil {
+			err := fsx.WriteAtomic(path+".done", 0o600, func(w io.Writer) error {
+				_, err := fmt.Fprintf(w, "count=%d sha256=%s\n", records, sum)
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("write marker: %w", err)
+			}
+		}
+	}
+	err := db.WithTx(ctx, conn, true, func() error {
+		if err := trigger.Complete(ctx, conn, fileID); err != nil {
+			return err
+		}
+		if _, err := conn.ExecContext(ctx, `UPDATE files SET status = ? WHERE id = ?`, fileComplete, fileID); err != nil {
+			return err
+		}
+		// A delete that went out releases its tombstone.
+		return trigger.PurgeTombstones(ctx, conn)
+	})
+	if err != nil {
+		return fmt.Errorf("mark triggers processed: %w", db.Classify(err))
+	}
+	return nil
+}
+
+// abandon gives the triggers of a file that was not finished back to the
+// queue and removes its temporary file; the sequence number stays used.
+func abandon(conn *sql.Conn, fileID int64, path string, cause error) error {
+	ctx := context.Background()
+	os.Remove(tmpPath(path))
+	msg := ""
+	if cause != nil {
+		msg = cause.Error()
+	}
+	return db.WithTx(ctx, conn, true, func() error {
+		if err := trigger.Unclaim(ctx, conn, fileID); err != nil {
+			return err
+		}
+		_, err := conn.ExecContext(ctx, `UPDATE files SET status = ?, error = ? WHERE id = ?`, fileAbandoned, msg, fileID)
+		return err
+	})
+}
+
+// recoverFiles finishes or abandons the files of a kind that a dead run
+// left behind. The caller holds the kind's lock, so no live run owns them.
+func recoverFiles(ctx context.Context, conn *sql.Conn, kind string, res *Result) error {
+	rows, err := conn.QueryContext(ctx, `SELECT id, path, status, sha256, records, marker FROM files
+WHERE direction = 'out' AND kind = ? AND status IN (?, ?) ORDER BY id`, kind, fileWriting, fileWritten)
+	if err != nil {
+		return fmt.Errorf("recover %s exports: %w", kind, db.Classify(err))
+	}
+	type left struct {
+		id      int64
+		path    string
+		status  string
+		sum     string
+		records int64
+		marker  bool
+	}
+	var todo []left
+	for rows.Next() {
+		var l left
+		if err := rows.Scan(&l.id, &l.path, &l.status, &l.sum, &l.records, &l.marker); err != nil {
+			rows.Close()
+			return err
+		}
+		todo = append(todo, l)
+	}
+	rows.Close()
+	for _, l := range todo {
+		_, finalErr := os.Stat(l.path)
+		_, tmpErr := os.Stat(tmpPath(l.path))
+		switch {
+		case l.status == fileWritten && finalErr == nil:
+			if err := complete(ctx, conn, l.id, l.path, l.sum, l.records, l.marker); err != nil {
+				return err
+			}
+			res.Completed++
+		case l.status == fileWritten && tmpErr == nil:
+			if err := os.Rename(tmpPath(l.path), l.path); err != nil {
+				return fmt.Errorf("recover %s: %w", l.path, err)
+			}
+			if err := complete(ctx, conn, l.id, l.path, l.sum, l.records, l.marker); err != nil {
+				return err
+			}
+			res.Completed++
+		default:
+			if err := abandon(conn, l.id, l.path, errors.New("the run that wrote it died before it was finished")); err != nil {
+				return err
+			}
+			res.Abandoned++
+		}
+	}
+	return nil
+}

@@ -1,0 +1,274 @@
+package export
+
+import (
+	"context"
+	"database/sql"
+	"strconv"
+
+	"github.com/posbridge/posbridge/internal/format"
+	"github.com/posbridge/posbridge/internal/trigger"
+)
+
+// kind is one export: its trigger file code, message type, XML wrapper,
+// CSV columns and the query that yields its records.
+type kind struct {
+	name    string
+	code    string
+	msgType string
+	wrapper string
+	csv     []csvCol
+	// records streams the records of export file fileID in key order.
+	records func(ctx context.Context, q *sql.Conn, fileID int64, o *Options, emit func(node) error) error
+}
+
+// Kinds lists the export kinds that run from triggers.
+var Kinds = []string{"items", "vendors", "invoices", "customers", "inventory"}
+
+var kinds = map[string]*kind{
+	"items": {name: "items", code: trigger.CodeItem, msgType: "CWITEMOUT", wrapper: "Items",
+		csv: []csvCol{{"action", true, "action"}, {"item_number", false, "item_number"}, {"description", false, "description"},
+			{"item_class", false, "item_class"}, {"vendor_number", false, "vendor_number"}, {"status", false, "status"},
+			{"sku_code", true, "sku_code"}, {"sku_description", true, "description"}, {"color", true, "color"}, {"size", true, "size"},
+			{"width", true, "width"}, {"upc", true, "upc"}, {"retail_reference_number", true, "retail_reference_number"},
+			{"price", true, "price"}, {"cost", true, "cost"}},
+		records: itemRecords},
+	"vendors": {name: "vendors", code: trigger.CodeVendor, msgType: "CWVENDOROUT", wrapper: "Vendors",
+		csv: flat("action", "vendor_number", "name", "address1", "address2", "city", "state", "postal_code", "country", "contact", "email", "phone"),
+		records: func(ctx context.Context, q *sql.Conn, fileID int64, o *Options, emit func(node) error) error {
+			return flatRecords(ctx, q, "Vendor", `SELECT t.capture, v.vendor, v.name, v.address1, v.address2, v.city, v.state, v.postal_code,
+  v.country, v.contact, v.email, v.phone FROM triggers t JOIN vendors v ON v.vendor = t.record_key
+WHERE t.file_id = ? ORDER BY t.record_key`, []string{"action", "vendor_number", "name", "address1", "address2", "city", "state",
+				"postal_code", "country", "contact", "email", "phone"}, emit, fileID)
+		}},
+	"customers": {name: "customers", code: trigger.CodeCustomer, msgType: "CWCUSTOMERDOWNLOAD", wrapper: "Customers",
+		csv: flat(customerAttrs...),
+		records: func(ctx context.Context, q *sql.Conn, fileID int64, o *Options, emit func(node) error) error {
+			return flatRecords(ctx, q, "Customer", `SELECT t.capture, `+customerCols+` FROM triggers t
+JOIN customers c ON c.customer = t.record_key WHERE t.file_id = ? ORDER BY t.record_key`, customerAttrs, emit, fileID)
+		}},
+	"invoices": {name: "invoices", code: trigger.CodeInvoice, msgType: "CWINVOICEOUT", wrapper: "Invoices",
+		csv: append(flat("action", "invoice_number", "order_number", "customer_number", "invoice_type", "invoice_date",
+			"merchandise_total", "discount_total", "tax_total", "freight_total", "invoice_total"),
+			csvCol{"line", true, "line"}, csvCol{"item_number", true, "item_number"}, csvCol{"sku_code", true, "sku_code"},
+			csvCol{"quantity", true, "quantity"}, csvCol{"unit_price", true, "unit_price"}, csvCol{"extended_price", true, "extended_price"},
+			csvCol{"discount", true, "discount"}, csvCol{"tax", true, "tax"}),
+		records: invoiceRecords},
+	"inventory": {name: "inventory", code: trigger.CodeInventory, msgType: "CWINVENTORYDOWNLOAD", wrapper: "InventoryItems",
+		csv: []csvCol{{"action", false, "action"}, {"item_number", false, "item_number"}, {"sku_code", false, "sku_code"},
+			{"warehouse", true, "warehouse"}, {"on_hand", true, "on_hand"}, {"reserved", true, "reserved"}, {"available", true, "available"}},
+		records: inventoryRecords},
+}
+
+// customerAttrs and customerCols keep the customer record in one place for
+// the trigger export and the mass download.
+var customerAttrs = []string{"action", "customer_number", "alt_customer_number", "customer_class", "first_name", "last_name",
+	"company_name", "address1", "address2", "city", "state", "postal_code", "country", "email", "phone", "email_opt_in"}
+
+const customerCols = `c.customer, c.alt_customer, c.customer_class, c.first_name, c.last_name, c.company_name, c.address1,
+  c.address2, c.city, c.state, c.postal_code, c.country, c.email, c.phone, CASE c.email_opt_in WHEN 1 THEN 'Y' ELSE 'N' END`
+
+// massCustomers is the mass customer download: the customer record of
+// every sold-to customer of the chosen classes, all with action A.
+var massCustomers = &kind{name: "mass_customers", msgType: "CWCUSTOMERDOWNLOAD", wrapper: "Customers", csv: flat(customerAttrs...)}
+
+func flat(names ...string) []csvCol {
+	cols := make([]csvCol, len(names))
+	for i, n := range names {
+		cols[i] = csvCol{header: n, attr: n}
+	}
+	return cols
+}
+
+// flatRecords emits one element per row, its attributes the row's columns.
+func flatRecords(ctx context.Context, q *sql.Conn, element, query string, names []string, emit func(node) error, args ...any) error {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	vals := make([]sql.NullString, len(names))
+	ptrs := make([]any, len(names))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return err
+		}
+		n := node{name: element, attrs: make([]attr, len(names))}
+		for i, name := range names {
+			n.attrs[i] = attr{name, vals[i].String}
+		}
+		if err := emit(n); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+func amount(v sql.NullInt64) string {
+	if !v.Valid {
+		return ""
+	}
+	return format.FormatAmount(v.Int64)
+}
+
+func itemRecords(ctx context.Context, q *sql.Conn, fileID int64, o *Options, emit func(node) error) error {
+	rows, err := q.QueryContext(ctx, `SELECT i.item, i.description, i.item_class, i.vendor, i.status, i.deleted_at IS NOT NULL,
+  k.sku, k.sku_description, k.color, k.size, k.width, k.upc, k.retail_ref, k.price, k.cost, coalesce(t.capture, '')
+FROM (SELECT DISTINCT record_key FROM triggers WHERE file_id = ?1) f
+JOIN items i ON i.item = f.record_key
+JOIN skus k ON k.item = i.item
+LEFT JOIN triggers t ON t.file_id = ?1 AND t.record_key = k.item AND t.sub_key = k.sku
+WHERE k.deleted_at IS NULL OR t.capture = 'D'
+ORDER BY i.item, k.sku`, fileID)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var cur *node
+	allAdded, deleted := true, false
+	flush := func() error {
+		if cur == nil {
+			return nil
+		}
+		action := trigger.Changed
+		switch {
+		case deleted:
+			action = trigger.Deleted
+		case allAdded:
+			action = trigger.Added
+		}
+		cur.attrs[0].value = action
+		n := *cur
+		cur = nil
+		return emit(n)
+	}
+	for rows.Next() {
+		var item, desc, class, vendor, status, sku, skuDesc, color, size, width, upc, ref, capture string
+		var itemDeleted bool
+		var price, cost sql.NullInt64
+		if err := rows.Scan(&item, &desc, &class, &vendor, &status, &itemDeleted, &sku, &skuDesc, &color, &size, &width,
+			&upc, &ref, &price, &cost, &capture); err != nil {
+			return err
+		}
+		if cur == nil || cur.get("item_number") != item {
+			if err := flush(); err != nil {
+				return err
+			}
+			cur = &node{name: "Item", wrap: "SKUs", attrs: []attr{{"action", ""}, {"item_number", item}, {"description", desc},
+				{"item_class", class}, {"vendor_number", vendor}, {"status", status}}}
+			allAdded, deleted = true, itemDeleted
+		}
+		if capture != trigger.Added {
+			allAdded = false
+		}
+		cur.kids = append(cur.kids, node{name: "SKU", attrs: []attr{{"action", capture}, {"sku_code", sku}, {"description", skuDesc},
+			{"color", color}, {"size", size}, {"width", width}, {"upc", upc}, {"retail_reference_number", ref},
+			{"price", amount(price)}, {"cost", amount(cost)}}})
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	return flush()
+}
+
+func invoiceRecords(ctx context.Context, q *sql.Conn, fileID int64, o *Options, emit func(node) error) error {
+	rows, err := q.QueryContext(ctx, `SELECT t.capture, h.invoice, h.order_no, h.customer, h.invoice_type, h.invoice_date,
+  n.line_no, n.item, n.sku, n.quantity, n.unit_price, n.discount, n.tax, n.freight
+FROM triggers t JOIN invoices h ON h.invoice = t.record_key LEFT JOIN invoice_lines n ON n.invoice = h.invoice
+WHERE t.file_id = ? ORDER BY h.invoice, n.line_no`, fileID)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var cur *node
+	var merch, disc, tax, freight int64
+	flush := func() error {
+		if cur == nil {
+			return nil
+		}
+		cur.attrs = append(cur.attrs, attr{"merchandise_total", format.FormatAmount(merch)}, attr{"discount_total", format.FormatAmount(disc)},
+			attr{"tax_total", format.FormatAmount(tax)}, attr{"freight_total", format.FormatAmount(freight)},
+			attr{"invoice_total", format.FormatAmount(merch - disc + tax + freight)})
+		n := *cur
+		cur = nil
+		return emit(n)
+	}
+	for rows.Next() {
+		var capture, invoice, order, customer, typ, date string
+		var line, qty sql.NullInt64
+		var item, sku sql.NullString
+		var price, d, tx, fr sql.NullInt64
+		if err := rows.Scan(&capture, &invoice, &order, &customer, &typ, &date, &line, &item, &sku, &qty, &price, &d, &tx, &fr); err != nil {
+			return err
+		}
+		if cur == nil || cur.get("invoice_number") != invoice {
+			if err := flush(); err != nil {
+				return err
+			}
+			cur = &node{name: "InvoiceHeader", wrap: "InvoiceDetails", attrs: []attr{{"action", capture}, {"invoice_number", invoice},
+				{"order_number", order}, {"customer_number", customer}, {"invoice_type", typ}, {"invoice_date", date}}}
+			merch, disc, tax, freight = 0, 0, 0, 0
+		}
+		if !line.Valid {
+			continue
+		}
+		ext := qty.Int64 * price.Int64
+		merch += ext
+		disc += d.Int64
+		tax += tx.Int64
+		freight += fr.Int64
+		cur.kids = append(cur.kids, node{name: "InvoiceDetail", attrs: []attr{{"line", strconv.FormatInt(line.Int64, 10)},
+			{"item_number", item.String}, {"sku_code", sku.String}, {"quantity", strconv.FormatInt(qty.Int64, 10)},
+			{"unit_price", amount(price)}, {"extended_price", format.FormatAmount(ext)}, {"discount", amount(d)}, {"tax", amount(tx)}}})
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	return flush()
+}
+
+func inventoryRecords(ctx context.Context, q *sql.Conn, fileID int64, o *Options, emit func(node) error) error {
+	allocatable := ""
+	if o.ExcludeNonAllocatable {
+		allocatable = ` AND v.warehouse IN (SELECT warehouse FROM warehouses WHERE allocatable = 1)`
+	}
+	rows, err := q.QueryContext(ctx, `SELECT t.capture, t.record_key, t.sub_key, v.warehouse, sum(v.on_hand), sum(v.reserved)
+FROM triggers t LEFT JOIN inventory v ON v.item = t.record_key AND v.sku = t.sub_key`+allocatable+`
+WHERE t.file_id = ? GROUP BY t.record_key, t.sub_key, v.warehouse ORDER BY t.record_key, t.sub_key, v.warehouse`, fileID)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var cur *node
+	for rows.Next() {
+		var capture, item, sku string
+		var wh sql.NullString
+		var onHand, reserved sql.NullInt64
+		if err := rows.Scan(&capture, &item, &sku, &wh, &onHand, &reserved); err != nil {
+			return err
+		}
+		if cur == nil || cur.get("item_number") != item || cur.get("sku_code") != sku {
+			if cur != nil {
+				if err := emit(*cur); err != nil {
+					return err
+				}
+			}
+			cur = &node{name: "InventoryItem", attrs: []attr{{"action", capture}, {"item_number", item}, {"sku_code", sku}}}
+		}
+		if !wh.Valid {
+			continue
+		}
+		cur.kids = append(cur.kids, node{name: "Warehouse", attrs: []attr{{"warehouse", wh.String},
+			{"on_hand", strconv.FormatInt(onHand.Int64, 10)}, {"reserved", strconv.FormatInt(reserved.Int64, 10)},
+			{"available", strconv.FormatInt(onHand.Int64-reserved.Int64, 10)}}})
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if cur != nil {
+		return emit(*cur)
+	}
+	return nil
+}

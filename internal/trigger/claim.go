@@ -1,0 +1,120 @@
+package trigger
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/posbridge/posbridge/internal/db"
+)
+
+// recordUnit says what one record of a file code is: an item (all its SKU
+// triggers) for SKU, a trigger's key and sub key for the others.
+func recordUnit(code string) string {
+	if code == CodeItem {
+		return "record_key"
+	}
+	return "record_key, sub_key"
+}
+
+// Claim takes up to limit records' worth of ready triggers of code (all of
+// them when limit is 0), in key order, for the export file fileID: they
+// become processing. It returns the number of records and triggers.
+func Claim(ctx context.Context, q Querier, code string, fileID, runID int64, limit int) (records, triggers int64, err error) {
+	unit := recordUnit(code)
+	lim := int64(limit)
+	if limit <= 0 {
+		lim = -1
+	}
+	res, err := q.ExecContext(ctx, `UPDATE triggers SET status = 'processing', file_id = ?1, run_id = ?2,
+  attempts = attempts + 1, updated_at = ?3
+WHERE file_code = ?4 AND status = 'ready' AND (`+unit+`) IN (
+  SELECT DISTINCT `+unit+` FROM triggers WHERE file_code = ?4 AND status = 'ready' ORDER BY `+unit+` LIMIT ?5)`,
+		fileID, nullID(runID), db.Now(), code, lim)
+	if err != nil {
+		return 0, 0, fmt.Errorf("claim %s triggers: %w", code, db.Classify(err))
+	}
+	triggers, _ = res.RowsAffected()
+	if triggers == 0 {
+		return 0, 0, nil
+	}
+	err = q.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT DISTINCT `+unit+` FROM triggers WHERE file_id = ?)`, fileID).Scan(&records)
+	return records, triggers, err
+}
+
+func nullID(id int64) any {
+	if id <= 0 {
+		return nil
+	}
+	return id
+}
+
+// Complete marks the triggers of export file fileID processed.
+func Complete(ctx context.Context, q Execer, fileID int64) error {
+	now := db.Now()
+	_, err := q.ExecContext(ctx, `UPDATE triggers SET status = 'processed', processed_at = ?, updated_at = ?
+WHERE file_id = ? AND status = 'processing'`, now, now, fileID)
+	if err != nil {
+		return fmt.Errorf("mark triggers of file %d processed: %w", fileID, err)
+	}
+	return nil
+}
+
+// Unclaim gives the triggers of an export file that was not delivered back
+// to the queue. A record changed again meanwhile has a new pending
+// trigger: the claimed change folds into it as the earlier one (A then C
+// stays A, D then A becomes C, A then D cancels both), otherwise the
+// claimed trigger is ready again.
+func Unclaim(ctx context.Context, q Execer, fileID int64) error {
+	claimed := `t.file_id = ?1 AND t.status = 'processing'`
+	sameKey := `p.file_code = t.file_code AND p.record_key = t.record_key AND p.sub_key = t.sub_key`
+	steps := []string{
+		// An add never sent, then a delete: the pending delete goes ...
+		`DELETE FROM triggers AS p WHERE p.` + pending + ` AND p.capture = 'D' AND EXISTS (
+  SELECT 1 FROM triggers t WHERE ` + claimed + ` AND t.capture = 'A' AND ` + sameKey + `)`,
+	}
+	// ... and so does the add, whose record is a tombstone now.
+	for _, ts := range tombstones {
+		steps = append(steps, `DELETE FROM triggers AS t WHERE `+claimed+` AND t.capture = 'A' AND t.file_code = '`+ts.code+`'
+  AND EXISTS (SELECT 1 FROM `+ts.table+` x WHERE `+ts.match+` AND x.deleted_at IS NOT NULL)`)
+	}
+	steps = append(steps,
+		`UPDATE triggers AS p SET capture = CASE
+    WHEN t.capture = 'A' AND p.capture = 'C' THEN 'A'
+    WHEN t.capture = 'D' AND p.capture = 'A' THEN 'C'
+    ELSE p.capture END
+FROM triggers t WHERE `+claimed+` AND p.`+pending+` AND `+sameKey,
+		`DELETE FROM triggers AS t WHERE `+claimed+` AND EXISTS (SELECT 1 FROM triggers p WHERE p.`+pending+` AND `+sameKey+`)`,
+		`UPDATE triggers AS t SET status = 'ready', file_id = NULL, run_id = NULL, updated_at = ?2 WHERE `+claimed,
+	)
+	for _, s := range steps {
+		if _, err := q.ExecContext(ctx, s, fileID, db.Now()); err != nil {
+			return fmt.Errorf("give back triggers of file %d: %w", fileID, err)
+		}
+	}
+	return PurgeTombstones(ctx, q)
+}
+
+// MarkMissing puts the ready triggers of code whose record is gone without
+// a tombstone into error, with the reason, so the rest can be exported.
+func MarkMissing(ctx context.Context, q Execer, code string) (int64, error) {
+	var exists, what string
+	switch code {
+	case CodeItem, CodeInventory:
+		exists, what = `SELECT 1 FROM skus x WHERE x.item = t.record_key AND x.sku = t.sub_key`, "item/SKU"
+	case CodeVendor:
+		exists, what = `SELECT 1 FROM vendors x WHERE x.vendor = t.record_key`, "vendor"
+	case CodeCustomer:
+		exists, what = `SELECT 1 FROM customers x WHERE x.customer = t.record_key`, "customer"
+	case CodeInvoice:
+		exists, what = `SELECT 1 FROM invoices x WHERE x.invoice = t.record_key`, "invoice"
+	default:
+		return 0, fmt.Errorf("unknown file code %q", code)
+	}
+	res, err := q.ExecContext(ctx, `UPDATE triggers AS t SET status = 'error', updated_at = ?2,
+  last_error = 'record not found: the `+what+` was removed without a tombstone, so there is nothing to send'
+WHERE t.file_code = ?1 AND t.status = 'ready' AND NOT EXISTS (`+exists+`)`, code, db.Now())
+	if err != nil {
+		return 0, fmt.Errorf("check %s triggers: %w", code, err)
+	}
+	return res.RowsAffected()
+}
