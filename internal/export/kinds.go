@@ -116,11 +116,10 @@ func amount(v sql.NullInt64) string {
 func itemRecords(ctx context.Context, q *sql.Conn, fileID int64, o *Options, emit func(node) error) error {
 	rows, err := q.QueryContext(ctx, `SELECT i.item, i.description, i.item_class, i.vendor, i.status, i.deleted_at IS NOT NULL,
   k.sku, k.sku_description, k.color, k.size, k.width, k.upc, k.retail_ref, k.price, k.cost, coalesce(t.capture, '')
-FROM (SELECT DISTINCT record_key FROM triggers WHERE file_id = ?1) f
-JOIN items i ON i.item = f.record_key
+FROM items i
 JOIN skus k ON k.item = i.item
 LEFT JOIN triggers t ON t.file_id = ?1 AND t.record_key = k.item AND t.sub_key = k.sku
-WHERE k.deleted_at IS NULL OR t.capture = 'D'
+WHERE i.item IN (SELECT record_key FROM triggers WHERE file_id = ?1) AND (k.deleted_at IS NULL OR t.capture = 'D')
 ORDER BY i.item, k.sku`, fileID)
 	if err != nil {
 		return err
@@ -177,7 +176,7 @@ func invoiceRecords(ctx context.Context, q *sql.Conn, fileID int64, o *Options, 
 	rows, err := q.QueryContext(ctx, `SELECT t.capture, h.invoice, h.order_no, h.customer, h.invoice_type, h.invoice_date,
   n.line_no, n.item, n.sku, n.quantity, n.unit_price, n.discount, n.tax, n.freight
 FROM triggers t JOIN invoices h ON h.invoice = t.record_key LEFT JOIN invoice_lines n ON n.invoice = h.invoice
-WHERE t.file_id = ? ORDER BY h.invoice, n.line_no`, fileID)
+WHERE t.file_id = ? ORDER BY t.record_key, n.line_no`, fileID)
 	if err != nil {
 		return err
 	}
@@ -234,14 +233,30 @@ func inventoryRecords(ctx context.Context, q *sql.Conn, fileID int64, o *Options
 	if o.ExcludeNonAllocatable {
 		allocatable = ` AND v.warehouse IN (SELECT warehouse FROM warehouses WHERE allocatable = 1)`
 	}
-	rows, err := q.QueryContext(ctx, `SELECT t.capture, t.record_key, t.sub_key, v.warehouse, sum(v.on_hand), sum(v.reserved)
+	// Locations are summed here rather than with GROUP BY, which would sort
+	// every row: the trigger index and the inventory key give the order.
+	rows, err := q.QueryContext(ctx, `SELECT t.capture, t.record_key, t.sub_key, v.warehouse, v.on_hand, v.reserved
 FROM triggers t LEFT JOIN inventory v ON v.item = t.record_key AND v.sku = t.sub_key`+allocatable+`
-WHERE t.file_id = ? GROUP BY t.record_key, t.sub_key, v.warehouse ORDER BY t.record_key, t.sub_key, v.warehouse`, fileID)
+WHERE t.file_id = ? ORDER BY t.record_key, t.sub_key, v.warehouse`, fileID)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
 	var cur *node
+	var sums [][2]int64 // on hand and reserved per warehouse of cur
+	flush := func() error {
+		if cur == nil {
+			return nil
+		}
+		for i := range cur.kids {
+			w := &cur.kids[i]
+			w.attrs = []attr{{"warehouse", w.attrs[0].value}, {"on_hand", strconv.FormatInt(sums[i][0], 10)},
+				{"reserved", strconv.FormatInt(sums[i][1], 10)}, {"available", strconv.FormatInt(sums[i][0]-sums[i][1], 10)}}
+		}
+		n := *cur
+		cur, sums = nil, sums[:0]
+		return emit(n)
+	}
 	for rows.Next() {
 		var capture, item, sku string
 		var wh sql.NullString
@@ -250,25 +265,24 @@ WHERE t.file_id = ? GROUP BY t.record_key, t.sub_key, v.warehouse ORDER BY t.rec
 			return err
 		}
 		if cur == nil || cur.get("item_number") != item || cur.get("sku_code") != sku {
-			if cur != nil {
-				if err := emit(*cur); err != nil {
-					return err
-				}
+			if err := flush(); err != nil {
+				return err
 			}
 			cur = &node{name: "InventoryItem", attrs: []attr{{"action", capture}, {"item_number", item}, {"sku_code", sku}}}
 		}
 		if !wh.Valid {
 			continue
 		}
-		cur.kids = append(cur.kids, node{name: "Warehouse", attrs: []attr{{"warehouse", wh.String},
-			{"on_hand", strconv.FormatInt(onHand.Int64, 10)}, {"reserved", strconv.FormatInt(reserved.Int64, 10)},
-			{"available", strconv.FormatInt(onHand.Int64-reserved.Int64, 10)}}})
+		if n := len(cur.kids); n > 0 && cur.kids[n-1].get("warehouse") == wh.String {
+			sums[n-1][0] += onHand.Int64
+			sums[n-1][1] += reserved.Int64
+			continue
+		}
+		cur.kids = append(cur.kids, node{name: "Warehouse", attrs: []attr{{"warehouse", wh.String}}})
+		sums = append(sums[:len(cur.kids)-1], [2]int64{onHand.Int64, reserved.Int64})
 	}
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	if cur != nil {
-		return emit(*cur)
-	}
-	return nil
+	return flush()
 }

@@ -21,15 +21,14 @@ func recordUnit(code string) string {
 // become processing. It returns the number of records and triggers.
 func Claim(ctx context.Context, q Querier, code string, fileID, runID int64, limit int) (records, triggers int64, err error) {
 	unit := recordUnit(code)
-	lim := int64(limit)
-	if limit <= 0 {
-		lim = -1
+	which := ""
+	if limit > 0 {
+		which = ` AND (` + unit + `) IN (
+  SELECT DISTINCT ` + unit + ` FROM triggers WHERE file_code = ?4 AND status = 'ready' ORDER BY ` + unit + ` LIMIT ?5)`
 	}
 	res, err := q.ExecContext(ctx, `UPDATE triggers SET status = 'processing', file_id = ?1, run_id = ?2,
   attempts = attempts + 1, updated_at = ?3
-WHERE file_code = ?4 AND status = 'ready' AND (`+unit+`) IN (
-  SELECT DISTINCT `+unit+` FROM triggers WHERE file_code = ?4 AND status = 'ready' ORDER BY `+unit+` LIMIT ?5)`,
-		fileID, nullID(runID), db.Now(), code, lim)
+WHERE file_code = ?4 AND status = 'ready'`+which, fileID, nullID(runID), db.Now(), code, limit)
 	if err != nil {
 		return 0, 0, fmt.Errorf("claim %s triggers: %w", code, db.Classify(err))
 	}
