@@ -56,11 +56,36 @@ SELECT 'SKU', s.item, s.sku, 'A', 'ready', '2026-01-01T00:00:00Z', '2026-01-01T0
 WHERE s.deleted_at IS NULL AND i.deleted_at IS NULL
 ON CONFLICT(file_code, record_key, sub_key) WHERE status IN ('ready','error') DO NOTHING;"
 
+# Exports of every SKU trigger (issue 3): make the generated triggers ready
+# for each run; the reference dumps the same joined rows with the sqlite3
+# shell. The mass customer download likewise against a dump of customers.
+reset_triggers() {
+	sqlite3 data/posbridge.db "UPDATE triggers SET status='ready', file_id=NULL, processed_at=NULL
+WHERE file_id = (SELECT max(id) FROM files WHERE direction = 'out' AND kind = 'items');" >/dev/null
+}
+cp data/posbridge.db dump-ref.db
+t sqlite3_dump_items sqlite3 -csv dump-ref.db "SELECT t.capture, i.item, i.description, i.item_class, i.vendor, i.status, k.sku, k.sku_description,
+  k.color, k.size, k.width, k.upc, k.retail_ref, k.price, k.cost FROM triggers t JOIN skus k ON k.item = t.record_key AND k.sku = t.sub_key
+  JOIN items i ON i.item = k.item WHERE t.file_code = 'SKU' AND t.status = 'ready' ORDER BY i.item, k.sku"
+t export_items_csv "$PB" export items --format csv -q
+reset_triggers
+t export_items_xml "$PB" export items --format xml -q
+
+$GEN -kind customers -rows "$ROWS" -seed 1 -o customers.csv
+"$PB" load customers customers.csv -q >/dev/null
+cp data/posbridge.db dump-cust.db
+t sqlite3_dump_customers sqlite3 -csv dump-cust.db "SELECT 'A', customer, alt_customer, customer_class, first_name, last_name, company_name,
+  address1, address2, city, state, postal_code, country, email, phone, email_opt_in FROM customers
+  WHERE deleted_at IS NULL AND customer_class IN ('RT', 'WH', 'EM') ORDER BY customer"
+t export_mass_csv "$PB" export mass-customers --class RT,WH,EM --out mass --format csv -q
+t export_mass_xml "$PB" export mass-customers --class RT,WH,EM --out mass --format xml -q
+
 # Memory against size: the first load of SMALL rows into a new database.
 export POSBRIDGE_DATA_DIR=$(pwd)/data-small
 $PB init -q >/dev/null
 $PB load vendors vendors.csv -q >/dev/null
 t load_first_small "$PB" load items items-small.csv -q
+t export_items_xml_small env POSBRIDGE_DATA_DIR="$(pwd)/data-small" "$PB" export items --format xml -q
 
 {
 	echo "# make bench results"
@@ -74,6 +99,13 @@ t load_first_small "$PB" load items items-small.csv -q
 	done
 	echo "| trigger generate --type item ($ROWS SKUs) | $(secs generate) | $(( $(kib generate) / 1024 )) | $(ratio generate sqlite3_insert_select)x | sqlite3 INSERT ... SELECT $(secs sqlite3_insert_select) s |"
 	echo "| load_first ($SMALL SKU rows) | $(secs load_first_small) | $(( $(kib load_first_small) / 1024 )) | | memory against the $ROWS-row load: $(( $(kib load_first) / 1024 )) MiB |"
+	for n in export_items_csv export_items_xml; do
+		echo "| $n ($ROWS SKU triggers) | $(secs $n) | $(( $(kib $n) / 1024 )) | $(ratio $n sqlite3_dump_items)x | sqlite3 -csv dump of the joined rows $(secs sqlite3_dump_items) s |"
+	done
+	echo "| export_items_xml ($SMALL SKU triggers) | $(secs export_items_xml_small) | $(( $(kib export_items_xml_small) / 1024 )) | | memory against $ROWS: $(( $(kib export_items_xml) / 1024 )) MiB |"
+	for n in export_mass_csv export_mass_xml; do
+		echo "| $n ($ROWS customers) | $(secs $n) | $(( $(kib $n) / 1024 )) | $(ratio $n sqlite3_dump_customers)x | sqlite3 -csv dump of the customers $(secs sqlite3_dump_customers) s |"
+	done
 } >"$results"
 echo
 cat "$results"
