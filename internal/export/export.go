@@ -176,7 +176,8 @@ FROM triggers WHERE file_code = ?1 AND status = 'ready'`, k.code).Scan(&res.Read
 	now := time.Now().UTC()
 	for left := res.ReadyRecords; left > 0; left -= per {
 		name := fileName(k.name, now, next, o.Format)
-		res.Files = append(res.Files, File{Name: name, Path: filepath.Join(o.Dir, name), Records: min(per, left)})
+		path, _ := filepath.Abs(filepath.Join(o.Dir, name))
+		res.Files = append(res.Files, File{Name: name, Path: path, Records: min(per, left)})
 		next++
 	}
 	return nil

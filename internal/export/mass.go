@@ -55,7 +55,8 @@ func MassCustomers(ctx context.Context, d *db.DB, o Options) (*Result, error) {
 		var next int64
 		conn.QueryRowContext(ctx, `SELECT coalesce((SELECT last FROM sequences WHERE kind = ?), 0) + 1`, k.name).Scan(&next)
 		name := fileName(k.name, time.Now().UTC(), next, o.Format)
-		res.Files = append(res.Files, File{Name: name, Path: filepath.Join(o.Dir, name), Records: records})
+		path, _ := filepath.Abs(filepath.Join(o.Dir, name))
+		res.Files = append(res.Files, File{Name: name, Path: path, Records: records})
 		res.ReadyRecords = records
 		return res, nil
 	}
