@@ -113,13 +113,16 @@ func amount(v sql.NullInt64) string {
 	return format.FormatAmount(v.Int64)
 }
 
+// itemRecords emits each item of the file with all its live SKUs, plus the
+// deleted SKUs whose trigger is in the file (a SKU deleted after its
+// change was claimed still goes out, with its last data).
 func itemRecords(ctx context.Context, q *sql.Conn, fileID int64, o *Options, emit func(node) error) error {
 	rows, err := q.QueryContext(ctx, `SELECT i.item, i.description, i.item_class, i.vendor, i.status, i.deleted_at IS NOT NULL,
   k.sku, k.sku_description, k.color, k.size, k.width, k.upc, k.retail_ref, k.price, k.cost, coalesce(t.capture, '')
 FROM items i
 JOIN skus k ON k.item = i.item
 LEFT JOIN triggers t ON t.file_id = ?1 AND t.record_key = k.item AND t.sub_key = k.sku
-WHERE i.item IN (SELECT record_key FROM triggers WHERE file_id = ?1) AND (k.deleted_at IS NULL OR t.capture = 'D')
+WHERE i.item IN (SELECT record_key FROM triggers WHERE file_id = ?1) AND (k.deleted_at IS NULL OR t.capture IS NOT NULL)
 ORDER BY i.item, k.sku`, fileID)
 	if err != nil {
 		return err
