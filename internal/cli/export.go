@@ -177,6 +177,10 @@ func runExport(cmd *cobra.Command, app *App, kind string, o *exportOptions) erro
 			log.Warn(fmt.Sprintf("export %s: recovered an earlier run that died: %d files finished, %d undone (their triggers are ready again)",
 				kind, res.Completed, res.Abandoned))
 		}
+		if res.Unfinished > 0 {
+			log.Warn(fmt.Sprintf("export %s: %d files of an earlier run that died are unfinished; the next real run recovers them first",
+				kind, res.Unfinished))
+		}
 		if res.Missing > 0 {
 			log.Warn(fmt.Sprintf("export %s: %d triggers put in error: their record is gone without a tombstone (see trigger list --status error)",
 				kind, res.Missing))

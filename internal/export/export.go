@@ -40,7 +40,7 @@ type Options struct {
 	// Classes selects the customer classes of the mass download.
 	Classes []string
 	// create opens a file for writing; tests replace it to fail writes.
-	create func(path string) (io.WriteCloser, error)
+	create func(path string, perm os.FileMode) (io.WriteCloser, error)
 }
 
 // File is one file written (or, in a dry run, planned).
@@ -61,6 +61,8 @@ type Result struct {
 	// (Completed) or gave back to the queue (Abandoned).
 	Completed int64 `json:"recovered_completed"`
 	Abandoned int64 `json:"recovered_abandoned"`
+	// Unfinished counts, in a dry run, the files a real run would recover.
+	Unfinished int64 `json:"unfinished,omitempty"`
 	// Missing counts triggers put in error because their record is gone.
 	Missing int64 `json:"missing"`
 	DryRun  bool  `json:"dry_run,omitempty"`
@@ -97,8 +99,8 @@ func (o *Options) defaults(k *kind) {
 		o.Company = 1
 	}
 	if o.create == nil {
-		o.create = func(path string) (io.WriteCloser, error) {
-			return os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		o.create = func(path string, perm os.FileMode) (io.WriteCloser, error) {
+			return os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, perm)
 		}
 	}
 }
@@ -128,11 +130,14 @@ func Run(ctx context.Context, d *db.DB, kindName string, o Options) (*Result, er
 	}
 	defer conn.Close()
 	res := &Result{Kind: k.name, DryRun: o.DryRun, Files: []File{}}
+	if o.DryRun {
+		if err := unfinished(ctx, conn, k.name, res); err != nil {
+			return res, err
+		}
+		return res, plan(ctx, conn, k, &o, res)
+	}
 	if err := recoverFiles(ctx, conn, k.name, res); err != nil {
 		return res, err
-	}
-	if o.DryRun {
-		return res, plan(ctx, conn, k, &o, res)
 	}
 	err = db.WithTx(ctx, conn, true, func() error {
 		res.Missing, err = trigger.MarkMissing(ctx, conn, k.code)
@@ -308,7 +313,13 @@ type written struct {
 func writeFile(k *kind, o *Options, path string, records int64, source func(emit func(node) error) error) (written, error) {
 	tmp := tmpPath(path)
 	os.Remove(tmp)
-	out, err := o.create(tmp)
+	// Files with customer data are for the owner only; the others may be
+	// read by the group, such as a transfer job's user.
+	perm := os.FileMode(0o640)
+	if k.private {
+		perm = 0o600
+	}
+	out, err := o.create(tmp, perm)
 	if err != nil {
 		return written{}, err
 	}
@@ -474,6 +485,13 @@ func abandon(conn *sql.Conn, fileID int64, path string, cause error) error {
 	})
 }
 
+// unfinished counts, for a dry run, the files of a dead run that a real run
+// would recover first.
+func unfinished(ctx context.Context, conn *sql.Conn, kind string, res *Result) error {
+	return conn.QueryRowContext(ctx, `SELECT count(*) FROM files WHERE direction = 'out' AND kind = ? AND status IN (?, ?)`,
+		kind, fileWriting, fileWritten).Scan(&res.Unfinished)
+}
+
 // recoverFiles finishes or abandons the files of a kind that a dead run
 // left behind. The caller holds the kind's lock, so no live run owns them.
 func recoverFiles(ctx context.Context, conn *sql.Conn, kind string, res *Result) error {
@@ -501,18 +519,18 @@ WHERE direction = 'out' AND kind = ? AND status IN (?, ?) ORDER BY id`, kind, fi
 	}
 	rows.Close()
 	for _, l := range todo {
-		_, finalErr := os.Stat(l.path)
 		_, tmpErr := os.Stat(tmpPath(l.path))
 		switch {
-		case l.status == fileWritten && finalErr == nil:
-			if err := complete(ctx, conn, l.id, l.path, l.sum, l.records, l.marker); err != nil {
-				return err
-			}
-			res.Completed++
 		case l.status == fileWritten && tmpErr == nil:
+			// Finished and synced, but not renamed yet.
 			if err := os.Rename(tmpPath(l.path), l.path); err != nil {
 				return fmt.Errorf("recover %s: %w", l.path, err)
 			}
+			fallthrough
+		case l.status == fileWritten:
+			// Renamed: under its final name, or already taken away by a
+			// transfer. Either way it was delivered; sending its records
+			// again would deliver them twice.
 			if err := complete(ctx, conn, l.id, l.path, l.sum, l.records, l.marker); err != nil {
 				return err
 			}

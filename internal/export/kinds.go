@@ -16,6 +16,8 @@ type kind struct {
 	code    string
 	msgType string
 	wrapper string
+	// private files carry customer data.
+	private bool
 	csv     []csvCol
 	// records streams the records of export file fileID in key order.
 	records func(ctx context.Context, q *sql.Conn, fileID int64, o *Options, emit func(node) error) error
@@ -40,13 +42,13 @@ var kinds = map[string]*kind{
 WHERE t.file_id = ? ORDER BY t.record_key`, []string{"action", "vendor_number", "name", "address1", "address2", "city", "state",
 				"postal_code", "country", "contact", "email", "phone"}, emit, fileID)
 		}},
-	"customers": {name: "customers", code: trigger.CodeCustomer, msgType: "CWCUSTOMERDOWNLOAD", wrapper: "Customers",
+	"customers": {name: "customers", code: trigger.CodeCustomer, msgType: "CWCUSTOMERDOWNLOAD", wrapper: "Customers", private: true,
 		csv: flat(customerAttrs...),
 		records: func(ctx context.Context, q *sql.Conn, fileID int64, o *Options, emit func(node) error) error {
 			return flatRecords(ctx, q, "Customer", `SELECT t.capture, `+customerCols+` FROM triggers t
 JOIN customers c ON c.customer = t.record_key WHERE t.file_id = ? ORDER BY t.record_key`, customerAttrs, emit, fileID)
 		}},
-	"invoices": {name: "invoices", code: trigger.CodeInvoice, msgType: "CWINVOICEOUT", wrapper: "Invoices",
+	"invoices": {name: "invoices", code: trigger.CodeInvoice, msgType: "CWINVOICEOUT", wrapper: "Invoices", private: true,
 		csv: append(flat("action", "invoice_number", "order_number", "customer_number", "invoice_type", "invoice_date",
 			"merchandise_total", "discount_total", "tax_total", "freight_total", "invoice_total"),
 			csvCol{"line", true, "line"}, csvCol{"item_number", true, "item_number"}, csvCol{"sku_code", true, "sku_code"},
@@ -69,7 +71,8 @@ const customerCols = `c.customer, c.alt_customer, c.customer_class, c.first_name
 
 // massCustomers is the mass customer download: the customer record of
 // every sold-to customer of the chosen classes, all with action A.
-var massCustomers = &kind{name: "mass_customers", msgType: "CWCUSTOMERDOWNLOAD", wrapper: "Customers", csv: flat(customerAttrs...)}
+var massCustomers = &kind{name: "mass_customers", msgType: "CWCUSTOMERDOWNLOAD", wrapper: "Customers", private: true,
+	csv: flat(customerAttrs...)}
 
 func flat(names ...string) []csvCol {
 	cols := make([]csvCol, len(names))

@@ -35,7 +35,12 @@ func MassCustomers(ctx context.Context, d *db.DB, o Options) (*Result, error) {
 	}
 	defer conn.Close()
 	res := &Result{Kind: k.name, DryRun: o.DryRun, Files: []File{}}
-	if err := recoverFiles(ctx, conn, k.name, res); err != nil {
+	if o.DryRun {
+		err = unfinished(ctx, conn, k.name, res)
+	} else {
+		err = recoverFiles(ctx, conn, k.name, res)
+	}
+	if err != nil {
 		return res, err
 	}
 	in := "?" + strings.Repeat(", ?", len(o.Classes)-1)
