@@ -115,29 +115,13 @@ func Run(ctx context.Context, d *db.DB, kindName string, o Options) (*Result, er
 		return nil, fmt.Errorf("unknown format %q: want xml or csv", o.Format)
 	}
 	o.defaults(k)
-	lock, err := fsx.TryLock(filepath.Join(o.LockDir, "export-"+k.name+".lock"), o.LockWait)
+	conn, res, end, err := begin(ctx, d, k, &o)
 	if err != nil {
-		if errors.Is(err, fsx.ErrLocked) {
-			return nil, fmt.Errorf("export %s: %w (waited %s)", k.name, ErrBusy, o.LockWait)
-		}
-		return nil, err
-	}
-	defer lock.Unlock()
-
-	conn, err := d.Conn(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	res := &Result{Kind: k.name, DryRun: o.DryRun, Files: []File{}}
-	if o.DryRun {
-		if err := unfinished(ctx, conn, k.name, res); err != nil {
-			return res, err
-		}
-		return res, plan(ctx, conn, k, &o, res)
-	}
-	if err := recoverFiles(ctx, conn, k.name, res); err != nil {
 		return res, err
+	}
+	defer end()
+	if o.DryRun {
+		return res, plan(ctx, conn, k, &o, res)
 	}
 	err = db.WithTx(ctx, conn, true, func() error {
 		res.Missing, err = trigger.MarkMissing(ctx, conn, k.code)
@@ -156,6 +140,36 @@ func Run(ctx context.Context, d *db.DB, kindName string, o Options) (*Result, er
 			return res, nil
 		}
 	}
+}
+
+// begin takes the kind's lock, so runs of one kind never overlap, and a
+// connection, and finishes what a dead run of the kind left behind (a dry
+// run only counts it). end releases both.
+func begin(ctx context.Context, d *db.DB, k *kind, o *Options) (conn *sql.Conn, res *Result, end func(), err error) {
+	res = &Result{Kind: k.name, DryRun: o.DryRun, Files: []File{}}
+	lock, err := fsx.TryLock(filepath.Join(o.LockDir, "export-"+k.name+".lock"), o.LockWait)
+	if err != nil {
+		if errors.Is(err, fsx.ErrLocked) {
+			err = fmt.Errorf("export %s: %w (waited %s)", k.name, ErrBusy, o.LockWait)
+		}
+		return nil, res, nil, err
+	}
+	conn, err = d.Conn(ctx)
+	if err != nil {
+		lock.Unlock()
+		return nil, res, nil, err
+	}
+	end = func() { conn.Close(); lock.Unlock() }
+	if o.DryRun {
+		err = unfinished(ctx, conn, k.name, res)
+	} else {
+		err = recoverFiles(ctx, conn, k.name, res)
+	}
+	if err != nil {
+		end()
+		return nil, res, nil, err
+	}
+	return conn, res, end, nil
 }
 
 // plan counts what a run would export, changing nothing.

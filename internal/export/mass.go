@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/posbridge/posbridge/internal/db"
-	"github.com/posbridge/posbridge/internal/fsx"
 )
 
 // MassCustomers writes the mass customer download: every live sold-to
@@ -21,28 +20,11 @@ func MassCustomers(ctx context.Context, d *db.DB, o Options) (*Result, error) {
 		return nil, errors.New("export mass-customers: no customer classes given")
 	}
 	o.defaults(k)
-	lock, err := fsx.TryLock(filepath.Join(o.LockDir, "export-"+k.name+".lock"), o.LockWait)
-	if err != nil {
-		if errors.Is(err, fsx.ErrLocked) {
-			return nil, fmt.Errorf("export %s: %w (waited %s)", k.name, ErrBusy, o.LockWait)
-		}
-		return nil, err
-	}
-	defer lock.Unlock()
-	conn, err := d.Conn(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	res := &Result{Kind: k.name, DryRun: o.DryRun, Files: []File{}}
-	if o.DryRun {
-		err = unfinished(ctx, conn, k.name, res)
-	} else {
-		err = recoverFiles(ctx, conn, k.name, res)
-	}
+	conn, res, end, err := begin(ctx, d, k, &o)
 	if err != nil {
 		return res, err
 	}
+	defer end()
 	in := "?" + strings.Repeat(", ?", len(o.Classes)-1)
 	args := make([]any, len(o.Classes))
 	for i, c := range o.Classes {
