@@ -11,8 +11,6 @@ import (
 	"reflect"
 	"strings"
 
-	"github.com/gocarina/gocsv"
-
 	"github.com/posbridge/posbridge/internal/format"
 )
 
@@ -126,7 +124,7 @@ func (l *loader) stage(r io.Reader, path string) error {
 // tempTables are the loader's temporary tables, dropped before and after.
 var tempTables = []string{"stage", "rejects", "gone", "cancelled", "events", "firsts", "inv"}
 
-// parse reads rows, maps them onto the kind's row struct with gocsv,
+// parse reads rows, maps them onto the kind's row struct (gocsv),
 // validates them and sends the results in batches. It closes out.
 func (l *loader) parse(ctx context.Context, rr format.RowReader, out chan<- parsed) {
 	defer close(out)
@@ -148,13 +146,8 @@ func (l *loader) parse(ctx context.Context, rr format.RowReader, out chan<- pars
 		if len(batch) == 0 {
 			return nil
 		}
-		rows := make([][]string, 0, len(batch)+1)
-		rows = append(rows, header)
-		for _, b := range batch {
-			rows = append(rows, b.Fields)
-		}
 		slice := reflect.New(sliceType)
-		if err := gocsv.UnmarshalDecoder(rowsDecoder(rows), slice.Interface()); err != nil {
+		if err := format.DecodeRows(header, batch, slice.Interface()); err != nil {
 			return fmt.Errorf("decode rows: %w", err)
 		}
 		sl := slice.Elem()
@@ -250,11 +243,6 @@ func (l *loader) openRows(r io.Reader, path string) (format.RowReader, error) {
 	}
 	return nil, fmt.Errorf("unknown format %q: want auto, csv or xml", fm)
 }
-
-// rowsDecoder hands gocsv a header and a batch of rows.
-type rowsDecoder [][]string
-
-func (r rowsDecoder) GetCSVRows() ([][]string, error) { return r, nil }
 
 // stager inserts staged rows many at a time with one prepared statement.
 type stager struct {
