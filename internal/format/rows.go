@@ -126,15 +126,7 @@ type xmlRows struct {
 // attributes or as child elements, named like the CSV columns in columns.
 // DTDs are not processed and entities other than XML's five are an error.
 func NewXMLReader(r io.Reader, root, record string, columns []string) RowReader {
-	d := xml.NewDecoder(skipBOM(r))
-	d.Strict = true
-	d.CharsetReader = func(label string, input io.Reader) (io.Reader, error) {
-		switch strings.ToLower(label) {
-		case "utf-8", "utf8", "us-ascii", "ascii":
-			return input, nil
-		}
-		return nil, fmt.Errorf("encoding %q is not supported: convert the file to UTF-8", label)
-	}
+	d := NewXMLDecoder(r)
 	idx := make(map[string]int, len(columns))
 	for i, c := range columns {
 		idx[c] = i
@@ -163,13 +155,33 @@ func (x *xmlRows) note(format string, args ...any) {
 	}
 }
 
-func (x *xmlRows) syntax(err error) error {
-	line, _ := x.d.InputPos()
+func (x *xmlRows) syntax(err error) error { return XMLError(x.d, err, "</"+x.root+">") }
+
+// NewXMLDecoder reads XML strictly: a BOM is skipped, DTDs are not
+// processed, entities other than XML's five are errors (so a billion-laughs
+// file fails at once), and encodings other than UTF-8 are refused by name.
+func NewXMLDecoder(r io.Reader) *xml.Decoder {
+	d := xml.NewDecoder(skipBOM(r))
+	d.Strict = true
+	d.CharsetReader = func(label string, input io.Reader) (io.Reader, error) {
+		switch strings.ToLower(label) {
+		case "utf-8", "utf8", "us-ascii", "ascii":
+			return input, nil
+		}
+		return nil, fmt.Errorf("encoding %q is not supported: convert the file to UTF-8", label)
+	}
+	return d
+}
+
+// XMLError turns a decoder error into a message with a line number; end
+// names the end tag a truncated file lacks.
+func XMLError(d *xml.Decoder, err error, end string) error {
+	line, _ := d.InputPos()
 	var se *xml.SyntaxError
 	// With elements still open, the decoder reports the end of the file as
 	// a syntax error "unexpected EOF".
 	if errors.Is(err, io.EOF) || (errors.As(err, &se) && se.Msg == "unexpected EOF") {
-		return fmt.Errorf("line %d: XML ends before the </%s> end tag (truncated file?)", line, x.root)
+		return fmt.Errorf("line %d: XML ends before the %s end tag (truncated file?)", line, end)
 	}
 	if se != nil {
 		return fmt.Errorf("line %d: malformed XML: %s", se.Line, se.Msg)
