@@ -11,17 +11,6 @@ func checkInventory(l *loader) error {
 	return nil
 }
 
-// thresholdRule is true when a change of available from old to new must be
-// sent, for threshold thr: below a positive threshold every fall, and every
-// crossing of it either way; with no threshold every change.
-func thresholdRule(old, new, thr string) string {
-	return `(CASE WHEN ` + thr + ` > 0 THEN
-      (` + old + ` >= ` + thr + ` AND ` + new + ` < ` + thr + `)
-   OR (` + old + ` < ` + thr + ` AND ` + new + ` < ` + old + `)
-   OR (` + old + ` < ` + thr + ` AND ` + new + ` >= ` + thr + `)
-  ELSE ` + new + ` <> ` + old + ` END)`
-}
-
 // mergeInventory merges stock rows. ITW triggers are per item/SKU and
 // follow the threshold rule; a new stock row always triggers (A when the
 // SKU had no stock rows before). A full load sets the stock of rows missing
@@ -44,7 +33,7 @@ func mergeInventory(l *loader) error {
 		{q: `INSERT INTO events(record_key, sub_key, capture)
 SELECT s.item, s.sku, CASE WHEN v.item IS NULL AND NOT EXISTS (SELECT 1 FROM inventory w WHERE w.item = s.item AND w.sku = s.sku) THEN 'A' ELSE 'C' END
 FROM stage s LEFT JOIN inventory v ON ` + match + `
-WHERE s.action <> '' AND (v.item IS NULL OR ` + thresholdRule("(v.on_hand - v.reserved)", newAvail, "coalesce(s.threshold, v.threshold, 0)") + `)`},
+WHERE s.action <> '' AND (v.item IS NULL OR ` + trigger.InventoryRuleSQL("(v.on_hand - v.reserved)", newAvail, "coalesce(s.threshold, v.threshold, 0)") + `)`},
 		{q: `INSERT INTO inventory(item, sku, warehouse, location, on_hand, reserved, threshold, updated_at)
 SELECT item, sku, warehouse, location, on_hand, reserved, threshold, ?1 FROM stage WHERE action <> ''
 ON CONFLICT(item, sku, warehouse, location) DO UPDATE SET on_hand = excluded.on_hand, ` + setReserved + `
@@ -61,7 +50,7 @@ ON CONFLICT(item, sku, warehouse, location) DO UPDATE SET on_hand = excluded.on_
 	if l.deletesAllowed() {
 		missing := `(v.on_hand <> 0 OR v.reserved <> 0) AND NOT EXISTS (SELECT 1 FROM stage s WHERE ` + match + `)`
 		if _, err := l.exec(`INSERT INTO events(record_key, sub_key, capture)
-SELECT v.item, v.sku, 'C' FROM inventory v WHERE ` + missing + ` AND ` + thresholdRule("(v.on_hand - v.reserved)", "0", "coalesce(v.threshold, 0)")); err != nil {
+SELECT v.item, v.sku, 'C' FROM inventory v WHERE ` + missing + ` AND ` + trigger.InventoryRuleSQL("(v.on_hand - v.reserved)", "0", "coalesce(v.threshold, 0)")); err != nil {
 			return err
 		}
 		n, err := l.exec(`UPDATE inventory AS v SET on_hand = 0, reserved = 0, updated_at = ? WHERE `+missing, l.now)
