@@ -31,32 +31,49 @@ import (
 // the run, six-digit sequence number, extension.
 var exportFileName = regexp.MustCompile(`^(items|vendors|invoices|customers|inventory|mass_customers)_[0-9]{8}T[0-9]{6}Z_([0-9]{6})\.(xml|csv)$`)
 
-// xmllintPath finds xmllint. In CI (CI=true) a missing xmllint fails the
-// script: the schema validation is part of what CI must prove. Elsewhere
-// the scripts skip themselves with [!exec:xmllint] skip.
+// ciRequiresXmllint says whether this is CI (CI=true), where the schema
+// validation must run: a missing xmllint fails the scripts there.
+func ciRequiresXmllint(ts *testscript.TestScript) bool {
+	return ts.Getenv("CI") == "true" || os.Getenv("CI") == "true"
+}
+
+// xmllintPath finds xmllint, or fails the script.
 func xmllintPath(ts *testscript.TestScript) string {
 	p, err := exec.LookPath("xmllint")
 	if err != nil {
-		if ts.Getenv("CI") == "true" || os.Getenv("CI") == "true" {
+		if ciRequiresXmllint(ts) {
 			ts.Fatalf("xmllint is not installed, and CI=true requires the XSD validation: install libxml2-utils")
 		}
-		ts.Fatalf("xmllint is not installed (package libxml2-utils); start the script with: requirexmllint, then [!exec:xmllint] skip")
+		ts.Fatalf("xmllint is not installed (package libxml2-utils); start the script with requirexmllint")
 	}
 	return p
 }
 
-// cmdRequireXmllint fails the script when xmllint is missing in CI
-// (CI=true); elsewhere it does nothing, and the script's next line,
-// [!exec:xmllint] skip '...', skips it with a message:
+// cmdRequireXmllint decides what a script does without xmllint. In CI
+// (CI=true) that is a failure. Elsewhere it puts a program named
+// xmllint-missing on the script's PATH, so that the script's next line
+//
+//	[exec:xmllint-missing] skip 'why'
+//
+// skips it. (testscript's skip ends the test as skipped even after a
+// failure when ContinueOnError is set, so the skip must not run in CI, and
+// a built-in condition is all a script can test.)
 //
 //	requirexmllint
 func cmdRequireXmllint(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 0 {
 		ts.Fatalf("usage: requirexmllint")
 	}
-	if _, err := exec.LookPath("xmllint"); err != nil && (ts.Getenv("CI") == "true" || os.Getenv("CI") == "true") {
+	if _, err := exec.LookPath("xmllint"); err == nil {
+		return
+	}
+	if ciRequiresXmllint(ts) {
 		ts.Fatalf("xmllint is not installed, and CI=true requires the XSD validation: install libxml2-utils")
 	}
+	dir := ts.MkAbs(".xmllint-missing")
+	ts.Check(os.MkdirAll(dir, 0o755))
+	ts.Check(os.WriteFile(filepath.Join(dir, "xmllint-missing"), []byte("#!/bin/sh\nexit 0\n"), 0o755))
+	ts.Setenv("PATH", dir+string(os.PathListSeparator)+ts.Getenv("PATH"))
 }
 
 // schemaPath is docs/schemas/<kind>.xsd of this repository; the mass
@@ -264,13 +281,18 @@ func cmdLsdir(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// cmdPick puts DIR/NAME into the script variable VAR, where NAME is the
-// one entry of DIR that matches REGEXP; none or several fail:
+// cmdPick puts DIR/NAME (with -name: NAME) into the script variable VAR,
+// where NAME is the one entry of DIR that matches REGEXP; none or several
+// fail:
 //
-//	pick VAR DIR REGEXP
+//	pick [-name] VAR DIR REGEXP
 func cmdPick(ts *testscript.TestScript, neg bool, args []string) {
+	nameOnly := len(args) > 0 && args[0] == "-name"
+	if nameOnly {
+		args = args[1:]
+	}
 	if neg || len(args) != 3 {
-		ts.Fatalf("usage: pick VAR DIR REGEXP")
+		ts.Fatalf("usage: pick [-name] VAR DIR REGEXP")
 	}
 	re, err := regexp.Compile(args[2])
 	ts.Check(err)
@@ -285,7 +307,51 @@ func cmdPick(ts *testscript.TestScript, neg bool, args []string) {
 	if len(names) != 1 {
 		ts.Fatalf("pick: %d entries of %s match %q, want 1: %v", len(names), args[1], args[2], names)
 	}
+	if nameOnly {
+		ts.Setenv(args[0], names[0])
+		return
+	}
 	ts.Setenv(args[0], filepath.Join(args[1], names[0]))
+}
+
+// cmdEditFile writes OUT as IN with every OLD replaced by NEW; IN without
+// OLD fails, so a script cannot think it changed what it did not:
+//
+//	editfile IN OUT OLD NEW
+func cmdEditFile(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 4 {
+		ts.Fatalf("usage: editfile IN OUT OLD NEW")
+	}
+	in := ts.ReadFile(args[0])
+	if !strings.Contains(in, args[2]) {
+		ts.Fatalf("editfile: %s does not contain %q", args[0], args[2])
+	}
+	ts.Check(os.WriteFile(ts.MkAbs(args[1]), []byte(strings.ReplaceAll(in, args[2], args[3])), 0o644))
+}
+
+// cmdDropLines writes OUT as IN without the lines that match REGEXP, and
+// fails when no line matches:
+//
+//	droplines IN OUT REGEXP
+func cmdDropLines(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: droplines IN OUT REGEXP")
+	}
+	re, err := regexp.Compile(args[2])
+	ts.Check(err)
+	var out strings.Builder
+	dropped := 0
+	for _, line := range strings.SplitAfter(ts.ReadFile(args[0]), "\n") {
+		if line != "" && re.MatchString(strings.TrimSuffix(line, "\n")) {
+			dropped++
+			continue
+		}
+		out.WriteString(line)
+	}
+	if dropped == 0 {
+		ts.Fatalf("droplines: no line of %s matches %q", args[0], args[2])
+	}
+	ts.Check(os.WriteFile(ts.MkAbs(args[1]), []byte(out.String()), 0o644))
 }
 
 // cmdCSVRead parses a CSV file with encoding/csv, strictly (RFC 4180
@@ -305,10 +371,10 @@ func cmdCSVRead(ts *testscript.TestScript, neg bool, args []string) {
 	if err != nil {
 		ts.Fatalf("csvread %s: %v", args[0], err)
 	}
+	enc := json.NewEncoder(ts.Stdout())
+	enc.SetEscapeHTML(false)
 	for _, row := range rows {
-		b, err := json.Marshal(row)
-		ts.Check(err)
-		fmt.Fprintf(ts.Stdout(), "%s\n", b)
+		ts.Check(enc.Encode(row))
 	}
 }
 

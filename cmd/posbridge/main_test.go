@@ -50,6 +50,20 @@ func TestScript(t *testing.T) {
 			"inflate":  cmdInflate,
 			"dblock":   cmdDBLock,
 			"dbunlock": cmdDBUnlock,
+
+			// The export stories' commands, in export_cmds_test.go.
+			"requirexmllint": cmdRequireXmllint,
+			"xsdvalid":       cmdXSDValid,
+			"xsdvalidall":    cmdXSDValidAll,
+			"xpath":          cmdXPath,
+			"sha256":         cmdSHA256,
+			"lsdir":          cmdLsdir,
+			"pick":           cmdPick,
+			"csvread":        cmdCSVRead,
+			"unescape":       cmdUnescape,
+			"seqs":           cmdSeqs,
+			"editfile":       cmdEditFile,
+			"droplines":      cmdDropLines,
 		},
 	})
 }

@@ -173,9 +173,12 @@ func runExport(cmd *cobra.Command, app *App, kind string, o *exportOptions) erro
 	}
 	log := app.logger()
 	if res != nil {
-		if res.Completed+res.Abandoned > 0 {
-			log.Warn(fmt.Sprintf("export %s: recovered an earlier run that died: %d files finished, %d undone (their triggers are ready again)",
-				kind, res.Completed, res.Abandoned))
+		if res.Completed > 0 {
+			log.Warn(fmt.Sprintf("export %s: recovered an earlier run that died: %d files it had written are now complete", kind, res.Completed))
+		}
+		if res.Abandoned > 0 {
+			log.Warn(fmt.Sprintf("export %s: recovered an earlier run that died: %d unfinished files undone, their triggers are ready again",
+				kind, res.Abandoned))
 		}
 		if res.Unfinished > 0 {
 			log.Warn(fmt.Sprintf("export %s: %d files of an earlier run that died are unfinished; the next real run recovers them first",

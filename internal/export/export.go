@@ -228,6 +228,14 @@ func prepareDir(k *kind, dir string) error {
 	if err := probe(dir); err != nil {
 		return fmt.Errorf("export %s: output folder %q is not writable: %w", k.name, dir, err)
 	}
+	// Leftovers of a run killed while probing or writing a marker; the
+	// kind's lock is held, so none belongs to a live run.
+	for _, pattern := range []string{".posbridge-probe-*", ".*.done.tmp-*"} {
+		stale, _ := filepath.Glob(filepath.Join(dir, pattern))
+		for _, f := range stale {
+			os.Remove(f)
+		}
+	}
 	return nil
 }
 
@@ -454,7 +462,8 @@ func deliver(ctx context.Context, conn *sql.Conn, fileID int64, path string, w w
 // complete writes the marker when one is wanted and not there yet, then
 // marks the triggers processed and the file complete.
 func complete(ctx context.Context, conn *sql.Conn, fileID int64, path, sum string, records int64, marker bool) error {
-	if marker {
+	// No marker for a file a transfer already took away.
+	if _, err := os.Stat(path); marker && err == nil {
 		if _, err := os.Stat(path + ".done"); err != nil {
 			err := fsx.WriteAtomic(path+".done", 0o600, func(w io.Writer) error {
 				_, err := fmt.Fprintf(w, "count=%d sha256=%s\n", records, sum)
@@ -473,7 +482,7 @@ func complete(ctx context.Context, conn *sql.Conn, fileID int64, path, sum strin
 			return err
 		}
 		// A delete that went out releases its tombstone.
-		return trigger.PurgeTombstones(ctx, conn)
+		return trigger.PurgeTombstones(ctx, conn, fileID)
 	})
 	if err != nil {
 		return fmt.Errorf("mark triggers processed: %w", db.Classify(err))

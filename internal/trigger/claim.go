@@ -90,7 +90,7 @@ FROM triggers t WHERE `+claimed+` AND p.`+pending+` AND `+sameKey,
 			return fmt.Errorf("give back triggers of file %d: %w", fileID, err)
 		}
 	}
-	return PurgeTombstones(ctx, q)
+	return PurgeTombstones(ctx, q, 0)
 }
 
 // MarkMissing puts the ready triggers of code whose record is gone without

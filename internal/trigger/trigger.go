@@ -329,30 +329,45 @@ func Purge(ctx context.Context, d *db.DB, olderThan time.Duration, dryRun bool) 
 			return err
 		}
 		n, _ = res.RowsAffected()
-		return PurgeTombstones(ctx, conn)
+		return PurgeTombstones(ctx, conn, 0)
 	})
 	return n, err
 }
 
-// tombstones names, per file code, the table of its records and how a
-// trigger's keys match a row.
-var tombstones = []struct{ code, table, match string }{
-	{CodeVendor, "vendors", "t.record_key = x.vendor"},
-	{CodeCustomer, "customers", "t.record_key = x.customer"},
-	{CodeInvoice, "invoices", "t.record_key = x.invoice"},
-	{CodeItem, "skus", "t.record_key = x.item AND t.sub_key = x.sku"},
+// tombstones names, per file code, the table of its records, its key
+// columns, and how a trigger's keys match a row.
+var tombstones = []struct{ code, table, keys, triggerKeys, match string }{
+	{CodeVendor, "vendors", "x.vendor", "record_key", "t.record_key = x.vendor"},
+	{CodeCustomer, "customers", "x.customer", "record_key", "t.record_key = x.customer"},
+	{CodeInvoice, "invoices", "x.invoice", "record_key", "t.record_key = x.invoice"},
+	{CodeItem, "skus", "(x.item, x.sku)", "record_key, sub_key", "t.record_key = x.item AND t.sub_key = x.sku"},
 }
 
-// PurgeTombstones removes deleted records that no ready, processing or error
-// trigger still needs, and items left without SKUs.
-func PurgeTombstones(ctx context.Context, q Execer) error {
+// PurgeTombstones removes deleted records that no ready, error or
+// processing trigger still needs, and items left without SKUs. With a
+// fileID above 0 it looks only at the records whose delete went out in that
+// export file, which keeps finishing a file cheap however big the tables.
+func PurgeTombstones(ctx context.Context, q Execer, fileID int64) error {
 	for _, ts := range tombstones {
-		_, err := q.ExecContext(ctx, `DELETE FROM `+ts.table+` AS x WHERE x.deleted_at IS NOT NULL AND NOT EXISTS (
-  SELECT 1 FROM triggers t WHERE t.file_code = ? AND t.status <> 'processed' AND `+ts.match+`)`, ts.code)
+		keys := `(SELECT ` + ts.triggerKeys + ` FROM triggers`
+		scope := ``
+		if fileID > 0 {
+			scope = ` AND ` + ts.keys + ` IN ` + keys + ` WHERE file_id = ?2 AND capture = 'D')`
+		}
+		// Pending triggers are found through triggers_pending; processing
+		// ones are few, so they are gathered once.
+		_, err := q.ExecContext(ctx, `DELETE FROM `+ts.table+` AS x WHERE x.deleted_at IS NOT NULL`+scope+`
+  AND NOT EXISTS (SELECT 1 FROM triggers t WHERE t.file_code = ?1 AND t.`+pending+` AND `+ts.match+`)
+  AND `+ts.keys+` NOT IN `+keys+` WHERE file_code = ?1 AND status = 'processing')`, ts.code, fileID)
 		if err != nil {
 			return fmt.Errorf("purge %s tombstones: %w", ts.table, err)
 		}
 	}
-	_, err := q.ExecContext(ctx, `DELETE FROM items WHERE deleted_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM skus s WHERE s.item = items.item)`)
+	scope := ``
+	if fileID > 0 {
+		scope = ` AND item IN (SELECT record_key FROM triggers WHERE file_id = ?1 AND capture = 'D')`
+	}
+	_, err := q.ExecContext(ctx, `DELETE FROM items WHERE deleted_at IS NOT NULL`+scope+`
+  AND NOT EXISTS (SELECT 1 FROM skus s WHERE s.item = items.item)`, fileID)
 	return err
 }
