@@ -59,6 +59,7 @@ Data goes to stdout, messages to stderr.`,
 		newLoadCmd(app),
 		newTriggerCmd(app),
 		newExportCmd(app),
+		newImportCmd(app),
 		newFilesCmd(app),
 		newStatusCmd(app),
 	)

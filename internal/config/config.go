@@ -28,6 +28,7 @@ type Config struct {
 	Load     Loads    `mapstructure:"load"`
 	Triggers Triggers `mapstructure:"triggers"`
 	Export   Export   `mapstructure:"export"`
+	Import   Import   `mapstructure:"import"`
 
 	// File is the config file that was read, empty when none was found.
 	File string `mapstructure:"-"`
@@ -91,6 +92,21 @@ type Export struct {
 	MassCustomers         MassCustomers `mapstructure:"mass_customers"`
 }
 
+// Import tunes the upload imports.
+type Import struct {
+	// AllowNegativeOnHand accepts transactions that leave on hand below 0.
+	AllowNegativeOnHand bool `mapstructure:"allow_negative_on_hand"`
+	// TransactionCodes maps user-defined transaction codes to the effect of
+	// a standard code (A, O, T, G, V, S, R, P).
+	TransactionCodes map[string]string `mapstructure:"transaction_codes"`
+	// MinAge leaves files younger than this in a folder for the next run.
+	MinAge time.Duration `mapstructure:"min_age"`
+	// ProcessedDir and ErrorDir are where directory mode moves files;
+	// empty means processed/ and error/ inside the input folder.
+	ProcessedDir string `mapstructure:"processed_dir"`
+	ErrorDir     string `mapstructure:"error_dir"`
+}
+
 // MassCustomers configures the mass customer download.
 type MassCustomers struct {
 	// Classes are the customer classes to download.
@@ -141,6 +157,11 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("export.exclude_non_allocatable", false)
 	v.SetDefault("export.mass_customers.classes", []string{})
 	v.SetDefault("export.mass_customers.folder", "")
+	v.SetDefault("import.allow_negative_on_hand", false)
+	v.SetDefault("import.transaction_codes", map[string]string{})
+	v.SetDefault("import.min_age", "5s")
+	v.SetDefault("import.processed_dir", "")
+	v.SetDefault("import.error_dir", "")
 }
 
 // Options says where Load looks.
@@ -296,6 +317,16 @@ func (c *Config) Validate() []error {
 	}
 	if c.Export.LockWait < 0 {
 		bad("export.lock_wait", "must not be negative, got %s", c.Export.LockWait)
+	}
+	if c.Import.MinAge < 0 {
+		bad("import.min_age", "must not be negative, got %s", c.Import.MinAge)
+	}
+	for code, eff := range c.Import.TransactionCodes {
+		switch strings.ToUpper(eff) {
+		case "A", "O", "T", "G", "V", "S", "R", "P":
+		default:
+			bad("import.transaction_codes."+code, "maps to %q: want one of the standard codes A, O, T, G, V, S, R, P", eff)
+		}
 	}
 	if c.Triggers.PurgeDays < 1 {
 		bad("triggers.purge_days", "must be at least 1, got %d", c.Triggers.PurgeDays)

@@ -141,6 +141,7 @@ func TestDefaults(t *testing.T) {
 		},
 		Export: config.Export{Format: "xml", Source: "POSBRIDGE", Target: "POS", LockWait: time.Minute,
 			MassCustomers: config.MassCustomers{Classes: []string{}}},
+		Import: config.Import{TransactionCodes: map[string]string{}, MinAge: 5 * time.Second},
 	}
 	if !reflect.DeepEqual(*c, want) {
 		t.Fatalf("defaults:\n  got  %+v\n  want %+v", *c, want)

@@ -1,0 +1,341 @@
+package imports
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/csv"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/fsx"
+)
+
+// Options tune an import.
+type Options struct {
+	Format        string // auto (by extension), csv or xml
+	AllOrNothing  bool   // any reject applies nothing
+	DryRun        bool
+	Force         bool // apply content already applied
+	AllowNegative bool // on hand may go below zero
+	// Codes maps user-defined transaction codes to an effect.
+	Codes map[string]string
+	// RejectsDir is where reject files go; empty means beside the input.
+	RejectsDir string
+	RunID      int64
+	Warn       func(string)
+}
+
+// Result says what an import did with one file.
+type Result struct {
+	File     string `json:"file"`
+	SHA256   string `json:"sha256"`
+	Read     int64  `json:"read"`
+	Applied  int64  `json:"applied"`
+	Rejected int64  `json:"rejected"`
+	Triggers int64  `json:"triggers"`
+	// SameAs is set when the same content was applied before: nothing was
+	// done this time.
+	SameAs      string `json:"same_as,omitempty"`
+	RejectsFile string `json:"rejects_file,omitempty"`
+	// RolledBack is set when --all-or-nothing applied nothing because of
+	// rejects.
+	RolledBack bool `json:"rolled_back,omitempty"`
+	DryRun     bool `json:"dry_run,omitempty"`
+}
+
+// Ledger statuses of imported files.
+const (
+	statusApplied  = "applied"  // every record applied
+	statusPartial  = "partial"  // good records applied, some rejected
+	statusRejected = "rejected" // nothing applied
+)
+
+// kindTransactions is the file ledger kind of inventory transaction files.
+const kindTransactions = "inventory-transactions"
+
+func (o *Options) codes() map[string]string {
+	m := make(map[string]string, len(StandardCodes)+len(o.Codes))
+	for _, c := range StandardCodes {
+		m[c] = c
+	}
+	for c, eff := range o.Codes {
+		m[strings.ToUpper(c)] = strings.ToUpper(eff)
+	}
+	return m
+}
+
+// fileSum reads the whole file for its sha256 and size.
+func fileSum(path string) (string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.IsDir() {
+		return "", 0, fmt.Errorf("%q is a folder, not a file", path)
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", 0, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// appliedBefore finds an earlier import of the same content that applied
+// something.
+func appliedBefore(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, kind, sum string) (string, error) {
+	var name, at string
+	var run sql.NullInt64
+	err := q.QueryRowContext(ctx, `SELECT name, created_at, run_id FROM files WHERE direction = 'in' AND kind = ? AND sha256 = ?
+  AND status IN (?, ?) ORDER BY id DESC LIMIT 1`, kind, sum, statusApplied, statusPartial).Scan(&name, &at, &run)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", db.Classify(err)
+	}
+	return fmt.Sprintf("%s, imported at %s (run %d)", name, at, run.Int64), nil
+}
+
+// ImportTransactions applies an inventory transaction file.
+func ImportTransactions(ctx context.Context, d *db.DB, path string, o Options) (*Result, error) {
+	if o.Warn == nil {
+		o.Warn = func(string) {}
+	}
+	res := &Result{File: path, DryRun: o.DryRun}
+	sum, size, err := fileSum(path)
+	if err != nil {
+		return nil, fmt.Errorf("import %s: %w", path, err)
+	}
+	res.SHA256 = sum
+	if !o.Force {
+		if res.SameAs, err = appliedBefore(ctx, d, kindTransactions, sum); err != nil || res.SameAs != "" {
+			return res, err
+		}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("import %s: %w", path, err)
+	}
+	defer f.Close()
+	src, err := openSource(f, path, o.Format)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+
+	conn, err := d.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	rj, err := newRejects(path, o.RejectsDir, src.header(), o.DryRun)
+	if err != nil {
+		return nil, err
+	}
+	defer rj.discard()
+
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return nil, fmt.Errorf("import %s: %w", path, db.Classify(err))
+	}
+	done := false
+	defer func() {
+		if !done {
+			conn.ExecContext(context.Background(), "ROLLBACK")
+		}
+	}()
+	abs, _ := filepath.Abs(path)
+	ins, err := conn.ExecContext(ctx, `INSERT INTO files(direction, kind, name, path, sha256, size, status, run_id, created_at)
+VALUES ('in', ?, ?, ?, ?, ?, 'importing', ?, ?)`, kindTransactions, filepath.Base(path), abs, sum, size, nullID(o.RunID), db.Now())
+	if err != nil {
+		return nil, fmt.Errorf("import %s: %w", path, db.Classify(err))
+	}
+	fileID, _ := ins.LastInsertId()
+	// Everything after the ledger row can be undone on its own, so a file
+	// that applies nothing is still recorded.
+	if _, err := conn.ExecContext(ctx, "SAVEPOINT work"); err != nil {
+		return nil, err
+	}
+	a, err := newApplier(ctx, conn, fileID, &o)
+	if err != nil {
+		return nil, err
+	}
+	defer a.close()
+	codes := o.codes()
+	for {
+		batch, err := src.next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		for _, r := range batch {
+			res.Read++
+			if r.err != nil {
+				res.Rejected++
+				if err := rj.add(r.line, r.err.Error(), r.raw); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			t, err := check(r.line, r.raw, r.row, codes)
+			if err == nil {
+				err = a.apply(t)
+			}
+			if err != nil {
+				var fatal *fatalError
+				if errors.As(err, &fatal) {
+					return nil, fmt.Errorf("import %s: %w", path, fatal.err)
+				}
+				res.Rejected++
+				if err := rj.add(r.line, err.Error(), r.raw); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			res.Applied++
+		}
+	}
+	for _, w := range src.warnings() {
+		o.Warn(fmt.Sprintf("%s: %s", path, w))
+	}
+	if res.Read == 0 {
+		return nil, fmt.Errorf("%s: %w: no transactions in the file", path, ErrFile)
+	}
+	status := statusApplied
+	switch {
+	case res.Applied == 0 || (o.AllOrNothing && res.Rejected > 0):
+		status = statusRejected
+		res.RolledBack = o.AllOrNothing && res.Rejected > 0
+	case res.Rejected > 0:
+		status = statusPartial
+	}
+	if status != statusRejected {
+		if res.Triggers, err = a.finish(); err != nil {
+			return nil, fmt.Errorf("import %s: %w", path, err)
+		}
+	} else {
+		// Nothing of it stays but its ledger row.
+		if _, err := conn.ExecContext(ctx, "ROLLBACK TO work"); err != nil {
+			return nil, err
+		}
+		res.Applied = 0
+	}
+	if _, err := conn.ExecContext(ctx, `UPDATE files SET status = ?, records = ?, rejected = ? WHERE id = ?`,
+		status, res.Read, res.Rejected, fileID); err != nil {
+		return nil, fmt.Errorf("import %s: %w", path, db.Classify(err))
+	}
+	end := "COMMIT"
+	if o.DryRun {
+		end = "ROLLBACK"
+	}
+	if _, err := conn.ExecContext(ctx, end); err != nil {
+		return nil, fmt.Errorf("import %s: %s: %w", path, strings.ToLower(end), db.Classify(err))
+	}
+	done = true
+	if res.RejectsFile, err = rj.finish(); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+func nullID(id int64) any {
+	if id <= 0 {
+		return nil
+	}
+	return id
+}
+
+// fatalError is a database failure while applying: the whole file fails.
+type fatalError struct{ err error }
+
+func (f *fatalError) Error() string { return f.err.Error() }
+
+// rejects streams the reject file of an import: written under a temporary
+// name and renamed when the import ends, or removed when nothing was
+// rejected (a stale reject file of an earlier run goes too).
+type rejects struct {
+	path, tmp string
+	f         *os.File
+	w         *csv.Writer
+	n         int
+	dryRun    bool
+	header    []string
+}
+
+func newRejects(input, dir string, header []string, dryRun bool) (*rejects, error) {
+	if dir == "" {
+		dir = filepath.Dir(input)
+	}
+	path := filepath.Join(dir, filepath.Base(input)+".rejects.csv")
+	return &rejects{path: path, dryRun: dryRun, header: header}, nil
+}
+
+func (r *rejects) add(line int, msg string, raw []string) error {
+	r.n++
+	if r.dryRun {
+		return nil
+	}
+	if r.f == nil {
+		if err := os.MkdirAll(filepath.Dir(r.path), 0o750); err != nil {
+			return err
+		}
+		f, err := os.CreateTemp(filepath.Dir(r.path), "."+filepath.Base(r.path)+".tmp-*")
+		if err != nil {
+			return fmt.Errorf("write rejects: %w", err)
+		}
+		r.f, r.tmp = f, f.Name()
+		r.w = csv.NewWriter(f)
+		if err := r.w.Write(append([]string{"line", "error"}, r.header...)); err != nil {
+			return err
+		}
+	}
+	return r.w.Write(append([]string{fmt.Sprint(line), msg}, raw...))
+}
+
+// finish puts the reject file in place and returns its path, or "".
+func (r *rejects) finish() (string, error) {
+	if r.dryRun {
+		return "", nil
+	}
+	if r.f == nil {
+		if err := os.Remove(r.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return "", err
+		}
+		return "", nil
+	}
+	r.w.Flush()
+	err := r.w.Error()
+	if err == nil {
+		err = r.f.Sync()
+	}
+	if cerr := r.f.Close(); err == nil {
+		err = cerr
+	}
+	r.f = nil
+	if err == nil {
+		err = os.Rename(r.tmp, r.path)
+	}
+	if err != nil {
+		os.Remove(r.tmp)
+		return "", fmt.Errorf("write rejects %s: %w", r.path, err)
+	}
+	return r.path, fsx.SyncDir(filepath.Dir(r.path))
+}
+
+func (r *rejects) discard() {
+	if r.f != nil {
+		r.f.Close()
+		os.Remove(r.tmp)
+	}
+}

@@ -1,0 +1,125 @@
+package imports
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/posbridge/posbridge/internal/fsx"
+)
+
+// Folders says where directory mode moves files.
+type Folders struct {
+	// MinAge leaves files modified more recently for the next run: they
+	// may still be being written.
+	MinAge time.Duration
+	// Processed and Error are where files go after their transaction; empty
+	// means processed/ and error/ inside the input folder.
+	Processed, Error string
+}
+
+// Outcome is what happened to one file of a run.
+type Outcome struct {
+	Path   string
+	Result *Result
+	Err    error
+	// MovedTo is where directory mode put the file.
+	MovedTo string
+	// Waiting is set for a file left for the next run (too young).
+	Waiting bool
+}
+
+// ImportFunc imports one file; rejectsDir is where its reject file goes.
+type ImportFunc func(path, rejectsDir string) (*Result, error)
+
+// Paths imports each argument: a file as it is, a folder file by file in
+// name order, moving each to the processed or error folder once its
+// transaction has committed. A file-level failure does not stop the files
+// after it.
+func Paths(args []string, f Folders, run ImportFunc, each func(Outcome)) {
+	for _, arg := range args {
+		st, err := os.Stat(arg)
+		if err != nil || !st.IsDir() {
+			res, err := run(arg, "")
+			each(Outcome{Path: arg, Result: res, Err: err})
+			continue
+		}
+		dir(arg, f, run, each)
+	}
+}
+
+func dir(folder string, f Folders, run ImportFunc, each func(Outcome)) {
+	processed, errDir := f.Processed, f.Error
+	if processed == "" {
+		processed = filepath.Join(folder, "processed")
+	}
+	if errDir == "" {
+		errDir = filepath.Join(folder, "error")
+	}
+	entries, err := os.ReadDir(folder)
+	if err != nil {
+		each(Outcome{Path: folder, Err: fmt.Errorf("read folder %q: %w", folder, err)})
+		return
+	}
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		n := e.Name()
+		if !e.Type().IsRegular() || strings.HasPrefix(n, ".") || strings.HasSuffix(n, ".rejects.csv") {
+			continue
+		}
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		path := filepath.Join(folder, n)
+		st, err := os.Stat(path)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // taken away meanwhile
+		}
+		if err == nil && time.Since(st.ModTime()) < f.MinAge {
+			each(Outcome{Path: path, Waiting: true})
+			continue
+		}
+		res, err := run(path, errDir)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		out := Outcome{Path: path, Result: res, Err: err}
+		to := processed
+		if err != nil || res == nil || res.RolledBack || (res.Applied == 0 && res.SameAs == "" && !res.DryRun) {
+			to = errDir
+		}
+		if res == nil || !res.DryRun {
+			moved, merr := move(path, to)
+			if merr != nil && out.Err == nil {
+				out.Err = merr
+			}
+			out.MovedTo = moved
+		}
+		each(out)
+	}
+}
+
+// move puts path into folder, keeping its name, or adding a number when a
+// file of that name is already there.
+func move(path, folder string) (string, error) {
+	if err := os.MkdirAll(folder, 0o750); err != nil {
+		return "", fmt.Errorf("move %s: %w", path, err)
+	}
+	base := filepath.Base(path)
+	dest := filepath.Join(folder, base)
+	for i := 1; ; i++ {
+		if _, err := os.Lstat(dest); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		dest = filepath.Join(folder, fmt.Sprintf("%s.%d", base, i))
+	}
+	if err := os.Rename(path, dest); err != nil {
+		return "", fmt.Errorf("move %s: %w", path, err)
+	}
+	return dest, fsx.SyncDir(folder)
+}

@@ -1,0 +1,159 @@
+package imports
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/posbridge/posbridge/internal/format"
+)
+
+// Effects of transaction codes on stock.
+const (
+	EffectAdjust   = "A" // on hand changes by the signed quantity
+	EffectOverlay  = "O" // on hand is set to the quantity (a stock count)
+	EffectTransfer = "T" // from one warehouse/location to another
+	EffectItem     = "G" // from one item/SKU to another
+	EffectReturn   = "V" // return to vendor: decrease
+	EffectNegative = "S" // negative adjustment: decrease
+	EffectReceipt  = "R" // receipt: increase
+	EffectSale     = "P" // POS sale: decrease
+)
+
+// StandardCodes are the codes every file may use; config adds more, each
+// mapped to one of these effects.
+var StandardCodes = []string{EffectAdjust, EffectOverlay, EffectTransfer, EffectItem, EffectReturn, EffectNegative, EffectReceipt, EffectSale}
+
+// txnRow is the CSV form of FORMATS.md section 2: the csv tags are the
+// column names.
+type txnRow struct {
+	Code        string `csv:"transaction_code"`
+	Item        string `csv:"item"`
+	SKU         string `csv:"sku"`
+	UPC         string `csv:"upc"`
+	RetailRef   string `csv:"retail_ref"`
+	Warehouse   string `csv:"warehouse"`
+	Location    string `csv:"location"`
+	Quantity    string `csv:"quantity"`
+	ToItem      string `csv:"to_item"`
+	ToSKU       string `csv:"to_sku"`
+	ToWarehouse string `csv:"to_warehouse"`
+	ToLocation  string `csv:"to_location"`
+	Reason      string `csv:"reason"`
+	Reference   string `csv:"reference"`
+	Date        string `csv:"transaction_date"`
+	User        string `csv:"user"`
+}
+
+// txnColumns are the CSV columns, required ones first.
+var txnColumns = []string{"transaction_code", "item", "sku", "upc", "retail_ref", "warehouse", "location", "quantity",
+	"to_item", "to_sku", "to_warehouse", "to_location", "reason", "reference", "transaction_date", "user"}
+
+var txnRequired = []string{"transaction_code", "warehouse", "quantity"}
+
+// txn is one transaction after its fields were checked.
+type txn struct {
+	line   int
+	raw    []string // the record as read, for the reject file
+	code   string
+	effect string
+	qty    int64
+	row    txnRow
+}
+
+// check validates the fields of a row that need no state, and returns the
+// transaction or every problem found.
+func check(line int, raw []string, r txnRow, codes map[string]string) (txn, error) {
+	t := txn{line: line, raw: raw, row: trimRow(r)}
+	r = t.row
+	var problems []string
+	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	for i, v := range r.values() {
+		if !utf8.ValidString(v) {
+			bad("field %s is not valid UTF-8", txnColumns[i])
+		}
+	}
+	t.code = strings.ToUpper(r.Code)
+	switch {
+	case t.code == "":
+		bad("field transaction_code is required")
+	default:
+		eff, ok := codes[t.code]
+		if !ok {
+			bad("field transaction_code %q: unknown transaction code", r.Code)
+		}
+		t.effect = eff
+	}
+	if r.Warehouse == "" {
+		bad("field warehouse is required")
+	}
+	if r.Item == "" && r.UPC == "" && r.RetailRef == "" {
+		bad("no item: give item (and sku), upc or retail_ref")
+	}
+	if r.Quantity == "" {
+		bad("field quantity is required")
+	} else if q, err := format.ParseInt(r.Quantity); err != nil {
+		bad("field quantity %q: %v", r.Quantity, err)
+	} else {
+		t.qty = q
+		switch t.effect {
+		case EffectAdjust:
+			if q == 0 {
+				bad("field quantity: an adjustment of 0 changes nothing")
+			}
+		case EffectOverlay:
+			if q < 0 {
+				bad("field quantity %q: a stock count cannot be negative", r.Quantity)
+			}
+		case EffectTransfer, EffectItem, EffectReturn, EffectNegative, EffectReceipt, EffectSale:
+			if q <= 0 {
+				bad("field quantity %q: must be positive for transaction code %s", r.Quantity, t.code)
+			}
+		}
+	}
+	switch t.effect {
+	case EffectTransfer:
+		if r.ToWarehouse == "" && r.ToLocation == "" {
+			bad("a transfer needs to_warehouse or to_location")
+		} else if to := or(r.ToWarehouse, r.Warehouse); to == r.Warehouse && r.ToLocation == r.Location {
+			bad("a transfer to the same warehouse and location changes nothing")
+		}
+	case EffectItem:
+		if r.ToItem == "" {
+			bad("an item transfer needs to_item (and to_sku)")
+		} else if r.ToItem == r.Item && r.ToSKU == r.SKU {
+			bad("an item transfer to the same item/SKU changes nothing")
+		}
+	}
+	if r.Date != "" {
+		if _, err := format.ParseDate(r.Date); err != nil {
+			bad("field transaction_date %q: %v", r.Date, err)
+		}
+	}
+	if len(problems) > 0 {
+		return t, errors.New(strings.Join(problems, "; "))
+	}
+	return t, nil
+}
+
+func or(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// values returns the fields in the order of txnColumns.
+func (r txnRow) values() []string {
+	return []string{r.Code, r.Item, r.SKU, r.UPC, r.RetailRef, r.Warehouse, r.Location, r.Quantity,
+		r.ToItem, r.ToSKU, r.ToWarehouse, r.ToLocation, r.Reason, r.Reference, r.Date, r.User}
+}
+
+func trimRow(r txnRow) txnRow {
+	for _, p := range []*string{&r.Code, &r.Item, &r.SKU, &r.UPC, &r.RetailRef, &r.Warehouse, &r.Location, &r.Quantity,
+		&r.ToItem, &r.ToSKU, &r.ToWarehouse, &r.ToLocation, &r.Reason, &r.Reference, &r.Date, &r.User} {
+		*p = strings.TrimSpace(*p)
+	}
+	return r
+}
