@@ -30,9 +30,11 @@ var headers = map[string][]string{
 	"invoices": {"invoice", "order", "customer", "invoice_type", "invoice_date", "line", "item", "sku",
 		"quantity", "unit_price", "discount", "tax", "freight"},
 	"inventory": {"item", "sku", "warehouse", "location", "on_hand", "reserved", "threshold"},
+	"transactions": {"transaction_code", "item", "sku", "warehouse", "quantity", "to_warehouse", "reason",
+		"reference", "transaction_date", "user"},
 }
 
-const kindList = "warehouses, items, vendors, customers, invoices, inventory"
+const kindList = "warehouses, items, vendors, customers, invoices, inventory, transactions"
 
 // Each generator draws from its own PCG stream, so that the item stream is
 // the same whether items are written or only referenced by inventory and
@@ -43,6 +45,7 @@ const (
 	streamCustomers
 	streamInvoices
 	streamInventory
+	streamTransactions
 )
 
 func main() {
@@ -56,6 +59,7 @@ type options struct {
 	changePct float64
 	itemRows  int64
 	out       string
+	xml       bool
 }
 
 // errReported is a flag error that the flag package has already printed.
@@ -98,6 +102,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Float64Var(&o.changePct, "change-pct", 0, "percent `P` of data rows (0-100, two decimals) that get one non-key field changed")
 	fs.Int64Var(&o.itemRows, "item-rows", 0, "inventory, invoices: reference the items that pbgen -kind items -rows `M` writes (default -rows)")
 	fs.StringVar(&o.out, "o", "", "output `file` (default stdout)")
+	fs.BoolVar(&o.xml, "xml", false, "transactions: write the OMS inventory transaction upload XML instead of CSV")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: pbgen -kind KIND -rows N [-seed S] [-change-pct P] [-item-rows M] [-o FILE]\n\n")
 		fmt.Fprintf(stderr, "Writes a deterministic CSV load file for posbridge load KIND.\nKIND: %s\n\n", kindList)
@@ -123,8 +128,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-rows %d out of range 0..%d", o.rows, maxRows)
 	case math.IsNaN(o.changePct) || o.changePct < 0 || o.changePct > 100:
 		return o, fmt.Errorf("-change-pct %v out of range 0..100", o.changePct)
-	case set["item-rows"] && o.kind != "inventory" && o.kind != "invoices":
-		return o, fmt.Errorf("-item-rows applies only to -kind inventory and invoices")
+	case set["item-rows"] && o.kind != "inventory" && o.kind != "invoices" && o.kind != "transactions":
+		return o, fmt.Errorf("-item-rows applies only to -kind inventory, invoices and transactions")
+	case o.xml && o.kind != "transactions":
+		return o, fmt.Errorf("-xml applies only to -kind transactions")
 	case set["item-rows"] && (o.itemRows < 1 || o.itemRows > maxRows):
 		return o, fmt.Errorf("-item-rows %d out of range 1..%d", o.itemRows, maxRows)
 	}
@@ -173,6 +180,8 @@ func newGenerator(o options) generator {
 		return newInvoiceGen(o)
 	case "inventory":
 		return newInventoryGen(o)
+	case "transactions":
+		return newTxnGen(o)
 	}
 	panic("unknown kind " + o.kind)
 }
@@ -182,6 +191,9 @@ func newGenerator(o options) generator {
 // floor(rows*P/100) rows, evenly spaced.
 func generate(w io.Writer, o options) error {
 	bw := bufio.NewWriterSize(w, 256<<10)
+	if o.xml {
+		return generateXML(bw, o)
+	}
 	cw := csv.NewWriter(bw)
 	hdr := headers[o.kind]
 	if err := cw.Write(hdr); err != nil {

@@ -44,7 +44,9 @@ type applier struct {
 	histAll *sql.Stmt
 }
 
-const historyCols = 22
+// historyCols are the history values bound per transaction; the file id
+// and the time are the same for a whole file and go in as literals.
+const historyCols = 20
 
 // historyPerStmt rows go into one INSERT of the history.
 const historyPerStmt = 100
@@ -259,11 +261,11 @@ func (a *applier) apply(t txn) error {
 		}
 		c.b.onHand, c.b.dirty = c.after, true
 	}
-	h := []any{a.fileID, t.line, t.code, t.effect, src.item, src.sku, src.warehouse, src.location, t.qty,
-		changes[0].before, changes[0].after, "", "", "", "", nil, nil, r.Reason, r.Reference, r.Date, r.User, a.now}
+	h := []any{t.line, t.code, t.effect, src.item, src.sku, src.warehouse, src.location, t.qty,
+		changes[0].before, changes[0].after, "", "", "", "", nil, nil, r.Reason, r.Reference, r.Date, r.User}
 	if len(changes) == 2 {
 		d := changes[1]
-		h[11], h[12], h[13], h[14], h[15], h[16] = d.key.item, d.key.sku, d.key.warehouse, d.key.location, d.before, d.after
+		h[10], h[11], h[12], h[13], h[14], h[15] = d.key.item, d.key.sku, d.key.warehouse, d.key.location, d.before, d.after
 	}
 	return a.addHistory(h)
 }
@@ -299,8 +301,8 @@ func (a *applier) capture(c change) error {
 	return nil
 }
 
-func historySQL(rows int) string {
-	one := "(" + strings.TrimSuffix(strings.Repeat("?,", historyCols), ",") + ")"
+func (a *applier) historySQL(rows int) string {
+	one := fmt.Sprintf("(%d, %s, '%s')", a.fileID, strings.TrimSuffix(strings.Repeat("?,", historyCols), ","), a.now)
 	return `INSERT INTO inventory_txns(file_id, line, code, effect, item, sku, warehouse, location, quantity,
   before_on_hand, after_on_hand, to_item, to_sku, to_warehouse, to_location, to_before, to_after,
   reason, reference, txn_date, user, applied_at) VALUES ` + strings.TrimSuffix(strings.Repeat(one+",", rows), ",")
@@ -312,7 +314,7 @@ func (a *applier) addHistory(h []any) error {
 		return nil
 	}
 	if a.histAll == nil {
-		st, err := a.conn.PrepareContext(a.ctx, historySQL(historyPerStmt))
+		st, err := a.conn.PrepareContext(a.ctx, a.historySQL(historyPerStmt))
 		if err != nil {
 			return fail(err)
 		}
@@ -329,7 +331,7 @@ func (a *applier) addHistory(h []any) error {
 // inventory triggers, and returns how many triggers were created or folded.
 func (a *applier) finish() (int64, error) {
 	if n := len(a.history) / historyCols; n > 0 {
-		if _, err := a.conn.ExecContext(a.ctx, historySQL(n), a.history...); err != nil {
+		if _, err := a.conn.ExecContext(a.ctx, a.historySQL(n), a.history...); err != nil {
 			return 0, db.Classify(err)
 		}
 		a.history = a.history[:0]

@@ -170,27 +170,21 @@ VALUES ('in', ?, ?, ?, ?, ?, 'importing', ?, ?)`, kindTransactions, filepath.Bas
 		return nil, err
 	}
 	defer a.close()
-	codes := o.codes()
-	for {
-		batch, err := src.next()
-		if errors.Is(err, io.EOF) {
-			break
+	// Reading and checking fields run in a goroutine of their own; applying
+	// needs the order of the file, so it stays on this one.
+	batches := make(chan checked, 8)
+	rctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go readChecked(rctx, src, o.codes(), batches)
+	for b := range batches {
+		if b.err != nil {
+			return nil, fmt.Errorf("%s: %w", path, b.err)
 		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		for _, r := range batch {
+		for _, c := range b.items {
 			res.Read++
-			if r.err != nil {
-				res.Rejected++
-				if err := rj.add(r.line, r.err.Error(), r.raw); err != nil {
-					return nil, err
-				}
-				continue
-			}
-			t, err := check(r.line, r.raw, r.row, codes)
+			err := c.err
 			if err == nil {
-				err = a.apply(t)
+				err = a.apply(c.t)
 			}
 			if err != nil {
 				var fatal *fatalError
@@ -198,7 +192,7 @@ VALUES ('in', ?, ?, ?, ?, ?, 'importing', ?, ?)`, kindTransactions, filepath.Bas
 					return nil, fmt.Errorf("import %s: %w", path, fatal.err)
 				}
 				res.Rejected++
-				if err := rj.add(r.line, err.Error(), r.raw); err != nil {
+				if err := rj.add(c.line, err.Error(), c.raw); err != nil {
 					return nil, err
 				}
 				continue
@@ -254,6 +248,50 @@ func nullID(id int64) any {
 		return nil
 	}
 	return id
+}
+
+// checked is a batch of records with their field checks done.
+type checked struct {
+	items []checkedRecord
+	err   error
+}
+
+type checkedRecord struct {
+	line int
+	raw  []string
+	t    txn
+	err  error // why the record is rejected
+}
+
+// readChecked reads src, checks every record's fields and sends the
+// batches; it closes out.
+func readChecked(ctx context.Context, src source, codes map[string]string, out chan<- checked) {
+	defer close(out)
+	for {
+		batch, err := src.next()
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		var b checked
+		if err != nil {
+			b.err = err
+		}
+		for _, r := range batch {
+			c := checkedRecord{line: r.line, raw: r.raw, err: r.err}
+			if c.err == nil {
+				c.t, c.err = check(r.line, r.raw, r.row, codes)
+			}
+			b.items = append(b.items, c)
+		}
+		select {
+		case out <- b:
+		case <-ctx.Done():
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 // fatalError is a database failure while applying: the whole file fails.

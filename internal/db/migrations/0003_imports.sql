@@ -47,7 +47,8 @@ CREATE TABLE inventory_txns (
   user          TEXT NOT NULL DEFAULT '',
   applied_at    TEXT NOT NULL
 );
-CREATE INDEX inventory_txns_sku ON inventory_txns(item, sku);
+-- No index besides the id: a million-transaction file appends a million
+-- rows, and a second B-tree written in key order would double the cost.
 
 -- Uploads (and inquiries) name a SKU by its UPC or retail reference.
 CREATE INDEX skus_upc ON skus(upc) WHERE upc <> '';
