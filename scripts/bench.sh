@@ -80,6 +80,31 @@ t sqlite3_dump_customers sqlite3 -csv dump-cust.db "SELECT 'A', customer, alt_cu
 t export_mass_csv "$PB" export mass-customers --class RT,WH,EM --out mass --format csv -q
 t export_mass_xml "$PB" export mass-customers --class RT,WH,EM --out mass --format xml -q
 
+# Inventory transaction imports (issue 4): ROWS transactions over 50,000
+# item/SKU/warehouse combinations (10,000 SKUs in 5 warehouses), CSV and the
+# OMS XML, each into the same fresh database; the reference imports the CSV
+# into a plain table with the sqlite3 shell. Stock may go below zero, so
+# every record applies.
+$GEN -kind warehouses -rows 5 -o tx-wh.csv
+$GEN -kind items -rows 10000 -o tx-items.csv
+$GEN -kind transactions -rows "$ROWS" -item-rows 10000 -o tx.csv
+$GEN -kind transactions -rows "$ROWS" -item-rows 10000 -xml -o tx.xml
+$GEN -kind transactions -rows "$SMALL" -item-rows 10000 -o tx-small.csv
+printf 'import:\n  allow_negative_on_hand: true\n' > tx.yaml
+export POSBRIDGE_DATA_DIR="$(pwd)/data-tx"
+"$PB" --config tx.yaml init -q >/dev/null
+"$PB" --config tx.yaml load warehouses tx-wh.csv -q >/dev/null
+"$PB" --config tx.yaml load items tx-items.csv -q >/dev/null 2>&1
+cp data-tx/posbridge.db tx-base.db
+fresh_tx() { rm -f data-tx/posbridge.db-wal data-tx/posbridge.db-shm; cp tx-base.db data-tx/posbridge.db; }
+t sqlite3_import_tx sqlite3 -cmd '.mode csv' tx-ref.db '.import tx.csv t'
+fresh_tx
+t import_tx_csv "$PB" --config tx.yaml import inventory-transactions tx.csv -q
+fresh_tx
+t import_tx_xml "$PB" --config tx.yaml import inventory-transactions tx.xml -q
+fresh_tx
+t import_tx_csv_small "$PB" --config tx.yaml import inventory-transactions tx-small.csv -q
+
 # Memory against size: the first load of SMALL rows into a new database.
 export POSBRIDGE_DATA_DIR=$(pwd)/data-small
 $PB init -q >/dev/null
@@ -103,6 +128,10 @@ t export_items_xml_small env POSBRIDGE_DATA_DIR="$(pwd)/data-small" "$PB" export
 		echo "| $n ($ROWS SKU triggers) | $(secs $n) | $(( $(kib $n) / 1024 )) | $(ratio $n sqlite3_dump_items)x | sqlite3 -csv dump of the joined rows $(secs sqlite3_dump_items) s |"
 	done
 	echo "| export_items_xml ($SMALL SKU triggers) | $(secs export_items_xml_small) | $(( $(kib export_items_xml_small) / 1024 )) | | memory against $ROWS: $(( $(kib export_items_xml) / 1024 )) MiB |"
+	for n in import_tx_csv import_tx_xml; do
+		echo "| $n ($ROWS transactions) | $(secs $n) | $(( $(kib $n) / 1024 )) | $(ratio $n sqlite3_import_tx)x | sqlite3 .import of the CSV $(secs sqlite3_import_tx) s |"
+	done
+	echo "| import_tx_csv ($SMALL transactions) | $(secs import_tx_csv_small) | $(( $(kib import_tx_csv_small) / 1024 )) | | memory against $ROWS: $(( $(kib import_tx_csv) / 1024 )) MiB |"
 	for n in export_mass_csv export_mass_xml; do
 		echo "| $n ($ROWS customers) | $(secs $n) | $(( $(kib $n) / 1024 )) | $(ratio $n sqlite3_dump_customers)x | sqlite3 -csv dump of the customers $(secs sqlite3_dump_customers) s |"
 	done
