@@ -60,6 +60,7 @@ Data goes to stdout, messages to stderr.`,
 		newTriggerCmd(app),
 		newExportCmd(app),
 		newImportCmd(app),
+		newStoresCmd(app),
 		newFilesCmd(app),
 		newStatusCmd(app),
 	)

@@ -1,0 +1,118 @@
+package stores
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+
+	"github.com/posbridge/posbridge/internal/format"
+	"github.com/posbridge/posbridge/internal/imports"
+)
+
+// row is one store record as read, before validation.
+type row struct {
+	line int
+	raw  []string // the fields in the order of the reader's header
+	rec  Record
+	err  error // the record could not be split into fields
+}
+
+// reader yields the records of a store upload in batches.
+type reader struct {
+	rr    format.RowReader
+	notes []string
+	eof   bool // the XML reader must not be asked again after io.EOF
+}
+
+// newReader opens a store upload: CSV with a header row, or XML whose
+// <Stores> root holds <Store> elements with the CSV column names as
+// attributes (or child elements). kind is auto (by the file name), csv or
+// xml. Problems with the file as a whole wrap imports.ErrFile.
+func newReader(r io.Reader, path, kind string) (*reader, error) {
+	if kind == "" || kind == "auto" {
+		kind = "csv"
+		if strings.EqualFold(filepath.Ext(path), ".xml") {
+			kind = "xml"
+		}
+	}
+	switch kind {
+	case "csv":
+		rr, err := format.NewCSVReader(r)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", imports.ErrFile, err)
+		}
+		var missing []string
+		for _, c := range required {
+			if !contains(rr.Header(), c) {
+				missing = append(missing, fmt.Sprintf("%q", c))
+			}
+		}
+		if len(missing) > 0 {
+			return nil, fmt.Errorf("%w: line 1: missing required column %s", imports.ErrFile, strings.Join(missing, ", "))
+		}
+		s := &reader{rr: rr}
+		for _, h := range rr.Header() {
+			if !contains(Columns, h) {
+				s.notes = append(s.notes, fmt.Sprintf("ignoring unknown column %q", h))
+			}
+		}
+		return s, nil
+	case "xml":
+		return &reader{rr: format.NewXMLReader(r, "Stores", "Store", Columns)}, nil
+	}
+	return nil, fmt.Errorf("unknown format %q: want auto, csv or xml", kind)
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// header names the fields of row.raw.
+func (s *reader) header() []string { return s.rr.Header() }
+
+// warnings lists unknown columns, fields and elements seen so far.
+func (s *reader) warnings() []string { return append(s.notes, s.rr.Warnings()...) }
+
+const batchSize = 256
+
+// next returns the next batch of records, or io.EOF after the last.
+func (s *reader) next() ([]row, error) {
+	var out []row
+	var good []format.Row
+	var at []int
+	for len(out) < batchSize && !s.eof {
+		r, err := s.rr.Next()
+		if errors.Is(err, io.EOF) {
+			s.eof = true
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", imports.ErrFile, err)
+		}
+		out = append(out, row{line: r.Line, raw: r.Fields, err: r.Err})
+		if r.Err == nil {
+			good = append(good, r)
+			at = append(at, len(out)-1)
+		}
+	}
+	if len(out) == 0 {
+		return nil, io.EOF
+	}
+	if len(good) > 0 {
+		var recs []Record
+		if err := format.DecodeRows(s.rr.Header(), good, &recs); err != nil {
+			return nil, fmt.Errorf("decode rows: %w", err)
+		}
+		for i, j := range at {
+			out[j].rec = recs[i]
+		}
+	}
+	return out, nil
+}
