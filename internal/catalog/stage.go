@@ -90,7 +90,7 @@ func (l *loader) stage(r io.Reader, path string) error {
 		l.res.Read += b.read
 		for _, rj := range b.rejects {
 			l.res.Rejected++
-			js, _ := json.Marshal(rj.fields)
+			js, _ := json.Marshal(format.Clip(rj.fields))
 			if _, err := rejStmt.ExecContext(l.ctx, rj.line, rj.msg, string(js)); err != nil {
 				return err
 			}

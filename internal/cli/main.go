@@ -56,6 +56,12 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 			defer func() { pprof.StopCPUProfile(); f.Close() }()
 		}
 	}
+	// A soft memory limit makes the collector work harder before the heap
+	// grows, which keeps a file with a huge field from costing several
+	// times its size; GOMEMLIMIT overrides it.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(256 << 20)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	app := &App{In: stdin, Out: stdout, Err: stderr}

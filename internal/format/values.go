@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // AmountScale is the number of stored units per 1.00: amounts are kept as
@@ -125,4 +126,29 @@ func ParseDate(s string) (string, error) {
 		return "", errors.New("not a valid date (use YYYY-MM-DD)")
 	}
 	return s, nil
+}
+
+// MaxRejectField is the most of one field a reject file repeats: a field
+// of megabytes is rejected for its size, and copying it whole would only
+// make the reject file as unreadable as the input.
+const MaxRejectField = 64 << 10
+
+// Clip returns fields with every field longer than MaxRejectField cut to
+// that length and marked with the size it had.
+func Clip(fields []string) []string {
+	out := fields
+	for i, f := range fields {
+		if len(f) <= MaxRejectField {
+			continue
+		}
+		if &out[0] == &fields[0] {
+			out = append([]string(nil), fields...)
+		}
+		cut := MaxRejectField
+		for cut > 0 && !utf8.RuneStart(f[cut]) {
+			cut--
+		}
+		out[i] = f[:cut] + "...[cut: " + strconv.Itoa(len(f)) + " bytes]"
+	}
+	return out
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/format"
 	"github.com/posbridge/posbridge/internal/fsx"
 )
 
@@ -338,7 +339,7 @@ func (r *rejects) add(line int, msg string, raw []string) error {
 			return err
 		}
 	}
-	return r.w.Write(append([]string{fmt.Sprint(line), msg}, raw...))
+	return r.w.Write(append([]string{fmt.Sprint(line), msg}, format.Clip(raw)...))
 }
 
 // finish puts the reject file in place and returns its path, or "".
