@@ -1,6 +1,7 @@
 package imports
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/fsx"
 )
 
@@ -86,6 +88,15 @@ func dir(folder string, f Folders, run ImportFunc, each func(Outcome)) {
 		}
 		res, err := run(path, errDir)
 		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		// A busy database or an interrupted run says nothing about the
+		// file: it stays where it is for the next run.
+		if interrupted := errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded); interrupted || errors.Is(err, db.ErrBusy) {
+			each(Outcome{Path: path, Result: res, Err: err})
+			if interrupted {
+				return
+			}
 			continue
 		}
 		out := Outcome{Path: path, Result: res, Err: err}
