@@ -37,6 +37,8 @@ fuzz:
 	$(GO) test ./internal/format -run '^$$' -fuzz '^FuzzCSVReader$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/format -run '^$$' -fuzz '^FuzzXMLReader$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/format -run '^$$' -fuzz '^FuzzParseAmount$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/imports -run '^$$' -fuzz '^FuzzTxnCSV$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/imports -run '^$$' -fuzz '^FuzzTxnXML$$' -fuzztime $(FUZZTIME)
 
 bench: build
 	sh scripts/bench.sh

@@ -64,6 +64,12 @@ func TestScript(t *testing.T) {
 			"seqs":           cmdSeqs,
 			"editfile":       cmdEditFile,
 			"droplines":      cmdDropLines,
+
+			// The inventory transaction import stories' commands, in
+			// import_cmds_test.go.
+			"mtime":      cmdMtime,
+			"sizeatmost": cmdSizeAtMost,
+			"memrun":     cmdMemrun,
 		},
 	})
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -167,7 +168,7 @@ func runExport(cmd *cobra.Command, app *App, kind string, o *exportOptions) erro
 		if err != nil {
 			status = ledger.RunFailed
 		}
-		if endErr := ledger.EndRun(ctx, d, eo.RunID, status, res, err); endErr != nil && err == nil {
+		if endErr := ledger.EndRun(context.WithoutCancel(ctx), d, eo.RunID, status, res, err); endErr != nil && err == nil {
 			err = endErr
 		}
 	}

@@ -100,14 +100,14 @@ func runImport(cmd *cobra.Command, app *App, im importer, args []string, o *impo
 	}
 	log := app.logger()
 	io := imports.Options{Format: o.format, AllOrNothing: o.allOrNothing, DryRun: o.dryRun, Force: o.force,
-		AllowNegative: cfg.Import.AllowNegativeOnHand, Codes: cfg.Import.TransactionCodes,
+		AllowNegative: cfg.Import.AllowNegativeOnHand, Codes: cfg.Import.TransactionCodes, MaxFieldLength: cfg.Load.MaxFieldLength,
 		Warn: func(msg string) { log.Warn(msg) }}
 	if !o.dryRun {
 		if io.RunID, err = ledger.StartRun(ctx, d, "import "+im.name, ""); err != nil {
 			return err
 		}
 	}
-	var failed, rejected int
+	var failed, rejected, busy int
 	var results []*imports.Result
 	folders := imports.Folders{MinAge: cfg.Import.MinAge, Processed: cfg.Import.ProcessedDir, Error: cfg.Import.ErrorDir}
 	imports.Paths(args, folders, func(path, rejectsDir string) (*imports.Result, error) {
@@ -121,6 +121,9 @@ func runImport(cmd *cobra.Command, app *App, im importer, args []string, o *impo
 			return
 		case out.Err != nil:
 			failed++
+			if errors.Is(out.Err, db.ErrBusy) {
+				busy++
+			}
 			log.Error(out.Err.Error())
 		}
 		if out.Result != nil {
@@ -145,7 +148,7 @@ func runImport(cmd *cobra.Command, app *App, im importer, args []string, o *impo
 		if failed > 0 {
 			runErr = fmt.Errorf("%d files failed", failed)
 		}
-		if err := ledger.EndRun(ctx, d, io.RunID, status, results, runErr); err != nil {
+		if err := ledger.EndRun(context.WithoutCancel(ctx), d, io.RunID, status, results, runErr); err != nil {
 			return err
 		}
 	}
@@ -158,6 +161,8 @@ func runImport(cmd *cobra.Command, app *App, im importer, args []string, o *impo
 		}
 	}
 	switch {
+	case busy > 0 && busy == failed:
+		return fmt.Errorf("%w: %d files were left for the next run", db.ErrBusy, busy)
 	case failed > 0:
 		return fmt.Errorf("%w: %d of the files failed; nothing of those was applied", errReported, failed)
 	case rejected > 0:

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -146,7 +147,7 @@ func runLoad(cmd *cobra.Command, app *App, kind, path string, o *loadOptions) er
 		case res.Rejected > 0:
 			status = ledger.RunRejects
 		}
-		if endErr := ledger.EndRun(ctx, d, runID, status, counts, err); endErr != nil && err == nil {
+		if endErr := ledger.EndRun(context.WithoutCancel(ctx), d, runID, status, counts, err); endErr != nil && err == nil {
 			err = endErr
 		}
 	}

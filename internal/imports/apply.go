@@ -29,8 +29,10 @@ type Options struct {
 	Codes map[string]string
 	// RejectsDir is where reject files go; empty means beside the input.
 	RejectsDir string
-	RunID      int64
-	Warn       func(string)
+	// MaxFieldLength caps every field, in characters; 0 means no cap.
+	MaxFieldLength int
+	RunID          int64
+	Warn           func(string)
 }
 
 // Result says what an import did with one file.
@@ -176,7 +178,7 @@ VALUES ('in', ?, ?, ?, ?, ?, 'importing', ?, ?)`, kindTransactions, filepath.Bas
 	batches := make(chan checked, 8)
 	rctx, stop := context.WithCancel(ctx)
 	defer stop()
-	go readChecked(rctx, src, o.codes(), batches)
+	go readChecked(rctx, src, o.codes(), o.MaxFieldLength, batches)
 	for b := range batches {
 		if b.err != nil {
 			return nil, fmt.Errorf("%s: %w", path, b.err)
@@ -230,6 +232,11 @@ VALUES ('in', ?, ?, ?, ?, ?, 'importing', ?, ?)`, kindTransactions, filepath.Bas
 		status, res.Read, res.Rejected, fileID); err != nil {
 		return nil, fmt.Errorf("import %s: %w", path, db.Classify(err))
 	}
+	// The reject file is in place before the commit: once the ledger says
+	// the file was imported, a later run skips it and would not write it.
+	if res.RejectsFile, err = rj.finish(); err != nil {
+		return nil, err
+	}
 	end := "COMMIT"
 	if o.DryRun {
 		end = "ROLLBACK"
@@ -238,9 +245,6 @@ VALUES ('in', ?, ?, ?, ?, ?, 'importing', ?, ?)`, kindTransactions, filepath.Bas
 		return nil, fmt.Errorf("import %s: %s: %w", path, strings.ToLower(end), db.Classify(err))
 	}
 	done = true
-	if res.RejectsFile, err = rj.finish(); err != nil {
-		return res, err
-	}
 	return res, nil
 }
 
@@ -266,7 +270,7 @@ type checkedRecord struct {
 
 // readChecked reads src, checks every record's fields and sends the
 // batches; it closes out.
-func readChecked(ctx context.Context, src source, codes map[string]string, out chan<- checked) {
+func readChecked(ctx context.Context, src source, codes map[string]string, maxLen int, out chan<- checked) {
 	defer close(out)
 	for {
 		batch, err := src.next()
@@ -280,7 +284,7 @@ func readChecked(ctx context.Context, src source, codes map[string]string, out c
 		for _, r := range batch {
 			c := checkedRecord{line: r.line, raw: r.raw, err: r.err}
 			if c.err == nil {
-				c.t, c.err = check(r.line, r.raw, r.row, codes)
+				c.t, c.err = check(r.line, r.raw, r.row, codes, maxLen)
 			}
 			b.items = append(b.items, c)
 		}
@@ -317,6 +321,11 @@ func newRejects(input, dir string, header []string, dryRun bool) (*rejects, erro
 		dir = filepath.Dir(input)
 	}
 	path := filepath.Join(dir, filepath.Base(input)+".rejects.csv")
+	// A run killed while writing the reject file left its temporary file.
+	stale, _ := filepath.Glob(filepath.Join(dir, "."+filepath.Base(path)+".tmp-*"))
+	for _, f := range stale {
+		os.Remove(f)
+	}
 	return &rejects{path: path, dryRun: dryRun, header: header}, nil
 }
 

@@ -172,7 +172,7 @@ func (s *xmlSource) next() ([]record, error) {
 			return out, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrFile, format.XMLError(s.d, err, "the root"))
+			return nil, fmt.Errorf("%w: %v", ErrFile, format.XMLError(s.d, err, "root"))
 		}
 		se, ok := tok.(xml.StartElement)
 		if !ok || se.Name.Local != "InventoryTransaction" {
@@ -181,7 +181,7 @@ func (s *xmlSource) next() ([]record, error) {
 		s.seen = true
 		var x xmlTxn
 		if err := s.d.DecodeElement(&x, &se); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrFile, format.XMLError(s.d, err, "the root"))
+			return nil, fmt.Errorf("%w: %v", ErrFile, format.XMLError(s.d, err, "root"))
 		}
 		r := txnRow{Code: x.Code, Item: x.From.Item, SKU: x.From.SKU, UPC: x.From.UPC, RetailRef: x.From.RetailRef,
 			Warehouse: x.From.Warehouse, Location: x.From.Location, Quantity: x.Quantity, Reason: x.Reason,

@@ -25,6 +25,10 @@ const (
 // mapped to one of these effects.
 var StandardCodes = []string{EffectAdjust, EffectOverlay, EffectTransfer, EffectItem, EffectReturn, EffectNegative, EffectReceipt, EffectSale}
 
+// MaxQuantity bounds the quantity of one transaction, far above any real
+// one, so that running balances can never overflow.
+const MaxQuantity = 1_000_000_000
+
 // txnRow is the CSV form of FORMATS.md section 2: the csv tags are the
 // column names.
 type txnRow struct {
@@ -64,14 +68,19 @@ type txn struct {
 
 // check validates the fields of a row that need no state, and returns the
 // transaction or every problem found.
-func check(line int, raw []string, r txnRow, codes map[string]string) (txn, error) {
+func check(line int, raw []string, r txnRow, codes map[string]string, maxLen int) (txn, error) {
 	t := txn{line: line, raw: raw, row: trimRow(r)}
 	r = t.row
 	var problems []string
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	for i, v := range r.values() {
-		if !utf8.ValidString(v) {
+		switch {
+		case !utf8.ValidString(v):
 			bad("field %s is not valid UTF-8", txnColumns[i])
+		case strings.IndexByte(v, 0) >= 0:
+			bad("field %s contains a NUL byte", txnColumns[i])
+		case maxLen > 0 && utf8.RuneCountInString(v) > maxLen:
+			bad("field %s is %d characters long, at most %d allowed", txnColumns[i], utf8.RuneCountInString(v), maxLen)
 		}
 	}
 	t.code = strings.ToUpper(r.Code)
@@ -95,6 +104,8 @@ func check(line int, raw []string, r txnRow, codes map[string]string) (txn, erro
 		bad("field quantity is required")
 	} else if q, err := format.ParseInt(r.Quantity); err != nil {
 		bad("field quantity %q: %v", r.Quantity, err)
+	} else if q > MaxQuantity || q < -MaxQuantity {
+		bad("field quantity %q: out of range, at most %d either way", r.Quantity, MaxQuantity)
 	} else {
 		t.qty = q
 		switch t.effect {

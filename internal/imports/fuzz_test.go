@@ -1,0 +1,145 @@
+package imports
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// Fuzz targets for the two inventory transaction readers: whatever the
+// input, openSource and next never panic and always end; every record has
+// one field per header column (CSV records that could not be split carry
+// an error instead), XML records carry the fields of txnColumns and the
+// row they came from, lines never go backwards; and the record checks
+// never pass a quantity the code forbids.
+//
+//	go test ./internal/imports -run '^$' -fuzz '^FuzzTxnCSV$' -fuzztime 10s
+//	go test ./internal/imports -run '^$' -fuzz '^FuzzTxnXML$' -fuzztime 10s
+
+// fuzzSeeds adds the bad-input files of testdata/bad whose names end in
+// ext, and the given strings.
+func fuzzSeeds(f *testing.F, ext string, extra ...string) {
+	paths, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "bad", "txn-*"+ext))
+	for _, p := range paths {
+		if b, err := os.ReadFile(p); err == nil {
+			f.Add(b)
+		}
+	}
+	for _, s := range extra {
+		f.Add([]byte(s))
+	}
+}
+
+// checkSource drains a source and checks the invariants.
+func checkSource(t *testing.T, src source, inputLen int, isXML bool) {
+	t.Helper()
+	header := src.header()
+	codes := (&Options{Codes: map[string]string{"CNT": "O"}}).codes()
+	last, n := 0, 0
+	for {
+		batch, err := src.next()
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		if err != nil {
+			if isXML && !errors.Is(err, ErrFile) {
+				t.Fatalf("an XML error that is not a file error: %v", err)
+			}
+			return
+		}
+		if len(batch) == 0 {
+			t.Fatal("next returned an empty batch without io.EOF")
+		}
+		for _, r := range batch {
+			n++
+			// Every record consumes input: more records than bytes means
+			// the reader is stuck.
+			if n > inputLen+1 {
+				t.Fatalf("more records than the %d input bytes", inputLen)
+			}
+			if r.line < 1 || r.line < last {
+				t.Fatalf("record %d on line %d after line %d", n, r.line, last)
+			}
+			last = r.line
+			if r.err != nil {
+				if isXML {
+					t.Fatalf("XML record with an error: %v", r.err)
+				}
+				continue
+			}
+			if len(r.raw) != len(header) {
+				t.Fatalf("line %d: %d fields %q, header has %d %q", r.line, len(r.raw), r.raw, len(header), header)
+			}
+			if isXML && !reflect.DeepEqual(r.raw, r.row.values()) {
+				t.Fatalf("line %d: raw %q is not the row %q", r.line, r.raw, r.row.values())
+			}
+			tx, err := check(r.line, r.raw, r.row, codes, 1000)
+			if err != nil {
+				continue
+			}
+			switch tx.effect {
+			case EffectAdjust:
+				if tx.qty == 0 {
+					t.Fatalf("line %d: an adjustment of 0 passed", r.line)
+				}
+			case EffectOverlay:
+				if tx.qty < 0 {
+					t.Fatalf("line %d: a negative count passed", r.line)
+				}
+			case EffectTransfer, EffectItem, EffectReturn, EffectNegative, EffectReceipt, EffectSale:
+				if tx.qty <= 0 {
+					t.Fatalf("line %d: quantity %d passed for %s", r.line, tx.qty, tx.code)
+				}
+			default:
+				t.Fatalf("line %d: code %q passed with effect %q", r.line, tx.code, tx.effect)
+			}
+			if tx.row.Warehouse == "" || (tx.row.Item == "" && tx.row.UPC == "" && tx.row.RetailRef == "") {
+				t.Fatalf("line %d: a record without warehouse or item passed: %+v", r.line, tx.row)
+			}
+		}
+	}
+}
+
+func FuzzTxnCSV(f *testing.F) {
+	fuzzSeeds(f, ".csv",
+		txnHead+"R,IT1,S1,DC1,L1,5\n",
+		"transaction_code,item,sku,upc,retail_ref,warehouse,location,quantity,to_item,to_sku,to_warehouse,to_location,reason,reference,transaction_date,user\n"+
+			"T,IT1,S1,,,DC1,L1,2,,,DC2,L2,r,ref,2026-01-02,u\nG,IT1,S1,,,DC1,L1,2,IT2,,,,,,,\nCNT,,,123,,DC1,,0,,,,,,,,\n",
+		"\xef\xbb\xbfQUANTITY,Warehouse,transaction_code,retail_ref\r\n1,DC1,A,R1\r\n-1,DC1,a,\"R\n2\"\r\n",
+		txnHead+"A,IT1,S1,DC1,L1,-0\nO,IT1,S1,DC1,L1,+0\nP,IT1,S1,DC1,L1,9223372036854775807\n",
+		txnHead+"A,\"IT1\nx\",S1,DC1\nA,IT1,\"S1,DC1,L1,1\n",
+		"transaction_code,warehouse,quantity,upc,upc\n",
+		txnHead,
+	)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		src, err := openSource(bytes.NewReader(data), "fuzz.csv", "auto")
+		if err != nil {
+			return
+		}
+		checkSource(t, src, len(data), false)
+	})
+}
+
+func FuzzTxnXML(f *testing.F) {
+	fuzzSeeds(f, ".xml",
+		`<Message><InventoryTransaction transaction_code="A" transaction_quantity="1"><Transaction item_number="IT1" warehouse="DC1"/></InventoryTransaction></Message>`,
+		`<R><Message><InventoryTransaction identification_nbr="1" transaction_code="T" transaction_quantity="2"><Transaction item_number="IT1" sku_code="S" warehouse="DC1" location="L"/><TransactionTo warehouse="DC2"/></InventoryTransaction><InventoryTransaction transaction_code="G" transaction_quantity="2"><Transaction upc_code="1" warehouse="DC1"/><TransactionTo item_number="IT2"/></InventoryTransaction></Message><Message/></R>`,
+		`<InventoryTransaction transaction_code="O" transaction_quantity="-1"><Transaction retail_reference_nbr="9" warehouse="W"/><Transaction warehouse="X"/></InventoryTransaction>`,
+		`<M><InventoryTransaction><InventoryTransaction transaction_code="P"/></InventoryTransaction></M>`,
+		`<M><InventoryTransaction transaction_code="&amp;&#65;" transaction_quantity="&#x31;"><Transaction item_number="&lt;" warehouse="&gt;"/></InventoryTransaction></M>`,
+		"<?xml version=\"1.0\"?>\n<!-- c --><?pi x?><M><![CDATA[x]]><InventoryTransaction/></M>",
+		strings.Repeat("<a>", 100),
+	)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		src, err := openSource(bytes.NewReader(data), "fuzz.xml", "auto")
+		if err != nil {
+			t.Fatalf("openSource of XML failed before reading: %v", err)
+		}
+		checkSource(t, src, len(data), true)
+	})
+}
