@@ -175,6 +175,51 @@ WHERE stage.rec = x.rec`); err != nil {
 	return err
 }
 
+// bulk runs fn, which fills tables; on a first load it drops their
+// secondary indexes first and builds them again afterwards, in the same
+// transaction: building an index from a full table sorts once, where
+// inserting a million rows in the order of another key scatters writes
+// over the whole index.
+func (l *loader) bulk(fn func() error, tables ...string) error {
+	if !l.firstLoad {
+		return fn()
+	}
+	type index struct{ name, sql string }
+	var indexes []index
+	for _, t := range tables {
+		rows, err := l.conn.QueryContext(l.ctx, `SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL`, t)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var ix index
+			if err := rows.Scan(&ix.name, &ix.sql); err != nil {
+				rows.Close()
+				return err
+			}
+			indexes = append(indexes, ix)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+	}
+	for _, ix := range indexes {
+		if _, err := l.exec(`DROP INDEX "` + ix.name + `"`); err != nil {
+			return err
+		}
+	}
+	if err := fn(); err != nil {
+		return err
+	}
+	for _, ix := range indexes {
+		if _, err := l.exec(ix.sql); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // fold records the staged A and C actions of table as triggers of code.
 func (l *loader) fold(code, source string) error {
 	defer l.trace("fold "+code, time.Now())
@@ -233,9 +278,13 @@ func mergeSimple(l *loader, table, key, code string) error {
 		`(t.`+key+` IS NULL OR t.deleted_at IS NOT NULL)`, differs("t", "s", cols)); err != nil {
 		return err
 	}
-	if _, err := l.exec(`INSERT INTO `+table+`(`+key+`, `+list(cols, "")+`created_at, updated_at)
+	err := l.bulk(func() error {
+		_, err := l.exec(`INSERT INTO `+table+`(`+key+`, `+list(cols, "")+`created_at, updated_at)
 SELECT `+key+`, `+list(cols, "")+`?1, ?1 FROM stage WHERE action <> ''
-ON CONFLICT(`+key+`) DO UPDATE SET `+setExcluded(cols)+`deleted_at = NULL, updated_at = excluded.updated_at`, l.now); err != nil {
+ON CONFLICT(`+key+`) DO UPDATE SET `+setExcluded(cols)+`deleted_at = NULL, updated_at = excluded.updated_at`, l.now)
+		return err
+	}, table)
+	if err != nil {
 		return err
 	}
 	if err := l.countActions("stage"); err != nil {

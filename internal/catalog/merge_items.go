@@ -27,10 +27,16 @@ WHERE ` + differs("items", "excluded", itemCols) + ` OR items.deleted_at IS NOT 
 SELECT item, sku, ` + list(skuCols, "") + `?1, ?1 FROM stage WHERE action <> ''
 ON CONFLICT(item, sku) DO UPDATE SET ` + setExcluded(skuCols) + `deleted_at = NULL, updated_at = excluded.updated_at`,
 	}
-	for _, q := range steps {
-		if _, err := l.exec(q, l.now); err != nil {
-			return err
+	err := l.bulk(func() error {
+		for _, q := range steps {
+			if _, err := l.exec(q, l.now); err != nil {
+				return err
+			}
 		}
+		return nil
+	}, "items", "skus")
+	if err != nil {
+		return err
 	}
 	if err := l.countActions("stage"); err != nil {
 		return err
@@ -64,7 +70,7 @@ SELECT k.item, k.sku FROM skus k WHERE k.deleted_at IS NULL
   AND NOT EXISTS (SELECT 1 FROM skus k WHERE k.item = items.item AND k.deleted_at IS NULL)`, l.now); err != nil {
 		return err
 	}
-	_, err := l.exec(`DELETE FROM items WHERE item IN (SELECT record_key FROM cancelled)
+	_, err = l.exec(`DELETE FROM items WHERE item IN (SELECT record_key FROM cancelled)
   AND NOT EXISTS (SELECT 1 FROM skus k WHERE k.item = items.item)`)
 	return err
 }
