@@ -110,78 +110,39 @@ func appliedBefore(ctx context.Context, q interface {
 	return fmt.Sprintf("%s, imported at %s (run %d)", name, at, run.Int64), nil
 }
 
+// Transactions is the inventory transaction upload.
+var Transactions = Upload{Kind: kindTransactions, What: "transactions", Open: openTransactions}
+
 // ImportTransactions applies an inventory transaction file.
 func ImportTransactions(ctx context.Context, d *db.DB, path string, o Options) (*Result, error) {
-	if o.Warn == nil {
-		o.Warn = func(string) {}
-	}
-	res := &Result{File: path, DryRun: o.DryRun}
-	sum, size, err := fileSum(path)
-	if err != nil {
-		return nil, fmt.Errorf("import %s: %w", path, err)
-	}
-	res.SHA256 = sum
-	if !o.Force {
-		if res.SameAs, err = appliedBefore(ctx, d, kindTransactions, sum); err != nil || res.SameAs != "" {
-			return res, err
-		}
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("import %s: %w", path, err)
-	}
-	defer f.Close()
+	return Run(ctx, d, Transactions, path, o)
+}
+
+func openTransactions(f *os.File, path string, o *Options) ([]string, func(*Session) error, error) {
 	src, err := openSource(f, path, o.Format)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, nil, err
 	}
+	return src.header(), func(s *Session) error { return applyTransactions(s, src, path) }, nil
+}
 
-	conn, err := d.Conn(ctx)
+// applyTransactions applies the records of src in file order.
+func applyTransactions(s *Session, src source, path string) error {
+	res, o := s.Result, s.Opts
+	a, err := newApplier(s.Ctx, s.Conn, s.FileID, o)
 	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	rj, err := newRejects(path, o.RejectsDir, src.header(), o.DryRun)
-	if err != nil {
-		return nil, err
-	}
-	defer rj.discard()
-
-	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		return nil, fmt.Errorf("import %s: %w", path, db.Classify(err))
-	}
-	done := false
-	defer func() {
-		if !done {
-			conn.ExecContext(context.Background(), "ROLLBACK")
-		}
-	}()
-	abs, _ := filepath.Abs(path)
-	ins, err := conn.ExecContext(ctx, `INSERT INTO files(direction, kind, name, path, sha256, size, status, run_id, created_at)
-VALUES ('in', ?, ?, ?, ?, ?, 'importing', ?, ?)`, kindTransactions, filepath.Base(path), abs, sum, size, nullID(o.RunID), db.Now())
-	if err != nil {
-		return nil, fmt.Errorf("import %s: %w", path, db.Classify(err))
-	}
-	fileID, _ := ins.LastInsertId()
-	// Everything after the ledger row can be undone on its own, so a file
-	// that applies nothing is still recorded.
-	if _, err := conn.ExecContext(ctx, "SAVEPOINT work"); err != nil {
-		return nil, err
-	}
-	a, err := newApplier(ctx, conn, fileID, &o)
-	if err != nil {
-		return nil, err
+		return err
 	}
 	defer a.close()
 	// Reading and checking fields run in a goroutine of their own; applying
 	// needs the order of the file, so it stays on this one.
 	batches := make(chan checked, 8)
-	rctx, stop := context.WithCancel(ctx)
+	rctx, stop := context.WithCancel(s.Ctx)
 	defer stop()
 	go readChecked(rctx, src, o.codes(), o.MaxFieldLength, batches)
 	for b := range batches {
 		if b.err != nil {
-			return nil, fmt.Errorf("%s: %w", path, b.err)
+			return b.err
 		}
 		for _, c := range b.items {
 			res.Read++
@@ -192,11 +153,10 @@ VALUES ('in', ?, ?, ?, ?, ?, 'importing', ?, ?)`, kindTransactions, filepath.Bas
 			if err != nil {
 				var fatal *fatalError
 				if errors.As(err, &fatal) {
-					return nil, fmt.Errorf("import %s: %w", path, fatal.err)
+					return fatal.err
 				}
-				res.Rejected++
-				if err := rj.add(c.line, err.Error(), c.raw); err != nil {
-					return nil, err
+				if err := s.Reject(c.line, err.Error(), c.raw); err != nil {
+					return err
 				}
 				continue
 			}
@@ -206,46 +166,11 @@ VALUES ('in', ?, ?, ?, ?, ?, 'importing', ?, ?)`, kindTransactions, filepath.Bas
 	for _, w := range src.warnings() {
 		o.Warn(fmt.Sprintf("%s: %s", path, w))
 	}
-	if res.Read == 0 {
-		return nil, fmt.Errorf("%s: %w: no transactions in the file", path, ErrFile)
+	if res.Applied == 0 || (o.AllOrNothing && res.Rejected > 0) {
+		return nil // Run rolls the work back
 	}
-	status := statusApplied
-	switch {
-	case res.Applied == 0 || (o.AllOrNothing && res.Rejected > 0):
-		status = statusRejected
-		res.RolledBack = o.AllOrNothing && res.Rejected > 0
-	case res.Rejected > 0:
-		status = statusPartial
-	}
-	if status != statusRejected {
-		if res.Triggers, err = a.finish(); err != nil {
-			return nil, fmt.Errorf("import %s: %w", path, err)
-		}
-	} else {
-		// Nothing of it stays but its ledger row.
-		if _, err := conn.ExecContext(ctx, "ROLLBACK TO work"); err != nil {
-			return nil, err
-		}
-		res.Applied = 0
-	}
-	if _, err := conn.ExecContext(ctx, `UPDATE files SET status = ?, records = ?, rejected = ? WHERE id = ?`,
-		status, res.Read, res.Rejected, fileID); err != nil {
-		return nil, fmt.Errorf("import %s: %w", path, db.Classify(err))
-	}
-	// The reject file is in place before the commit: once the ledger says
-	// the file was imported, a later run skips it and would not write it.
-	if res.RejectsFile, err = rj.finish(); err != nil {
-		return nil, err
-	}
-	end := "COMMIT"
-	if o.DryRun {
-		end = "ROLLBACK"
-	}
-	if _, err := conn.ExecContext(ctx, end); err != nil {
-		return nil, fmt.Errorf("import %s: %s: %w", path, strings.ToLower(end), db.Classify(err))
-	}
-	done = true
-	return res, nil
+	res.Triggers, err = a.finish()
+	return err
 }
 
 func nullID(id int64) any {

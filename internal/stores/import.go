@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/posbridge/posbridge/internal/db"
@@ -33,64 +32,30 @@ type Result struct {
 // store given twice in one file is rejected the second time. Problems with
 // the file as a whole wrap imports.ErrFile, and nothing of it is applied.
 func ImportStores(ctx context.Context, d *db.DB, path string, o imports.Options) (*Result, error) {
-	if o.Warn == nil {
-		o.Warn = func(string) {}
+	out := &Result{}
+	upload := imports.Upload{Kind: Kind, What: "stores",
+		Open: func(f *os.File, path string, o *imports.Options) ([]string, func(*imports.Session) error, error) {
+			src, err := newReader(f, path, o.Format)
+			if err != nil {
+				return nil, nil, err
+			}
+			return src.header(), func(s *imports.Session) error { return applyStores(s, src, path, out) }, nil
+		}}
+	res, err := imports.Run(ctx, d, upload, path, o)
+	if res == nil {
+		return nil, err
 	}
-	res := &Result{Result: imports.Result{File: path, DryRun: o.DryRun}}
-	sum, size, err := imports.FileSum(path)
-	if err != nil {
-		return nil, fmt.Errorf("import %s: %w", path, err)
+	out.Result = *res
+	if res.Applied == 0 {
+		out.Added, out.Changed, out.Unchanged = 0, 0, 0
 	}
-	res.SHA256 = sum
-	if !o.Force {
-		if res.SameAs, err = imports.AppliedBefore(ctx, d, Kind, sum); err != nil || res.SameAs != "" {
-			return res, err
-		}
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("import %s: %w", path, err)
-	}
-	defer f.Close()
-	src, err := newReader(f, path, o.Format)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
+	return out, err
+}
 
-	conn, err := d.Conn(ctx)
-	if err != nil {
-		return nil, db.Classify(err)
-	}
-	defer conn.Close()
-	rj := imports.NewRejects(path, o.RejectsDir, src.header(), o.DryRun)
-	defer rj.Discard()
-
-	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		return nil, fmt.Errorf("import %s: %w", path, db.Classify(err))
-	}
-	done := false
-	defer func() {
-		if !done {
-			conn.ExecContext(context.Background(), "ROLLBACK")
-		}
-	}()
-	abs, _ := filepath.Abs(path)
-	var runID any
-	if o.RunID > 0 {
-		runID = o.RunID
-	}
-	ins, err := conn.ExecContext(ctx, `INSERT INTO files(direction, kind, name, path, sha256, size, status, run_id, created_at)
-VALUES ('in', ?, ?, ?, ?, ?, 'importing', ?, ?)`, Kind, filepath.Base(path), abs, sum, size, runID, db.Now())
-	if err != nil {
-		return nil, fmt.Errorf("import %s: %w", path, db.Classify(err))
-	}
-	fileID, _ := ins.LastInsertId()
-	// The records are applied under a savepoint: a file that applies
-	// nothing still leaves its ledger row.
-	if _, err := conn.ExecContext(ctx, "SAVEPOINT work"); err != nil {
-		return nil, fmt.Errorf("import %s: %w", path, db.Classify(err))
-	}
-	known := Warehouses(ctx, conn)
+// applyStores applies the records of src and counts what became of them.
+func applyStores(s *imports.Session, src *reader, path string, out *Result) error {
+	res := s.Result
+	known := Warehouses(s.Ctx, s.Conn)
 	firstLine := map[string]int{}
 	for {
 		batch, err := src.next()
@@ -98,68 +63,36 @@ VALUES ('in', ?, ?, ?, ?, ?, 'importing', ?, ?)`, Kind, filepath.Base(path), abs
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
+			return err
 		}
 		for _, r := range batch {
 			res.Read++
-			what, err := apply(ctx, conn, r, known, firstLine)
+			what, err := apply(s.Ctx, s.Conn, r, known, firstLine)
 			var invalid *InvalidError
 			switch {
 			case errors.As(err, &invalid):
-				res.Rejected++
-				if err := rj.Add(r.line, invalid.Error(), r.raw); err != nil {
-					return nil, err
+				if err := s.Reject(r.line, invalid.Error(), r.raw); err != nil {
+					return err
 				}
 				continue
 			case err != nil:
-				return nil, fmt.Errorf("import %s: %w", path, err)
+				return db.Classify(err)
 			}
 			res.Applied++
 			switch what {
 			case added:
-				res.Added++
+				out.Added++
 			case changed:
-				res.Changed++
+				out.Changed++
 			default:
-				res.Unchanged++
+				out.Unchanged++
 			}
 		}
 	}
 	for _, w := range src.warnings() {
-		o.Warn(fmt.Sprintf("%s: %s", path, w))
+		s.Opts.Warn(fmt.Sprintf("%s: %s", path, w))
 	}
-	if res.Read == 0 {
-		return nil, fmt.Errorf("%s: %w: no stores in the file", path, imports.ErrFile)
-	}
-	status := imports.StatusApplied
-	switch {
-	case res.Applied == 0 || (o.AllOrNothing && res.Rejected > 0):
-		status = imports.StatusRejected
-		res.RolledBack = o.AllOrNothing && res.Rejected > 0
-		// Nothing of it stays but its ledger row.
-		if _, err := conn.ExecContext(ctx, "ROLLBACK TO work"); err != nil {
-			return nil, fmt.Errorf("import %s: %w", path, db.Classify(err))
-		}
-		res.Applied, res.Added, res.Changed, res.Unchanged = 0, 0, 0, 0
-	case res.Rejected > 0:
-		status = imports.StatusPartial
-	}
-	if _, err := conn.ExecContext(ctx, `UPDATE files SET status = ?, records = ?, rejected = ? WHERE id = ?`,
-		status, res.Read, res.Rejected, fileID); err != nil {
-		return nil, fmt.Errorf("import %s: %w", path, db.Classify(err))
-	}
-	end := "COMMIT"
-	if o.DryRun {
-		end = "ROLLBACK"
-	}
-	if _, err := conn.ExecContext(ctx, end); err != nil {
-		return nil, fmt.Errorf("import %s: %s: %w", path, strings.ToLower(end), db.Classify(err))
-	}
-	done = true
-	if res.RejectsFile, err = rj.Finish(); err != nil {
-		return res, err
-	}
-	return res, nil
+	return nil
 }
 
 // apply validates one record and saves its store. firstLine remembers the

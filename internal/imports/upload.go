@@ -1,0 +1,140 @@
+package imports
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/posbridge/posbridge/internal/db"
+)
+
+// Upload is one kind of upload file; Run gives every kind the same file
+// handling: the sha256 ledger, one write transaction with the ledger row,
+// the reject file and the all-or-nothing rule.
+type Upload struct {
+	// Kind is the file ledger kind, such as inventory-transactions.
+	Kind string
+	// What names the records in messages ("transactions").
+	What string
+	// Open starts reading the file: it returns the reject file's columns
+	// and the function that applies the records inside the transaction.
+	Open func(f *os.File, path string, o *Options) (header []string, apply func(s *Session) error, err error)
+}
+
+// Session is what Upload.Open's apply works with: the transaction's
+// connection, the ledger row of the file and its result.
+type Session struct {
+	Ctx    context.Context
+	Conn   *sql.Conn
+	FileID int64
+	Result *Result
+	Opts   *Options
+	rj     *rejects
+}
+
+// Reject records a rejected record: its line, the reason and its fields
+// as read.
+func (s *Session) Reject(line int, msg string, raw []string) error {
+	s.Result.Rejected++
+	return s.rj.add(line, msg, raw)
+}
+
+// Run applies one upload file of kind u.
+func Run(ctx context.Context, d *db.DB, u Upload, path string, o Options) (*Result, error) {
+	if o.Warn == nil {
+		o.Warn = func(string) {}
+	}
+	res := &Result{File: path, DryRun: o.DryRun}
+	sum, size, err := fileSum(path)
+	if err != nil {
+		return nil, fmt.Errorf("import %s: %w", path, err)
+	}
+	res.SHA256 = sum
+	if !o.Force {
+		if res.SameAs, err = appliedBefore(ctx, d, u.Kind, sum); err != nil || res.SameAs != "" {
+			return res, err
+		}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("import %s: %w", path, err)
+	}
+	defer f.Close()
+	header, apply, err := u.Open(f, path, &o)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	conn, err := d.Conn(ctx)
+	if err != nil {
+		return nil, db.Classify(err)
+	}
+	defer conn.Close()
+	rj, err := newRejects(path, o.RejectsDir, header, o.DryRun)
+	if err != nil {
+		return nil, err
+	}
+	defer rj.discard()
+
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return nil, fmt.Errorf("import %s: %w", path, db.Classify(err))
+	}
+	done := false
+	defer func() {
+		if !done {
+			conn.ExecContext(context.Background(), "ROLLBACK")
+		}
+	}()
+	abs, _ := filepath.Abs(path)
+	ins, err := conn.ExecContext(ctx, `INSERT INTO files(direction, kind, name, path, sha256, size, status, run_id, created_at)
+VALUES ('in', ?, ?, ?, ?, ?, 'importing', ?, ?)`, u.Kind, filepath.Base(path), abs, sum, size, nullID(o.RunID), db.Now())
+	if err != nil {
+		return nil, fmt.Errorf("import %s: %w", path, db.Classify(err))
+	}
+	fileID, _ := ins.LastInsertId()
+	// Everything after the ledger row can be undone on its own, so a file
+	// that applies nothing is still recorded.
+	if _, err := conn.ExecContext(ctx, "SAVEPOINT work"); err != nil {
+		return nil, db.Classify(err)
+	}
+	s := &Session{Ctx: ctx, Conn: conn, FileID: fileID, Result: res, Opts: &o, rj: rj}
+	if err := apply(s); err != nil {
+		return nil, fmt.Errorf("import %s: %w", path, err)
+	}
+	if res.Read == 0 {
+		return nil, fmt.Errorf("%s: %w: no %s in the file", path, ErrFile, u.What)
+	}
+	status := statusApplied
+	switch {
+	case res.Applied == 0 || (o.AllOrNothing && res.Rejected > 0):
+		status = statusRejected
+		res.RolledBack = o.AllOrNothing && res.Rejected > 0
+		// Nothing of it stays but its ledger row.
+		if _, err := conn.ExecContext(ctx, "ROLLBACK TO work"); err != nil {
+			return nil, db.Classify(err)
+		}
+		res.Applied, res.Triggers = 0, 0
+	case res.Rejected > 0:
+		status = statusPartial
+	}
+	if _, err := conn.ExecContext(ctx, `UPDATE files SET status = ?, records = ?, rejected = ? WHERE id = ?`,
+		status, res.Read, res.Rejected, fileID); err != nil {
+		return nil, fmt.Errorf("import %s: %w", path, db.Classify(err))
+	}
+	// The reject file is in place before the commit: once the ledger says
+	// the file was imported, a later run skips it and would not write it.
+	if res.RejectsFile, err = rj.finish(); err != nil {
+		return nil, err
+	}
+	end := "COMMIT"
+	if o.DryRun {
+		end = "ROLLBACK"
+	}
+	if _, err := conn.ExecContext(ctx, end); err != nil {
+		return nil, fmt.Errorf("import %s: %s: %w", path, strings.ToLower(end), db.Classify(err))
+	}
+	done = true
+	return res, nil
+}
