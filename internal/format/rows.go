@@ -119,6 +119,7 @@ type xmlRows struct {
 	notes   []string
 	noted   map[string]bool
 	seen    []bool
+	done    bool // io.EOF was returned; it is returned again
 }
 
 // NewXMLReader reads records from XML: a root element named root whose
@@ -190,6 +191,9 @@ func XMLError(d *xml.Decoder, err error, end string) error {
 }
 
 func (x *xmlRows) Next() (Row, error) {
+	if x.done {
+		return Row{}, io.EOF
+	}
 	for {
 		line, _ := x.d.InputPos()
 		tok, err := x.d.Token()
@@ -225,6 +229,7 @@ func (x *xmlRows) Next() (Row, error) {
 			for {
 				tok, err := x.d.Token()
 				if errors.Is(err, io.EOF) {
+					x.done = true
 					return Row{}, io.EOF
 				}
 				if err != nil {

@@ -90,34 +90,13 @@ func (s *csvSource) warnings() []string { return s.notes }
 const batchSize = 256
 
 func (s *csvSource) next() ([]record, error) {
-	var out []record
-	var rows []format.Row
-	var good []int
-	for len(out) < batchSize {
-		row, err := s.rr.Next()
-		if errors.Is(err, io.EOF) {
-			if len(out) == 0 {
-				return nil, io.EOF
-			}
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, record{line: row.Line, raw: row.Fields, err: row.Err})
-		if row.Err == nil {
-			rows = append(rows, row)
-			good = append(good, len(out)-1)
-		}
+	batch, err := format.NextBatch[txnRow](s.rr, batchSize)
+	if err != nil {
+		return nil, err
 	}
-	if len(rows) > 0 {
-		var decoded []txnRow
-		if err := format.DecodeRows(s.rr.Header(), rows, &decoded); err != nil {
-			return nil, fmt.Errorf("decode rows: %w", err)
-		}
-		for i, j := range good {
-			out[j].row = decoded[i]
-		}
+	out := make([]record, len(batch))
+	for i, r := range batch {
+		out[i] = record{line: r.Line, raw: r.Raw, row: r.Rec, err: r.Err}
 	}
 	return out, nil
 }

@@ -23,7 +23,6 @@ type row struct {
 type reader struct {
 	rr    format.RowReader
 	notes []string
-	eof   bool // the XML reader must not be asked again after io.EOF
 }
 
 // newReader opens a store upload: CSV with a header row, or XML whose
@@ -84,35 +83,16 @@ const batchSize = 256
 
 // next returns the next batch of records, or io.EOF after the last.
 func (s *reader) next() ([]row, error) {
-	var out []row
-	var good []format.Row
-	var at []int
-	for len(out) < batchSize && !s.eof {
-		r, err := s.rr.Next()
-		if errors.Is(err, io.EOF) {
-			s.eof = true
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", imports.ErrFile, err)
-		}
-		out = append(out, row{line: r.Line, raw: r.Fields, err: r.Err})
-		if r.Err == nil {
-			good = append(good, r)
-			at = append(at, len(out)-1)
-		}
-	}
-	if len(out) == 0 {
+	batch, err := format.NextBatch[Record](s.rr, batchSize)
+	if errors.Is(err, io.EOF) {
 		return nil, io.EOF
 	}
-	if len(good) > 0 {
-		var recs []Record
-		if err := format.DecodeRows(s.rr.Header(), good, &recs); err != nil {
-			return nil, fmt.Errorf("decode rows: %w", err)
-		}
-		for i, j := range at {
-			out[j].rec = recs[i]
-		}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", imports.ErrFile, err)
+	}
+	out := make([]row, len(batch))
+	for i, r := range batch {
+		out[i] = row{line: r.Line, raw: r.Raw, rec: r.Rec, err: r.Err}
 	}
 	return out, nil
 }
