@@ -50,6 +50,7 @@ func TestScript(t *testing.T) {
 			"inflate":  cmdInflate,
 			"dblock":   cmdDBLock,
 			"dbunlock": cmdDBUnlock,
+			"filelock": cmdFileLock,
 
 			// The export stories' commands, in export_cmds_test.go.
 			"requirexmllint": cmdRequireXmllint,

@@ -14,6 +14,7 @@ import (
 	"github.com/posbridge/posbridge/internal/config"
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/export"
+	"github.com/posbridge/posbridge/internal/transfer"
 )
 
 // Exit codes of DESIGN.md section 8.
@@ -91,7 +92,7 @@ func exitCode(err error) int {
 		return ExitRejected
 	case errors.Is(err, errUsage), errors.Is(err, config.ErrInvalid):
 		return ExitUsage
-	case errors.Is(err, db.ErrBusy), errors.Is(err, export.ErrBusy):
+	case errors.Is(err, db.ErrBusy), errors.Is(err, export.ErrBusy), errors.Is(err, transfer.ErrBusy):
 		return ExitTemporary
 	default:
 		return ExitFailed

@@ -62,6 +62,10 @@ Data goes to stdout, messages to stderr.`,
 		newImportCmd(app),
 		newStoresCmd(app),
 		newFilesCmd(app),
+		newPushCmd(app),
+		newPullCmd(app),
+		newSitesCmd(app),
+		newTransfersCmd(app),
 		newStatusCmd(app),
 	)
 	return root

@@ -29,6 +29,8 @@ type Config struct {
 	Triggers Triggers `mapstructure:"triggers"`
 	Export   Export   `mapstructure:"export"`
 	Import   Import   `mapstructure:"import"`
+	// Sites are the places files are pushed to and pulled from, by name.
+	Sites map[string]Site `mapstructure:"sites"`
 
 	// File is the config file that was read, empty when none was found.
 	File string `mapstructure:"-"`
@@ -107,6 +109,40 @@ type Import struct {
 	ErrorDir     string `mapstructure:"error_dir"`
 }
 
+// Site is a place files move to and from: a local directory (type local)
+// or an SFTP server (type sftp). Secrets never appear here: only the names
+// of the environment variables that hold them.
+type Site struct {
+	Type string `mapstructure:"type"`
+	// Dir is the root folder of a local site.
+	Dir string `mapstructure:"dir"`
+
+	Host             string        `mapstructure:"host"`
+	Port             int           `mapstructure:"port"`
+	User             string        `mapstructure:"user"`
+	KeyFile          string        `mapstructure:"key_file"`
+	KeyPassphraseEnv string        `mapstructure:"key_passphrase_env"`
+	PasswordEnv      string        `mapstructure:"password_env"`
+	KnownHosts       string        `mapstructure:"known_hosts"`
+	ConnectTimeout   time.Duration `mapstructure:"connect_timeout"`
+	IdleTimeout      time.Duration `mapstructure:"idle_timeout"`
+	Retries          int           `mapstructure:"retries"`
+	Parallel         int           `mapstructure:"parallel"`
+
+	// Folders name the site's folders (inbox, outbox, archive, error) by
+	// role; a pull archives into Folders["archive"].
+	Folders map[string]string `mapstructure:"folders"`
+}
+
+// siteDefaults are the defaults of every site's keys; they are set per
+// site name once the file is read, since site names are not known before.
+var siteDefaults = map[string]any{
+	"type": "", "dir": "", "host": "", "port": 22, "user": "", "key_file": "",
+	"key_passphrase_env": "", "password_env": "", "known_hosts": "",
+	"connect_timeout": "10s", "idle_timeout": "60s", "retries": 3, "parallel": 4,
+	"folders": map[string]string{},
+}
+
 // MassCustomers configures the mass customer download.
 type MassCustomers struct {
 	// Classes are the customer classes to download.
@@ -162,6 +198,15 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("import.min_age", "5s")
 	v.SetDefault("import.processed_dir", "")
 	v.SetDefault("import.error_dir", "")
+	v.SetDefault("sites", map[string]any{})
+}
+
+func setSiteDefaults(v *viper.Viper) {
+	for name := range v.GetStringMap("sites") {
+		for k, val := range siteDefaults {
+			v.SetDefault("sites."+name+"."+k, val)
+		}
+	}
 }
 
 // Options says where Load looks.
@@ -224,6 +269,7 @@ func Load(opts Options) (*Config, error) {
 		}
 	}
 
+	setSiteDefaults(v)
 	// The environment: only keys viper knows (every key has a default).
 	for _, key := range v.AllKeys() {
 		name := "POSBRIDGE_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
@@ -253,6 +299,11 @@ func Load(opts Options) (*Config, error) {
 	unused := append([]string(nil), md.Unused...)
 	sort.Strings(unused)
 	for _, k := range unused {
+		if isSecret(k) {
+			problems = append(problems, fmt.Errorf("%w: %s: %q: secrets are not read from the config: put the value in an environment variable and name it with password_env or key_passphrase_env",
+				ErrInvalid, describe(file), k))
+			continue
+		}
 		problems = append(problems, fmt.Errorf("%w: %s: unknown setting %q", ErrInvalid, describe(file), k))
 	}
 	problems = append(problems, c.Validate()...)
@@ -330,6 +381,45 @@ func (c *Config) Validate() []error {
 	}
 	if c.Triggers.PurgeDays < 1 {
 		bad("triggers.purge_days", "must be at least 1, got %d", c.Triggers.PurgeDays)
+	}
+	names := make([]string, 0, len(c.Sites))
+	for name := range c.Sites {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		s := c.Sites[name]
+		key := "sites." + name
+		switch s.Type {
+		case "local":
+			if strings.TrimSpace(s.Dir) == "" {
+				bad(key+".dir", "a local site needs the folder it stands for")
+			}
+		case "sftp":
+			if strings.TrimSpace(s.Host) == "" {
+				bad(key+".host", "an sftp site needs a host")
+			}
+			if strings.TrimSpace(s.User) == "" {
+				bad(key+".user", "an sftp site needs a user")
+			}
+			if s.Port < 1 || s.Port > 65535 {
+				bad(key+".port", "must be between 1 and 65535, got %d", s.Port)
+			}
+			if s.ConnectTimeout <= 0 {
+				bad(key+".connect_timeout", "must be positive, got %s", s.ConnectTimeout)
+			}
+			if s.IdleTimeout <= 0 {
+				bad(key+".idle_timeout", "must be positive, got %s", s.IdleTimeout)
+			}
+			if s.Retries < 0 {
+				bad(key+".retries", "must not be negative, got %d", s.Retries)
+			}
+			if s.Parallel < 1 {
+				bad(key+".parallel", "must be at least 1, got %d", s.Parallel)
+			}
+		default:
+			bad(key+".type", "must be local or sftp, got %q", s.Type)
+		}
 	}
 	return errs
 }

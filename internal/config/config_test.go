@@ -290,6 +290,21 @@ triggers:
 			want: []string{"log.level", "log.format", "data_dir"},
 		},
 		{
+			name: "sites: type, dir, host, user and limits",
+			file: `sites:
+  a: {type: ftp}
+  b: {type: local}
+  c: {type: sftp, port: 0, connect_timeout: 0s, idle_timeout: -1s, retries: -1, parallel: 0}
+`,
+			want: []string{"sites.a.type", "sites.b.dir", "sites.c.host", "sites.c.user", "sites.c.port",
+				"sites.c.connect_timeout", "sites.c.idle_timeout", "sites.c.retries", "sites.c.parallel"},
+		},
+		{
+			name: "sites: secrets in the file are refused without their value",
+			file: "sites:\n  p:\n    type: sftp\n    host: h\n    user: u\n    password: hunter2\n    key_passphrase: hunter2\n",
+			want: []string{`"sites[p].password": secrets are not read`, `"sites[p].key_passphrase": secrets are not read`},
+		},
+		{
 			name: "cache size above the limit",
 			file: "db:\n  cache_mib: 5000\n",
 			want: []string{"db.cache_mib"},
@@ -382,5 +397,26 @@ func TestRedactedShowsTheWholeConfig(t *testing.T) {
 	}
 	if got := r["db"].(map[string]any)["busy_timeout"]; got != "10s" {
 		t.Errorf("db.busy_timeout = %#v, want the readable duration \"10s\"", got)
+	}
+}
+
+func TestSiteDefaultsAndEnvironment(t *testing.T) {
+	inCleanDir(t)
+	path := writeFile(t, "sites:\n  Partner:\n    type: sftp\n    host: h\n    user: u\n    folders: {inbox: /in}\n  drop:\n    type: local\n")
+	cfg, err := config.Load(config.Options{File: path, LookupEnv: env(t, map[string]string{
+		"POSBRIDGE_SITES_DROP_DIR":     "/srv/drop",
+		"POSBRIDGE_SITES_PARTNER_PORT": "2222",
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := cfg.Sites["partner"]
+	want := config.Site{Type: "sftp", Host: "h", User: "u", Port: 2222, ConnectTimeout: 10 * time.Second,
+		IdleTimeout: 60 * time.Second, Retries: 3, Parallel: 4, Folders: map[string]string{"inbox": "/in"}}
+	if !reflect.DeepEqual(p, want) {
+		t.Errorf("partner = %+v\nwant      %+v", p, want)
+	}
+	if d := cfg.Sites["drop"]; d.Dir != "/srv/drop" || d.Type != "local" {
+		t.Errorf("drop = %+v", d)
 	}
 }

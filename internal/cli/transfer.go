@@ -1,0 +1,470 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/posbridge/posbridge/internal/config"
+	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/ledger"
+	"github.com/posbridge/posbridge/internal/transfer"
+)
+
+// errSFTPPending is what every command says about an sftp site until the
+// SFTP part of issue 5 lands.
+var errSFTPPending = errors.New("sftp sites are not implemented yet (issue 5)")
+
+// openSite finds a configured site and opens it.
+func openSite(cfg *config.Config, name string) (config.Site, transfer.Site, error) {
+	sc, ok := cfg.Sites[strings.ToLower(name)]
+	if !ok {
+		return sc, nil, usageErr("unknown site %q (configured: %s)", name, siteNames(cfg))
+	}
+	switch sc.Type {
+	case "local":
+		s, err := transfer.NewLocal(sc.Dir)
+		if err != nil {
+			return sc, nil, fmt.Errorf("site %s: %w", name, err)
+		}
+		return sc, s, nil
+	default:
+		return sc, nil, fmt.Errorf("site %s: %w", name, errSFTPPending)
+	}
+}
+
+func siteNames(cfg *config.Config) string {
+	if len(cfg.Sites) == 0 {
+		return "none; add them under sites: in the config"
+	}
+	names := make([]string, 0, len(cfg.Sites))
+	for n := range cfg.Sites {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+// folder resolves a site folder given as a role of the site's folders
+// (inbox, outbox, archive, error) or as a path; a path that could leave the
+// site is a usage error.
+func folder(sc config.Site, p string) (string, error) {
+	if f, ok := sc.Folders[p]; ok {
+		p = f
+	}
+	clean, err := transfer.CleanDir(p)
+	if err != nil {
+		return "", usageErr("%v", err)
+	}
+	return clean, nil
+}
+
+type pushOptions struct {
+	site, from, to, pattern string
+	overwrite, dryRun       bool
+	output                  outputFlag
+}
+
+func newPushCmd(app *App) *cobra.Command {
+	var o pushOptions
+	cmd := &cobra.Command{
+		Use:   "push --site S [FILE...|--from DIR] [--to REMOTE_DIR]",
+		Short: "Upload files to a site, never exposing half a file",
+		Long: `Upload each file to a temporary name (.NAME.tmp) in the site folder, check the
+size there, rename it to its name (failing when that exists, unless --overwrite),
+record the transfer, then move the local file to sent/ beside it. A marker
+F.done is uploaded right after F, and never for an F that failed.
+
+--to is a folder of the site, or the name of one of its configured folders
+(inbox, outbox, archive, error); the default is the site's inbox folder.
+See docs/transfers.md.`,
+		Example: `  posbridge push --site partner --from data/outbox/items --pattern '*.xml'
+  posbridge push --site partner items_20260101T000000Z_1.xml --to inbox
+  posbridge push --site partner --from data/outbox/items --dry-run`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.site == "" {
+				return usageErr("push needs --site")
+			}
+			if (len(args) == 0) == (o.from == "") {
+				return usageErr("push takes files or --from DIR, one of them")
+			}
+			if o.pattern != "" && o.from == "" {
+				return usageErr("--pattern goes with --from")
+			}
+			if _, err := filepath.Match(o.pattern, ""); err != nil {
+				return usageErr("--pattern %q: %v", o.pattern, err)
+			}
+			cfg, err := app.Config()
+			if err != nil {
+				return err
+			}
+			sc, site, err := openSite(cfg, o.site)
+			if err != nil {
+				return err
+			}
+			to := o.to
+			if to == "" {
+				to = "inbox"
+				if _, ok := sc.Folders[to]; !ok {
+					return usageErr("push needs --to: site %s has no inbox folder configured", o.site)
+				}
+			}
+			dir, err := folder(sc, to)
+			if err != nil {
+				return err
+			}
+			po := transfer.PushOptions{SiteName: strings.ToLower(o.site), Files: args, FromDir: o.from, Pattern: o.pattern,
+				To: dir, Overwrite: o.overwrite, DryRun: o.dryRun, LockDir: cfg.LockDir()}
+			d, err := app.DB(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return runTransfer(cmd.Context(), app, d, "push "+po.SiteName, o.dryRun, o.output.value, &po.RunID,
+				func(ctx context.Context) (*transfer.Result, error) { return transfer.Push(ctx, d, site, po) })
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.site, "site", "", "site name (config sites)")
+	f.StringVar(&o.from, "from", "", "local folder whose files to push")
+	f.StringVar(&o.to, "to", "", "site folder, or a configured folder name (default: inbox)")
+	f.StringVar(&o.pattern, "pattern", "", "with --from: only names matching this glob")
+	f.BoolVar(&o.overwrite, "overwrite", false, "replace a file of the same name on the site")
+	f.BoolVar(&o.dryRun, "dry-run", false, "show what would be pushed and change nothing")
+	o.output.add(cmd, "text", "json")
+	return cmd
+}
+
+type pullOptions struct {
+	site, from, to, pattern, after string
+	minAge, stableWait             time.Duration
+	requireMarker, dryRun          bool
+	output                         outputFlag
+}
+
+func newPullCmd(app *App) *cobra.Command {
+	var o pullOptions
+	cmd := &cobra.Command{
+		Use:   "pull --site S --from REMOTE_DIR --to DIR",
+		Short: "Fetch the finished files of a site folder, each once",
+		Long: `List the site folder and fetch every file that is finished: files younger than
+--min-age are left, the folder is looked at twice --stable-wait apart and a file
+whose size or time changed is left, and with --require-marker a file F is only
+fetched once F.done is there (the marker is fetched after it). Names starting
+with "." (temporary files) are never fetched; names holding "/", ".." or control
+characters are refused.
+
+Each file is written to a temporary name in --to (mode 0600), its size checked,
+synced and renamed, the transfer is recorded, and only then is the remote file
+kept, deleted or moved to the site's archive folder (--after). A file already
+fetched (same site, path, size and time) is skipped; the same name with new
+content is fetched. Two pulls of one site never run at once: the second exits 75.
+See docs/transfers.md.`,
+		Example: `  posbridge pull --site partner --from outbox --to data/inbox --after archive
+  posbridge pull --site partner --from outbox --to data/inbox --pattern '*.csv' --require-marker
+  posbridge pull --site partner --from outbox --to data/inbox --dry-run`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.site == "" || o.from == "" || o.to == "" {
+				return usageErr("pull needs --site, --from and --to")
+			}
+			switch o.after {
+			case transfer.AfterKeep, transfer.AfterDelete, transfer.AfterArchive:
+			default:
+				return usageErr("--after %q: want keep, delete or archive", o.after)
+			}
+			if o.minAge < 0 || o.stableWait < 0 {
+				return usageErr("--min-age and --stable-wait must not be negative")
+			}
+			if _, err := filepath.Match(o.pattern, ""); err != nil {
+				return usageErr("--pattern %q: %v", o.pattern, err)
+			}
+			cfg, err := app.Config()
+			if err != nil {
+				return err
+			}
+			sc, site, err := openSite(cfg, o.site)
+			if err != nil {
+				return err
+			}
+			from, err := folder(sc, o.from)
+			if err != nil {
+				return err
+			}
+			po := transfer.PullOptions{SiteName: strings.ToLower(o.site), From: from, To: o.to, Pattern: o.pattern,
+				After: o.after, MinAge: o.minAge, StableWait: o.stableWait, RequireMarker: o.requireMarker,
+				DryRun: o.dryRun, LockDir: cfg.LockDir()}
+			if o.after == transfer.AfterArchive {
+				if po.ArchiveDir = sc.Folders["archive"]; po.ArchiveDir == "" {
+					return fmt.Errorf("%w: --after archive: site %s has no archive folder (sites.%s.folders.archive)",
+						config.ErrInvalid, o.site, po.SiteName)
+				}
+			}
+			d, err := app.DB(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return runTransfer(cmd.Context(), app, d, "pull "+po.SiteName, o.dryRun, o.output.value, &po.RunID,
+				func(ctx context.Context) (*transfer.Result, error) { return transfer.Pull(ctx, d, site, po) })
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.site, "site", "", "site name (config sites)")
+	f.StringVar(&o.from, "from", "", "site folder, or a configured folder name such as outbox")
+	f.StringVar(&o.to, "to", "", "local folder the files go to")
+	f.StringVar(&o.pattern, "pattern", "", "only names matching this glob")
+	f.StringVar(&o.after, "after", transfer.AfterKeep, "what happens to a fetched remote file: keep, delete or archive")
+	f.DurationVar(&o.minAge, "min-age", 30*time.Second, "leave files modified less than this long ago")
+	f.DurationVar(&o.stableWait, "stable-wait", 2*time.Second, "time between the two looks at the folder")
+	f.BoolVar(&o.requireMarker, "require-marker", false, "fetch F only when F.done is there")
+	f.BoolVar(&o.dryRun, "dry-run", false, "show what would be fetched and change nothing")
+	o.output.add(cmd, "text", "json")
+	return cmd
+}
+
+// runTransfer records the run around a push or pull, storing its id in
+// *runID (the RunID field of the options do hands on), and reports each
+// file.
+func runTransfer(ctx context.Context, app *App, d *db.DB, command string, dryRun bool, output string, runID *int64,
+	do func(ctx context.Context) (*transfer.Result, error)) error {
+	if !dryRun {
+		var err error
+		if *runID, err = ledger.StartRun(ctx, d, command, ""); err != nil {
+			return err
+		}
+	}
+	res, err := do(ctx)
+	if *runID > 0 {
+		status := ledger.RunOK
+		if err != nil {
+			status = ledger.RunFailed
+		}
+		if endErr := ledger.EndRun(context.WithoutCancel(ctx), d, *runID, status, res, err); endErr != nil && err == nil {
+			err = endErr
+		}
+	}
+	if res == nil {
+		return err
+	}
+	if output == "json" {
+		if werr := writeJSON(app.Out, res); werr != nil && err == nil {
+			err = werr
+		}
+		return err
+	}
+	verb := map[string]string{"push": "pushed", "pull": "pulled"}[strings.Fields(command)[0]]
+	for _, f := range res.Files {
+		switch f.Status {
+		case "done":
+			fmt.Fprintf(app.Out, "%s %s -> %s (%d bytes, sha256 %s)%s\n", verb, arrowFrom(command, f), arrowTo(command, f), f.Size, f.SHA256, reason(f))
+		case "would":
+			fmt.Fprintf(app.Out, "dry run: would have %s %s -> %s (%d bytes)\n", verb, arrowFrom(command, f), arrowTo(command, f), f.Size)
+		default:
+			fmt.Fprintf(app.Out, "%s %s: %s\n", f.Status, arrowFrom(command, f), f.Reason)
+		}
+	}
+	if res.DryRun {
+		fmt.Fprintf(app.Out, "dry run, nothing changed: %s: %d would be %s, %d skipped, %d failed\n", command, res.Would, verb, res.Skip, res.Failed)
+		return err
+	}
+	fmt.Fprintf(app.Out, "%s: %d %s, %d skipped, %d failed\n", command, res.Done, verb, res.Skip, res.Failed)
+	return err
+}
+
+func arrowFrom(command string, f transfer.FileResult) string {
+	if strings.HasPrefix(command, "push") {
+		return f.Local
+	}
+	return "site:" + f.Remote
+}
+
+func arrowTo(command string, f transfer.FileResult) string {
+	if strings.HasPrefix(command, "push") {
+		return "site:" + f.Remote
+	}
+	return f.Local
+}
+
+func reason(f transfer.FileResult) string {
+	if f.Reason == "" {
+		return ""
+	}
+	return "; " + f.Reason
+}
+
+func newSitesCmd(app *App) *cobra.Command {
+	var out outputFlag
+	list := &cobra.Command{
+		Use:     "list",
+		Short:   "List the configured sites",
+		Example: `  posbridge sites list`,
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := app.Config()
+			if err != nil {
+				return err
+			}
+			names := make([]string, 0, len(cfg.Sites))
+			for n := range cfg.Sites {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			w := newRecords(out.value, app.Out, "name", "type", "where", "folders")
+			for _, n := range names {
+				s := cfg.Sites[n]
+				where := s.Dir
+				if s.Type == "sftp" {
+					where = fmt.Sprintf("%s@%s:%d", s.User, s.Host, s.Port)
+				}
+				roles := make([]string, 0, len(s.Folders))
+				for r, p := range s.Folders {
+					roles = append(roles, r+"="+p)
+				}
+				sort.Strings(roles)
+				obj := map[string]any{"name": n, "type": s.Type, "where": where, "folders": s.Folders}
+				if err := w.add(obj, n, s.Type, where, strings.Join(roles, " ")); err != nil {
+					return err
+				}
+			}
+			return w.close()
+		},
+	}
+	out.add(list, "table", "json", "csv")
+
+	test := &cobra.Command{
+		Use:   "test SITE",
+		Short: "Check that a site and each of its folders can be reached and written",
+		Long: `For a local site: the folder exists, and each configured folder exists and takes
+a new file (a temporary file is created and removed). Prints one line per check
+and exits 1 when one failed.`,
+		Example: `  posbridge sites test partner`,
+		Args:    exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := app.Config()
+			if err != nil {
+				return err
+			}
+			sc, site, err := openSite(cfg, args[0])
+			if err != nil {
+				return err
+			}
+			if err := transfer.Probe(site, ""); err != nil {
+				fmt.Fprintf(app.Out, "FAILED site %s: folder %s: %v\n", args[0], sc.Dir, err)
+				return fmt.Errorf("site %s: %w", args[0], err)
+			}
+			fmt.Fprintf(app.Out, "ok     site %s: folder %s listed and writable\n", args[0], sc.Dir)
+			roles := make([]string, 0, len(sc.Folders))
+			for r := range sc.Folders {
+				roles = append(roles, r)
+			}
+			sort.Strings(roles)
+			failed := 0
+			for _, r := range roles {
+				if err := transfer.Probe(site, sc.Folders[r]); err != nil {
+					failed++
+					fmt.Fprintf(app.Out, "FAILED folder %s (%s): %v\n", r, sc.Folders[r], err)
+					continue
+				}
+				fmt.Fprintf(app.Out, "ok     folder %s (%s): listed and writable\n", r, sc.Folders[r])
+			}
+			if failed > 0 {
+				return fmt.Errorf("site %s: %d of %d folders failed", args[0], failed, len(roles))
+			}
+			return nil
+		},
+	}
+
+	var lsOut outputFlag
+	ls := &cobra.Command{
+		Use:     "ls SITE [PATH]",
+		Short:   "List a folder of a site",
+		Example: `  posbridge sites ls partner outbox`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) < 1 || len(args) > 2 {
+				return usageErr("%s takes a site and an optional folder (see '%s --help')", cmd.CommandPath(), cmd.CommandPath())
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := app.Config()
+			if err != nil {
+				return err
+			}
+			sc, site, err := openSite(cfg, args[0])
+			if err != nil {
+				return err
+			}
+			dir := ""
+			if len(args) == 2 {
+				if dir, err = folder(sc, args[1]); err != nil {
+					return err
+				}
+			}
+			entries, err := site.List(dir)
+			if err != nil {
+				return err
+			}
+			w := newRecords(lsOut.value, app.Out, "name", "size", "mtime", "type")
+			for _, e := range entries {
+				kind := "file"
+				if e.IsDir {
+					kind = "dir"
+				}
+				mt := e.ModTime.UTC().Format(time.RFC3339)
+				obj := map[string]any{"name": e.Name, "size": e.Size, "mtime": mt, "type": kind}
+				if err := w.add(obj, e.Name, e.Size, mt, kind); err != nil {
+					return err
+				}
+			}
+			return w.close()
+		},
+	}
+	lsOut.add(ls, "table", "json", "csv")
+	g := groupCmd("sites", "The configured sites: list, test, ls", list, test, ls)
+	g.Long = `Sites are the places files are pushed to and pulled from, configured under
+sites: by name, type local (a folder) or sftp (not implemented yet).
+See docs/transfers.md.`
+	return g
+}
+
+func newTransfersCmd(app *App) *cobra.Command {
+	var site, status string
+	var out outputFlag
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the transfer ledger: every file pushed or pulled",
+		Example: `  posbridge transfers list --site partner --status failed
+  posbridge transfers list --output json`,
+		Args: noArgs,
+		PreRunE: func(cmd *cobra.Command, args []string) error {
+			switch status {
+			case "", ledger.TransferStarted, ledger.TransferDone, ledger.TransferFailed, ledger.TransferSkipped:
+				return nil
+			}
+			return usageErr("--status %q: want started, done, failed or skipped", status)
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			d, err := app.DB(cmd.Context())
+			if err != nil {
+				return err
+			}
+			w := newRecords(out.value, app.Out, "id", "site", "direction", "remote_path", "local_path", "size", "status", "updated", "error")
+			err = ledger.ListTransfers(cmd.Context(), d, strings.ToLower(site), status, func(t ledger.Transfer) error {
+				return w.add(t, t.ID, t.Site, t.Direction, t.RemotePath, t.LocalPath, t.Size, t.Status, t.UpdatedAt, t.Error)
+			})
+			if err != nil {
+				return err
+			}
+			return w.close()
+		},
+	}
+	list.Flags().StringVar(&site, "site", "", "only this site")
+	list.Flags().StringVar(&status, "status", "", "only this status: started, done, failed or skipped")
+	out.add(list, "table", "json", "csv")
+	return groupCmd("transfers", "The ledger of files pushed to and pulled from sites", list)
+}

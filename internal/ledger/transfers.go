@@ -1,0 +1,111 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/posbridge/posbridge/internal/db"
+)
+
+// Transfer statuses.
+const (
+	TransferStarted = "started"
+	TransferDone    = "done"
+	TransferFailed  = "failed"
+	TransferSkipped = "skipped"
+)
+
+// Transfer is one row of the transfer ledger: a file pushed to or pulled
+// from a site. MTime is the remote file's modification time for a pull and
+// the local one for a push, in RFC 3339 with nanoseconds.
+type Transfer struct {
+	ID         int64  `json:"id"`
+	Site       string `json:"site"`
+	Direction  string `json:"direction"`
+	LocalPath  string `json:"local_path"`
+	RemotePath string `json:"remote_path"`
+	Size       int64  `json:"size"`
+	MTime      string `json:"mtime"`
+	SHA256     string `json:"sha256"`
+	Status     string `json:"status"`
+	Attempts   int    `json:"attempts"`
+	Error      string `json:"error"`
+	RunID      int64  `json:"run_id"`
+	CreatedAt  string `json:"created_at"`
+	UpdatedAt  string `json:"updated_at"`
+}
+
+// StartTransfer records a transfer as started and returns its id.
+func StartTransfer(ctx context.Context, q Execer, t Transfer) (int64, error) {
+	var run any
+	if t.RunID > 0 {
+		run = t.RunID
+	}
+	now := db.Now()
+	res, err := q.ExecContext(ctx, `INSERT INTO transfers(site, direction, local_path, remote_path, size, mtime, sha256, status, attempts, error, run_id, created_at, updated_at)
+VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`, t.Site, t.Direction, t.LocalPath, t.RemotePath, t.Size, t.MTime, t.SHA256, TransferStarted, 1, "", run, now, now)
+	if err != nil {
+		return 0, fmt.Errorf("record transfer of %q: %w", t.RemotePath, db.Classify(err))
+	}
+	return res.LastInsertId()
+}
+
+// EndTransfer records how a started transfer ended: status done with the
+// size and checksum that moved, or failed with the error.
+func EndTransfer(ctx context.Context, q Execer, id int64, status string, size int64, sum string, cause error) error {
+	msg := ""
+	if cause != nil {
+		msg = cause.Error()
+	}
+	_, err := q.ExecContext(ctx, `UPDATE transfers SET status=?, size=?, sha256=?, error=?, updated_at=? WHERE id=?`,
+		status, size, sum, msg, db.Now(), id)
+	if err != nil {
+		return fmt.Errorf("record end of transfer %d: %w", id, db.Classify(err))
+	}
+	return nil
+}
+
+// Fetched says whether a remote file with this path, size and mtime was
+// already pulled from the site.
+func Fetched(ctx context.Context, q Querier, site, remotePath string, size int64, mtime string) (bool, error) {
+	var n int
+	err := q.QueryRowContext(ctx, `SELECT count(*) FROM transfers
+WHERE site = ? AND remote_path = ? AND size = ? AND mtime = ? AND status = 'done' AND direction = 'pull'`,
+		site, remotePath, size, mtime).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("read transfer ledger: %w", db.Classify(err))
+	}
+	return n > 0, nil
+}
+
+// ListTransfers streams the transfer ledger in id order to fn, optionally
+// only one site and status.
+func ListTransfers(ctx context.Context, d *db.DB, site, status string, fn func(t Transfer) error) error {
+	q := `SELECT id, site, direction, local_path, remote_path, size, mtime, sha256, status, attempts, error, coalesce(run_id, 0), created_at, updated_at
+FROM transfers WHERE 1=1`
+	var args []any
+	if site != "" {
+		q += ` AND site = ?`
+		args = append(args, site)
+	}
+	if status != "" {
+		q += ` AND status = ?`
+		args = append(args, status)
+	}
+	rows, err := d.QueryContext(ctx, q+` ORDER BY id`, args...)
+	if err != nil {
+		return fmt.Errorf("list transfers: %w", db.Classify(err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var t Transfer
+		if err := rows.Scan(&t.ID, &t.Site, &t.Direction, &t.LocalPath, &t.RemotePath, &t.Size, &t.MTime, &t.SHA256, &t.Status,
+			&t.Attempts, &t.Error, &t.RunID, &t.CreatedAt, &t.UpdatedAt); err != nil {
+			return err
+		}
+		if err := fn(t); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}

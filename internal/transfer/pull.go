@@ -1,0 +1,317 @@
+package transfer
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/fsx"
+	"github.com/posbridge/posbridge/internal/ledger"
+)
+
+// What a pull does with a remote file once its local copy is recorded.
+const (
+	AfterKeep    = "keep"
+	AfterDelete  = "delete"
+	AfterArchive = "archive"
+)
+
+// PullOptions say what a pull fetches from where.
+type PullOptions struct {
+	SiteName string
+	// From is the site folder, To the local folder.
+	From, To string
+	Pattern  string
+	// After is keep, delete or archive; ArchiveDir is the site folder
+	// archived files go to.
+	After      string
+	ArchiveDir string
+	// MinAge skips files modified less than this long ago.
+	MinAge time.Duration
+	// StableWait is the time between the two looks at the folder; a file
+	// whose size or mtime changed between them is still being written.
+	StableWait    time.Duration
+	RequireMarker bool
+	DryRun        bool
+	LockDir       string
+	RunID         int64
+
+	// Now and Sleep default to the real clock; tests replace them.
+	Now   func() time.Time
+	Sleep func(time.Duration)
+}
+
+// Pull fetches the stable files of a site folder into a local folder.
+func Pull(ctx context.Context, d *db.DB, site Site, o PullOptions) (*Result, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Sleep == nil {
+		o.Sleep = time.Sleep
+	}
+	if o.Pattern == "" {
+		o.Pattern = "*"
+	}
+	if _, err := filepath.Match(o.Pattern, ""); err != nil {
+		return nil, fmt.Errorf("--pattern %q: %w", o.Pattern, err)
+	}
+	from, err := CleanDir(o.From)
+	if err != nil {
+		return nil, err
+	}
+	archive, err := CleanDir(o.ArchiveDir)
+	if err != nil {
+		return nil, err
+	}
+	if o.After == AfterArchive && archive == "" {
+		return nil, errors.New("--after archive needs the site's archive folder")
+	}
+	if st, err := os.Stat(o.To); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("local folder %q: not a folder", o.To)
+	}
+	if o.To, err = filepath.Abs(o.To); err != nil {
+		return nil, err
+	}
+	res := &Result{Site: o.SiteName, DryRun: o.DryRun, Files: []FileResult{}}
+	if !o.DryRun {
+		lock, err := lockSite(o.LockDir, o.SiteName)
+		if err != nil {
+			return nil, err
+		}
+		defer lock.Unlock()
+	}
+
+	first, err := site.List(from)
+	if err != nil {
+		return nil, err
+	}
+	now := o.Now()
+	files := map[string]Entry{}
+	var candidates []Entry
+	for _, e := range first {
+		if e.IsDir || strings.HasPrefix(e.Name, ".") {
+			continue
+		}
+		files[e.Name] = e
+	}
+	for _, e := range first {
+		if e.IsDir || strings.HasPrefix(e.Name, ".") || strings.HasSuffix(e.Name, markerSuffix) {
+			continue
+		}
+		fr := FileResult{Remote: join(from, e.Name), Size: e.Size, Status: "skipped"}
+		if err := CheckName(e.Name); err != nil {
+			fr.Status, fr.Reason = "failed", err.Error()
+			res.add(fr)
+			continue
+		}
+		if ok, _ := filepath.Match(o.Pattern, e.Name); !ok {
+			continue
+		}
+		fr.Local = filepath.Join(o.To, e.Name)
+		_, marked := files[e.Name+markerSuffix]
+		switch {
+		case now.Sub(e.ModTime) < o.MinAge:
+			fr.Reason = fmt.Sprintf("younger than --min-age %s", o.MinAge)
+		case o.RequireMarker && !marked:
+			fr.Reason = "no marker " + e.Name + markerSuffix
+		default:
+			done, err := ledger.Fetched(ctx, d, o.SiteName, fr.Remote, e.Size, mtimeKey(e.ModTime))
+			if err != nil {
+				return res, err
+			}
+			if !done {
+				candidates = append(candidates, e)
+				continue
+			}
+			// A run that died between the ledger and --after left it.
+			fr.Reason = "already fetched"
+			if o.After != AfterKeep && !o.DryRun {
+				if err := after(site, o.After, fr.Remote, archive, e.Name, now); err != nil {
+					fr.Status, fr.Reason = "failed", "already fetched, but "+err.Error()
+				} else {
+					fr.Reason += "; " + o.After + "d"
+				}
+			}
+		}
+		res.add(fr)
+	}
+	if len(candidates) == 0 {
+		return res, res.err()
+	}
+
+	// The second look: a file still being written changes in between.
+	o.Sleep(o.StableWait)
+	second, err := site.List(from)
+	if err != nil {
+		return nil, err
+	}
+	again := map[string]Entry{}
+	for _, e := range second {
+		again[e.Name] = e
+	}
+	for _, e := range candidates {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		fr := FileResult{Remote: join(from, e.Name), Local: filepath.Join(o.To, e.Name), Size: e.Size, Status: "skipped"}
+		if a, ok := again[e.Name]; !ok {
+			fr.Reason = "gone between two looks"
+			res.add(fr)
+			continue
+		} else if a.Size != e.Size || !a.ModTime.Equal(e.ModTime) {
+			fr.Reason = "still changing"
+			res.add(fr)
+			continue
+		}
+		ok := pullOne(ctx, d, site, o, from, archive, e, res)
+		if m, marked := again[e.Name+markerSuffix]; ok && marked {
+			pullOne(ctx, d, site, o, from, archive, m, res)
+		}
+	}
+	return res, res.err()
+}
+
+// pullOne fetches one stable file, records it and then applies --after;
+// it reports whether the file is now here.
+func pullOne(ctx context.Context, d *db.DB, site Site, o PullOptions, from, archive string, e Entry, res *Result) bool {
+	remote := join(from, e.Name)
+	local := filepath.Join(o.To, e.Name)
+	fr := FileResult{Remote: remote, Local: local, Size: e.Size, Status: "skipped"}
+	mtime := mtimeKey(e.ModTime)
+	done, err := ledger.Fetched(ctx, d, o.SiteName, remote, e.Size, mtime)
+	if err != nil {
+		fr.Status, fr.Reason = "failed", err.Error()
+		res.add(fr)
+		return false
+	}
+	if done {
+		fr.Reason = "already fetched"
+		if o.After != AfterKeep && !o.DryRun {
+			if err := after(site, o.After, remote, archive, e.Name, o.Now()); err != nil {
+				fr.Status, fr.Reason = "failed", "already fetched, but "+err.Error()
+			} else {
+				fr.Reason += "; " + o.After + "d"
+			}
+		}
+		res.add(fr)
+		return true
+	}
+	if o.DryRun {
+		fr.Status = "would"
+		res.add(fr)
+		return true
+	}
+	id, err := ledger.StartTransfer(ctx, d, ledger.Transfer{Site: o.SiteName, Direction: "pull", LocalPath: local,
+		RemotePath: remote, Size: e.Size, MTime: mtime, RunID: o.RunID})
+	if err != nil {
+		fr.Status, fr.Reason = "failed", err.Error()
+		res.add(fr)
+		return false
+	}
+	sum, err := download(site, remote, local, e.Size)
+	if err == nil {
+		// The ledger commits before the remote file goes: a crash in
+		// between fetches nothing twice and loses nothing.
+		err = ledger.EndTransfer(ctx, d, id, ledger.TransferDone, e.Size, sum, nil)
+	} else {
+		ledger.EndTransfer(context.WithoutCancel(ctx), d, id, ledger.TransferFailed, e.Size, "", err)
+	}
+	if err != nil {
+		fr.Status, fr.Reason = "failed", err.Error()
+		res.add(fr)
+		return false
+	}
+	fr.Status, fr.SHA256 = "done", sum
+	if err := after(site, o.After, remote, archive, e.Name, o.Now()); err != nil {
+		fr.Status, fr.Reason = "failed", "fetched, but "+err.Error()
+	}
+	res.add(fr)
+	return true
+}
+
+// download writes the remote file to a temporary local name (0600),
+// checks the size, syncs and renames it. A local file of the same name is
+// replaced only when it holds the same bytes (a run that died after the
+// rename); otherwise the pull of that file fails.
+func download(site Site, remote, local string, size int64) (sum string, err error) {
+	tmp := filepath.Join(filepath.Dir(local), tmpName(filepath.Base(local)))
+	os.Remove(tmp) // left by a run that died
+	src, err := site.Open(remote)
+	if err != nil {
+		return "", err
+	}
+	defer src.Close()
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("download %q: %w", remote, err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	n, sum, err := copyCounted(f, src)
+	if err != nil {
+		return "", fmt.Errorf("download %q: %w", remote, err)
+	}
+	if n != size {
+		return "", fmt.Errorf("download %q: got %d bytes, the listing said %d", remote, n, size)
+	}
+	if err = f.Sync(); err != nil {
+		return "", fmt.Errorf("download %q: sync: %w", remote, err)
+	}
+	if err = f.Close(); err != nil {
+		return "", fmt.Errorf("download %q: %w", remote, err)
+	}
+	if err = os.Link(tmp, local); errors.Is(err, os.ErrExist) {
+		if same, _ := sameSum(local, sum); !same {
+			return "", fmt.Errorf("download %q: local file %q exists with other content: not replaced", remote, local)
+		}
+		err = nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("download %q: %w", remote, err)
+	}
+	os.Remove(tmp)
+	return sum, fsx.SyncDir(filepath.Dir(local))
+}
+
+func sameSum(path, sum string) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return false, err
+	}
+	want, _ := hex.DecodeString(sum)
+	return bytes.Equal(h.Sum(nil), want), nil
+}
+
+// after deletes or archives a fetched remote file. An archived file whose
+// name is taken in the archive gets the time appended.
+func after(site Site, action, remote, archive, name string, now time.Time) error {
+	switch action {
+	case AfterDelete:
+		return site.Remove(remote)
+	case AfterArchive:
+		err := site.Rename(remote, join(archive, name), false)
+		if errors.Is(err, ErrExist) {
+			err = site.Rename(remote, join(archive, name+"."+now.UTC().Format("20060102T150405.000000000Z")), false)
+		}
+		return err
+	}
+	return nil
+}
