@@ -75,6 +75,12 @@ func Pull(ctx context.Context, d *db.DB, site Site, o PullOptions) (*Result, err
 	if o.After == AfterArchive && archive == "" {
 		return nil, errors.New("--after archive needs the site's archive folder")
 	}
+	// A missing local folder is created, as the outbox of an export is.
+	if _, err := os.Stat(o.To); errors.Is(err, os.ErrNotExist) && !o.DryRun {
+		if err := os.MkdirAll(o.To, 0o750); err != nil {
+			return nil, fmt.Errorf("local folder %q: %w", o.To, err)
+		}
+	}
 	if st, err := os.Stat(o.To); err != nil || !st.IsDir() {
 		return nil, fmt.Errorf("local folder %q: not a folder", o.To)
 	}
