@@ -92,7 +92,8 @@ func exitCode(err error) int {
 		return ExitRejected
 	case errors.Is(err, errUsage), errors.Is(err, config.ErrInvalid):
 		return ExitUsage
-	case errors.Is(err, db.ErrBusy), errors.Is(err, export.ErrBusy), errors.Is(err, transfer.ErrBusy):
+	case errors.Is(err, db.ErrBusy), errors.Is(err, export.ErrBusy), errors.Is(err, transfer.ErrBusy),
+		errors.Is(err, transfer.ErrUnreachable):
 		return ExitTemporary
 	default:
 		return ExitFailed

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -17,10 +16,6 @@ import (
 	"github.com/posbridge/posbridge/internal/transfer"
 )
 
-// errSFTPPending is what every command says about an sftp site until the
-// SFTP part of issue 5 lands.
-var errSFTPPending = errors.New("sftp sites are not implemented yet (issue 5)")
-
 // openSite finds a configured site and opens it.
 func openSite(cfg *config.Config, name string) (config.Site, transfer.Site, error) {
 	sc, ok := cfg.Sites[strings.ToLower(name)]
@@ -34,9 +29,37 @@ func openSite(cfg *config.Config, name string) (config.Site, transfer.Site, erro
 			return sc, nil, fmt.Errorf("site %s: %w", name, err)
 		}
 		return sc, s, nil
+	case "sftp":
+		s, err := transfer.DialSFTP(sftpConfig(sc))
+		if err != nil {
+			return sc, nil, fmt.Errorf("site %s: %w", name, err)
+		}
+		return sc, s, nil
 	default:
-		return sc, nil, fmt.Errorf("site %s: %w", name, errSFTPPending)
+		return sc, nil, fmt.Errorf("site %s: unknown type %q", name, sc.Type)
 	}
+}
+
+// sftpConfig is the connection part of an sftp site's settings.
+func sftpConfig(sc config.Site) transfer.SFTPConfig {
+	return transfer.SFTPConfig{Host: sc.Host, Port: sc.Port, User: sc.User, KeyFile: sc.KeyFile,
+		KeyPassphraseEnv: sc.KeyPassphraseEnv, PasswordEnv: sc.PasswordEnv, KnownHosts: sc.KnownHosts,
+		ConnectTimeout: sc.ConnectTimeout, IdleTimeout: sc.IdleTimeout}
+}
+
+// closeSite ends an sftp session; a local site has nothing to close.
+func closeSite(s transfer.Site) {
+	if c, ok := s.(interface{ Close() error }); ok {
+		c.Close()
+	}
+}
+
+// siteLabel names what a site stands for in messages.
+func siteLabel(sc config.Site, s transfer.Site) string {
+	if st, ok := s.(fmt.Stringer); ok && sc.Type == "sftp" {
+		return "sftp " + st.String()
+	}
+	return "folder " + sc.Dir
 }
 
 func siteNames(cfg *config.Config) string {
@@ -108,6 +131,7 @@ See docs/transfers.md.`,
 			if err != nil {
 				return err
 			}
+			defer closeSite(site)
 			to := o.to
 			if to == "" {
 				to = "inbox"
@@ -192,6 +216,7 @@ See docs/transfers.md.`,
 			if err != nil {
 				return err
 			}
+			defer closeSite(site)
 			from, err := folder(sc, o.from)
 			if err != nil {
 				return err
@@ -340,8 +365,10 @@ func newSitesCmd(app *App) *cobra.Command {
 		Use:   "test SITE",
 		Short: "Check that a site and each of its folders can be reached and written",
 		Long: `For a local site: the folder exists, and each configured folder exists and takes
-a new file (a temporary file is created and removed). Prints one line per check
-and exits 1 when one failed.`,
+a new file (a temporary file is created and removed). For an sftp site: connect,
+verify the host key against known_hosts, log in, list the login folder, then
+the same checks for each configured folder. Prints one line per check and exits 1
+when one failed (75 when the server cannot be reached).`,
 		Example: `  posbridge sites test partner`,
 		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -353,11 +380,23 @@ and exits 1 when one failed.`,
 			if err != nil {
 				return err
 			}
-			if err := transfer.Probe(site, ""); err != nil {
-				fmt.Fprintf(app.Out, "FAILED site %s: folder %s: %v\n", args[0], sc.Dir, err)
-				return fmt.Errorf("site %s: %w", args[0], err)
+			defer closeSite(site)
+			if sc.Type == "sftp" {
+				fmt.Fprintf(app.Out, "ok     site %s: connected to %s, host key verified, logged in\n", args[0], siteLabel(sc, site))
+				// The login folder of a partner's server is often
+				// read-only: it is only listed.
+				if _, err := site.List(""); err != nil {
+					fmt.Fprintf(app.Out, "FAILED site %s: login folder: %v\n", args[0], err)
+					return fmt.Errorf("site %s: %w", args[0], err)
+				}
+				fmt.Fprintf(app.Out, "ok     site %s: login folder listed\n", args[0])
+			} else {
+				if err := transfer.Probe(site, ""); err != nil {
+					fmt.Fprintf(app.Out, "FAILED site %s: %s: %v\n", args[0], siteLabel(sc, site), err)
+					return fmt.Errorf("site %s: %w", args[0], err)
+				}
+				fmt.Fprintf(app.Out, "ok     site %s: %s listed and writable\n", args[0], siteLabel(sc, site))
 			}
-			fmt.Fprintf(app.Out, "ok     site %s: folder %s listed and writable\n", args[0], sc.Dir)
 			roles := make([]string, 0, len(sc.Folders))
 			for r := range sc.Folders {
 				roles = append(roles, r)
@@ -373,6 +412,9 @@ and exits 1 when one failed.`,
 				fmt.Fprintf(app.Out, "ok     folder %s (%s): listed and writable\n", r, sc.Folders[r])
 			}
 			if failed > 0 {
+				if b, ok := site.(interface{ Broken() error }); ok && b.Broken() != nil {
+					return fmt.Errorf("site %s: %d of %d folders failed: %w", args[0], failed, len(roles), b.Broken())
+				}
 				return fmt.Errorf("site %s: %d of %d folders failed", args[0], failed, len(roles))
 			}
 			return nil
@@ -399,6 +441,7 @@ and exits 1 when one failed.`,
 			if err != nil {
 				return err
 			}
+			defer closeSite(site)
 			dir := ""
 			if len(args) == 2 {
 				if dir, err = folder(sc, args[1]); err != nil {
@@ -427,7 +470,7 @@ and exits 1 when one failed.`,
 	lsOut.add(ls, "table", "json", "csv")
 	g := groupCmd("sites", "The configured sites: list, test, ls", list, test, ls)
 	g.Long = `Sites are the places files are pushed to and pulled from, configured under
-sites: by name, type local (a folder) or sftp (not implemented yet).
+sites: by name, type local (a folder) or sftp (an SFTP server).
 See docs/transfers.md.`
 	return g
 }

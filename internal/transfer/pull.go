@@ -151,7 +151,7 @@ func Pull(ctx context.Context, d *db.DB, site Site, o PullOptions) (*Result, err
 		res.add(fr)
 	}
 	if len(candidates) == 0 {
-		return res, res.err()
+		return res, res.errOn(site)
 	}
 
 	// The second look: a file still being written changes in between.
@@ -183,7 +183,7 @@ func Pull(ctx context.Context, d *db.DB, site Site, o PullOptions) (*Result, err
 			pullOne(ctx, d, site, o, from, archive, m, res)
 		}
 	}
-	return res, res.err()
+	return res, res.errOn(site)
 }
 
 // pullOne fetches one stable file, records it and then applies --after;

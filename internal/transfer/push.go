@@ -68,7 +68,7 @@ func Push(ctx context.Context, d *db.DB, site Site, o PushOptions) (*Result, err
 		}
 		res.add(fr)
 	}
-	return res, res.err()
+	return res, res.errOn(site)
 }
 
 // pushList orders the files so each marker F.done follows its F.

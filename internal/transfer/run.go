@@ -56,6 +56,21 @@ func (r *Result) err() error {
 	return fmt.Errorf("%s: %d of %d files failed", r.Site, r.Failed, len(r.Files))
 }
 
+// errOn is err, but when the site's connection was lost during the run
+// the error says so and wraps ErrUnreachable: the run may be retried.
+func (r *Result) errOn(site Site) error {
+	err := r.err()
+	if err == nil {
+		return nil
+	}
+	if b, ok := site.(interface{ Broken() error }); ok {
+		if berr := b.Broken(); berr != nil {
+			return fmt.Errorf("%v: %w", err, berr)
+		}
+	}
+	return err
+}
+
 // lockSite takes the site's lock: two runs of one site never overlap, so a
 // file is never fetched twice.
 func lockSite(lockDir, site string) (*fsx.Lock, error) {

@@ -1,0 +1,614 @@
+package transfer_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/posbridge/posbridge/internal/transfer"
+)
+
+// sftpServer is an in-process SSH server on 127.0.0.1 whose sftp
+// subsystem serves a folder.
+type sftpServer struct {
+	addr     string
+	port     int
+	hostKey  ssh.Signer
+	userKey  string // private key file
+	password string
+}
+
+func newKey(t *testing.T) ssh.Signer {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// startSFTP serves root; the user logs in with the key written to a file
+// or with the password "s3cret".
+func startSFTP(t *testing.T, root string, extraHostKeys ...ssh.Signer) *sftpServer {
+	t.Helper()
+	return startSFTPWith(t, func(ch io.ReadWriteCloser) {
+		s, err := sftp.NewServer(ch, sftp.WithServerWorkingDirectory(root))
+		if err != nil {
+			return
+		}
+		s.Serve()
+	}, extraHostKeys...)
+}
+
+// startSFTPWith is startSFTP with serve running the sftp subsystem.
+func startSFTPWith(t *testing.T, serve func(io.ReadWriteCloser), extraHostKeys ...ssh.Signer) *sftpServer {
+	t.Helper()
+	dir := t.TempDir()
+	_, upriv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKey(upriv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(dir, "id_ed25519")
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	userPub, err := ssh.NewPublicKey(upriv.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &sftpServer{hostKey: newKey(t), userKey: keyFile, password: "s3cret"}
+	cfg := &ssh.ServerConfig{
+		PasswordCallback: func(c ssh.ConnMetadata, pw []byte) (*ssh.Permissions, error) {
+			if c.User() == "bob" && string(pw) == srv.password {
+				return nil, nil
+			}
+			return nil, errors.New("wrong password")
+		},
+		PublicKeyCallback: func(c ssh.ConnMetadata, k ssh.PublicKey) (*ssh.Permissions, error) {
+			if c.User() == "bob" && bytes.Equal(k.Marshal(), userPub.Marshal()) {
+				return nil, nil
+			}
+			return nil, errors.New("unknown key")
+		},
+	}
+	cfg.AddHostKey(srv.hostKey)
+	for _, k := range extraHostKeys {
+		cfg.AddHostKey(k)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	srv.addr = ln.Addr().String()
+	srv.port = ln.Addr().(*net.TCPAddr).Port
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go serveSSH(c, cfg, serve)
+		}
+	}()
+	return srv
+}
+
+func serveSSH(c net.Conn, cfg *ssh.ServerConfig, serve func(io.ReadWriteCloser)) {
+	defer c.Close()
+	sc, chans, reqs, err := ssh.NewServerConn(c, cfg)
+	if err != nil {
+		return
+	}
+	defer sc.Close()
+	go ssh.DiscardRequests(reqs)
+	for nc := range chans {
+		if nc.ChannelType() != "session" {
+			nc.Reject(ssh.UnknownChannelType, "no")
+			continue
+		}
+		ch, creqs, err := nc.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			for r := range creqs {
+				ok := r.Type == "subsystem" && len(r.Payload) >= 4 && string(r.Payload[4:]) == "sftp"
+				r.Reply(ok, nil)
+				if ok {
+					go func() {
+						defer ch.Close()
+						serve(ch)
+					}()
+				}
+			}
+		}()
+	}
+}
+
+// knownHosts writes a known_hosts file holding key for the server.
+func (s *sftpServer) knownHosts(t *testing.T, keys ...ssh.PublicKey) string {
+	t.Helper()
+	var b strings.Builder
+	for _, k := range keys {
+		b.WriteString(knownhosts.Line([]string{knownhosts.Normalize(s.addr)}, k) + "\n")
+	}
+	p := filepath.Join(t.TempDir(), "known_hosts")
+	if err := os.WriteFile(p, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func (s *sftpServer) config(t *testing.T) transfer.SFTPConfig {
+	t.Setenv("SSH_AUTH_SOCK", "")
+	return transfer.SFTPConfig{Host: "127.0.0.1", Port: s.port, User: "bob", KeyFile: s.userKey,
+		KnownHosts: s.knownHosts(t, s.hostKey.PublicKey()), ConnectTimeout: 3 * time.Second, IdleTimeout: 3 * time.Second}
+}
+
+func dial(t *testing.T, cfg transfer.SFTPConfig) *transfer.SFTP {
+	t.Helper()
+	s, err := transfer.DialSFTP(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestSFTPPushAndPull(t *testing.T) {
+	e := newEnv(t)
+	srv := startSFTP(t, e.root)
+	site := dial(t, srv.config(t))
+
+	// Push two files through the generic push.
+	out := t.TempDir()
+	for _, n := range []string{"a.xml", "b.xml"} {
+		os.WriteFile(filepath.Join(out, n), []byte("<"+n+"/>"), 0o600)
+	}
+	os.WriteFile(filepath.Join(out, "a.xml.done"), nil, 0o600)
+	res, err := transfer.Push(context.Background(), e.d, site, transfer.PushOptions{SiteName: "s", FromDir: out, To: "archive", LockDir: e.locks})
+	if err != nil || res.Done != 3 {
+		t.Fatalf("push: %v %s", err, statuses(res))
+	}
+	for _, n := range []string{"a.xml", "b.xml"} {
+		if b, err := os.ReadFile(filepath.Join(e.root, "archive", n)); err != nil || string(b) != "<"+n+"/>" {
+			t.Errorf("pushed %s: %q %v", n, b, err)
+		}
+	}
+	// The same name again fails without overwrite and works with it.
+	os.WriteFile(filepath.Join(out, "a.xml"), []byte("<new/>"), 0o600)
+	res, err = transfer.Push(context.Background(), e.d, site, transfer.PushOptions{SiteName: "s", Files: []string{filepath.Join(out, "a.xml")}, To: "archive", LockDir: e.locks})
+	if err == nil || !strings.Contains(statuses(res), "exists on the site") {
+		t.Fatalf("push over existing: %v %s", err, statuses(res))
+	}
+	res, err = transfer.Push(context.Background(), e.d, site, transfer.PushOptions{SiteName: "s", Files: []string{filepath.Join(out, "a.xml")}, To: "archive", Overwrite: true, LockDir: e.locks})
+	if err != nil {
+		t.Fatalf("push --overwrite: %v %s", err, statuses(res))
+	}
+	if b, _ := os.ReadFile(filepath.Join(e.root, "archive", "a.xml")); string(b) != "<new/>" {
+		t.Errorf("overwritten a.xml = %q", b)
+	}
+
+	// Pull through the generic pull, deleting on the site.
+	e.remote(t, "c.xml", "<c/>", time.Hour)
+	res, err = transfer.Pull(context.Background(), e.d, site, transfer.PullOptions{SiteName: "s", From: "out", To: e.local,
+		After: transfer.AfterDelete, LockDir: e.locks, Sleep: func(time.Duration) {}})
+	if err != nil || res.Done != 1 {
+		t.Fatalf("pull: %v %s", err, statuses(res))
+	}
+	if b, _ := os.ReadFile(filepath.Join(e.local, "c.xml")); string(b) != "<c/>" {
+		t.Errorf("pulled c.xml = %q", b)
+	}
+	if _, err := os.Stat(filepath.Join(e.root, "out", "c.xml")); !os.IsNotExist(err) {
+		t.Errorf("c.xml still on the site: %v", err)
+	}
+	// Create is exclusive; Stat of a missing file is ErrNotExist.
+	if _, err := site.Create("archive/b.xml"); !errors.Is(err, transfer.ErrExist) {
+		t.Errorf("Create of existing = %v, want ErrExist", err)
+	}
+	if _, err := site.Stat("nope"); !errors.Is(err, transfer.ErrNotExist) {
+		t.Errorf("Stat missing = %v, want ErrNotExist", err)
+	}
+	if err := transfer.Probe(site, "out"); err != nil {
+		t.Errorf("probe: %v", err)
+	}
+}
+
+func TestSFTPPassword(t *testing.T) {
+	srv := startSFTP(t, t.TempDir())
+	cfg := srv.config(t)
+	cfg.KeyFile = ""
+	cfg.PasswordEnv = "TEST_SFTP_PW"
+	t.Setenv("TEST_SFTP_PW", "s3cret")
+	dial(t, cfg)
+
+	t.Setenv("TEST_SFTP_PW", "wrong-pw-xyz")
+	_, err := transfer.DialSFTP(cfg)
+	if err == nil || !strings.Contains(err.Error(), "login as bob refused") || errors.Is(err, transfer.ErrUnreachable) {
+		t.Fatalf("wrong password: %v", err)
+	}
+	if strings.Contains(err.Error(), "wrong-pw-xyz") {
+		t.Errorf("error shows the password: %v", err)
+	}
+}
+
+func TestSFTPMissingKeyFile(t *testing.T) {
+	srv := startSFTP(t, t.TempDir())
+	cfg := srv.config(t)
+	cfg.KeyFile = filepath.Join(t.TempDir(), "nokey")
+	_, err := transfer.DialSFTP(cfg)
+	if err == nil || !strings.Contains(err.Error(), "key_file") || errors.Is(err, transfer.ErrUnreachable) {
+		t.Fatalf("missing key file: %v", err)
+	}
+}
+
+func TestSFTPHostKeys(t *testing.T) {
+	srv := startSFTP(t, t.TempDir())
+	hint := fmt.Sprintf("ssh-keyscan -p %d 127.0.0.1 >> ", srv.port)
+
+	cfg := srv.config(t)
+	cfg.KnownHosts = filepath.Join(t.TempDir(), "empty")
+	os.WriteFile(cfg.KnownHosts, nil, 0o600)
+	_, err := transfer.DialSFTP(cfg)
+	if err == nil || !strings.Contains(err.Error(), "is unknown") || !strings.Contains(err.Error(), hint) {
+		t.Fatalf("unknown host: %v", err)
+	}
+
+	cfg.KnownHosts = srv.knownHosts(t, newKey(t).PublicKey())
+	_, err = transfer.DialSFTP(cfg)
+	if err == nil || !strings.Contains(err.Error(), "CHANGED") || !strings.Contains(err.Error(), hint) {
+		t.Fatalf("changed host key: %v", err)
+	}
+	if errors.Is(err, transfer.ErrUnreachable) {
+		t.Errorf("a host key error is not retryable: %v", err)
+	}
+
+	cfg.KnownHosts = filepath.Join(t.TempDir(), "missing")
+	if _, err = transfer.DialSFTP(cfg); err == nil || !strings.Contains(err.Error(), hint) {
+		t.Fatalf("missing known_hosts: %v", err)
+	}
+}
+
+// A server with several host key types: the one in known_hosts is
+// negotiated, though the client would prefer ECDSA.
+func TestSFTPSeveralHostKeyTypes(t *testing.T) {
+	ek, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, err := ssh.NewSignerFromKey(ek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := startSFTP(t, t.TempDir(), es)
+	dial(t, srv.config(t)) // known_hosts has only the ed25519 key
+}
+
+func TestSFTPUnreachable(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	kh := filepath.Join(t.TempDir(), "kh")
+	os.WriteFile(kh, nil, 0o600)
+	t.Setenv("TEST_SFTP_PW", "x")
+	_, err := transfer.DialSFTP(transfer.SFTPConfig{Host: "127.0.0.1", Port: port, User: "bob", PasswordEnv: "TEST_SFTP_PW",
+		KnownHosts: kh, ConnectTimeout: time.Second, IdleTimeout: time.Second})
+	if !errors.Is(err, transfer.ErrUnreachable) {
+		t.Fatalf("refused connection = %v, want ErrUnreachable", err)
+	}
+}
+
+// proxy forwards 127.0.0.1 connections to target; after limit bytes (both
+// ways together) it cuts the connection, or with stall it stops
+// forwarding and keeps it open.
+type proxy struct {
+	addr  string
+	port  int
+	limit int64
+	stall bool
+	n     atomic.Int64
+}
+
+func startProxy(t *testing.T, target string, limit int64, stall bool) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{addr: ln.Addr().String(), port: ln.Addr().(*net.TCPAddr).Port, limit: limit, stall: stall}
+	var conns sync.WaitGroup
+	var mu sync.Mutex
+	var open []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range open {
+			c.Close()
+		}
+		mu.Unlock()
+		conns.Wait()
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			mu.Lock()
+			open = append(open, c, s)
+			mu.Unlock()
+			conns.Add(2)
+			go func() { defer conns.Done(); p.pipe(c, s) }()
+			go func() { defer conns.Done(); p.pipe(s, c) }()
+		}
+	}()
+	return p
+}
+
+func (p *proxy) pipe(dst, src net.Conn) {
+	buf := make([]byte, 4096)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if p.n.Add(int64(n)) > p.limit {
+				if p.stall {
+					io.Copy(io.Discard, src) // swallow everything, answer nothing
+					return
+				}
+				dst.Close()
+				src.Close()
+				return
+			}
+			if _, err := dst.Write(buf[:n]); err != nil {
+				src.Close()
+				return
+			}
+		}
+		if err != nil {
+			dst.Close()
+			return
+		}
+	}
+}
+
+func through(t *testing.T, srv *sftpServer, p *proxy) transfer.SFTPConfig {
+	cfg := srv.config(t)
+	cfg.Port = p.port
+	// The known_hosts line names the proxy's port.
+	b := knownhosts.Line([]string{knownhosts.Normalize(p.addr)}, srv.hostKey.PublicKey())
+	os.WriteFile(cfg.KnownHosts, []byte(b+"\n"), 0o600)
+	return cfg
+}
+
+func TestSFTPCutDuringPush(t *testing.T) {
+	e := newEnv(t)
+	srv := startSFTP(t, e.root)
+	p := startProxy(t, srv.addr, 300<<10, false)
+	site := dial(t, through(t, srv, p))
+	out := t.TempDir()
+	big := bytes.Repeat([]byte("x"), 2<<20)
+	os.WriteFile(filepath.Join(out, "big.xml"), big, 0o600)
+	res, err := transfer.Push(context.Background(), e.d, site, transfer.PushOptions{SiteName: "s", FromDir: out, To: "archive", LockDir: e.locks})
+	if !errors.Is(err, transfer.ErrUnreachable) {
+		t.Fatalf("push through a cut connection = %v (%s), want ErrUnreachable", err, statuses(res))
+	}
+	if _, err := os.Stat(filepath.Join(e.root, "archive", "big.xml")); !os.IsNotExist(err) {
+		t.Errorf("big.xml is on the site under its name: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(out, "big.xml")); err != nil {
+		t.Errorf("local big.xml moved: %v", err)
+	}
+	// The next run, on a good connection, completes and cleans up.
+	site2 := dial(t, srv.config(t))
+	res, err = transfer.Push(context.Background(), e.d, site2, transfer.PushOptions{SiteName: "s", FromDir: out, To: "archive", LockDir: e.locks})
+	if err != nil || res.Done != 1 {
+		t.Fatalf("push again: %v %s", err, statuses(res))
+	}
+	if b, _ := os.ReadFile(filepath.Join(e.root, "archive", "big.xml")); !bytes.Equal(b, big) {
+		t.Errorf("pushed file differs: %d bytes", len(b))
+	}
+	if _, err := os.Stat(filepath.Join(e.root, "archive", ".big.xml.tmp")); !os.IsNotExist(err) {
+		t.Errorf("temp file left: %v", err)
+	}
+}
+
+func TestSFTPCutDuringPull(t *testing.T) {
+	e := newEnv(t)
+	srv := startSFTP(t, e.root)
+	p := startProxy(t, srv.addr, 300<<10, false)
+	site := dial(t, through(t, srv, p))
+	big := strings.Repeat("y", 2<<20)
+	e.remote(t, "big.xml", big, time.Hour)
+	o := transfer.PullOptions{SiteName: "s", From: "out", To: e.local, After: transfer.AfterDelete, LockDir: e.locks, Sleep: func(time.Duration) {}}
+	res, err := transfer.Pull(context.Background(), e.d, site, o)
+	if !errors.Is(err, transfer.ErrUnreachable) {
+		t.Fatalf("pull through a cut connection = %v (%s), want ErrUnreachable", err, statuses(res))
+	}
+	if _, err := os.Stat(filepath.Join(e.local, "big.xml")); !os.IsNotExist(err) {
+		t.Errorf("big.xml is here under its name: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(e.root, "out", "big.xml")); err != nil {
+		t.Errorf("remote big.xml gone: %v", err)
+	}
+	res, err = transfer.Pull(context.Background(), e.d, dial(t, srv.config(t)), o)
+	if err != nil || res.Done != 1 {
+		t.Fatalf("pull again: %v %s", err, statuses(res))
+	}
+	if b, _ := os.ReadFile(filepath.Join(e.local, "big.xml")); string(b) != big {
+		t.Errorf("pulled file differs: %d bytes", len(b))
+	}
+}
+
+func TestSFTPStalledServer(t *testing.T) {
+	e := newEnv(t)
+	srv := startSFTP(t, e.root)
+	p := startProxy(t, srv.addr, 300<<10, true)
+	cfg := through(t, srv, p)
+	cfg.IdleTimeout = time.Second
+	site := dial(t, cfg)
+	out := t.TempDir()
+	os.WriteFile(filepath.Join(out, "big.xml"), bytes.Repeat([]byte("x"), 2<<20), 0o600)
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() {
+		_, err := transfer.Push(context.Background(), e.d, site, transfer.PushOptions{SiteName: "s", FromDir: out, To: "archive", LockDir: e.locks})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, transfer.ErrUnreachable) || !strings.Contains(err.Error(), "idle_timeout") {
+			t.Fatalf("stalled push = %v, want ErrUnreachable by idle_timeout", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("push against a stalled server hangs")
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("stalled push took %s", d)
+	}
+	if _, err := os.Stat(filepath.Join(e.root, "archive", "big.xml")); !os.IsNotExist(err) {
+		t.Errorf("big.xml is on the site: %v", err)
+	}
+}
+
+// A server that accepts and never says a word ends at the connect timeout.
+func TestSFTPSilentServer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	kh := filepath.Join(t.TempDir(), "kh")
+	os.WriteFile(kh, nil, 0o600)
+	t.Setenv("TEST_SFTP_PW", "x")
+	start := time.Now()
+	_, err = transfer.DialSFTP(transfer.SFTPConfig{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, User: "bob", PasswordEnv: "TEST_SFTP_PW",
+		KnownHosts: kh, ConnectTimeout: time.Second, IdleTimeout: time.Second})
+	if !errors.Is(err, transfer.ErrUnreachable) {
+		t.Fatalf("silent server = %v, want ErrUnreachable", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %s", d)
+	}
+}
+
+// fullDisk is an in-memory sftp server whose writes fail after 64 KiB,
+// like a full disk.
+type fullDisk struct{ sftp.FileWriter }
+
+func (f fullDisk) Filewrite(r *sftp.Request) (io.WriterAt, error) {
+	w, err := f.FileWriter.Filewrite(r)
+	if err != nil {
+		return nil, err
+	}
+	return &fullWriter{w: w}, nil
+}
+
+type fullWriter struct {
+	w io.WriterAt
+	n atomic.Int64
+}
+
+func (f *fullWriter) WriteAt(b []byte, off int64) (int, error) {
+	if f.n.Add(int64(len(b))) > 64<<10 {
+		return 0, errors.New("no space left on device")
+	}
+	return f.w.WriteAt(b, off)
+}
+
+func TestSFTPDiskFull(t *testing.T) {
+	e := newEnv(t)
+	h := sftp.InMemHandler()
+	h.FilePut = fullDisk{h.FilePut}
+	srv := startSFTPWith(t, func(ch io.ReadWriteCloser) { sftp.NewRequestServer(ch, h).Serve() })
+	site := dial(t, srv.config(t))
+	if err := site.Mkdir("inbox"); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	os.WriteFile(filepath.Join(out, "big.xml"), bytes.Repeat([]byte("z"), 1<<20), 0o600)
+	os.WriteFile(filepath.Join(out, "big.xml.done"), nil, 0o600)
+	res, err := transfer.Push(context.Background(), e.d, site, transfer.PushOptions{SiteName: "s", FromDir: out, To: "inbox", LockDir: e.locks})
+	if err == nil || errors.Is(err, transfer.ErrUnreachable) || res.Done != 0 {
+		t.Fatalf("push to a full disk = %v (%s), want a plain failure", err, statuses(res))
+	}
+	if !strings.Contains(statuses(res), "no space left") {
+		t.Errorf("reason does not say why: %s", statuses(res))
+	}
+	for _, p := range []string{"inbox/big.xml", "inbox/.big.xml.tmp", "inbox/big.xml.done"} {
+		if _, err := site.Stat(p); !errors.Is(err, transfer.ErrNotExist) {
+			t.Errorf("%s on the site: %v", p, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, "big.xml")); err != nil {
+		t.Errorf("local file moved: %v", err)
+	}
+}
+
+// denyWrites is an in-memory sftp server that refuses every new file.
+type denyWrites struct{ sftp.FileWriter }
+
+func (denyWrites) Filewrite(*sftp.Request) (io.WriterAt, error) {
+	return nil, sftp.ErrSSHFxPermissionDenied
+}
+
+func TestSFTPPermissionDenied(t *testing.T) {
+	e := newEnv(t)
+	h := sftp.InMemHandler()
+	h.FilePut = denyWrites{h.FilePut}
+	srv := startSFTPWith(t, func(ch io.ReadWriteCloser) { sftp.NewRequestServer(ch, h).Serve() })
+	site := dial(t, srv.config(t))
+	if err := site.Mkdir("inbox"); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	os.WriteFile(filepath.Join(out, "a.xml"), []byte("<a/>"), 0o600)
+	res, err := transfer.Push(context.Background(), e.d, site, transfer.PushOptions{SiteName: "s", FromDir: out, To: "inbox", LockDir: e.locks})
+	if err == nil || errors.Is(err, transfer.ErrUnreachable) || !strings.Contains(statuses(res), "permission denied") {
+		t.Fatalf("push to a read-only folder = %v (%s), want permission denied", err, statuses(res))
+	}
+	if err := transfer.Probe(site, "inbox"); err == nil || !strings.Contains(err.Error(), "permission denied") {
+		t.Errorf("probe of a read-only folder = %v", err)
+	}
+}
