@@ -47,6 +47,12 @@ func sftpConfig(sc config.Site) transfer.SFTPConfig {
 		ConnectTimeout: sc.ConnectTimeout, IdleTimeout: sc.IdleTimeout}
 }
 
+// siteRetry is how a file lost to an unreachable site is retried: the
+// site's retries, the first after a second and each wait doubling.
+func siteRetry(sc config.Site) transfer.Retry {
+	return transfer.Retry{Retries: sc.Retries, Backoff: time.Second}
+}
+
 // closeSite ends an sftp session; a local site has nothing to close.
 func closeSite(s transfer.Site) {
 	if c, ok := s.(interface{ Close() error }); ok {
@@ -144,7 +150,8 @@ See docs/transfers.md.`,
 				return err
 			}
 			po := transfer.PushOptions{SiteName: strings.ToLower(o.site), Files: args, FromDir: o.from, Pattern: o.pattern,
-				To: dir, Overwrite: o.overwrite, DryRun: o.dryRun, LockDir: cfg.LockDir()}
+				To: dir, Overwrite: o.overwrite, DryRun: o.dryRun, LockDir: cfg.LockDir(),
+				Parallel: sc.Parallel, Retry: siteRetry(sc)}
 			d, err := app.DB(cmd.Context())
 			if err != nil {
 				return err
@@ -223,7 +230,7 @@ See docs/transfers.md.`,
 			}
 			po := transfer.PullOptions{SiteName: strings.ToLower(o.site), From: from, To: o.to, Pattern: o.pattern,
 				After: o.after, MinAge: o.minAge, StableWait: o.stableWait, RequireMarker: o.requireMarker,
-				DryRun: o.dryRun, LockDir: cfg.LockDir()}
+				DryRun: o.dryRun, LockDir: cfg.LockDir(), Parallel: sc.Parallel, Retry: siteRetry(sc)}
 			if o.after == transfer.AfterArchive {
 				if po.ArchiveDir = sc.Folders["archive"]; po.ArchiveDir == "" {
 					return fmt.Errorf("%w: --after archive: site %s has no archive folder (sites.%s.folders.archive)",

@@ -44,10 +44,17 @@ type PullOptions struct {
 	DryRun        bool
 	LockDir       string
 	RunID         int64
+	// Parallel is how many files are fetched at once (at least 1); a
+	// marker is fetched after its file.
+	Parallel int
+	// Retry says how a file lost to an unreachable site is retried.
+	Retry Retry
 
 	// Now and Sleep default to the real clock; tests replace them.
 	Now   func() time.Time
 	Sleep func(time.Duration)
+
+	dirSync *groupSync // syncs To for the files of a run
 }
 
 // Pull fetches the stable files of a site folder into a local folder.
@@ -96,8 +103,14 @@ func Pull(ctx context.Context, d *db.DB, site Site, o PullOptions) (*Result, err
 		defer lock.Unlock()
 	}
 
-	first, err := site.List(from)
-	if err != nil {
+	st := newStmts(d)
+	defer st.Close()
+	o.dirSync = &groupSync{sync: func() error { return fsx.SyncDir(o.To) }}
+	var first []Entry
+	if err := o.Retry.do(ctx, site, func() (err error) {
+		first, err = site.List(from)
+		return err
+	}); err != nil {
 		return nil, err
 	}
 	now := o.Now()
@@ -130,7 +143,7 @@ func Pull(ctx context.Context, d *db.DB, site Site, o PullOptions) (*Result, err
 		case o.RequireMarker && !marked:
 			fr.Reason = "no marker " + e.Name + markerSuffix
 		default:
-			done, err := ledger.Fetched(ctx, d, o.SiteName, fr.Remote, e.Size, mtimeKey(e.ModTime))
+			done, err := ledger.Fetched(ctx, st, o.SiteName, fr.Remote, e.Size, mtimeKey(e.ModTime))
 			if err != nil {
 				return res, err
 			}
@@ -156,18 +169,19 @@ func Pull(ctx context.Context, d *db.DB, site Site, o PullOptions) (*Result, err
 
 	// The second look: a file still being written changes in between.
 	o.Sleep(o.StableWait)
-	second, err := site.List(from)
-	if err != nil {
+	var second []Entry
+	if err := o.Retry.do(ctx, site, func() (err error) {
+		second, err = site.List(from)
+		return err
+	}); err != nil {
 		return nil, err
 	}
 	again := map[string]Entry{}
 	for _, e := range second {
 		again[e.Name] = e
 	}
+	var stable []Entry
 	for _, e := range candidates {
-		if err := ctx.Err(); err != nil {
-			return res, err
-		}
 		fr := FileResult{Remote: join(from, e.Name), Local: filepath.Join(o.To, e.Name), Size: e.Size, Status: "skipped"}
 		if a, ok := again[e.Name]; !ok {
 			fr.Reason = "gone between two looks"
@@ -178,17 +192,30 @@ func Pull(ctx context.Context, d *db.DB, site Site, o PullOptions) (*Result, err
 			res.add(fr)
 			continue
 		}
-		ok := pullOne(ctx, d, site, o, from, archive, e, res)
+		stable = append(stable, e)
+	}
+	for _, frs := range inParallel(ctx, o.Parallel, len(stable), func(i int) []FileResult {
+		e := stable[i]
+		unit := &Result{}
+		ok := pullOne(ctx, st, site, o, from, archive, e, unit)
 		if m, marked := again[e.Name+markerSuffix]; ok && marked {
-			pullOne(ctx, d, site, o, from, archive, m, res)
+			pullOne(ctx, st, site, o, from, archive, m, unit)
 		}
+		return unit.Files
+	}) {
+		for _, fr := range frs {
+			res.add(fr)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return res, err
 	}
 	return res, res.errOn(site)
 }
 
 // pullOne fetches one stable file, records it and then applies --after;
 // it reports whether the file is now here.
-func pullOne(ctx context.Context, d *db.DB, site Site, o PullOptions, from, archive string, e Entry, res *Result) bool {
+func pullOne(ctx context.Context, d *stmts, site Site, o PullOptions, from, archive string, e Entry, res *Result) bool {
 	remote := join(from, e.Name)
 	local := filepath.Join(o.To, e.Name)
 	fr := FileResult{Remote: remote, Local: local, Size: e.Size, Status: "skipped"}
@@ -223,7 +250,11 @@ func pullOne(ctx context.Context, d *db.DB, site Site, o PullOptions, from, arch
 		res.add(fr)
 		return false
 	}
-	sum, err := download(site, remote, local, e.Size)
+	var sum string
+	err = o.Retry.do(ctx, site, func() (err error) {
+		sum, err = download(site, remote, local, e.Size, o.dirSync)
+		return err
+	})
 	if err == nil {
 		// The ledger commits before the remote file goes: a crash in
 		// between fetches nothing twice and loses nothing.
@@ -233,6 +264,9 @@ func pullOne(ctx context.Context, d *db.DB, site Site, o PullOptions, from, arch
 	}
 	if err != nil {
 		fr.Status, fr.Reason = "failed", err.Error()
+		if errors.Is(err, ErrUnreachable) {
+			fr.lost = err
+		}
 		res.add(fr)
 		return false
 	}
@@ -248,7 +282,7 @@ func pullOne(ctx context.Context, d *db.DB, site Site, o PullOptions, from, arch
 // checks the size, syncs and renames it. A local file of the same name is
 // replaced only when it holds the same bytes (a run that died after the
 // rename); otherwise the pull of that file fails.
-func download(site Site, remote, local string, size int64) (sum string, err error) {
+func download(site Site, remote, local string, size int64, dirSync *groupSync) (sum string, err error) {
 	tmp := filepath.Join(filepath.Dir(local), tmpName(filepath.Base(local)))
 	os.Remove(tmp) // left by a run that died
 	src, err := site.Open(remote)
@@ -289,7 +323,10 @@ func download(site Site, remote, local string, size int64) (sum string, err erro
 		return "", fmt.Errorf("download %q: %w", remote, err)
 	}
 	os.Remove(tmp)
-	return sum, fsx.SyncDir(filepath.Dir(local))
+	if dirSync == nil {
+		return sum, fsx.SyncDir(filepath.Dir(local))
+	}
+	return sum, dirSync.Sync()
 }
 
 func sameSum(path, sum string) (bool, error) {

@@ -27,6 +27,11 @@ type PushOptions struct {
 	DryRun    bool
 	LockDir   string
 	RunID     int64
+	// Parallel is how many files move at once (at least 1); a file and
+	// its marker always go one after the other.
+	Parallel int
+	// Retry says how a file lost to an unreachable site is retried.
+	Retry Retry
 }
 
 // Push uploads each file to a temporary name in the target folder, checks
@@ -51,22 +56,37 @@ func Push(ctx context.Context, d *db.DB, site Site, o PushOptions) (*Result, err
 		}
 		defer lock.Unlock()
 	}
-	failed := map[string]bool{}
+	st := newStmts(d)
+	defer st.Close()
+	// A unit is a file with the marker that follows it.
+	var units [][]string
 	for _, local := range files {
-		if err := ctx.Err(); err != nil {
-			return res, err
-		}
-		// A marker says its file is complete: never send it for a file
-		// that failed.
-		if data, ok := strings.CutSuffix(local, markerSuffix); ok && failed[data] {
-			res.add(FileResult{Local: local, Remote: join(to, filepath.Base(local)), Status: "skipped", Reason: "its data file failed"})
+		if n := len(units); n > 0 && local == units[n-1][0]+markerSuffix {
+			units[n-1] = append(units[n-1], local)
 			continue
 		}
-		fr := pushOne(ctx, d, site, o, to, local)
-		if fr.Status == "failed" {
-			failed[local] = true
+		units = append(units, []string{local})
+	}
+	for _, frs := range inParallel(ctx, o.Parallel, len(units), func(i int) []FileResult {
+		fr := pushOne(ctx, st, site, o, to, units[i][0])
+		out := []FileResult{fr}
+		if len(units[i]) == 2 {
+			// A marker says its file is complete: never send it for a
+			// file that failed.
+			if m := units[i][1]; fr.Status == "failed" {
+				out = append(out, FileResult{Local: m, Remote: join(to, filepath.Base(m)), Status: "skipped", Reason: "its data file failed"})
+			} else {
+				out = append(out, pushOne(ctx, st, site, o, to, m))
+			}
 		}
-		res.add(fr)
+		return out
+	}) {
+		for _, fr := range frs {
+			res.add(fr)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return res, err
 	}
 	return res, res.errOn(site)
 }
@@ -124,7 +144,7 @@ func pushList(o PushOptions) ([]string, error) {
 	return files, nil
 }
 
-func pushOne(ctx context.Context, d *db.DB, site Site, o PushOptions, to, local string) FileResult {
+func pushOne(ctx context.Context, d *stmts, site Site, o PushOptions, to, local string) FileResult {
 	name := filepath.Base(local)
 	remote := join(to, name)
 	fr := FileResult{Local: local, Remote: remote, Status: "failed"}
@@ -152,7 +172,11 @@ func pushOne(ctx context.Context, d *db.DB, site Site, o PushOptions, to, local 
 		fr.Reason = err.Error()
 		return fr
 	}
-	sum, err := upload(site, local, to, name, info.Size(), o.Overwrite)
+	var sum string
+	err = o.Retry.do(ctx, site, func() (err error) {
+		sum, err = upload(site, local, to, name, info.Size(), o.Overwrite)
+		return err
+	})
 	if err == nil {
 		err = ledger.EndTransfer(ctx, d, id, ledger.TransferDone, info.Size(), sum, nil)
 	} else {
@@ -160,6 +184,9 @@ func pushOne(ctx context.Context, d *db.DB, site Site, o PushOptions, to, local 
 	}
 	if err != nil {
 		fr.Reason = err.Error()
+		if errors.Is(err, ErrUnreachable) {
+			fr.lost = err
+		}
 		return fr
 	}
 	fr.SHA256 = sum
@@ -179,11 +206,15 @@ func upload(site Site, local, dir, name string, size int64, overwrite bool) (sum
 	}
 	defer src.Close()
 	tmp := join(dir, tmpName(name))
-	// A temporary file left by a run that died.
-	if err := site.Remove(tmp); err != nil && !errors.Is(err, ErrNotExist) {
-		return "", err
-	}
 	w, err := site.Create(tmp)
+	if errors.Is(err, ErrExist) {
+		// A temporary file left by a run that died (looked for only
+		// then: one request less per file).
+		if err := site.Remove(tmp); err != nil && !errors.Is(err, ErrNotExist) {
+			return "", err
+		}
+		w, err = site.Create(tmp)
+	}
 	if err != nil {
 		return "", err
 	}
@@ -192,7 +223,7 @@ func upload(site Site, local, dir, name string, size int64, overwrite bool) (sum
 			site.Remove(tmp)
 		}
 	}()
-	n, sum, err := copyCounted(w, src)
+	n, sum, err := copySized(w, src, size)
 	if cerr := w.Close(); err == nil {
 		err = cerr
 	}

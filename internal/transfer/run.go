@@ -1,14 +1,18 @@
 package transfer
 
 import (
+	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
+	"sync"
 	"time"
 
+	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/fsx"
 )
 
@@ -21,6 +25,8 @@ type Result struct {
 	Would  int          `json:"would,omitempty"`
 	Skip   int          `json:"skipped"`
 	Failed int          `json:"failed"`
+
+	lost error // the first file lost to an unreachable site
 }
 
 // FileResult is one file of a run. Status is done, skipped or failed, or
@@ -32,9 +38,16 @@ type FileResult struct {
 	SHA256 string `json:"sha256,omitempty"`
 	Status string `json:"status"`
 	Reason string `json:"reason,omitempty"`
+
+	// lost is set when the file failed because the site could not be
+	// reached, after the retries.
+	lost error
 }
 
 func (r *Result) add(f FileResult) {
+	if f.lost != nil && r.lost == nil {
+		r.lost = f.lost
+	}
 	switch f.Status {
 	case "done":
 		r.Done++
@@ -63,6 +76,9 @@ func (r *Result) errOn(site Site) error {
 	if err == nil {
 		return nil
 	}
+	if r.lost != nil {
+		return fmt.Errorf("%v: %w", err, r.lost)
+	}
 	if b, ok := site.(interface{ Broken() error }); ok {
 		if berr := b.Broken(); berr != nil {
 			return fmt.Errorf("%v: %w", err, berr)
@@ -88,5 +104,189 @@ func copyCounted(dst io.Writer, src io.Reader) (int64, string, error) {
 	return n, hex.EncodeToString(h.Sum(nil)), err
 }
 
+// copySized is copyCounted for a source of known size: a destination
+// that reads for itself (an sftp file) is told the size, so pkg/sftp
+// writes a large file with several requests in flight.
+func copySized(dst io.Writer, src io.Reader, size int64) (int64, string, error) {
+	h := sha256.New()
+	r := sizedReader{io.TeeReader(src, h), size}
+	var n int64
+	var err error
+	if rf, ok := dst.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(r)
+	} else {
+		n, err = io.Copy(dst, r)
+	}
+	return n, hex.EncodeToString(h.Sum(nil)), err
+}
+
+type sizedReader struct {
+	io.Reader
+	n int64
+}
+
+func (r sizedReader) Size() int64 { return r.n }
+
+// Retry says how often a file lost to an unreachable site is tried again.
+type Retry struct {
+	// Retries is the number of further tries after the first.
+	Retries int
+	// Backoff is the wait before the first retry; it doubles after each
+	// (at most 30s).
+	Backoff time.Duration
+}
+
+// do runs f, and while it fails with ErrUnreachable and retries are left,
+// waits, reconnects the site (when it can) and runs f again.
+func (rt Retry) do(ctx context.Context, site Site, f func() error) error {
+	wait := rt.Backoff
+	for attempt := 0; ; attempt++ {
+		err := f()
+		if err == nil || !errors.Is(err, ErrUnreachable) || attempt >= rt.Retries {
+			return err
+		}
+		rc, ok := site.(interface{ Reconnect() error })
+		if !ok {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		if wait *= 2; wait > 30*time.Second {
+			wait = 30 * time.Second
+		}
+		// A failed reconnect is an attempt too: the next try fails fast.
+		if rerr := rc.Reconnect(); rerr != nil && !errors.Is(rerr, ErrUnreachable) {
+			return rerr
+		}
+	}
+}
+
+// inParallel runs do for units 0..n-1, at most parallel at once, and
+// returns their results in unit order. Units not started when ctx ends
+// are left out.
+func inParallel(ctx context.Context, parallel, n int, do func(i int) []FileResult) [][]FileResult {
+	if parallel < 1 {
+		parallel = 1
+	}
+	out := make([][]FileResult, n)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < min(parallel, n); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				out[i] = do(i)
+			}
+		}()
+	}
+	for i := 0; i < n && ctx.Err() == nil; i++ {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+		}
+	}
+	close(next)
+	wg.Wait()
+	return out
+}
+
 // mtimeKey is how a modification time is stored in the ledger.
 func mtimeKey(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// stmts runs the ledger's statements prepared once per run: with many
+// small files, parsing the same SQL for each row costs as much as the
+// transfer. It satisfies ledger.Execer and ledger.Querier.
+type stmts struct {
+	d  *db.DB
+	mu sync.Mutex
+	m  map[string]*sql.Stmt
+}
+
+func newStmts(d *db.DB) *stmts { return &stmts{d: d, m: map[string]*sql.Stmt{}} }
+
+func (s *stmts) get(ctx context.Context, query string) (*sql.Stmt, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st, ok := s.m[query]; ok {
+		return st, nil
+	}
+	st, err := s.d.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	s.m[query] = st
+	return st, nil
+}
+
+func (s *stmts) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, err := s.get(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+func (s *stmts) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	st, err := s.get(ctx, query)
+	if err != nil {
+		// A failed prepare shows in the row's Scan.
+		return s.d.QueryRowContext(ctx, query, args...)
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+// Close releases the prepared statements.
+func (s *stmts) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, st := range s.m {
+		st.Close()
+	}
+	s.m = nil
+}
+
+// groupSync runs a sync (of a folder) for callers that each need one
+// started after their own change: concurrent callers share one, so
+// parallel downloads into one folder do not each pay for a folder sync.
+type groupSync struct {
+	sync func() error
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	asked   uint64 // callers so far
+	covered uint64 // callers a finished sync covers
+	running bool
+	err     error
+}
+
+// Sync returns once a sync started after the call has finished: every
+// change the caller made before calling is then durable.
+func (g *groupSync) Sync() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.cond == nil {
+		g.cond = sync.NewCond(&g.mu)
+	}
+	g.asked++
+	me := g.asked
+	for g.covered < me {
+		if g.running {
+			g.cond.Wait()
+			continue
+		}
+		// This sync starts now, after every caller counted so far.
+		g.running = true
+		upTo := g.asked
+		g.mu.Unlock()
+		err := g.sync()
+		g.mu.Lock()
+		g.running = false
+		g.covered, g.err = upTo, err
+		g.cond.Broadcast()
+	}
+	return g.err
+}

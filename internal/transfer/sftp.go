@@ -48,9 +48,16 @@ type SFTPConfig struct {
 }
 
 // SFTP is a site on an SFTP server. Paths are relative to the folder the
-// server starts the session in (normally the user's home).
+// server starts the session in (normally the user's home). It is safe for
+// concurrent use; Reconnect replaces a lost connection.
 type SFTP struct {
-	cfg    SFTPConfig
+	cfg SFTPConfig
+	mu  sync.Mutex // held while reconnecting
+	cur atomic.Pointer[sftpSession]
+}
+
+// sftpSession is one connection.
+type sftpSession struct {
 	conn   *idleConn
 	ssh    *ssh.Client
 	client *sftp.Client
@@ -58,6 +65,8 @@ type SFTP struct {
 	stop   chan struct{}
 	once   sync.Once
 }
+
+func (s *SFTP) sess() *sftpSession { return s.cur.Load() }
 
 // DialSFTP connects, verifies the host key and starts the sftp subsystem.
 func DialSFTP(cfg SFTPConfig) (*SFTP, error) {
@@ -70,6 +79,36 @@ func DialSFTP(cfg SFTPConfig) (*SFTP, error) {
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = 60 * time.Second
 	}
+	s := &SFTP{cfg: cfg}
+	ss, err := dialSession(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.cur.Store(ss)
+	return s, nil
+}
+
+// Reconnect replaces a lost connection with a new one. When another
+// caller has already done so and the connection works, it does nothing.
+func (s *SFTP) Reconnect() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.sess()
+	if old.conn.failure() == nil {
+		if _, err := old.client.Getwd(); err == nil {
+			return nil
+		}
+	}
+	ss, err := dialSession(s.cfg)
+	if err != nil {
+		return err
+	}
+	s.cur.Store(ss)
+	old.close()
+	return nil
+}
+
+func dialSession(cfg SFTPConfig) (*sftpSession, error) {
 	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
 	khFile := cfg.KnownHosts
 	if khFile == "" {
@@ -110,21 +149,23 @@ func DialSFTP(cfg SFTPConfig) (*SFTP, error) {
 	raw.SetDeadline(time.Time{})
 	ic.start()
 	client := ssh.NewClient(cc, chans, reqs)
-	sf, err := sftp.NewClient(client, sftp.UseConcurrentWrites(true))
+	// Large files are read and written with many requests in flight.
+	sf, err := sftp.NewClient(client, sftp.UseConcurrentWrites(true), sftp.UseConcurrentReads(true),
+		sftp.MaxConcurrentRequestsPerFile(64))
 	if err != nil {
 		client.Close()
 		return nil, fmt.Errorf("sftp %s: start the sftp subsystem: %w", addr, connErr(err))
 	}
-	s := &SFTP{cfg: cfg, conn: ic, ssh: client, client: sf, stop: make(chan struct{})}
+	s := &sftpSession{conn: ic, ssh: client, client: sf, stop: make(chan struct{})}
 	_, s.posix = sf.HasExtension("posix-rename@openssh.com")
-	go s.keepalive()
+	go s.keepalive(cfg.IdleTimeout)
 	return s, nil
 }
 
 // keepalive asks the server for a reply now and then, so a healthy idle
 // connection keeps receiving data and a stalled one hits the idle timeout.
-func (s *SFTP) keepalive() {
-	t := time.NewTicker(s.cfg.IdleTimeout / 3)
+func (s *sftpSession) keepalive(idle time.Duration) {
+	t := time.NewTicker(idle / 3)
 	defer t.Stop()
 	for {
 		select {
@@ -138,6 +179,12 @@ func (s *SFTP) keepalive() {
 
 // Close ends the session.
 func (s *SFTP) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sess().close()
+}
+
+func (s *sftpSession) close() error {
 	s.once.Do(func() { close(s.stop) })
 	s.client.Close()
 	return s.ssh.Close()
@@ -145,7 +192,7 @@ func (s *SFTP) Close() error {
 
 // Broken says why the connection was lost, or nil while it is up.
 func (s *SFTP) Broken() error {
-	if err := s.conn.failure(); err != nil {
+	if err := s.sess().conn.failure(); err != nil {
 		return fmt.Errorf("sftp %s: connection lost: %w: %v", s.String(), ErrUnreachable, err)
 	}
 	return nil
@@ -357,7 +404,7 @@ func (s *SFTP) List(dir string) ([]Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	infos, err := s.client.ReadDir(rp)
+	infos, err := s.sess().client.ReadDir(rp)
 	if err != nil {
 		return nil, s.rerr("list", dir, err)
 	}
@@ -374,7 +421,7 @@ func (s *SFTP) Stat(p string) (Entry, error) {
 	if err != nil {
 		return Entry{}, err
 	}
-	fi, err := s.client.Stat(rp)
+	fi, err := s.sess().client.Stat(rp)
 	if err != nil {
 		return Entry{}, s.rerr("stat", p, err)
 	}
@@ -387,11 +434,12 @@ func (s *SFTP) Open(p string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := s.client.Open(rp)
+	ss := s.sess()
+	f, err := ss.client.Open(rp)
 	if err != nil {
 		return nil, s.rerr("open", p, err)
 	}
-	return &sftpFile{s: s, f: f, p: p, op: "read"}, nil
+	return &sftpFile{s: s, ss: ss, f: f, p: p, op: "read"}, nil
 }
 
 // Create makes a new remote file, failing if it exists.
@@ -400,19 +448,21 @@ func (s *SFTP) Create(p string) (io.WriteCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := s.client.OpenFile(rp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
+	ss := s.sess()
+	f, err := ss.client.OpenFile(rp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
 	if err != nil {
-		if _, serr := s.client.Lstat(rp); serr == nil {
+		if _, serr := ss.client.Lstat(rp); serr == nil {
 			return nil, fmt.Errorf("create %q: %w", p, ErrExist)
 		}
 		return nil, s.rerr("create", p, err)
 	}
-	return &sftpFile{s: s, f: f, p: p, op: "write"}, nil
+	return &sftpFile{s: s, ss: ss, f: f, p: p, op: "write"}, nil
 }
 
 // sftpFile maps the errors of a remote file's reads and writes.
 type sftpFile struct {
 	s  *SFTP
+	ss *sftpSession // the connection the file was opened on
 	f  *sftp.File
 	p  string
 	op string
@@ -421,19 +471,35 @@ type sftpFile struct {
 func (f *sftpFile) Read(b []byte) (int, error) {
 	n, err := f.f.Read(b)
 	if err != nil && err != io.EOF {
-		err = f.s.rerr(f.op, f.p, err)
+		err = f.rerr(err)
 	} else if err == io.EOF {
-		if br := f.s.Broken(); br != nil {
+		if br := f.broken(); br != nil {
 			err = br
 		}
 	}
 	return n, err
 }
 
+// broken says why the file's connection was lost, or nil.
+func (f *sftpFile) broken() error {
+	if err := f.ss.conn.failure(); err != nil {
+		return fmt.Errorf("sftp %s: connection lost: %w: %v", f.s.String(), ErrUnreachable, err)
+	}
+	return nil
+}
+
+// rerr is SFTP.rerr, but a lost connection is that of the file.
+func (f *sftpFile) rerr(err error) error {
+	if br := f.broken(); br != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrPermission) {
+		return fmt.Errorf("%s %q: %w", f.op, f.p, br)
+	}
+	return f.s.rerr(f.op, f.p, err)
+}
+
 func (f *sftpFile) Write(b []byte) (int, error) {
 	n, err := f.f.Write(b)
 	if err != nil {
-		err = f.s.rerr(f.op, f.p, err)
+		err = f.rerr(err)
 	}
 	return n, err
 }
@@ -442,8 +508,8 @@ func (f *sftpFile) Write(b []byte) (int, error) {
 func (f *sftpFile) WriteTo(w io.Writer) (int64, error) {
 	n, err := f.f.WriteTo(w)
 	if err != nil {
-		err = f.s.rerr(f.op, f.p, err)
-	} else if br := f.s.Broken(); br != nil {
+		err = f.rerr(err)
+	} else if br := f.broken(); br != nil {
 		err = br
 	}
 	return n, err
@@ -453,14 +519,14 @@ func (f *sftpFile) WriteTo(w io.Writer) (int64, error) {
 func (f *sftpFile) ReadFrom(r io.Reader) (int64, error) {
 	n, err := f.f.ReadFrom(r)
 	if err != nil {
-		err = f.s.rerr(f.op, f.p, err)
+		err = f.rerr(err)
 	}
 	return n, err
 }
 
 func (f *sftpFile) Close() error {
 	if err := f.f.Close(); err != nil {
-		return f.s.rerr(f.op, f.p, err)
+		return f.rerr(err)
 	}
 	return nil
 }
@@ -478,25 +544,25 @@ func (s *SFTP) Rename(from, to string, overwrite bool) error {
 	if err != nil {
 		return err
 	}
-	if overwrite && s.posix {
-		if err := s.client.PosixRename(src, dst); err != nil {
+	if overwrite && s.sess().posix {
+		if err := s.sess().client.PosixRename(src, dst); err != nil {
 			return s.rerr("rename "+from+" to", to, err)
 		}
 		return nil
 	}
-	if _, err := s.client.Lstat(dst); err == nil {
+	if _, err := s.sess().client.Lstat(dst); err == nil {
 		if !overwrite {
 			return fmt.Errorf("rename %s to %q: %w", from, to, ErrExist)
 		}
 		// No posix rename: drop the target first.
-		if err := s.client.Remove(dst); err != nil {
+		if err := s.sess().client.Remove(dst); err != nil {
 			return s.rerr("remove", to, err)
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return s.rerr("stat", to, err)
 	}
-	if err := s.client.Rename(src, dst); err != nil {
-		if _, serr := s.client.Lstat(dst); serr == nil {
+	if err := s.sess().client.Rename(src, dst); err != nil {
+		if _, serr := s.sess().client.Lstat(dst); serr == nil {
 			return fmt.Errorf("rename %s to %q: %w", from, to, ErrExist)
 		}
 		return s.rerr("rename "+from+" to", to, err)
@@ -510,7 +576,7 @@ func (s *SFTP) Remove(p string) error {
 	if err != nil {
 		return err
 	}
-	if err := s.client.Remove(rp); err != nil {
+	if err := s.sess().client.Remove(rp); err != nil {
 		return s.rerr("remove", p, err)
 	}
 	return nil
@@ -522,7 +588,7 @@ func (s *SFTP) Mkdir(p string) error {
 	if err != nil {
 		return err
 	}
-	if err := s.client.MkdirAll(rp); err != nil {
+	if err := s.sess().client.MkdirAll(rp); err != nil {
 		return s.rerr("mkdir", p, err)
 	}
 	return nil

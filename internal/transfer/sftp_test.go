@@ -24,6 +24,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 
+	"github.com/posbridge/posbridge/internal/ledger"
 	"github.com/posbridge/posbridge/internal/transfer"
 )
 
@@ -335,6 +336,9 @@ type proxy struct {
 	limit int64
 	stall bool
 	n     atomic.Int64
+	// With cutOnce only the first cut happens: later connections pass.
+	cutOnce bool
+	cut     atomic.Bool
 }
 
 func startProxy(t *testing.T, target string, limit int64, stall bool) *proxy {
@@ -383,7 +387,8 @@ func (p *proxy) pipe(dst, src net.Conn) {
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
-			if p.n.Add(int64(n)) > p.limit {
+			if p.n.Add(int64(n)) > p.limit && !(p.cutOnce && p.cut.Load()) {
+				p.cut.Store(true)
 				if p.stall {
 					io.Copy(io.Discard, src) // swallow everything, answer nothing
 					return
@@ -610,5 +615,232 @@ func TestSFTPPermissionDenied(t *testing.T) {
 	}
 	if err := transfer.Probe(site, "inbox"); err == nil || !strings.Contains(err.Error(), "permission denied") {
 		t.Errorf("probe of a read-only folder = %v", err)
+	}
+}
+
+// ledgerRows counts the ledger rows of each remote path.
+func ledgerRows(t *testing.T, e *env, site string) map[string][]string {
+	t.Helper()
+	rows := map[string][]string{}
+	err := ledger.ListTransfers(context.Background(), e.d, site, "", func(tr ledger.Transfer) error {
+		rows[tr.RemotePath] = append(rows[tr.RemotePath], tr.Direction+":"+tr.Status)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+// Many small files go up and come down several at a time, each once in
+// the ledger, each marker after its file.
+func TestSFTPParallel(t *testing.T) {
+	e := newEnv(t)
+	srv := startSFTP(t, e.root)
+	site := dial(t, srv.config(t))
+	out := t.TempDir()
+	const n = 120
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("f%03d.csv", i)
+		os.WriteFile(filepath.Join(out, name), []byte(strings.Repeat(name, 100)), 0o600)
+		if i%10 == 0 {
+			os.WriteFile(filepath.Join(out, name+".done"), nil, 0o600)
+		}
+	}
+	res, err := transfer.Push(context.Background(), e.d, site, transfer.PushOptions{SiteName: "s", FromDir: out, To: "out",
+		LockDir: e.locks, Parallel: 8})
+	if err != nil || res.Done != n+n/10 {
+		t.Fatalf("parallel push: %v, %d done: %s", err, res.Done, statuses(res))
+	}
+	// Results keep the order of the files: each marker right after its file.
+	for i, f := range res.Files {
+		if strings.HasSuffix(f.Remote, ".done") && res.Files[i-1].Remote+".done" != f.Remote {
+			t.Errorf("marker %s not after its file (after %s)", f.Remote, res.Files[i-1].Remote)
+		}
+	}
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("f%03d.csv", i)
+		if b, err := os.ReadFile(filepath.Join(e.root, "out", name)); err != nil || string(b) != strings.Repeat(name, 100) {
+			t.Fatalf("pushed %s: %d bytes, %v", name, len(b), err)
+		}
+	}
+	old := time.Now().Add(-time.Hour)
+	des, _ := os.ReadDir(filepath.Join(e.root, "out"))
+	for _, de := range des {
+		os.Chtimes(filepath.Join(e.root, "out", de.Name()), old, old)
+	}
+	o := transfer.PullOptions{SiteName: "s", From: "out", To: e.local, After: transfer.AfterKeep, LockDir: e.locks,
+		Sleep: func(time.Duration) {}, Parallel: 8}
+	res, err = transfer.Pull(context.Background(), e.d, site, o)
+	if err != nil || res.Done != n+n/10 {
+		t.Fatalf("parallel pull: %v, %d done: %s", err, res.Done, statuses(res))
+	}
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("f%03d.csv", i)
+		if b, err := os.ReadFile(filepath.Join(e.local, name)); err != nil || string(b) != strings.Repeat(name, 100) {
+			t.Fatalf("pulled %s: %d bytes, %v", name, len(b), err)
+		}
+	}
+	// A second pull fetches nothing again.
+	res, err = transfer.Pull(context.Background(), e.d, site, o)
+	if err != nil || res.Done != 0 {
+		t.Fatalf("second pull: %v, %d done", err, res.Done)
+	}
+	rows := ledgerRows(t, e, "s")
+	if len(rows) != n+n/10 {
+		t.Errorf("%d remote paths in the ledger, want %d", len(rows), n+n/10)
+	}
+	for p, r := range rows {
+		if len(r) != 2 || r[0] == r[1] || !strings.HasSuffix(r[0], ":done") || !strings.HasSuffix(r[1], ":done") {
+			t.Errorf("ledger rows of %s = %v, want one push and one pull, done", p, r)
+		}
+	}
+}
+
+// A file lost to a cut connection is retried on a new connection and the
+// run succeeds: each file is in the ledger once.
+func TestSFTPRetryAfterCut(t *testing.T) {
+	e := newEnv(t)
+	srv := startSFTP(t, e.root)
+	retry := transfer.Retry{Retries: 2, Backoff: 10 * time.Millisecond}
+
+	p := startProxy(t, srv.addr, 300<<10, false)
+	p.cutOnce = true
+	site := dial(t, through(t, srv, p))
+	out := t.TempDir()
+	big := bytes.Repeat([]byte("x"), 2<<20)
+	os.WriteFile(filepath.Join(out, "big.xml"), big, 0o600)
+	res, err := transfer.Push(context.Background(), e.d, site, transfer.PushOptions{SiteName: "s", FromDir: out, To: "archive",
+		LockDir: e.locks, Retry: retry})
+	if err != nil || res.Done != 1 || !p.cut.Load() {
+		t.Fatalf("push with a retry: %v (cut %v) %s", err, p.cut.Load(), statuses(res))
+	}
+	if b, _ := os.ReadFile(filepath.Join(e.root, "archive", "big.xml")); !bytes.Equal(b, big) {
+		t.Errorf("pushed file differs: %d bytes", len(b))
+	}
+	if _, err := os.Stat(filepath.Join(e.root, "archive", ".big.xml.tmp")); !os.IsNotExist(err) {
+		t.Errorf("temp file left: %v", err)
+	}
+
+	p2 := startProxy(t, srv.addr, 300<<10, false)
+	p2.cutOnce = true
+	site2 := dial(t, through(t, srv, p2))
+	e.remote(t, "big2.xml", string(big), time.Hour)
+	res, err = transfer.Pull(context.Background(), e.d, site2, transfer.PullOptions{SiteName: "s", From: "out", To: e.local,
+		After: transfer.AfterDelete, LockDir: e.locks, Sleep: func(time.Duration) {}, Retry: retry})
+	if err != nil || res.Done != 1 || !p2.cut.Load() {
+		t.Fatalf("pull with a retry: %v (cut %v) %s", err, p2.cut.Load(), statuses(res))
+	}
+	if b, _ := os.ReadFile(filepath.Join(e.local, "big2.xml")); !bytes.Equal(b, big) {
+		t.Errorf("pulled file differs: %d bytes", len(b))
+	}
+	for path, r := range ledgerRows(t, e, "s") {
+		if len(r) != 1 || !strings.HasSuffix(r[0], ":done") {
+			t.Errorf("ledger rows of %s = %v, want one, done", path, r)
+		}
+	}
+
+	// Without retries left the run gives up as unreachable.
+	p3 := startProxy(t, srv.addr, 300<<10, false)
+	site3 := dial(t, through(t, srv, p3))
+	os.WriteFile(filepath.Join(out, "big3.xml"), big, 0o600)
+	_, err = transfer.Push(context.Background(), e.d, site3, transfer.PushOptions{SiteName: "s", FromDir: out, To: "archive",
+		LockDir: e.locks, Retry: retry})
+	if !errors.Is(err, transfer.ErrUnreachable) {
+		t.Fatalf("push through a dead link = %v, want ErrUnreachable", err)
+	}
+}
+
+// A remote file appended to while a pull looks at it is left for a later
+// run, which fetches it whole once it is stable.
+func TestSFTPPullWhileAppended(t *testing.T) {
+	e := newEnv(t)
+	srv := startSFTP(t, e.root)
+	site := dial(t, srv.config(t))
+	p := e.remote(t, "grow.csv", "a,1\n", time.Hour)
+	e.remote(t, "still.csv", "b,2\n", time.Hour)
+	o := transfer.PullOptions{SiteName: "s", From: "out", To: e.local, After: transfer.AfterDelete, LockDir: e.locks, Parallel: 4,
+		Sleep: func(time.Duration) {
+			// The writer appends between the two looks.
+			f, err := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			f.WriteString("a,2\n")
+			f.Close()
+		}}
+	res, err := transfer.Pull(context.Background(), e.d, site, o)
+	if err != nil || res.Done != 1 || !strings.Contains(statuses(res), "grow.csv:skipped:still changing") {
+		t.Fatalf("pull during an append: %v %s", err, statuses(res))
+	}
+	if _, err := os.Stat(filepath.Join(e.local, "grow.csv")); !os.IsNotExist(err) {
+		t.Fatalf("grow.csv fetched while it changed: %v", err)
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("grow.csv gone from the site: %v", err)
+	}
+	// Stable now: the next run fetches all of it.
+	old := time.Now().Add(-time.Hour)
+	os.Chtimes(p, old, old)
+	o.Sleep = func(time.Duration) {}
+	res, err = transfer.Pull(context.Background(), e.d, site, o)
+	if err != nil || res.Done != 1 {
+		t.Fatalf("pull when stable: %v %s", err, statuses(res))
+	}
+	if b, _ := os.ReadFile(filepath.Join(e.local, "grow.csv")); string(b) != "a,1\na,2\n" {
+		t.Errorf("grow.csv = %q", b)
+	}
+}
+
+// Two pulls of one site at once, each on its own connection: the second
+// is refused while the first runs, and no file is fetched twice.
+func TestSFTPTwoPullsAtOnce(t *testing.T) {
+	e := newEnv(t)
+	srv := startSFTP(t, e.root)
+	const n = 40
+	for i := 0; i < n; i++ {
+		e.remote(t, fmt.Sprintf("f%02d.csv", i), strings.Repeat("z", 1000+i), time.Hour)
+	}
+	sites := []*transfer.SFTP{dial(t, srv.config(t)), dial(t, srv.config(t))}
+	var wg sync.WaitGroup
+	results := make([]*transfer.Result, 2)
+	errs := make([]error, 2)
+	start := make(chan struct{})
+	for i := range sites {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			results[i], errs[i] = transfer.Pull(context.Background(), e.d, sites[i], transfer.PullOptions{SiteName: "s", From: "out",
+				To: e.local, After: transfer.AfterKeep, LockDir: e.locks, Parallel: 4,
+				Sleep: func(time.Duration) { time.Sleep(50 * time.Millisecond) }})
+		}()
+	}
+	close(start)
+	wg.Wait()
+	done := 0
+	for i := range errs {
+		if errs[i] != nil && !errors.Is(errs[i], transfer.ErrBusy) {
+			t.Fatalf("pull %d: %v", i, errs[i])
+		}
+		if results[i] != nil {
+			done += results[i].Done
+		}
+	}
+	// Whichever order they ran in, then once more: each file once.
+	res, err := transfer.Pull(context.Background(), e.d, sites[0], transfer.PullOptions{SiteName: "s", From: "out",
+		To: e.local, After: transfer.AfterKeep, LockDir: e.locks, Parallel: 4, Sleep: func(time.Duration) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done += res.Done
+	if done != n {
+		t.Errorf("%d files fetched in all, want %d", done, n)
+	}
+	for p, r := range ledgerRows(t, e, "s") {
+		if len(r) != 1 || r[0] != "pull:done" {
+			t.Errorf("ledger rows of %s = %v, want one pull, done", p, r)
+		}
 	}
 }
