@@ -46,6 +46,19 @@ Data goes to stdout, messages to stderr.`,
 	pf.BoolVarP(&app.Quiet, "quiet", "q", false, "only warnings and errors on stderr")
 	pf.BoolVarP(&app.Verbose, "verbose", "v", false, "debug messages on stderr")
 	app.flags = pf
+	// cobra's own help command prints the root help for an unknown topic
+	// and exits 0; an unknown topic is a usage error like an unknown command.
+	root.SetHelpCommand(&cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		RunE: func(c *cobra.Command, args []string) error {
+			cmd, rest, err := root.Find(args)
+			if err != nil || cmd == nil || len(rest) > 0 {
+				return usageErr("unknown help topic %q (see 'posbridge --help')", strings.Join(args, " "))
+			}
+			return cmd.Help()
+		},
+	})
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErr("%v (see '%s --help')", err, c.CommandPath())
 	})
