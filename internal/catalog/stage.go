@@ -99,6 +99,11 @@ func (l *loader) stage(r io.Reader, path string) error {
 			return err
 		}
 	}
+	// The parser stops early when the load is interrupted: that is not the
+	// end of the file.
+	if err := l.ctx.Err(); err != nil {
+		return err
+	}
 	if err := ins.flush(); err != nil {
 		return err
 	}

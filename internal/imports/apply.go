@@ -163,6 +163,11 @@ func applyTransactions(s *Session, src source, path string) error {
 			res.Applied++
 		}
 	}
+	// The reader stops early when the run is interrupted: that is not the
+	// end of the file, and nothing of it may be kept.
+	if err := s.Ctx.Err(); err != nil {
+		return err
+	}
 	for _, w := range src.warnings() {
 		o.Warn(fmt.Sprintf("%s: %s", path, w))
 	}

@@ -142,6 +142,7 @@ func TestCheck(t *testing.T) {
 		{"transfer nowhere", row("T", "2"), "", 0, "a transfer needs to_warehouse or to_location"},
 		{"transfer same", row("T", "2", to("DC1", "L1")), "", 0, "a transfer to the same warehouse and location changes nothing"},
 		{"transfer same location", row("T", "2", to("", "L1")), "", 0, "a transfer to the same warehouse and location changes nothing"},
+		{"transfer to another item", row("T", "2", to("DC2", ""), toItem("IT2", "")), "", 0, "use G for an item transfer"},
 		{"item transfer", row("G", "2", toItem("IT2", "")), EffectItem, 2, ""},
 		{"item transfer zero", row("G", "0", toItem("IT2", "")), "", 0, `must be positive for transaction code G`},
 		{"item transfer no item", row("G", "2"), "", 0, "an item transfer needs to_item (and to_sku)"},

@@ -125,6 +125,9 @@ func check(line int, raw []string, r txnRow, codes map[string]string, maxLen int
 	}
 	switch t.effect {
 	case EffectTransfer:
+		if (r.ToItem != "" && r.ToItem != r.Item) || (r.ToSKU != "" && r.ToSKU != r.SKU) {
+			bad("a transfer moves one item/SKU between warehouses or locations: to_item and to_sku must be empty or the same (use G for an item transfer)")
+		}
 		if r.ToWarehouse == "" && r.ToLocation == "" {
 			bad("a transfer needs to_warehouse or to_location")
 		} else if to := or(r.ToWarehouse, r.Warehouse); to == r.Warehouse && r.ToLocation == r.Location {

@@ -103,6 +103,9 @@ VALUES ('in', ?, ?, ?, ?, ?, 'importing', ?, ?)`, u.Kind, filepath.Base(path), a
 	if err := apply(s); err != nil {
 		return nil, fmt.Errorf("import %s: %w", path, err)
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("import %s: %w", path, err)
+	}
 	if res.Read == 0 {
 		return nil, fmt.Errorf("%s: %w: no %s in the file", path, ErrFile, u.What)
 	}
