@@ -54,6 +54,16 @@ func siteRetry(sc config.Site) transfer.Retry {
 }
 
 // closeSite ends an sftp session; a local site has nothing to close.
+// site loads the configuration and opens the named site.
+func (a *App) site(name string) (*config.Config, config.Site, transfer.Site, error) {
+	cfg, err := a.Config()
+	if err != nil {
+		return nil, config.Site{}, nil, err
+	}
+	sc, site, err := openSite(cfg, name)
+	return cfg, sc, site, err
+}
+
 func closeSite(s transfer.Site) {
 	if c, ok := s.(interface{ Close() error }); ok {
 		c.Close()
@@ -129,11 +139,7 @@ See docs/transfers.md.`,
 			if _, err := filepath.Match(o.pattern, ""); err != nil {
 				return usageErr("--pattern %q: %v", o.pattern, err)
 			}
-			cfg, err := app.Config()
-			if err != nil {
-				return err
-			}
-			sc, site, err := openSite(cfg, o.site)
+			cfg, sc, site, err := app.site(o.site)
 			if err != nil {
 				return err
 			}
@@ -215,11 +221,7 @@ See docs/transfers.md.`,
 			if _, err := filepath.Match(o.pattern, ""); err != nil {
 				return usageErr("--pattern %q: %v", o.pattern, err)
 			}
-			cfg, err := app.Config()
-			if err != nil {
-				return err
-			}
-			sc, site, err := openSite(cfg, o.site)
+			cfg, sc, site, err := app.site(o.site)
 			if err != nil {
 				return err
 			}
@@ -379,11 +381,7 @@ when one failed (75 when the server cannot be reached).`,
 		Example: `  posbridge sites test partner`,
 		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := app.Config()
-			if err != nil {
-				return err
-			}
-			sc, site, err := openSite(cfg, args[0])
+			_, sc, site, err := app.site(args[0])
 			if err != nil {
 				return err
 			}
@@ -440,11 +438,7 @@ when one failed (75 when the server cannot be reached).`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := app.Config()
-			if err != nil {
-				return err
-			}
-			sc, site, err := openSite(cfg, args[0])
+			_, sc, site, err := app.site(args[0])
 			if err != nil {
 				return err
 			}
