@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/posbridge/posbridge/internal/config"
 	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/job"
+	"github.com/posbridge/posbridge/internal/ledger"
 )
 
 // App is what every command receives: the I/O streams, and the
@@ -30,6 +33,19 @@ type App struct {
 	cfg *config.Config
 	db  *db.DB
 	log *slog.Logger
+
+	// step is set when the App runs a step of a job in the process of
+	// the job's run: the run made for the step and the job's logger.
+	step *stepContext
+	// runIDs are the runs this command recorded; Main stores the exit code.
+	runIDs []int64
+}
+
+// stepContext is what a job run hands the command of one of its steps.
+type stepContext struct {
+	run int64
+	job string
+	log *slog.Logger
 }
 
 // Config loads the configuration once.
@@ -38,11 +54,33 @@ func (a *App) Config() (*config.Config, error) {
 		return a.cfg, nil
 	}
 	cfg, err := config.Load(config.Options{File: a.ConfigFile, Flags: a.flags})
+	if cfg != nil {
+		// Jobs are checked against the command tree, which only this
+		// package knows.
+		if problems := job.Validate(cfg, resolveStep); len(problems) > 0 {
+			err = errors.Join(append([]error{err}, problems...)...)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
 	a.cfg = cfg
 	return cfg, nil
+}
+
+// startRun records the start of a state-changing command. In a job step
+// the run made for the step becomes the command's run.
+func (a *App) startRun(ctx context.Context, d *db.DB, command string) (int64, error) {
+	if a.step != nil && a.step.run > 0 {
+		id := a.step.run
+		a.step.run = 0 // a command records one run
+		return id, ledger.AdoptRun(ctx, d, id, command)
+	}
+	id, err := ledger.InsertRun(ctx, d, ledger.Run{Command: command})
+	if err == nil {
+		a.runIDs = append(a.runIDs, id)
+	}
+	return id, err
 }
 
 // DB opens the database of the configuration once, applying pending
@@ -72,6 +110,10 @@ func (a *App) openDB(ctx context.Context, opts db.Options) (*db.DB, error) {
 // logger builds the stderr logger from flags and configuration.
 func (a *App) logger() *slog.Logger {
 	if a.log != nil {
+		return a.log
+	}
+	if a.step != nil {
+		a.log = a.step.log
 		return a.log
 	}
 	format, level := a.LogFormat, slog.LevelInfo

@@ -153,7 +153,7 @@ func runExport(cmd *cobra.Command, app *App, kind string, o *exportOptions) erro
 		return err
 	}
 	if !eo.DryRun {
-		if eo.RunID, err = ledger.StartRun(ctx, d, "export "+kind, ""); err != nil {
+		if eo.RunID, err = app.startRun(ctx, d, "export "+kind); err != nil {
 			return err
 		}
 	}
@@ -235,7 +235,7 @@ func newFilesCmd(app *App) *cobra.Command {
 				return err
 			}
 			w := newRecords(out.value, app.Out, "id", "direction", "kind", "name", "records", "rejected", "status", "sha256", "created", "error")
-			err = ledger.ListFiles(cmd.Context(), d, direction, kind, func(f ledger.File, msg string) error {
+			err = ledger.ListFiles(cmd.Context(), d, ledger.FileFilter{Direction: direction, Kind: kind}, func(f ledger.File, msg string) error {
 				obj := map[string]any{"id": f.ID, "direction": f.Direction, "kind": f.Kind, "name": f.Name, "path": f.Path,
 					"records": f.Records, "rejected": f.Rejected, "status": f.Status, "sha256": f.SHA256, "size": f.Size,
 					"run_id": f.RunID, "created_at": f.CreatedAt, "error": msg}

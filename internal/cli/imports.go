@@ -103,7 +103,7 @@ func runImport(cmd *cobra.Command, app *App, im importer, args []string, o *impo
 		AllowNegative: cfg.Import.AllowNegativeOnHand, Codes: cfg.Import.TransactionCodes, MaxFieldLength: cfg.Load.MaxFieldLength,
 		Warn: func(msg string) { log.Warn(msg) }}
 	if !o.dryRun {
-		if io.RunID, err = ledger.StartRun(ctx, d, "import "+im.name, ""); err != nil {
+		if io.RunID, err = app.startRun(ctx, d, "import "+im.name); err != nil {
 			return err
 		}
 	}

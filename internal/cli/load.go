@@ -110,7 +110,7 @@ func runLoad(cmd *cobra.Command, app *App, kind, path string, o *loadOptions) er
 	log := app.logger()
 	var runID int64
 	if !o.dryRun {
-		if runID, err = ledger.StartRun(ctx, d, "load "+kind, ""); err != nil {
+		if runID, err = app.startRun(ctx, d, "load "+kind); err != nil {
 			return err
 		}
 	}

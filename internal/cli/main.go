@@ -14,6 +14,8 @@ import (
 	"github.com/posbridge/posbridge/internal/config"
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/export"
+	"github.com/posbridge/posbridge/internal/job"
+	"github.com/posbridge/posbridge/internal/ledger"
 	"github.com/posbridge/posbridge/internal/transfer"
 )
 
@@ -69,12 +71,19 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 	root := newRoot(app)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
+	code = exitCode(err)
 	if app.db != nil {
+		if len(app.runIDs) > 0 {
+			if xerr := ledger.SetExitCode(context.WithoutCancel(ctx), app.db, code, app.runIDs...); xerr != nil {
+				app.logger().Warn(xerr.Error())
+			}
+		}
 		app.db.Close()
 	}
-	code = exitCode(err)
+	var xe *exitError
 	switch {
 	case err == nil:
+	case errors.As(err, &xe) && xe.logged:
 	case errors.Is(err, errRejected), errors.Is(err, errAttention):
 		app.logger().Warn(err.Error())
 	default:
@@ -83,17 +92,32 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 	return code
 }
 
+// exitError carries the exit code of a job run, which is the code of the
+// step that failed.
+type exitError struct {
+	code int
+	err  error
+	// logged says the error was logged already (a job's end line).
+	logged bool
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
 // exitCode is the one place that maps errors to exit codes.
 func exitCode(err error) int {
+	var xe *exitError
 	switch {
 	case err == nil:
 		return ExitOK
+	case errors.As(err, &xe):
+		return xe.code
 	case errors.Is(err, errRejected):
 		return ExitRejected
 	case errors.Is(err, errUsage), errors.Is(err, config.ErrInvalid):
 		return ExitUsage
 	case errors.Is(err, db.ErrBusy), errors.Is(err, export.ErrBusy), errors.Is(err, transfer.ErrBusy),
-		errors.Is(err, transfer.ErrUnreachable):
+		errors.Is(err, transfer.ErrUnreachable), errors.Is(err, job.ErrBusy):
 		return ExitTemporary
 	default:
 		return ExitFailed

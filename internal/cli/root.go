@@ -32,6 +32,9 @@ Data goes to stdout, messages to stderr.`,
 			return cmd.Help()
 		},
 		PersistentPreRun: func(cmd *cobra.Command, args []string) {
+			if app.step != nil {
+				return // a job step logs with its job's logger
+			}
 			// Flags are parsed now; the logger may depend on them.
 			app.log = nil
 		},
@@ -80,6 +83,9 @@ Data goes to stdout, messages to stderr.`,
 		newSitesCmd(app),
 		newTransfersCmd(app),
 		newStatusCmd(app),
+		newRunCmd(app),
+		newJobsCmd(app),
+		newRunsCmd(app),
 	)
 	return root
 }

@@ -268,7 +268,7 @@ func runTransfer(ctx context.Context, app *App, d *db.DB, command string, dryRun
 	do func(ctx context.Context) (*transfer.Result, error)) error {
 	if !dryRun {
 		var err error
-		if *runID, err = ledger.StartRun(ctx, d, command, ""); err != nil {
+		if *runID, err = app.startRun(ctx, d, command); err != nil {
 			return err
 		}
 	}
@@ -498,7 +498,7 @@ func newTransfersCmd(app *App) *cobra.Command {
 				return err
 			}
 			w := newRecords(out.value, app.Out, "id", "site", "direction", "remote_path", "local_path", "size", "status", "updated", "error")
-			err = ledger.ListTransfers(cmd.Context(), d, strings.ToLower(site), status, func(t ledger.Transfer) error {
+			err = ledger.ListTransfers(cmd.Context(), d, ledger.TransferFilter{Site: strings.ToLower(site), Status: status}, func(t ledger.Transfer) error {
 				return w.add(t, t.ID, t.Site, t.Direction, t.RemotePath, t.LocalPath, t.Size, t.Status, t.UpdatedAt, t.Error)
 			})
 			if err != nil {

@@ -31,6 +31,10 @@ type Config struct {
 	Import   Import   `mapstructure:"import"`
 	// Sites are the places files are pushed to and pulled from, by name.
 	Sites map[string]Site `mapstructure:"sites"`
+	// Jobs are the named pipelines posbridge run executes, by name.
+	Jobs   map[string]Job `mapstructure:"jobs"`
+	Locks  Locks          `mapstructure:"locks"`
+	Status Status         `mapstructure:"status"`
 
 	// File is the config file that was read, empty when none was found.
 	File string `mapstructure:"-"`
@@ -134,6 +138,50 @@ type Site struct {
 	Folders map[string]string `mapstructure:"folders"`
 }
 
+// Job is a named pipeline: steps run in order under the job's locks.
+type Job struct {
+	Description string `mapstructure:"description"`
+	// Schedule is the cron expression the job is scheduled with (by cron
+	// or a systemd timer, not by posbridge); jobs list shows the next
+	// expected run and status flags a job that missed one.
+	Schedule string `mapstructure:"schedule"`
+	// OnFailure is what a failed step does to the rest: stop (default) or
+	// continue; a step may say otherwise.
+	OnFailure string `mapstructure:"on_failure"`
+	Steps     []Step `mapstructure:"steps"`
+}
+
+// Step is one command of a job.
+type Step struct {
+	// Command is the command and its words, like "export items" or
+	// "run other-job"; Args are more positional arguments (a file or
+	// folder), Flags the command's flags by name without dashes.
+	Command   string         `mapstructure:"command"`
+	Args      []string       `mapstructure:"args"`
+	Flags     map[string]any `mapstructure:"flags"`
+	OnFailure string         `mapstructure:"on_failure"`
+}
+
+// Locks tunes the locks of job runs.
+type Locks struct {
+	// TTL is how long a lock outlives its holder's last sign of life; a
+	// holder renews it while it runs. Only a lock whose holder cannot be
+	// checked (another host) is taken over on expiry.
+	TTL time.Duration `mapstructure:"ttl"`
+}
+
+// Status sets when posbridge status --check reports that something needs
+// attention.
+type Status struct {
+	// MaxReadyAge: a ready trigger older than this is late.
+	MaxReadyAge time.Duration `mapstructure:"max_ready_age"`
+	// MaxInboxAge: a file waiting in an inbox longer than this is stuck.
+	MaxInboxAge time.Duration `mapstructure:"max_inbox_age"`
+	// Grace is how late a scheduled job may start before it counts as
+	// missed.
+	Grace time.Duration `mapstructure:"grace"`
+}
+
 // siteDefaults are the defaults of every site's keys; they are set per
 // site name once the file is read, since site names are not known before.
 var siteDefaults = map[string]any{
@@ -199,6 +247,11 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("import.processed_dir", "")
 	v.SetDefault("import.error_dir", "")
 	v.SetDefault("sites", map[string]any{})
+	v.SetDefault("jobs", map[string]any{})
+	v.SetDefault("locks.ttl", "10m")
+	v.SetDefault("status.max_ready_age", "1h")
+	v.SetDefault("status.max_inbox_age", "1h")
+	v.SetDefault("status.grace", "5m")
 }
 
 func setSiteDefaults(v *viper.Viper) {
@@ -381,6 +434,17 @@ func (c *Config) Validate() []error {
 	}
 	if c.Triggers.PurgeDays < 1 {
 		bad("triggers.purge_days", "must be at least 1, got %d", c.Triggers.PurgeDays)
+	}
+	if c.Locks.TTL < time.Second {
+		bad("locks.ttl", "must be at least 1s, got %s", c.Locks.TTL)
+	}
+	for _, d := range []struct {
+		key string
+		val time.Duration
+	}{{"status.max_ready_age", c.Status.MaxReadyAge}, {"status.max_inbox_age", c.Status.MaxInboxAge}, {"status.grace", c.Status.Grace}} {
+		if d.val <= 0 {
+			bad(d.key, "must be positive, got %s", d.val)
+		}
 	}
 	names := make([]string, 0, len(c.Sites))
 	for name := range c.Sites {

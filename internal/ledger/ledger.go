@@ -3,10 +3,8 @@ package ledger
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 
 	"github.com/posbridge/posbridge/internal/db"
 )
@@ -16,58 +14,24 @@ type Execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
-// Run statuses.
-const (
-	RunRunning = "running"
-	RunOK      = "ok"
-	RunRejects = "rejects"
-	RunFailed  = "failed"
-)
-
-// StartRun records the start of a state-changing command and returns its id.
-func StartRun(ctx context.Context, d *db.DB, command, job string) (int64, error) {
-	host, _ := os.Hostname()
-	res, err := d.ExecContext(ctx, `INSERT INTO runs(command, job, status, started_at, host, pid) VALUES (?,?,?,?,?,?)`,
-		command, job, RunRunning, db.Now(), host, os.Getpid())
-	if err != nil {
-		return 0, fmt.Errorf("record run: %w", db.Classify(err))
-	}
-	return res.LastInsertId()
-}
-
-// EndRun records the end of a run with its status, counts and error text.
-func EndRun(ctx context.Context, d *db.DB, id int64, status string, counts any, runErr error) error {
-	b, err := json.Marshal(counts)
-	if err != nil {
-		return err
-	}
-	msg := ""
-	if runErr != nil {
-		msg = runErr.Error()
-	}
-	_, err = d.ExecContext(ctx, `UPDATE runs SET status=?, ended_at=?, counts=?, error=? WHERE id=?`, status, db.Now(), string(b), msg, id)
-	if err != nil {
-		return fmt.Errorf("record end of run %d: %w", id, db.Classify(err))
-	}
-	return nil
-}
-
 // File is one row of the file ledger.
 type File struct {
-	Direction string
-	Kind      string
-	Name      string
-	Path      string
-	SHA256    string
-	Size      int64
-	Records   int64
-	Rejected  int64
-	Status    string
+	Direction string `json:"direction"`
+	Kind      string `json:"kind"`
+	Name      string `json:"name"`
+	Path      string `json:"path"`
+	SHA256    string `json:"sha256"`
+	Size      int64  `json:"size"`
+	Records   int64  `json:"records"`
+	Rejected  int64  `json:"rejected"`
+	Status    string `json:"status"`
 	// Mode is how a load applied the file (delta or full).
-	Mode      string
-	RunID     int64
-	ID        int64
-	CreatedAt string
+	Mode      string `json:"mode,omitempty"`
+	RunID     int64  `json:"run_id"`
+	ID        int64  `json:"id"`
+	CreatedAt string `json:"created_at"`
+	// Error is what abandoned a file, if anything (ListFiles).
+	Error string `json:"error,omitempty"`
 }
 
 // RecordFile adds f to the ledger inside the caller's transaction.
@@ -107,12 +71,23 @@ FROM files WHERE direction = ? AND kind = ? ORDER BY id DESC LIMIT 1`, direction
 	return f, true, nil
 }
 
+// FileFilter selects rows of the file ledger; zero fields select all.
+type FileFilter struct {
+	Direction, Kind string
+	RunID           int64
+}
+
 // ListFiles streams the file ledger in id order to fn, optionally only one
-// direction and kind; msg is the error that abandoned a file, if any.
-func ListFiles(ctx context.Context, d *db.DB, direction, kind string, fn func(f File, msg string) error) error {
+// direction, kind or run; msg is the error that abandoned a file, if any.
+func ListFiles(ctx context.Context, d *db.DB, ff FileFilter, fn func(f File, msg string) error) error {
+	direction, kind := ff.Direction, ff.Kind
 	q := `SELECT id, direction, kind, name, path, sha256, size, records, rejected, status, mode, coalesce(run_id, 0), created_at, error
 FROM files WHERE 1=1`
 	var args []any
+	if ff.RunID > 0 {
+		q += ` AND run_id = ?`
+		args = append(args, ff.RunID)
+	}
 	if direction != "" {
 		q += ` AND direction = ?`
 		args = append(args, direction)

@@ -78,12 +78,23 @@ WHERE site = ? AND remote_path = ? AND size = ? AND mtime = ? AND status = 'done
 	return n > 0, nil
 }
 
+// TransferFilter selects rows of the transfer ledger; zero fields select all.
+type TransferFilter struct {
+	Site, Status string
+	RunID        int64
+}
+
 // ListTransfers streams the transfer ledger in id order to fn, optionally
-// only one site and status.
-func ListTransfers(ctx context.Context, d *db.DB, site, status string, fn func(t Transfer) error) error {
+// only one site, status or run.
+func ListTransfers(ctx context.Context, d *db.DB, f TransferFilter, fn func(t Transfer) error) error {
+	site, status := f.Site, f.Status
 	q := `SELECT id, site, direction, local_path, remote_path, size, mtime, sha256, status, attempts, error, coalesce(run_id, 0), created_at, updated_at
 FROM transfers WHERE 1=1`
 	var args []any
+	if f.RunID > 0 {
+		q += ` AND run_id = ?`
+		args = append(args, f.RunID)
+	}
 	if site != "" {
 		q += ` AND site = ?`
 		args = append(args, site)

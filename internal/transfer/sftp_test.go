@@ -622,7 +622,7 @@ func TestSFTPPermissionDenied(t *testing.T) {
 func ledgerRows(t *testing.T, e *env, site string) map[string][]string {
 	t.Helper()
 	rows := map[string][]string{}
-	err := ledger.ListTransfers(context.Background(), e.d, site, "", func(tr ledger.Transfer) error {
+	err := ledger.ListTransfers(context.Background(), e.d, ledger.TransferFilter{Site: site}, func(tr ledger.Transfer) error {
 		rows[tr.RemotePath] = append(rows[tr.RemotePath], tr.Direction+":"+tr.Status)
 		return nil
 	})

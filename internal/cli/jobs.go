@@ -1,0 +1,545 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/posbridge/posbridge/internal/config"
+	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/job"
+	"github.com/posbridge/posbridge/internal/ledger"
+)
+
+// resolveStep checks a job step's command line against a fresh command
+// tree: the command exists, takes the flags with valid values, and
+// accepts the positional arguments.
+func resolveStep(argv []string) (job.Command, error) {
+	root := newRoot(&App{In: strings.NewReader(""), Out: io.Discard, Err: io.Discard})
+	cmd, rest, err := root.Find(argv)
+	if err != nil || cmd == root {
+		return job.Command{}, fmt.Errorf("unknown command %q", strings.Join(argv[:min(len(argv), 2)], " "))
+	}
+	if cmd.HasSubCommands() {
+		return job.Command{}, fmt.Errorf("%q needs a subcommand: %s", strings.TrimPrefix(cmd.CommandPath(), "posbridge "), subNames(cmd))
+	}
+	if err := cmd.ParseFlags(rest); err != nil {
+		return job.Command{}, err
+	}
+	pos := cmd.Flags().Args()
+	if err := cmd.ValidateArgs(pos); err != nil {
+		return job.Command{}, errors.New(strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
+	}
+	return job.Command{
+		Path:       strings.TrimPrefix(cmd.CommandPath(), "posbridge "),
+		Positional: pos,
+		DryRun:     cmd.Flags().Lookup("dry-run") != nil,
+	}, nil
+}
+
+func subNames(cmd *cobra.Command) string {
+	var names []string
+	for _, c := range cmd.Commands() {
+		if c.IsAvailableCommand() {
+			names = append(names, c.Name())
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
+// execStep runs one step's command line in this process, on the job's
+// configuration and database, with the job's logger.
+func (a *App) execStep(jobName string) job.Exec {
+	return func(ctx context.Context, s job.Step, argv []string, run int64, log *slog.Logger) (int, error) {
+		child := &App{In: strings.NewReader(""), Out: a.Out, Err: a.Err, ConfigFile: a.ConfigFile,
+			LogFormat: a.LogFormat, Quiet: a.Quiet, Verbose: a.Verbose, cfg: a.cfg, db: a.db,
+			step: &stepContext{run: run, job: jobName, log: log.With("step", s.Index)}}
+		root := newRoot(child)
+		root.SetArgs(argv)
+		err := root.ExecuteContext(ctx)
+		return exitCode(err), err
+	}
+}
+
+func newRunCmd(app *App) *cobra.Command {
+	var dryRun bool
+	var wait time.Duration
+	var out outputFlag
+	cmd := &cobra.Command{
+		Use:   "run JOB",
+		Short: "Run a job of the config: its steps in order, under its locks",
+		Long: `Run the named job of the config (jobs.JOB): its steps in order, each a posbridge
+command with its arguments and flags, under the job's locks.
+
+Locks: a run holds job:JOB and one lock per kind of data its steps touch
+(export:KIND, load:KIND, import:KIND, site:SITE, folder:PATH, triggers). A
+second run that needs one of them exits 75 at once, or waits up to --wait.
+The locks of a run whose process is gone (same host) or whose lock expired
+(locks.ttl, another host) are taken over, the takeover logged and the dead
+run marked failed.
+
+A step that fails stops the job unless it (or the job) says on_failure:
+continue. The exit code is the first failing step's, else 3 when a step
+rejected records, else 0. Every run and step is recorded: see runs list and
+runs show. --dry-run runs each step that has a --dry-run of its own with it,
+shows the others, takes no locks and records nothing.`,
+		Example: `  posbridge run item-download
+  posbridge run nightly-full --wait 10m
+  posbridge run store-pickup --dry-run`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			cfg, err := app.Config()
+			if err != nil {
+				return err
+			}
+			p, err := job.Build(cfg, args[0], resolveStep)
+			if err != nil {
+				return err
+			}
+			d, err := app.DB(ctx)
+			if err != nil {
+				return err
+			}
+			o := job.Options{DryRun: dryRun, Wait: wait, TTL: cfg.Locks.TTL, Log: app.logger()}
+			if app.step != nil {
+				// A step of another job: its run is this job's run and the
+				// outer run holds the locks.
+				o.RunID, app.step.run = app.step.run, 0
+				if dryRun {
+					o.RunID = 0
+				}
+			}
+			res, err := job.Run(ctx, d, p, o, app.execStep(p.Name))
+			if res == nil {
+				return err
+			}
+			if out.value == "json" {
+				if werr := writeJSON(app.Out, res); werr != nil && err == nil {
+					err = werr
+				}
+			}
+			switch {
+			case err != nil:
+				return &exitError{code: res.ExitCode, err: err, logged: true}
+			case res.ExitCode == ExitRejected:
+				return fmt.Errorf("job %s: %w", p.Name, errRejected)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&dryRun, "dry-run", false, "run the steps that can as dry runs, show the others; no locks, nothing recorded")
+	f.DurationVar(&wait, "wait", 0, "wait this long for a run holding the job's locks to finish (default: exit 75 at once)")
+	out.add(cmd, "text", "json")
+	return cmd
+}
+
+// jobView is a job as jobs list shows it.
+type jobView struct {
+	Name        string      `json:"name"`
+	Description string      `json:"description,omitempty"`
+	Schedule    string      `json:"schedule,omitempty"`
+	Steps       []string    `json:"steps"`
+	Locks       []string    `json:"locks"`
+	LastRun     *ledger.Run `json:"last_run"`
+	Next        string      `json:"next_expected,omitempty"`
+	// Missed is when a run was expected but none started.
+	Missed string `json:"missed,omitempty"`
+	// Running is the run holding the job's lock now.
+	Running *job.Lock `json:"running,omitempty"`
+}
+
+func buildJobViews(ctx context.Context, cfg *config.Config, d *db.DB) ([]jobView, error) {
+	last, err := ledger.LastJobRuns(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	locks, err := job.Locks(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	views := []jobView{}
+	for _, name := range sortedKeys(cfg.Jobs) {
+		p, err := job.Build(cfg, name, resolveStep)
+		if err != nil {
+			return nil, err
+		}
+		v := jobView{Name: name, Description: p.Job.Description, Schedule: p.Job.Schedule, Locks: p.Locks, Steps: []string{}}
+		for _, s := range p.Steps {
+			v.Steps = append(v.Steps, s.String())
+		}
+		if r, ok := last[name]; ok {
+			v.LastRun = &r
+		}
+		for _, l := range locks {
+			if l.Name == "job:"+name {
+				v.Running = &l
+			}
+		}
+		if p.Job.Schedule != "" {
+			sched, _ := job.ParseSchedule(p.Job.Schedule) // Build checked it
+			v.Next = sched.Next(now).UTC().Format(db.TimeLayout)
+			if v.LastRun != nil && v.Running == nil {
+				start, _ := time.Parse(db.TimeLayout, v.LastRun.Started)
+				if at, missed := sched.Missed(start, now, cfg.Status.Grace); missed {
+					v.Missed = at.UTC().Format(db.TimeLayout)
+				}
+			}
+		}
+		views = append(views, v)
+	}
+	return views, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func newJobsCmd(app *App) *cobra.Command {
+	var out outputFlag
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the jobs of the config with their last run and next expected run",
+		Long: `List the jobs of the config: schedule, number of steps, the last run with its
+result and exit code, the next run the schedule expects, and whether a run is
+going on now. A job whose schedule expected a run (plus status.grace) that did
+not start is marked MISSED.`,
+		Example: `  posbridge jobs list
+  posbridge jobs list --output json`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			cfg, err := app.Config()
+			if err != nil {
+				return err
+			}
+			d, err := app.DB(ctx)
+			if err != nil {
+				return err
+			}
+			views, err := buildJobViews(ctx, cfg, d)
+			if err != nil {
+				return err
+			}
+			if out.value == "json" {
+				return writeJSON(app.Out, views)
+			}
+			if len(views) == 0 {
+				fmt.Fprintln(app.Out, "no jobs configured (see jobs: in config.example.yaml)")
+				return nil
+			}
+			t := newTable(app.Out, "JOB", "SCHEDULE", "STEPS", "LAST RUN", "STARTED", "RESULT", "EXIT", "NEXT", "NOTE")
+			for _, v := range views {
+				run, started, result, exit := "-", "-", "-", "-"
+				if r := v.LastRun; r != nil {
+					run, started, result, exit = strconv.FormatInt(r.ID, 10), r.Started, r.Status, exitText(r.ExitCode)
+				}
+				note := ""
+				switch {
+				case v.Running != nil:
+					note = fmt.Sprintf("running: run %d, pid %d on %s", v.Running.RunID, v.Running.PID, v.Running.Host)
+				case v.Missed != "":
+					note = "MISSED run expected at " + v.Missed
+				}
+				t.row(v.Name, dash(v.Schedule), len(v.Steps), run, started, result, exit, dash(v.Next), note)
+			}
+			return t.flush()
+		},
+	}
+	out.add(list, "table", "json")
+
+	var showOut outputFlag
+	show := &cobra.Command{
+		Use:     "show JOB",
+		Short:   "Show a job's steps as the command lines they run, and its locks",
+		Example: `  posbridge jobs show nightly-full`,
+		Args:    exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := app.Config()
+			if err != nil {
+				return err
+			}
+			p, err := job.Build(cfg, args[0], resolveStep)
+			if err != nil {
+				return err
+			}
+			if showOut.value == "json" {
+				return writeJSON(app.Out, p)
+			}
+			fmt.Fprintf(app.Out, "job %s\n", p.Name)
+			if p.Job.Description != "" {
+				fmt.Fprintf(app.Out, "  %s\n", p.Job.Description)
+			}
+			fmt.Fprintf(app.Out, "schedule: %s\nlocks: %s\n\n", dash(p.Job.Schedule), strings.Join(p.Locks, ", "))
+			t := newTable(app.Out, "STEP", "ON FAILURE", "COMMAND")
+			for _, s := range p.Steps {
+				t.row(s.Index, s.OnFailure, s.String())
+			}
+			return t.flush()
+		},
+	}
+	showOut.add(show, "text", "json")
+	return groupCmd("jobs", "List and show the jobs of the config", list, show)
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func exitText(code *int) string {
+	if code == nil {
+		return "-"
+	}
+	return strconv.Itoa(*code)
+}
+
+// parseSince reads --since: a duration back from now (24h, 90m, 7d) or a
+// date or timestamp (2026-11-23, 2026-11-23T06:00:00Z).
+func parseSince(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		if days, err := strconv.Atoi(n); err == nil && days >= 0 {
+			return time.Now().Add(-time.Duration(days) * 24 * time.Hour), nil
+		}
+	}
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return time.Now().Add(-d), nil
+	}
+	for _, layout := range []string{time.RFC3339, "2006-01-02T15:04:05", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, usageErr("--since %q: want a duration back from now (24h, 7d) or a date (2026-11-23) or time (2026-11-23T06:00:00Z)", s)
+}
+
+func newRunsCmd(app *App) *cobra.Command {
+	var f ledger.RunFilter
+	var since string
+	var out outputFlag
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List recorded runs, newest first",
+		Long: `List the runs of commands that changed state and of jobs, newest first. Steps of
+job runs are left out unless --steps is given (runs show RUN lists them). A
+run found "running" whose process is gone is marked failed first.`,
+		Example: `  posbridge runs list --job item-download --since 24h
+  posbridge runs list --failed
+  posbridge runs list --output json`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			var err error
+			if f.Since, err = parseSince(since); err != nil {
+				return err
+			}
+			d, err := app.DB(ctx)
+			if err != nil {
+				return err
+			}
+			reapQuietly(ctx, d)
+			runs, err := ledger.ListRuns(ctx, d, f)
+			if err != nil {
+				return err
+			}
+			if len(runs) == 0 && out.value == "table" {
+				fmt.Fprintln(app.Out, "no runs")
+				return nil
+			}
+			w := newRecords(out.value, app.Out, "run", "job", "command", "status", "exit", "started", "duration", "error")
+			for _, r := range runs {
+				errText := r.Error
+				if out.value == "table" {
+					errText = shorten(errText, 80)
+				}
+				if err := w.add(r, r.ID, dash(r.Job), r.Command, r.Status, exitText(r.ExitCode), r.Started, r.Duration(), errText); err != nil {
+					return err
+				}
+			}
+			return w.close()
+		},
+	}
+	lf := list.Flags()
+	lf.StringVar(&f.Job, "job", "", "only runs of this job")
+	lf.BoolVar(&f.Failed, "failed", false, "only failed runs")
+	lf.StringVar(&since, "since", "", "only runs started since: a duration back (24h, 7d) or a date/time")
+	lf.BoolVar(&f.Steps, "steps", false, "include the steps of job runs")
+	lf.IntVar(&f.Limit, "limit", 50, "at most this many runs, newest first (0: all)")
+	out.add(list, "table", "json", "csv")
+
+	var showOut outputFlag
+	show := &cobra.Command{
+		Use:   "show RUN",
+		Short: "Show one run: every step with its counts, files in and out, transfers and errors",
+		Example: `  posbridge runs show 42
+  posbridge runs show 42 --output json`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			id, err := strconv.ParseInt(args[0], 10, 64)
+			if err != nil || id <= 0 {
+				return usageErr("run id %q: want a positive number (see runs list)", args[0])
+			}
+			d, err := app.DB(ctx)
+			if err != nil {
+				return err
+			}
+			reapQuietly(ctx, d)
+			v, err := buildRunView(ctx, d, id)
+			if err != nil {
+				return err
+			}
+			if showOut.value == "json" {
+				return writeJSON(app.Out, v)
+			}
+			writeRunView(app.Out, v, "")
+			return nil
+		},
+	}
+	showOut.add(show, "text", "json")
+	return groupCmd("runs", "List and show recorded runs of commands and jobs", list, show)
+}
+
+// reapQuietly marks runs of dead processes failed before they are shown;
+// a busy database leaves that to the next run.
+func reapQuietly(ctx context.Context, d *db.DB) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	ledger.ReapDead(ctx, d, 0)
+}
+
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
+}
+
+// runView is a run with everything runs show prints.
+type runView struct {
+	ledger.Run
+	Duration  string            `json:"duration"`
+	Activity  ledger.Activity   `json:"activity"`
+	Files     []ledger.File     `json:"files"`
+	Transfers []ledger.Transfer `json:"transfers"`
+	Steps     []runView         `json:"steps,omitempty"`
+}
+
+func buildRunView(ctx context.Context, d *db.DB, id int64) (runView, error) {
+	r, err := ledger.GetRun(ctx, d, id)
+	if errors.Is(err, ledger.ErrNoRun) {
+		return runView{}, usageErr("%v (see runs list)", err)
+	}
+	if err != nil {
+		return runView{}, err
+	}
+	v := runView{Run: r, Duration: r.Duration().String(), Files: []ledger.File{}, Transfers: []ledger.Transfer{}}
+	if v.Activity, err = ledger.RunActivity(ctx, d, id); err != nil {
+		return v, err
+	}
+	if v.Files, err = ledger.RunFiles(ctx, d, id); err != nil {
+		return v, err
+	}
+	if v.Transfers, err = ledger.RunTransfers(ctx, d, id); err != nil {
+		return v, err
+	}
+	steps, err := ledger.ListRuns(ctx, d, ledger.RunFilter{Parent: id})
+	if err != nil {
+		return v, err
+	}
+	for _, s := range steps {
+		sv, err := buildRunView(ctx, d, s.ID)
+		if err != nil {
+			return v, err
+		}
+		v.Activity = v.Activity.Add(sv.Activity)
+		v.Steps = append(v.Steps, sv)
+	}
+	return v, nil
+}
+
+func writeRunView(w io.Writer, v runView, indent string) {
+	p := func(format string, args ...any) { fmt.Fprintf(w, indent+format+"\n", args...) }
+	title := fmt.Sprintf("run %d: %s", v.ID, v.Command)
+	if v.Step > 0 {
+		title = fmt.Sprintf("step %d (run %d): %s", v.Step, v.ID, v.Command)
+	}
+	p("%s", title)
+	if v.Job != "" && v.Step == 0 {
+		p("  job:       %s", v.Job)
+	}
+	p("  status:    %s (exit %s)", v.Status, exitText(v.ExitCode))
+	end := v.Ended
+	if end == "" {
+		end = "-"
+	}
+	p("  started:   %s  ended: %s  duration: %s", v.Started, end, v.Duration)
+	p("  process:   pid %d on %s", v.PID, v.Host)
+	if v.Error != "" {
+		p("  error:     %s", v.Error)
+	}
+	a := v.Activity
+	p("  files:     %d in, %d out, %d records, %d rejected; transfers: %d done, %d failed",
+		a.FilesIn, a.FilesOut, a.Records, a.Rejected, a.Transfers, a.TransfersFailed)
+	if c := compactJSON(v.Counts); c != "{}" && c != "" {
+		p("  counts:    %s", c)
+	}
+	for _, f := range v.Files {
+		p("  file %-3s  %s %s (%d records, %d rejected, %s)", f.Direction, f.Kind, f.Path, f.Records, f.Rejected, f.Status)
+	}
+	for _, t := range v.Transfers {
+		line := fmt.Sprintf("  %-8s  %s %s <-> %s (%d bytes, %s)", t.Direction, t.Site, t.LocalPath, t.RemotePath, t.Size, t.Status)
+		if t.Error != "" {
+			line += ": " + t.Error
+		}
+		p("%s", line)
+	}
+	for _, s := range v.Steps {
+		fmt.Fprintln(w)
+		writeRunView(w, s, indent+"  ")
+	}
+}
+
+// compactJSON shortens stored counts for one line; long lists are left
+// for --output json.
+func compactJSON(raw json.RawMessage) string {
+	var m map[string]any
+	if json.Unmarshal(raw, &m) != nil {
+		return string(raw)
+	}
+	for k, v := range m {
+		switch x := v.(type) {
+		case []any:
+			m[k] = len(x)
+		case map[string]any:
+			if len(x) > 8 {
+				m[k] = len(x)
+			}
+		case nil:
+			delete(m, k)
+		}
+	}
+	b, _ := json.Marshal(m)
+	return shorten(string(b), 300)
+}

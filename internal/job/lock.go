@@ -1,0 +1,200 @@
+package job
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/ledger"
+)
+
+// ErrBusy means another run holds a lock the job needs; try again later
+// (the CLI exits 75).
+var ErrBusy = errors.New("held by another run")
+
+// Lock is one held lock.
+type Lock struct {
+	Name       string `json:"name"`
+	Job        string `json:"job"`
+	RunID      int64  `json:"run_id"`
+	Host       string `json:"host"`
+	PID        int    `json:"pid"`
+	PIDStart   string `json:"-"`
+	AcquiredAt string `json:"acquired_at"`
+	ExpiresAt  string `json:"expires_at"`
+}
+
+func (l Lock) holder() string {
+	return fmt.Sprintf("run %d of job %s (pid %d on %s, since %s)", l.RunID, l.Job, l.PID, l.Host, l.AcquiredAt)
+}
+
+// Takeover is a lock taken from a run that can no longer hold it.
+type Takeover struct {
+	Lock   Lock
+	Reason string
+}
+
+const lockColumns = `name, job, coalesce(run_id, 0), host, pid, pid_start, acquired_at, expires_at`
+
+func scanLock(sc interface{ Scan(...any) error }) (Lock, error) {
+	var l Lock
+	err := sc.Scan(&l.Name, &l.Job, &l.RunID, &l.Host, &l.PID, &l.PIDStart, &l.AcquiredAt, &l.ExpiresAt)
+	return l, err
+}
+
+// Locks lists the locks held now.
+func Locks(ctx context.Context, d *db.DB) ([]Lock, error) {
+	rows, err := d.QueryContext(ctx, `SELECT `+lockColumns+` FROM locks ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("list locks: %w", db.Classify(err))
+	}
+	defer rows.Close()
+	out := []Lock{}
+	for rows.Next() {
+		l, err := scanLock(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
+
+// stale says why the holder of l can no longer hold it, or "" when it may.
+func stale(l Lock, now time.Time) string {
+	alive, known := ledger.Alive(l.Host, l.PID, l.PIDStart)
+	if known && !alive {
+		return fmt.Sprintf("process %d on this host is gone", l.PID)
+	}
+	if known {
+		return ""
+	}
+	exp, err := time.Parse(db.TimeLayout, l.ExpiresAt)
+	if err == nil && now.After(exp) {
+		return fmt.Sprintf("the lock expired at %s: its holder on %s stopped renewing it", l.ExpiresAt, l.Host)
+	}
+	return ""
+}
+
+// acquire takes every lock in names for a new run of job, or none: in
+// one transaction it takes over the locks of dead or expired holders
+// (failing their runs), records the run, and inserts the locks. A lock
+// held by a live run fails it with ErrBusy naming the holder.
+func acquire(ctx context.Context, d *db.DB, job string, names []string, ttl time.Duration) (int64, []Takeover, error) {
+	var runID int64
+	var takeovers []Takeover
+	err := d.Tx(ctx, true, func(conn *sql.Conn) error {
+		runID, takeovers = 0, nil
+		now := time.Now().UTC()
+		for _, name := range names {
+			l, err := scanLock(conn.QueryRowContext(ctx, `SELECT `+lockColumns+` FROM locks WHERE name = ?`, name))
+			if errors.Is(err, sql.ErrNoRows) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("read lock %s: %w", name, db.Classify(err))
+			}
+			reason := stale(l, now)
+			if reason == "" {
+				what := "job " + job
+				if name != "job:"+job {
+					what += ": " + name
+				}
+				return fmt.Errorf("%s is %w: %s", what, ErrBusy, l.holder())
+			}
+			takeovers = append(takeovers, Takeover{Lock: l, Reason: reason})
+		}
+		// Every lock of a stale holder goes, not only the ones this run
+		// needs: its run is over.
+		for _, t := range takeovers {
+			if _, err := conn.ExecContext(ctx, `DELETE FROM locks WHERE name = ? OR (run_id = ? AND run_id > 0)`, t.Lock.Name, t.Lock.RunID); err != nil {
+				return fmt.Errorf("take over lock %s: %w", t.Lock.Name, db.Classify(err))
+			}
+			if t.Lock.RunID > 0 {
+				if err := ledger.FailRun(ctx, conn, t.Lock.RunID, "lock taken over: "+t.Reason); err != nil {
+					return err
+				}
+				if _, err := conn.ExecContext(ctx, `UPDATE runs SET status = 'failed', ended_at = ?, error = ? WHERE parent_id = ? AND status = 'running'`,
+					db.Now(), "lock of its job taken over: "+t.Reason, t.Lock.RunID); err != nil {
+					return fmt.Errorf("fail steps of run %d: %w", t.Lock.RunID, db.Classify(err))
+				}
+			}
+		}
+		var err error
+		if runID, err = ledger.InsertRun(ctx, conn, ledger.Run{Command: "run " + job, Job: job}); err != nil {
+			return err
+		}
+		host, pid := ledger.Hostname(), os.Getpid()
+		start, expires := now.Format(db.TimeLayout), now.Add(ttl).Format(db.TimeLayout)
+		for _, name := range names {
+			_, err := conn.ExecContext(ctx, `INSERT INTO locks(name, job, run_id, host, pid, pid_start, acquired_at, expires_at) VALUES (?,?,?,?,?,?,?,?)`,
+				name, job, runID, host, pid, ledger.ProcessStart(pid), start, expires)
+			if err != nil {
+				return fmt.Errorf("take lock %s: %w", name, db.Classify(err))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	return runID, takeovers, nil
+}
+
+// acquireWait is acquire, trying again until wait has passed while the
+// locks are busy.
+func acquireWait(ctx context.Context, d *db.DB, job string, names []string, ttl, wait time.Duration) (int64, []Takeover, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		id, t, err := acquire(ctx, d, job, names, ttl)
+		if !errors.Is(err, ErrBusy) && !errors.Is(err, db.ErrBusy) {
+			return id, t, err
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			if wait > 0 {
+				return 0, nil, fmt.Errorf("%w (waited %s)", err, wait)
+			}
+			return 0, nil, err
+		}
+		pause := min(500*time.Millisecond, left)
+		select {
+		case <-ctx.Done():
+			return 0, nil, ctx.Err()
+		case <-time.After(pause):
+		}
+	}
+}
+
+// renew keeps the locks of run alive until ctx ends.
+func renew(ctx context.Context, d *db.DB, run int64, ttl time.Duration) {
+	t := time.NewTicker(max(ttl/4, 250*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			// A busy database only delays the renewal; the next tick tries
+			// again, well before the lock expires.
+			d.ExecContext(ctx, `UPDATE locks SET expires_at = ? WHERE run_id = ?`,
+				time.Now().UTC().Add(ttl).Format(db.TimeLayout), run)
+		}
+	}
+}
+
+// release drops the locks of run.
+func release(ctx context.Context, d *db.DB, run int64) error {
+	if _, err := d.ExecContext(ctx, `DELETE FROM locks WHERE run_id = ?`, run); err != nil {
+		return fmt.Errorf("release locks of run %d: %w", run, db.Classify(err))
+	}
+	return nil
+}
+
+// describeLocks is the list of lock names for a message.
+func describeLocks(names []string) string { return strings.Join(names, ", ") }

@@ -1,0 +1,279 @@
+package job
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/ledger"
+)
+
+// Exit codes of DESIGN.md section 8, as the steps report them.
+const (
+	exitOK       = 0
+	exitRejected = 3
+)
+
+// Exec runs one step's command line; run is the runs row made for the
+// step (0 in a dry run) and log the job run's logger. It returns the
+// command's exit code and error.
+type Exec func(ctx context.Context, s Step, argv []string, run int64, log *slog.Logger) (code int, err error)
+
+// Options tune a run.
+type Options struct {
+	// DryRun runs every step that takes --dry-run with it, shows the
+	// others, takes no locks and records nothing.
+	DryRun bool
+	// Wait is how long to wait for the locks of a run that holds them.
+	Wait time.Duration
+	// TTL is how long a lock outlives its holder's last renewal.
+	TTL time.Duration
+	// RunID, when set, is the run to record the job's steps under: the
+	// step of an outer job that runs this one. The outer run holds the
+	// locks already.
+	RunID int64
+	Log   *slog.Logger
+}
+
+// StepResult is how one step ended.
+type StepResult struct {
+	Index    int             `json:"step"`
+	Command  string          `json:"command"`
+	RunID    int64           `json:"run_id,omitempty"`
+	Status   string          `json:"status"`
+	ExitCode int             `json:"exit_code"`
+	Duration time.Duration   `json:"duration_ns"`
+	Activity ledger.Activity `json:"activity"`
+	Error    string          `json:"error,omitempty"`
+}
+
+// Result is how a job run ended.
+type Result struct {
+	Job      string          `json:"job"`
+	RunID    int64           `json:"run_id,omitempty"`
+	DryRun   bool            `json:"dry_run,omitempty"`
+	Status   string          `json:"status"`
+	ExitCode int             `json:"exit_code"`
+	Steps    []StepResult    `json:"steps"`
+	Skipped  int             `json:"skipped"`
+	Activity ledger.Activity `json:"activity"`
+	Duration time.Duration   `json:"duration_ns"`
+	// Takeovers are the locks taken from dead or expired runs.
+	Takeovers []Takeover `json:"takeovers,omitempty"`
+	// Reaped are runs found running whose process was gone.
+	Reaped []ledger.Dead `json:"reaped,omitempty"`
+}
+
+// counts is what the job run's counts column holds.
+type counts struct {
+	Steps    int             `json:"steps"`
+	Ran      int             `json:"ran"`
+	Failed   int             `json:"failed"`
+	Skipped  int             `json:"skipped"`
+	Activity ledger.Activity `json:"activity"`
+}
+
+// Run runs plan p: it reaps dead runs, takes the plan's locks (or fails
+// with ErrBusy), records the run, runs the steps in order through exec,
+// records each step, and releases the locks. The job's exit code is the
+// first failing step's, else 3 when a step rejected records, else 0. The
+// returned error is the first failing step's (nil for rejects).
+func Run(ctx context.Context, d *db.DB, p *Plan, o Options, exec Exec) (*Result, error) {
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	start := time.Now()
+	res := &Result{Job: p.Name, DryRun: o.DryRun, Steps: []StepResult{}}
+	if o.DryRun {
+		return res, runSteps(ctx, d, p, o, exec, log, res)
+	}
+	nested := o.RunID > 0
+	if nested {
+		res.RunID = o.RunID
+	} else {
+		var err error
+		if res.Reaped, err = ledger.ReapDead(ctx, d, 0); err != nil {
+			return nil, err
+		}
+		for _, r := range res.Reaped {
+			log.Warn("found a dead run: marked failed", "dead_run", r.Run.ID, "command", r.Run.Command, "reason", r.Reason)
+		}
+		res.RunID, res.Takeovers, err = acquireWait(ctx, d, p.Name, p.Locks, o.TTL, o.Wait)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range res.Takeovers {
+			log.Warn("took over a lock of a dead run", "job", p.Name, "run", res.RunID, "lock", t.Lock.Name,
+				"from_run", t.Lock.RunID, "from_job", t.Lock.Job, "pid", t.Lock.PID, "host", t.Lock.Host, "reason", t.Reason)
+		}
+		renewCtx, stopRenew := context.WithCancel(context.WithoutCancel(ctx))
+		go renew(renewCtx, d, res.RunID, o.TTL)
+		defer func() {
+			stopRenew()
+			if err := release(context.WithoutCancel(ctx), d, res.RunID); err != nil {
+				log.Error(err.Error())
+			}
+		}()
+	}
+	log = log.With("job", p.Name, "run", res.RunID)
+	log.Info("job start", "steps", len(p.Steps), "locks", describeLocks(p.Locks))
+	err := runSteps(ctx, d, p, o, exec, log, res)
+	res.Duration = time.Since(start)
+
+	status := ledger.RunOK
+	switch {
+	case err != nil:
+		status = ledger.RunFailed
+	case res.ExitCode == exitRejected:
+		status = ledger.RunRejects
+	}
+	res.Status = status
+	c := counts{Steps: len(p.Steps), Ran: len(res.Steps), Skipped: res.Skipped, Activity: res.Activity}
+	for _, s := range res.Steps {
+		if s.Status == ledger.RunFailed {
+			c.Failed++
+		}
+	}
+	if !nested {
+		bg := context.WithoutCancel(ctx)
+		if endErr := ledger.EndRun(bg, d, res.RunID, status, c, err); endErr != nil {
+			log.Error(endErr.Error())
+		}
+		if endErr := ledger.SetExitCode(bg, d, res.ExitCode, res.RunID); endErr != nil {
+			log.Error(endErr.Error())
+		}
+	}
+	attrs := []any{"status", status, "exit", res.ExitCode, "duration", res.Duration.Round(time.Millisecond).String(),
+		"ran", c.Ran, "failed", c.Failed, "skipped", c.Skipped}
+	attrs = append(attrs, activityAttrs(res.Activity)...)
+	if err != nil {
+		log.Error("job end", append(attrs, "error", err.Error())...)
+	} else {
+		log.Info("job end", attrs...)
+	}
+	return res, err
+}
+
+// runSteps runs the steps in order, filling res.
+func runSteps(ctx context.Context, d *db.DB, p *Plan, o Options, exec Exec, log *slog.Logger, res *Result) error {
+	var firstErr error
+steps:
+	for i, s := range p.Steps {
+		if ctx.Err() != nil {
+			res.Skipped = len(p.Steps) - i
+			if firstErr == nil {
+				firstErr = fmt.Errorf("job %s stopped before step %d: %w", p.Name, s.Index, ctx.Err())
+				res.ExitCode = 1
+			}
+			break
+		}
+		argv := s.Argv
+		if o.DryRun {
+			if !s.DryRun {
+				log.Info("dry run: would run step", "job", p.Name, "step", s.Index, "command", s.String())
+				continue
+			}
+			argv = append(append([]string(nil), argv...), "--dry-run")
+		}
+		sr := StepResult{Index: s.Index, Command: s.String()}
+		var err error
+		if !o.DryRun {
+			sr.RunID, err = ledger.InsertRun(ctx, d, ledger.Run{Command: s.Path, Job: p.Name, Parent: res.RunID, Step: s.Index})
+			if err != nil {
+				return err
+			}
+		}
+		t0 := time.Now()
+		code, stepErr := exec(ctx, s, argv, sr.RunID, log)
+		sr.Duration = time.Since(t0)
+		sr.ExitCode = code
+		sr.Status = statusOf(code)
+		if stepErr != nil && code != exitRejected {
+			sr.Error = stepErr.Error()
+		}
+		if sr.RunID > 0 {
+			bg := context.WithoutCancel(ctx)
+			// The command ends its own run when it records one; a command
+			// that records none (trigger generate) or failed before it
+			// started is ended here.
+			if r, gerr := ledger.GetRun(bg, d, sr.RunID); gerr == nil && r.Status == ledger.RunRunning {
+				if err := ledger.EndRun(bg, d, sr.RunID, sr.Status, nil, stepErr); err != nil {
+					return err
+				}
+			}
+			if err := ledger.SetExitCode(bg, d, code, sr.RunID); err != nil {
+				return err
+			}
+			if sr.Activity, err = ledger.RunActivity(bg, d, sr.RunID); err != nil {
+				return err
+			}
+			res.Activity = res.Activity.Add(sr.Activity)
+		}
+		res.Steps = append(res.Steps, sr)
+		attrs := []any{"step", s.Index, "command", s.String(), "status", sr.Status, "exit", code,
+			"duration", sr.Duration.Round(time.Millisecond).String()}
+		attrs = append(attrs, activityAttrs(sr.Activity)...)
+		if sr.Error != "" {
+			log.Error("step end", append(attrs, "error", sr.Error)...)
+		} else {
+			log.Info("step end", attrs...)
+		}
+		switch {
+		case code == exitOK:
+		case code == exitRejected:
+			if res.ExitCode == exitOK {
+				res.ExitCode = exitRejected
+			}
+		default:
+			if firstErr == nil {
+				firstErr = fmt.Errorf("job %s: step %d (%s) failed: %w", p.Name, s.Index, s.Path, stepErrOr(stepErr, code))
+				res.ExitCode = code
+			}
+			if s.OnFailure == Stop {
+				res.Skipped = len(p.Steps) - i - 1
+				break steps
+			}
+		}
+	}
+	return firstErr
+}
+
+func stepErrOr(err error, code int) error {
+	if err != nil {
+		return err
+	}
+	return fmt.Errorf("exit code %d", code)
+}
+
+func statusOf(code int) string {
+	switch code {
+	case exitOK:
+		return ledger.RunOK
+	case exitRejected:
+		return ledger.RunRejects
+	}
+	return ledger.RunFailed
+}
+
+// activityAttrs are the log attributes of what a step moved, leaving out
+// what it did not do.
+func activityAttrs(a ledger.Activity) []any {
+	var out []any
+	for _, kv := range []struct {
+		k string
+		v int64
+	}{{"files_in", a.FilesIn}, {"files_out", a.FilesOut}, {"records", a.Records}, {"rejected", a.Rejected},
+		{"transfers", a.Transfers}, {"transfers_failed", a.TransfersFailed}} {
+		if kv.v != 0 {
+			out = append(out, kv.k, kv.v)
+		}
+	}
+	return out
+}
+
+// IsBusy says whether err means the job's locks are held by another run.
+func IsBusy(err error) bool { return errors.Is(err, ErrBusy) }
