@@ -142,6 +142,8 @@ func TestDefaults(t *testing.T) {
 		Export: config.Export{Format: "xml", Source: "POSBRIDGE", Target: "POS", LockWait: time.Minute,
 			MassCustomers: config.MassCustomers{Classes: []string{}}},
 		Import: config.Import{TransactionCodes: map[string]string{}, MinAge: 5 * time.Second},
+		Locks:  config.Locks{TTL: 10 * time.Minute},
+		Status: config.Status{MaxReadyAge: time.Hour, MaxInboxAge: time.Hour, Grace: 5 * time.Minute},
 	}
 	if !reflect.DeepEqual(*c, want) {
 		t.Fatalf("defaults:\n  got  %+v\n  want %+v", *c, want)
