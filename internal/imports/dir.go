@@ -54,18 +54,30 @@ func Paths(args []string, f Folders, run ImportFunc, each func(Outcome)) {
 	}
 }
 
-func dir(folder string, f Folders, run ImportFunc, each func(Outcome)) {
-	processed, errDir := f.Processed, f.Error
-	if processed == "" {
-		processed = filepath.Join(folder, "processed")
+// ProcessedDir is where directory mode moves a file of folder that was
+// applied.
+func (f Folders) ProcessedDir(folder string) string {
+	if f.Processed != "" {
+		return f.Processed
 	}
-	if errDir == "" {
-		errDir = filepath.Join(folder, "error")
+	return filepath.Join(folder, "processed")
+}
+
+// ErrorDir is where directory mode moves a file of folder that failed.
+func (f Folders) ErrorDir(folder string) string {
+	if f.Error != "" {
+		return f.Error
 	}
+	return filepath.Join(folder, "error")
+}
+
+// Waiting lists the files of folder that directory mode would import, in
+// name order: regular files, not hidden (temporary names of transfers in
+// progress), not reject files.
+func Waiting(folder string) ([]string, error) {
 	entries, err := os.ReadDir(folder)
 	if err != nil {
-		each(Outcome{Path: folder, Err: fmt.Errorf("read folder %q: %w", folder, err)})
-		return
+		return nil, fmt.Errorf("read folder %q: %w", folder, err)
 	}
 	names := make([]string, 0, len(entries))
 	for _, e := range entries {
@@ -76,6 +88,16 @@ func dir(folder string, f Folders, run ImportFunc, each func(Outcome)) {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	return names, nil
+}
+
+func dir(folder string, f Folders, run ImportFunc, each func(Outcome)) {
+	processed, errDir := f.ProcessedDir(folder), f.ErrorDir(folder)
+	names, err := Waiting(folder)
+	if err != nil {
+		each(Outcome{Path: folder, Err: err})
+		return
+	}
 	for _, n := range names {
 		path := filepath.Join(folder, n)
 		st, err := os.Stat(path)

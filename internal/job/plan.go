@@ -2,6 +2,7 @@ package job
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -49,6 +50,9 @@ type Step struct {
 	Argv []string
 	// OnFailure is Stop or Continue.
 	OnFailure string
+	// Args are the positional arguments after the command words (the
+	// files or folders of a load or import).
+	Args []string
 	// Job is the job a "run JOB" step runs.
 	Job string
 	// DryRun says the command takes --dry-run.
@@ -291,7 +295,7 @@ func buildOne(cfg *config.Config, name string, j config.Job, resolve Resolver) (
 			p.Steps = append(p.Steps, s)
 			continue
 		}
-		s.Path, s.DryRun = cmd.Path, cmd.DryRun
+		s.Path, s.DryRun, s.Args = cmd.Path, cmd.DryRun, cmd.Positional
 		kind := stepKind(cmd.Path)
 		if kind == "" {
 			bad(skey+".command", "%q cannot be a step: a step runs one of %s", cmd.Path, strings.Join(stepCommands, ", "))
@@ -390,4 +394,21 @@ func stepLocks(kind string, cmd Command, flags map[string]string) []string {
 		folder(flags["requests"])
 	}
 	return locks
+}
+
+// Inboxes are the folders the import steps of the plan read: where files
+// wait for the job.
+func (p *Plan) Inboxes() []string {
+	var out []string
+	for _, s := range p.Steps {
+		if stepKind(s.Path) != "import" {
+			continue
+		}
+		for _, a := range s.Args {
+			if st, err := os.Stat(a); err == nil && st.IsDir() {
+				out = append(out, a)
+			}
+		}
+	}
+	return out
 }

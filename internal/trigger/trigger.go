@@ -207,29 +207,32 @@ func Get(ctx context.Context, d *db.DB, id int64) (Trigger, error) {
 	return t, err
 }
 
-// Count is the number of triggers of one file code and status.
-type Count struct {
-	FileCode string `json:"file_code"`
-	Status   string `json:"status"`
-	Count    int64  `json:"count"`
-	// Oldest is the created_at of the oldest trigger in the group.
-	Oldest string `json:"oldest"`
+// Pending is how many triggers of one file code wait (ready) and failed
+// (error), and when the oldest waiting one was created.
+type Pending struct {
+	FileCode    string `json:"file_code"`
+	Ready       int64  `json:"ready"`
+	Error       int64  `json:"error"`
+	OldestReady string `json:"oldest_ready,omitempty"`
 }
 
-// Summary counts triggers by file code and status.
-func Summary(ctx context.Context, d *db.DB) ([]Count, error) {
-	rows, err := d.QueryContext(ctx, `SELECT file_code, status, count(*), min(created_at) FROM triggers GROUP BY file_code, status`)
+// PendingSummary counts the ready and error triggers per file code,
+// through the pending index (processed triggers are not read).
+func PendingSummary(ctx context.Context, d *db.DB) ([]Pending, error) {
+	rows, err := d.QueryContext(ctx, `SELECT file_code, sum(status = 'ready'), sum(status = 'error'),
+ coalesce(min(CASE WHEN status = 'ready' THEN created_at END), '')
+FROM triggers WHERE status IN ('ready', 'error') GROUP BY file_code ORDER BY file_code`)
 	if err != nil {
-		return nil, db.Classify(err)
+		return nil, fmt.Errorf("count triggers: %w", db.Classify(err))
 	}
 	defer rows.Close()
-	out := []Count{}
+	out := []Pending{}
 	for rows.Next() {
-		var c Count
-		if err := rows.Scan(&c.FileCode, &c.Status, &c.Count, &c.Oldest); err != nil {
+		var p Pending
+		if err := rows.Scan(&p.FileCode, &p.Ready, &p.Error, &p.OldestReady); err != nil {
 			return nil, err
 		}
-		out = append(out, c)
+		out = append(out, p)
 	}
 	return out, rows.Err()
 }
