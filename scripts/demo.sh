@@ -1,15 +1,19 @@
 #!/bin/sh
-# The main job on the demo data: create the data folder, load the master
-# data in dependency order, generate the initial triggers, show the status.
-# Usage: POSBRIDGE_DATA_DIR=DIR scripts/demo.sh POSBRIDGE DEMO_DIR
+# The main job on the demo data: create the data folder and the POS drop
+# folder, run the nightly full load job (load the extracts, generate the
+# customer triggers, export everything and push it to the drop folder),
+# then show the job, its run, and the status an operator sees.
+# Usage: scripts/demo.sh POSBRIDGE CONFIG   (run from the repository root)
 set -eu
 pb=$1
-demo=$2
-run() { echo "\$ posbridge $*"; "$pb" "$@"; }
+config=$2
+run() { echo "\$ posbridge $*"; "$pb" --config "$config" "$@"; }
 run init
-for kind in warehouses vendors items customers invoices inventory; do
-	# The demo items include one with an unknown vendor: a warning, exit 0.
-	run load "$kind" "$demo/$kind.csv"
-done
-run trigger generate --type customer
+mkdir -p demo-data/pos/in
+# The demo items include one with an unknown vendor: a warning, exit 0.
+run run nightly-full
+run jobs list
+run runs show 1
+echo "\$ ls demo-data/pos/in"
+ls demo-data/pos/in
 run status

@@ -44,8 +44,14 @@ type App struct {
 // stepContext is what a job run hands the command of one of its steps.
 type stepContext struct {
 	run int64
-	job string
 	log *slog.Logger
+	// root is the logger of the outermost run, without the job's
+	// attributes: a job that runs another job logs with it, so no key
+	// appears twice in a line.
+	root *slog.Logger
+	// job and index name the step for the logs of a job it runs.
+	job   string
+	index int
 }
 
 // Config loads the configuration once.

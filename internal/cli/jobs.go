@@ -59,10 +59,14 @@ func subNames(cmd *cobra.Command) string {
 // execStep runs one step's command line in this process, on the job's
 // configuration and database, with the job's logger.
 func (a *App) execStep(jobName string) job.Exec {
+	root := a.logger()
+	if a.step != nil {
+		root = a.step.root
+	}
 	return func(ctx context.Context, s job.Step, argv []string, run int64, log *slog.Logger) (int, error) {
 		child := &App{In: strings.NewReader(""), Out: a.Out, Err: a.Err, ConfigFile: a.ConfigFile,
 			LogFormat: a.LogFormat, Quiet: a.Quiet, Verbose: a.Verbose, cfg: a.cfg, db: a.db,
-			step: &stepContext{run: run, job: jobName, log: log.With("step", s.Index)}}
+			step: &stepContext{run: run, log: log.With("step", s.Index), root: root, job: jobName, index: s.Index}}
 		root := newRoot(child)
 		root.SetArgs(argv)
 		err := root.ExecuteContext(ctx)
@@ -111,13 +115,11 @@ shows the others, takes no locks and records nothing.`,
 				return err
 			}
 			o := job.Options{DryRun: dryRun, Wait: wait, TTL: cfg.Locks.TTL, Log: app.logger()}
-			if app.step != nil {
+			if st := app.step; st != nil {
 				// A step of another job: its run is this job's run and the
 				// outer run holds the locks.
-				o.RunID, app.step.run = app.step.run, 0
-				if dryRun {
-					o.RunID = 0
-				}
+				o.RunID, st.run = st.run, 0
+				o.Log = st.root.With("parent_job", st.job, "parent_step", st.index)
 			}
 			res, err := job.Run(ctx, d, p, o, app.execStep(p.Name))
 			if res == nil {

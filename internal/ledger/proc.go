@@ -46,17 +46,17 @@ func Alive(host string, pid int, start string) (alive, known bool) {
 	if host != Hostname() || pid <= 0 {
 		return false, false
 	}
+	if start != "" {
+		if now := ProcessStart(pid); now != "" && now != start {
+			return false, true // the pid now belongs to another process
+		}
+	}
 	if pid == os.Getpid() {
 		return true, true
 	}
 	err := syscall.Kill(pid, 0)
 	if err != nil && !errors.Is(err, syscall.EPERM) {
 		return false, true
-	}
-	if start != "" {
-		if now := ProcessStart(pid); now != "" && now != start {
-			return false, true // the pid now belongs to another process
-		}
 	}
 	return true, true
 }
