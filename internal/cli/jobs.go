@@ -30,6 +30,10 @@ func resolveStep(argv []string) (job.Command, error) {
 		return job.Command{}, fmt.Errorf("unknown command %q", strings.Join(argv[:min(len(argv), 2)], " "))
 	}
 	if cmd.HasSubCommands() {
+		if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+			return job.Command{}, fmt.Errorf("unknown command %q for %q: one of %s", rest[0],
+				strings.TrimPrefix(cmd.CommandPath(), "posbridge "), subNames(cmd))
+		}
 		return job.Command{}, fmt.Errorf("%q needs a subcommand: %s", strings.TrimPrefix(cmd.CommandPath(), "posbridge "), subNames(cmd))
 	}
 	if err := cmd.ParseFlags(rest); err != nil {

@@ -22,7 +22,7 @@ const (
 // delete) are for operators, not cron.
 var stepCommands = []string{
 	"load", "trigger generate", "trigger purge", "export", "import",
-	"push", "pull", "inquire", "run", "db backup",
+	"push", "pull", "run", "db backup",
 }
 
 // StepCommands lists the commands a step may run, for messages and docs.
@@ -390,8 +390,6 @@ func stepLocks(kind string, cmd Command, flags map[string]string) []string {
 		folder(flags["to"])
 	case "trigger generate", "trigger purge":
 		locks = append(locks, "triggers")
-	case "inquire":
-		folder(flags["requests"])
 	}
 	return locks
 }
