@@ -209,16 +209,21 @@ func ListRuns(ctx context.Context, d *db.DB, f RunFilter) ([]Run, error) {
 		where = append(where, "parent_id IS NULL")
 	}
 	if f.Job != "" {
-		where = append(where, "job = ?")
+		// job <> '' lets SQLite use the partial index runs_job.
+		where = append(where, "job = ?", "job <> ''")
 		args = append(args, f.Job)
 	}
-	switch {
-	case f.Failed:
-		where = append(where, "status = ?")
-		args = append(args, RunFailed)
-	case f.Status != "":
-		where = append(where, "status = ?")
-		args = append(args, f.Status)
+	status := f.Status
+	if f.Failed {
+		status = RunFailed
+	}
+	switch status {
+	case "":
+	case RunRunning, RunOK, RunRejects, RunFailed:
+		// A literal lets SQLite use the partial index runs_running.
+		where = append(where, "status = '"+status+"'")
+	default:
+		return nil, fmt.Errorf("list runs: unknown status %q", status)
 	}
 	if !f.Since.IsZero() {
 		where = append(where, "started_at >= ?")
