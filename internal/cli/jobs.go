@@ -61,14 +61,15 @@ func subNames(cmd *cobra.Command) string {
 }
 
 // execStep runs one step's command line in this process, on the job's
-// configuration and database, with the job's logger.
-func (a *App) execStep(jobName string) job.Exec {
+// configuration and database, with the job's logger; the step's output
+// goes to out.
+func (a *App) execStep(jobName string, out io.Writer) job.Exec {
 	root := a.logger()
 	if a.step != nil {
 		root = a.step.root
 	}
 	return func(ctx context.Context, s job.Step, argv []string, run int64, log *slog.Logger) (int, error) {
-		child := &App{In: strings.NewReader(""), Out: a.Out, Err: a.Err, ConfigFile: a.ConfigFile,
+		child := &App{In: strings.NewReader(""), Out: out, Err: a.Err, ConfigFile: a.ConfigFile,
 			LogFormat: a.LogFormat, Quiet: a.Quiet, Verbose: a.Verbose, cfg: a.cfg, db: a.db,
 			step: &stepContext{run: run, log: log.With("step", s.Index), root: root, job: jobName, index: s.Index}}
 		root := newRoot(child)
@@ -125,7 +126,13 @@ shows the others, takes no locks and records nothing.`,
 				o.RunID, st.run = st.run, 0
 				o.Log = st.root.With("parent_job", st.job, "parent_step", st.index)
 			}
-			res, err := job.Run(ctx, d, p, o, app.execStep(p.Name))
+			// With --output json stdout holds the result only; what the
+			// steps did is in it and in runs show.
+			stepOut := app.Out
+			if out.value == "json" {
+				stepOut = io.Discard
+			}
+			res, err := job.Run(ctx, d, p, o, app.execStep(p.Name, stepOut))
 			if res == nil {
 				return err
 			}
