@@ -119,8 +119,12 @@ func acquire(ctx context.Context, d *db.DB, job string, names []string, ttl time
 				if err := ledger.FailRun(ctx, conn, t.Lock.RunID, "lock taken over: "+t.Reason); err != nil {
 					return err
 				}
-				if _, err := conn.ExecContext(ctx, `UPDATE runs SET status = 'failed', ended_at = ?, error = ? WHERE parent_id = ? AND status = 'running'`,
-					db.Now(), "lock of its job taken over: "+t.Reason, t.Lock.RunID); err != nil {
+				// Its steps, and the steps of the jobs it runs, at any depth.
+				if _, err := conn.ExecContext(ctx, `WITH RECURSIVE below(id) AS (
+  SELECT id FROM runs WHERE parent_id = ?
+  UNION SELECT r.id FROM runs r JOIN below b ON r.parent_id = b.id)
+UPDATE runs SET status = 'failed', ended_at = ?, error = ? WHERE id IN (SELECT id FROM below) AND status = 'running'`,
+					t.Lock.RunID, db.Now(), "lock of its job taken over: "+t.Reason); err != nil {
 					return fmt.Errorf("fail steps of run %d: %w", t.Lock.RunID, db.Classify(err))
 				}
 			}

@@ -178,10 +178,22 @@ func buildAll(cfg *config.Config, resolve Resolver) (map[string]*Plan, map[strin
 			plans[name].Locks = append(plans[name].Locks, l)
 		}
 		sort.Strings(plans[name].Locks)
-		for _, s := range plans[name].Steps {
-			if s.Job != "" && len(errs[s.Job]) > 0 {
-				errs[name] = append(errs[name], fmt.Errorf("%w: jobs.%s.steps[%d]: runs job %q, which is invalid",
-					config.ErrInvalid, name, s.Index, s.Job))
+	}
+	// A job that runs an invalid job is invalid, at any depth: repeat
+	// until no job turns invalid.
+	for changed := true; changed; {
+		changed = false
+		for _, name := range sortedJobs(cfg) {
+			if len(errs[name]) > 0 {
+				continue
+			}
+			for _, s := range plans[name].Steps {
+				if s.Job != "" && s.Job != name && len(errs[s.Job]) > 0 {
+					errs[name] = append(errs[name], fmt.Errorf("%w: jobs.%s.steps[%d]: runs job %q, which is invalid",
+						config.ErrInvalid, name, s.Index, s.Job))
+					changed = true
+					break
+				}
 			}
 		}
 	}
@@ -380,11 +392,14 @@ func stepLocks(kind string, cmd Command, flags map[string]string) []string {
 	case "import":
 		locks = append(locks, "import:"+word)
 		for _, a := range cmd.Positional {
-			folder(a)
+			folder(folderOf(a))
 		}
 	case "push":
 		locks = append(locks, "site:"+flags["site"])
 		folder(flags["from"])
+		for _, a := range cmd.Positional {
+			folder(folderOf(a))
+		}
 	case "pull":
 		locks = append(locks, "site:"+flags["site"])
 		folder(flags["to"])
@@ -409,4 +424,14 @@ func (p *Plan) Inboxes() []string {
 		}
 	}
 	return out
+}
+
+// folderOf is path when it is a folder (or does not exist yet), else the
+// folder the file is in: two steps reading files of one folder do not
+// run at once.
+func folderOf(path string) string {
+	if st, err := os.Stat(path); err == nil && !st.IsDir() {
+		return filepath.Dir(path)
+	}
+	return path
 }

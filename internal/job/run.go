@@ -89,7 +89,10 @@ func Run(ctx context.Context, d *db.DB, p *Plan, o Options, exec Exec) (*Result,
 	start := time.Now()
 	res := &Result{Job: p.Name, DryRun: o.DryRun, Steps: []StepResult{}}
 	if o.DryRun {
-		return res, runSteps(ctx, d, p, o, exec, log, res)
+		err := runSteps(ctx, d, p, o, exec, log, res)
+		res.Duration = time.Since(start)
+		res.Status = statusOf(res.ExitCode)
+		return res, err
 	}
 	nested := o.RunID > 0
 	if nested {
@@ -192,7 +195,10 @@ steps:
 		sr.Duration = time.Since(t0)
 		sr.ExitCode = code
 		sr.Status = statusOf(code)
-		if stepErr != nil && code != exitRejected {
+		if code == exitRejected {
+			stepErr = nil // done; the rejects are in the step's files
+		}
+		if stepErr != nil {
 			sr.Error = stepErr.Error()
 		}
 		if sr.RunID > 0 {

@@ -172,7 +172,8 @@ type RunFilter struct {
 	Steps bool
 	// Parent lists the steps of one run.
 	Parent int64
-	// Limit keeps the newest Limit runs; 0 means all.
+	// Limit keeps the newest Limit runs (with Parent: the first Limit
+	// steps); 0 means all.
 	Limit int
 }
 
