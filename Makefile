@@ -10,7 +10,7 @@ FUZZTIME ?= 10s
 
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build demo test fuzz lint bench fmt vet clean
+.PHONY: all build demo test fuzz lint bench fmt vet clean man
 
 all: build
 
@@ -18,10 +18,11 @@ build:
 	$(GO) build -o $(BIN)/posbridge ./cmd/posbridge
 	$(GO) build -o $(BIN)/pbgen ./cmd/pbgen
 
-# The main job on the built-in demo data, in a fresh ./demo-data folder.
+# The main job on the built-in demo data, in a fresh ./demo-data folder
+# (testdata/demo/posbridge.yaml).
 demo: build
 	@rm -rf $(DEMO)
-	@POSBRIDGE_DATA_DIR=$(DEMO) sh scripts/demo.sh $(BIN)/posbridge testdata/demo
+	@sh scripts/demo.sh $(BIN)/posbridge testdata/demo/posbridge.yaml
 
 test:
 	$(GO) vet ./...
@@ -40,6 +41,13 @@ fuzz:
 	$(GO) test ./internal/imports -run '^$$' -fuzz '^FuzzTxnCSV$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/imports -run '^$$' -fuzz '^FuzzTxnXML$$' -fuzztime $(FUZZTIME)
 
+# Man pages, one per command, from the command tree (cmd/pbdocs), in ./man.
+# Dated by the last commit, so that the same tree gives the same pages.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null)
+man:
+	@rm -rf man
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(GO) run ./cmd/pbdocs -out man
+
 bench: build
 	sh scripts/bench.sh
 
@@ -47,4 +55,4 @@ fmt:
 	gofmt -w $$(git ls-files '*.go')
 
 clean:
-	rm -rf $(BIN) $(DEMO)
+	rm -rf $(BIN) $(DEMO) man

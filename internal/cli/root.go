@@ -39,7 +39,7 @@ Data goes to stdout, messages to stderr.`,
 			app.log = nil
 		},
 	}
-	root.CompletionOptions.HiddenDefaultCmd = true
+	root.CompletionOptions.DisableDefaultCmd = true // completion.go has posbridge's own
 	pf := root.PersistentFlags()
 	pf.StringVar(&app.ConfigFile, "config", "", "config file (default: ./posbridge.yaml, $XDG_CONFIG_HOME/posbridge/config.yaml, /etc/posbridge/config.yaml)")
 	pf.String("data-dir", "", "data folder holding posbridge.db (config data_dir, env POSBRIDGE_DATA_DIR)")
@@ -86,7 +86,9 @@ Data goes to stdout, messages to stderr.`,
 		newRunCmd(app),
 		newJobsCmd(app),
 		newRunsCmd(app),
+		newCompletionCmd(app),
 	)
+	addCompletions(app, root)
 	return root
 }
 

@@ -1,0 +1,15 @@
+package cli
+
+import (
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// NewRootCommand returns posbridge's command tree for documentation, such
+// as the man pages cmd/pbdocs writes: the same commands, help texts and
+// flags as the binary, with no input or output streams behind them.
+func NewRootCommand() *cobra.Command {
+	return newRoot(&App{In: strings.NewReader(""), Out: io.Discard, Err: io.Discard})
+}
