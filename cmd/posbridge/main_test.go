@@ -71,6 +71,7 @@ func TestScript(t *testing.T) {
 			"mtime":      cmdMtime,
 			"sizeatmost": cmdSizeAtMost,
 			"memrun":     cmdMemrun,
+			"jsonlines":  cmdJSONLines, // jobs_cmds_test.go
 		},
 	})
 }

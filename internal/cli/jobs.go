@@ -196,7 +196,9 @@ func buildJobViews(ctx context.Context, cfg *config.Config, d *db.DB) ([]jobView
 			v.LastRun = &r
 		}
 		for _, l := range locks {
-			if l.Name == "job:"+name {
+			// The lock of a dead run is not a run going on; the next run
+			// takes it over.
+			if l.Name == "job:"+name && l.Stale(now) == "" {
 				v.Running = &l
 			}
 		}
@@ -293,7 +295,11 @@ not start is marked MISSED.`,
 				return err
 			}
 			if showOut.value == "json" {
-				return writeJSON(app.Out, p)
+				return writeJSON(app.Out, struct {
+					*job.Plan
+					Description string `json:"description,omitempty"`
+					Schedule    string `json:"schedule,omitempty"`
+				}{p, p.Job.Description, p.Job.Schedule})
 			}
 			fmt.Fprintf(app.Out, "job %s\n", p.Name)
 			if p.Job.Description != "" {

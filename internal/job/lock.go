@@ -65,6 +65,11 @@ func Locks(ctx context.Context, d *db.DB) ([]Lock, error) {
 	return out, rows.Err()
 }
 
+// Stale says why the holder of l can no longer hold it (its process is
+// gone, or the lock expired on another host), or "" when it may: the
+// next run takes such a lock over.
+func (l Lock) Stale(now time.Time) string { return stale(l, now) }
+
 // stale says why the holder of l can no longer hold it, or "" when it may.
 func stale(l Lock, now time.Time) string {
 	alive, known := ledger.Alive(l.Host, l.PID, l.PIDStart)

@@ -42,23 +42,23 @@ func stepKind(path string) string {
 // Step is one step of a plan.
 type Step struct {
 	// Index counts from 1.
-	Index int
+	Index int `json:"step"`
 	// Path is the command as the CLI named it ("export items").
-	Path string
+	Path string `json:"command"`
 	// Argv is the command line after "posbridge": the command words,
 	// positional arguments and flags.
-	Argv []string
+	Argv []string `json:"argv"`
 	// OnFailure is Stop or Continue.
-	OnFailure string
+	OnFailure string `json:"on_failure"`
 	// Args are the positional arguments after the command words (the
 	// files or folders of a load or import).
-	Args []string
+	Args []string `json:"args"`
 	// Job is the job a "run JOB" step runs.
-	Job string
+	Job string `json:"job,omitempty"`
 	// DryRun says the command takes --dry-run.
-	DryRun bool
+	DryRun bool `json:"dry_run"`
 	// Locks name the data the step touches.
-	Locks []string
+	Locks []string `json:"locks"`
 }
 
 // String is the command line of the step.
@@ -66,12 +66,12 @@ func (s Step) String() string { return "posbridge " + strings.Join(s.Argv, " ") 
 
 // Plan is a job made ready to run.
 type Plan struct {
-	Name  string
-	Job   config.Job
-	Steps []Step
+	Name  string     `json:"name"`
+	Job   config.Job `json:"-"`
+	Steps []Step     `json:"steps"`
 	// Locks are every lock a run of the job holds: the job's own, its
 	// steps', and those of the jobs it runs, sorted.
-	Locks []string
+	Locks []string `json:"locks"`
 }
 
 // Command is what the CLI says about a step's command line.
@@ -319,6 +319,9 @@ func buildOne(cfg *config.Config, name string, j config.Job, resolve Resolver) (
 			}
 		case "push", "pull":
 			site := flags["site"]
+			if site == "" {
+				bad(skey+".flags.site", "a %s step needs the site: flags: {site: NAME} (configured: %s)", kind, siteNames(cfg))
+			}
 			if _, ok := cfg.Sites[site]; site != "" && !ok {
 				bad(skey+".flags.site", "site %q is not configured (configured: %s)", site, siteNames(cfg))
 			}

@@ -89,9 +89,12 @@ func Run(ctx context.Context, d *db.DB, p *Plan, o Options, exec Exec) (*Result,
 	start := time.Now()
 	res := &Result{Job: p.Name, DryRun: o.DryRun, Steps: []StepResult{}}
 	if o.DryRun {
+		log = log.With("job", p.Name, "dry_run", true)
+		log.Info("job start", "steps", len(p.Steps))
 		err := runSteps(ctx, d, p, o, exec, log, res)
 		res.Duration = time.Since(start)
 		res.Status = statusOf(res.ExitCode)
+		log.Info("job end", "status", res.Status, "exit", res.ExitCode, "ran", len(res.Steps))
 		return res, err
 	}
 	nested := o.RunID > 0
@@ -177,7 +180,7 @@ steps:
 		argv := s.Argv
 		if o.DryRun {
 			if !s.DryRun {
-				log.Info("dry run: would run step", "job", p.Name, "step", s.Index, "command", s.String())
+				log.Info("dry run: would run step", "step", s.Index, "command", s.String())
 				continue
 			}
 			argv = append(append([]string(nil), argv...), "--dry-run")
@@ -185,7 +188,11 @@ steps:
 		sr := StepResult{Index: s.Index, Command: s.String()}
 		var err error
 		if !o.DryRun {
-			sr.RunID, err = ledger.InsertRun(ctx, d, ledger.Run{Command: s.Path, Job: p.Name, Parent: res.RunID, Step: s.Index})
+			command := s.Path
+			if s.Job != "" {
+				command = "run " + s.Job
+			}
+			sr.RunID, err = ledger.InsertRun(ctx, d, ledger.Run{Command: command, Job: p.Name, Parent: res.RunID, Step: s.Index})
 			if err != nil {
 				return err
 			}
@@ -214,7 +221,8 @@ steps:
 			if err := ledger.SetExitCode(bg, d, code, sr.RunID); err != nil {
 				return err
 			}
-			if sr.Activity, err = ledger.RunActivity(bg, d, sr.RunID); err != nil {
+			// A step that runs a job did its work in that job's steps.
+			if sr.Activity, err = ledger.TreeActivity(bg, d, sr.RunID); err != nil {
 				return err
 			}
 			res.Activity = res.Activity.Add(sr.Activity)

@@ -321,6 +321,25 @@ FROM transfers WHERE run_id = ?`, id).Scan(&a.Transfers, &a.TransfersFailed)
 	return a, nil
 }
 
+// TreeActivity sums the files and transfers of run id and of every run
+// below it (the steps of a job, and theirs).
+func TreeActivity(ctx context.Context, d *db.DB, id int64) (Activity, error) {
+	const tree = `WITH RECURSIVE tree(id) AS (SELECT ? UNION SELECT r.id FROM runs r JOIN tree t ON r.parent_id = t.id)`
+	var a Activity
+	err := d.QueryRowContext(ctx, tree+` SELECT
+ coalesce(sum(direction = 'in'), 0), coalesce(sum(direction = 'out'), 0), coalesce(sum(records), 0), coalesce(sum(rejected), 0)
+FROM files WHERE run_id IN (SELECT id FROM tree)`, id).Scan(&a.FilesIn, &a.FilesOut, &a.Records, &a.Rejected)
+	if err != nil {
+		return a, fmt.Errorf("files of run %d: %w", id, db.Classify(err))
+	}
+	err = d.QueryRowContext(ctx, tree+` SELECT coalesce(sum(status = 'done'), 0), coalesce(sum(status = 'failed'), 0)
+FROM transfers WHERE run_id IN (SELECT id FROM tree)`, id).Scan(&a.Transfers, &a.TransfersFailed)
+	if err != nil {
+		return a, fmt.Errorf("transfers of run %d: %w", id, db.Classify(err))
+	}
+	return a, nil
+}
+
 // Add sums two activities.
 func (a Activity) Add(b Activity) Activity {
 	return Activity{a.FilesIn + b.FilesIn, a.FilesOut + b.FilesOut, a.Records + b.Records, a.Rejected + b.Rejected,

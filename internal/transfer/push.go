@@ -99,6 +99,11 @@ func pushList(o PushOptions) ([]string, error) {
 			return nil, errors.New("give files or a folder, not both")
 		}
 		des, err := os.ReadDir(o.FromDir)
+		if errors.Is(err, os.ErrNotExist) && o.DryRun {
+			// A dry run of a job whose export (a dry run too) has not
+			// made the folder yet: nothing to push.
+			return nil, nil
+		}
 		if err != nil {
 			return nil, fmt.Errorf("read %q: %w", o.FromDir, err)
 		}
