@@ -74,6 +74,16 @@ func (a *App) Config() (*config.Config, error) {
 	return cfg, nil
 }
 
+// ConfigDB loads the configuration and opens its database.
+func (a *App) ConfigDB(ctx context.Context) (*config.Config, *db.DB, error) {
+	cfg, err := a.Config()
+	if err != nil {
+		return nil, nil, err
+	}
+	d, err := a.DB(ctx)
+	return cfg, d, err
+}
+
 // startRun records the start of a state-changing command. In a job step
 // the run made for the step becomes the command's run.
 func (a *App) startRun(ctx context.Context, d *db.DB, command string) (int64, error) {

@@ -90,11 +90,7 @@ func newImportKindCmd(app *App, im importer) *cobra.Command {
 
 func runImport(cmd *cobra.Command, app *App, im importer, args []string, o *importOptions) error {
 	ctx := cmd.Context()
-	cfg, err := app.Config()
-	if err != nil {
-		return err
-	}
-	d, err := app.DB(ctx)
+	cfg, d, err := app.ConfigDB(ctx)
 	if err != nil {
 		return err
 	}

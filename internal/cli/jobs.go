@@ -240,11 +240,7 @@ not start is marked MISSED.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			cfg, err := app.Config()
-			if err != nil {
-				return err
-			}
-			d, err := app.DB(ctx)
+			cfg, d, err := app.ConfigDB(ctx)
 			if err != nil {
 				return err
 			}

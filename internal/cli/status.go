@@ -92,11 +92,7 @@ line each, or "ok") and exits 1 when anything does, 0 when nothing does.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			cfg, err := app.Config()
-			if err != nil {
-				return err
-			}
-			d, err := app.DB(ctx)
+			cfg, d, err := app.ConfigDB(ctx)
 			if err != nil {
 				return err
 			}

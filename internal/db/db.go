@@ -230,3 +230,25 @@ func IsConstraint(err error) bool {
 	var se *sqlite.Error
 	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_CONSTRAINT
 }
+
+// Scanner is a row to read columns from: *sql.Row or *sql.Rows.
+type Scanner interface{ Scan(dest ...any) error }
+
+// QueryAll runs query and reads every row with scan, in order; the result
+// is never nil, so that JSON shows an empty list as [].
+func QueryAll[T any](ctx context.Context, d *DB, scan func(Scanner) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := d.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, Classify(err)
+	}
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, Classify(rows.Err())
+}

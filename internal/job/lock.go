@@ -41,7 +41,7 @@ type Takeover struct {
 
 const lockColumns = `name, job, coalesce(run_id, 0), host, pid, pid_start, acquired_at, expires_at`
 
-func scanLock(sc interface{ Scan(...any) error }) (Lock, error) {
+func scanLock(sc db.Scanner) (Lock, error) {
 	var l Lock
 	err := sc.Scan(&l.Name, &l.Job, &l.RunID, &l.Host, &l.PID, &l.PIDStart, &l.AcquiredAt, &l.ExpiresAt)
 	return l, err
@@ -49,20 +49,11 @@ func scanLock(sc interface{ Scan(...any) error }) (Lock, error) {
 
 // Locks lists the locks held now.
 func Locks(ctx context.Context, d *db.DB) ([]Lock, error) {
-	rows, err := d.QueryContext(ctx, `SELECT `+lockColumns+` FROM locks ORDER BY name`)
+	locks, err := db.QueryAll(ctx, d, scanLock, `SELECT `+lockColumns+` FROM locks ORDER BY name`)
 	if err != nil {
-		return nil, fmt.Errorf("list locks: %w", db.Classify(err))
+		return nil, fmt.Errorf("list locks: %w", err)
 	}
-	defer rows.Close()
-	out := []Lock{}
-	for rows.Next() {
-		l, err := scanLock(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, l)
-	}
-	return out, rows.Err()
+	return locks, nil
 }
 
 // Stale says why the holder of l can no longer hold it (its process is

@@ -180,7 +180,7 @@ type RunFilter struct {
 const runColumns = `id, command, job, coalesce(parent_id, 0), step, status, exit_code, started_at, coalesce(ended_at, ''),
 counts, error, host, pid, pid_start`
 
-func scanRun(sc interface{ Scan(...any) error }) (Run, error) {
+func scanRun(sc db.Scanner) (Run, error) {
 	var r Run
 	var code sql.NullInt64
 	var counts string
@@ -242,20 +242,11 @@ func ListRuns(ctx context.Context, d *db.DB, f RunFilter) ([]Run, error) {
 	if f.Limit > 0 {
 		q += fmt.Sprintf(` LIMIT %d`, f.Limit)
 	}
-	rows, err := d.QueryContext(ctx, q, args...)
+	runs, err := db.QueryAll(ctx, d, scanRun, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("list runs: %w", db.Classify(err))
+		return nil, fmt.Errorf("list runs: %w", err)
 	}
-	defer rows.Close()
-	out := []Run{}
-	for rows.Next() {
-		r, err := scanRun(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return runs, nil
 }
 
 // ErrNoRun means a run id that is not in the runs table.
@@ -275,21 +266,16 @@ func GetRun(ctx context.Context, d *db.DB, id int64) (Run, error) {
 
 // LastJobRuns returns the newest run of every job that has one, by name.
 func LastJobRuns(ctx context.Context, d *db.DB) (map[string]Run, error) {
-	rows, err := d.QueryContext(ctx, `SELECT `+runColumns+` FROM runs WHERE id IN
+	runs, err := db.QueryAll(ctx, d, scanRun, `SELECT `+runColumns+` FROM runs WHERE id IN
  (SELECT max(id) FROM runs WHERE job <> '' AND parent_id IS NULL GROUP BY job)`)
 	if err != nil {
-		return nil, fmt.Errorf("last job runs: %w", db.Classify(err))
+		return nil, fmt.Errorf("last job runs: %w", err)
 	}
-	defer rows.Close()
 	out := map[string]Run{}
-	for rows.Next() {
-		r, err := scanRun(rows)
-		if err != nil {
-			return nil, err
-		}
+	for _, r := range runs {
 		out[r.Job] = r
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // Activity is what a run moved: files in and out of the file ledger and

@@ -134,21 +134,15 @@ type SiteHealth struct {
 
 // SitesHealth returns the health of every site with transfers, by name.
 func SitesHealth(ctx context.Context, d *db.DB) ([]SiteHealth, error) {
-	rows, err := d.QueryContext(ctx, `SELECT t.site, t.updated_at, t.status, t.error,
+	sites, err := db.QueryAll(ctx, d, func(sc db.Scanner) (SiteHealth, error) {
+		var s SiteHealth
+		return s, sc.Scan(&s.Site, &s.Last, &s.LastStatus, &s.LastError, &s.FailedInRow)
+	}, `SELECT t.site, t.updated_at, t.status, t.error,
  (SELECT count(*) FROM transfers f WHERE f.site = t.site AND f.status = 'failed'
     AND f.id > coalesce((SELECT max(id) FROM transfers s WHERE s.site = t.site AND s.status = 'done'), 0))
 FROM transfers t WHERE t.id IN (SELECT max(id) FROM transfers WHERE status <> 'skipped' GROUP BY site) ORDER BY t.site`)
 	if err != nil {
-		return nil, fmt.Errorf("read transfers: %w", db.Classify(err))
+		return nil, fmt.Errorf("read transfers: %w", err)
 	}
-	defer rows.Close()
-	out := []SiteHealth{}
-	for rows.Next() {
-		var s SiteHealth
-		if err := rows.Scan(&s.Site, &s.Last, &s.LastStatus, &s.LastError, &s.FailedInRow); err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, rows.Err()
+	return sites, nil
 }

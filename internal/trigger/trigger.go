@@ -219,22 +219,16 @@ type Pending struct {
 // PendingSummary counts the ready and error triggers per file code,
 // through the pending index (processed triggers are not read).
 func PendingSummary(ctx context.Context, d *db.DB) ([]Pending, error) {
-	rows, err := d.QueryContext(ctx, `SELECT file_code, sum(status = 'ready'), sum(status = 'error'),
+	pending, err := db.QueryAll(ctx, d, func(sc db.Scanner) (Pending, error) {
+		var p Pending
+		return p, sc.Scan(&p.FileCode, &p.Ready, &p.Error, &p.OldestReady)
+	}, `SELECT file_code, sum(status = 'ready'), sum(status = 'error'),
  coalesce(min(CASE WHEN status = 'ready' THEN created_at END), '')
 FROM triggers WHERE status IN ('ready', 'error') GROUP BY file_code ORDER BY file_code`)
 	if err != nil {
-		return nil, fmt.Errorf("count triggers: %w", db.Classify(err))
+		return nil, fmt.Errorf("count triggers: %w", err)
 	}
-	defer rows.Close()
-	out := []Pending{}
-	for rows.Next() {
-		var p Pending
-		if err := rows.Scan(&p.FileCode, &p.Ready, &p.Error, &p.OldestReady); err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, rows.Err()
+	return pending, nil
 }
 
 // ErrNotInError means a trigger given to Retry is not in error status.
