@@ -119,7 +119,7 @@ shows the others, takes no locks and records nothing.`,
 			if err != nil {
 				return err
 			}
-			o := job.Options{DryRun: dryRun, Wait: wait, TTL: cfg.Locks.TTL, Log: app.logger()}
+			o := job.Options{DryRun: dryRun, Wait: wait, TTL: cfg.Locks.TTL, Timeout: p.Job.Timeout, Log: app.logger()}
 			if st := app.step; st != nil {
 				// A step of another job: its run is this job's run and the
 				// outer run holds the locks.

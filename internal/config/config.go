@@ -148,7 +148,10 @@ type Job struct {
 	// OnFailure is what a failed step does to the rest: stop (default) or
 	// continue; a step may say otherwise.
 	OnFailure string `mapstructure:"on_failure"`
-	Steps     []Step `mapstructure:"steps"`
+	// Timeout stops a run that takes longer (the step going on fails,
+	// the rest are skipped); 0 means no limit.
+	Timeout time.Duration `mapstructure:"timeout"`
+	Steps   []Step        `mapstructure:"steps"`
 }
 
 // Step is one command of a job.

@@ -262,6 +262,9 @@ func buildOne(cfg *config.Config, name string, j config.Job, resolve Resolver) (
 	if jobPolicy != Stop && jobPolicy != Continue {
 		bad(key+".on_failure", "must be stop or continue, got %q", j.OnFailure)
 	}
+	if j.Timeout < 0 {
+		bad(key+".timeout", "must not be negative, got %s (0: no limit)", j.Timeout)
+	}
 	if len(j.Steps) == 0 {
 		bad(key+".steps", "a job needs at least one step")
 	}

@@ -31,6 +31,9 @@ type Options struct {
 	Wait time.Duration
 	// TTL is how long a lock outlives its holder's last renewal.
 	TTL time.Duration
+	// Timeout stops the steps of a run that takes longer, counted from
+	// when it holds its locks; 0 means no limit.
+	Timeout time.Duration
 	// RunID, when set, is the run to record the job's steps under: the
 	// step of an outer job that runs this one. The outer run holds the
 	// locks already.
@@ -125,6 +128,12 @@ func Run(ctx context.Context, d *db.DB, p *Plan, o Options, exec Exec) (*Result,
 			}
 		}()
 	}
+	if o.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, o.Timeout,
+			fmt.Errorf("job %s ran longer than its timeout (jobs.%s.timeout %s)", p.Name, p.Name, o.Timeout))
+		defer cancel()
+	}
 	log = log.With("job", p.Name, "run", res.RunID)
 	log.Info("job start", "steps", len(p.Steps), "locks", describeLocks(p.Locks))
 	err := runSteps(ctx, d, p, o, exec, log, res)
@@ -172,7 +181,7 @@ steps:
 		if ctx.Err() != nil {
 			res.Skipped = len(p.Steps) - i
 			if firstErr == nil {
-				firstErr = fmt.Errorf("job %s stopped before step %d: %w", p.Name, s.Index, ctx.Err())
+				firstErr = fmt.Errorf("job %s stopped before step %d: %w", p.Name, s.Index, context.Cause(ctx))
 				res.ExitCode = 1
 			}
 			break
@@ -244,6 +253,9 @@ steps:
 			}
 		default:
 			if firstErr == nil {
+				if cause := context.Cause(ctx); cause != nil && !errors.Is(stepErr, cause) {
+					stepErr = fmt.Errorf("%w (%v)", stepErrOr(stepErr, code), cause)
+				}
 				firstErr = fmt.Errorf("job %s: step %d (%s) failed: %w", p.Name, s.Index, s.Path, stepErrOr(stepErr, code))
 				res.ExitCode = code
 			}

@@ -63,7 +63,15 @@ func Pull(ctx context.Context, d *db.DB, site Site, o PullOptions) (*Result, err
 		o.Now = time.Now
 	}
 	if o.Sleep == nil {
-		o.Sleep = time.Sleep
+		// An interrupted run (a signal, a job's timeout) stops waiting.
+		o.Sleep = func(d time.Duration) {
+			t := time.NewTimer(d)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+			}
+		}
 	}
 	if o.Pattern == "" {
 		o.Pattern = "*"
@@ -169,6 +177,9 @@ func Pull(ctx context.Context, d *db.DB, site Site, o PullOptions) (*Result, err
 
 	// The second look: a file still being written changes in between.
 	o.Sleep(o.StableWait)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	var second []Entry
 	if err := o.Retry.do(ctx, site, func() (err error) {
 		second, err = site.List(from)
