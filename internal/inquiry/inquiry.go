@@ -54,7 +54,7 @@ type SKUStock struct {
 	Width           string `json:"width,omitempty"`
 	UPC             string `json:"upc,omitempty"`
 	RetailRef       string `json:"retail_ref,omitempty"`
-	// Price is in cents; nil when not loaded.
+	// Price is in ten-thousandths (format.FormatAmount); nil when not loaded.
 	Price      *int64  `json:"price,omitempty"`
 	Warehouses []Stock `json:"warehouses"`
 	// Total sums the warehouses shown (Warehouse and Name empty).
@@ -133,7 +133,8 @@ type HistoryQuery struct {
 	Detail      bool   `json:"detail,omitempty"`
 }
 
-// Totals of an invoice or an order, in cents. A credit invoice counts
+// Totals of an invoice or an order, in ten-thousandths (format.FormatAmount,
+// like every stored amount). A credit invoice counts
 // negative in the totals of its order.
 type Totals struct {
 	Merchandise int64 `json:"merchandise"`
