@@ -100,3 +100,24 @@ func TryLock(path string, wait time.Duration) (*Lock, error) {
 
 // Unlock releases the lock.
 func (l *Lock) Unlock() error { return l.f.Close() }
+
+// MoveInto moves path into folder (made if missing), keeping its name, or
+// adding a number (NAME.1, NAME.2) when a file of that name is there
+// already; it syncs the folder and returns the new path.
+func MoveInto(path, folder string) (string, error) {
+	if err := os.MkdirAll(folder, 0o750); err != nil {
+		return "", fmt.Errorf("move %s: %w", path, err)
+	}
+	base := filepath.Base(path)
+	dest := filepath.Join(folder, base)
+	for i := 1; ; i++ {
+		if _, err := os.Lstat(dest); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		dest = filepath.Join(folder, fmt.Sprintf("%s.%d", base, i))
+	}
+	if err := os.Rename(path, dest); err != nil {
+		return "", fmt.Errorf("move %s: %w", path, err)
+	}
+	return dest, SyncDir(folder)
+}

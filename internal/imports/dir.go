@@ -127,7 +127,7 @@ func dir(folder string, f Folders, run ImportFunc, each func(Outcome)) {
 			to = errDir
 		}
 		if res == nil || !res.DryRun {
-			moved, merr := move(path, to)
+			moved, merr := fsx.MoveInto(path, to)
 			if merr != nil && out.Err == nil {
 				out.Err = merr
 			}
@@ -137,22 +137,3 @@ func dir(folder string, f Folders, run ImportFunc, each func(Outcome)) {
 	}
 }
 
-// move puts path into folder, keeping its name, or adding a number when a
-// file of that name is already there.
-func move(path, folder string) (string, error) {
-	if err := os.MkdirAll(folder, 0o750); err != nil {
-		return "", fmt.Errorf("move %s: %w", path, err)
-	}
-	base := filepath.Base(path)
-	dest := filepath.Join(folder, base)
-	for i := 1; ; i++ {
-		if _, err := os.Lstat(dest); errors.Is(err, os.ErrNotExist) {
-			break
-		}
-		dest = filepath.Join(folder, fmt.Sprintf("%s.%d", base, i))
-	}
-	if err := os.Rename(path, dest); err != nil {
-		return "", fmt.Errorf("move %s: %w", path, err)
-	}
-	return dest, fsx.SyncDir(folder)
-}
