@@ -29,7 +29,9 @@ func resolveStep(argv []string) (job.Command, error) {
 	if err != nil || cmd == root {
 		return job.Command{}, fmt.Errorf("unknown command %q", strings.Join(argv[:min(len(argv), 2)], " "))
 	}
-	if cmd.HasSubCommands() {
+	// A group command runs on its own only when it has flags of its own
+	// (inquire --requests DIR --responses DIR).
+	if cmd.HasSubCommands() && (len(rest) == 0 || !cmd.HasAvailableLocalFlags() || !strings.HasPrefix(rest[0], "-")) {
 		if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
 			return job.Command{}, fmt.Errorf("unknown command %q for %q: one of %s", rest[0],
 				strings.TrimPrefix(cmd.CommandPath(), "posbridge "), subNames(cmd))

@@ -22,7 +22,7 @@ const (
 // delete) are for operators, not cron.
 var stepCommands = []string{
 	"load", "trigger generate", "trigger purge", "export", "import",
-	"push", "pull", "run", "db backup",
+	"push", "pull", "inquire", "run", "db backup",
 }
 
 // StepCommands lists the commands a step may run, for messages and docs.
@@ -32,7 +32,11 @@ func StepCommands() []string { return append([]string(nil), stepCommands...) }
 // "export items") falls under, or "".
 func stepKind(path string) string {
 	for _, c := range stepCommands {
-		if path == c || strings.HasPrefix(path, c+" ") {
+		if path == c {
+			return c
+		}
+		// inquire answers request files; its subcommands answer a person.
+		if strings.HasPrefix(path, c+" ") && c != "inquire" {
 			return c
 		}
 	}
@@ -411,6 +415,8 @@ func stepLocks(kind string, cmd Command, flags map[string]string) []string {
 		folder(flags["to"])
 	case "trigger generate", "trigger purge":
 		locks = append(locks, "triggers")
+	case "inquire":
+		folder(flags["requests"])
 	}
 	return locks
 }
