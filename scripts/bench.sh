@@ -7,12 +7,17 @@
 # skipped with a message without /usr/sbin/sshd or root; ONLY=transfers runs
 # only them. BIG_MIB (default 1024), FILES (default 2000) and PARALLEL
 # (default 8) set their sizes.
+# Inquiries (issue 7) load ROWS customers, ROWS SKU rows and 2*ROWS inventory
+# rows into a database of their own and time LOOKUPS (default 1000) random
+# inventory inquiries and customer searches with bin/pbinqbench; ONLY=inquiries
+# runs only them.
 set -eu
 ROWS=${ROWS:-1000000}
 SMALL=${SMALL:-100000}
 OUT=${OUT:-bench-out}
-PB=$(pwd)/bin/posbridge
-GEN=$(pwd)/bin/pbgen
+ROOT=$(pwd)
+PB=$ROOT/bin/posbridge
+GEN=$ROOT/bin/pbgen
 for tool in sqlite3 /usr/bin/time; do
 	command -v "$tool" >/dev/null 2>&1 || { echo "bench: $tool is needed (apt-get install sqlite3 time)" >&2; exit 2; }
 done
@@ -149,6 +154,67 @@ bench_transfers() {
 	rm -rf up down ref-down "$sd/site"
 }
 
+# bench_inquiries: ROWS customers, ROWS SKU rows and 2*ROWS inventory rows in
+# a database of their own; the customers load timed with and without the
+# indexes of migration 0006 (schema 5's customer indexes instead), then
+# LOOKUPS random inventory inquiries and customer searches timed by
+# pbinqbench against the sqlite3 shell. Writes inquiries.rows.
+bench_inquiries() {
+	lookups=${LOOKUPS:-1000}
+	(cd "$ROOT" && go build -o "$ROOT/bin/pbinqbench" ./cmd/pbinqbench)
+	echo "inquiries: $ROWS customers, $ROWS SKU rows, $((2 * ROWS)) inventory rows, $lookups lookups of each kind"
+	$GEN -kind warehouses -rows 5 -o inq-wh.csv
+	$GEN -kind vendors -rows 5000 -seed 1 -o inq-vendors.csv
+	$GEN -kind items -rows "$ROWS" -seed 1 -o inq-items.csv
+	$GEN -kind inventory -rows "$((2 * ROWS))" -item-rows "$ROWS" -seed 1 -o inq-inventory.csv
+	$GEN -kind customers -rows "$ROWS" -seed 1 -o inq-customers.csv
+	# The generated files' dirty pages would otherwise be written back
+	# during the first timed load.
+	sync
+	# The customers load without the inquiry indexes: schema 5's indexes of
+	# customers on a database of the current schema.
+	export POSBRIDGE_DATA_DIR="$(pwd)/data-inq-noidx"
+	"$PB" init -q >/dev/null
+	sqlite3 data-inq-noidx/posbridge.db "DROP INDEX customers_name; DROP INDEX customers_postal_code; DROP INDEX customers_email;
+DROP INDEX customers_company; DROP INDEX customers_phone; DROP INDEX customers_alt;
+CREATE INDEX customers_alt ON customers(alt_customer) WHERE alt_customer <> '';"
+	t inq_load_customers_noidx "$PB" load customers inq-customers.csv -q
+	rm -rf data-inq-noidx
+	export POSBRIDGE_DATA_DIR="$(pwd)/data-inq"
+	"$PB" init -q >/dev/null
+	t inq_load_customers "$PB" load customers inq-customers.csv -q
+	"$PB" load warehouses inq-wh.csv -q >/dev/null
+	"$PB" load vendors inq-vendors.csv -q >/dev/null
+	"$PB" load items inq-items.csv -q >/dev/null
+	"$PB" load inventory inq-inventory.csv -q >/dev/null
+	sqlite3 data-inq/posbridge.db "PRAGMA wal_checkpoint(TRUNCATE);" >/dev/null
+	"$ROOT/bin/pbinqbench" -data "$(pwd)/data-inq" -posbridge "$PB" -n "$lookups" >inquiries.lookups
+	{
+		echo "| load customers ($ROWS), with the inquiry indexes | $(secs inq_load_customers) | $(( $(kib inq_load_customers) / 1024 )) | $(ratio inq_load_customers inq_load_customers_noidx)x | without them (schema 5's customer indexes) $(secs inq_load_customers_noidx) s |"
+	} >inquiries.rows
+}
+
+if [ "${ONLY:-}" = inquiries ]; then
+	: >times
+	bench_inquiries
+	{
+		echo "# make bench results (ONLY=inquiries)"
+		echo
+		echo "$(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $(uname -m), sqlite3 $(sqlite3 --version | cut -d' ' -f1), $(go version 2>/dev/null | cut -d' ' -f3)"
+		echo
+		echo "| measurement | seconds | peak RSS MiB | ratio | reference |"
+		echo "|---|---:|---:|---:|---|"
+		cat inquiries.rows
+		echo
+		echo "| lookups ($ROWS customers, $ROWS SKUs) | n | p50 ms | p99 ms | reference p50 ms | reference p99 ms | ratio p50 | ratio p99 | reference |"
+		echo "|---|---:|---:|---:|---:|---:|---:|---:|---|"
+		cat inquiries.lookups
+	} >"$results"
+	echo
+	cat "$results"
+	exit 0
+fi
+
 if [ "${ONLY:-}" = transfers ]; then
 	: >times
 	bench_transfers
@@ -251,6 +317,7 @@ t load_first_small "$PB" load items items-small.csv -q
 t export_items_xml_small env POSBRIDGE_DATA_DIR="$(pwd)/data-small" "$PB" export items --format xml -q
 
 bench_transfers
+bench_inquiries
 
 {
 	echo "# make bench results"
@@ -276,6 +343,11 @@ bench_transfers
 		echo "| $n ($ROWS customers) | $(secs $n) | $(( $(kib $n) / 1024 )) | $(ratio $n sqlite3_dump_customers)x | sqlite3 -csv dump of the customers $(secs sqlite3_dump_customers) s |"
 	done
 	cat transfers.rows
+	cat inquiries.rows
+	echo
+	echo "| lookups ($ROWS customers, $ROWS SKUs) | n | p50 ms | p99 ms | reference p50 ms | reference p99 ms | ratio p50 | ratio p99 | reference |"
+	echo "|---|---:|---:|---:|---:|---:|---:|---:|---|"
+	cat inquiries.lookups
 } >"$results"
 echo
 cat "$results"

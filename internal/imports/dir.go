@@ -136,4 +136,3 @@ func dir(folder string, f Folders, run ImportFunc, each func(Outcome)) {
 		each(out)
 	}
 }
-
