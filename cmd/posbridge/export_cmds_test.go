@@ -29,7 +29,8 @@ import (
 
 // exportFileName is the name of a finished export file: kind, UTC time of
 // the run, six-digit sequence number, extension.
-var exportFileName = regexp.MustCompile(`^(items|vendors|invoices|customers|inventory|mass_customers)_[0-9]{8}T[0-9]{6}Z_([0-9]{6})\.(xml|csv)$`)
+var exportFileName = regexp.MustCompile(`^(items|vendors|invoices|customers|inventory|mass_customers|` +
+	`engagement_customers|engagement_items|engagement_sales|engagement_returns)_[0-9]{8}T[0-9]{6}Z_([0-9]{6})\.(xml|csv)$`)
 
 // ciRequiresXmllint says whether this is CI (CI=true), where the schema
 // validation must run: a missing xmllint fails the scripts there.
@@ -150,6 +151,11 @@ var exportShape = map[string][3]string{
 	"customers":      {"CWCUSTOMERDOWNLOAD", "Customers", "Customer"},
 	"mass_customers": {"CWCUSTOMERDOWNLOAD", "Customers", "Customer"},
 	"inventory":      {"CWINVENTORYDOWNLOAD", "InventoryItems", "InventoryItem"},
+	// The Customer Engagement feed.
+	"engagement_customers": {"CECUSTOMERS", "Customers", "Customer"},
+	"engagement_items":     {"CEITEMS", "Items", "Item"},
+	"engagement_sales":     {"CESALES", "Sales", "Sale"},
+	"engagement_returns":   {"CERETURNS", "Returns", "Return"},
 }
 
 // checkEnvelope checks what a schema cannot: the type of the file's kind,

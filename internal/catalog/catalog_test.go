@@ -562,3 +562,34 @@ func TestFullInventoryZeroesMissingStock(t *testing.T) {
 	equal(t, "stock", f.strings(`SELECT item || '@' || warehouse || '=' || on_hand FROM inventory ORDER BY 1`),
 		[]string{"IT1@WH1=10", "IT1@WH2=0", "IT2@WH1=0", "IT3@WH1=0"})
 }
+
+// TestChangeSequence: every load transaction that writes customers, items
+// or invoices takes the next number of the change sequence and stamps it
+// on the rows it adds, changes or deletes (change_seq), and on the rows it
+// adds or brings back (added_seq); unchanged rows keep theirs; an invoice
+// keeps the number of the load that added it. The engagement feed reads
+// these (migration 0007).
+func TestChangeSequence(t *testing.T) {
+	f := newFixture(t)
+	rows := func(q string) []string { t.Helper(); return f.strings(q) }
+	f.delta("customers", "customer,last_name\nC1,Ash\nC2,Birch\nC3,Cedar\n")      // 1
+	f.delta("items", "item,sku,description\nIT1,S1,Mug\nIT1,S2,Mug\nIT2,,Tape\n") // 2
+	f.delta("customers", "customer,last_name\nC2,Birch\nC3,Cedars\n")             // 3: C3 changes
+	f.markSent()
+	f.full("customers", "customer,last_name\nC2,Birch\nC3,Cedars\n") // 4: C1 deleted
+	equal(t, "tombstone", rows(`SELECT customer || ' ' || change_seq || ' ' || added_seq FROM customers WHERE deleted_at IS NOT NULL`),
+		[]string{"C1 4 1"})
+	f.delta("customers", "customer,last_name\nC1,Ash\n")       // 5: C1 back
+	f.delta("items", "item,sku,description\nIT1,S1,Big mug\n") // 6: IT1 changes
+	f.delta("invoices", "invoice,order,customer,invoice_date,line,item,sku,quantity,unit_price\n"+
+		"I1,O1,C1,2026-01-02,1,IT2,,1,3.50\n") // 7
+	f.delta("invoices", "invoice,order,customer,invoice_date,line,item,sku,quantity,unit_price\n"+
+		"I1,O1,C1,2026-01-02,1,IT2,,2,3.50\n") // 8: I1 changes, keeps 7
+	equal(t, "counter", rows(`SELECT last FROM sequences WHERE kind = 'catalog_changes'`), []string{"8"})
+	equal(t, "customers", rows(`SELECT customer || ' ' || change_seq || ' ' || added_seq || ' ' || (deleted_at IS NULL) FROM customers ORDER BY 1`),
+		[]string{"C1 5 5 1", "C2 1 1 1", "C3 3 1 1"})
+	equal(t, "items", rows(`SELECT item || ' ' || change_seq FROM items ORDER BY 1`), []string{"IT1 6", "IT2 2"})
+	equal(t, "skus", rows(`SELECT item || '/' || sku || ' ' || change_seq || ' ' || added_seq FROM skus ORDER BY 1`),
+		[]string{"IT1/S1 6 2", "IT1/S2 2 2", "IT2/ 2 2"})
+	equal(t, "invoices", rows(`SELECT invoice || ' ' || change_seq FROM invoices`), []string{"I1 7"})
+}

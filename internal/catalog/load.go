@@ -252,6 +252,9 @@ type loader struct {
 	// present holds the staging columns the file has; a column the file
 	// leaves out keeps its stored value.
 	present map[string]bool
+	// seq is the change sequence number of the load's transaction, 0
+	// until changeSeq takes it.
+	seq int64
 }
 
 func (l *loader) exec(q string, args ...any) (int64, error) {
@@ -421,6 +424,9 @@ type kindSpec struct {
 	// skipSame lets a load skip a file whose content is the same as the
 	// last load of the kind. Off for kinds that other commands change.
 	skipSame bool
+	// stamp: the table's rows carry change_seq and added_seq (migration
+	// 0007), which the engagement feed reads.
+	stamp bool
 	// check runs extra validation over the staged rows.
 	check func(*loader) error
 	merge func(*loader) error

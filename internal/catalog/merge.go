@@ -22,7 +22,7 @@ var kinds = map[string]*kindSpec{
 		merge: func(l *loader) error { return mergeSimple(l, "vendors", "vendor", trigger.CodeVendor) },
 	},
 	"customers": {
-		name: "customers", table: "customers", skipSame: true, root: "Customers", record: "Customer",
+		name: "customers", table: "customers", skipSame: true, stamp: true, root: "Customers", record: "Customer",
 		plan:  newPlan(customerRow{}),
 		check: checkCustomers,
 		merge: func(l *loader) error { return mergeSimple(l, "customers", "customer", trigger.CodeCustomer) },
@@ -242,10 +242,26 @@ func (l *loader) deletesAllowed() bool {
 	return true
 }
 
+// changeSeq returns the change sequence number of this load's
+// transaction, taking the next one on the first call: every customer, SKU,
+// item and invoice row the load adds, changes or deletes is stamped with
+// it (migration 0007), which is what the engagement feed reads.
+func (l *loader) changeSeq() (int64, error) {
+	if l.seq > 0 {
+		return l.seq, nil
+	}
+	err := l.conn.QueryRowContext(l.ctx, `INSERT INTO sequences(kind, last) VALUES ('catalog_changes', 1)
+ON CONFLICT(kind) DO UPDATE SET last = last + 1 RETURNING last`).Scan(&l.seq)
+	return l.seq, err
+}
+
 // deleteGone deletes the records whose keys are in the temporary table gone
 // from table (key columns k1 and, for two-part keys, k2): a record whose
 // pending A trigger cancels is removed outright, never having been sent;
-// the others become tombstones with a D trigger.
+// the others become tombstones with a D trigger. Where an engagement feed
+// sends the table's deletes (customers, SKUs) a tombstone is stamped with
+// the change sequence, and once the feed is in use a cancelled record is
+// kept as a tombstone without a trigger too: the feed may have sent it.
 func (l *loader) deleteGone(table, code, k1, k2 string) error {
 	match := fmt.Sprintf("%s IN (SELECT record_key FROM %%s)", k1)
 	if k2 != "" {
@@ -259,13 +275,31 @@ func (l *loader) deleteGone(table, code, k1, k2 string) error {
 	if _, err := trigger.CancelAdds(l.ctx, l.conn, code, `SELECT record_key, sub_key FROM gone`, "cancelled"); err != nil {
 		return err
 	}
-	if _, err := l.exec(`DELETE FROM ` + table + ` WHERE ` + fmt.Sprintf(match, "cancelled")); err != nil {
+	feed := trigger.FeedKind(table) != ""
+	keep, stamp := "", ""
+	var seq int64
+	if feed {
+		keep = ` AND NOT ` + trigger.FeedInUse(table)
+		stamp = `, change_seq = ?2`
+		if seq, err = l.changeSeq(); err != nil {
+			return err
+		}
+	}
+	if _, err := l.exec(`DELETE FROM ` + table + ` WHERE ` + fmt.Sprintf(match, "cancelled") + keep); err != nil {
 		return err
+	}
+	tombstone := `UPDATE ` + table + ` SET deleted_at = ?1, updated_at = ?1` + stamp + ` WHERE deleted_at IS NULL AND `
+	args := []any{l.now}
+	if feed {
+		args = append(args, seq)
+		if _, err := l.exec(tombstone+fmt.Sprintf(match, "cancelled"), args...); err != nil {
+			return err
+		}
 	}
 	if _, err := l.exec(`DELETE FROM gone WHERE (record_key, sub_key) IN (SELECT record_key, sub_key FROM cancelled)`); err != nil {
 		return err
 	}
-	if _, err := l.exec(`UPDATE `+table+` SET deleted_at = ?, updated_at = ? WHERE `+fmt.Sprintf(match, "gone"), l.now, l.now); err != nil {
+	if _, err := l.exec(tombstone+fmt.Sprintf(match, "gone"), args...); err != nil {
 		return err
 	}
 	return l.fold(code, `SELECT record_key, sub_key, 'D' AS capture FROM gone`)
@@ -278,10 +312,19 @@ func mergeSimple(l *loader, table, key, code string) error {
 		`(t.`+key+` IS NULL OR t.deleted_at IS NOT NULL)`, differs("t", "s", cols)); err != nil {
 		return err
 	}
+	stampCols, stampVals, stampSet, args := "", "", "", []any{l.now}
+	if l.k.stamp {
+		seq, err := l.changeSeq()
+		if err != nil {
+			return err
+		}
+		stampCols, stampVals, stampSet = stampColumns(table)
+		args = append(args, seq)
+	}
 	err := l.bulk(func() error {
-		_, err := l.exec(`INSERT INTO `+table+`(`+key+`, `+list(cols, "")+`created_at, updated_at)
-SELECT `+key+`, `+list(cols, "")+`?1, ?1 FROM stage WHERE action <> ''
-ON CONFLICT(`+key+`) DO UPDATE SET `+setExcluded(cols)+`deleted_at = NULL, updated_at = excluded.updated_at`, l.now)
+		_, err := l.exec(`INSERT INTO `+table+`(`+key+`, `+list(cols, "")+stampCols+`created_at, updated_at)
+SELECT `+key+`, `+list(cols, "")+stampVals+`?1, ?1 FROM stage WHERE action <> ''
+ON CONFLICT(`+key+`) DO UPDATE SET `+setExcluded(cols)+stampSet+`deleted_at = NULL, updated_at = excluded.updated_at`, args...)
 		return err
 	}, table)
 	if err != nil {
@@ -301,6 +344,15 @@ WHERE t.deleted_at IS NULL AND NOT EXISTS (SELECT 1 FROM stage s WHERE s.` + key
 		return err
 	}
 	return l.deleteGone(table, code, key, "")
+}
+
+// stampColumns are the parts of an upsert into table (customers, skus)
+// that stamp the change sequence, parameter ?2: the columns and values to
+// insert, and the SET list of a conflict, each ending in ", ". A record
+// deleted before counts as added again.
+func stampColumns(table string) (cols, vals, set string) {
+	return "change_seq, added_seq, ", "?2, ?2, ", "change_seq = excluded.change_seq, added_seq = CASE WHEN " + table +
+		".deleted_at IS NOT NULL THEN excluded.added_seq ELSE " + table + ".added_seq END, "
 }
 
 func checkCustomers(l *loader) error {

@@ -27,6 +27,13 @@ func mergeInvoices(l *loader) error {
 	// Header columns the file leaves out keep their stored values; lines
 	// are replaced whole.
 	invoiceHeaderCols := l.given(invoiceHeaderCols)
+	// An invoice is stamped with the change sequence of the load that
+	// added it, or brought it back after a delete, and keeps it through
+	// later changes: the engagement feed sends an invoice once.
+	seq, err := l.changeSeq()
+	if err != nil {
+		return err
+	}
 	steps := []struct {
 		q    string
 		args []any
@@ -40,9 +47,10 @@ func mergeInvoices(l *loader) error {
       <> (SELECT count(*) FROM stage s WHERE s.invoice = firsts.key) THEN 'C'
     ELSE '' END
   FROM invoices h, stage f WHERE h.invoice = firsts.key AND f.rec = firsts.first), 'A')`},
-		{q: `INSERT INTO invoices(invoice, ` + list(invoiceHeaderCols, "") + `created_at, updated_at)
-SELECT s.invoice, ` + list(invoiceHeaderCols, "s.") + `?1, ?1 FROM firsts JOIN stage s ON s.rec = firsts.first WHERE firsts.action <> ''
-ON CONFLICT(invoice) DO UPDATE SET ` + setExcluded(invoiceHeaderCols) + `deleted_at = NULL, updated_at = excluded.updated_at`, args: []any{l.now}},
+		{q: `INSERT INTO invoices(invoice, ` + list(invoiceHeaderCols, "") + `change_seq, created_at, updated_at)
+SELECT s.invoice, ` + list(invoiceHeaderCols, "s.") + `?2, ?1, ?1 FROM firsts JOIN stage s ON s.rec = firsts.first WHERE firsts.action <> ''
+ON CONFLICT(invoice) DO UPDATE SET ` + setExcluded(invoiceHeaderCols) + `change_seq = CASE WHEN invoices.deleted_at IS NOT NULL
+  THEN excluded.change_seq ELSE invoices.change_seq END, deleted_at = NULL, updated_at = excluded.updated_at`, args: []any{l.now, seq}},
 		{q: `DELETE FROM invoice_lines WHERE invoice IN (SELECT key FROM firsts WHERE action <> '')`},
 		{q: `INSERT INTO invoice_lines(invoice, line_no, ` + strings.TrimSuffix(list(invoiceLineCols, ""), ", ") + `)
 SELECT s.invoice, s.line_no, ` + strings.TrimSuffix(list(invoiceLineCols, "s."), ", ") + ` FROM stage s JOIN firsts ON firsts.key = s.invoice WHERE firsts.action <> ''`},

@@ -18,18 +18,26 @@ func mergeItems(l *loader) error {
 		differs("i", "s", itemCols)+` OR `+differs("k", "s", skuCols)); err != nil {
 		return err
 	}
-	steps := []string{
-		`INSERT INTO items(item, ` + list(itemCols, "") + `created_at, updated_at)
-SELECT s.item, ` + list(itemCols, "s.") + `?1, ?1 FROM firsts g JOIN stage s ON s.rec = g.first WHERE true
-ON CONFLICT(item) DO UPDATE SET ` + setExcluded(itemCols) + `deleted_at = NULL, updated_at = excluded.updated_at
-WHERE ` + differs("items", "excluded", itemCols) + ` OR items.deleted_at IS NOT NULL`,
-		`INSERT INTO skus(item, sku, ` + list(skuCols, "") + `created_at, updated_at)
-SELECT item, sku, ` + list(skuCols, "") + `?1, ?1 FROM stage WHERE action <> ''
-ON CONFLICT(item, sku) DO UPDATE SET ` + setExcluded(skuCols) + `deleted_at = NULL, updated_at = excluded.updated_at`,
+	// Every row written is stamped with the change sequence (?2), which
+	// the engagement feed reads; an item's own change_seq tells the feed
+	// that all its SKUs carry new item-level fields.
+	seq, err := l.changeSeq()
+	if err != nil {
+		return err
 	}
-	err := l.bulk(func() error {
+	stampCols, stampVals, stampSet := stampColumns("skus")
+	steps := []string{
+		`INSERT INTO items(item, ` + list(itemCols, "") + `change_seq, created_at, updated_at)
+SELECT s.item, ` + list(itemCols, "s.") + `?2, ?1, ?1 FROM firsts g JOIN stage s ON s.rec = g.first WHERE true
+ON CONFLICT(item) DO UPDATE SET ` + setExcluded(itemCols) + `change_seq = excluded.change_seq, deleted_at = NULL, updated_at = excluded.updated_at
+WHERE ` + differs("items", "excluded", itemCols) + ` OR items.deleted_at IS NOT NULL`,
+		`INSERT INTO skus(item, sku, ` + list(skuCols, "") + stampCols + `created_at, updated_at)
+SELECT item, sku, ` + list(skuCols, "") + stampVals + `?1, ?1 FROM stage WHERE action <> ''
+ON CONFLICT(item, sku) DO UPDATE SET ` + setExcluded(skuCols) + stampSet + `deleted_at = NULL, updated_at = excluded.updated_at`,
+	}
+	err = l.bulk(func() error {
 		for _, q := range steps {
-			if _, err := l.exec(q, l.now); err != nil {
+			if _, err := l.exec(q, l.now, seq); err != nil {
 				return err
 			}
 		}
@@ -65,9 +73,9 @@ SELECT k.item, k.sku FROM skus k WHERE k.deleted_at IS NULL
 	}
 	// Items left without live SKUs are tombstoned, or removed when no SKU
 	// row is left at all.
-	if _, err := l.exec(`UPDATE items SET deleted_at = ?1, updated_at = ?1 WHERE deleted_at IS NULL
+	if _, err := l.exec(`UPDATE items SET deleted_at = ?1, updated_at = ?1, change_seq = ?2 WHERE deleted_at IS NULL
   AND item IN (SELECT record_key FROM gone UNION SELECT record_key FROM cancelled)
-  AND NOT EXISTS (SELECT 1 FROM skus k WHERE k.item = items.item AND k.deleted_at IS NULL)`, l.now); err != nil {
+  AND NOT EXISTS (SELECT 1 FROM skus k WHERE k.item = items.item AND k.deleted_at IS NULL)`, l.now, seq); err != nil {
 		return err
 	}
 	_, err = l.exec(`DELETE FROM items WHERE item IN (SELECT record_key FROM cancelled)

@@ -2,7 +2,9 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -19,6 +21,7 @@ type exportOptions struct {
 	marker     bool
 	dryRun     bool
 	classes    string
+	since      string
 	output     outputFlag
 }
 
@@ -39,7 +42,7 @@ See docs/exports.md for the formats.`
 	for _, kind := range export.Kinds {
 		addSubs(group, newExportKindCmd(app, kind))
 	}
-	addSubs(group, newExportMassCmd(app))
+	addSubs(group, newExportMassCmd(app), newExportEngagementCmd(app))
 	return group
 }
 
@@ -126,6 +129,11 @@ func runExport(cmd *cobra.Command, app *App, kind string, o *exportOptions) erro
 	if err != nil {
 		return err
 	}
+	if o.since != "" {
+		if eo.Since, err = export.ParseSince(o.since); err != nil {
+			return usageErr("--since: %v", err)
+		}
+	}
 	if kind == "mass_customers" {
 		eo.Classes = cfg.Export.MassCustomers.Classes
 		if o.classes != "" {
@@ -158,9 +166,15 @@ func runExport(cmd *cobra.Command, app *App, kind string, o *exportOptions) erro
 		}
 	}
 	var res *export.Result
-	if kind == "mass_customers" {
+	switch kind {
+	case "mass_customers":
 		res, err = export.MassCustomers(ctx, d, eo)
-	} else {
+	case "engagement":
+		res, err = export.Engagement(ctx, d, eo)
+		if errors.Is(err, export.ErrNoFeedYet) {
+			err = fmt.Errorf("%w: %v", errUsage, err)
+		}
+	default:
 		res, err = export.Run(ctx, d, kind, eo)
 	}
 	if eo.RunID > 0 {
@@ -178,8 +192,11 @@ func runExport(cmd *cobra.Command, app *App, kind string, o *exportOptions) erro
 			log.Warn(fmt.Sprintf("export %s: recovered an earlier run that died: %d files it had written are now complete", kind, res.Completed))
 		}
 		if res.Abandoned > 0 {
-			log.Warn(fmt.Sprintf("export %s: recovered an earlier run that died: %d unfinished files undone, their triggers are ready again",
-				kind, res.Abandoned))
+			again := "their triggers are ready again"
+			if kind == "engagement" {
+				again = "this run sends their records"
+			}
+			log.Warn(fmt.Sprintf("export %s: recovered an earlier run that died: %d unfinished files undone, %s", kind, res.Abandoned, again))
 		}
 		if res.Unfinished > 0 {
 			log.Warn(fmt.Sprintf("export %s: %d files of an earlier run that died are unfinished; the next real run recovers them first",
@@ -200,6 +217,10 @@ func runExport(cmd *cobra.Command, app *App, kind string, o *exportOptions) erro
 	if res.DryRun {
 		prefix = "dry run, nothing changed: "
 	}
+	if kind == "engagement" {
+		printFeed(app.Out, prefix, res)
+		return nil
+	}
 	if len(res.Files) == 0 {
 		fmt.Fprintf(app.Out, "%s%s: nothing to export\n", prefix, kind)
 		return nil
@@ -212,6 +233,66 @@ func runExport(cmd *cobra.Command, app *App, kind string, o *exportOptions) erro
 		fmt.Fprintf(app.Out, "%s: wrote %s (%d records, %d triggers, sha256 %s)\n", kind, f.Path, f.Records, f.Triggers, f.SHA256)
 	}
 	return nil
+}
+
+func newExportEngagementCmd(app *App) *cobra.Command {
+	var o exportOptions
+	cmd := &cobra.Command{
+		Use:   "engagement",
+		Short: "Write the Customer Engagement feed: customers, items, sales and returns since the last feed",
+		Long: `Write the batch files of a customer engagement system into --out (default
+<export.outbox>/engagement/), one per kind that has something new:
+engagement_customers (customers added, changed or deleted), engagement_items
+(item/SKUs added, changed or deleted), engagement_sales (invoices) and
+engagement_returns (credit invoices). The first feed sends every customer,
+item/SKU and invoice; each later one what loads added or changed since the
+last, by the change sequence the loads stamp on every row. Each kind keeps a
+watermark, the last change it sent, which moves together with the file, so
+every change and every invoice is in exactly one complete file, also when a
+run dies. An invoice is sent once: a change to it after that is not resent.
+
+With nothing new no file is written and the exit code is 0.
+
+--since TIMESTAMP resends what changed at or after that time (UTC
+YYYY-MM-DDThh:mm:ssZ, another RFC 3339 offset, or a date YYYY-MM-DD): records
+whose last change, and invoices loaded, at or after it. A resend does not
+move the watermarks, neither back nor forward: the next feed without --since
+sends what changed since the last one as if the resend had not happened.
+See docs/exports.md, "Customer Engagement feed".`,
+		Example: `  posbridge export engagement
+  posbridge export engagement --format csv --marker
+  posbridge export engagement --since 2026-11-01T00:00:00Z --out /srv/posbridge/resend
+  posbridge export engagement --dry-run`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runExport(cmd, app, "engagement", &o)
+		},
+	}
+	o.addFlags(cmd, false)
+	cmd.Flags().StringVar(&o.since, "since", "", "resend what changed at or after this UTC time; the watermarks stay where they are")
+	return cmd
+}
+
+// printFeed prints a line per file kind of the engagement feed: the file
+// written (or, in a dry run, planned), or that it had nothing new.
+func printFeed(w io.Writer, prefix string, res *export.Result) {
+	for _, k := range export.EngagementKinds {
+		found := false
+		for _, f := range res.Files {
+			if f.Kind != k {
+				continue
+			}
+			found = true
+			if res.DryRun {
+				fmt.Fprintf(w, "%s%s: would write %s (%d records)\n", prefix, k, f.Path, f.Records)
+				continue
+			}
+			fmt.Fprintf(w, "%s: wrote %s (%d records, sha256 %s)\n", k, f.Path, f.Records, f.SHA256)
+		}
+		if !found {
+			fmt.Fprintf(w, "%s%s: nothing to export\n", prefix, k)
+		}
+	}
 }
 
 func newFilesCmd(app *App) *cobra.Command {

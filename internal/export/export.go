@@ -39,12 +39,17 @@ type Options struct {
 	ExcludeNonAllocatable bool
 	// Classes selects the customer classes of the mass download.
 	Classes []string
+	// Since makes an engagement feed a resend of what changed at or after
+	// this UTC timestamp (YYYY-MM-DDThh:mm:ssZ), leaving the watermark.
+	Since string
 	// create opens a file for writing; tests replace it to fail writes.
 	create func(path string, perm os.FileMode) (io.WriteCloser, error)
 }
 
 // File is one file written (or, in a dry run, planned).
 type File struct {
+	// Kind is set for the files of the engagement feed, which has four.
+	Kind     string `json:"kind,omitempty"`
 	Name     string `json:"name"`
 	Path     string `json:"path"`
 	Records  int64  `json:"records"`
@@ -69,6 +74,10 @@ type Result struct {
 	// Ready is what a dry run found to export.
 	Ready        int64 `json:"ready_triggers,omitempty"`
 	ReadyRecords int64 `json:"ready_records,omitempty"`
+	// Watermarks are, for the engagement feed, the largest change
+	// sequence number each file kind has sent after the run (absent
+	// before its first feed).
+	Watermarks map[string]int64 `json:"watermarks,omitempty"`
 }
 
 // ErrBusy means another export of the same kind holds the lock.
@@ -262,7 +271,7 @@ VALUES ('out', ?, ?, ?, '', 0, ?, ?, ?, ?, ?)`, k.name, f.Name, f.Path, fileWrit
 			return nil
 		}
 		f.Records, f.Triggers, err = claim(fileID)
-		if err == nil && f.Triggers == 0 {
+		if err == nil && f.Records == 0 {
 			// Nothing was ready after all: undo, the sequence number included.
 			return errNothing
 		}
@@ -460,7 +469,8 @@ func deliver(ctx context.Context, conn *sql.Conn, fileID int64, path string, w w
 }
 
 // complete writes the marker when one is wanted and not there yet, then
-// marks the triggers processed and the file complete.
+// marks the triggers processed and the file complete, and moves the
+// watermark of an engagement file's kind up to the changes it holds.
 func complete(ctx context.Context, conn *sql.Conn, fileID int64, path, sum string, records int64, marker bool) error {
 	// No marker for a file a transfer already took away.
 	if _, err := os.Stat(path); marker && err == nil {
@@ -479,6 +489,9 @@ func complete(ctx context.Context, conn *sql.Conn, fileID int64, path, sum strin
 			return err
 		}
 		if _, err := conn.ExecContext(ctx, `UPDATE files SET status = ? WHERE id = ?`, fileComplete, fileID); err != nil {
+			return err
+		}
+		if err := moveWatermark(ctx, conn, fileID); err != nil {
 			return err
 		}
 		// A delete that went out releases its tombstone.

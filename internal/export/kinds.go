@@ -178,11 +178,22 @@ ORDER BY i.item, k.sku`, fileID)
 	return flush()
 }
 
+// invoiceShape names the elements of an invoice record: the header, the
+// wrapper of its lines, and a line.
+type invoiceShape struct{ header, lines, line string }
+
 func invoiceRecords(ctx context.Context, q *sql.Conn, fileID int64, o *Options, emit func(node) error) error {
-	rows, err := q.QueryContext(ctx, `SELECT t.capture, h.invoice, h.order_no, h.customer, h.invoice_type, h.invoice_date,
-  n.line_no, n.item, n.sku, n.quantity, n.unit_price, n.discount, n.tax, n.freight
+	return invoiceNodes(ctx, q, invoiceShape{"InvoiceHeader", "InvoiceDetails", "InvoiceDetail"}, `SELECT t.capture, h.invoice, h.order_no,
+  h.customer, h.invoice_type, h.invoice_date, n.line_no, n.item, n.sku, n.quantity, n.unit_price, n.discount, n.tax, n.freight
 FROM triggers t JOIN invoices h ON h.invoice = t.record_key LEFT JOIN invoice_lines n ON n.invoice = h.invoice
-WHERE t.file_id = ? ORDER BY t.record_key, n.line_no`, fileID)
+WHERE t.file_id = ? ORDER BY t.record_key, n.line_no`, emit, fileID)
+}
+
+// invoiceNodes emits one record per invoice of query, which yields the
+// action, the header and its lines in invoice and line order; the totals
+// are summed from the lines. An empty action or invoice type is left out.
+func invoiceNodes(ctx context.Context, q *sql.Conn, shape invoiceShape, query string, emit func(node) error, args ...any) error {
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return err
 	}
@@ -212,7 +223,7 @@ WHERE t.file_id = ? ORDER BY t.record_key, n.line_no`, fileID)
 			if err := flush(); err != nil {
 				return err
 			}
-			cur = &node{name: "InvoiceHeader", wrap: "InvoiceDetails", attrs: []attr{{"action", capture}, {"invoice_number", invoice},
+			cur = &node{name: shape.header, wrap: shape.lines, attrs: []attr{{"action", capture}, {"invoice_number", invoice},
 				{"order_number", order}, {"customer_number", customer}, {"invoice_type", typ}, {"invoice_date", date}}}
 			merch, disc, tax, freight = 0, 0, 0, 0
 		}
@@ -224,7 +235,7 @@ WHERE t.file_id = ? ORDER BY t.record_key, n.line_no`, fileID)
 		disc += d.Int64
 		tax += tx.Int64
 		freight += fr.Int64
-		cur.kids = append(cur.kids, node{name: "InvoiceDetail", attrs: []attr{{"line", strconv.FormatInt(line.Int64, 10)},
+		cur.kids = append(cur.kids, node{name: shape.line, attrs: []attr{{"line", strconv.FormatInt(line.Int64, 10)},
 			{"item_number", item.String}, {"sku_code", sku.String}, {"quantity", strconv.FormatInt(qty.Int64, 10)},
 			{"unit_price", amount(price)}, {"extended_price", format.FormatAmount(ext)}, {"discount", amount(d)}, {"tax", amount(tx)}}})
 	}

@@ -315,7 +315,8 @@ func Delete(ctx context.Context, d *db.DB, ids []int64) (deleted int64, err erro
 }
 
 // Purge deletes processed triggers processed before now-olderThan, and
-// removes the tombstones whose delete has been sent and that have no
+// removes the tombstones whose delete has been sent, by the trigger
+// exports and by the engagement feed when it is in use, and that have no
 // pending trigger left.
 func Purge(ctx context.Context, d *db.DB, olderThan time.Duration, dryRun bool) (int64, error) {
 	cutoff := time.Now().UTC().Add(-olderThan).Format(db.TimeLayout)
@@ -340,16 +341,45 @@ var tombstones = []struct{ code, table, keys, triggerKeys, match string }{
 	{CodeItem, "skus", "(x.item, x.sku)", "record_key, sub_key", "t.record_key = x.item AND t.sub_key = x.sku"},
 }
 
+// feeds names, per table, the Customer Engagement feed file kind that
+// sends the table's records, their deletes included (migration 0007).
+var feeds = map[string]string{"customers": "engagement_customers", "skus": "engagement_items"}
+
+// FeedKind returns the engagement feed file kind that sends the deletes of
+// table, or "" when no feed does.
+func FeedKind(table string) string { return feeds[table] }
+
+// FeedInUse is an SQL condition, true once the engagement feed that sends
+// the records of table has started (it has a watermark row): from then on
+// a deleted record must become a tombstone, so the feed can send its
+// delete, even when no trigger needs it.
+func FeedInUse(table string) string {
+	return `EXISTS (SELECT 1 FROM feed_watermarks WHERE kind = '` + feeds[table] + `')`
+}
+
+// FeedUnsent is an SQL condition on the row x of table: true while the
+// engagement feed of table is in use and has not yet sent the row's last
+// change (its change_seq is above the feed's watermark). Such a tombstone
+// stays until the feed has sent its delete. Before the first feed is
+// complete the watermark is NULL and every stamped change counts as unsent.
+func FeedUnsent(table, x string) string {
+	return `EXISTS (SELECT 1 FROM feed_watermarks w WHERE w.kind = '` + feeds[table] + `' AND ` + x + `.change_seq > coalesce(w.change_seq, 0))`
+}
+
 // PurgeTombstones removes deleted records that no ready, error or
-// processing trigger still needs, and items left without SKUs. With a
-// fileID above 0 it looks only at the records whose delete went out in that
-// export file, which keeps finishing a file cheap however big the tables.
+// processing trigger still needs and that the engagement feed has sent
+// (FeedUnsent), and items left without SKUs. With a fileID above 0 it
+// looks only at the records whose delete went out in that export file,
+// which keeps finishing a file cheap however big the tables.
 func PurgeTombstones(ctx context.Context, q Execer, fileID int64) error {
 	for _, ts := range tombstones {
 		keys := `(SELECT ` + ts.triggerKeys + ` FROM triggers`
 		scope := ``
 		if fileID > 0 {
 			scope = ` AND ` + ts.keys + ` IN ` + keys + ` WHERE file_id = ?2 AND capture = 'D')`
+		}
+		if FeedKind(ts.table) != "" {
+			scope += ` AND NOT ` + FeedUnsent(ts.table, "x")
 		}
 		// Pending triggers are found through triggers_pending; processing
 		// ones are few, so they are gathered once.
