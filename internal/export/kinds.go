@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"strconv"
 
+	"github.com/posbridge/posbridge/internal/catalog"
 	"github.com/posbridge/posbridge/internal/format"
 	"github.com/posbridge/posbridge/internal/trigger"
 )
@@ -199,14 +200,14 @@ func invoiceNodes(ctx context.Context, q *sql.Conn, shape invoiceShape, query st
 	}
 	defer rows.Close()
 	var cur *node
-	var merch, disc, tax, freight int64
+	var sum catalog.InvoiceTotals
 	flush := func() error {
 		if cur == nil {
 			return nil
 		}
-		cur.attrs = append(cur.attrs, attr{"merchandise_total", format.FormatAmount(merch)}, attr{"discount_total", format.FormatAmount(disc)},
-			attr{"tax_total", format.FormatAmount(tax)}, attr{"freight_total", format.FormatAmount(freight)},
-			attr{"invoice_total", format.FormatAmount(merch - disc + tax + freight)})
+		cur.attrs = append(cur.attrs, attr{"merchandise_total", format.FormatAmount(sum.Merchandise)},
+			attr{"discount_total", format.FormatAmount(sum.Discount)}, attr{"tax_total", format.FormatAmount(sum.Tax)},
+			attr{"freight_total", format.FormatAmount(sum.Freight)}, attr{"invoice_total", format.FormatAmount(sum.Total())})
 		n := *cur
 		cur = nil
 		return emit(n)
@@ -225,16 +226,12 @@ func invoiceNodes(ctx context.Context, q *sql.Conn, shape invoiceShape, query st
 			}
 			cur = &node{name: shape.header, wrap: shape.lines, attrs: []attr{{"action", capture}, {"invoice_number", invoice},
 				{"order_number", order}, {"customer_number", customer}, {"invoice_type", typ}, {"invoice_date", date}}}
-			merch, disc, tax, freight = 0, 0, 0, 0
+			sum = catalog.InvoiceTotals{}
 		}
 		if !line.Valid {
 			continue
 		}
-		ext := qty.Int64 * price.Int64
-		merch += ext
-		disc += d.Int64
-		tax += tx.Int64
-		freight += fr.Int64
+		ext := sum.AddLine(qty.Int64, price.Int64, d.Int64, tx.Int64, fr.Int64)
 		cur.kids = append(cur.kids, node{name: shape.line, attrs: []attr{{"line", strconv.FormatInt(line.Int64, 10)},
 			{"item_number", item.String}, {"sku_code", sku.String}, {"quantity", strconv.FormatInt(qty.Int64, 10)},
 			{"unit_price", amount(price)}, {"extended_price", format.FormatAmount(ext)}, {"discount", amount(d)}, {"tax", amount(tx)}}})

@@ -6,21 +6,17 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/posbridge/posbridge/internal/catalog"
 	"github.com/posbridge/posbridge/internal/db"
 )
 
 // addLine adds an invoice line to the totals of its invoice and returns
-// its extended price. The arithmetic is the invoice export's
-// (internal/export, invoiceRecords): extended = quantity x unit price,
-// total = merchandise - discount + tax + freight. A credit's lines carry
-// negative quantities, discounts and taxes, so its totals are negative.
+// its extended price, by the arithmetic every invoice output shares
+// (catalog.InvoiceTotals).
 func (t *Totals) addLine(qty, unitPrice, discount, tax, freight int64) int64 {
-	ext := qty * unitPrice
-	t.Merchandise += ext
-	t.Discount += discount
-	t.Tax += tax
-	t.Freight += freight
-	t.Total = t.Merchandise - t.Discount + t.Tax + t.Freight
+	sum := catalog.InvoiceTotals{Merchandise: t.Merchandise, Discount: t.Discount, Tax: t.Tax, Freight: t.Freight}
+	ext := sum.AddLine(qty, unitPrice, discount, tax, freight)
+	*t = Totals{Merchandise: sum.Merchandise, Discount: sum.Discount, Tax: sum.Tax, Freight: sum.Freight, Total: sum.Total()}
 	return ext
 }
 
