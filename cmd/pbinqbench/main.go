@@ -267,7 +267,7 @@ WHERE deleted_at IS NULL AND last_name <> '' AND email LIKE '%@%' AND phone <> '
 			q, flag = inquiry.CustomerQuery{Field: inquiry.ByEmail, Value: email[:strings.IndexByte(email, '@')]}, "--email"
 		case 2:
 			q, flag = inquiry.CustomerQuery{Field: inquiry.ByPhone, Value: phone}, "--phone"
-			if dg := digits(phone); len(dg) == 10 {
+			if dg := inquiry.Digits(phone); len(dg) == 10 {
 				q.Value = "(" + dg[:3] + ") " + dg[3:6] + "-" + dg[6:]
 			}
 		default:
@@ -328,15 +328,6 @@ func firstRunes(s string, n int) string {
 		n--
 	}
 	return s
-}
-
-func digits(s string) string {
-	return strings.Map(func(r rune) rune {
-		if '0' <= r && r <= '9' {
-			return r
-		}
-		return -1
-	}, s)
 }
 
 // literal puts the arguments of query into it, for the sqlite3 shell.

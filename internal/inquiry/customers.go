@@ -56,8 +56,9 @@ func fold(s string) string {
 	return string(b)
 }
 
-// digits keeps the digits of a phone number.
-func digits(s string) string {
+// Digits keeps the digits of a phone number: what a phone search
+// compares.
+func Digits(s string) string {
 	return strings.Map(func(r rune) rune {
 		if '0' <= r && r <= '9' {
 			return r
@@ -129,7 +130,7 @@ func (q CustomerQuery) plan() (*search, error) {
 	s.column, s.keys = f.column, f.keys
 	s.value = fold(q.Value)
 	if q.Field == ByPhone {
-		if s.value = digits(q.Value); s.value == "" {
+		if s.value = Digits(q.Value); s.value == "" {
 			return nil, queryErr(in, fmt.Sprintf(" %q has no digits (phones are compared by their digits)", q.Value))
 		}
 	}

@@ -45,13 +45,13 @@ func expected(all []Customer, q CustomerQuery) []string {
 		case ByEmail:
 			r = row{k1: fold(c.Email), c: c.Customer}
 		case ByPhone:
-			r = row{k1: digits(c.Phone), c: c.Customer}
+			r = row{k1: Digits(c.Phone), c: c.Customer}
 		case ByCompany:
 			r = row{k1: fold(c.CompanyName), c: c.Customer}
 		}
 		value := fold(q.Value)
 		if q.Field == ByPhone {
-			value = digits(q.Value)
+			value = Digits(q.Value)
 		}
 		if r.k1 == "" || !match(r.k1, value) || (q.FirstName != "" && !match(r.k2, fold(q.FirstName))) {
 			continue

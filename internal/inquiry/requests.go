@@ -335,24 +335,18 @@ func answerFile(ctx context.Context, d *db.DB, path string, o RequestOptions) (O
 
 	base := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
 	out.Response = filepath.Join(o.Responses, base+".response.xml")
-	sum := sha256.New()
-	var size int64
+	var buf bytes.Buffer
+	buf.WriteString(xml.Header)
+	enc := xml.NewEncoder(&buf)
+	enc.Indent("", "  ")
+	if err := enc.Encode(env); err != nil {
+		return out, fmt.Errorf("write %s: %w", out.Response, err)
+	}
+	buf.WriteByte('\n')
+	sum := sha256.Sum256(buf.Bytes())
 	// Responses hold customer data: owner only.
 	err := fsx.WriteAtomic(out.Response, 0o600, func(w io.Writer) error {
-		cw := &countWriter{w: io.MultiWriter(w, sum)}
-		if _, err := io.WriteString(cw, xml.Header); err != nil {
-			return err
-		}
-		enc := xml.NewEncoder(cw)
-		enc.Indent("", "  ")
-		if err := enc.Encode(env); err != nil {
-			return err
-		}
-		if err := enc.Close(); err != nil {
-			return err
-		}
-		_, err := io.WriteString(cw, "\n")
-		size = cw.n
+		_, err := w.Write(buf.Bytes())
 		return err
 	})
 	if err != nil {
@@ -377,23 +371,12 @@ func answerFile(ctx context.Context, d *db.DB, path string, o RequestOptions) (O
 			return out, err
 		}
 		if err := ledger.RecordFile(ctx, d, ledger.File{Direction: "out", Kind: "inquiry_response", Name: filepath.Base(out.Response),
-			Path: out.Response, SHA256: hex.EncodeToString(sum.Sum(nil)), Size: size, Records: int64(out.Records),
+			Path: out.Response, SHA256: hex.EncodeToString(sum[:]), Size: int64(buf.Len()), Records: int64(out.Records),
 			Status: out.Status, RunID: o.RunID}); err != nil {
 			return out, err
 		}
 	}
 	return out, nil
-}
-
-type countWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }
 
 // parseRequest reads a request message into req and says which request
