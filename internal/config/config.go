@@ -31,6 +31,9 @@ type Config struct {
 	Import   Import   `mapstructure:"import"`
 	// Sites are the places files are pushed to and pulled from, by name.
 	Sites map[string]Site `mapstructure:"sites"`
+	// Partners are the systems that speak another dialect than the OMS
+	// formats (docs/partners.md), by name.
+	Partners map[string]Partner `mapstructure:"partners"`
 	// Jobs are the named pipelines posbridge run executes, by name.
 	Jobs   map[string]Job `mapstructure:"jobs"`
 	Locks  Locks          `mapstructure:"locks"`
@@ -136,6 +139,34 @@ type Site struct {
 	// Folders name the site's folders (inbox, outbox, archive, error) by
 	// role; a pull archives into Folders["archive"].
 	Folders map[string]string `mapstructure:"folders"`
+}
+
+// Partner profiles.
+const (
+	ProfileOMS         = "oms"          // the native OMS formats
+	ProfileExternalOMS = "external-oms" // absolute inventory, order events (PARTNERS.md A)
+	ProfileStorePOS    = "store-pos"    // matrix items online, sales orders (PARTNERS.md B)
+	ProfileWMS         = "wms"          // a warehouse system serving stores (PARTNERS.md C)
+)
+
+// SKU code sources of a partner: how a SKU is named in its files.
+const (
+	SKUCodeItem = "item" // our item and SKU codes
+	SKUCodeUPC  = "upc"  // the SKU's UPC/EAN
+	SKUCodeXref = "xref" // the partner's own code, from the cross reference (xref load)
+)
+
+// Partner is a system with a profile of its own.
+type Partner struct {
+	Profile string `mapstructure:"profile"`
+	// SKUCode says how the partner names SKUs: item, upc or xref.
+	SKUCode string `mapstructure:"sku_code"`
+	// Location is the partner's code for the place it trades from (its
+	// locationCode / locationId / warehouseId); Warehouse is ours.
+	Location  string `mapstructure:"location"`
+	Warehouse string `mapstructure:"warehouse"`
+	// Site is where its files go and come from (sites.NAME); optional.
+	Site string `mapstructure:"site"`
 }
 
 // Job is a named pipeline: steps run in order under the job's locks.
@@ -251,6 +282,7 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("import.error_dir", "")
 	v.SetDefault("sites", map[string]any{})
 	v.SetDefault("jobs", map[string]any{})
+	v.SetDefault("partners", map[string]any{})
 	v.SetDefault("locks.ttl", "10m")
 	v.SetDefault("status.max_ready_age", "1h")
 	v.SetDefault("status.max_inbox_age", "1h")
@@ -447,6 +479,28 @@ func (c *Config) Validate() []error {
 	}{{"status.max_ready_age", c.Status.MaxReadyAge}, {"status.max_inbox_age", c.Status.MaxInboxAge}, {"status.grace", c.Status.Grace}} {
 		if d.val <= 0 {
 			bad(d.key, "must be positive, got %s", d.val)
+		}
+	}
+	partnerNames := make([]string, 0, len(c.Partners))
+	for name := range c.Partners {
+		partnerNames = append(partnerNames, name)
+	}
+	sort.Strings(partnerNames)
+	for _, name := range partnerNames {
+		p := c.Partners[name]
+		key := "partners." + name
+		switch p.Profile {
+		case ProfileOMS, ProfileExternalOMS, ProfileStorePOS, ProfileWMS:
+		default:
+			bad(key+".profile", "must be oms, external-oms, store-pos or wms, got %q", p.Profile)
+		}
+		switch p.SKUCode {
+		case "", SKUCodeItem, SKUCodeUPC, SKUCodeXref:
+		default:
+			bad(key+".sku_code", "must be item, upc or xref, got %q", p.SKUCode)
+		}
+		if _, ok := c.Sites[p.Site]; p.Site != "" && !ok {
+			bad(key+".site", "site %q is not configured", p.Site)
 		}
 	}
 	names := make([]string, 0, len(c.Sites))
