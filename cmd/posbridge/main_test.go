@@ -72,6 +72,10 @@ func TestScript(t *testing.T) {
 			"sizeatmost": cmdSizeAtMost,
 			"memrun":     cmdMemrun,
 			"jsonlines":  cmdJSONLines, // jobs_cmds_test.go
+
+			// The partner stories' commands, in partner_cmds_test.go.
+			"normtime": cmdNormTime,
+			"batches":  cmdBatches,
 		},
 	})
 }
@@ -105,7 +109,7 @@ func setup(env *testscript.Env, root string) error {
 	env.Setenv("XDG_CONFIG_HOME", "")
 	env.Values[lockKey{}] = &dbLock{}
 	env.Defer(env.Values[lockKey{}].(*dbLock).release)
-	for _, dir := range []string{"demo", "bad"} {
+	for _, dir := range []string{"demo", "bad", "partners"} {
 		if err := copyDir(filepath.Join(root, "testdata", dir), filepath.Join(env.WorkDir, dir)); err != nil {
 			return err
 		}

@@ -244,14 +244,15 @@ func (l *loader) deletesAllowed() bool {
 
 // changeSeq returns the change sequence number of this load's
 // transaction, taking the next one on the first call: every customer, SKU,
-// item and invoice row the load adds, changes or deletes is stamped with
-// it (migration 0007), which is what the engagement feed reads.
+// item, invoice and stock row the load adds, changes or deletes is stamped
+// with it (migrations 0007, 0008), which is what the engagement feed and the
+// partner inventory exports read.
 func (l *loader) changeSeq() (int64, error) {
 	if l.seq > 0 {
 		return l.seq, nil
 	}
-	err := l.conn.QueryRowContext(l.ctx, `INSERT INTO sequences(kind, last) VALUES ('catalog_changes', 1)
-ON CONFLICT(kind) DO UPDATE SET last = last + 1 RETURNING last`).Scan(&l.seq)
+	var err error
+	l.seq, err = NextChangeSeq(l.ctx, l.conn)
 	return l.seq, err
 }
 

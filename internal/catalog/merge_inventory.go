@@ -26,6 +26,12 @@ func mergeInventory(l *loader) error {
 		`(v.on_hand IS NOT s.on_hand`+resDiffers+` OR (s.threshold IS NOT NULL AND v.threshold IS NOT s.threshold))`); err != nil {
 		return err
 	}
+	// Every stock row written is stamped with the load's change sequence
+	// (the partner inventory exports read it).
+	seq, err := l.changeSeq()
+	if err != nil {
+		return err
+	}
 	steps := []struct {
 		q    string
 		args []any
@@ -34,10 +40,11 @@ func mergeInventory(l *loader) error {
 SELECT s.item, s.sku, CASE WHEN v.item IS NULL AND NOT EXISTS (SELECT 1 FROM inventory w WHERE w.item = s.item AND w.sku = s.sku) THEN 'A' ELSE 'C' END
 FROM stage s LEFT JOIN inventory v ON ` + match + `
 WHERE s.action <> '' AND (v.item IS NULL OR ` + trigger.InventoryRuleSQL("(v.on_hand - v.reserved)", newAvail, "coalesce(s.threshold, v.threshold, 0)") + `)`},
-		{q: `INSERT INTO inventory(item, sku, warehouse, location, on_hand, reserved, threshold, updated_at)
-SELECT item, sku, warehouse, location, on_hand, reserved, threshold, ?1 FROM stage WHERE action <> ''
+		{q: `INSERT INTO inventory(item, sku, warehouse, location, on_hand, reserved, threshold, change_seq, updated_at)
+SELECT item, sku, warehouse, location, on_hand, reserved, threshold, ?2, ?1 FROM stage WHERE action <> ''
 ON CONFLICT(item, sku, warehouse, location) DO UPDATE SET on_hand = excluded.on_hand, ` + setReserved + `
-  threshold = coalesce(excluded.threshold, inventory.threshold), updated_at = excluded.updated_at`, args: []any{l.now}},
+  threshold = coalesce(excluded.threshold, inventory.threshold), change_seq = excluded.change_seq, updated_at = excluded.updated_at`,
+			args: []any{l.now, seq}},
 	}
 	for _, s := range steps {
 		if _, err := l.exec(s.q, s.args...); err != nil {
@@ -53,7 +60,7 @@ ON CONFLICT(item, sku, warehouse, location) DO UPDATE SET on_hand = excluded.on_
 SELECT v.item, v.sku, 'C' FROM inventory v WHERE ` + missing + ` AND ` + trigger.InventoryRuleSQL("(v.on_hand - v.reserved)", "0", "coalesce(v.threshold, 0)")); err != nil {
 			return err
 		}
-		n, err := l.exec(`UPDATE inventory AS v SET on_hand = 0, reserved = 0, updated_at = ? WHERE `+missing, l.now)
+		n, err := l.exec(`UPDATE inventory AS v SET on_hand = 0, reserved = 0, updated_at = ?, change_seq = ? WHERE `+missing, l.now, seq)
 		if err != nil {
 			return err
 		}

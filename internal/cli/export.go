@@ -22,6 +22,8 @@ type exportOptions struct {
 	dryRun     bool
 	classes    string
 	since      string
+	partner    string
+	full       bool
 	output     outputFlag
 }
 
@@ -42,7 +44,8 @@ See docs/exports.md for the formats.`
 	for _, kind := range export.Kinds {
 		addSubs(group, newExportKindCmd(app, kind))
 	}
-	addSubs(group, newExportMassCmd(app), newExportEngagementCmd(app))
+	addSubs(group, newExportMassCmd(app), newExportEngagementCmd(app),
+		newExportOrdersCmd(app, "order-events"), newExportOrdersCmd(app, "order-status"))
 	return group
 }
 
@@ -91,10 +94,16 @@ func newExportKindCmd(app *App, kind string) *cobra.Command {
   posbridge export %[1]s --dry-run`, kind),
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.partner != "" {
+				return runPartnerInventory(cmd, app, &o)
+			}
 			return runExport(cmd, app, kind, &o)
 		},
 	}
 	o.addFlags(cmd, true)
+	if kind == "inventory" {
+		addPartnerFlags(cmd, &o)
+	}
 	return cmd
 }
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -155,6 +156,10 @@ const (
 	SKUCodeUPC  = "upc"  // the SKU's UPC/EAN
 	SKUCodeXref = "xref" // the partner's own code, from the cross reference (xref load)
 )
+
+// partnerName is what a partner may be called: its name goes into the
+// names of its files and folders.
+var partnerName = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 
 // Partner is a system with a profile of its own.
 type Partner struct {
@@ -489,6 +494,9 @@ func (c *Config) Validate() []error {
 	for _, name := range partnerNames {
 		p := c.Partners[name]
 		key := "partners." + name
+		if !partnerName.MatchString(name) {
+			bad(key, "a partner name goes into file names: use letters, digits, - and _ only")
+		}
 		switch p.Profile {
 		case ProfileOMS, ProfileExternalOMS, ProfileStorePOS, ProfileWMS:
 		default:

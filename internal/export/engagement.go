@@ -270,31 +270,12 @@ func feed(ctx context.Context, d *db.DB, fk *feedKind, o Options) (*Result, erro
 // of the envelope exact, and the change sequence read in it is the highest
 // number of any row it sees: the new watermark.
 func feedFile(ctx context.Context, d *db.DB, conn *sql.Conn, fk *feedKind, o *Options) (*File, error) {
-	snap, err := d.Conn(ctx)
+	s, err := openSnapshot(ctx, d, fk.name)
 	if err != nil {
-		return nil, db.Classify(err)
+		return nil, err
 	}
-	defer snap.Close()
-	// A deferred transaction: its first read fixes the snapshot, and it
-	// never blocks a writer (WAL).
-	if _, err := snap.ExecContext(ctx, "BEGIN"); err != nil {
-		return nil, db.Classify(err)
-	}
-	inTx := true
-	endSnap := func() {
-		if inTx {
-			snap.ExecContext(context.Background(), "ROLLBACK")
-			inTx = false
-		}
-	}
-	defer endSnap()
-	var mark sql.NullInt64
-	var high int64
-	err = snap.QueryRowContext(ctx, `SELECT (SELECT change_seq FROM feed_watermarks WHERE kind = ?),
-  coalesce((SELECT last FROM sequences WHERE kind = ?), 0)`, fk.name, changeCounter).Scan(&mark, &high)
-	if err != nil {
-		return nil, fmt.Errorf("export %s: %w", fk.name, db.Classify(err))
-	}
+	defer s.close()
+	snap, endSnap, mark, high := s.conn, s.end, s.mark, s.high
 	w := window{first: !mark.Valid, mark: mark.Int64, since: o.Since}
 	cond, args := fk.where(w)
 	var records int64
@@ -377,4 +358,51 @@ func ParseSince(s string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%q is not a timestamp: want YYYY-MM-DDThh:mm:ssZ (or another RFC 3339 offset) or YYYY-MM-DD", s)
+}
+
+// snapshot is a read transaction on a connection of its own, with the
+// watermark of a kind and the change counter as that snapshot sees them:
+// the exports that send "what changed since the last file" (the
+// engagement feed, partner inventory) read everything they send in it.
+type snapshot struct {
+	conn *sql.Conn
+	mark sql.NullInt64 // the kind's watermark; NULL before its first file
+	high int64         // the change counter: the highest change this snapshot sees
+	inTx bool
+}
+
+// openSnapshot begins the snapshot of kind. A deferred transaction: its
+// first read fixes the snapshot, and it never blocks a writer (WAL).
+func openSnapshot(ctx context.Context, d *db.DB, kind string) (*snapshot, error) {
+	conn, err := d.Conn(ctx)
+	if err != nil {
+		return nil, db.Classify(err)
+	}
+	s := &snapshot{conn: conn}
+	if _, err := conn.ExecContext(ctx, "BEGIN"); err != nil {
+		conn.Close()
+		return nil, db.Classify(err)
+	}
+	s.inTx = true
+	err = conn.QueryRowContext(ctx, `SELECT (SELECT change_seq FROM feed_watermarks WHERE kind = ?),
+  coalesce((SELECT last FROM sequences WHERE kind = ?), 0)`, kind, changeCounter).Scan(&s.mark, &s.high)
+	if err != nil {
+		s.close()
+		return nil, fmt.Errorf("export %s: %w", kind, db.Classify(err))
+	}
+	return s, nil
+}
+
+// end ends the read transaction (the writes that follow need no snapshot).
+func (s *snapshot) end() {
+	if s.inTx {
+		s.conn.ExecContext(context.Background(), "ROLLBACK")
+		s.inTx = false
+	}
+}
+
+// close ends the transaction and gives the connection back.
+func (s *snapshot) close() {
+	s.end()
+	s.conn.Close()
 }

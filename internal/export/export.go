@@ -17,6 +17,7 @@ import (
 
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/fsx"
+	"github.com/posbridge/posbridge/internal/orders"
 	"github.com/posbridge/posbridge/internal/trigger"
 )
 
@@ -342,14 +343,66 @@ type written struct {
 // writeFile writes the temporary file of path and syncs it; records is the
 // number of records the claim promised, which the XML envelope states.
 func writeFile(k *kind, o *Options, path string, records int64, source func(emit func(node) error) error) (written, error) {
-	tmp := tmpPath(path)
-	os.Remove(tmp)
 	// Files with customer data are for the owner only; the others may be
 	// read by the group, such as a transfer job's user.
 	perm := os.FileMode(0o640)
 	if k.private {
 		perm = 0o600
 	}
+	return writeStream(o, path, perm, func(bw *bufio.Writer) (int64, error) {
+		var rows, emitted int64
+		var err error
+		switch o.Format {
+		case "csv":
+			c := csv.NewWriter(bw)
+			if err = c.Write(csvHeader(k.csv)); err == nil {
+				row := make([]string, 0, len(k.csv))
+				err = source(func(n node) error {
+					emitted++
+					return csvRows(k.csv, n, row, func(r []string) error {
+						rows++
+						return c.Write(r)
+					})
+				})
+			}
+			c.Flush()
+			if err == nil {
+				err = c.Error()
+			}
+		default:
+			x := xmlWriter{bw}
+			bw.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n")
+			x.open("Message", []attr{{"source", o.Source}, {"target", o.Target}, {"type", k.msgType},
+				{"company", strconv.Itoa(o.Company)}, {"created", time.Now().UTC().Format(db.TimeLayout)},
+				{"sequence", strconv.FormatInt(sequenceOf(path), 10)}, {"count", strconv.FormatInt(records, 10)}}, false)
+			bw.WriteString("\n  ")
+			x.open(k.wrapper, nil, false)
+			err = source(func(n node) error {
+				emitted++
+				x.node(n, 2)
+				return nil
+			})
+			bw.WriteString("\n  ")
+			x.close(k.wrapper)
+			bw.WriteString("\n")
+			x.close("Message")
+			bw.WriteString("\n")
+			rows = emitted
+		}
+		if err == nil && emitted != records {
+			err = fmt.Errorf("wrote %d records, the claim has %d", emitted, records)
+		}
+		return rows, err
+	})
+}
+
+// writeStream writes the temporary file of path with body, which returns
+// the number of records (CSV: data rows) it wrote, counting its size and
+// sha256, and syncs it; on any error the temporary file is removed. Every
+// export format writes through it.
+func writeStream(o *Options, path string, perm os.FileMode, body func(w *bufio.Writer) (int64, error)) (written, error) {
+	tmp := tmpPath(path)
+	os.Remove(tmp)
 	out, err := o.create(tmp, perm)
 	if err != nil {
 		return written{}, err
@@ -358,47 +411,7 @@ func writeFile(k *kind, o *Options, path string, records int64, source func(emit
 	cw := &countWriter{w: io.MultiWriter(out, h)}
 	bw := bufio.NewWriterSize(cw, 256*1024)
 	var w written
-	var emitted int64
-	switch o.Format {
-	case "csv":
-		c := csv.NewWriter(bw)
-		if err = c.Write(csvHeader(k.csv)); err == nil {
-			row := make([]string, 0, len(k.csv))
-			err = source(func(n node) error {
-				emitted++
-				return csvRows(k.csv, n, row, func(r []string) error {
-					w.Records++
-					return c.Write(r)
-				})
-			})
-		}
-		c.Flush()
-		if err == nil {
-			err = c.Error()
-		}
-	default:
-		x := xmlWriter{bw}
-		bw.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n")
-		x.open("Message", []attr{{"source", o.Source}, {"target", o.Target}, {"type", k.msgType},
-			{"company", strconv.Itoa(o.Company)}, {"created", time.Now().UTC().Format(db.TimeLayout)},
-			{"sequence", strconv.FormatInt(sequenceOf(path), 10)}, {"count", strconv.FormatInt(records, 10)}}, false)
-		bw.WriteString("\n  ")
-		x.open(k.wrapper, nil, false)
-		err = source(func(n node) error {
-			emitted++
-			x.node(n, 2)
-			return nil
-		})
-		bw.WriteString("\n  ")
-		x.close(k.wrapper)
-		bw.WriteString("\n")
-		x.close("Message")
-		bw.WriteString("\n")
-		w.Records = emitted
-	}
-	if err == nil && emitted != records {
-		err = fmt.Errorf("wrote %d records, the claim has %d", emitted, records)
-	}
+	w.Records, err = body(bw)
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -488,6 +501,9 @@ func complete(ctx context.Context, conn *sql.Conn, fileID int64, path, sum strin
 		if err := trigger.Complete(ctx, conn, fileID); err != nil {
 			return err
 		}
+		if err := orders.Completed(ctx, conn, fileID); err != nil {
+			return err
+		}
 		if _, err := conn.ExecContext(ctx, `UPDATE files SET status = ? WHERE id = ?`, fileComplete, fileID); err != nil {
 			return err
 		}
@@ -514,6 +530,9 @@ func abandon(conn *sql.Conn, fileID int64, path string, cause error) error {
 	}
 	return db.WithTx(ctx, conn, true, func() error {
 		if err := trigger.Unclaim(ctx, conn, fileID); err != nil {
+			return err
+		}
+		if err := orders.Unclaim(ctx, conn, fileID); err != nil {
 			return err
 		}
 		_, err := conn.ExecContext(ctx, `UPDATE files SET status = ?, error = ? WHERE id = ?`, fileAbandoned, msg, fileID)

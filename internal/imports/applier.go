@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/posbridge/posbridge/internal/catalog"
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/trigger"
 )
@@ -62,8 +63,9 @@ func newApplier(ctx context.Context, conn *sql.Conn, fileID int64, o *Options) (
 		"warehouse": `SELECT 1 FROM warehouses WHERE warehouse = ?`,
 		"balance":   `SELECT on_hand, reserved, coalesce(threshold, 0) FROM inventory WHERE item = ? AND sku = ? AND warehouse = ? AND location = ?`,
 		"stocked":   `SELECT EXISTS (SELECT 1 FROM inventory WHERE item = ? AND sku = ?)`,
-		"write": `INSERT INTO inventory(item, sku, warehouse, location, on_hand, reserved, updated_at) VALUES (?, ?, ?, ?, ?, 0, ?)
-ON CONFLICT(item, sku, warehouse, location) DO UPDATE SET on_hand = excluded.on_hand, updated_at = excluded.updated_at`,
+		"write": `INSERT INTO inventory(item, sku, warehouse, location, on_hand, reserved, updated_at, change_seq) VALUES (?, ?, ?, ?, ?, 0, ?, ?)
+ON CONFLICT(item, sku, warehouse, location) DO UPDATE SET on_hand = excluded.on_hand, updated_at = excluded.updated_at,
+  change_seq = excluded.change_seq`,
 	}
 	for name, q := range queries {
 		st, err := conn.PrepareContext(ctx, q)
@@ -336,11 +338,20 @@ func (a *applier) finish() (int64, error) {
 		}
 		a.history = a.history[:0]
 	}
+	// The stock rows written carry the transaction's change sequence,
+	// which the partner inventory exports read.
+	var seq int64
 	for k, b := range a.balances {
 		if !b.dirty {
 			continue
 		}
-		if _, err := a.stmts["write"].ExecContext(a.ctx, k.item, k.sku, k.warehouse, k.location, b.onHand, a.now); err != nil {
+		if seq == 0 {
+			var err error
+			if seq, err = catalog.NextChangeSeq(a.ctx, a.conn); err != nil {
+				return 0, db.Classify(err)
+			}
+		}
+		if _, err := a.stmts["write"].ExecContext(a.ctx, k.item, k.sku, k.warehouse, k.location, b.onHand, a.now, seq); err != nil {
 			return 0, db.Classify(err)
 		}
 	}

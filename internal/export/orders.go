@@ -1,0 +1,111 @@
+package export
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/orders"
+)
+
+// OrderKinds are the order message exports by command name: the order
+// events of the sales posting and the order status for the online store.
+var OrderKinds = map[string]string{"order-events": orders.StreamEvents, "order-status": orders.StreamStatus}
+
+// orderKind is the file kind of a stream: order_events or order_status.
+func orderKind(stream string) *kind {
+	name := "order_events"
+	if stream == orders.StreamStatus {
+		name = "order_status"
+	}
+	// Both carry names, addresses and phone numbers.
+	return &kind{name: name, private: true}
+}
+
+// Orders exports the ready order messages of a stream (orders.StreamEvents
+// or orders.StreamStatus) for the orders of partner, as NDJSON files
+// (one message per line) named <kind>_<yyyymmddThhmmssZ>_<seq>.ndjson in
+// <Outbox>/partners/<partner>/ unless o.Dir says otherwise. The lifecycle
+// is the one of every export: claimed, written, renamed, completed,
+// recovered after a crash.
+func Orders(ctx context.Context, d *db.DB, stream, partner string, o Options) (*Result, error) {
+	k := orderKind(stream)
+	if o.Dir == "" {
+		o.Dir = filepath.Join(o.Outbox, "partners", partner)
+	}
+	o.defaults(k)
+	o.Format = "ndjson"
+	conn, res, end, err := begin(ctx, d, k, &o)
+	if err != nil {
+		return res, err
+	}
+	defer end()
+	if o.DryRun {
+		res.Ready, err = orders.Ready(ctx, conn, stream, partner)
+		if err != nil || res.Ready == 0 {
+			return res, err
+		}
+		res.ReadyRecords = res.Ready
+		per := res.Ready
+		if o.MaxRecords > 0 {
+			per = int64(o.MaxRecords)
+		}
+		var next int64
+		conn.QueryRowContext(ctx, `SELECT coalesce((SELECT last FROM sequences WHERE kind = ?), 0) + 1`, k.name).Scan(&next)
+		for left := res.Ready; left > 0; left -= per {
+			name := fileName(k.name, time.Now().UTC(), next, o.Format)
+			path, _ := filepath.Abs(filepath.Join(o.Dir, name))
+			res.Files = append(res.Files, File{Name: name, Path: path, Records: min(per, left)})
+			next++
+		}
+		return res, nil
+	}
+	for {
+		if err := prepareDir(k, o.Dir); err != nil {
+			return res, err
+		}
+		f, fileID, err := startFile(ctx, conn, k, &o, func(fileID int64) (int64, int64, error) {
+			n, err := orders.Claim(ctx, conn, stream, partner, fileID, o.RunID, o.MaxRecords)
+			return n, n, err
+		})
+		if err != nil || fileID == 0 {
+			return res, err
+		}
+		w, err := writeLines(&o, f.Path, f.Records, func(emit func([]byte) error) error {
+			return orders.Messages(ctx, conn, fileID, emit)
+		})
+		if err != nil {
+			abandon(conn, fileID, f.Path, err)
+			return res, fmt.Errorf("export %s: write %s: %w (its messages are ready again)", k.name, f.Name, err)
+		}
+		f.SHA256, f.Size = w.SHA256, w.Size
+		if err := deliver(ctx, conn, fileID, f.Path, w, o.Marker); err != nil {
+			return res, fmt.Errorf("export %s: %s: %w", k.name, f.Name, err)
+		}
+		res.Files = append(res.Files, f)
+		if o.MaxRecords <= 0 {
+			return res, nil
+		}
+	}
+}
+
+// writeLines writes the temporary file of path, one JSON line per record,
+// and syncs it; records is what the claim promised. Order messages carry
+// customer data: the file is for the owner only.
+func writeLines(o *Options, path string, records int64, source func(emit func([]byte) error) error) (written, error) {
+	return writeStream(o, path, 0o600, func(bw *bufio.Writer) (int64, error) {
+		var n int64
+		err := source(func(line []byte) error {
+			n++
+			bw.Write(line)
+			return bw.WriteByte('\n')
+		})
+		if err == nil && n != records {
+			err = fmt.Errorf("wrote %d records, the claim has %d", n, records)
+		}
+		return n, err
+	})
+}

@@ -1,0 +1,112 @@
+package export
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/posbridge/posbridge/internal/catalog"
+	"github.com/posbridge/posbridge/internal/partner"
+)
+
+// partnerRun runs the partner inventory export and returns the file's
+// content ("" without a file) and the result.
+func (f *fixture) partnerRun(p Partner, full bool) (string, *PartnerResult) {
+	f.t.Helper()
+	res, err := PartnerInventory(context.Background(), f.d, p, full, Options{Outbox: filepath.Join(f.dir, "outbox"), LockDir: f.dir})
+	if err != nil {
+		f.t.Fatalf("PartnerInventory: %v", err)
+	}
+	if len(res.Files) == 0 {
+		return "", res
+	}
+	b, err := os.ReadFile(res.Files[0].Path)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return string(b), res
+}
+
+func (f *fixture) xref(partnerName, content string) {
+	f.t.Helper()
+	f.n++
+	path := filepath.Join(f.dir, "xref"+string(rune('a'+f.n))+".csv")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		f.t.Fatal(err)
+	}
+	res, err := partner.Load(context.Background(), f.d, partnerName, path, partner.ModeDelta)
+	if err != nil || res.Rejected > 0 {
+		f.t.Fatalf("xref load: %v, %+v", err, res)
+	}
+}
+
+func TestPartnerInventoryExternalOMS(t *testing.T) {
+	f := newFixture(t)
+	f.load("warehouses", catalog.ModeDelta, "warehouse,name\nW1,One\nW2,Two\n")
+	f.load("items", catalog.ModeDelta, "item,sku,description,upc,price\nIT1,S1,Mug,111,10.00\nIT1,S2,Mug,,10.00\nIT2,,Tape,222,3.50\n")
+	// IT1/S1: 5 - 2 reserved + 4 in a second location; IT1/S2 oversold: 0;
+	// W2 is not the partner's.
+	f.load("inventory", catalog.ModeDelta, "item,sku,warehouse,location,on_hand,reserved\nIT1,S1,W1,A,5,2\nIT1,S1,W1,B,4,0\nIT1,S2,W1,A,1,3\nIT2,,W2,A,9,0\n")
+	f.xref("p", "item,sku,external_code\nIT1,S1,X1\nIT2,,X2\n")
+	p := Partner{Name: "p", Profile: ProfileExternalOMS, SKUCode: "xref", Location: "L", Warehouse: "W1"}
+	got, res := f.partnerRun(p, false)
+	if want := `{"locationCode":"L","products":[{"channelSkuCode":"X1","quantity":7},{"channelSkuCode":"X2","quantity":0}]}` + "\n"; got != want {
+		t.Errorf("first export:\n%s\nwant\n%s", got, want)
+	}
+	if res.Unmapped != 1 || res.UnmappedSample[0] != "IT1/S2: no external code for this partner (xref load)" {
+		t.Errorf("unmapped: %d %v", res.Unmapped, res.UnmappedSample)
+	}
+	if got, _ := f.partnerRun(p, false); got != "" {
+		t.Errorf("nothing changed, got %q", got)
+	}
+	// A change in W2 is not the partner's; a late mapping is.
+	f.load("inventory", catalog.ModeDelta, "item,sku,warehouse,location,on_hand\nIT2,,W2,A,1\n")
+	f.xref("p", "item,sku,external_code\nIT1,S2,X3\n")
+	if got, _ := f.partnerRun(p, false); got != `{"locationCode":"L","products":[{"channelSkuCode":"X3","quantity":0}]}`+"\n" {
+		t.Errorf("late mapping: %q", got)
+	}
+	// item and upc codes.
+	for sku, want := range map[string]string{"item": `"IT1/S1"`, "upc": `"111"`} {
+		q := p
+		q.Name, q.SKUCode = "p"+sku, sku
+		got, _ := f.partnerRun(q, true)
+		if !strings.Contains(got, `{"channelSkuCode":`+want+`,"quantity":7}`) {
+			t.Errorf("sku_code %s: %s", sku, got)
+		}
+	}
+}
+
+func TestPartnerBatches(t *testing.T) {
+	f := newFixture(t)
+	f.load("warehouses", catalog.ModeDelta, "warehouse,name\nW1,One\n")
+	var items strings.Builder
+	items.WriteString("item,sku,description\n")
+	for i := 0; i < 2*PartnerBatch+1; i++ {
+		fmt.Fprintf(&items, "IT1,S%04d,T\n", i)
+	}
+	f.load("items", catalog.ModeDelta, items.String())
+	got, res := f.partnerRun(Partner{Name: "b", Profile: ProfileExternalOMS, SKUCode: "item", Location: "L", Warehouse: "W1"}, false)
+	lines := strings.Split(strings.TrimSuffix(got, "\n"), "\n")
+	if len(lines) != 3 || strings.Count(lines[0], "channelSkuCode") != PartnerBatch || strings.Count(lines[2], "channelSkuCode") != 1 {
+		t.Errorf("%d lines for %d products", len(lines), res.Files[0].Records)
+	}
+}
+
+func TestPartnerStorePOS(t *testing.T) {
+	f := newFixture(t)
+	f.load("warehouses", catalog.ModeDelta, "warehouse,name\nS1,Store\n")
+	f.load("items", catalog.ModeDelta, "item,sku,description,sku_description,price\nIT1,S1,Mug,Red,10.00\nIT1,S2,Mug,Blue,\n")
+	f.load("inventory", catalog.ModeDelta, "item,sku,warehouse,location,on_hand\nIT1,S1,S1,,3\n")
+	f.xref("s", "item,sku,external_code\nIT1,S1,R1\nIT1,S2,R2\n")
+	got, res := f.partnerRun(Partner{Name: "s", Profile: ProfileStorePOS, SKUCode: "xref", Location: "101", Warehouse: "S1"}, false)
+	if !strings.HasPrefix(got, `[`+"\n"+`  {"itemId":"IT1","itemName":"Mug - Red","locationId":"101","stock":3,"mrp":10.00,"salePrice":10.00,"itemReferenceCode":"R1","taxPercentage":0,"discountPercentage":0,"itemTimeStamp":"`) ||
+		!strings.HasSuffix(got, "Z\"}\n]\n") {
+		t.Errorf("store list:\n%s", got)
+	}
+	if res.Unmapped != 1 || res.UnmappedSample[0] != "IT1/S2: no price" {
+		t.Errorf("unmapped: %v", res.UnmappedSample)
+	}
+}

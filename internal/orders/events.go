@@ -1,0 +1,249 @@
+package orders
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/format"
+)
+
+// Event types of the sales posting (PARTNERS.md A).
+const (
+	EventCreate        = "SUBORDER_CREATE"
+	EventCancel        = "SUBORDER_CANCEL"
+	EventPartialCancel = "SUBORDER_PARTIAL_CANCEL"
+	EventComplete      = "SUBORDER_COMPLETE"
+)
+
+// Streams of outbound order messages.
+const (
+	StreamEvents = "events"
+	StreamStatus = "status"
+)
+
+// EventAddress is an address of an order event.
+type EventAddress struct {
+	Name    string `json:"name"`
+	Line1   string `json:"line1"`
+	Line2   string `json:"line2"`
+	Line3   string `json:"line3"`
+	City    string `json:"city"`
+	State   string `json:"state"`
+	Zip     string `json:"zip"`
+	Country string `json:"country"`
+	Email   string `json:"email"`
+	Phone   string `json:"phone"`
+}
+
+// EventItem is a line of an order event.
+type EventItem struct {
+	Barcode             string      `json:"barcode"`
+	ChannelSkuCode      string      `json:"channelSkuCode"`
+	OmsSubOrderItemID   string      `json:"omsSubOrderItemId"`
+	OrderItemCodes      []string    `json:"orderItemCodes"`
+	ExternalItemCodes   []string    `json:"externalItemCodes"`
+	OrderedQuantity     int64       `json:"orderedQuantity"`
+	CancelledQuantity   int64       `json:"cancelledQuantity"`
+	FulfilledQuantity   int64       `json:"fulfilledQuantity"`
+	HoppedQuantity      int64       `json:"hoppedQuantity"`
+	SellingPricePerUnit json.Number `json:"sellingPricePerUnit"`
+	ChannelDiscount     json.Number `json:"channelDiscount"`
+	SellerDiscount      json.Number `json:"sellerDiscount"`
+	GiftChargePerUnit   json.Number `json:"giftChargePerUnit"`
+	ShippingCharge      json.Number `json:"shippingCharge"`
+}
+
+// Event is one sales posting message, field for field as PARTNERS.md A
+// names them. MessageID is the id of its order_messages row: the same
+// however often a file is written again after a crash.
+type Event struct {
+	MessageID       int64        `json:"messageId"`
+	EventType       string       `json:"eventType"`
+	EventTime       string       `json:"eventTime"`
+	CreatedAt       string       `json:"createdAt"`
+	OrderCode       string       `json:"orderCode"`
+	ParentOrderCode string       `json:"parentOrderCode"`
+	OmsSubOrderID   string       `json:"omsSubOrderId"`
+	OrderTime       string       `json:"orderTime"`
+	OrderType       string       `json:"orderType"`
+	LocationCode    string       `json:"locationCode"`
+	ChannelName     string       `json:"channelName"`
+	ChannelType     string       `json:"channelType"`
+	PaymentMethod   string       `json:"paymentMethod"`
+	IsPriority      bool         `json:"isPriority"`
+	ShippingCharges json.Number  `json:"shippingCharges"`
+	BillingAddress  EventAddress `json:"billingAddress"`
+	ShippingAddress EventAddress `json:"shippingAddress"`
+	SubOrderItems   []EventItem  `json:"subOrderItems"`
+}
+
+// StatusMessage is the order status sent back to the online store.
+type StatusMessage struct {
+	MessageID         int64  `json:"messageId"`
+	OnlineReferenceNo string `json:"onlineReferenceNo"`
+	OrderCode         string `json:"orderCode"`
+	Status            string `json:"status"`
+	UpdatedAt         string `json:"updatedAt"`
+}
+
+func amount(v int64) json.Number { return json.Number(format.FormatAmount(v)) }
+
+// subOrderID is the one sub-order of an order: an online order is not split.
+func subOrderID(o Order) string { return o.Code + "-1" }
+
+// newEvent builds the event of type typ for order o as it is now, with the
+// given lines (nil: all of them).
+func newEvent(o Order, typ, at string, lines []int64) Event {
+	ship := EventAddress{Name: o.Ship.Name, Line1: o.Ship.Address1, Line2: o.Ship.Address2, City: o.Ship.City,
+		State: o.Ship.State, Zip: o.Ship.Zip, Country: o.Ship.Country, Email: o.Ship.Email, Phone: o.Ship.Phone}
+	bill := EventAddress{Name: o.CustomerName, Email: o.CustomerEmail, Phone: o.CustomerMobile}
+	e := Event{EventType: typ, EventTime: at, CreatedAt: o.CreatedAt, OrderCode: o.Code, ParentOrderCode: o.ExternalKey,
+		OmsSubOrderID: subOrderID(o), OrderTime: o.OrderTime, OrderType: "SO", LocationCode: o.LocationCode,
+		ChannelName: o.Channel, ChannelType: "ONLINE", PaymentMethod: o.PaymentMethod, ShippingCharges: amount(o.ShippingCharge),
+		BillingAddress: bill, ShippingAddress: ship, SubOrderItems: []EventItem{}}
+	want := map[int64]bool{}
+	for _, l := range lines {
+		want[l] = true
+	}
+	for _, l := range o.Lines {
+		if lines != nil && !want[l.No] {
+			continue
+		}
+		// The online store's discount per unit: sale price × percentage.
+		disc := l.SalePrice * l.DiscountPercent / (100 * format.AmountScale)
+		e.SubOrderItems = append(e.SubOrderItems, EventItem{
+			Barcode: l.UPC, ChannelSkuCode: l.RefCode, OmsSubOrderItemID: fmt.Sprintf("%s-%d", subOrderID(o), l.No),
+			OrderItemCodes: []string{fmt.Sprintf("%s-%d", o.Code, l.No)}, ExternalItemCodes: []string{fmt.Sprintf("%s-%d", o.ExternalKey, l.No)},
+			OrderedQuantity: l.Ordered, CancelledQuantity: l.Cancelled, FulfilledQuantity: l.Fulfilled,
+			SellingPricePerUnit: amount(l.SalePrice), ChannelDiscount: amount(disc), SellerDiscount: amount(0),
+			GiftChargePerUnit: amount(0), ShippingCharge: amount(0),
+		})
+	}
+	return e
+}
+
+// addEvent queues an event of order o for the order-events export; its
+// payload is the order as it is now.
+func addEvent(ctx context.Context, q Querier, o Order, typ string, lines []int64) error {
+	now := db.Now()
+	b, err := json.Marshal(newEvent(o, typ, now, lines))
+	if err != nil {
+		return err
+	}
+	_, err = q.ExecContext(ctx, `INSERT INTO order_messages(stream, partner, order_id, event_type, payload, status, created_at, updated_at)
+VALUES ('events', ?, ?, ?, ?, 'ready', ?, ?)`, o.Partner, o.ID, typ, string(b), now, now)
+	return err
+}
+
+// refreshCreate rewrites the payload of the order's create event while it
+// is still ready (not yet sent): an update before the export goes out in
+// the create event. It reports whether there was such an event.
+func refreshCreate(ctx context.Context, q Querier, o Order) (bool, error) {
+	var id int64
+	var at string
+	err := q.QueryRowContext(ctx, `SELECT id, created_at FROM order_messages WHERE stream = 'events' AND order_id = ? AND event_type = ?
+  AND status = 'ready'`, o.ID, EventCreate).Scan(&id, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil // sent already
+	}
+	if err != nil {
+		return false, err
+	}
+	b, err := json.Marshal(newEvent(o, EventCreate, at, nil))
+	if err != nil {
+		return false, err
+	}
+	_, err = q.ExecContext(ctx, `UPDATE order_messages SET payload = ?, updated_at = ? WHERE id = ?`, string(b), db.Now(), id)
+	return err == nil, err
+}
+
+// Claim takes the ready messages of a stream and partner into export file
+// fileID, in id order; limit 0 means all. It returns how many.
+func Claim(ctx context.Context, q Querier, stream, partner string, fileID, runID int64, limit int) (int64, error) {
+	if limit <= 0 {
+		limit = -1
+	}
+	res, err := q.ExecContext(ctx, `UPDATE order_messages SET status = 'processing', file_id = ?, run_id = ?, updated_at = ?
+WHERE id IN (SELECT id FROM order_messages WHERE stream = ? AND partner = ? AND status = 'ready' ORDER BY id LIMIT ?)`,
+		fileID, nullID(runID), db.Now(), stream, partner, limit)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// Completed marks the messages of a complete file processed.
+func Completed(ctx context.Context, q Querier, fileID int64) error {
+	now := db.Now()
+	_, err := q.ExecContext(ctx, `UPDATE order_messages SET status = 'processed', processed_at = ?, updated_at = ?
+WHERE file_id = ? AND status = 'processing'`, now, now, fileID)
+	return err
+}
+
+// Unclaim gives the messages of an abandoned file back to the queue. A
+// status message whose order has a newer ready one is dropped: the newer
+// one says the same, and more recently.
+func Unclaim(ctx context.Context, q Querier, fileID int64) error {
+	_, err := q.ExecContext(ctx, `DELETE FROM order_messages WHERE file_id = ? AND status = 'processing' AND stream = 'status'
+  AND order_id IN (SELECT order_id FROM order_messages WHERE stream = 'status' AND status = 'ready')`, fileID)
+	if err != nil {
+		return err
+	}
+	_, err = q.ExecContext(ctx, `UPDATE order_messages SET status = 'ready', file_id = NULL, run_id = NULL, updated_at = ?
+WHERE file_id = ? AND status = 'processing'`, db.Now(), fileID)
+	return err
+}
+
+// Messages streams the messages of file fileID as JSON lines, in id
+// order: the events with their messageId, or the status of each order as
+// it is now.
+func Messages(ctx context.Context, q Querier, fileID int64, emit func(line []byte) error) error {
+	rows, err := q.QueryContext(ctx, `SELECT m.id, m.stream, m.payload, o.external_key, o.order_code, o.status, o.updated_at
+FROM order_messages m JOIN orders o ON o.id = m.order_id WHERE m.file_id = ? ORDER BY m.id`, fileID)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var stream, payload, key, code, status, updated string
+		if err := rows.Scan(&id, &stream, &payload, &key, &code, &status, &updated); err != nil {
+			return err
+		}
+		var b []byte
+		if stream == StreamStatus {
+			b, err = json.Marshal(StatusMessage{MessageID: id, OnlineReferenceNo: key, OrderCode: code, Status: OnlineStatus(status), UpdatedAt: updated})
+		} else {
+			var e Event
+			if err = json.Unmarshal([]byte(payload), &e); err == nil {
+				e.MessageID = id
+				b, err = json.Marshal(e)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("message %d: %w", id, err)
+		}
+		if err := emit(b); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// Ready counts the ready messages of a stream and partner.
+func Ready(ctx context.Context, q Querier, stream, partner string) (int64, error) {
+	var n int64
+	err := q.QueryRowContext(ctx, `SELECT count(*) FROM order_messages WHERE stream = ? AND partner = ? AND status = 'ready'`, stream, partner).Scan(&n)
+	return n, err
+}
+
+func nullID(id int64) any {
+	if id <= 0 {
+		return nil
+	}
+	return id
+}

@@ -1,0 +1,469 @@
+package orders
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/posbridge/posbridge/internal/catalog"
+	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/trigger"
+)
+
+// Order statuses.
+const (
+	StatusOpen      = "open"
+	StatusCompleted = "completed"
+	StatusCancelled = "cancelled"
+)
+
+// Sentinel errors with exit codes of their own.
+var (
+	// ErrNotFound: no order has that code (or partner key).
+	ErrNotFound = errors.New("no such order")
+	// ErrRefused: the change is not possible (more cancelled than open, an
+	// order that is not open); nothing was changed.
+	ErrRefused = errors.New("refused")
+)
+
+// Address is a shipping address.
+type Address struct {
+	Name     string `json:"name"`
+	Address1 string `json:"address1"`
+	Address2 string `json:"address2"`
+	City     string `json:"city"`
+	State    string `json:"state"`
+	Country  string `json:"country"`
+	Zip      string `json:"zip"`
+	Phone    string `json:"phone"`
+	Email    string `json:"email"`
+}
+
+// Order is an order with its lines. Amounts are in ten-thousandths.
+type Order struct {
+	ID             int64
+	Code           string
+	Partner        string
+	ExternalKey    string
+	Channel        string
+	Warehouse      string
+	LocationCode   string
+	Customer       string
+	Status         string
+	PaymentMethod  string
+	OrderTime      string
+	CustomerName   string
+	CustomerMobile string
+	CustomerEmail  string
+	Ship           Address
+	TotalQuantity  int64
+	TotalAmount    int64
+	TotalTax       int64
+	TotalDiscount  int64
+	ShippingCharge int64
+	Revision       int64
+	CreatedAt      string
+	UpdatedAt      string
+	Lines          []Line
+	// Short is what the lines hold open beyond the stock that covered
+	// them when they were reserved.
+	Short int64
+}
+
+// Line is an order line.
+type Line struct {
+	No              int64
+	Item            string
+	SKU             string
+	RefCode         string
+	UPC             string
+	Location        string
+	Ordered         int64
+	Cancelled       int64
+	Fulfilled       int64
+	Short           int64
+	SalePrice       int64
+	ItemAmount      int64
+	TaxPercent      int64
+	DiscountPercent int64
+}
+
+// Open is what the line still holds reserved: ordered less cancelled and
+// fulfilled.
+func (l Line) Open() int64 { return l.Ordered - l.Cancelled - l.Fulfilled }
+
+// OnlineStatus is the status the online store knows: Pending, Delivered or
+// Cancelled.
+func OnlineStatus(status string) string {
+	switch status {
+	case StatusCompleted:
+		return "Delivered"
+	case StatusCancelled:
+		return "Cancelled"
+	}
+	return "Pending"
+}
+
+// Querier is a connection or transaction.
+type Querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+const orderCols = `o.id, o.order_code, o.partner, o.external_key, o.channel, o.warehouse, o.location_code, o.customer, o.status,
+  o.payment_method, o.order_time, o.customer_name, o.customer_mobile, o.customer_email, o.ship_name, o.ship_address1,
+  o.ship_address2, o.ship_city, o.ship_state, o.ship_country, o.ship_zip, o.ship_phone, o.ship_email, o.total_quantity,
+  o.total_amount, o.total_tax, o.total_discount, o.shipping_charge, o.revision, o.created_at, o.updated_at,
+  (SELECT coalesce(sum(min(l.short, l.ordered - l.cancelled - l.fulfilled)), 0) FROM order_lines l WHERE l.order_id = o.id)`
+
+func scanOrder(s interface{ Scan(...any) error }) (Order, error) {
+	var o Order
+	err := s.Scan(&o.ID, &o.Code, &o.Partner, &o.ExternalKey, &o.Channel, &o.Warehouse, &o.LocationCode, &o.Customer, &o.Status,
+		&o.PaymentMethod, &o.OrderTime, &o.CustomerName, &o.CustomerMobile, &o.CustomerEmail, &o.Ship.Name, &o.Ship.Address1,
+		&o.Ship.Address2, &o.Ship.City, &o.Ship.State, &o.Ship.Country, &o.Ship.Zip, &o.Ship.Phone, &o.Ship.Email, &o.TotalQuantity,
+		&o.TotalAmount, &o.TotalTax, &o.TotalDiscount, &o.ShippingCharge, &o.Revision, &o.CreatedAt, &o.UpdatedAt, &o.Short)
+	return o, err
+}
+
+// load reads an order and its lines by id.
+func load(ctx context.Context, q Querier, id int64) (Order, error) {
+	o, err := scanOrder(q.QueryRowContext(ctx, `SELECT `+orderCols+` FROM orders o WHERE o.id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return o, ErrNotFound
+	}
+	if err != nil {
+		return o, err
+	}
+	rows, err := q.QueryContext(ctx, `SELECT l.line_no, l.item, l.sku, l.ref_code, coalesce(s.upc, ''), l.location, l.ordered, l.cancelled,
+  l.fulfilled, l.short, l.sale_price, l.item_amount, l.tax_percent, l.discount_percent
+FROM order_lines l LEFT JOIN skus s ON s.item = l.item AND s.sku = l.sku WHERE l.order_id = ? ORDER BY l.line_no`, id)
+	if err != nil {
+		return o, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var l Line
+		if err := rows.Scan(&l.No, &l.Item, &l.SKU, &l.RefCode, &l.UPC, &l.Location, &l.Ordered, &l.Cancelled, &l.Fulfilled, &l.Short,
+			&l.SalePrice, &l.ItemAmount, &l.TaxPercent, &l.DiscountPercent); err != nil {
+			return o, err
+		}
+		o.Lines = append(o.Lines, l)
+	}
+	return o, rows.Err()
+}
+
+// find resolves an order argument: our order code, else a partner's key
+// when only one partner has it.
+func find(ctx context.Context, q Querier, code string) (int64, error) {
+	rows, err := q.QueryContext(ctx, `SELECT id FROM orders WHERE order_code = ?1
+UNION ALL SELECT id FROM orders WHERE external_key = ?1 AND NOT EXISTS (SELECT 1 FROM orders WHERE order_code = ?1) LIMIT 2`, code)
+	if err != nil {
+		return 0, db.Classify(err)
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return 0, err
+		}
+		ids = append(ids, id)
+	}
+	switch len(ids) {
+	case 0:
+		return 0, fmt.Errorf("%w %s", ErrNotFound, code)
+	case 1:
+		return ids[0], nil
+	}
+	return 0, fmt.Errorf("%w: %s is the key of orders of more than one partner: give the order code", ErrRefused, code)
+}
+
+// Get returns an order with its lines, by order code or partner key.
+func Get(ctx context.Context, d *db.DB, code string) (Order, error) {
+	id, err := find(ctx, d, code)
+	if err != nil {
+		return Order{}, err
+	}
+	o, err := load(ctx, d, id)
+	return o, db.Classify(err)
+}
+
+// Filter selects orders to list.
+type Filter struct {
+	Partner string
+	Status  string
+	// Short keeps the orders with an open quantity that stock did not
+	// cover when it was reserved.
+	Short bool
+}
+
+// List calls fn for each order that matches f, oldest first, without
+// lines.
+func List(ctx context.Context, d *db.DB, f Filter, fn func(Order) error) error {
+	q := `SELECT * FROM (SELECT ` + orderCols + ` AS short FROM orders o WHERE (?1 = '' OR o.partner = ?1) AND (?2 = '' OR o.status = ?2)) AS x`
+	if f.Short {
+		q += ` WHERE x.short > 0`
+	}
+	rows, err := d.QueryContext(ctx, q+` ORDER BY x.id`, f.Partner, f.Status)
+	if err != nil {
+		return db.Classify(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		o, err := scanOrder(rows)
+		if err != nil {
+			return err
+		}
+		if err := fn(o); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// stock changes inventory rows inside a write transaction: it stamps them
+// with the transaction's change sequence number and applies the inventory
+// trigger rule.
+type stock struct {
+	ctx  context.Context
+	q    Querier
+	seq  int64
+	trig int64
+}
+
+// changeSeq is the change sequence number of the transaction, taken on
+// first use (catalog.NextChangeSeq): stock rows and new customers carry it.
+func (s *stock) changeSeq() (int64, error) {
+	if s.seq == 0 {
+		var err error
+		if s.seq, err = catalog.NextChangeSeq(s.ctx, s.q); err != nil {
+			return 0, err
+		}
+	}
+	return s.seq, nil
+}
+
+// change adds dReserved to reserved and dOnHand to on hand of one stock
+// row, creating it when it is not there.
+func (s *stock) change(item, sku, warehouse, location string, dReserved, dOnHand int64) error {
+	if dReserved == 0 && dOnHand == 0 {
+		return nil
+	}
+	var onHand, reserved, threshold int64
+	err := s.q.QueryRowContext(s.ctx, `SELECT on_hand, reserved, coalesce(threshold, 0) FROM inventory
+WHERE item = ? AND sku = ? AND warehouse = ? AND location = ?`, item, sku, warehouse, location).Scan(&onHand, &reserved, &threshold)
+	exists := err == nil
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	capture := trigger.Changed
+	if !exists {
+		var stocked bool
+		if err := s.q.QueryRowContext(s.ctx, `SELECT EXISTS (SELECT 1 FROM inventory WHERE item = ? AND sku = ?)`, item, sku).Scan(&stocked); err != nil {
+			return err
+		}
+		if !stocked {
+			capture = trigger.Added
+		}
+	}
+	seq, err := s.changeSeq()
+	if err != nil {
+		return err
+	}
+	_, err = s.q.ExecContext(s.ctx, `INSERT INTO inventory(item, sku, warehouse, location, on_hand, reserved, change_seq, updated_at)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+ON CONFLICT(item, sku, warehouse, location) DO UPDATE SET on_hand = on_hand + ?5, reserved = reserved + ?6,
+  change_seq = ?7, updated_at = ?8`, item, sku, warehouse, location, dOnHand, dReserved, seq, db.Now())
+	if err != nil {
+		return err
+	}
+	before, after := onHand-reserved, onHand+dOnHand-reserved-dReserved
+	if exists && !trigger.InventoryRule(before, after, threshold) {
+		return nil
+	}
+	n, err := trigger.Fold(s.ctx, s.q, trigger.CodeInventory, `SELECT ? AS record_key, ? AS sub_key, ? AS capture`, item, sku, capture)
+	s.trig += n
+	return err
+}
+
+// reserve reserves qty of item/SKU in warehouse, in the location with the
+// most available stock (the first by name on a tie; no location when the
+// warehouse has no row for it), and returns that location and how much of
+// qty the warehouse's available stock did not cover.
+func (s *stock) reserve(item, sku, warehouse string, qty int64) (location string, short int64, err error) {
+	var total int64
+	err = s.q.QueryRowContext(s.ctx, `SELECT location, (SELECT coalesce(sum(on_hand - reserved), 0) FROM inventory
+  WHERE item = ?1 AND sku = ?2 AND warehouse = ?3)
+FROM inventory WHERE item = ?1 AND sku = ?2 AND warehouse = ?3 ORDER BY on_hand - reserved DESC, location LIMIT 1`,
+		item, sku, warehouse).Scan(&location, &total)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return "", 0, err
+	}
+	short = min(max(qty-max(total, 0), 0), qty)
+	return location, short, s.change(item, sku, warehouse, location, qty, 0)
+}
+
+// Change is the result of a cancel or complete.
+type Change struct {
+	Order Order `json:"-"`
+	// Quantity is how many units were cancelled or fulfilled.
+	Quantity int64  `json:"quantity"`
+	Event    string `json:"event"`
+	Triggers int64  `json:"inventory_triggers"`
+}
+
+// Cancel cancels the open quantity of a whole order (line 0), or qty units
+// of one line (qty 0: all it has open). More than is open is refused and
+// changes nothing.
+func Cancel(ctx context.Context, d *db.DB, code string, line, qty int64) (Change, error) {
+	var ch Change
+	err := d.Tx(ctx, true, func(conn *sql.Conn) error {
+		id, err := find(ctx, conn, code)
+		if err != nil {
+			return err
+		}
+		s := &stock{ctx: ctx, q: conn}
+		ch, err = cancel(ctx, conn, s, id, line, qty)
+		ch.Triggers = s.trig
+		return err
+	})
+	return ch, err
+}
+
+func cancel(ctx context.Context, q Querier, s *stock, id, line, qty int64) (Change, error) {
+	o, err := load(ctx, q, id)
+	if err != nil {
+		return Change{}, err
+	}
+	if o.Status != StatusOpen {
+		return Change{}, fmt.Errorf("%w: order %s is %s", ErrRefused, o.Code, o.Status)
+	}
+	var affected []int64
+	var total int64
+	found := line == 0
+	for i, l := range o.Lines {
+		if line != 0 && l.No != line {
+			continue
+		}
+		found = true
+		n := l.Open()
+		if line != 0 && qty != 0 {
+			if qty > n {
+				return Change{}, fmt.Errorf("%w: order %s line %d has %d open (ordered %d, cancelled %d, fulfilled %d): cannot cancel %d",
+					ErrRefused, o.Code, l.No, n, l.Ordered, l.Cancelled, l.Fulfilled, qty)
+			}
+			n = qty
+		}
+		if n == 0 {
+			continue
+		}
+		if err := s.change(l.Item, l.SKU, o.Warehouse, l.Location, -n, 0); err != nil {
+			return Change{}, err
+		}
+		if _, err := q.ExecContext(ctx, `UPDATE order_lines SET cancelled = cancelled + ? WHERE order_id = ? AND line_no = ?`, n, id, l.No); err != nil {
+			return Change{}, err
+		}
+		o.Lines[i].Cancelled += n
+		affected = append(affected, l.No)
+		total += n
+	}
+	switch {
+	case !found:
+		return Change{}, fmt.Errorf("%w: order %s has no line %d", ErrRefused, o.Code, line)
+	case total == 0:
+		return Change{}, fmt.Errorf("%w: order %s has nothing open to cancel", ErrRefused, o.Code)
+	}
+	event := EventPartialCancel
+	var open, fulfilled int64
+	for _, l := range o.Lines {
+		open += l.Open()
+		fulfilled += l.Fulfilled
+	}
+	if open == 0 {
+		// Nothing left open: cancelled, or completed when some was shipped.
+		event, o.Status, affected = EventCancel, StatusCancelled, nil
+		if fulfilled > 0 {
+			event, o.Status = EventComplete, StatusCompleted
+		}
+		if err := setStatus(ctx, q, &o); err != nil {
+			return Change{}, err
+		}
+	}
+	if err := addEvent(ctx, q, o, event, affected); err != nil {
+		return Change{}, err
+	}
+	return Change{Order: o, Quantity: total, Event: event}, nil
+}
+
+// Complete fulfils the open quantities of an order: its reservations
+// become shipments (reserved and on hand go down by them).
+func Complete(ctx context.Context, d *db.DB, code string) (Change, error) {
+	var ch Change
+	err := d.Tx(ctx, true, func(conn *sql.Conn) error {
+		id, err := find(ctx, conn, code)
+		if err != nil {
+			return err
+		}
+		s := &stock{ctx: ctx, q: conn}
+		ch, err = complete(ctx, conn, s, id)
+		ch.Triggers = s.trig
+		return err
+	})
+	return ch, err
+}
+
+func complete(ctx context.Context, q Querier, s *stock, id int64) (Change, error) {
+	o, err := load(ctx, q, id)
+	if err != nil {
+		return Change{}, err
+	}
+	if o.Status != StatusOpen {
+		return Change{}, fmt.Errorf("%w: order %s is %s", ErrRefused, o.Code, o.Status)
+	}
+	var total int64
+	for i, l := range o.Lines {
+		n := l.Open()
+		if n == 0 {
+			continue
+		}
+		if err := s.change(l.Item, l.SKU, o.Warehouse, l.Location, -n, -n); err != nil {
+			return Change{}, err
+		}
+		if _, err := q.ExecContext(ctx, `UPDATE order_lines SET fulfilled = fulfilled + ? WHERE order_id = ? AND line_no = ?`, n, id, l.No); err != nil {
+			return Change{}, err
+		}
+		o.Lines[i].Fulfilled += n
+		total += n
+	}
+	o.Status = StatusCompleted
+	if err := setStatus(ctx, q, &o); err != nil {
+		return Change{}, err
+	}
+	if err := addEvent(ctx, q, o, EventComplete, nil); err != nil {
+		return Change{}, err
+	}
+	return Change{Order: o, Quantity: total, Event: EventComplete}, nil
+}
+
+// setStatus writes the order's new status and queues its status message.
+func setStatus(ctx context.Context, q Querier, o *Order) error {
+	o.UpdatedAt = db.Now()
+	if _, err := q.ExecContext(ctx, `UPDATE orders SET status = ?, updated_at = ? WHERE id = ?`, o.Status, o.UpdatedAt, o.ID); err != nil {
+		return err
+	}
+	return queueStatus(ctx, q, o)
+}
+
+// queueStatus makes sure a status message for the order is ready: one
+// ready message per order, whatever the number of changes before the
+// export.
+func queueStatus(ctx context.Context, q Querier, o *Order) error {
+	now := db.Now()
+	_, err := q.ExecContext(ctx, `INSERT INTO order_messages(stream, partner, order_id, event_type, status, created_at, updated_at)
+VALUES ('status', ?, ?, ?, 'ready', ?, ?)
+ON CONFLICT(order_id) WHERE stream = 'status' AND status = 'ready' DO UPDATE SET event_type = excluded.event_type, updated_at = excluded.updated_at`,
+		o.Partner, o.ID, OnlineStatus(o.Status), now, now)
+	return err
+}
