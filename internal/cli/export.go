@@ -45,7 +45,8 @@ See docs/exports.md for the formats.`
 		addSubs(group, newExportKindCmd(app, kind))
 	}
 	addSubs(group, newExportMassCmd(app), newExportEngagementCmd(app),
-		newExportOrdersCmd(app, "order-events"), newExportOrdersCmd(app, "order-status"))
+		newExportOrdersCmd(app, "order-events"), newExportOrdersCmd(app, "order-status"),
+		newExportOrdersCmd(app, "return-updates"))
 	return group
 }
 

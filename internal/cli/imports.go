@@ -56,7 +56,8 @@ with on hand before and after; inventory triggers follow the threshold rule.`,
   posbridge import inventory-transactions /srv/drop/inventory --all-or-nothing
   posbridge import inventory-transactions upload.xml --dry-run`,
 		apply: imports.ImportTransactions,
-	}), newImportKindCmd(app, storesImporter(app)), newImportOrdersCmd(app))
+	}), newImportKindCmd(app, storesImporter(app)), newImportOrdersCmd(app),
+		newImportReceiptsCmd(app), newImportCountsCmd(app), newImportReturnsCmd(app))
 	return group
 }
 

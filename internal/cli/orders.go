@@ -306,6 +306,14 @@ last export (new orders: Pending; completed: Delivered; cancelled: Cancelled),
 one JSON object per line, into <export.outbox>/partners/<partner>/order_status_<ts>_<seq>.ndjson.
 Several changes before an export make one message with the latest status.`
 	}
+	profiles := []string(nil)
+	if name == "return-updates" {
+		profiles = []string{config.ProfileExternalOMS}
+		short, long = "Write the QC results of the partner's returns (NDJSON return updates)", `Write a return update (eventType RETURN_ORDER_PROCESSED) for each of the
+partner's returns with QC results recorded since its last update: the return's
+keys and, per item, qcStatus and qcReason; one JSON object per line, into
+<export.outbox>/partners/<partner>/return_updates_<ts>_<seq>.ndjson.`
+	}
 	cmd := &cobra.Command{
 		Use:   name,
 		Short: short,
@@ -313,7 +321,8 @@ Several changes before an export make one message with the latest status.`
 
 Exactly once like every export: claimed, written under a temporary name,
 synced, renamed, completed; a run that died is finished or undone by the next.
-With nothing ready no file is written (exit 0). See docs/orders.md.`,
+With nothing ready no file is written (exit 0). See docs/orders.md and
+docs/returns.md.`,
 		Example: fmt.Sprintf(`  posbridge export %[1]s --partner shop
   posbridge export %[1]s --partner shop --marker`, name),
 		Args: noArgs,
@@ -323,7 +332,7 @@ With nothing ready no file is written (exit 0). See docs/orders.md.`,
 			if err != nil {
 				return err
 			}
-			if _, err := partnerOf(cfg, partner); err != nil {
+			if _, err := partnerOf(cfg, partner, profiles...); err != nil {
 				return err
 			}
 			eo := export.Options{Dir: o.out, Outbox: cfg.OutboxDir(), LockDir: cfg.LockDir(), LockWait: cfg.Export.LockWait,

@@ -23,8 +23,11 @@ func addPartnerFlags(cmd *cobra.Command, o *exportOptions) {
 With --partner P: write P's stock in the shape of its profile (docs/partners.md)
 into --out (default <export.outbox>/partners/P/): for external-oms, NDJSON
 batches of at most 300 {channelSkuCode, quantity} per line with P's
-locationCode; for store-pos, a JSON array of the stock and price list. The
-quantity is on hand less reserved in partners.P.warehouse, summed over its
+locationCode; for store-pos, a JSON array of the stock and price list; for
+wms, a JSON array of the stock per article with warehouseId P's location,
+numberOfItems (on hand), allocatedNumberOfItems (reserved) and
+sellableNumberOfItems (their difference, may be negative). The store-pos and
+external-oms quantity is on hand less reserved in partners.P.warehouse, summed over its
 locations, never below 0. The first export, and --full, send every SKU that
 has a code; the others the SKUs whose stock, code or item/SKU record changed
 since the last export to P, by the change sequence and a watermark that moves
@@ -41,8 +44,8 @@ func runPartnerInventory(cmd *cobra.Command, app *App, o *exportOptions) error {
 	if err != nil {
 		return err
 	}
-	if p.Profile != config.ProfileExternalOMS && p.Profile != config.ProfileStorePOS {
-		return usageErr("export inventory --partner %s: profile %q has no inventory export here (external-oms or store-pos)", o.partner, p.Profile)
+	if p.Profile != config.ProfileExternalOMS && p.Profile != config.ProfileStorePOS && p.Profile != config.ProfileWMS {
+		return usageErr("export inventory --partner %s: profile %q has no inventory export here (external-oms, store-pos or wms)", o.partner, p.Profile)
 	}
 	for key, v := range map[string]string{"warehouse": p.Warehouse, "location": p.Location} {
 		if v == "" {

@@ -12,21 +12,27 @@ import (
 )
 
 // OrderKinds are the order message exports by command name: the order
-// events of the sales posting and the order status for the online store.
-var OrderKinds = map[string]string{"order-events": orders.StreamEvents, "order-status": orders.StreamStatus}
+// events of the sales posting, the order status for the online store and
+// the return updates (QC results) for an external OMS.
+var OrderKinds = map[string]string{"order-events": orders.StreamEvents, "order-status": orders.StreamStatus,
+	"return-updates": orders.StreamReturns}
 
-// orderKind is the file kind of a stream: order_events or order_status.
+// orderKind is the file kind of a stream: order_events, order_status or
+// return_updates.
 func orderKind(stream string) *kind {
 	name := "order_events"
-	if stream == orders.StreamStatus {
+	switch stream {
+	case orders.StreamStatus:
 		name = "order_status"
+	case orders.StreamReturns:
+		name = "return_updates"
 	}
-	// Both carry names, addresses and phone numbers.
+	// Events and status carry names, addresses and phone numbers.
 	return &kind{name: name, private: true}
 }
 
-// Orders exports the ready order messages of a stream (orders.StreamEvents
-// or orders.StreamStatus) for the orders of partner, as NDJSON files
+// Orders exports the ready order messages of a stream (orders.StreamEvents,
+// orders.StreamStatus or orders.StreamReturns) of partner, as NDJSON files
 // (one message per line) named <kind>_<yyyymmddThhmmssZ>_<seq>.ndjson in
 // <Outbox>/partners/<partner>/ unless o.Dir says otherwise. The lifecycle
 // is the one of every export: claimed, written, renamed, completed,

@@ -26,11 +26,12 @@ import (
 // moves up in the transaction that makes the file complete, so every
 // change is in exactly one complete file, also across crashes.
 
-// Partner profiles an inventory export knows (config.ProfileExternalOMS
-// and config.ProfileStorePOS).
+// Partner profiles an inventory export knows (config.ProfileExternalOMS,
+// config.ProfileStorePOS and config.ProfileWMS).
 const (
 	ProfileExternalOMS = "external-oms"
 	ProfileStorePOS    = "store-pos"
+	ProfileWMS         = "wms"
 )
 
 // PartnerBatch is the most products one external-OMS inventory update may
@@ -109,10 +110,11 @@ func PartnerInventory(ctx context.Context, d *db.DB, p Partner, full bool, o Opt
 	switch p.Profile {
 	case ProfileExternalOMS:
 		o.Format = "ndjson"
-	case ProfileStorePOS:
+	case ProfileStorePOS, ProfileWMS:
 		o.Format = "json"
 	default:
-		return nil, fmt.Errorf("partner %s: profile %q has no inventory export (want %s or %s)", p.Name, p.Profile, ProfileExternalOMS, ProfileStorePOS)
+		return nil, fmt.Errorf("partner %s: profile %q has no inventory export (want %s, %s or %s)", p.Name, p.Profile,
+			ProfileExternalOMS, ProfileStorePOS, ProfileWMS)
 	}
 	if o.Dir == "" {
 		o.Dir = filepath.Join(o.Outbox, "partners", p.Name)
@@ -211,7 +213,8 @@ WHERE kind = ?`, high, db.Now(), k.name)
 	}
 	f.Kind = k.name
 	q := `SELECT k.item, k.sku, ` + code + `, i.description || CASE WHEN k.sku_description <> '' THEN ' - ' || k.sku_description ELSE '' END,
-  k.price, coalesce((SELECT sum(v.on_hand - v.reserved) FROM inventory v WHERE v.item = k.item AND v.sku = k.sku AND v.warehouse = ?2), 0),
+  k.price, coalesce((SELECT sum(v.on_hand) FROM inventory v WHERE v.item = k.item AND v.sku = k.sku AND v.warehouse = ?2), 0),
+  coalesce((SELECT sum(v.reserved) FROM inventory v WHERE v.item = k.item AND v.sku = k.sku AND v.warehouse = ?2), 0),
   max(k.updated_at, i.updated_at, coalesce(x.updated_at, ''),
     coalesce((SELECT max(v.updated_at) FROM inventory v WHERE v.item = k.item AND v.sku = k.sku AND v.warehouse = ?2), ''))
 FROM ` + from + ` WHERE ` + cond + ` AND ` + reason + ` IS NULL ORDER BY k.item, k.sku`
@@ -224,7 +227,7 @@ FROM ` + from + ` WHERE ` + cond + ` AND ` + reason + ` IS NULL ORDER BY k.item,
 		pw := newPartnerWriter(w, p)
 		for rows.Next() {
 			var r stockRow
-			if err := rows.Scan(&r.item, &r.sku, &r.code, &r.name, &r.price, &r.available, &r.changed); err != nil {
+			if err := rows.Scan(&r.item, &r.sku, &r.code, &r.name, &r.price, &r.onHand, &r.reserved, &r.changed); err != nil {
 				return pw.n, err
 			}
 			if err := pw.add(r); err != nil {
@@ -257,12 +260,12 @@ FROM ` + from + ` WHERE ` + cond + ` AND ` + reason + ` IS NULL ORDER BY k.item,
 type stockRow struct {
 	item, sku, code, name, changed string
 	price                          sql.NullInt64
-	available                      int64
+	onHand, reserved               int64
 }
 
 // partnerWriter writes the records of a partner's profile: NDJSON batches
 // of at most PartnerBatch products (external OMS), or a JSON array of
-// stock and price records (store POS).
+// stock and price records (store POS) or of stock per warehouse (WMS).
 type partnerWriter struct {
 	w     *bufio.Writer
 	p     Partner
@@ -293,13 +296,24 @@ type posStock struct {
 	ItemTimeStamp      string      `json:"itemTimeStamp"`
 }
 
+// wmsStock is the stock of one article in the WMS's warehouse. We hold
+// no locked (blocked) stock: numberOfLockedItems is always 0.
+type wmsStock struct {
+	ArticleNumber          string `json:"articleNumber"`
+	WarehouseID            string `json:"warehouseId"`
+	NumberOfItems          int64  `json:"numberOfItems"`
+	SellableNumberOfItems  int64  `json:"sellableNumberOfItems"`
+	AllocatedNumberOfItems int64  `json:"allocatedNumberOfItems"`
+	NumberOfLockedItems    int64  `json:"numberOfLockedItems"`
+}
+
 func newPartnerWriter(w *bufio.Writer, p Partner) *partnerWriter {
 	return &partnerWriter{w: w, p: p}
 }
 
 // quantity is what a partner may sell: on hand less reserved over the
 // warehouse's locations, never below zero.
-func (r stockRow) quantity() int64 { return max(r.available, 0) }
+func (r stockRow) quantity() int64 { return max(r.onHand-r.reserved, 0) }
 
 func (pw *partnerWriter) add(r stockRow) error {
 	pw.n++
@@ -310,9 +324,16 @@ func (pw *partnerWriter) add(r stockRow) error {
 		}
 		return nil
 	}
-	price := json.Number(amount(r.price))
-	rec := posStock{ItemID: r.item, ItemName: r.name, LocationID: pw.p.Location, Stock: r.quantity(), MRP: price, SalePrice: price,
-		ItemReferenceCode: r.code, TaxPercentage: "0", DiscountPercentage: "0", ItemTimeStamp: r.changed}
+	var rec any
+	if pw.p.Profile == ProfileWMS {
+		// The WMS's own field: sellable may go negative (oversold).
+		rec = wmsStock{ArticleNumber: r.code, WarehouseID: pw.p.Location, NumberOfItems: r.onHand,
+			SellableNumberOfItems: r.onHand - r.reserved, AllocatedNumberOfItems: r.reserved}
+	} else {
+		price := json.Number(amount(r.price))
+		rec = posStock{ItemID: r.item, ItemName: r.name, LocationID: pw.p.Location, Stock: r.quantity(), MRP: price, SalePrice: price,
+			ItemReferenceCode: r.code, TaxPercentage: "0", DiscountPercentage: "0", ItemTimeStamp: r.changed}
+	}
 	sep := ",\n  "
 	if pw.n == 1 {
 		sep = "[\n  "

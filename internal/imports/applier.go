@@ -304,7 +304,12 @@ func (a *applier) capture(c change) error {
 }
 
 func (a *applier) historySQL(rows int) string {
-	one := fmt.Sprintf("(%d, %s, '%s')", a.fileID, strings.TrimSuffix(strings.Repeat("?,", historyCols), ","), a.now)
+	// A transaction that comes from no file (a return) has no file id.
+	file := "NULL"
+	if a.fileID > 0 {
+		file = fmt.Sprint(a.fileID)
+	}
+	one := fmt.Sprintf("(%s, %s, '%s')", file, strings.TrimSuffix(strings.Repeat("?,", historyCols), ","), a.now)
 	return `INSERT INTO inventory_txns(file_id, line, code, effect, item, sku, warehouse, location, quantity,
   before_on_hand, after_on_hand, to_item, to_sku, to_warehouse, to_location, to_before, to_after,
   reason, reference, txn_date, user, applied_at) VALUES ` + strings.TrimSuffix(strings.Repeat(one+",", rows), ",")

@@ -23,6 +23,9 @@ const (
 const (
 	StreamEvents = "events"
 	StreamStatus = "status"
+	// StreamReturns are the return updates of package returns: their
+	// payload is the message as it goes out.
+	StreamReturns = "returns"
 )
 
 // EventAddress is an address of an order event.
@@ -200,10 +203,11 @@ WHERE file_id = ? AND status = 'processing'`, db.Now(), fileID)
 
 // Messages streams the messages of file fileID as JSON lines, in id
 // order: the events with their messageId, or the status of each order as
-// it is now.
+// it is now, or the return updates as they were queued.
 func Messages(ctx context.Context, q Querier, fileID int64, emit func(line []byte) error) error {
-	rows, err := q.QueryContext(ctx, `SELECT m.id, m.stream, m.payload, o.external_key, o.order_code, o.status, o.updated_at
-FROM order_messages m JOIN orders o ON o.id = m.order_id WHERE m.file_id = ? ORDER BY m.id`, fileID)
+	rows, err := q.QueryContext(ctx, `SELECT m.id, m.stream, m.payload, coalesce(o.external_key, ''), coalesce(o.order_code, ''),
+  coalesce(o.status, ''), coalesce(o.updated_at, '')
+FROM order_messages m LEFT JOIN orders o ON o.id = m.order_id WHERE m.file_id = ? ORDER BY m.id`, fileID)
 	if err != nil {
 		return err
 	}
@@ -215,9 +219,12 @@ FROM order_messages m JOIN orders o ON o.id = m.order_id WHERE m.file_id = ? ORD
 			return err
 		}
 		var b []byte
-		if stream == StreamStatus {
+		switch stream {
+		case StreamStatus:
 			b, err = json.Marshal(StatusMessage{MessageID: id, OnlineReferenceNo: key, OrderCode: code, Status: OnlineStatus(status), UpdatedAt: updated})
-		} else {
+		case StreamReturns:
+			b = []byte(payload)
+		default:
 			var e Event
 			if err = json.Unmarshal([]byte(payload), &e); err == nil {
 				e.MessageID = id

@@ -1,8 +1,6 @@
 package orders
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -12,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strings"
 	"time"
 
@@ -21,34 +18,15 @@ import (
 	"github.com/posbridge/posbridge/internal/format"
 	"github.com/posbridge/posbridge/internal/imports"
 	"github.com/posbridge/posbridge/internal/inquiry"
+	"github.com/posbridge/posbridge/internal/partner"
 	"github.com/posbridge/posbridge/internal/trigger"
 )
 
 // Kind is the file ledger kind of order files.
 const Kind = "orders"
 
-// flex is a JSON value read as text: a string, a number or a boolean as
-// written, null as "". Partners send numbers as strings and the other way
-// round.
-type flex string
-
-func (f *flex) UnmarshalJSON(b []byte) error {
-	switch {
-	case len(b) > 0 && b[0] == '"':
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		*f = flex(strings.TrimSpace(s))
-	case string(b) == "null":
-		*f = ""
-	case len(b) > 0 && (b[0] == '{' || b[0] == '['):
-		return errors.New("want a value, not an object or array")
-	default:
-		*f = flex(b)
-	}
-	return nil
-}
+// flex is a JSON value read as text (imports.Flex).
+type flex = imports.Flex
 
 // posOrder is a sales order of the store POS's online store. Keys match
 // in any letter case (encoding/json does that).
@@ -145,29 +123,6 @@ type importer struct {
 	st      *stock
 }
 
-// lineReader counts the lines of what passes through it, so that a byte
-// offset can be named by its line.
-type lineReader struct {
-	r   io.Reader
-	off int64
-	nl  []int64
-}
-
-func (l *lineReader) Read(p []byte) (int, error) {
-	n, err := l.r.Read(p)
-	for i, b := range p[:n] {
-		if b == '\n' {
-			l.nl = append(l.nl, l.off+int64(i))
-		}
-	}
-	l.off += int64(n)
-	return n, err
-}
-
-func (l *lineReader) line(off int64) int {
-	return sort.Search(len(l.nl), func(i int) bool { return l.nl[i] >= off }) + 1
-}
-
 func (im *importer) run(f io.Reader) error {
 	s := im.s
 	if im.p.Warehouse == "" {
@@ -180,81 +135,12 @@ func (im *importer) run(f io.Reader) error {
 	if !ok {
 		return fmt.Errorf("%w: warehouse %s of partners.%s is not loaded", imports.ErrFile, im.p.Warehouse, im.partner)
 	}
-	lr := &lineReader{r: f}
-	br := bufio.NewReader(lr)
-	bom := int64(0)
-	if b, _ := br.Peek(3); bytes.Equal(b, []byte("\xef\xbb\xbf")) {
-		br.Discard(3)
-		bom = 3
-	}
-	dec := json.NewDecoder(br)
-	bad := func(err error) error {
-		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-			return fmt.Errorf("%w: invalid JSON: the file ends in the middle of a value", imports.ErrFile)
-		}
-		off := dec.InputOffset()
-		var se *json.SyntaxError
-		if errors.As(err, &se) {
-			off = se.Offset
-		}
-		return fmt.Errorf("%w: invalid JSON at line %d: %v", imports.ErrFile, lr.line(bom+off), err)
-	}
-	first, err := peekByte(br)
-	if err != nil {
-		return fmt.Errorf("%w: no orders in the file", imports.ErrFile)
-	}
-	n := 0
-	one := func() error {
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return bad(err)
-		}
-		n++
-		line := lr.line(bom + dec.InputOffset() - int64(len(raw)))
+	return imports.EachJSON(f, "orders", func(n, line int, raw json.RawMessage) error {
 		if err := im.order(n, line, raw); err != nil {
 			return err
 		}
 		return s.Ctx.Err()
-	}
-	switch first {
-	case '[':
-		if _, err := dec.Token(); err != nil {
-			return bad(err)
-		}
-		for dec.More() {
-			if err := one(); err != nil {
-				return err
-			}
-		}
-		if _, err := dec.Token(); err != nil {
-			return bad(err)
-		}
-	case '{':
-		if err := one(); err != nil {
-			return err
-		}
-	default:
-		return fmt.Errorf("%w: invalid JSON at line 1: want an order object or an array of them", imports.ErrFile)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		if err == nil {
-			err = errors.New("more after the end of the orders")
-		}
-		return bad(err)
-	}
-	return nil
-}
-
-func peekByte(br *bufio.Reader) (byte, error) {
-	for {
-		b, err := br.ReadByte()
-		if err != nil {
-			return 0, err
-		}
-		if b != ' ' && b != '\t' && b != '\r' && b != '\n' {
-			return b, br.UnreadByte()
-		}
-	}
+	})
 }
 
 // rejectError is why an order is rejected; row is the rowNo of the line
@@ -442,50 +328,30 @@ func wholeNumber(s string) (int64, error) {
 // SKUs. A line it cannot resolve is a *rejectError.
 func (im *importer) resolve(ref, itemID string) (item, sku string, err error) {
 	s := im.s
-	var q, what string
-	var args []any
+	p, code, field := im.p, ref, "itemReferenceCode"
 	switch {
 	case ref == "" && itemID == "":
 		return "", "", rejectf("itemReferenceCode (or, for an item without SKUs, itemId) is required")
 	case ref == "":
-		q, what, args = `SELECT item, sku FROM skus WHERE item = ? AND sku = '' AND deleted_at IS NULL`,
-			fmt.Sprintf("itemId %q without itemReferenceCode: no item without SKUs has that number", itemID), []any{itemID}
-	case im.p.SKUCode == config.SKUCodeUPC:
-		q, what, args = `SELECT item, sku FROM skus WHERE upc = ? AND deleted_at IS NULL LIMIT 2`,
-			fmt.Sprintf("unknown itemReferenceCode %q: no SKU has that UPC", ref), []any{ref}
-	case im.p.SKUCode == config.SKUCodeItem:
+		// itemId alone: our item without SKUs.
+		p, code, field = config.Partner{SKUCode: config.SKUCodeItem}, itemID, "itemId"
+	case p.SKUCode == config.SKUCodeItem:
 		if itemID == "" {
 			return "", "", rejectf("itemId is required with itemReferenceCode %q (partners.%s.sku_code is item: itemId is our item, itemReferenceCode our SKU)", ref, im.partner)
 		}
-		q, what, args = `SELECT item, sku FROM skus WHERE item = ? AND sku = ? AND deleted_at IS NULL`,
-			fmt.Sprintf("unknown item/SKU %s/%s", itemID, ref), []any{itemID, ref}
-	default:
-		q, what, args = `SELECT x.item, x.sku FROM sku_xref x JOIN skus s ON s.item = x.item AND s.sku = x.sku AND s.deleted_at IS NULL
-WHERE x.partner = ? AND x.external_code = ?`,
-			fmt.Sprintf("unknown itemReferenceCode %q: not in the cross reference of partner %s (xref load)", ref, im.partner), []any{im.partner, ref}
+		code = itemID + "/" + ref
 	}
-	rows, err := s.Conn.QueryContext(s.Ctx, q, args...)
-	if err != nil {
-		return "", "", err
+	item, sku, err = partner.Resolve(s.Ctx, s.Conn, im.partner, p, code)
+	var ce *partner.CodeError
+	switch {
+	case !errors.As(err, &ce):
+		return item, sku, err
+	case ce.Ambiguous:
+		return "", "", rejectf("%s %q names more than one SKU", field, code)
+	case field == "itemId":
+		return "", "", rejectf("itemId %q without itemReferenceCode: no item without SKUs has that number", itemID)
 	}
-	defer rows.Close()
-	n := 0
-	for rows.Next() {
-		n++
-		if err := rows.Scan(&item, &sku); err != nil {
-			return "", "", err
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return "", "", err
-	}
-	switch n {
-	case 0:
-		return "", "", rejectf("%s", what)
-	case 1:
-		return item, sku, nil
-	}
-	return "", "", rejectf("itemReferenceCode %q names more than one SKU", ref)
+	return "", "", rejectf("unknown %s %q: %s", field, ref, ce.Reason)
 }
 
 // apply adds or updates the order, in a savepoint of its own: a failure

@@ -1,0 +1,241 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/posbridge/posbridge/internal/config"
+	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/imports"
+	"github.com/posbridge/posbridge/internal/ledger"
+	"github.com/posbridge/posbridge/internal/returns"
+)
+
+// newImportReturnsCmd is import returns: the upload frame of every import
+// with the return expectations of an external-oms partner.
+func newImportReturnsCmd(app *App) *cobra.Command {
+	var partner string
+	var p config.Partner
+	cmd := newImportKindCmd(app, importer{
+		name:  "returns",
+		short: "Apply return expectations of an external-oms partner (JSON)",
+		long: `Apply return expectations of an external-oms partner: a JSON file holds one return
+object, an array of them, or one a line (NDJSON), in the shape of PARTNERS.md A
+(forwardOrderCode, returnOrderCode, locationCode, channelName, eventType,
+orderType SELF_SHIP|CUSTOMER_RETURN|RETURN_TO_ORIGIN, awbNumber, transporter,
+createdAt, orderItems[] with returnItemCode, channelSkuCode, reason and an
+optional quantity); keys in any letter case. returnOrderCode is the return's
+key: the same return again changes nothing, a changed one updates it and its
+items not yet received. channelSkuCode names a SKU through the partner's
+sku_code. A return with a bad item is rejected whole, into FILE.rejects.csv
+(exit 3); invalid JSON fails the file (exit 1). See docs/returns.md.`,
+		example: `  posbridge import returns --partner increff returns.ndjson
+  posbridge import returns --partner increff /srv/drop/increff/returns`,
+		apply: func(ctx context.Context, d *db.DB, path string, o imports.Options) (*imports.Result, error) {
+			res, st, err := returns.Import(ctx, d, partner, p, path, o)
+			if res != nil && res.Applied > 0 {
+				prefix := ""
+				if o.DryRun {
+					prefix = "dry run, nothing changed: "
+				}
+				app.logger().Info(fmt.Sprintf("%sreturns %s: %d added, %d updated, %d unchanged", prefix, path, st.Added, st.Updated, st.Unchanged))
+			}
+			return res, err
+		},
+	})
+	cmd.Flags().StringVar(&partner, "partner", "", "the external-oms partner the returns come from (partners.NAME)")
+	cmd.Flags().MarkHidden("format") // always JSON
+	cmd.PreRunE = func(c *cobra.Command, args []string) error {
+		cfg, err := app.Config()
+		if err != nil {
+			return err
+		}
+		p, err = partnerOf(cfg, partner, config.ProfileExternalOMS)
+		return err
+	}
+	return cmd
+}
+
+func newReturnsCmd(app *App) *cobra.Command {
+	group := groupCmd("returns", "Returns of an external OMS: list, show, receive with QC",
+		newReturnsListCmd(app), newReturnsShowCmd(app), newReturnsReceiveCmd(app))
+	group.Long = `Returns expected from an external-oms partner (posbridge import returns). Each
+returned item is received once with its QC result: PASS raises on hand in the
+return's warehouse (an inventory transaction), FAIL only records it. Every
+result queues the return's update for 'export return-updates'. RETURN is the
+partner's returnOrderCode. See docs/returns.md.`
+	return group
+}
+
+// returnErr gives the errors of a returns command their exit code: an
+// unknown return or item, or a refused receipt, is the operator's mistake.
+func returnErr(err error) error {
+	if errors.Is(err, returns.ErrNotFound) || errors.Is(err, returns.ErrNoItem) || errors.Is(err, returns.ErrRefused) {
+		return fmt.Errorf("%w: %v; nothing changed", errUsage, err)
+	}
+	return err
+}
+
+func newReturnsListCmd(app *App) *cobra.Command {
+	var f returns.Filter
+	var out outputFlag
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List returns, oldest first",
+		Example: `  posbridge returns list --status expected
+  posbridge returns list --partner increff --output csv`,
+		Args: noArgs,
+		PreRunE: func(cmd *cobra.Command, args []string) error {
+			switch f.Status {
+			case "", returns.StatusExpected, returns.StatusReceived, returns.StatusClosed:
+				return nil
+			}
+			return usageErr("--status %q: want expected, received or closed", f.Status)
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			d, err := app.DB(cmd.Context())
+			if err != nil {
+				return err
+			}
+			w := newRecords(out.value, app.Out, "return", "partner", "forward_order", "order_type", "warehouse", "status", "items", "received", "passed", "updated")
+			err = returns.List(cmd.Context(), d, f, func(r returns.Return) error {
+				return w.add(returnJSON(r), r.Code, r.Partner, r.ForwardOrderCode, r.OrderType, r.Warehouse, r.Status, r.Items, r.Received, r.Passed, r.UpdatedAt)
+			})
+			if err != nil {
+				return err
+			}
+			return w.close()
+		},
+	}
+	cmd.Flags().StringVar(&f.Partner, "partner", "", "only the returns of this partner")
+	cmd.Flags().StringVar(&f.Status, "status", "", "only returns in this status: expected, received or closed")
+	out.add(cmd, "table", "json", "csv")
+	return cmd
+}
+
+// returnJSON is a return as list and show write it in JSON.
+func returnJSON(r returns.Return) map[string]any {
+	m := map[string]any{"return": r.Code, "partner": r.Partner, "forward_order_code": r.ForwardOrderCode, "location_code": r.LocationCode,
+		"warehouse": r.Warehouse, "channel": r.Channel, "event_type": r.EventType, "order_type": r.OrderType, "awb_number": r.AwbNumber,
+		"transporter": r.Transporter, "return_time": r.ReturnTime, "status": r.Status, "items": r.Items, "received": r.Received,
+		"passed": r.Passed, "revision": r.Revision, "created_at": r.CreatedAt, "updated_at": r.UpdatedAt}
+	if r.Lines != nil {
+		m["lines"] = r.Lines
+	}
+	return m
+}
+
+func newReturnsShowCmd(app *App) *cobra.Command {
+	var out outputFlag
+	var partner string
+	cmd := &cobra.Command{
+		Use:     "show RETURN",
+		Short:   "Show a return and its items",
+		Example: `  posbridge returns show RET-1001`,
+		Args:    exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			d, err := app.DB(cmd.Context())
+			if err != nil {
+				return err
+			}
+			r, err := returns.Get(cmd.Context(), d, partner, args[0])
+			if err != nil {
+				return returnErr(err)
+			}
+			if out.value == "json" {
+				return writeJSON(app.Out, returnJSON(r))
+			}
+			w := app.Out
+			fmt.Fprintf(w, "return %s (%s), %s, %s, revision %d\n", r.Code, r.Partner, r.Status, r.OrderType, r.Revision)
+			fmt.Fprintf(w, "forward order %s, location code %s, warehouse %s, channel %s, event %s\n",
+				r.ForwardOrderCode, r.LocationCode, r.Warehouse, r.Channel, r.EventType)
+			fmt.Fprintf(w, "awb %s, transporter %s, returned %s\n", r.AwbNumber, r.Transporter, r.ReturnTime)
+			tab := newTable(w, "ITEM_CODE", "CHANNEL_SKU", "ITEM", "SKU", "QTY", "REASON", "QC", "QC_REASON", "RECEIVED", "LOCATION")
+			for _, it := range r.Lines {
+				tab.row(it.Code, it.ChannelSkuCode, it.Item, it.SKU, it.Quantity, it.Reason, it.QCStatus, it.QCReason, it.ReceivedAt, it.Location)
+			}
+			tab.flush()
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&partner, "partner", "", "the partner of the return (when several have the code)")
+	out.add(cmd, "text", "json")
+	return cmd
+}
+
+func newReturnsReceiveCmd(app *App) *cobra.Command {
+	var rc returns.Receipt
+	cmd := &cobra.Command{
+		Use:   "receive RETURN --item RETURN_ITEM_CODE --qc PASS|FAIL [--reason TEXT]",
+		Short: "Record a returned item and its QC result; PASS raises stock",
+		Long: `Record that a returned item arrived and its QC result, once per item. PASS
+raises on hand of the item's SKU in the return's warehouse by its quantity
+(an inventory transaction, code R, reference the return code: history, change
+stamp, inventory trigger), in --location or else the SKU's stock row there
+with the most on hand. FAIL records the result and changes no stock. Either
+queues the result for 'export return-updates'. An item received before, an
+unknown return or item, or a bad --qc: exit 2, nothing changed.`,
+		Example: `  posbridge returns receive RET-1001 --item RI-1 --qc PASS
+  posbridge returns receive RET-1001 --item RI-2 --qc FAIL --reason "torn sole"`,
+		Args: exactArgs(1),
+		PreRunE: func(cmd *cobra.Command, args []string) error {
+			if rc.Item == "" {
+				return usageErr("--item is required (the returnItemCode)")
+			}
+			switch rc.QC {
+			case "PASS", "FAIL", "pass", "fail":
+				return nil
+			}
+			return usageErr("--qc %q: want PASS or FAIL", rc.QC)
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			cfg, d, err := app.ConfigDB(ctx)
+			if err != nil {
+				return err
+			}
+			rc.Return = args[0]
+			rc.Stock = imports.Options{Codes: cfg.Import.TransactionCodes, AllowNegative: cfg.Import.AllowNegativeOnHand}
+			runID, err := app.startRun(ctx, d, "returns receive")
+			if err != nil {
+				return err
+			}
+			res, err := returns.Receive(ctx, d, rc)
+			status := ledger.RunOK
+			if err != nil {
+				status = ledger.RunFailed
+			}
+			if endErr := ledger.EndRun(context.WithoutCancel(ctx), d, runID, status, res, err); endErr != nil && err == nil {
+				err = endErr
+			}
+			if err != nil {
+				return returnErr(err)
+			}
+			it := res.Item
+			stock := "no stock change"
+			if it.QCStatus == returns.QCPass {
+				stock = fmt.Sprintf("+%d on hand of %s/%s in %s %s", it.Quantity, it.Item, it.SKU, res.Return.Warehouse, locName(it.Location))
+			}
+			fmt.Fprintf(app.Out, "return %s item %s: QC %s, %s; return %s; update %d queued\n",
+				res.Return.Code, it.Code, it.QCStatus, stock, res.Status, res.Message)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&rc.Item, "item", "", "the returnItemCode of the item")
+	f.StringVar(&rc.QC, "qc", "", "the QC result: PASS or FAIL")
+	f.StringVar(&rc.Reason, "reason", "", "the QC reason (qcReason)")
+	f.StringVar(&rc.Location, "location", "", "the location a passed item goes to (default: the SKU's location with the most on hand)")
+	f.StringVar(&rc.Partner, "partner", "", "the partner of the return (when several have the code)")
+	return cmd
+}
+
+func locName(l string) string {
+	if l == "" {
+		return "(no location)"
+	}
+	return "location " + l
+}

@@ -1,0 +1,77 @@
+package partner
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+
+	"github.com/posbridge/posbridge/internal/config"
+	"github.com/posbridge/posbridge/internal/db"
+)
+
+// CodeError is a partner's SKU code that names no live SKU, or more than
+// one. Reason says where the code was looked for, for messages like
+// `unknown channelSkuCode "X": not in the cross reference of partner p`.
+type CodeError struct {
+	Code      string
+	Reason    string
+	Ambiguous bool
+}
+
+func (e *CodeError) Error() string {
+	if e.Ambiguous {
+		return fmt.Sprintf("%q names more than one SKU", e.Code)
+	}
+	return fmt.Sprintf("unknown SKU code %q: %s", e.Code, e.Reason)
+}
+
+// Queryer runs queries: a connection or transaction.
+type Queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// Resolve finds our live item and SKU that partner name (p) calls code,
+// by its sku_code: the cross reference (xref, the default), the UPC (upc),
+// or our codes written ITEM/SKU, or ITEM for an item without SKUs (item);
+// the way the partner exports name SKUs. A code that names no SKU or
+// several is a *CodeError.
+func Resolve(ctx context.Context, q Queryer, name string, p config.Partner, code string) (item, sku string, err error) {
+	var query, reason string
+	var args []any
+	switch p.SKUCode {
+	case config.SKUCodeUPC:
+		query, reason, args = `SELECT item, sku FROM skus WHERE upc = ? AND upc <> '' AND deleted_at IS NULL LIMIT 2`,
+			"no SKU has that UPC", []any{code}
+	case config.SKUCodeItem:
+		it, sk, _ := strings.Cut(code, "/")
+		query, reason, args = `SELECT item, sku FROM skus WHERE item = ? AND sku = ? AND deleted_at IS NULL`,
+			fmt.Sprintf("no item/SKU %s/%s", it, sk), []any{it, sk}
+	default:
+		query = `SELECT x.item, x.sku FROM sku_xref x JOIN skus s ON s.item = x.item AND s.sku = x.sku AND s.deleted_at IS NULL
+WHERE x.partner = ? AND x.external_code = ?`
+		reason, args = fmt.Sprintf("not in the cross reference of partner %s (xref load)", name), []any{name, code}
+	}
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return "", "", db.Classify(err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		n++
+		if err := rows.Scan(&item, &sku); err != nil {
+			return "", "", db.Classify(err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return "", "", db.Classify(err)
+	}
+	switch n {
+	case 0:
+		return "", "", &CodeError{Code: code, Reason: reason}
+	case 1:
+		return item, sku, nil
+	}
+	return "", "", &CodeError{Code: code, Ambiguous: true}
+}
