@@ -125,15 +125,11 @@ type importer struct {
 
 func (im *importer) run(f io.Reader) error {
 	s := im.s
-	if im.p.Warehouse == "" {
-		return fmt.Errorf("%w: partners.%s.warehouse is not set: orders reserve stock there", imports.ErrFile, im.partner)
-	}
-	var ok bool
-	if err := s.Conn.QueryRowContext(s.Ctx, `SELECT EXISTS (SELECT 1 FROM warehouses WHERE warehouse = ?)`, im.p.Warehouse).Scan(&ok); err != nil {
-		return db.Classify(err)
-	}
-	if !ok {
-		return fmt.Errorf("%w: warehouse %s of partners.%s is not loaded", imports.ErrFile, im.p.Warehouse, im.partner)
+	if problem, err := partner.WarehouseProblem(s.Ctx, s.Conn, im.partner, im.p, "orders reserve stock there"); err != nil || problem != "" {
+		if err == nil {
+			err = fmt.Errorf("%w: %s", imports.ErrFile, problem)
+		}
+		return err
 	}
 	return imports.EachJSON(f, "orders", func(n, line int, raw json.RawMessage) error {
 		if err := im.order(n, line, raw); err != nil {

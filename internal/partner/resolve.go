@@ -75,3 +75,22 @@ WHERE x.partner = ? AND x.external_code = ?`
 	}
 	return "", "", &CodeError{Code: code, Ambiguous: true}
 }
+
+// WarehouseProblem says what is wrong with the warehouse of partner name
+// (p): not set, or not loaded; "" when it is fine. use says what the
+// warehouse is for. The error is the database's.
+func WarehouseProblem(ctx context.Context, q interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}, name string, p config.Partner, use string) (string, error) {
+	if p.Warehouse == "" {
+		return fmt.Sprintf("partners.%s.warehouse is not set: %s", name, use), nil
+	}
+	var ok bool
+	if err := q.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM warehouses WHERE warehouse = ?)`, p.Warehouse).Scan(&ok); err != nil {
+		return "", db.Classify(err)
+	}
+	if !ok {
+		return fmt.Sprintf("warehouse %s of partners.%s is not loaded", p.Warehouse, name), nil
+	}
+	return "", nil
+}

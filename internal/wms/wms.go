@@ -92,17 +92,11 @@ func upload(kind, what string, header []string, name string, p config.Partner, s
 }
 
 func checkWarehouse(s *imports.Session, name string, p config.Partner) error {
-	if p.Warehouse == "" {
-		return fmt.Errorf("%w: partners.%s.warehouse is not set: the WMS's stock is kept there", imports.ErrFile, name)
+	problem, err := partner.WarehouseProblem(s.Ctx, s.Conn, name, p, "the WMS's stock is kept there")
+	if err == nil && problem != "" {
+		err = fmt.Errorf("%w: %s", imports.ErrFile, problem)
 	}
-	var ok bool
-	if err := s.Conn.QueryRowContext(s.Ctx, `SELECT EXISTS (SELECT 1 FROM warehouses WHERE warehouse = ?)`, p.Warehouse).Scan(&ok); err != nil {
-		return db.Classify(err)
-	}
-	if !ok {
-		return fmt.Errorf("%w: warehouse %s of partners.%s is not loaded", imports.ErrFile, p.Warehouse, name)
-	}
-	return nil
+	return err
 }
 
 // resent says whether the partner's event id was applied before, and
