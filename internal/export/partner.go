@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/posbridge/posbridge/internal/config"
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/fsx"
 )
@@ -25,14 +26,6 @@ import (
 // per-partner watermark (feed_watermarks, kind partner_inventory_<name>)
 // moves up in the transaction that makes the file complete, so every
 // change is in exactly one complete file, also across crashes.
-
-// Partner profiles an inventory export knows (config.ProfileExternalOMS,
-// config.ProfileStorePOS and config.ProfileWMS).
-const (
-	ProfileExternalOMS = "external-oms"
-	ProfileStorePOS    = "store-pos"
-	ProfileWMS         = "wms"
-)
 
 // PartnerBatch is the most products one external-OMS inventory update may
 // carry: one line of the file.
@@ -87,7 +80,7 @@ func partnerQuery(p Partner, all bool) (from, code, reason, cond string) {
 		code = `x.external_code`
 		reason = `CASE WHEN x.external_code IS NULL THEN 'no external code for this partner (xref load)' END`
 	}
-	if p.Profile == ProfileStorePOS {
+	if p.Profile == config.ProfileStorePOS {
 		reason = `coalesce(` + reason + `, CASE WHEN k.price IS NULL THEN 'no price' END)`
 	}
 	from = `skus k JOIN items i ON i.item = k.item LEFT JOIN sku_xref x ON x.partner = ?1 AND x.item = k.item AND x.sku = k.sku`
@@ -108,13 +101,13 @@ func partnerQuery(p Partner, all bool) (from, code, reason, cond string) {
 func PartnerInventory(ctx context.Context, d *db.DB, p Partner, full bool, o Options) (*PartnerResult, error) {
 	k := &kind{name: PartnerKind(p.Name)}
 	switch p.Profile {
-	case ProfileExternalOMS:
+	case config.ProfileExternalOMS:
 		o.Format = "ndjson"
-	case ProfileStorePOS, ProfileWMS:
+	case config.ProfileStorePOS, config.ProfileWMS:
 		o.Format = "json"
 	default:
 		return nil, fmt.Errorf("partner %s: profile %q has no inventory export (want %s, %s or %s)", p.Name, p.Profile,
-			ProfileExternalOMS, ProfileStorePOS, ProfileWMS)
+			config.ProfileExternalOMS, config.ProfileStorePOS, config.ProfileWMS)
 	}
 	if o.Dir == "" {
 		o.Dir = filepath.Join(o.Outbox, "partners", p.Name)
@@ -317,7 +310,7 @@ func (r stockRow) quantity() int64 { return max(r.onHand-r.reserved, 0) }
 
 func (pw *partnerWriter) add(r stockRow) error {
 	pw.n++
-	if pw.p.Profile == ProfileExternalOMS {
+	if pw.p.Profile == config.ProfileExternalOMS {
 		pw.batch = append(pw.batch, omsProduct{ChannelSkuCode: r.code, Quantity: r.quantity()})
 		if len(pw.batch) == PartnerBatch {
 			return pw.flush()
@@ -325,7 +318,7 @@ func (pw *partnerWriter) add(r stockRow) error {
 		return nil
 	}
 	var rec any
-	if pw.p.Profile == ProfileWMS {
+	if pw.p.Profile == config.ProfileWMS {
 		// The WMS's own field: sellable may go negative (oversold).
 		rec = wmsStock{ArticleNumber: r.code, WarehouseID: pw.p.Location, NumberOfItems: r.onHand,
 			SellableNumberOfItems: r.onHand - r.reserved, AllocatedNumberOfItems: r.reserved}
@@ -355,7 +348,7 @@ func (pw *partnerWriter) flush() error {
 }
 
 func (pw *partnerWriter) close() error {
-	if pw.p.Profile == ProfileExternalOMS {
+	if pw.p.Profile == config.ProfileExternalOMS {
 		return pw.flush()
 	}
 	if pw.n > 0 {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/posbridge/posbridge/internal/catalog"
+	"github.com/posbridge/posbridge/internal/config"
 	"github.com/posbridge/posbridge/internal/partner"
 )
 
@@ -51,7 +52,7 @@ func TestPartnerInventoryExternalOMS(t *testing.T) {
 	// W2 is not the partner's.
 	f.load("inventory", catalog.ModeDelta, "item,sku,warehouse,location,on_hand,reserved\nIT1,S1,W1,A,5,2\nIT1,S1,W1,B,4,0\nIT1,S2,W1,A,1,3\nIT2,,W2,A,9,0\n")
 	f.xref("p", "item,sku,external_code\nIT1,S1,X1\nIT2,,X2\n")
-	p := Partner{Name: "p", Profile: ProfileExternalOMS, SKUCode: "xref", Location: "L", Warehouse: "W1"}
+	p := Partner{Name: "p", Profile: config.ProfileExternalOMS, SKUCode: "xref", Location: "L", Warehouse: "W1"}
 	got, res := f.partnerRun(p, false)
 	if want := `{"locationCode":"L","products":[{"channelSkuCode":"X1","quantity":7},{"channelSkuCode":"X2","quantity":0}]}` + "\n"; got != want {
 		t.Errorf("first export:\n%s\nwant\n%s", got, want)
@@ -88,7 +89,7 @@ func TestPartnerBatches(t *testing.T) {
 		fmt.Fprintf(&items, "IT1,S%04d,T\n", i)
 	}
 	f.load("items", catalog.ModeDelta, items.String())
-	got, res := f.partnerRun(Partner{Name: "b", Profile: ProfileExternalOMS, SKUCode: "item", Location: "L", Warehouse: "W1"}, false)
+	got, res := f.partnerRun(Partner{Name: "b", Profile: config.ProfileExternalOMS, SKUCode: "item", Location: "L", Warehouse: "W1"}, false)
 	lines := strings.Split(strings.TrimSuffix(got, "\n"), "\n")
 	if len(lines) != 3 || strings.Count(lines[0], "channelSkuCode") != PartnerBatch || strings.Count(lines[2], "channelSkuCode") != 1 {
 		t.Errorf("%d lines for %d products", len(lines), res.Files[0].Records)
@@ -101,7 +102,7 @@ func TestPartnerStorePOS(t *testing.T) {
 	f.load("items", catalog.ModeDelta, "item,sku,description,sku_description,price\nIT1,S1,Mug,Red,10.00\nIT1,S2,Mug,Blue,\n")
 	f.load("inventory", catalog.ModeDelta, "item,sku,warehouse,location,on_hand\nIT1,S1,S1,,3\n")
 	f.xref("s", "item,sku,external_code\nIT1,S1,R1\nIT1,S2,R2\n")
-	got, res := f.partnerRun(Partner{Name: "s", Profile: ProfileStorePOS, SKUCode: "xref", Location: "101", Warehouse: "S1"}, false)
+	got, res := f.partnerRun(Partner{Name: "s", Profile: config.ProfileStorePOS, SKUCode: "xref", Location: "101", Warehouse: "S1"}, false)
 	if !strings.HasPrefix(got, `[`+"\n"+`  {"itemId":"IT1","itemName":"Mug - Red","locationId":"101","stock":3,"mrp":10.00,"salePrice":10.00,"itemReferenceCode":"R1","taxPercentage":0,"discountPercentage":0,"itemTimeStamp":"`) ||
 		!strings.HasSuffix(got, "Z\"}\n]\n") {
 		t.Errorf("store list:\n%s", got)
