@@ -41,6 +41,7 @@ fuzz:
 	$(GO) test ./internal/imports -run '^$$' -fuzz '^FuzzTxnCSV$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/imports -run '^$$' -fuzz '^FuzzTxnXML$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/inquiry -run '^$$' -fuzz '^FuzzRequest$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/imports -run '^$$' -fuzz '^FuzzEachJSON$$' -fuzztime $(FUZZTIME)
 
 # Man pages, one per command, from the command tree (cmd/pbdocs), in ./man.
 # Dated by the last commit, so that the same tree gives the same pages.

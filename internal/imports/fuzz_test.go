@@ -2,6 +2,7 @@ package imports
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -141,5 +142,45 @@ func FuzzTxnXML(f *testing.F) {
 			t.Fatalf("openSource of XML failed before reading: %v", err)
 		}
 		checkSource(t, src, len(data), true)
+	})
+}
+
+// FuzzEachJSON feeds partner JSON uploads (orders, returns, WMS events)
+// to the shared reader: it never panics, hands fn only whole JSON values
+// (an element of an array that is not an object is the caller's to
+// reject, with its line), numbered from 1 with a line within the file,
+// and any failure of the file is an ErrFile.
+func FuzzEachJSON(f *testing.F) {
+	for _, seed := range []string{
+		`{"a": 1}`,
+		`[{"a": 1}, {"b": "x"}]`,
+		"{\"a\": 1}\n{\"a\": 2}\n",
+		"\xef\xbb\xbf[]",
+		`[{"a": 1},`,
+		`"text"`,
+		``,
+		"[{\"a\":\n1}]\n]",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		lines := bytes.Count(data, []byte("\n")) + 1
+		want := 1
+		err := EachJSON(bytes.NewReader(data), "things", func(n, line int, raw json.RawMessage) error {
+			if n != want {
+				t.Fatalf("object %d handed as number %d", want, n)
+			}
+			want++
+			if line < 1 || line > lines {
+				t.Fatalf("object %d on line %d of a %d-line file", n, line, lines)
+			}
+			if !json.Valid(raw) {
+				t.Fatalf("value %d is not whole JSON: %q", n, raw)
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, ErrFile) {
+			t.Fatalf("%q: error %v is not ErrFile", data, err)
+		}
 	})
 }
