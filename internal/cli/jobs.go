@@ -435,7 +435,49 @@ run found "running" whose process is gone is marked failed first.`,
 		},
 	}
 	showOut.add(show, "text", "json")
-	return groupCmd("runs", "List and show recorded runs of commands and jobs", list, show)
+
+	var olderThan string
+	var dryRun bool
+	purge := &cobra.Command{
+		Use:   "purge",
+		Short: "Delete the runs that ended long ago, with their steps",
+		Long: `Delete the runs (and the steps of job runs) that ended more than --older-than
+ago. A run still going on, or holding locks, stays. The files and transfers
+they recorded stay in their ledgers, without the run. A job every few
+minutes writes a few rows a run: purge from a nightly job (a step may run
+runs purge).`,
+		Example: `  posbridge runs purge --older-than 90d
+  posbridge runs purge --older-than 30d --dry-run`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			before, err := parseSince(olderThan)
+			if err != nil {
+				return usageErr("--older-than %q: want a duration back from now (90d, 720h) or a date", olderThan)
+			}
+			if before.IsZero() {
+				return usageErr("--older-than must not be empty")
+			}
+			d, err := app.DB(ctx)
+			if err != nil {
+				return err
+			}
+			reapQuietly(ctx, d)
+			n, err := ledger.PurgeRuns(ctx, d, before, dryRun)
+			if err != nil {
+				return err
+			}
+			if dryRun {
+				fmt.Fprintf(app.Out, "dry run, nothing changed: %d runs and steps ended before %s would be deleted\n", n, before.UTC().Format(db.TimeLayout))
+				return nil
+			}
+			fmt.Fprintf(app.Out, "%d runs and steps ended before %s deleted\n", n, before.UTC().Format(db.TimeLayout))
+			return nil
+		},
+	}
+	purge.Flags().StringVar(&olderThan, "older-than", "90d", "delete runs that ended before this long ago (90d, 720h) or this date")
+	purge.Flags().BoolVar(&dryRun, "dry-run", false, "count and change nothing")
+	return groupCmd("runs", "List, show and purge recorded runs of commands and jobs", list, show, purge)
 }
 
 // reapQuietly marks runs of dead processes failed before they are shown;

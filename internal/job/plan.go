@@ -22,7 +22,7 @@ const (
 // delete) are for operators, not cron.
 var stepCommands = []string{
 	"load", "trigger generate", "trigger purge", "export", "import",
-	"push", "pull", "inquire", "run", "db backup",
+	"push", "pull", "inquire", "run", "db backup", "runs purge",
 }
 
 // StepCommands lists the commands a step may run, for messages and docs.

@@ -352,3 +352,46 @@ func RunTransfers(ctx context.Context, d *db.DB, id int64) ([]Transfer, error) {
 	})
 	return out, err
 }
+
+// PurgeRuns deletes the runs that ended before before, with their steps
+// (a run whose steps did not all end stays), and returns how many rows
+// went. Files and transfers they recorded stay in their ledgers, without
+// the run. A dry run only counts.
+func PurgeRuns(ctx context.Context, d *db.DB, before time.Time, dryRun bool) (int64, error) {
+	cutoff := before.UTC().Format(db.TimeLayout)
+	var n int64
+	err := d.Tx(ctx, !dryRun, func(conn *sql.Conn) error {
+		// The top-level runs that ended before the cutoff, and everything
+		// below them; none of it may still be running.
+		const tree = `WITH RECURSIVE old(id) AS (
+  SELECT id FROM runs r WHERE parent_id IS NULL AND status <> 'running' AND ended_at < ?1
+    AND NOT EXISTS (SELECT 1 FROM locks l WHERE l.run_id = r.id)
+  UNION SELECT r.id FROM runs r JOIN old o ON r.parent_id = o.id)`
+		if err := conn.QueryRowContext(ctx, tree+` SELECT count(*) FROM old`, cutoff).Scan(&n); err != nil {
+			return db.Classify(err)
+		}
+		if dryRun || n == 0 {
+			return nil
+		}
+		if _, err := conn.ExecContext(ctx, `CREATE TEMP TABLE purge_runs(id INTEGER PRIMARY KEY)`); err != nil {
+			return db.Classify(err)
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), `DROP TABLE IF EXISTS temp.purge_runs`)
+		if _, err := conn.ExecContext(ctx, tree+` INSERT INTO purge_runs SELECT id FROM old`, cutoff); err != nil {
+			return db.Classify(err)
+		}
+		for _, q := range []string{
+			`UPDATE files SET run_id = NULL WHERE run_id IN (SELECT id FROM purge_runs)`,
+			`UPDATE transfers SET run_id = NULL WHERE run_id IN (SELECT id FROM purge_runs)`,
+			// One statement: a step points at its parent, and the foreign
+			// key is checked at the end of the statement.
+			`DELETE FROM runs WHERE id IN (SELECT id FROM purge_runs)`,
+		} {
+			if _, err := conn.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("purge runs: %w", db.Classify(err))
+			}
+		}
+		return nil
+	})
+	return n, err
+}
