@@ -32,6 +32,27 @@ func partnerOf(cfg *config.Config, name string, profiles ...string) (config.Part
 	return p, nil
 }
 
+// addPartnerFlag adds --partner to an import command: the name of a
+// configured partner of one of profiles, checked (after the command's own
+// checks) before it runs, into *name and *p.
+func addPartnerFlag(cmd *cobra.Command, app *App, name *string, p *config.Partner, usage string, profiles ...string) {
+	cmd.Flags().StringVar(name, "partner", "", usage)
+	prev := cmd.PreRunE
+	cmd.PreRunE = func(c *cobra.Command, args []string) error {
+		if prev != nil {
+			if err := prev(c, args); err != nil {
+				return err
+			}
+		}
+		cfg, err := app.Config()
+		if err != nil {
+			return err
+		}
+		*p, err = partnerOf(cfg, *name, profiles...)
+		return err
+	}
+}
+
 // newImportOrdersCmd is import orders: the upload frame of every import
 // with the store POS order shape of a partner.
 func newImportOrdersCmd(app *App) *cobra.Command {
@@ -68,22 +89,8 @@ See docs/orders.md.`,
 			return res, err
 		},
 	})
-	cmd.Flags().StringVar(&partner, "partner", "", "the store-pos partner the orders come from (partners.NAME)")
+	addPartnerFlag(cmd, app, &partner, &p, "the store-pos partner the orders come from (partners.NAME)", config.ProfileStorePOS)
 	cmd.Flags().MarkHidden("format") // always JSON
-	prev := cmd.PreRunE
-	cmd.PreRunE = func(c *cobra.Command, args []string) error {
-		if prev != nil {
-			if err := prev(c, args); err != nil {
-				return err
-			}
-		}
-		cfg, err := app.Config()
-		if err != nil {
-			return err
-		}
-		p, err = partnerOf(cfg, partner, config.ProfileStorePOS)
-		return err
-	}
 	return cmd
 }
 

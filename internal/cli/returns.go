@@ -46,16 +46,8 @@ sku_code. A return with a bad item is rejected whole, into FILE.rejects.csv
 			return res, err
 		},
 	})
-	cmd.Flags().StringVar(&partner, "partner", "", "the external-oms partner the returns come from (partners.NAME)")
+	addPartnerFlag(cmd, app, &partner, &p, "the external-oms partner the returns come from (partners.NAME)", config.ProfileExternalOMS)
 	cmd.Flags().MarkHidden("format") // always JSON
-	cmd.PreRunE = func(c *cobra.Command, args []string) error {
-		cfg, err := app.Config()
-		if err != nil {
-			return err
-		}
-		p, err = partnerOf(cfg, partner, config.ProfileExternalOMS)
-		return err
-	}
 	return cmd
 }
 

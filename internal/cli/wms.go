@@ -40,23 +40,9 @@ func newImportWMSCmd(app *App, im importer, run wmsImport) *cobra.Command {
 		return res, err
 	}
 	cmd := newImportKindCmd(app, im)
-	cmd.Flags().StringVar(&partner, "partner", "", "the wms partner the events come from (partners.NAME)")
+	addPartnerFlag(cmd, app, &partner, &p, "the wms partner the events come from (partners.NAME)", config.ProfileWMS)
 	cmd.Flags().MarkHidden("format")         // always JSON
 	cmd.Flags().MarkHidden("all-or-nothing") // always: an event is never half applied
-	prev := cmd.PreRunE
-	cmd.PreRunE = func(c *cobra.Command, args []string) error {
-		if prev != nil {
-			if err := prev(c, args); err != nil {
-				return err
-			}
-		}
-		cfg, err := app.Config()
-		if err != nil {
-			return err
-		}
-		p, err = partnerOf(cfg, partner, config.ProfileWMS)
-		return err
-	}
 	return cmd
 }
 
