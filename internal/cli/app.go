@@ -84,6 +84,35 @@ func (a *App) ConfigDB(ctx context.Context) (*config.Config, *db.DB, error) {
 	return cfg, d, err
 }
 
+// recordRun records the run of a state-changing command around do, unless
+// dryRun: started before, ended after with do's counts and status (failed
+// on an error, rejects when do says records were rejected, else ok). do
+// gets the run's id (0 in a dry run).
+func (a *App) recordRun(ctx context.Context, d *db.DB, command string, dryRun bool,
+	do func(runID int64) (counts any, rejects bool, err error)) error {
+	var id int64
+	if !dryRun {
+		var err error
+		if id, err = a.startRun(ctx, d, command); err != nil {
+			return err
+		}
+	}
+	counts, rejects, err := do(id)
+	if id > 0 {
+		status := ledger.RunOK
+		switch {
+		case err != nil:
+			status = ledger.RunFailed
+		case rejects:
+			status = ledger.RunRejects
+		}
+		if endErr := ledger.EndRun(context.WithoutCancel(ctx), d, id, status, counts, err); endErr != nil && err == nil {
+			err = endErr
+		}
+	}
+	return err
+}
+
 // startRun records the start of a state-changing command. In a job step
 // the run made for the step becomes the command's run.
 func (a *App) startRun(ctx context.Context, d *db.DB, command string) (int64, error) {

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -170,32 +169,23 @@ func runExport(cmd *cobra.Command, app *App, kind string, o *exportOptions) erro
 	if err != nil {
 		return err
 	}
-	if !eo.DryRun {
-		if eo.RunID, err = app.startRun(ctx, d, "export "+kind); err != nil {
-			return err
-		}
-	}
 	var res *export.Result
-	switch kind {
-	case "mass_customers":
-		res, err = export.MassCustomers(ctx, d, eo)
-	case "engagement":
-		res, err = export.Engagement(ctx, d, eo)
-		if errors.Is(err, export.ErrNoFeedYet) {
-			err = fmt.Errorf("%w: %v", errUsage, err)
+	err = app.recordRun(ctx, d, "export "+kind, eo.DryRun, func(id int64) (any, bool, error) {
+		eo.RunID = id
+		var err error
+		switch kind {
+		case "mass_customers":
+			res, err = export.MassCustomers(ctx, d, eo)
+		case "engagement":
+			res, err = export.Engagement(ctx, d, eo)
+			if errors.Is(err, export.ErrNoFeedYet) {
+				err = fmt.Errorf("%w: %v", errUsage, err)
+			}
+		default:
+			res, err = export.Run(ctx, d, kind, eo)
 		}
-	default:
-		res, err = export.Run(ctx, d, kind, eo)
-	}
-	if eo.RunID > 0 {
-		status := ledger.RunOK
-		if err != nil {
-			status = ledger.RunFailed
-		}
-		if endErr := ledger.EndRun(context.WithoutCancel(ctx), d, eo.RunID, status, res, err); endErr != nil && err == nil {
-			err = endErr
-		}
-	}
+		return res, false, err
+	})
 	log := app.logger()
 	if res != nil {
 		if res.Completed > 0 {

@@ -1,14 +1,12 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
 	"github.com/posbridge/posbridge/internal/imports"
 	"github.com/posbridge/posbridge/internal/inquiry"
-	"github.com/posbridge/posbridge/internal/ledger"
 )
 
 // requestsResult is what a run of inquire --requests records and prints.
@@ -35,38 +33,29 @@ func runInquireRequests(cmd *cobra.Command, app *App, requests, responses string
 	}
 	o := inquiry.RequestOptions{Responses: responses, Folders: imports.Folders{MinAge: cfg.Import.MinAge},
 		Source: cfg.Export.Source, Company: cfg.Company.Number}
-	if o.RunID, err = app.startRun(ctx, d, "inquire requests"); err != nil {
-		return err
-	}
 	res := &requestsResult{Files: []inquiry.Outcome{}}
 	log := app.logger()
-	err = inquiry.AnswerFolder(ctx, d, requests, o, func(out inquiry.Outcome) {
-		res.Files = append(res.Files, out)
-		switch {
-		case out.Waiting:
-			res.Waiting++
-			log.Info(fmt.Sprintf("%s: left for the next run: changed less than %s ago (import.min_age)", out.Request, cfg.Import.MinAge))
-			return
-		case out.Status == inquiry.StatusError:
-			res.Errors++
-			log.Error(fmt.Sprintf("%s: %s; error response %s, request moved to %s", out.Request, out.Error, out.Response, out.MovedTo))
-		case out.Status == inquiry.StatusNotFound:
-			res.NotFound++
-		default:
-			res.Answered++
-		}
-		fmt.Fprintf(app.Out, "%s: %s %s, %d records -> %s\n", out.Request, out.Type, out.Status, out.Records, out.Response)
+	err = app.recordRun(ctx, d, "inquire requests", false, func(id int64) (any, bool, error) {
+		o.RunID = id
+		err := inquiry.AnswerFolder(ctx, d, requests, o, func(out inquiry.Outcome) {
+			res.Files = append(res.Files, out)
+			switch {
+			case out.Waiting:
+				res.Waiting++
+				log.Info(fmt.Sprintf("%s: left for the next run: changed less than %s ago (import.min_age)", out.Request, cfg.Import.MinAge))
+				return
+			case out.Status == inquiry.StatusError:
+				res.Errors++
+				log.Error(fmt.Sprintf("%s: %s; error response %s, request moved to %s", out.Request, out.Error, out.Response, out.MovedTo))
+			case out.Status == inquiry.StatusNotFound:
+				res.NotFound++
+			default:
+				res.Answered++
+			}
+			fmt.Fprintf(app.Out, "%s: %s %s, %d records -> %s\n", out.Request, out.Type, out.Status, out.Records, out.Response)
+		})
+		return res, res.Errors > 0, err
 	})
-	status := ledger.RunOK
-	switch {
-	case err != nil:
-		status = ledger.RunFailed
-	case res.Errors > 0:
-		status = ledger.RunRejects
-	}
-	if endErr := ledger.EndRun(context.WithoutCancel(ctx), d, o.RunID, status, res, err); endErr != nil && err == nil {
-		err = endErr
-	}
 	if err != nil {
 		return err
 	}

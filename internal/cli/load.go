@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -9,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/posbridge/posbridge/internal/catalog"
-	"github.com/posbridge/posbridge/internal/ledger"
 )
 
 type loadOptions struct {
@@ -108,12 +106,6 @@ func runLoad(cmd *cobra.Command, app *App, kind, path string, o *loadOptions) er
 		return err
 	}
 	log := app.logger()
-	var runID int64
-	if !o.dryRun {
-		if runID, err = app.startRun(ctx, d, "load "+kind); err != nil {
-			return err
-		}
-	}
 	var size int64
 	if st, err := os.Stat(path); err == nil {
 		size = st.Size()
@@ -121,36 +113,32 @@ func runLoad(cmd *cobra.Command, app *App, kind, path string, o *loadOptions) er
 	progress, done := app.progress(size, "load "+kind)
 	const maxWarnings = 50
 	warned := 0
-	res, err := catalog.Load(ctx, d, kind, path, catalog.Options{
-		Mode: o.mode, Format: o.format, DryRun: o.dryRun, AllowEmpty: o.allowEmpty, Force: o.force,
-		UnknownReferences:   cfg.Load.UnknownReferences,
-		AllowNegativeOnHand: cfg.Load.AllowNegativeOnHand,
-		MaxFieldLength:      cfg.Load.MaxFieldLength,
-		RunID:               runID,
-		Progress:            progress,
-		Debug:               func(msg string) { log.Debug(msg) },
-		Warn: func(msg string) {
-			warned++
-			if warned <= maxWarnings {
-				log.Warn(msg)
-			} else if warned == maxWarnings+1 {
-				log.Warn("further warnings not shown")
-			}
-		},
+	var res *catalog.Result
+	err = app.recordRun(ctx, d, "load "+kind, o.dryRun, func(runID int64) (any, bool, error) {
+		var err error
+		res, err = catalog.Load(ctx, d, kind, path, catalog.Options{
+			Mode: o.mode, Format: o.format, DryRun: o.dryRun, AllowEmpty: o.allowEmpty, Force: o.force,
+			UnknownReferences:   cfg.Load.UnknownReferences,
+			AllowNegativeOnHand: cfg.Load.AllowNegativeOnHand,
+			MaxFieldLength:      cfg.Load.MaxFieldLength,
+			RunID:               runID,
+			Progress:            progress,
+			Debug:               func(msg string) { log.Debug(msg) },
+			Warn: func(msg string) {
+				warned++
+				if warned <= maxWarnings {
+					log.Warn(msg)
+				} else if warned == maxWarnings+1 {
+					log.Warn("further warnings not shown")
+				}
+			},
+		})
+		done()
+		if err != nil {
+			return nil, false, err // a failed load's counts say nothing
+		}
+		return res, res.Rejected > 0, nil
 	})
-	done()
-	if runID > 0 {
-		status, counts := ledger.RunOK, any(res)
-		switch {
-		case err != nil:
-			status, counts = ledger.RunFailed, map[string]any{}
-		case res.Rejected > 0:
-			status = ledger.RunRejects
-		}
-		if endErr := ledger.EndRun(context.WithoutCancel(ctx), d, runID, status, counts, err); endErr != nil && err == nil {
-			err = endErr
-		}
-	}
 	if err != nil {
 		return err
 	}

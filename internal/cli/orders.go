@@ -13,7 +13,6 @@ import (
 	"github.com/posbridge/posbridge/internal/export"
 	"github.com/posbridge/posbridge/internal/format"
 	"github.com/posbridge/posbridge/internal/imports"
-	"github.com/posbridge/posbridge/internal/ledger"
 	"github.com/posbridge/posbridge/internal/orders"
 )
 
@@ -279,18 +278,12 @@ func orderChange(cmd *cobra.Command, app *App, change func(context.Context, *db.
 	if err != nil {
 		return err
 	}
-	runID, err := app.startRun(ctx, d, cmd.CommandPath()[len("posbridge "):])
-	if err != nil {
-		return err
-	}
-	ch, err := change(ctx, d)
-	status := ledger.RunOK
-	if err != nil {
-		status = ledger.RunFailed
-	}
-	if endErr := ledger.EndRun(context.WithoutCancel(ctx), d, runID, status, ch, err); endErr != nil && err == nil {
-		err = endErr
-	}
+	var ch orders.Change
+	err = app.recordRun(ctx, d, cmd.CommandPath()[len("posbridge "):], false, func(int64) (any, bool, error) {
+		var err error
+		ch, err = change(ctx, d)
+		return ch, false, err
+	})
 	if err != nil {
 		return orderErr(err)
 	}
@@ -354,21 +347,13 @@ docs/returns.md.`,
 			if err != nil {
 				return err
 			}
-			if !eo.DryRun {
-				if eo.RunID, err = app.startRun(ctx, d, "export "+name); err != nil {
-					return err
-				}
-			}
-			res, err := export.Orders(ctx, d, export.OrderKinds[name], partner, eo)
-			if eo.RunID > 0 {
-				status := ledger.RunOK
-				if err != nil {
-					status = ledger.RunFailed
-				}
-				if endErr := ledger.EndRun(context.WithoutCancel(ctx), d, eo.RunID, status, res, err); endErr != nil && err == nil {
-					err = endErr
-				}
-			}
+			var res *export.Result
+			err = app.recordRun(ctx, d, "export "+name, eo.DryRun, func(id int64) (any, bool, error) {
+				eo.RunID = id
+				var err error
+				res, err = export.Orders(ctx, d, export.OrderKinds[name], partner, eo)
+				return res, false, err
+			})
 			if res != nil && res.Completed+res.Abandoned > 0 {
 				app.logger().Warn(fmt.Sprintf("export %s: recovered an earlier run that died: %d files it had written are now complete, %d unfinished files undone (their messages are ready again)",
 					name, res.Completed, res.Abandoned))

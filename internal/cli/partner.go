@@ -1,14 +1,12 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
 	"github.com/posbridge/posbridge/internal/config"
 	"github.com/posbridge/posbridge/internal/export"
-	"github.com/posbridge/posbridge/internal/ledger"
 )
 
 // addPartnerFlags adds --partner and --full to export inventory.
@@ -64,29 +62,18 @@ func runPartnerInventory(cmd *cobra.Command, app *App, o *exportOptions) error {
 		return err
 	}
 	kind := export.PartnerKind(o.partner)
-	if !eo.DryRun {
-		if eo.RunID, err = app.startRun(ctx, d, "export inventory --partner "+o.partner); err != nil {
-			return err
-		}
-	}
 	sku := p.SKUCode
 	if sku == "" {
 		sku = config.SKUCodeXref
 	}
-	res, err := export.PartnerInventory(ctx, d, export.Partner{Name: o.partner, Profile: p.Profile, SKUCode: sku,
-		Location: p.Location, Warehouse: p.Warehouse}, o.full, eo)
-	if eo.RunID > 0 {
-		status := ledger.RunOK
-		switch {
-		case err != nil:
-			status = ledger.RunFailed
-		case res.Unmapped > 0:
-			status = ledger.RunRejects
-		}
-		if endErr := ledger.EndRun(context.WithoutCancel(ctx), d, eo.RunID, status, res, err); endErr != nil && err == nil {
-			err = endErr
-		}
-	}
+	var res *export.PartnerResult
+	err = app.recordRun(ctx, d, "export inventory --partner "+o.partner, eo.DryRun, func(id int64) (any, bool, error) {
+		eo.RunID = id
+		var err error
+		res, err = export.PartnerInventory(ctx, d, export.Partner{Name: o.partner, Profile: p.Profile, SKUCode: sku,
+			Location: p.Location, Warehouse: p.Warehouse}, o.full, eo)
+		return res, res != nil && res.Unmapped > 0, err
+	})
 	log := app.logger()
 	if res != nil {
 		if res.Completed > 0 {

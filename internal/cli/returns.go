@@ -10,7 +10,6 @@ import (
 	"github.com/posbridge/posbridge/internal/config"
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/imports"
-	"github.com/posbridge/posbridge/internal/ledger"
 	"github.com/posbridge/posbridge/internal/returns"
 )
 
@@ -191,18 +190,12 @@ unknown return or item, or a bad --qc: exit 2, nothing changed.`,
 			}
 			rc.Return = args[0]
 			rc.Stock = imports.Options{Codes: cfg.Import.TransactionCodes, AllowNegative: cfg.Import.AllowNegativeOnHand}
-			runID, err := app.startRun(ctx, d, "returns receive")
-			if err != nil {
-				return err
-			}
-			res, err := returns.Receive(ctx, d, rc)
-			status := ledger.RunOK
-			if err != nil {
-				status = ledger.RunFailed
-			}
-			if endErr := ledger.EndRun(context.WithoutCancel(ctx), d, runID, status, res, err); endErr != nil && err == nil {
-				err = endErr
-			}
+			var res returns.Received
+			err = app.recordRun(ctx, d, "returns receive", false, func(int64) (any, bool, error) {
+				var err error
+				res, err = returns.Receive(ctx, d, rc)
+				return res, false, err
+			})
 			if err != nil {
 				return returnErr(err)
 			}

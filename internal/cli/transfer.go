@@ -266,22 +266,13 @@ See docs/transfers.md.`,
 // file.
 func runTransfer(ctx context.Context, app *App, d *db.DB, command string, dryRun bool, output string, runID *int64,
 	do func(ctx context.Context) (*transfer.Result, error)) error {
-	if !dryRun {
+	var res *transfer.Result
+	err := app.recordRun(ctx, d, command, dryRun, func(id int64) (any, bool, error) {
+		*runID = id
 		var err error
-		if *runID, err = app.startRun(ctx, d, command); err != nil {
-			return err
-		}
-	}
-	res, err := do(ctx)
-	if *runID > 0 {
-		status := ledger.RunOK
-		if err != nil {
-			status = ledger.RunFailed
-		}
-		if endErr := ledger.EndRun(context.WithoutCancel(ctx), d, *runID, status, res, err); endErr != nil && err == nil {
-			err = endErr
-		}
-	}
+		res, err = do(ctx)
+		return res, false, err
+	})
 	if res == nil {
 		return err
 	}

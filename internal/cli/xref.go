@@ -9,7 +9,6 @@ import (
 
 	"github.com/posbridge/posbridge/internal/config"
 	"github.com/posbridge/posbridge/internal/db"
-	"github.com/posbridge/posbridge/internal/ledger"
 	"github.com/posbridge/posbridge/internal/partner"
 )
 
@@ -77,21 +76,12 @@ the partner's next inventory export.`,
 			if err != nil {
 				return err
 			}
-			runID, err := app.startRun(ctx, d, "xref load")
-			if err != nil {
-				return err
-			}
-			res, err := partner.Load(ctx, d, args[0], args[1], mode)
-			status := ledger.RunOK
-			switch {
-			case err != nil:
-				status = ledger.RunFailed
-			case res.Rejected > 0:
-				status = ledger.RunRejects
-			}
-			if endErr := ledger.EndRun(context.WithoutCancel(ctx), d, runID, status, res, err); endErr != nil && err == nil {
-				err = endErr
-			}
+			var res *partner.LoadResult
+			err = app.recordRun(ctx, d, "xref load", false, func(int64) (any, bool, error) {
+				var err error
+				res, err = partner.Load(ctx, d, args[0], args[1], mode)
+				return res, res != nil && res.Rejected > 0, err
+			})
 			log := app.logger()
 			for _, w := range res.Warnings {
 				log.Warn(args[1] + ": " + w)
