@@ -96,11 +96,11 @@ func fileSum(path string) (string, int64, error) {
 // something.
 func appliedBefore(ctx context.Context, q interface {
 	QueryRowContext(context.Context, string, ...any) *sql.Row
-}, kind, sum string) (string, error) {
+}, kind, partner, sum string) (string, error) {
 	var name, at string
 	var run sql.NullInt64
-	err := q.QueryRowContext(ctx, `SELECT name, created_at, run_id FROM files WHERE direction = 'in' AND kind = ? AND sha256 = ?
-  AND status IN (?, ?) ORDER BY id DESC LIMIT 1`, kind, sum, statusApplied, statusPartial).Scan(&name, &at, &run)
+	err := q.QueryRowContext(ctx, `SELECT name, created_at, run_id FROM files WHERE direction = 'in' AND kind = ? AND partner = ? AND sha256 = ?
+  AND status IN (?, ?) ORDER BY id DESC LIMIT 1`, kind, partner, sum, statusApplied, statusPartial).Scan(&name, &at, &run)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}

@@ -19,6 +19,9 @@ type Upload struct {
 	Kind string
 	// What names the records in messages ("transactions").
 	What string
+	// Partner is the partner the file comes from, for a partner's upload:
+	// the same content is applied once per partner.
+	Partner string
 	// Open starts reading the file: it returns the reject file's columns
 	// and the function that applies the records inside the transaction.
 	Open func(f *os.File, path string, o *Options) (header []string, apply func(s *Session) error, err error)
@@ -54,7 +57,7 @@ func Run(ctx context.Context, d *db.DB, u Upload, path string, o Options) (*Resu
 	}
 	res.SHA256 = sum
 	if !o.Force {
-		if res.SameAs, err = appliedBefore(ctx, d, u.Kind, sum); err != nil || res.SameAs != "" {
+		if res.SameAs, err = appliedBefore(ctx, d, u.Kind, u.Partner, sum); err != nil || res.SameAs != "" {
 			return res, err
 		}
 	}
@@ -88,8 +91,8 @@ func Run(ctx context.Context, d *db.DB, u Upload, path string, o Options) (*Resu
 		}
 	}()
 	abs, _ := filepath.Abs(path)
-	ins, err := conn.ExecContext(ctx, `INSERT INTO files(direction, kind, name, path, sha256, size, status, run_id, created_at)
-VALUES ('in', ?, ?, ?, ?, ?, 'importing', ?, ?)`, u.Kind, filepath.Base(path), abs, sum, size, nullID(o.RunID), db.Now())
+	ins, err := conn.ExecContext(ctx, `INSERT INTO files(direction, kind, partner, name, path, sha256, size, status, run_id, created_at)
+VALUES ('in', ?, ?, ?, ?, ?, ?, 'importing', ?, ?)`, u.Kind, u.Partner, filepath.Base(path), abs, sum, size, nullID(o.RunID), db.Now())
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", path, db.Classify(err))
 	}

@@ -99,7 +99,7 @@ type Stats struct {
 // Upload is the order upload of partner name, for imports.Run; stats
 // collects what became of the orders.
 func Upload(name string, p config.Partner, stats *Stats) imports.Upload {
-	return imports.Upload{Kind: Kind, What: "orders", Open: func(f *os.File, path string, o *imports.Options) ([]string, func(*imports.Session) error, error) {
+	return imports.Upload{Kind: Kind, What: "orders", Partner: name, Open: func(f *os.File, path string, o *imports.Options) ([]string, func(*imports.Session) error, error) {
 		return rejectHeader, func(s *imports.Session) error {
 			im := &importer{s: s, path: path, partner: name, p: p, stats: stats, st: &stock{ctx: s.Ctx, q: s.Conn}}
 			return im.run(f)

@@ -351,8 +351,10 @@ func TestAmbiguousCode(t *testing.T) {
 	ctx := context.Background()
 	d := seed(t)
 	file := `{"returnOrderCode":"RET-1","orderType":"SELF_SHIP","orderItems":[{"returnItemCode":"RI-1","channelSkuCode":"222"}]}`
+	// The same bytes from two partners: each is applied for its own partner
+	// (the file ledger's "same content" is per partner).
 	for _, name := range []string{"oms", "oms2"} {
-		if res, _, err := Import(ctx, d, name, oms, write(t, name+".json", file+strings.Repeat(" ", len(name))), imports.Options{}); err != nil || res.Applied != 1 {
+		if res, _, err := Import(ctx, d, name, oms, write(t, name+".json", file), imports.Options{}); err != nil || res.Applied != 1 {
 			t.Fatalf("import for %s: %+v %v", name, res, err)
 		}
 	}

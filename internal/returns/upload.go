@@ -61,7 +61,7 @@ type Stats struct {
 // Upload is the return expectation upload of partner name, for
 // imports.Run; stats collects what became of the returns.
 func Upload(name string, p config.Partner, stats *Stats) imports.Upload {
-	return imports.Upload{Kind: Kind, What: "returns", Open: func(f *os.File, path string, o *imports.Options) ([]string, func(*imports.Session) error, error) {
+	return imports.Upload{Kind: Kind, What: "returns", Partner: name, Open: func(f *os.File, path string, o *imports.Options) ([]string, func(*imports.Session) error, error) {
 		return rejectHeader, func(s *imports.Session) error {
 			im := &importer{s: s, path: path, partner: name, p: p, stats: stats}
 			return im.run(f)

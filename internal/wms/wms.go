@@ -60,7 +60,7 @@ type skuResult struct {
 // in part could not be re-sent (its id would be taken).
 func upload(kind, what string, header []string, name string, p config.Partner, stats *Stats,
 	event func(im *importer, n, line int, raw json.RawMessage) error) imports.Upload {
-	return imports.Upload{Kind: kind, What: what, Open: func(f *os.File, path string, o *imports.Options) ([]string, func(*imports.Session) error, error) {
+	return imports.Upload{Kind: kind, What: what, Partner: name, Open: func(f *os.File, path string, o *imports.Options) ([]string, func(*imports.Session) error, error) {
 		o.AllOrNothing = true
 		return header, func(s *imports.Session) error {
 			if err := checkWarehouse(s, name, p); err != nil {
