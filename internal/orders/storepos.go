@@ -124,19 +124,7 @@ type importer struct {
 }
 
 func (im *importer) run(f io.Reader) error {
-	s := im.s
-	if problem, err := partner.WarehouseProblem(s.Ctx, s.Conn, im.partner, im.p, "orders reserve stock there"); err != nil || problem != "" {
-		if err == nil {
-			err = fmt.Errorf("%w: %s", imports.ErrFile, problem)
-		}
-		return err
-	}
-	return imports.EachJSON(f, "orders", func(n, line int, raw json.RawMessage) error {
-		if err := im.order(n, line, raw); err != nil {
-			return err
-		}
-		return s.Ctx.Err()
-	})
+	return partner.EachRecord(im.s, im.partner, im.p, "orders reserve stock there", "orders", f, im.order)
 }
 
 // rejectError is why an order is rejected; row is the rowNo of the line

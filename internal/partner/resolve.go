@@ -3,11 +3,14 @@ package partner
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/posbridge/posbridge/internal/config"
 	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/imports"
 )
 
 // CodeError is a partner's SKU code that names no live SKU, or more than
@@ -93,4 +96,26 @@ func WarehouseProblem(ctx context.Context, q interface {
 		return fmt.Sprintf("warehouse %s of partners.%s is not loaded", p.Warehouse, name), nil
 	}
 	return "", nil
+}
+
+// EachRecord reads a partner's JSON upload inside its import session: the
+// partner's warehouse must be set and loaded (use says what for), then fn
+// gets each object of the file (imports.EachJSON: an object, an array or
+// NDJSON) until it fails or the run is interrupted. A missing or unloaded
+// warehouse fails the file (imports.ErrFile).
+func EachRecord(s *imports.Session, name string, p config.Partner, use, what string, f io.Reader,
+	fn func(n, line int, raw json.RawMessage) error) error {
+	problem, err := WarehouseProblem(s.Ctx, s.Conn, name, p, use)
+	if err != nil {
+		return err
+	}
+	if problem != "" {
+		return fmt.Errorf("%w: %s", imports.ErrFile, problem)
+	}
+	return imports.EachJSON(f, what, func(n, line int, raw json.RawMessage) error {
+		if err := fn(n, line, raw); err != nil {
+			return err
+		}
+		return s.Ctx.Err()
+	})
 }

@@ -87,19 +87,7 @@ type importer struct {
 // run reads a JSON object, an array of objects, or objects one after the
 // other (NDJSON), and applies each return.
 func (im *importer) run(f io.Reader) error {
-	s := im.s
-	if problem, err := partner.WarehouseProblem(s.Ctx, s.Conn, im.partner, im.p, "returned stock goes there"); err != nil || problem != "" {
-		if err == nil {
-			err = fmt.Errorf("%w: %s", imports.ErrFile, problem)
-		}
-		return err
-	}
-	return imports.EachJSON(f, "returns", func(n, line int, raw json.RawMessage) error {
-		if err := im.apply(n, line, raw); err != nil {
-			return err
-		}
-		return s.Ctx.Err()
-	})
+	return partner.EachRecord(im.s, im.partner, im.p, "returned stock goes there", "returns", f, im.apply)
 }
 
 // rejectError is why a return is rejected, and which item and field.

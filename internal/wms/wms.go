@@ -63,9 +63,6 @@ func upload(kind, what string, header []string, name string, p config.Partner, s
 	return imports.Upload{Kind: kind, What: what, Partner: name, Open: func(f *os.File, path string, o *imports.Options) ([]string, func(*imports.Session) error, error) {
 		o.AllOrNothing = true
 		return header, func(s *imports.Session) error {
-			if err := checkWarehouse(s, name, p); err != nil {
-				return err
-			}
 			ap, err := imports.NewApplier(s)
 			if err != nil {
 				return err
@@ -73,11 +70,8 @@ func upload(kind, what string, header []string, name string, p config.Partner, s
 			defer ap.Close()
 			im := &importer{s: s, path: path, kind: kind, partner: name, p: p, ap: ap, stats: stats, header: header,
 				skus: map[string]skuResult{}, locs: map[[2]string]string{}}
-			err = imports.EachJSON(f, "events", func(n, line int, raw json.RawMessage) error {
-				if err := event(im, n, line, raw); err != nil {
-					return err
-				}
-				return s.Ctx.Err()
+			err = partner.EachRecord(s, name, p, "the WMS's stock is kept there", "events", f, func(n, line int, raw json.RawMessage) error {
+				return event(im, n, line, raw)
 			})
 			if err != nil {
 				return err
@@ -89,14 +83,6 @@ func upload(kind, what string, header []string, name string, p config.Partner, s
 			return err
 		}, nil
 	}}
-}
-
-func checkWarehouse(s *imports.Session, name string, p config.Partner) error {
-	problem, err := partner.WarehouseProblem(s.Ctx, s.Conn, name, p, "the WMS's stock is kept there")
-	if err == nil && problem != "" {
-		err = fmt.Errorf("%w: %s", imports.ErrFile, problem)
-	}
-	return err
 }
 
 // resent says whether the partner's event id was applied before, and
