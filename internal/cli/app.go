@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -30,9 +29,10 @@ type App struct {
 	Verbose    bool
 	flags      *pflag.FlagSet
 
-	cfg *config.Config
-	db  *db.DB
-	log *slog.Logger
+	cfg  *config.Config
+	jobs *job.Set
+	db   *db.DB
+	log  *slog.Logger
 
 	// step is set when the App runs a step of a job in the process of
 	// the job's run: the run made for the step and the job's logger.
@@ -60,18 +60,25 @@ func (a *App) Config() (*config.Config, error) {
 		return a.cfg, nil
 	}
 	cfg, err := config.Load(config.Options{File: a.ConfigFile, Flags: a.flags})
-	if cfg != nil {
-		// Jobs are checked against the command tree, which only this
-		// package knows.
-		if problems := job.Validate(cfg, resolveStep); len(problems) > 0 {
-			err = errors.Join(append([]error{err}, problems...)...)
-		}
-	}
 	if err != nil {
 		return nil, err
 	}
 	a.cfg = cfg
 	return cfg, nil
+}
+
+// Jobs builds and checks the jobs of the configuration once, against the
+// command tree, which only this package knows. Only the commands that
+// deal with jobs (run, jobs, status, config validate) pay for it.
+func (a *App) Jobs() (*config.Config, *job.Set, error) {
+	cfg, err := a.Config()
+	if err != nil {
+		return nil, nil, err
+	}
+	if a.jobs == nil {
+		a.jobs = job.NewSet(cfg, resolveStep)
+	}
+	return cfg, a.jobs, nil
 }
 
 // ConfigDB loads the configuration and opens its database.

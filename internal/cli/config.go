@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/posbridge/posbridge/internal/config"
+	"github.com/posbridge/posbridge/internal/job"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -42,17 +43,26 @@ Passwords, passphrases and tokens are shown as ***.`,
 		Use:   "validate",
 		Short: "Check the configuration and name every problem",
 		Long: `Check the configuration and print every problem found, one per line: unknown
-settings, values out of range, bad formats. Exit 0 when it is valid, 2 when not.`,
+settings, values out of range, bad formats, and each job's steps checked against the
+commands they run. Exit 0 when it is valid, 2 when not.`,
 		Example: `  posbridge config validate --config /etc/posbridge/config.yaml`,
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := app.Config()
+			// The settings, then the jobs (checked against the command tree),
+			// so one run names every problem of both.
+			cfg, err := config.Load(config.Options{File: app.ConfigFile, Flags: app.flags})
+			var problems []error
 			if err != nil {
-				problems := []error{err}
+				problems = []error{err}
 				var joined interface{ Unwrap() []error }
 				if errors.As(err, &joined) {
 					problems = joined.Unwrap()
 				}
+			}
+			if cfg != nil {
+				problems = append(problems, job.Validate(cfg, resolveStep)...)
+			}
+			if len(problems) > 0 {
 				for _, e := range problems {
 					fmt.Fprintln(app.Out, "problem:", e)
 				}

@@ -72,7 +72,7 @@ func (a *App) execStep(jobName string, out io.Writer) job.Exec {
 	}
 	return func(ctx context.Context, s job.Step, argv []string, run int64, log *slog.Logger) (int, error) {
 		child := &App{In: strings.NewReader(""), Out: out, Err: a.Err, ConfigFile: a.ConfigFile,
-			LogFormat: a.LogFormat, Quiet: a.Quiet, Verbose: a.Verbose, cfg: a.cfg, db: a.db,
+			LogFormat: a.LogFormat, Quiet: a.Quiet, Verbose: a.Verbose, cfg: a.cfg, jobs: a.jobs, db: a.db,
 			step: &stepContext{run: run, log: log.With("step", s.Index), root: root, job: jobName, index: s.Index}}
 		root := newRoot(child)
 		root.SetArgs(argv)
@@ -109,11 +109,15 @@ shows the others, takes no locks and records nothing.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			cfg, err := app.Config()
+			cfg, jobs, err := app.Jobs()
 			if err != nil {
 				return err
 			}
-			p, err := job.Build(cfg, args[0], resolveStep)
+			// A configuration with a bad job runs no job at all.
+			if problems := jobs.Problems(); len(problems) > 0 {
+				return errors.Join(problems...)
+			}
+			p, err := jobs.Get(args[0])
 			if err != nil {
 				return err
 			}
@@ -174,7 +178,7 @@ type jobView struct {
 	Running *job.Lock `json:"running,omitempty"`
 }
 
-func buildJobViews(ctx context.Context, cfg *config.Config, d *db.DB) ([]jobView, error) {
+func buildJobViews(ctx context.Context, cfg *config.Config, jobs *job.Set, d *db.DB) ([]jobView, error) {
 	last, err := ledger.LastJobRuns(ctx, d)
 	if err != nil {
 		return nil, err
@@ -186,7 +190,7 @@ func buildJobViews(ctx context.Context, cfg *config.Config, d *db.DB) ([]jobView
 	now := time.Now()
 	views := []jobView{}
 	for _, name := range sortedKeys(cfg.Jobs) {
-		p, err := job.Build(cfg, name, resolveStep)
+		p, err := jobs.Get(name)
 		if err != nil {
 			return nil, err
 		}
@@ -242,11 +246,15 @@ not start is marked MISSED.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			cfg, d, err := app.ConfigDB(ctx)
+			cfg, jobs, err := app.Jobs()
 			if err != nil {
 				return err
 			}
-			views, err := buildJobViews(ctx, cfg, d)
+			d, err := app.DB(ctx)
+			if err != nil {
+				return err
+			}
+			views, err := buildJobViews(ctx, cfg, jobs, d)
 			if err != nil {
 				return err
 			}
@@ -284,11 +292,11 @@ not start is marked MISSED.`,
 		Example: `  posbridge jobs show nightly-full`,
 		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := app.Config()
+			_, jobs, err := app.Jobs()
 			if err != nil {
 				return err
 			}
-			p, err := job.Build(cfg, args[0], resolveStep)
+			p, err := jobs.Get(args[0])
 			if err != nil {
 				return err
 			}

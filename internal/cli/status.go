@@ -92,12 +92,16 @@ line each, or "ok") and exits 1 when anything does, 0 when nothing does.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			cfg, d, err := app.ConfigDB(ctx)
+			cfg, jobs, err := app.Jobs()
+			if err != nil {
+				return err
+			}
+			d, err := app.DB(ctx)
 			if err != nil {
 				return err
 			}
 			reapQuietly(ctx, d)
-			rep, err := buildStatus(ctx, cfg, d)
+			rep, err := buildStatus(ctx, cfg, jobs, d)
 			if err != nil {
 				return err
 			}
@@ -224,7 +228,7 @@ var recordKinds = []struct{ name, query string }{
 	{"stores", `SELECT count(*) FROM stores`},
 }
 
-func buildStatus(ctx context.Context, cfg *config.Config, d *db.DB) (*statusReport, error) {
+func buildStatus(ctx context.Context, cfg *config.Config, jobs *job.Set, d *db.DB) (*statusReport, error) {
 	rep := &statusReport{Database: d.Path, Records: map[string]int64{}, Triggers: []triggerStatus{}, Jobs: []jobStatus{},
 		Folders: []folderStatus{}, Sites: []ledger.SiteHealth{}, Attention: []string{}}
 	now := time.Now()
@@ -268,7 +272,7 @@ func buildStatus(ctx context.Context, cfg *config.Config, d *db.DB) (*statusRepo
 	}
 
 	// Jobs: last run, schedule, inboxes.
-	views, err := buildJobViews(ctx, cfg, d)
+	views, err := buildJobViews(ctx, cfg, jobs, d)
 	if err != nil {
 		return nil, err
 	}
@@ -292,7 +296,7 @@ func buildStatus(ctx context.Context, cfg *config.Config, d *db.DB) (*statusRepo
 	folders := imports.Folders{Processed: cfg.Import.ProcessedDir, Error: cfg.Import.ErrorDir}
 	seen := map[string]bool{}
 	for _, name := range sortedKeys(cfg.Jobs) {
-		p, err := job.Build(cfg, name, resolveStep)
+		p, err := jobs.Get(name)
 		if err != nil {
 			return nil, err
 		}

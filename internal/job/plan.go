@@ -94,28 +94,51 @@ type Resolver func(argv []string) (Command, error)
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
 
-// Build makes the plan of job name, checking every step with resolve.
-func Build(cfg *config.Config, name string, resolve Resolver) (*Plan, error) {
-	plans, errs := buildAll(cfg, resolve)
-	if p, ok := plans[name]; ok && len(errs[name]) == 0 {
-		return p, nil
-	}
-	if _, ok := cfg.Jobs[name]; !ok {
-		return nil, fmt.Errorf("%w: no job %q (configured: %s)", config.ErrInvalid, name, jobNames(cfg))
-	}
-	return nil, joinErrs(errs[name])
+// Set is the plans of every job of a configuration, built and checked
+// once: resolving a step builds a command tree, so a process asks once.
+type Set struct {
+	cfg   *config.Config
+	plans map[string]*Plan
+	errs  map[string][]error
 }
 
-// Validate checks every job of the configuration and returns one error
-// per problem: unknown step commands or flags, missing sites, unknown or
-// cyclic job references, bad schedules and failure policies.
-func Validate(cfg *config.Config, resolve Resolver) []error {
-	_, errs := buildAll(cfg, resolve)
+// NewSet builds the plan of every job of cfg, checking every step with
+// resolve.
+func NewSet(cfg *config.Config, resolve Resolver) *Set {
+	plans, errs := buildAll(cfg, resolve)
+	return &Set{cfg: cfg, plans: plans, errs: errs}
+}
+
+// Get is the plan of job name, or its problems.
+func (s *Set) Get(name string) (*Plan, error) {
+	if p, ok := s.plans[name]; ok && len(s.errs[name]) == 0 {
+		return p, nil
+	}
+	if _, ok := s.cfg.Jobs[name]; !ok {
+		return nil, fmt.Errorf("%w: no job %q (configured: %s)", config.ErrInvalid, name, jobNames(s.cfg))
+	}
+	return nil, joinErrs(s.errs[name])
+}
+
+// Problems returns one error per problem of every job, in job order:
+// unknown step commands or flags, missing sites, unknown or cyclic job
+// references, bad schedules and failure policies.
+func (s *Set) Problems() []error {
 	var out []error
-	for _, name := range sortedJobs(cfg) {
-		out = append(out, errs[name]...)
+	for _, name := range sortedJobs(s.cfg) {
+		out = append(out, s.errs[name]...)
 	}
 	return out
+}
+
+// Build makes the plan of job name, checking every step with resolve.
+func Build(cfg *config.Config, name string, resolve Resolver) (*Plan, error) {
+	return NewSet(cfg, resolve).Get(name)
+}
+
+// Validate checks every job of the configuration (Set.Problems).
+func Validate(cfg *config.Config, resolve Resolver) []error {
+	return NewSet(cfg, resolve).Problems()
 }
 
 func joinErrs(errs []error) error {
