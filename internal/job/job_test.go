@@ -104,7 +104,7 @@ func TestBuildPlan(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	p, err := Build(cfg, "export-push", fakeResolve)
+	p, err := build(cfg, "export-push", fakeResolve)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func TestBuildPlan(t *testing.T) {
 		t.Errorf("String() = %q", s)
 	}
 
-	p, err = Build(cfg, "pickup", fakeResolve)
+	p, err = build(cfg, "pickup", fakeResolve)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func TestBuildPlan(t *testing.T) {
 	}
 
 	// A job that runs jobs holds their locks too.
-	p, err = Build(cfg, "nightly", fakeResolve)
+	p, err = build(cfg, "nightly", fakeResolve)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,12 +291,12 @@ func TestBuildErrors(t *testing.T) {
 	jobs["two-problems"] = config.Job{Schedule: "bad", Steps: []config.Step{step("status", nil)}}
 	cfg := testConfig(jobs)
 
-	_, err := Build(cfg, "nope", fakeResolve)
+	_, err := build(cfg, "nope", fakeResolve)
 	if !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), `no job "nope" (configured: export-push, nightly, pickup, two-problems)`) {
 		t.Errorf("Build of an unknown job: %v", err)
 	}
 
-	_, err = Build(cfg, "two-problems", fakeResolve)
+	_, err = build(cfg, "two-problems", fakeResolve)
 	if !errors.Is(err, config.ErrInvalid) {
 		t.Fatalf("Build of an invalid job: %v, want ErrInvalid", err)
 	}
@@ -307,11 +307,11 @@ func TestBuildErrors(t *testing.T) {
 	}
 
 	// Other jobs being invalid does not stop a valid one.
-	if _, err := Build(cfg, "nightly", fakeResolve); err != nil {
+	if _, err := build(cfg, "nightly", fakeResolve); err != nil {
 		t.Errorf("Build of a valid job beside an invalid one: %v", err)
 	}
 
-	if _, err := Build(testConfig(nil), "x", fakeResolve); err == nil || !strings.Contains(err.Error(), "(configured: none)") {
+	if _, err := build(testConfig(nil), "x", fakeResolve); err == nil || !strings.Contains(err.Error(), "(configured: none)") {
 		t.Errorf("Build without jobs: %v", err)
 	}
 }
@@ -326,8 +326,8 @@ func TestBuildTransitivelyInvalid(t *testing.T) {
 			middle: {Steps: []config.Step{step("run "+inner, nil)}},
 			inner:  {Steps: []config.Step{step("status", nil)}},
 		})
-		if p, err := Build(cfg, outer, fakeResolve); err == nil {
-			t.Errorf("%s runs %s runs invalid %s: Build(%s) = plan with steps %v, want an error", outer, middle, inner, outer, p.Steps)
+		if p, err := build(cfg, outer, fakeResolve); err == nil {
+			t.Errorf("%s runs %s runs invalid %s: build(%s) = plan with steps %v, want an error", outer, middle, inner, outer, p.Steps)
 		}
 		errs := Validate(cfg, fakeResolve)
 		found := false
@@ -1284,4 +1284,9 @@ func TestRunReapsAndTakesOver(t *testing.T) {
 	if res.Status != ledger.RunOK {
 		t.Errorf("status %s", res.Status)
 	}
+}
+
+// build makes the plan of job name, checking every step with resolve.
+func build(cfg *config.Config, name string, resolve Resolver) (*Plan, error) {
+	return NewSet(cfg, resolve).Get(name)
 }

@@ -131,11 +131,6 @@ func (s *Set) Problems() []error {
 	return out
 }
 
-// Build makes the plan of job name, checking every step with resolve.
-func Build(cfg *config.Config, name string, resolve Resolver) (*Plan, error) {
-	return NewSet(cfg, resolve).Get(name)
-}
-
 // Validate checks every job of the configuration (Set.Problems).
 func Validate(cfg *config.Config, resolve Resolver) []error {
 	return NewSet(cfg, resolve).Problems()
