@@ -100,6 +100,24 @@ type Export struct {
 	// inventory files.
 	ExcludeNonAllocatable bool          `mapstructure:"exclude_non_allocatable"`
 	MassCustomers         MassCustomers `mapstructure:"mass_customers"`
+	XML                   XMLExport     `mapstructure:"xml"`
+}
+
+// XML framings of the XML exports.
+const (
+	FramingBatch  = "batch"  // one Message per file, with posbridge's envelope attributes (the default)
+	FramingOracle = "oracle" // one Message per record, with only source, target and type
+)
+
+// XMLExport says how XML export files are framed.
+type XMLExport struct {
+	// Framing is batch (one Message with company, created, sequence and
+	// count around the file's records) or oracle (one Message per record,
+	// as the OMS sends its generic downloads).
+	Framing string `mapstructure:"framing"`
+	// FilePerMessage writes each Message of the oracle framing to a file
+	// of its own instead of one file with a root around them.
+	FilePerMessage bool `mapstructure:"file_per_message"`
 }
 
 // Import tunes the upload imports.
@@ -172,6 +190,50 @@ type Partner struct {
 	Warehouse string `mapstructure:"warehouse"`
 	// Site is where its files go and come from (sites.NAME); optional.
 	Site string `mapstructure:"site"`
+	// Locations maps the partner's own ids of the places it trades from
+	// (a store POS's locationId, a WMS's warehouseCode) to our
+	// warehouses. A message that names no place goes to Warehouse; one
+	// that names a place not in the map is refused. The partner's ids
+	// are compared in any letter case (YAML keys are read in lower case).
+	Locations map[string]string `mapstructure:"locations"`
+	// WarehouseID is the partner's number of Warehouse (a WMS's
+	// warehouseId), written in its inventory per warehouse.
+	WarehouseID int64 `mapstructure:"warehouse_id"`
+	// GoodsOwnerID is the WMS goods owner the partner stands for
+	// (goodsOwnerId); a message of another goods owner is refused. 0: any.
+	GoodsOwnerID int64 `mapstructure:"goods_owner_id"`
+	// TimeFormat is how times go out in the partner's JSON messages:
+	// "documented" (the default: the shape the partner's pages show, for
+	// an external OMS dd-MM-yyyy'T'HH:mm:ss) or "iso8601".
+	TimeFormat string `mapstructure:"time_format"`
+	// ChannelType goes into an external OMS's sales posting events
+	// (channelType); empty means ERP.
+	ChannelType string `mapstructure:"channel_type"`
+}
+
+// Time formats of partner messages.
+const (
+	TimeDocumented = "documented" // the shape the partner's documentation shows
+	TimeISO8601    = "iso8601"    // YYYY-MM-DDThh:mm:ssZ
+)
+
+// WarehouseFor is our warehouse for the partner's place id: Warehouse for
+// an empty id or for Location, the Locations entry for a mapped one (any
+// letter case), and ok false for an id the partner's config does not map.
+func (p Partner) WarehouseFor(id string) (warehouse string, ok bool) {
+	id = strings.TrimSpace(id)
+	if id == "" {
+		return p.Warehouse, true
+	}
+	for k, w := range p.Locations {
+		if strings.EqualFold(k, id) {
+			return w, true
+		}
+	}
+	if strings.EqualFold(id, p.Location) {
+		return p.Warehouse, true
+	}
+	return "", false
 }
 
 // Job is a named pipeline: steps run in order under the job's locks.
@@ -280,6 +342,8 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("export.exclude_non_allocatable", false)
 	v.SetDefault("export.mass_customers.classes", []string{})
 	v.SetDefault("export.mass_customers.folder", "")
+	v.SetDefault("export.xml.framing", FramingBatch)
+	v.SetDefault("export.xml.file_per_message", false)
 	v.SetDefault("import.allow_negative_on_hand", false)
 	v.SetDefault("import.transaction_codes", map[string]string{})
 	v.SetDefault("import.min_age", "5s")
@@ -450,6 +514,12 @@ func (c *Config) Validate() []error {
 	if c.Export.Format != "xml" && c.Export.Format != "csv" {
 		bad("export.format", "must be xml or csv, got %q", c.Export.Format)
 	}
+	if c.Export.XML.Framing != FramingBatch && c.Export.XML.Framing != FramingOracle {
+		bad("export.xml.framing", "must be batch or oracle, got %q", c.Export.XML.Framing)
+	}
+	if c.Export.XML.FilePerMessage && c.Export.XML.Framing != FramingOracle {
+		bad("export.xml.file_per_message", "goes with export.xml.framing: oracle")
+	}
 	if strings.TrimSpace(c.Export.Source) == "" {
 		bad("export.source", "must not be empty")
 	}
@@ -509,6 +579,22 @@ func (c *Config) Validate() []error {
 		}
 		if _, ok := c.Sites[p.Site]; p.Site != "" && !ok {
 			bad(key+".site", "site %q is not configured", p.Site)
+		}
+		for id, w := range p.Locations {
+			if strings.TrimSpace(w) == "" {
+				bad(key+".locations."+id, "names no warehouse: want the warehouse of ours that the partner's location %s stands for", id)
+			}
+		}
+		switch p.TimeFormat {
+		case "", TimeDocumented, TimeISO8601:
+		default:
+			bad(key+".time_format", "must be documented or iso8601, got %q", p.TimeFormat)
+		}
+		if p.WarehouseID < 0 {
+			bad(key+".warehouse_id", "must not be negative, got %d", p.WarehouseID)
+		}
+		if p.GoodsOwnerID < 0 {
+			bad(key+".goods_owner_id", "must not be negative, got %d", p.GoodsOwnerID)
 		}
 	}
 	names := make([]string, 0, len(c.Sites))

@@ -98,6 +98,24 @@ func ParseInt(s string) (int64, error) {
 	return v, nil
 }
 
+// ParseQuantity parses a whole number of units as partners write it: a
+// whole number, or a decimal whose fraction is zero (5.0, -2.00: a WMS
+// writes every quantity as a decimal). A real fraction (5.5) is an error:
+// stock is counted in whole units.
+func ParseQuantity(s string) (int64, error) {
+	whole, frac, dot := strings.Cut(s, ".")
+	if !dot {
+		return ParseInt(s)
+	}
+	if frac == "" || strings.Trim(frac, "0123456789") != "" || whole == "" || whole == "-" || whole == "+" {
+		return 0, errors.New("not a whole number")
+	}
+	if strings.Trim(frac, "0") != "" {
+		return 0, errors.New("not a whole number of units (a fraction)")
+	}
+	return ParseInt(whole)
+}
+
 // ParseFlag accepts Y/N, true/false, 1/0 in any case.
 func ParseFlag(s string) (bool, error) {
 	switch strings.ToLower(s) {

@@ -245,3 +245,20 @@ func TestParseDate(t *testing.T) {
 		})
 	}
 }
+
+func TestParseQuantity(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want int64
+		err  string
+	}{
+		{"5", 5, ""}, {"5.0", 5, ""}, {"-2.00", -2, ""}, {"0.0", 0, ""},
+		{"5.5", 0, "fraction"}, {"5.", 0, "not a whole number"}, {".5", 0, "not a whole number"},
+		{"5.0e1", 0, "not a whole number"}, {"abc", 0, "not a whole number"}, {"1.0.0", 0, "not a whole number"},
+	} {
+		got, err := format.ParseQuantity(c.in)
+		if c.err == "" && (err != nil || got != c.want) || c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)) {
+			t.Errorf("ParseQuantity(%q) = %d, %v; want %d, %q", c.in, got, err, c.want, c.err)
+		}
+	}
+}

@@ -139,3 +139,84 @@ func peekByte(br *bufio.Reader) (byte, error) {
 		}
 	}
 }
+
+// Decode reads one record of a partner's upload into v (encoding/json,
+// whose keys match in any letter case) after checking that no object in
+// it, at any depth, gives a key twice, in the same or another letter case:
+// encoding/json would keep the last one silently, and a partner's message
+// that says two things of one field is ambiguous, not a choice of ours.
+func Decode(raw json.RawMessage, v any) error {
+	if err := CheckKeys(raw); err != nil {
+		return err
+	}
+	return json.Unmarshal(raw, v)
+}
+
+// CheckKeys fails for a JSON value in which an object gives a key twice,
+// in any letter case, naming both spellings and where the object is.
+func CheckKeys(raw json.RawMessage) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	type frame struct {
+		keys   map[string]string // folded key -> the key as written
+		object bool
+		path   string
+		expect bool // an object: the next token is a key
+	}
+	var stack []*frame
+	path := func() string {
+		if len(stack) == 0 || stack[len(stack)-1].path == "" {
+			return "the record"
+		}
+		return stack[len(stack)-1].path
+	}
+	last := ""
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if top != nil && top.object && top.expect {
+			if d, ok := tok.(json.Delim); ok && d == '}' {
+				stack = stack[:len(stack)-1]
+				continue
+			}
+			key, _ := tok.(string)
+			folded := strings.ToLower(key)
+			if prev, ok := top.keys[folded]; ok {
+				if prev == key {
+					return fmt.Errorf("key %q is given twice in %s: ambiguous, give it once", key, path())
+				}
+				return fmt.Errorf("keys %q and %q in %s are one field in two spellings: ambiguous, give it once", prev, key, path())
+			}
+			top.keys[folded] = key
+			top.expect = false
+			last = key
+			continue
+		}
+		if top != nil && top.object {
+			top.expect = true
+		}
+		child := last
+		if top != nil && !top.object {
+			child = top.path + "[]"
+		} else if top != nil && top.path != "" {
+			child = top.path + "." + last
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &frame{keys: map[string]string{}, object: true, path: child, expect: true})
+		case json.Delim('['):
+			stack = append(stack, &frame{path: child})
+		case json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
+	}
+}
