@@ -1,0 +1,2 @@
+-- issue 12: being written
+SELECT 1;
