@@ -140,7 +140,7 @@ func TestDefaults(t *testing.T) {
 			PurgeDays: 7,
 		},
 		Export: config.Export{Format: "xml", Source: "POSBRIDGE", Target: "POS", LockWait: time.Minute,
-			MassCustomers: config.MassCustomers{Classes: []string{}}},
+			MassCustomers: config.MassCustomers{Classes: []string{}}, XML: config.XMLExport{Framing: config.FramingBatch}},
 		Import: config.Import{TransactionCodes: map[string]string{}, MinAge: 5 * time.Second},
 		Locks:  config.Locks{TTL: 10 * time.Minute},
 		Status: config.Status{MaxReadyAge: time.Hour, MaxInboxAge: time.Hour, Grace: 5 * time.Minute},
