@@ -157,6 +157,7 @@ func FuzzEachJSON(f *testing.F) {
 		"{\"a\": 1}\n{\"a\": 2}\n",
 		"\xef\xbb\xbf[]",
 		`[{"a": 1},`,
+		`{"a": 1, "A": {"b": [{"c": 1, "c": 2}]}}`,
 		`"text"`,
 		``,
 		"[{\"a\":\n1}]\n]",
@@ -177,10 +178,56 @@ func FuzzEachJSON(f *testing.F) {
 			if !json.Valid(raw) {
 				t.Fatalf("value %d is not whole JSON: %q", n, raw)
 			}
+			if CheckKeys(raw) == nil && foldedTwice(raw) {
+				t.Fatalf("CheckKeys passed %q, which gives a key twice", raw)
+			}
 			return nil
 		})
 		if err != nil && !errors.Is(err, ErrFile) {
 			t.Fatalf("%q: error %v is not ErrFile", data, err)
 		}
 	})
+}
+
+// foldedTwice says, independently of CheckKeys, whether an object in
+// the JSON value raw has two keys equal in any letter case, by decoding
+// each object as a list of its keys.
+func foldedTwice(raw json.RawMessage) bool {
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return false
+	}
+	var objects func(json.RawMessage) bool
+	objects = func(r json.RawMessage) bool {
+		var arr []json.RawMessage
+		if json.Unmarshal(r, &arr) == nil {
+			for _, e := range arr {
+				if objects(e) {
+					return true
+				}
+			}
+			return false
+		}
+		dec := json.NewDecoder(bytes.NewReader(r))
+		if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+			return false
+		}
+		var seen []string
+		for dec.More() {
+			t, _ := dec.Token()
+			k := t.(string)
+			for _, s := range seen {
+				if strings.EqualFold(s, k) {
+					return true
+				}
+			}
+			seen = append(seen, k)
+			var val json.RawMessage
+			if dec.Decode(&val) != nil || objects(val) {
+				return true
+			}
+		}
+		return false
+	}
+	return objects(raw)
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"unicode"
 )
 
 // Flex is a JSON value read as text: a string (trimmed), a number or a
@@ -189,7 +190,7 @@ func CheckKeys(raw json.RawMessage) error {
 				continue
 			}
 			key, _ := tok.(string)
-			folded := strings.ToLower(key)
+			folded := foldKey(key)
 			if prev, ok := top.keys[folded]; ok {
 				if prev == key {
 					return fmt.Errorf("key %q is given twice in %s: ambiguous, give it once", key, path())
@@ -219,4 +220,17 @@ func CheckKeys(raw json.RawMessage) error {
 			stack = stack[:len(stack)-1]
 		}
 	}
+}
+
+// foldKey maps every key that encoding/json takes for key (bytes.EqualFold:
+// simple Unicode case folding, so "ſ" is "s") to one string: each rune
+// becomes the smallest rune of its folding orbit.
+func foldKey(key string) string {
+	return strings.Map(func(r rune) rune {
+		m := r
+		for c := unicode.SimpleFold(r); c != r; c = unicode.SimpleFold(c) {
+			m = min(m, c)
+		}
+		return m
+	}, key)
 }

@@ -14,6 +14,8 @@ func TestCheckKeys(t *testing.T) {
 		{`{"salesOrder":{"orderItems":[{"rowNo":1,"ROWNO":2}]}}`, `keys "rowNo" and "ROWNO" in salesOrder.orderItems[]`},
 		{`{"a":{"b":{"c":1,"c":2}}}`, `key "c" is given twice in a.b`},
 		{`{"a":[[{"x":1,"X":1}]]}`, `in a[][]`},
+		{`{"status":1,"ſtatus":2}`, `keys "status" and "ſtatus"`},
+		{`{"k":1,"\u212a":2}`, `keys "k" and "K"`},
 	} {
 		err := CheckKeys([]byte(c.in))
 		switch {
