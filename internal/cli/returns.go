@@ -21,16 +21,23 @@ func newImportReturnsCmd(app *App) *cobra.Command {
 	cmd := newImportKindCmd(app, importer{
 		name:  "returns",
 		short: "Apply return expectations of an external-oms partner (JSON)",
-		long: `Apply return expectations of an external-oms partner: a JSON file holds one return
-object, an array of them, or one a line (NDJSON), in the shape of PARTNERS.md A
-(forwardOrderCode, returnOrderCode, locationCode, channelName, eventType,
-orderType SELF_SHIP|CUSTOMER_RETURN|RETURN_TO_ORIGIN, awbNumber, transporter,
-createdAt, orderItems[] with returnItemCode, channelSkuCode, reason and an
-optional quantity); keys in any letter case. returnOrderCode is the return's
-key: the same return again changes nothing, a changed one updates it and its
-items not yet received. channelSkuCode names a SKU through the partner's
-sku_code. A return with a bad item is rejected whole, into FILE.rejects.csv
-(exit 3); invalid JSON fails the file (exit 1). See docs/returns.md.`,
+		long: `Apply the return messages of an external-oms partner (Increff's "Push Return
+Order Expectations" and return events): a JSON file holds one message, an
+array of them, or one a line (NDJSON): forwardOrderCode, returnOrderCode,
+locationCode, channelName, eventType, returnOrderTime, orderType
+SELF_SHIP|CUSTOMER_RETURN|RETURN_TO_ORIGIN, awbNumber, transporter,
+orderItems[] with returnItemCode, channelSkuCode, reason; keys in any letter
+case, each once; the documented strings as JSON strings.
+
+RETURN_ORDER_CREATE, _UPDATE and _COMPLETE carry the return: returnOrderCode
+is its key, the same return again changes nothing, a changed one updates it
+and its items not yet received. RETURN_ORDER_CANCEL cancels the return and
+its items, RETURN_ORDER_PARTIAL_CANCEL the items with status CANCELLED; a
+cancelled item can no longer be received. A cancel of a return that does not
+exist, or of an item already received, is rejected. channelSkuCode names a
+SKU through the partner's sku_code. A bad message is rejected whole, into
+FILE.rejects.csv (exit 3); invalid JSON fails the file (exit 1). See
+docs/returns.md.`,
 		example: `  posbridge import returns --partner increff returns.ndjson
   posbridge import returns --partner increff /srv/drop/increff/returns`,
 		apply: func(ctx context.Context, d *db.DB, path string, o imports.Options) (*imports.Result, error) {
@@ -40,7 +47,8 @@ sku_code. A return with a bad item is rejected whole, into FILE.rejects.csv
 				if o.DryRun {
 					prefix = "dry run, nothing changed: "
 				}
-				app.logger().Info(fmt.Sprintf("%sreturns %s: %d added, %d updated, %d unchanged", prefix, path, st.Added, st.Updated, st.Unchanged))
+				app.logger().Info(fmt.Sprintf("%sreturns %s: %d added, %d updated, %d unchanged, %d cancelled", prefix, path,
+					st.Added, st.Updated, st.Unchanged, st.Cancelled))
 			}
 			return res, err
 		},
@@ -62,9 +70,14 @@ partner's returnOrderCode. See docs/returns.md.`
 }
 
 // returnErr gives the errors of a returns command their exit code: an
-// unknown return or item, or a refused receipt, is the operator's mistake.
+// unknown return or item, or a refused receipt, is the operator's mistake
+// (exit 2); a return the partner cancelled is not (exit 1): the goods that
+// arrived are not the partner's return any more.
 func returnErr(err error) error {
-	if errors.Is(err, returns.ErrNotFound) || errors.Is(err, returns.ErrNoItem) || errors.Is(err, returns.ErrRefused) {
+	switch {
+	case errors.Is(err, returns.ErrCancelled):
+		return fmt.Errorf("%w; nothing changed", err)
+	case errors.Is(err, returns.ErrNotFound) || errors.Is(err, returns.ErrNoItem) || errors.Is(err, returns.ErrRefused):
 		return fmt.Errorf("%w: %v; nothing changed", errUsage, err)
 	}
 	return err
@@ -81,10 +94,10 @@ func newReturnsListCmd(app *App) *cobra.Command {
 		Args: noArgs,
 		PreRunE: func(cmd *cobra.Command, args []string) error {
 			switch f.Status {
-			case "", returns.StatusExpected, returns.StatusReceived, returns.StatusClosed:
+			case "", returns.StatusExpected, returns.StatusReceived, returns.StatusClosed, returns.StatusCancelled:
 				return nil
 			}
-			return usageErr("--status %q: want expected, received or closed", f.Status)
+			return usageErr("--status %q: want expected, received, closed or cancelled", f.Status)
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			d, err := app.DB(cmd.Context())
@@ -102,7 +115,7 @@ func newReturnsListCmd(app *App) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&f.Partner, "partner", "", "only the returns of this partner")
-	cmd.Flags().StringVar(&f.Status, "status", "", "only returns in this status: expected, received or closed")
+	cmd.Flags().StringVar(&f.Status, "status", "", "only returns in this status: expected, received, closed or cancelled")
 	out.add(cmd, "table", "json", "csv")
 	return cmd
 }
@@ -112,7 +125,7 @@ func returnJSON(r returns.Return) map[string]any {
 	m := map[string]any{"return": r.Code, "partner": r.Partner, "forward_order_code": r.ForwardOrderCode, "location_code": r.LocationCode,
 		"warehouse": r.Warehouse, "channel": r.Channel, "event_type": r.EventType, "order_type": r.OrderType, "awb_number": r.AwbNumber,
 		"transporter": r.Transporter, "return_time": r.ReturnTime, "status": r.Status, "items": r.Items, "received": r.Received,
-		"passed": r.Passed, "revision": r.Revision, "created_at": r.CreatedAt, "updated_at": r.UpdatedAt}
+		"passed": r.Passed, "revision": r.Revision, "cancelled_at": r.CancelledAt, "created_at": r.CreatedAt, "updated_at": r.UpdatedAt}
 	if r.Lines != nil {
 		m["lines"] = r.Lines
 	}
@@ -144,9 +157,12 @@ func newReturnsShowCmd(app *App) *cobra.Command {
 			fmt.Fprintf(w, "forward order %s, location code %s, warehouse %s, channel %s, event %s\n",
 				r.ForwardOrderCode, r.LocationCode, r.Warehouse, r.Channel, r.EventType)
 			fmt.Fprintf(w, "awb %s, transporter %s, returned %s\n", r.AwbNumber, r.Transporter, r.ReturnTime)
-			tab := newTable(w, "ITEM_CODE", "CHANNEL_SKU", "ITEM", "SKU", "QTY", "REASON", "QC", "QC_REASON", "RECEIVED", "LOCATION")
+			if r.CancelledAt != "" {
+				fmt.Fprintf(w, "cancelled by the partner at %s\n", r.CancelledAt)
+			}
+			tab := newTable(w, "ITEM_CODE", "CHANNEL_SKU", "ITEM", "SKU", "QTY", "REASON", "QC", "QC_REASON", "RECEIVED", "LOCATION", "CANCELLED")
 			for _, it := range r.Lines {
-				tab.row(it.Code, it.ChannelSkuCode, it.Item, it.SKU, it.Quantity, it.Reason, it.QCStatus, it.QCReason, it.ReceivedAt, it.Location)
+				tab.row(it.Code, it.ChannelSkuCode, it.Item, it.SKU, it.Quantity, it.Reason, it.QCStatus, it.QCReason, it.ReceivedAt, it.Location, it.CancelledAt)
 			}
 			tab.flush()
 			return nil
@@ -168,7 +184,9 @@ raises on hand of the item's SKU in the return's warehouse by its quantity
 stamp, inventory trigger), in --location or else the SKU's stock row there
 with the most on hand. FAIL records the result and changes no stock. Either
 queues the result for 'export return-updates'. An item received before, an
-unknown return or item, or a bad --qc: exit 2, nothing changed.`,
+unknown return or item, or a bad --qc: exit 2, nothing changed. A return or
+item the partner cancelled (RETURN_ORDER_CANCEL): exit 1, nothing changed,
+no stock raised.`,
 		Example: `  posbridge returns receive RET-1001 --item RI-1 --qc PASS
   posbridge returns receive RET-1001 --item RI-2 --qc FAIL --reason "torn sole"`,
 		Args: exactArgs(1),

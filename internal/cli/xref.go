@@ -47,22 +47,32 @@ func newXrefLoadCmd(app *App) *cobra.Command {
 	var out outputFlag
 	cmd := &cobra.Command{
 		Use:   "load PARTNER FILE",
-		Short: "Load a partner's SKU codes from a CSV listing",
-		Long: `Load the cross reference of PARTNER from FILE, a CSV file with the columns
-item, sku and external_code, and optionally serial (the channelSerialNo),
-barcode and tolerance_days. One code per SKU; a code names one SKU of the
-partner. A row is rejected, with its line and field, for an unknown or
-deleted item/SKU, a missing code, a SKU or a code that appears twice in the
-file, or a code that another SKU of the partner keeps; the good rows are
-applied in one transaction and the rejected ones written to FILE.rejects.csv
-(exit 3).
+		Short: "Load a partner's SKU codes from a listing (CSV, or Increff's listing JSON)",
+		Long: `Load the cross reference of PARTNER from FILE, one of:
+
+- a CSV file with the columns item, sku and external_code, and optionally
+  serial (the channelSerialNo), barcode and tolerance_days;
+- Increff's listing JSON ("Listing Creation For EFS"):
+  {"skuListings":[{"channelSkuCode", "channelSerialNo", "barcode",
+  "toleranceDays"}]}, each listing keyed by barcode, our SKU's UPC.
+
+The content decides: a file whose first character (after a BOM and blanks)
+is { or [ is JSON, any other is CSV. One code per SKU; a code names one SKU
+of the partner. A row is rejected, with its line and field, for an unknown
+or deleted item/SKU (a barcode that names no live SKU, or several), a
+missing code, a value of the wrong type, a SKU or a code that appears twice
+in the file, or a code that another SKU of the partner keeps; the good rows
+are applied in one transaction and the rejected ones written to
+FILE.rejects.csv (exit 3). A file that cannot be read (invalid JSON, another
+wrapper than skuListings, no CSV header) is exit 1.
 
 --mode delta (the default) adds and changes the mappings of the file;
 --mode full makes the file the partner's whole listing: mappings of SKUs not
 in the file are removed. A mapping added or changed makes its SKU go out in
 the partner's next inventory export.`,
 		Example: `  posbridge xref load shopify listing.csv
-  posbridge xref load shopify listing.csv --mode full`,
+  posbridge xref load shopify listing.csv --mode full
+  posbridge xref load increff skuListings.json`,
 		Args: exactArgs(2),
 		PreRunE: func(cmd *cobra.Command, args []string) error {
 			if mode != partner.ModeDelta && mode != partner.ModeFull {

@@ -1,9 +1,12 @@
 package partner
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,9 +15,11 @@ import (
 	"strings"
 
 	"github.com/posbridge/posbridge/internal/catalog"
+	"github.com/posbridge/posbridge/internal/config"
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/format"
 	"github.com/posbridge/posbridge/internal/fsx"
+	"github.com/posbridge/posbridge/internal/imports"
 )
 
 // Load modes.
@@ -63,10 +68,13 @@ type LoadResult struct {
 }
 
 type xrefRow struct {
-	line   int
-	raw    []string // the file's fields, for the rejects file
-	m      Mapping
-	reason []string
+	line int
+	raw  []string // the record as read, for the rejects file
+	m    Mapping
+	// codeField is the name of the partner's code in the file:
+	// external_code (CSV) or channelSkuCode (JSON listing).
+	codeField string
+	reason    []string
 }
 
 func (r *xrefRow) reject(format string, args ...any) {
@@ -75,15 +83,19 @@ func (r *xrefRow) reject(format string, args ...any) {
 
 type skuKey struct{ item, sku string }
 
-// Load reads a cross reference CSV (columns item, sku, external_code and
-// optionally serial, barcode, tolerance_days) and applies its good rows to
-// the partner's mappings in one transaction; mode full also removes the
-// partner's mappings of SKUs that are not in the file. Rows are rejected,
-// with their line and field, for: an unknown or deleted item/SKU, a
-// missing external code, a SKU given twice, an external code given twice,
-// or a code that another SKU of the partner keeps. Rejected rows go to
-// path.rejects.csv. A mapping added or changed is stamped with the change
-// sequence, so the SKU goes out in the partner's next inventory delta.
+// Load reads a partner's listing and applies its good rows to the
+// partner's mappings in one transaction; mode full also removes the
+// partner's mappings of SKUs that are not in the file. The file is either
+// a CSV file (columns item, sku, external_code and optionally serial,
+// barcode, tolerance_days) or Increff's listing JSON
+// {"skuListings":[{channelSkuCode, channelSerialNo, barcode,
+// toleranceDays}]} keyed by barcode, our UPC; its first character tells
+// which (readListing). Rows are rejected, with their line and field, for:
+// an unknown or deleted item/SKU (or barcode), a missing code, a SKU given
+// twice, a code given twice, or a code that another SKU of the partner
+// keeps. Rejected rows go to path.rejects.csv. A mapping added or changed
+// is stamped with the change sequence, so the SKU goes out in the
+// partner's next inventory delta.
 func Load(ctx context.Context, d *db.DB, partner, path, mode string) (*LoadResult, error) {
 	if mode == "" {
 		mode = ModeDelta
@@ -94,77 +106,21 @@ func Load(ctx context.Context, d *db.DB, partner, path, mode string) (*LoadResul
 		return res, fmt.Errorf("%s: %w: %v", path, ErrFile, err)
 	}
 	defer f.Close()
-	rr, err := format.NewCSVReader(f)
-	if err != nil {
-		return res, fmt.Errorf("%s: %w: %v", path, ErrFile, err)
-	}
-	header := rr.Header()
-	pos := map[string]int{}
-	for i, h := range header {
-		known := false
-		for _, c := range xrefColumns {
-			known = known || c == h
-		}
-		if !known {
-			res.Warnings = append(res.Warnings, fmt.Sprintf("ignoring unknown column %q", h))
-			continue
-		}
-		pos[h] = i
-	}
-	var missing []string
-	for _, c := range xrefColumns[:3] {
-		if _, ok := pos[c]; !ok {
-			missing = append(missing, strconv.Quote(c))
-		}
-	}
-	if len(missing) > 0 {
-		return res, fmt.Errorf("%s: %w: line 1: missing required column %s", path, ErrFile, strings.Join(missing, ", "))
-	}
-	field := func(fields []string, name string) string {
-		if i, ok := pos[name]; ok && i < len(fields) {
-			return strings.TrimSpace(fields[i])
-		}
-		return ""
-	}
-
 	conn, err := d.Conn(ctx)
 	if err != nil {
 		return res, db.Classify(err)
 	}
 	defer conn.Close()
+	br := bufio.NewReader(f)
+	var header []string
 	var rows []*xrefRow
-	for {
-		r, err := rr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return res, fmt.Errorf("%s: %w: %v", path, ErrFile, err)
-		}
-		res.Read++
-		x := &xrefRow{line: r.Line, raw: r.Fields}
-		if r.Err != nil {
-			x.reject("%v", r.Err)
-			rows = append(rows, x)
-			continue
-		}
-		x.m = Mapping{Item: field(r.Fields, "item"), SKU: field(r.Fields, "sku"), ExternalCode: field(r.Fields, "external_code"),
-			Serial: field(r.Fields, "serial"), Barcode: field(r.Fields, "barcode")}
-		if x.m.Item == "" {
-			x.reject("field item: required")
-		}
-		if x.m.ExternalCode == "" {
-			x.reject("field external_code: required")
-		}
-		if t := field(r.Fields, "tolerance_days"); t != "" {
-			n, err := format.ParseInt(t)
-			if err != nil || n < 0 {
-				x.reject("field tolerance_days %q: not a whole number of days (0 or more)", t)
-			} else {
-				x.m.ToleranceDays = &n
-			}
-		}
-		rows = append(rows, x)
+	if isJSON(br) {
+		header, rows, err = readListing(ctx, conn, br, res)
+	} else {
+		header, rows, err = readCSV(br, res)
+	}
+	if err != nil {
+		return res, fmt.Errorf("%s: %w", path, err)
 	}
 
 	// Live SKUs, and the partner's stored mappings.
@@ -196,6 +152,295 @@ func Load(ctx context.Context, d *db.DB, partner, path, mode string) (*LoadResul
 		return res, fmt.Errorf("%s: write rejects: %w", path, err)
 	}
 	return res, nil
+}
+
+// readCSV reads a cross reference CSV file: its header and its rows.
+func readCSV(r io.Reader, res *LoadResult) ([]string, []*xrefRow, error) {
+	rr, err := format.NewCSVReader(r)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", ErrFile, err)
+	}
+	header := rr.Header()
+	pos := map[string]int{}
+	for i, h := range header {
+		known := false
+		for _, c := range xrefColumns {
+			known = known || c == h
+		}
+		if !known {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("ignoring unknown column %q", h))
+			continue
+		}
+		pos[h] = i
+	}
+	var missing []string
+	for _, c := range xrefColumns[:3] {
+		if _, ok := pos[c]; !ok {
+			missing = append(missing, strconv.Quote(c))
+		}
+	}
+	if len(missing) > 0 {
+		return nil, nil, fmt.Errorf("%w: line 1: missing required column %s", ErrFile, strings.Join(missing, ", "))
+	}
+	field := func(fields []string, name string) string {
+		if i, ok := pos[name]; ok && i < len(fields) {
+			return strings.TrimSpace(fields[i])
+		}
+		return ""
+	}
+	var rows []*xrefRow
+	for {
+		r, err := rr.Next()
+		if errors.Is(err, io.EOF) {
+			return header, rows, nil
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: %v", ErrFile, err)
+		}
+		res.Read++
+		x := &xrefRow{line: r.Line, raw: r.Fields, codeField: "external_code"}
+		rows = append(rows, x)
+		if r.Err != nil {
+			x.reject("%v", r.Err)
+			continue
+		}
+		x.m = Mapping{Item: field(r.Fields, "item"), SKU: field(r.Fields, "sku"), ExternalCode: field(r.Fields, "external_code"),
+			Serial: field(r.Fields, "serial"), Barcode: field(r.Fields, "barcode")}
+		if x.m.Item == "" {
+			x.reject("field item: required")
+		}
+		if x.m.ExternalCode == "" {
+			x.reject("field external_code: required")
+		}
+		if t := field(r.Fields, "tolerance_days"); t != "" {
+			n, err := format.ParseInt(t)
+			if err != nil || n < 0 {
+				x.reject("field tolerance_days %q: not a whole number of days (0 or more)", t)
+			} else {
+				x.m.ToleranceDays = &n
+			}
+		}
+	}
+}
+
+// listingHeader are the columns of a JSON listing's row in the rejects
+// file, after line and error: its place in skuListings and its fields.
+var listingHeader = []string{"listing", "channelSkuCode", "channelSerialNo", "barcode", "toleranceDays"}
+
+// listingPage names the partner's page of the listing shape, for messages.
+const listingPage = `Increff "Listing Creation For EFS"`
+
+// isJSON says whether a listing file is JSON: its first character, after
+// a BOM and blanks, opens an object or an array, which no CSV header
+// does (it starts with a column name). The content decides, not the
+// file's name.
+func isJSON(br *bufio.Reader) bool {
+	b, _ := br.Peek(4096)
+	b = bytes.TrimLeft(bytes.TrimPrefix(b, []byte("\xef\xbb\xbf")), " \t\r\n")
+	return len(b) > 0 && (b[0] == '{' || b[0] == '[')
+}
+
+// listingJSON is one of skuListings. Its fields are read raw, to refuse
+// a value of another type than the page documents (a barcode as a number
+// would have lost its leading zeros).
+type listingJSON struct {
+	ChannelSkuCode  json.RawMessage `json:"channelSkuCode"`
+	ChannelSerialNo json.RawMessage `json:"channelSerialNo"`
+	Barcode         json.RawMessage `json:"barcode"`
+	ToleranceDays   json.RawMessage `json:"toleranceDays"`
+}
+
+// readListing reads Increff's listing JSON, {"skuListings":[…]} (the body
+// of "Listing Creation For EFS"; "channelName" of the per-channel variant
+// is allowed and not used: the partner is named on the command line).
+// Each listing is a row, named by the line it starts on. Invalid JSON,
+// another wrapper, or a key given twice in the wrapper fails the file.
+func readListing(ctx context.Context, conn *sql.Conn, r io.Reader, res *LoadResult) ([]string, []*xrefRow, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", ErrFile, err)
+	}
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
+	lines := &lineCounter{data: data}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	bad := func(err error) error {
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return fmt.Errorf("%w: invalid JSON: the file ends in the middle of a value", ErrFile)
+		}
+		off := dec.InputOffset()
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			off = se.Offset
+		}
+		return fmt.Errorf("%w: invalid JSON at line %d: %v", ErrFile, lines.at(off), err)
+	}
+	wrapper := func(what string) error {
+		return fmt.Errorf(`%w: %s: want the listing object {"skuListings":[…]} (%s)`, ErrFile, what, listingPage)
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, nil, bad(err)
+	}
+	if tok != json.Delim('{') {
+		return nil, nil, wrapper("line 1: a JSON array")
+	}
+	keys := map[string]string{}
+	found := false
+	var rows []*xrefRow
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, nil, bad(err)
+		}
+		key, _ := tok.(string)
+		folded := strings.ToLower(key)
+		if prev, ok := keys[folded]; ok {
+			return nil, nil, fmt.Errorf("%w: keys %q and %q of the listing object are one key given twice: ambiguous, give it once", ErrFile, prev, key)
+		}
+		keys[folded] = key
+		if folded != "skulistings" {
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return nil, nil, bad(err)
+			}
+			if folded != "channelname" {
+				res.Warnings = append(res.Warnings, fmt.Sprintf("ignoring unknown key %q", key))
+			}
+			continue
+		}
+		found = true
+		if tok, err = dec.Token(); err != nil {
+			return nil, nil, bad(err)
+		}
+		if tok != json.Delim('[') {
+			return nil, nil, wrapper(fmt.Sprintf("%q is not an array", key))
+		}
+		for dec.More() {
+			var raw json.RawMessage
+			if err := dec.Decode(&raw); err != nil {
+				return nil, nil, bad(err)
+			}
+			res.Read++
+			x, err := listingRow(ctx, conn, len(rows)+1, lines.at(dec.InputOffset()-int64(len(raw))), raw)
+			if err != nil {
+				return nil, nil, err
+			}
+			rows = append(rows, x)
+		}
+		if _, err := dec.Token(); err != nil {
+			return nil, nil, bad(err)
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, nil, bad(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		if err == nil {
+			err = errors.New("more after the end of the listing object")
+		}
+		return nil, nil, bad(err)
+	}
+	if !found {
+		return nil, nil, wrapper(`no "skuListings"`)
+	}
+	return listingHeader, rows, nil
+}
+
+// listingRow checks the n-th listing, which starts on line, and finds our
+// SKU by its barcode (the SKU's UPC).
+func listingRow(ctx context.Context, conn *sql.Conn, n, line int, raw json.RawMessage) (*xrefRow, error) {
+	x := &xrefRow{line: line, codeField: "channelSkuCode", raw: []string{strconv.Itoa(n), "", "", "", ""}}
+	var l listingJSON
+	if raw[0] != '{' {
+		x.reject("skuListings[%d]: not a listing object", n)
+		return x, nil
+	}
+	if err := imports.Decode(raw, &l); err != nil {
+		x.reject("%v", err)
+		return x, nil
+	}
+	for i, v := range []json.RawMessage{l.ChannelSkuCode, l.ChannelSerialNo, l.Barcode, l.ToleranceDays} {
+		x.raw[i+1] = asText(v)
+	}
+	str := func(field string, v json.RawMessage) string {
+		if len(v) == 0 || string(v) == "null" {
+			return ""
+		}
+		if v[0] != '"' {
+			x.reject("field %s %s: not a string (the page documents String)", field, v)
+			return ""
+		}
+		return strings.TrimSpace(asText(v))
+	}
+	x.m.ExternalCode = str("channelSkuCode", l.ChannelSkuCode)
+	x.m.Serial = str("channelSerialNo", l.ChannelSerialNo)
+	x.m.Barcode = str("barcode", l.Barcode)
+	switch t := l.ToleranceDays; {
+	case len(t) == 0 || string(t) == "null":
+	case t[0] == '"':
+		x.reject("field toleranceDays %s: a string, want a whole number of days (Integer) or null", t)
+	default:
+		d, err := format.ParseInt(string(t))
+		if err != nil || d < 0 {
+			x.reject("field toleranceDays %s: not a whole number of days (0 or more)", t)
+		} else {
+			x.m.ToleranceDays = &d
+		}
+	}
+	if x.m.ExternalCode == "" && len(x.reason) == 0 {
+		x.reject("field channelSkuCode: required")
+	}
+	if x.m.Barcode == "" {
+		if len(x.reason) == 0 {
+			x.reject("field barcode: required (our SKU's UPC)")
+		}
+		return x, nil
+	}
+	item, sku, err := Resolve(ctx, conn, "", config.Partner{SKUCode: config.SKUCodeUPC}, x.m.Barcode)
+	var ce *CodeError
+	switch {
+	case errors.As(err, &ce) && ce.Ambiguous:
+		x.reject("field barcode %q: more than one live SKU has that UPC", x.m.Barcode)
+	case errors.As(err, &ce):
+		x.reject("field barcode %q: no live SKU has that UPC", x.m.Barcode)
+	case err != nil:
+		return nil, err
+	default:
+		x.m.Item, x.m.SKU = item, sku
+	}
+	return x, nil
+}
+
+// asText is a JSON value as the rejects file shows it: a string's text,
+// anything else as written, null and a missing key empty.
+func asText(v json.RawMessage) string {
+	if len(v) == 0 || string(v) == "null" {
+		return ""
+	}
+	var s string
+	if v[0] == '"' && json.Unmarshal(v, &s) == nil {
+		return s
+	}
+	return string(v)
+}
+
+// lineCounter names the line of a byte offset of data; offsets are asked
+// in increasing order, so each byte is counted once.
+type lineCounter struct {
+	data      []byte
+	off, line int
+}
+
+func (c *lineCounter) at(off int64) int {
+	if c.line == 0 {
+		c.line = 1
+	}
+	if int(off) < c.off {
+		c.off, c.line = 0, 1
+	}
+	c.line += bytes.Count(c.data[c.off:off], []byte("\n"))
+	c.off = int(off)
+	return c.line
 }
 
 func checkSKUs(ctx context.Context, conn *sql.Conn, rows []*xrefRow) error {
@@ -238,11 +483,15 @@ func checkDuplicates(rows []*xrefRow) {
 		}
 		k := skuKey{x.m.Item, x.m.SKU}
 		if first, ok := bySKU[k]; ok {
-			x.reject("item/SKU %q/%q: given a code on line %d already (one code per SKU)", k.item, k.sku, first)
+			what := fmt.Sprintf("item/SKU %q/%q", k.item, k.sku)
+			if x.codeField == "channelSkuCode" {
+				what = fmt.Sprintf("field barcode %q: %s", x.m.Barcode, what)
+			}
+			x.reject("%s: given a code on line %d already (one code per SKU)", what, first)
 			continue
 		}
 		if first, ok := byCode[x.m.ExternalCode]; ok {
-			x.reject("field external_code %q: used for item/SKU %q/%q on line %d already", x.m.ExternalCode, first.m.Item, first.m.SKU, first.line)
+			x.reject("field %s %q: used for item/SKU %q/%q on line %d already", x.codeField, x.m.ExternalCode, first.m.Item, first.m.SKU, first.line)
 			continue
 		}
 		bySKU[k] = x.line
@@ -276,7 +525,7 @@ func checkStored(rows []*xrefRow, stored map[skuKey]Mapping, mode string) {
 				continue
 			}
 			if k, ok := kept[x.m.ExternalCode]; ok && k != (skuKey{x.m.Item, x.m.SKU}) {
-				x.reject("field external_code %q: already the code of item/SKU %q/%q for this partner", x.m.ExternalCode, k.item, k.sku)
+				x.reject("field %s %q: already the code of item/SKU %q/%q for this partner", x.codeField, x.m.ExternalCode, k.item, k.sku)
 				changed = true
 			}
 		}

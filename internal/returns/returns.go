@@ -18,6 +18,9 @@ const (
 	StatusExpected = "expected" // no item received yet
 	StatusReceived = "received" // some items have a QC result
 	StatusClosed   = "closed"   // every item has a QC result
+	// StatusCancelled: every item was cancelled by the partner's return
+	// events (RETURN_ORDER_CANCEL, RETURN_ORDER_PARTIAL_CANCEL).
+	StatusCancelled = "cancelled"
 )
 
 // QC results.
@@ -26,7 +29,9 @@ const (
 	QCFail = "FAIL"
 )
 
-// EventProcessed is the eventType of the return updates sent back.
+// EventProcessed labels the return updates in the outbound queue
+// (order_messages.event_type). Increff's "Return Order Processing Update"
+// has no eventType: it is not written into the update.
 const EventProcessed = "RETURN_ORDER_PROCESSED"
 
 // Sentinel errors with exit codes of their own.
@@ -38,6 +43,9 @@ var (
 	// ErrRefused: the item was received already, or the return code is
 	// ambiguous; nothing was changed.
 	ErrRefused = errors.New("refused")
+	// ErrCancelled: the return or the item was cancelled by the partner;
+	// it cannot be received, nothing was changed.
+	ErrCancelled = errors.New("cancelled")
 )
 
 // Return is a return with its items.
@@ -56,6 +64,7 @@ type Return struct {
 	ReturnTime       string `json:"return_time"`
 	Status           string `json:"status"`
 	Revision         int64  `json:"revision"`
+	CancelledAt      string `json:"cancelled_at"`
 	CreatedAt        string `json:"created_at"`
 	UpdatedAt        string `json:"updated_at"`
 	// Counts of the items: all, received, passed QC.
@@ -75,11 +84,16 @@ type Item struct {
 	QCReason       string `json:"qc_reason"`
 	Received       bool   `json:"received"`
 	ReceivedAt     string `json:"received_at"`
+	CancelledAt    string `json:"cancelled_at"`
 	Location       string `json:"location"`
 }
 
+// statusExpr is a return's status as shown: the column follows the live
+// items, cancelled_at says that none is left (migration 0014).
+const statusExpr = `CASE WHEN r.cancelled_at IS NOT NULL THEN 'cancelled' ELSE r.status END`
+
 const returnCols = `r.id, r.partner, r.return_code, r.forward_order_code, r.location_code, r.warehouse, r.channel, r.event_type,
-  r.order_type, r.awb_number, r.transporter, r.return_time, r.status, r.revision, r.created_at, r.updated_at,
+  r.order_type, r.awb_number, r.transporter, r.return_time, ` + statusExpr + `, r.revision, coalesce(r.cancelled_at, ''), r.created_at, r.updated_at,
   (SELECT count(*) FROM return_items i WHERE i.return_id = r.id),
   (SELECT count(*) FROM return_items i WHERE i.return_id = r.id AND i.received = 1),
   (SELECT count(*) FROM return_items i WHERE i.return_id = r.id AND i.qc_status = 'PASS')`
@@ -87,7 +101,7 @@ const returnCols = `r.id, r.partner, r.return_code, r.forward_order_code, r.loca
 func scanReturn(s interface{ Scan(...any) error }) (Return, error) {
 	var r Return
 	err := s.Scan(&r.ID, &r.Partner, &r.Code, &r.ForwardOrderCode, &r.LocationCode, &r.Warehouse, &r.Channel, &r.EventType,
-		&r.OrderType, &r.AwbNumber, &r.Transporter, &r.ReturnTime, &r.Status, &r.Revision, &r.CreatedAt, &r.UpdatedAt,
+		&r.OrderType, &r.AwbNumber, &r.Transporter, &r.ReturnTime, &r.Status, &r.Revision, &r.CancelledAt, &r.CreatedAt, &r.UpdatedAt,
 		&r.Items, &r.Received, &r.Passed)
 	return r, err
 }
@@ -102,7 +116,7 @@ func load(ctx context.Context, q orders.Querier, id int64) (Return, error) {
 		return r, err
 	}
 	rows, err := q.QueryContext(ctx, `SELECT item_code, channel_sku_code, item, sku, quantity, reason, qc_status, qc_reason, received,
-  coalesce(received_at, ''), location FROM return_items WHERE return_id = ? ORDER BY item_code`, id)
+  coalesce(received_at, ''), coalesce(cancelled_at, ''), location FROM return_items WHERE return_id = ? ORDER BY item_code`, id)
 	if err != nil {
 		return r, err
 	}
@@ -111,7 +125,7 @@ func load(ctx context.Context, q orders.Querier, id int64) (Return, error) {
 	for rows.Next() {
 		var it Item
 		if err := rows.Scan(&it.Code, &it.ChannelSkuCode, &it.Item, &it.SKU, &it.Quantity, &it.Reason, &it.QCStatus, &it.QCReason,
-			&it.Received, &it.ReceivedAt, &it.Location); err != nil {
+			&it.Received, &it.ReceivedAt, &it.CancelledAt, &it.Location); err != nil {
 			return r, err
 		}
 		r.Lines = append(r.Lines, it)
@@ -170,7 +184,7 @@ type Filter struct {
 // List calls fn for each return that matches f, oldest first, without
 // items.
 func List(ctx context.Context, d *db.DB, f Filter, fn func(Return) error) error {
-	rows, err := d.QueryContext(ctx, `SELECT `+returnCols+` FROM returns r WHERE (?1 = '' OR r.partner = ?1) AND (?2 = '' OR r.status = ?2)
+	rows, err := d.QueryContext(ctx, `SELECT `+returnCols+` FROM returns r WHERE (?1 = '' OR r.partner = ?1) AND (?2 = '' OR `+statusExpr+` = ?2)
 ORDER BY r.id`, f.Partner, f.Status)
 	if err != nil {
 		return db.Classify(err)
@@ -219,7 +233,8 @@ const StockCode = imports.EffectReceipt
 // on hand of its SKU in the return's warehouse by its quantity (an
 // inventory transaction with history, change stamp and trigger), a FAIL
 // only records the result. Either queues the result in the return's
-// update. An item received before is refused and nothing changes.
+// update. An item received before is refused, an item or return the
+// partner cancelled is ErrCancelled; nothing changes.
 func Receive(ctx context.Context, d *db.DB, rc Receipt) (Received, error) {
 	var out Received
 	rc.QC = strings.ToUpper(strings.TrimSpace(rc.QC))
@@ -242,8 +257,12 @@ func Receive(ctx context.Context, d *db.DB, rc Receipt) (Received, error) {
 			}
 		}
 		switch {
+		case r.CancelledAt != "":
+			return fmt.Errorf("return %s was %w by the partner at %s: it cannot be received, no stock is raised", r.Code, ErrCancelled, r.CancelledAt)
 		case it == nil:
 			return fmt.Errorf("%w: return %s has no item %s", ErrNoItem, r.Code, rc.Item)
+		case it.CancelledAt != "":
+			return fmt.Errorf("return %s item %s was %w by the partner at %s: it cannot be received, no stock is raised", r.Code, it.Code, ErrCancelled, it.CancelledAt)
 		case it.Received:
 			return fmt.Errorf("%w: return %s item %s was received already at %s (QC %s)", ErrRefused, r.Code, it.Code, it.ReceivedAt, it.QCStatus)
 		}
@@ -299,35 +318,41 @@ ORDER BY on_hand DESC, location LIMIT 1`, it.Item, it.SKU, warehouse).Scan(&loc)
 	return loc, err
 }
 
-// setStatus brings a return's status in line with its items.
+// setStatus brings a return's status in line with its items: the status
+// follows the live (not cancelled) items; with none left the return is
+// cancelled, from the first time it was found so.
 func setStatus(ctx context.Context, q orders.Querier, id int64) error {
-	_, err := q.ExecContext(ctx, `UPDATE returns SET updated_at = ?2, status = coalesce((SELECT CASE WHEN sum(received) = 0 THEN 'expected'
-  WHEN sum(received) = count(*) THEN 'closed' ELSE 'received' END FROM return_items WHERE return_id = ?1), 'expected') WHERE id = ?1`,
-		id, db.Now())
+	_, err := q.ExecContext(ctx, `UPDATE returns SET updated_at = ?2,
+  status = coalesce((SELECT CASE WHEN count(*) = 0 THEN NULL WHEN sum(received) = 0 THEN 'expected'
+    WHEN sum(received) = count(*) THEN 'closed' ELSE 'received' END FROM return_items WHERE return_id = ?1 AND cancelled_at IS NULL), status),
+  cancelled_at = CASE WHEN EXISTS (SELECT 1 FROM return_items WHERE return_id = ?1 AND cancelled_at IS NULL) THEN NULL
+    ELSE coalesce(cancelled_at, ?2) END
+WHERE id = ?1`, id, db.Now())
 	return err
 }
 
-// Update is a return update as it goes out (PARTNERS.md A): the return's
-// keys and the QC result of the items received since the last update.
+// Update is a return update as it goes out: the body of Increff's
+// "Return Order Processing Update to Increff OMS" (POST /usp/return), its
+// keys in the page's order, with the QC result of the items received
+// since the return's last update.
 type Update struct {
-	ForwardOrderCode string       `json:"forwardOrderCode"`
 	ReturnOrderCode  string       `json:"returnOrderCode"`
+	ForwardOrderCode string       `json:"forwardOrderCode"`
 	LocationCode     string       `json:"locationCode"`
 	ChannelName      string       `json:"channelName"`
-	EventType        string       `json:"eventType"`
-	OrderType        string       `json:"orderType"`
 	AwbNumber        string       `json:"awbNumber"`
 	Transporter      string       `json:"transporter"`
 	OrderItems       []UpdateItem `json:"orderItems"`
 }
 
-// UpdateItem is an item of a return update.
+// UpdateItem is an item of a return update. QCReason is optional on the
+// page ("the reason ... marked QC fail"): null when there is none, as in
+// Increff's own samples.
 type UpdateItem struct {
-	ReturnItemCode string `json:"returnItemCode"`
-	ChannelSkuCode string `json:"channelSkuCode"`
-	Reason         string `json:"reason"`
-	QCStatus       string `json:"qcStatus"`
-	QCReason       string `json:"qcReason"`
+	ReturnItemCode string  `json:"returnItemCode"`
+	ChannelSkuCode string  `json:"channelSkuCode"`
+	QCStatus       string  `json:"qcStatus"`
+	QCReason       *string `json:"qcReason"`
 }
 
 // queueUpdate puts the result of item into the return's ready update (a
@@ -387,9 +412,9 @@ func writeUpdate(ctx context.Context, q orders.Querier, id, msg int64) error {
 	if err != nil {
 		return err
 	}
-	u := Update{ForwardOrderCode: r.ForwardOrderCode, ReturnOrderCode: r.Code, LocationCode: r.LocationCode, ChannelName: r.Channel,
-		EventType: EventProcessed, OrderType: r.OrderType, AwbNumber: r.AwbNumber, Transporter: r.Transporter, OrderItems: []UpdateItem{}}
-	rows, err := q.QueryContext(ctx, `SELECT item_code, channel_sku_code, reason, qc_status, qc_reason FROM return_items
+	u := Update{ReturnOrderCode: r.Code, ForwardOrderCode: r.ForwardOrderCode, LocationCode: r.LocationCode, ChannelName: r.Channel,
+		AwbNumber: r.AwbNumber, Transporter: r.Transporter, OrderItems: []UpdateItem{}}
+	rows, err := q.QueryContext(ctx, `SELECT item_code, channel_sku_code, qc_status, nullif(qc_reason, '') FROM return_items
 WHERE return_id = ? AND message_id = ? ORDER BY received_at, item_code`, id, msg)
 	if err != nil {
 		return err
@@ -397,7 +422,7 @@ WHERE return_id = ? AND message_id = ? ORDER BY received_at, item_code`, id, msg
 	defer rows.Close()
 	for rows.Next() {
 		var ui UpdateItem
-		if err := rows.Scan(&ui.ReturnItemCode, &ui.ChannelSkuCode, &ui.Reason, &ui.QCStatus, &ui.QCReason); err != nil {
+		if err := rows.Scan(&ui.ReturnItemCode, &ui.ChannelSkuCode, &ui.QCStatus, &ui.QCReason); err != nil {
 			return err
 		}
 		u.OrderItems = append(u.OrderItems, ui)

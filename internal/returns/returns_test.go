@@ -153,7 +153,7 @@ JOIN returns r ON r.id = i.return_id WHERE r.return_code = ? ORDER BY i.item_cod
 const (
 	ret1 = `{"forwardOrderCode":"SO-1","returnOrderCode":"RET-1","orderType":"customer_return","awbNumber":"AWB1","createdAt":"2026-03-01 10:15:00",
  "orderItems":[{"returnItemCode":"RI-1","channelSkuCode":"111","reason":"too small","quantity":2},{"returnItemCode":"RI-2","channelSkuCode":"222"}]}`
-	ret2 = `{"RETURNORDERCODE":"RET-2","locationCode":"WH-RET","OrderType":"SELF_SHIP","orderItems":[{"ReturnItemCode":"RI-1","channelSkuCode":111,"quantity":"3"}]}`
+	ret2 = `{"RETURNORDERCODE":"RET-2","locationCode":"WH-RET","OrderType":"SELF_SHIP","orderItems":[{"ReturnItemCode":"RI-1","channelSkuCode":"111","quantity":"3.0"}]}`
 )
 
 func TestImportForms(t *testing.T) {
@@ -238,7 +238,7 @@ func TestImportResend(t *testing.T) {
 	if err != nil || res.Applied != 1 || st != (Stats{Updated: 1}) {
 		t.Fatalf("changed re-send: %+v %+v %v; want 1 updated", res, st, err)
 	}
-	if want := "return RET-3 changed, the later one wins (revision 2); items received already keep what they were received as: RI-1"; len(warned) != 1 || !strings.Contains(warned[0], want) {
+	if want := "return RET-3 changed, the later one wins (revision 2); items received or cancelled already keep what they were: RI-1"; len(warned) != 1 || !strings.Contains(warned[0], want) {
 		t.Errorf("warnings %q, want one with %q", warned, want)
 	}
 	r, err := Get(ctx, d, "oms", "RET-3")
@@ -306,6 +306,13 @@ func TestImportRejectReasons(t *testing.T) {
 		{`{"returnOrderCode":"B2","orderType":"EXCHANGE",` + item + `}`, "", "orderType", `orderType "EXCHANGE"`},
 		{`{"returnOrderCode":"B3","orderType":"SELF_SHIP","locationCode":"ELSEWHERE",` + item + `}`, "", "locationCode", "not the location of partner oms"},
 		{`{"returnOrderCode":"B4","orderType":"SELF_SHIP","createdAt":"yesterday",` + item + `}`, "", "createdAt", "createdAt"},
+		{`{"returnOrderCode":"B4a","orderType":"SELF_SHIP","returnOrderTime":"04-03-2026 25:99",` + item + `}`, "", "returnOrderTime", "not a date and time"},
+		{`{"returnOrderCode":"B4b","orderType":"SELF_SHIP","returnOrderTime":"2026-03-04T18:45:10.000+05:30","createdAt":"2026-03-04",` + item + `}`, "", "createdAt", "give returnOrderTime"},
+		{`{"returnOrderCode":"B4c","orderType":"SELF_SHIP","eventType":"RETURN_ORDER_SHIPPED",` + item + `}`, "", "eventType", "want one of RETURN_ORDER_CREATE"},
+		{`{"returnOrderCode":"B4d","orderType":"SELF_SHIP","orderItems":[{"returnItemCode":1,"channelSkuCode":"111"}]}`, "", "returnItemCode",
+			"orderItems.returnItemCode: a JSON number, want a string"},
+		{`{"returnOrderCode":"B4e","ordertype":"SELF_SHIP","orderType":"SELF_SHIP",` + item + `}`, "", "", "ambiguous"},
+		{`{"returnOrderCode":"B4f","orderType":"SELF_SHIP","orderItems":{"returnItemCode":"RI-1"}}`, "", "orderItems", "want an array"},
 		{`{"returnOrderCode":"B5","orderType":"SELF_SHIP","orderItems":[]}`, "", "orderItems", "orderItems is empty"},
 		{`{"returnOrderCode":"B6","orderType":"SELF_SHIP","orderItems":[{"channelSkuCode":"111"}]}`, "#1", "returnItemCode", "returnItemCode is required"},
 		{`{"returnOrderCode":"B7","orderType":"SELF_SHIP","orderItems":[{"returnItemCode":"RI-1"}]}`, "RI-1", "channelSkuCode", "channelSkuCode is required"},
@@ -313,6 +320,7 @@ func TestImportRejectReasons(t *testing.T) {
 			"RI-1", "returnItemCode", "given twice"},
 		{`{"returnOrderCode":"B9","orderType":"SELF_SHIP","orderItems":[{"returnItemCode":"RI-1","channelSkuCode":"111","quantity":0}]}`, "RI-1", "quantity", "above 0"},
 		{`{"returnOrderCode":"B10","orderType":"SELF_SHIP","orderItems":[{"returnItemCode":"RI-1","channelSkuCode":"111","quantity":"1.5"}]}`, "RI-1", "quantity", "above 0"},
+		{`{"returnOrderCode":"B11","orderType":"SELF_SHIP","orderItems":[{"returnItemCode":"RI-1","channelSkuCode":"111","quantity":"two"}]}`, "RI-1", "quantity", "above 0"},
 		{`"RET-X"`, "", "", "not a return object"},
 	}
 	var lines []string
@@ -555,11 +563,18 @@ JOIN returns r ON r.id = m.return_id ORDER BY m.id`)
 	if err := json.Unmarshal([]byte(payload), &u); err != nil {
 		t.Fatalf("payload %s: %v", payload, err)
 	}
-	want := Update{ReturnOrderCode: "RET-1", LocationCode: "WH-RET", ChannelName: "oms", EventType: EventProcessed, OrderType: "CUSTOMER_RETURN",
+	torn := "torn sole"
+	want := Update{ReturnOrderCode: "RET-1", LocationCode: "WH-RET", ChannelName: "oms",
 		OrderItems: []UpdateItem{{ReturnItemCode: "RI-1", ChannelSkuCode: "111", QCStatus: QCPass},
-			{ReturnItemCode: "RI-2", ChannelSkuCode: "222", Reason: "damaged", QCStatus: QCFail, QCReason: "torn sole"}}}
+			{ReturnItemCode: "RI-2", ChannelSkuCode: "222", QCStatus: QCFail, QCReason: &torn}}}
 	if !reflect.DeepEqual(u, want) {
 		t.Errorf("update:\n%+v\nwant\n%+v", u, want)
+	}
+	// The keys of Increff's "Return Order Processing Update" page, no more.
+	if want := `{"returnOrderCode":"RET-1","forwardOrderCode":"","locationCode":"WH-RET","channelName":"oms","awbNumber":"","transporter":"",` +
+		`"orderItems":[{"returnItemCode":"RI-1","channelSkuCode":"111","qcStatus":"PASS","qcReason":null},` +
+		`{"returnItemCode":"RI-2","channelSkuCode":"222","qcStatus":"FAIL","qcReason":"torn sole"}]}`; payload != want {
+		t.Errorf("payload:\n%s\nwant\n%s", payload, want)
 	}
 
 	// An export claims the update; the next result starts a new one.
@@ -573,5 +588,106 @@ JOIN returns r ON r.id = m.return_id ORDER BY m.id`)
 	if got, want := query(t, d, `SELECT id, status, json_array_length(payload, '$.orderItems') FROM order_messages ORDER BY id`),
 		fmt.Sprint(rc1.Message)+"|processing|2;"+fmt.Sprint(rc3.Message)+"|ready|1;"; got != want {
 		t.Errorf("order_messages after the claim: %s, want %s", got, want)
+	}
+}
+
+// TestCancel: the return events RETURN_ORDER_CANCEL and
+// RETURN_ORDER_PARTIAL_CANCEL cancel items not received; a cancelled item
+// or return is never received; a received item is never cancelled.
+func TestCancel(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := receiveSetup(t)
+	var warned []string
+	o := imports.Options{Warn: func(s string) { warned = append(warned, s) }}
+	n := 0
+	apply := func(file string) (*imports.Result, Stats, string) {
+		t.Helper()
+		n++
+		res, st, err := Import(ctx, d, "oms", oms, write(t, fmt.Sprintf("c%d.json", n), file), o)
+		if err != nil {
+			t.Fatalf("import %s: %v", file, err)
+		}
+		rej := ""
+		if res.RejectsFile != "" {
+			b, _ := os.ReadFile(res.RejectsFile)
+			rej = string(b)
+		}
+		return res, st, rej
+	}
+	itemState := func(code string) string {
+		return query(t, d, `SELECT i.item_code, i.received, i.cancelled_at IS NOT NULL FROM return_items i JOIN returns r ON r.id = i.return_id
+WHERE r.return_code = ? ORDER BY i.item_code`, code)
+	}
+
+	// A cancel of a return that does not exist.
+	res, _, rej := apply(`{"returnOrderCode":"RET-9","eventType":"RETURN_ORDER_CANCEL","status":"CANCELLED","orderItems":[]}`)
+	if res.Rejected != 1 || !strings.Contains(rej, "return RET-9 does not exist for partner oms: nothing to cancel") || !strings.Contains(rej, ",returnOrderCode\n") {
+		t.Errorf("cancel of a return that does not exist: %+v\n%s", res, rej)
+	}
+
+	// A partial cancel of RI-3; RI-3 can no longer be received.
+	_, st, rej := apply(`{"returnOrderCode":"RET-1","eventType":"RETURN_ORDER_PARTIAL_CANCEL","orderItems":[
+ {"returnItemCode":"RI-2","channelSkuCode":"222","status":"CREATED"},{"returnItemCode":"RI-3","channelSkuCode":"222","status":"CANCELLED"}]}`)
+	if st != (Stats{Cancelled: 1}) || rej != "" {
+		t.Fatalf("partial cancel: %+v %s", st, rej)
+	}
+	if got := itemState("RET-1"); got != "RI-1|0|0;RI-2|0|0;RI-3|0|1;" {
+		t.Errorf("items after the partial cancel: %s", got)
+	}
+	if _, err := Receive(ctx, d, Receipt{Return: "RET-1", Item: "RI-3", QC: QCPass}); !errors.Is(err, ErrCancelled) {
+		t.Errorf("receive of a cancelled item: %v, want ErrCancelled", err)
+	}
+	if got := stock(t, d); got != seeded {
+		t.Errorf("stock after the refused receipt: %s", got)
+	}
+
+	// RI-1 is received: a full cancel is refused whole.
+	if _, err := Receive(ctx, d, Receipt{Return: "RET-1", Item: "RI-1", QC: QCFail}); err != nil {
+		t.Fatal(err)
+	}
+	res, _, rej = apply(`{"returnOrderCode":"RET-1","eventType":"RETURN_ORDER_CANCEL","status":"CANCELLED","orderItems":[]}`)
+	if res.Rejected != 1 || !strings.Contains(rej, "item RI-1 was received at ") || !strings.Contains(rej, "a received item cannot be cancelled") {
+		t.Errorf("cancel of a return with a received item: %+v\n%s", res, rej)
+	}
+	if got := itemState("RET-1"); got != "RI-1|1|0;RI-2|0|0;RI-3|0|1;" {
+		t.Errorf("items after the refused cancel: %s", got)
+	}
+
+	// RET-2 is cancelled whole (Increff's sample gives an item twice).
+	cancel2 := `{"returnOrderCode":"RET-2","eventType":"RETURN_ORDER_CANCEL","status":"CANCELLED","orderType":"CUSTOMER_RETURN","orderItems":[
+ {"returnItemCode":"RI-1","channelSkuCode":"111","status":"CANCELLED","isBundled":null},{"returnItemCode":"RI-1","channelSkuCode":"111","status":"CANCELLED","isBundled":null}]}`
+	apply(`{"returnOrderCode":"RET-2","eventType":"RETURN_ORDER_CREATE","orderType":"CUSTOMER_RETURN","orderItems":[{"returnItemCode":"RI-1","channelSkuCode":"111"},{"returnItemCode":"RI-2","channelSkuCode":"111"}]}`)
+	if _, st, rej := apply(cancel2); st != (Stats{Cancelled: 1}) || rej != "" {
+		t.Fatalf("cancel: %+v %s", st, rej)
+	}
+	r, err := Get(ctx, d, "oms", "RET-2")
+	if err != nil || r.Status != StatusCancelled || r.CancelledAt == "" || r.EventType != EventCancel {
+		t.Errorf("RET-2 after the cancel: %+v %v", r, err)
+	}
+	if _, err := Receive(ctx, d, Receipt{Return: "RET-2", Item: "RI-2", QC: QCPass}); !errors.Is(err, ErrCancelled) ||
+		!strings.Contains(err.Error(), "return RET-2 was cancelled by the partner at ") {
+		t.Errorf("receive of a cancelled return: %v", err)
+	}
+	// The same cancel again: nothing.
+	warned = nil
+	if _, st, rej := apply(cancel2 + "\n"); st != (Stats{Unchanged: 1}) || rej != "" || !strings.Contains(strings.Join(warned, "\n"), "cancelled before: nothing done") {
+		t.Errorf("the same cancel again: %+v %s %q", st, rej, warned)
+	}
+	// A changed create after the cancel: refused.
+	res, _, rej = apply(`{"returnOrderCode":"RET-2","eventType":"RETURN_ORDER_UPDATE","orderType":"CUSTOMER_RETURN","awbNumber":"NEW","orderItems":[{"returnItemCode":"RI-1","channelSkuCode":"111"}]}`)
+	if res.Rejected != 1 || !strings.Contains(rej, "a cancelled return does not take a later RETURN_ORDER_UPDATE") {
+		t.Errorf("update after the cancel: %+v %s", res, rej)
+	}
+	// A cancel whose status says otherwise.
+	res, _, rej = apply(`{"returnOrderCode":"RET-1","eventType":"RETURN_ORDER_CANCEL","status":"CREATED","orderItems":[]}`)
+	if res.Rejected != 1 || !strings.Contains(rej, `a RETURN_ORDER_CANCEL has status CANCELLED`) {
+		t.Errorf("cancel with status CREATED: %+v %s", res, rej)
+	}
+	if got := query(t, d, `SELECT return_code, status, cancelled_at IS NOT NULL FROM returns ORDER BY return_code`); got != "RET-1|received|0;RET-2|expected|1;" {
+		t.Errorf("returns: %s", got)
+	}
+	if got := stock(t, d); got != seeded {
+		t.Errorf("stock at the end: %s", got)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"sort"
 	"strings"
 
@@ -24,29 +25,54 @@ import (
 // Kind is the file ledger kind of return expectation files.
 const Kind = "returns"
 
-// text is a JSON value read as text (imports.Flex).
-type text = imports.Flex
+// The eventType values of Increff's "Push Return Order Events to EFS
+// (Beta)" page.
+const (
+	EventCreate        = "RETURN_ORDER_CREATE"
+	EventUpdate        = "RETURN_ORDER_UPDATE"
+	EventCancel        = "RETURN_ORDER_CANCEL"
+	EventPartialCancel = "RETURN_ORDER_PARTIAL_CANCEL"
+	EventComplete      = "RETURN_ORDER_COMPLETE"
+)
 
-// expectation is a return expectation of PARTNERS.md A. Keys match in any
-// letter case (encoding/json does that).
+// eventTypes are the events import returns knows, for messages.
+var eventTypes = []string{EventCreate, EventUpdate, EventCancel, EventPartialCancel, EventComplete}
+
+// statusCancelled is the status of a cancelled return and item in the
+// partner's return events.
+const statusCancelled = "CANCELLED"
+
+// expectation is a return message of Increff's "Push Return Order
+// Expectations" and "Push Return Order Events to EFS (Beta)" /
+// "Push Return Order Cancellation to EFS" pages. Keys match in any letter
+// case (encoding/json), a key given twice is refused (imports.Decode).
+// Every field the pages document is a String: a number there is refused,
+// not read as text (a code such as 000213401 loses its zeros as a
+// number). Fields posbridge does not keep (isBundled, expectedDate, the
+// custom attributes, …) are not read.
 type expectation struct {
-	ForwardOrderCode text       `json:"forwardOrderCode"`
-	ReturnOrderCode  text       `json:"returnOrderCode"`
-	LocationCode     text       `json:"locationCode"`
-	ChannelName      text       `json:"channelName"`
-	EventType        text       `json:"eventType"`
-	OrderType        text       `json:"orderType"`
-	AwbNumber        text       `json:"awbNumber"`
-	Transporter      text       `json:"transporter"`
-	CreatedAt        text       `json:"createdAt"`
-	OrderItems       []itemJSON `json:"orderItems"`
+	ForwardOrderCode string `json:"forwardOrderCode"`
+	ReturnOrderCode  string `json:"returnOrderCode"`
+	LocationCode     string `json:"locationCode"`
+	ChannelName      string `json:"channelName"`
+	EventType        string `json:"eventType"`
+	ReturnOrderTime  string `json:"returnOrderTime"`
+	// CreatedAt is posbridge's earlier name of returnOrderTime.
+	CreatedAt   string     `json:"createdAt"`
+	Status      string     `json:"status"`
+	OrderType   string     `json:"orderType"`
+	AwbNumber   string     `json:"awbNumber"`
+	Transporter string     `json:"transporter"`
+	OrderItems  []itemJSON `json:"orderItems"`
 }
 
 type itemJSON struct {
-	ReturnItemCode text `json:"returnItemCode"`
-	ChannelSkuCode text `json:"channelSkuCode"`
-	Reason         text `json:"reason"`
-	Quantity       text `json:"quantity"`
+	ReturnItemCode string `json:"returnItemCode"`
+	ChannelSkuCode string `json:"channelSkuCode"`
+	Reason         string `json:"reason"`
+	Status         string `json:"status"`
+	// Quantity is posbridge's own: an Increff return item is one unit.
+	Quantity imports.Flex `json:"quantity"`
 }
 
 // rejectHeader are the columns of a return's row in the rejects file,
@@ -55,7 +81,7 @@ var rejectHeader = []string{"return", "returnOrderCode", "returnItemCode", "chan
 
 // Stats says what became of the returns of a file.
 type Stats struct {
-	Added, Updated, Unchanged int64
+	Added, Updated, Unchanged, Cancelled int64
 }
 
 // Upload is the return expectation upload of partner name, for
@@ -119,14 +145,14 @@ func (im *importer) apply(n, line int, raw json.RawMessage) error {
 	var err error
 	if raw[0] != '{' {
 		err = rejectf("", "not a return object")
-	} else if err = json.Unmarshal(raw, &e); err != nil {
-		err = rejectf("", "not a return: %s", strings.TrimPrefix(err.Error(), "json: "))
+	} else if err = imports.Decode(raw, &e); err != nil {
+		// A value of the wrong type leaves the others decoded: the return
+		// is named when its code was read.
+		code = strings.TrimSpace(e.ReturnOrderCode)
+		err = decodeError(err)
 	} else {
-		code = string(e.ReturnOrderCode)
-		var pr *parsed
-		if pr, err = im.check(e); err == nil {
-			err = im.save(pr)
-		}
+		code = strings.TrimSpace(e.ReturnOrderCode)
+		err = im.event(e)
 	}
 	var rj *rejectError
 	if errors.As(err, &rj) {
@@ -148,15 +174,56 @@ func (im *importer) apply(n, line int, raw json.RawMessage) error {
 	return nil
 }
 
+// decodeError is why a record could not be decoded, naming the field as
+// the partner wrote it: a value of the wrong type, or a key given twice.
+func decodeError(err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		want := "a string (the page documents String)"
+		switch te.Type.Kind() {
+		case reflect.Slice:
+			want = "an array"
+		case reflect.Struct:
+			want = "an object"
+		}
+		field := te.Field[strings.LastIndex(te.Field, ".")+1:]
+		return rejectf(field, "%s: a JSON %s, want %s", te.Field, te.Value, want)
+	}
+	return rejectf("", "not a return: %s", strings.TrimPrefix(err.Error(), "json: "))
+}
+
+// event applies a return message by its eventType: a create, update or
+// complete carries the return (kept, or updated when changed); a cancel
+// or partial cancel cancels items. No eventType is a create (posbridge's
+// earlier shape).
+func (im *importer) event(e expectation) error {
+	switch ev := strings.ToUpper(strings.TrimSpace(e.EventType)); ev {
+	case "", EventCreate, EventUpdate, EventComplete:
+		pr, err := im.check(e)
+		if err != nil {
+			return err
+		}
+		return im.save(pr)
+	case EventCancel, EventPartialCancel:
+		return im.cancel(e, ev)
+	default:
+		return rejectf("eventType", "eventType %q: want one of %s", e.EventType, strings.Join(eventTypes, ", "))
+	}
+}
+
 // orderTypes are the return order types PARTNERS.md A names.
 var orderTypes = []string{"SELF_SHIP", "CUSTOMER_RETURN", "RETURN_TO_ORIGIN"}
 
 // check validates a return and maps its items to our SKUs.
 func (im *importer) check(e expectation) (*parsed, error) {
-	pr := &parsed{Return: Return{Partner: im.partner, Code: string(e.ReturnOrderCode), ForwardOrderCode: string(e.ForwardOrderCode),
-		LocationCode: string(e.LocationCode), Warehouse: im.p.Warehouse, Channel: string(e.ChannelName),
-		EventType: strings.ToUpper(string(e.EventType)), OrderType: strings.ToUpper(string(e.OrderType)),
-		AwbNumber: string(e.AwbNumber), Transporter: string(e.Transporter)}}
+	tr := strings.TrimSpace
+	pr := &parsed{Return: Return{Partner: im.partner, Code: tr(e.ReturnOrderCode), ForwardOrderCode: tr(e.ForwardOrderCode),
+		LocationCode: tr(e.LocationCode), Warehouse: im.p.Warehouse, Channel: tr(e.ChannelName),
+		EventType: strings.ToUpper(tr(e.EventType)), OrderType: strings.ToUpper(tr(e.OrderType)),
+		AwbNumber: tr(e.AwbNumber), Transporter: tr(e.Transporter)}}
+	if pr.EventType == "" {
+		pr.EventType = EventCreate
+	}
 	if pr.Code == "" {
 		return nil, rejectf("returnOrderCode", "returnOrderCode is required (the return's unique key)")
 	}
@@ -177,10 +244,17 @@ func (im *importer) check(e expectation) (*parsed, error) {
 	if pr.Channel == "" {
 		pr.Channel = im.partner
 	}
-	if e.CreatedAt != "" {
-		t, err := orders.ParseTime(string(e.CreatedAt))
+	when, field := tr(e.ReturnOrderTime), "returnOrderTime"
+	if c := tr(e.CreatedAt); c != "" {
+		if when != "" {
+			return nil, rejectf("createdAt", "returnOrderTime and createdAt (posbridge's earlier name of it) are both given: give returnOrderTime")
+		}
+		when, field = c, "createdAt"
+	}
+	if when != "" {
+		t, err := orders.ParseTime(when)
 		if err != nil {
-			return nil, rejectf("createdAt", "createdAt: %v", err)
+			return nil, rejectf(field, "%s: %v", field, err)
 		}
 		pr.ReturnTime = t
 	}
@@ -189,9 +263,9 @@ func (im *importer) check(e expectation) (*parsed, error) {
 	}
 	seen := map[string]bool{}
 	for i, it := range e.OrderItems {
-		code := string(it.ReturnItemCode)
+		code := tr(it.ReturnItemCode)
 		fail := func(field, format string, args ...any) error {
-			return &rejectError{item: code, sku: string(it.ChannelSkuCode), field: field, msg: fmt.Sprintf(format, args...)}
+			return &rejectError{item: code, sku: tr(it.ChannelSkuCode), field: field, msg: fmt.Sprintf(format, args...)}
 		}
 		if code == "" {
 			code = fmt.Sprintf("#%d", i+1)
@@ -201,9 +275,9 @@ func (im *importer) check(e expectation) (*parsed, error) {
 			return nil, fail("returnItemCode", "returnItemCode %s is given twice", code)
 		}
 		seen[code] = true
-		ri := Item{Code: code, ChannelSkuCode: string(it.ChannelSkuCode), Reason: string(it.Reason), Quantity: 1}
+		ri := Item{Code: code, ChannelSkuCode: tr(it.ChannelSkuCode), Reason: tr(it.Reason), Quantity: 1}
 		if it.Quantity != "" {
-			q, err := format.ParseInt(string(it.Quantity))
+			q, err := format.ParseQuantity(string(it.Quantity))
 			if err != nil || q <= 0 || q > imports.MaxQuantity {
 				return nil, fail("quantity", "quantity %q: want a whole number above 0", it.Quantity)
 			}
@@ -249,8 +323,9 @@ func (im *importer) resolve(code string) (item, sku string, err error) {
 	return "", "", rejectf("channelSkuCode", "unknown channelSkuCode %q: %s", code, ce.Reason)
 }
 
-// save adds or updates the return, in a savepoint of its own.
-func (im *importer) save(pr *parsed) (err error) {
+// savepoint runs fn in a savepoint of its own: a return that fails half
+// way leaves nothing behind.
+func (im *importer) savepoint(fn func() error) (err error) {
 	s := im.s
 	if _, err := s.Conn.ExecContext(s.Ctx, `SAVEPOINT ret`); err != nil {
 		return err
@@ -261,20 +336,32 @@ func (im *importer) save(pr *parsed) (err error) {
 		}
 		s.Conn.ExecContext(context.Background(), `RELEASE ret`)
 	}()
-	var id int64
-	var sha string
-	err = s.Conn.QueryRowContext(s.Ctx, `SELECT id, content_sha FROM returns WHERE partner = ? AND return_code = ?`,
-		im.partner, pr.Code).Scan(&id, &sha)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return im.add(pr)
-	case err != nil:
-		return err
-	case sha == pr.sha:
-		im.stats.Unchanged++
-		return nil
-	}
-	return im.update(pr, id)
+	return fn()
+}
+
+// save adds or updates the return. A changed return that the partner
+// cancelled is refused: its cancel came later than what it says.
+func (im *importer) save(pr *parsed) error {
+	return im.savepoint(func() error {
+		s := im.s
+		var id int64
+		var sha, cancelled string
+		err := s.Conn.QueryRowContext(s.Ctx, `SELECT id, content_sha, coalesce(cancelled_at, '') FROM returns WHERE partner = ? AND return_code = ?`,
+			im.partner, pr.Code).Scan(&id, &sha, &cancelled)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return im.add(pr)
+		case err != nil:
+			return err
+		case sha == pr.sha:
+			im.stats.Unchanged++
+			return nil
+		case cancelled != "":
+			return rejectf("eventType", "return %s was cancelled at %s (%s): a cancelled return does not take a later %s",
+				pr.Code, cancelled, EventCancel, pr.EventType)
+		}
+		return im.update(pr, id)
+	})
 }
 
 func (im *importer) add(pr *parsed) error {
@@ -327,13 +414,14 @@ func (im *importer) update(pr *parsed, id int64) error {
 	if _, err := s.Conn.ExecContext(s.Ctx, `UPDATE returns SET revision = revision + 1 WHERE id = ?`, id); err != nil {
 		return err
 	}
+	// Items received or cancelled are settled: they keep what they were.
 	received := map[string]Item{}
 	for _, it := range old.Lines {
-		if it.Received {
+		if it.Received || it.CancelledAt != "" {
 			received[it.Code] = it
 		}
 	}
-	if _, err := s.Conn.ExecContext(s.Ctx, `DELETE FROM return_items WHERE return_id = ? AND received = 0`, id); err != nil {
+	if _, err := s.Conn.ExecContext(s.Ctx, `DELETE FROM return_items WHERE return_id = ? AND received = 0 AND cancelled_at IS NULL`, id); err != nil {
 		return err
 	}
 	var kept []string
@@ -362,8 +450,109 @@ func (im *importer) update(pr *parsed, id int64) error {
 	im.stats.Updated++
 	msg := fmt.Sprintf("%s: return %s changed, the later one wins (revision %d)", im.path, pr.Code, old.Revision+1)
 	if len(kept) > 0 {
-		msg += fmt.Sprintf("; items received already keep what they were received as: %s", strings.Join(kept, ", "))
+		msg += fmt.Sprintf("; items received or cancelled already keep what they were: %s", strings.Join(kept, ", "))
 	}
 	s.Opts.Warn(msg)
+	return nil
+}
+
+// cancel applies a RETURN_ORDER_CANCEL (every item of the return) or a
+// RETURN_ORDER_PARTIAL_CANCEL (the items it gives with status CANCELLED)
+// to a return imported before. A received item cannot be cancelled: its
+// stock was raised and its QC result sent, so the partner and we disagree
+// and a person must look; the whole message is rejected and nothing is
+// cancelled. Items cancelled before stay so: the same cancel again
+// changes nothing.
+func (im *importer) cancel(e expectation, ev string) error {
+	s := im.s
+	code := strings.TrimSpace(e.ReturnOrderCode)
+	if code == "" {
+		return rejectf("returnOrderCode", "returnOrderCode is required (the return to cancel)")
+	}
+	if st := strings.TrimSpace(e.Status); ev == EventCancel && st != "" && !strings.EqualFold(st, statusCancelled) {
+		return rejectf("status", "status %q: a %s has status %s", e.Status, EventCancel, statusCancelled)
+	}
+	var id int64
+	err := s.Conn.QueryRowContext(s.Ctx, `SELECT id FROM returns WHERE partner = ? AND return_code = ?`, im.partner, code).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return rejectf("returnOrderCode", "%s: return %s does not exist for partner %s: nothing to cancel (its %s was not imported, or was rejected)",
+			ev, code, im.partner, EventCreate)
+	}
+	if err != nil {
+		return err
+	}
+	r, err := load(s.Ctx, s.Conn, id)
+	if err != nil {
+		return err
+	}
+	byCode := map[string]Item{}
+	for _, it := range r.Lines {
+		byCode[it.Code] = it
+	}
+	// The items the message cancels.
+	var targets []Item
+	var strangers []string
+	if ev == EventCancel {
+		targets = r.Lines
+		for _, it := range e.OrderItems {
+			if c := strings.TrimSpace(it.ReturnItemCode); c != "" && byCode[c].Code == "" {
+				strangers = append(strangers, c)
+			}
+		}
+	} else {
+		seen := map[string]bool{}
+		for _, it := range e.OrderItems {
+			c := strings.TrimSpace(it.ReturnItemCode)
+			if !strings.EqualFold(strings.TrimSpace(it.Status), statusCancelled) || seen[c] {
+				continue
+			}
+			seen[c] = true
+			t, ok := byCode[c]
+			if !ok {
+				return &rejectError{item: c, sku: it.ChannelSkuCode, field: "returnItemCode",
+					msg: fmt.Sprintf("%s: return %s has no item %q", ev, code, c)}
+			}
+			targets = append(targets, t)
+		}
+		if len(targets) == 0 {
+			return rejectf("orderItems", "%s: no item has status %s: nothing to cancel", ev, statusCancelled)
+		}
+	}
+	var todo []string
+	for _, it := range targets {
+		if it.Received {
+			return &rejectError{item: it.Code, sku: it.ChannelSkuCode, field: "eventType",
+				msg: fmt.Sprintf("%s: item %s was received at %s (QC %s): a received item cannot be cancelled; nothing of the return was cancelled",
+					ev, it.Code, it.ReceivedAt, it.QCStatus)}
+		}
+		if it.CancelledAt == "" {
+			todo = append(todo, it.Code)
+		}
+	}
+	if len(strangers) > 0 {
+		s.Opts.Warn(fmt.Sprintf("%s: %s of return %s names items the return does not have: %s", im.path, ev, code, strings.Join(strangers, ", ")))
+	}
+	if len(todo) == 0 {
+		im.stats.Unchanged++
+		s.Opts.Warn(fmt.Sprintf("%s: return %s: its items were cancelled before: nothing done", im.path, code))
+		return nil
+	}
+	err = im.savepoint(func() error {
+		now := db.Now()
+		for _, c := range todo {
+			if _, err := s.Conn.ExecContext(s.Ctx, `UPDATE return_items SET cancelled_at = ? WHERE return_id = ? AND item_code = ?`, now, id, c); err != nil {
+				return err
+			}
+		}
+		if _, err := s.Conn.ExecContext(s.Ctx, `UPDATE returns SET event_type = ?, file_id = ? WHERE id = ?`, ev, s.FileID, id); err != nil {
+			return err
+		}
+		return setStatus(s.Ctx, s.Conn, id)
+	})
+	if err != nil {
+		return err
+	}
+	im.stats.Cancelled++
+	s.Opts.Warn(fmt.Sprintf("%s: return %s: %s cancelled %s", im.path, code, ev, strings.Join(todo, ", ")))
 	return nil
 }
