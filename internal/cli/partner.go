@@ -22,9 +22,11 @@ With --partner P: write P's stock in the shape of its profile (docs/partners.md)
 into --out (default <export.outbox>/partners/P/): for external-oms, NDJSON
 batches of at most 300 {channelSkuCode, quantity} per line with P's
 locationCode; for store-pos, a JSON array of the stock and price list; for
-wms, a JSON array of the stock per article with warehouseId P's location,
-numberOfItems (on hand), allocatedNumberOfItems (reserved) and
-sellableNumberOfItems (their difference, may be negative). The store-pos and
+wms, Ongoing's inventoryPerWarehouse shape: a JSON array of {articleNumber,
+inventoryPerWarehouse: [{warehouseId (partners.P.warehouse_id), numberOfItems
+(on hand), numberOfLockedItems (0), sellableNumberOfItems (on hand less
+reserved, may be negative), availableForSaleNumberOfItems (never below 0)}]},
+decimals as Ongoing writes them (14.0). The store-pos and
 external-oms quantity is on hand less reserved in partners.P.warehouse, summed over its
 locations, never below 0. The first export, and --full, send every SKU that
 has a code; the others the SKUs whose stock, code or item/SKU record changed
@@ -45,10 +47,18 @@ func runPartnerInventory(cmd *cobra.Command, app *App, o *exportOptions) error {
 	if p.Profile != config.ProfileExternalOMS && p.Profile != config.ProfileStorePOS && p.Profile != config.ProfileWMS {
 		return usageErr("export inventory --partner %s: profile %q has no inventory export here (external-oms, store-pos or wms)", o.partner, p.Profile)
 	}
-	for key, v := range map[string]string{"warehouse": p.Warehouse, "location": p.Location} {
+	need := map[string]string{"warehouse": p.Warehouse, "location": p.Location}
+	if p.Profile == config.ProfileWMS {
+		delete(need, "location") // a WMS's warehouse is warehouse_id
+	}
+	for key, v := range need {
 		if v == "" {
 			return fmt.Errorf("%w: partners.%s.%s: an inventory export needs it", config.ErrInvalid, o.partner, key)
 		}
+	}
+	if p.Profile == config.ProfileWMS && p.WarehouseID <= 0 {
+		return fmt.Errorf("%w: partners.%s.warehouse_id is not set: the inventory per warehouse names the WMS's number of the warehouse (warehouseId)",
+			config.ErrInvalid, o.partner)
 	}
 	var known bool
 	if err := d.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM warehouses WHERE warehouse = ?)`, p.Warehouse).Scan(&known); err != nil {
@@ -71,7 +81,7 @@ func runPartnerInventory(cmd *cobra.Command, app *App, o *exportOptions) error {
 		eo.RunID = id
 		var err error
 		res, err = export.PartnerInventory(ctx, d, export.Partner{Name: o.partner, Profile: p.Profile, SKUCode: sku,
-			Location: p.Location, Warehouse: p.Warehouse}, o.full, eo)
+			Location: p.Location, Warehouse: p.Warehouse, WarehouseID: p.WarehouseID}, o.full, eo)
 		return res, res != nil && res.Unmapped > 0, err
 	})
 	log := app.logger()

@@ -28,14 +28,17 @@ func newImportWMSCmd(app *App, im importer, run wmsImport) *cobra.Command {
 		}
 		log := app.logger()
 		for _, id := range st.ResentIDs {
-			log.Info(fmt.Sprintf("%s %s: event %s was applied before: nothing done", im.name, path, id))
+			log.Info(fmt.Sprintf("%s %s: webhookEventId %s was applied before: nothing done", im.name, path, id))
+		}
+		for _, n := range st.Notes {
+			log.Info(n)
 		}
 		if res.Applied > 0 || st.Resent > 0 {
 			prefix := ""
 			if o.DryRun {
 				prefix = "dry run, nothing changed: "
 			}
-			log.Info(fmt.Sprintf("%s%s %s: %d events applied, %d applied before (no-op)", prefix, im.name, path, st.Events, st.Resent))
+			log.Info(fmt.Sprintf("%s%s %s: %d messages applied, %d webhooks applied before (no-op)", prefix, im.name, path, st.Messages, st.Resent))
 		}
 		return res, err
 	}
@@ -49,20 +52,26 @@ func newImportWMSCmd(app *App, im importer, run wmsImport) *cobra.Command {
 func newImportReceiptsCmd(app *App) *cobra.Command {
 	return newImportWMSCmd(app, importer{
 		name:  "receipts",
-		short: "Apply purchase order receptions of a wms partner (JSON)",
-		long: `Apply purchase order receptions of a wms partner: a JSON file holds one event or
-an array of them: webhookEventId, purchaseOrderNumber, lines[] (or
-purchaseOrderLines[]) with rowNumber, articleNumber, advisedNumberOfItems,
-receivedNumberOfItems; keys in any letter case. articleNumber names a SKU by
-the partner's sku_code. receivedNumberOfItems is cumulative for a purchase
-order line: each event raises on hand in partners.P.warehouse by the increase
-over what the line received before (a receipt, code R, with history and
-inventory triggers as import inventory-transactions), never twice. More than
-advised is accepted with a warning; less than before changes nothing, with a
-warning. An event whose webhookEventId was applied before is a no-op. A file
-applies whole or not at all: a rejected line (FILE.rejects.csv, exit 3) or
-invalid JSON (exit 1) applies nothing of it. See docs/partners.md.`,
-		example: `  posbridge import receipts --partner ongoing receptions.json
+		short: "Apply Ongoing receptions of a wms partner (webhooks, purchase order GET)",
+		long: `Apply receptions of a wms partner (Ongoing WMS) as Ongoing sends them: a JSON
+file holds one message, an array of them, or one a line (NDJSON), each one of:
+the "Inbound transaction has been performed" webhook (webhookEventId,
+goodsOwnerId, article, articleItem.numberOfItems, purchaseOrder), the
+"Purchase order is received" webhook (no lines: accepted, nothing to apply),
+or the GET /api/v1/purchaseOrders/{id} response (goodsOwner,
+purchaseOrderInfo, purchaseOrderLines). article.articleNumber names a SKU by
+the partner's sku_code; quantities are decimals with a zero fraction (5.0).
+Stock goes up (a receipt, code R) in partners.P.warehouse, or the warehouse
+that partners.P.locations maps the purchase order's warehouse code to. Each
+purchase order line (by its id) is applied once: a webhook adds its
+transaction's amount, a GET the increase of the cumulative
+receivedNumberOfItems over what the line had; a GET whose received number
+went down is rejected. A webhook whose webhookEventId was applied before is a
+no-op. A file applies whole or not at all: a rejected record
+(FILE.rejects.csv, exit 3) or invalid JSON (exit 1) applies nothing of it.
+See docs/partners.md section 5.`,
+		example: `  posbridge import receipts --partner ongoing inbound-webhooks.ndjson
+  posbridge import receipts --partner ongoing purchase-order-1001.json
   posbridge import receipts --partner ongoing /srv/drop/ongoing/receipts`,
 	}, wms.ImportReceipts)
 }
@@ -70,19 +79,22 @@ invalid JSON (exit 1) applies nothing of it. See docs/partners.md.`,
 func newImportCountsCmd(app *App) *cobra.Command {
 	return newImportWMSCmd(app, importer{
 		name:  "counts",
-		short: "Apply stock count adjustments of a wms partner (JSON)",
-		long: `Apply stock-taking of a wms partner: a JSON file holds one event or an array of
-them: webhookEventId, adjustments[] with articleNumber, location (the
-partner's location code, partners.P.location; empty means that one; any
-other is rejected), numberOfItems (the signed difference the count found),
-causeCode and isStockTaking; keys in any letter case. Each adjustment is an
-adjustment (code A) of on hand in partners.P.warehouse, with history and
-inventory triggers as import inventory-transactions; the cause code (or
-COUNT for a count without one) is its reason. An event whose webhookEventId
-was applied before is a no-op. A file applies whole or not at all: a
-rejected adjustment (FILE.rejects.csv, exit 3) or invalid JSON (exit 1)
-applies nothing of it. See docs/partners.md.`,
-		example: `  posbridge import counts --partner ongoing count-2026-03.json
+		short: "Apply Ongoing stock adjustments of a wms partner (webhook, inventoryAdjustments GET)",
+		long: `Apply stock adjustments of a wms partner (Ongoing WMS) as Ongoing sends them: a
+JSON file holds one message, an array of them, or one a line (NDJSON), each
+one of: the "Inventory transaction has been performed" webhook
+(webhookEventId, goodsOwnerId, transaction.transactionNumberOfItems, inventory,
+article, location) or the GET /api/v1/inventoryAdjustments response (an
+array of {article, inventoryAdjustments[]}). Each adjustment is a signed
+adjustment (code A) of on hand in partners.P.warehouse, or the warehouse that
+partners.P.locations maps its warehouse code to; the cause code (or COUNT for
+a count without one) is its reason. An adjustment (inventoryId, article, bin,
+batch, serial) is applied once, whichever message brings it; a webhook whose
+webhookEventId was applied before is a no-op. A file applies whole or not at
+all: a rejected record (FILE.rejects.csv, exit 3) or invalid JSON (exit 1)
+applies nothing of it. See docs/partners.md section 5.`,
+		example: `  posbridge import counts --partner ongoing inventory-webhooks.ndjson
+  posbridge import counts --partner ongoing inventory-adjustments.json
   posbridge import counts --partner ongoing /srv/drop/ongoing/counts`,
 	}, wms.ImportCounts)
 }

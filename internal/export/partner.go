@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -43,6 +44,8 @@ type Partner struct {
 	SKUCode   string
 	Location  string
 	Warehouse string
+	// WarehouseID is a WMS's number of Warehouse (its warehouseId).
+	WarehouseID int64
 }
 
 // PartnerResult says what a partner inventory export did.
@@ -289,16 +292,29 @@ type posStock struct {
 	ItemTimeStamp      string      `json:"itemTimeStamp"`
 }
 
-// wmsStock is the stock of one article in the WMS's warehouse. We hold
-// no locked (blocked) stock: numberOfLockedItems is always 0.
-type wmsStock struct {
-	ArticleNumber          string `json:"articleNumber"`
-	WarehouseID            string `json:"warehouseId"`
-	NumberOfItems          int64  `json:"numberOfItems"`
-	SellableNumberOfItems  int64  `json:"sellableNumberOfItems"`
-	AllocatedNumberOfItems int64  `json:"allocatedNumberOfItems"`
-	NumberOfLockedItems    int64  `json:"numberOfLockedItems"`
+// wmsArticle is one article of Ongoing's GET
+// /api/v1/articles/inventoryPerWarehouse response, with the stock of the
+// partner's one warehouse. Ongoing's articleSystemId (its own number of
+// the article) and reported (what it has yet to report) are not ours to
+// say and are left out.
+type wmsArticle struct {
+	ArticleNumber         string              `json:"articleNumber"`
+	InventoryPerWarehouse []wmsWarehouseStock `json:"inventoryPerWarehouse"`
 }
+
+// wmsWarehouseStock is the stock of an article in one warehouse; the
+// quantities are decimals in Ongoing's shape (14.0). We hold no locked
+// (blocked) stock: numberOfLockedItems is always 0.
+type wmsWarehouseStock struct {
+	WarehouseID                   int64       `json:"warehouseId"`
+	NumberOfItems                 json.Number `json:"numberOfItems"`
+	NumberOfLockedItems           json.Number `json:"numberOfLockedItems"`
+	SellableNumberOfItems         json.Number `json:"sellableNumberOfItems"`
+	AvailableForSaleNumberOfItems json.Number `json:"availableForSaleNumberOfItems"`
+}
+
+// decimal writes a whole number of items as Ongoing writes quantities.
+func decimal(n int64) json.Number { return json.Number(strconv.FormatInt(n, 10) + ".0") }
 
 func newPartnerWriter(w *bufio.Writer, p Partner) *partnerWriter {
 	return &partnerWriter{w: w, p: p}
@@ -319,9 +335,11 @@ func (pw *partnerWriter) add(r stockRow) error {
 	}
 	var rec any
 	if pw.p.Profile == config.ProfileWMS {
-		// The WMS's own field: sellable may go negative (oversold).
-		rec = wmsStock{ArticleNumber: r.code, WarehouseID: pw.p.Location, NumberOfItems: r.onHand,
-			SellableNumberOfItems: r.onHand - r.reserved, AllocatedNumberOfItems: r.reserved}
+		// Sellable may go negative (oversold), as Ongoing's does; what is
+		// available for sale never does.
+		rec = wmsArticle{ArticleNumber: r.code, InventoryPerWarehouse: []wmsWarehouseStock{{WarehouseID: pw.p.WarehouseID,
+			NumberOfItems: decimal(r.onHand), NumberOfLockedItems: decimal(0), SellableNumberOfItems: decimal(r.onHand - r.reserved),
+			AvailableForSaleNumberOfItems: decimal(r.quantity())}}}
 	} else {
 		price := json.Number(amount(r.price))
 		rec = posStock{ItemID: r.item, ItemName: r.name, LocationID: pw.p.Location, Stock: r.quantity(), MRP: price, SalePrice: price,

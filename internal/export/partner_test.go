@@ -111,3 +111,19 @@ func TestPartnerStorePOS(t *testing.T) {
 		t.Errorf("unmapped: %v", res.UnmappedSample)
 	}
 }
+
+func TestPartnerWMS(t *testing.T) {
+	f := newFixture(t)
+	f.load("warehouses", catalog.ModeDelta, "warehouse,name\nS1,Store\n")
+	f.load("items", catalog.ModeDelta, "item,sku,description,upc\nIT1,S1,Mug,111\nIT1,S2,Mug,222\n")
+	// IT1/S1: 5 on hand over two locations, 2 reserved; IT1/S2 oversold:
+	// sellable goes negative as Ongoing's does, available for sale not.
+	f.load("inventory", catalog.ModeDelta, "item,sku,warehouse,location,on_hand,reserved\nIT1,S1,S1,A,3,2\nIT1,S1,S1,B,2,0\nIT1,S2,S1,A,1,3\n")
+	got, _ := f.partnerRun(Partner{Name: "w", Profile: config.ProfileWMS, SKUCode: "upc", Warehouse: "S1", WarehouseID: 7}, false)
+	want := "[\n" +
+		`  {"articleNumber":"111","inventoryPerWarehouse":[{"warehouseId":7,"numberOfItems":5.0,"numberOfLockedItems":0.0,"sellableNumberOfItems":3.0,"availableForSaleNumberOfItems":3.0}]},` + "\n" +
+		`  {"articleNumber":"222","inventoryPerWarehouse":[{"warehouseId":7,"numberOfItems":1.0,"numberOfLockedItems":0.0,"sellableNumberOfItems":-2.0,"availableForSaleNumberOfItems":0.0}]}` + "\n]\n"
+	if got != want {
+		t.Errorf("inventory per warehouse:\n%s\nwant\n%s", got, want)
+	}
+}

@@ -2,141 +2,263 @@ package wms
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/posbridge/posbridge/internal/config"
 	"github.com/posbridge/posbridge/internal/db"
-	"github.com/posbridge/posbridge/internal/format"
 	"github.com/posbridge/posbridge/internal/imports"
 )
 
-// countEvent is a stock-taking event: adjustments per article and
-// location. Keys match in any letter case.
-type countEvent struct {
-	WebhookEventID imports.Flex `json:"webhookEventId"`
-	Adjustments    []adjustment `json:"adjustments"`
-}
+// The shapes import counts reads, by the names of Ongoing's pages.
+const (
+	shapeInventory   = "InventoryTransactionPerformed"
+	shapeAdjustments = "GET inventoryAdjustments"
+)
 
-type adjustment struct {
-	ArticleNumber imports.Flex `json:"articleNumber"`
-	Location      imports.Flex `json:"location"`
-	NumberOfItems imports.Flex `json:"numberOfItems"`
-	CauseCode     imports.Flex `json:"causeCode"`
-	IsStockTaking imports.Flex `json:"isStockTaking"`
-}
+// countShapes names the shapes import counts reads, for a record that is
+// none of them.
+const countShapes = `the "Inventory transaction has been performed" webhook (webhookEventId, transaction, inventory, article, location) ` +
+	`or the GET /api/v1/inventoryAdjustments response, an array of {article, inventoryAdjustments}`
 
 // countHeader are the columns of an adjustment in the rejects file, after
 // line and error.
-var countHeader = []string{"event", "webhookEventId", "adjustment", "articleNumber", "location", "numberOfItems", "causeCode", "isStockTaking"}
+var countHeader = []string{"record", "shape", "webhookEventId", "inventoryId", "articleNumber", "location", "warehouseCode",
+	"numberOfItems", "cause"}
 
-// reasonCount is the history reason of a count adjustment without a cause
-// code.
+// reasonCount is the history reason of a stock count without a cause code.
 const reasonCount = "COUNT"
 
-// Counts is the stock count upload of WMS partner name.
-func Counts(name string, p config.Partner, stats *Stats) imports.Upload {
-	return upload(KindCounts, "events", countHeader, name, p, stats, (*importer).count)
+// inventoryWebhook is the "Inventory transaction has been performed"
+// webhook (WebhookInventoryPayload): one signed adjustment of an article
+// in a bin of a warehouse.
+type inventoryWebhook struct {
+	WebhookEventID num `json:"webhookEventId"`
+	GoodsOwnerID   num `json:"goodsOwnerId"`
+	Transaction    struct {
+		TransactionNumberOfItems num `json:"transactionNumberOfItems"`
+		InventoryAdjustmentCause struct {
+			Code imports.Flex `json:"code"`
+		} `json:"inventoryAdjustmentCause"`
+	} `json:"transaction"`
+	Inventory struct {
+		InventoryID      num          `json:"inventoryId"`
+		IsCountInventory imports.Flex `json:"isCountInventory"`
+	} `json:"inventory"`
+	Article     articleInfo `json:"article"`
+	ArticleItem struct {
+		Batch  imports.Flex `json:"batch"`
+		Serial imports.Flex `json:"serial"`
+	} `json:"articleItem"`
+	Location struct {
+		Location  imports.Flex `json:"location"`
+		Warehouse struct {
+			WarehouseCode imports.Flex `json:"warehouseCode"`
+		} `json:"warehouse"`
+	} `json:"location"`
 }
 
-// ImportCounts applies a file of stock count adjustments of WMS partner
-// name: each a signed adjustment (code A) of the SKU in the partner's
-// warehouse.
+// adjustmentsGet is one article of the GET /api/v1/inventoryAdjustments
+// response, with its adjustments.
+type adjustmentsGet struct {
+	Article              articleInfo `json:"article"`
+	InventoryAdjustments []struct {
+		InventoryID              num `json:"inventoryId"`
+		NumberOfItems            num `json:"numberOfItems"`
+		InventoryAdjustmentCause struct {
+			Code imports.Flex `json:"code"`
+		} `json:"inventoryAdjustmentCause"`
+		Location    imports.Flex `json:"location"`
+		BatchNumber imports.Flex `json:"batchNumber"`
+		Serial      imports.Flex `json:"serial"`
+		Warehouse   struct {
+			Code imports.Flex `json:"code"`
+		} `json:"warehouse"`
+	} `json:"inventoryAdjustments"`
+}
+
+// adjustment is a stock adjustment of either shape, with the names of its
+// fields as the shape writes them.
+type adjustment struct {
+	inventoryID, numberOfItems         num
+	article, bin, batch, serial, cause imports.Flex
+	warehouseCode                      imports.Flex
+	counted                            bool
+	idField, qtyField, whField         string
+	source                             string
+}
+
+func (a adjustment) rec(n int, shape string, event num) []string {
+	return []string{fmt.Sprint(n), shape, string(event), string(a.inventoryID), string(a.article), string(a.bin),
+		string(a.warehouseCode), string(a.numberOfItems), string(a.cause)}
+}
+
+// Counts is the stock adjustment upload of WMS partner name.
+func Counts(name string, p config.Partner, stats *Stats) imports.Upload {
+	return upload(KindCounts, countHeader, name, p, stats, (*importer).count)
+}
+
+// ImportCounts applies a file of Ongoing stock adjustments of WMS partner
+// name: inventory transaction webhooks and inventory adjustments GET
+// responses, each adjustment a signed adjustment (code A), once.
 func ImportCounts(ctx context.Context, d *db.DB, name string, p config.Partner, path string, o imports.Options) (*imports.Result, Stats, error) {
 	var st Stats
 	res, err := imports.Run(ctx, d, Counts(name, p, &st), path, o)
 	return res, st, err
 }
 
-// count applies the n-th event of a counts file, which starts at line.
+// count applies the n-th record of a counts file, which starts at line, by
+// its shape: the webhook has webhookEventId and transaction; an article
+// of the GET has inventoryAdjustments.
 func (im *importer) count(n, line int, raw json.RawMessage) error {
-	s := im.s
-	var ev countEvent
-	err := json.Unmarshal(raw, &ev)
-	id := string(ev.WebhookEventID)
-	who := eventName(n, id)
-	whole := func(msg string) error {
-		s.Result.Read++
-		return im.reject(line, who, "", msg, []string{fmt.Sprint(n), id, "", "", "", "", "", ""})
-	}
+	k, err := keys(raw)
 	switch {
 	case err != nil:
-		return whole(notObject(err))
-	case id == "":
-		return whole("webhookEventId is required (the event's id to apply it once)")
-	case len(ev.Adjustments) == 0:
-		return whole("adjustments is empty: a count needs at least one adjustment")
+		im.s.Result.Read++
+		return im.reject(line, recordName(n, "", ""), "", decodeError(err), adjustment{}.rec(n, "", ""))
+	case k["webhookeventid"] && k["transaction"]:
+		return im.inventoryTransaction(n, line, raw)
+	case k["inventoryadjustments"] && !k["webhookeventid"]:
+		return im.adjustments(n, line, raw)
 	}
-	if again, err := im.resent(id, line); err != nil || again {
-		s.Result.Read += int64(len(ev.Adjustments))
+	reason := unknownShape(k, countShapes)
+	switch {
+	case k["adjustments"]:
+		reason = "a flattened count (webhookEventId with adjustments) is not an Ongoing message and is not read: want " + countShapes
+	case k["articleitem"] || k["purchaseorderlines"] || k["purchaseorderid"]:
+		reason = "a reception, which import receipts reads: want " + countShapes
+	}
+	im.s.Result.Read++
+	return im.reject(line, recordName(n, "", ""), "", reason, adjustment{}.rec(n, "", ""))
+}
+
+// inventoryTransaction applies an "Inventory transaction has been
+// performed" webhook.
+func (im *importer) inventoryTransaction(n, line int, raw json.RawMessage) error {
+	im.s.Result.Read++
+	var ev inventoryWebhook
+	err := json.Unmarshal(raw, &ev)
+	a := adjustment{inventoryID: ev.Inventory.InventoryID, numberOfItems: ev.Transaction.TransactionNumberOfItems,
+		article: ev.Article.ArticleNumber, bin: ev.Location.Location, batch: ev.ArticleItem.Batch, serial: ev.ArticleItem.Serial,
+		cause: ev.Transaction.InventoryAdjustmentCause.Code, warehouseCode: ev.Location.Warehouse.WarehouseCode,
+		counted: isTrue(ev.Inventory.IsCountInventory), idField: "inventory.inventoryId",
+		qtyField: "transaction.transactionNumberOfItems", whField: "location.warehouse.warehouseCode"}
+	rec := a.rec(n, shapeInventory, ev.WebhookEventID)
+	who := recordName(n, shapeInventory, "")
+	if err != nil {
+		return im.reject(line, who, "", decodeError(err), rec)
+	}
+	id, e := ident("webhookEventId", ev.WebhookEventID)
+	if e != nil {
+		return im.reject(line, who, "", e.Error(), rec)
+	}
+	ids := fmt.Sprint(id)
+	if again, err := im.resent(ids, line); err != nil || again {
 		return err
 	}
-	rejected := s.Result.Rejected
-	for i, a := range ev.Adjustments {
+	a.source = "webhookEventId " + ids
+	reason := im.goodsOwner("goodsOwnerId", ev.GoodsOwnerID)
+	if reason == nil {
+		if reason, err = im.adjust(line, a); err != nil {
+			return err
+		}
+	}
+	if reason != nil {
+		return im.reject(line, recordName(n, shapeInventory, "webhookEventId "+ids), "", reason.Error(), rec)
+	}
+	return im.applied(ids)
+}
+
+// adjustments applies one article of a GET /api/v1/inventoryAdjustments
+// response: each of its adjustments once, by its inventoryId.
+func (im *importer) adjustments(n, line int, raw json.RawMessage) error {
+	s := im.s
+	var g adjustmentsGet
+	err := json.Unmarshal(raw, &g)
+	who := recordName(n, shapeAdjustments, "")
+	if g.Article.ArticleNumber != "" {
+		who = recordName(n, shapeAdjustments, "articleNumber "+string(g.Article.ArticleNumber))
+	}
+	if err != nil {
 		s.Result.Read++
-		rec := []string{fmt.Sprint(n), id, fmt.Sprint(i + 1), string(a.ArticleNumber), string(a.Location), string(a.NumberOfItems),
-			string(a.CauseCode), string(a.IsStockTaking)}
-		reason, err := im.adjust(line, id, a)
+		return im.reject(line, who, "", decodeError(err), adjustment{article: g.Article.ArticleNumber}.rec(n, shapeAdjustments, ""))
+	}
+	if len(g.InventoryAdjustments) == 0 {
+		s.Result.Read++
+		im.note(line, fmt.Sprintf("article %s has no inventoryAdjustments: nothing to apply", g.Article.ArticleNumber))
+		return nil
+	}
+	rejected := s.Result.Rejected
+	for i, ga := range g.InventoryAdjustments {
+		s.Result.Read++
+		a := adjustment{inventoryID: ga.InventoryID, numberOfItems: ga.NumberOfItems, article: g.Article.ArticleNumber,
+			bin: ga.Location, batch: ga.BatchNumber, serial: ga.Serial, cause: ga.InventoryAdjustmentCause.Code,
+			warehouseCode: ga.Warehouse.Code, idField: "inventoryId", qtyField: "numberOfItems", whField: "warehouse.code",
+			source: "GET inventoryAdjustments"}
+		reason, err := im.adjust(line, a)
 		if err != nil {
 			return err
 		}
 		if reason != nil {
-			if err := im.reject(line, who, fmt.Sprintf("adjustment %d", i+1), reason.Error(), rec); err != nil {
+			where := fmt.Sprintf("inventoryAdjustments[%d] (inventoryId %s)", i, ga.InventoryID)
+			if err := im.reject(line, who, where, reason.Error(), a.rec(n, shapeAdjustments, "")); err != nil {
 				return err
 			}
 		}
 	}
-	if s.Result.Rejected > rejected {
-		return nil
+	if s.Result.Rejected == rejected {
+		im.stats.Messages++
 	}
-	return im.applied(id)
+	return nil
 }
 
-// adjust applies one count adjustment: numberOfItems is the signed
-// difference the count found, applied as an adjustment (code A); 0 changes
-// nothing.
-func (im *importer) adjust(line int, id string, a adjustment) (reason, err error) {
-	if a.ArticleNumber == "" {
-		return errors.New("articleNumber is required"), nil
+// adjust applies one stock adjustment: its signed number of items as an
+// adjustment (code A) in the warehouse its warehouse code maps to (the
+// goods owner's without one), once per inventoryId, article, bin, batch
+// and serial, whichever message brings it first.
+func (im *importer) adjust(line int, a adjustment) (reason, err error) {
+	inv, e := ident(a.idField, a.inventoryID)
+	if e != nil {
+		return e, nil
 	}
-	if l := string(a.Location); l != "" && !strings.EqualFold(l, im.p.Location) {
-		if im.p.Location == "" {
-			return fmt.Errorf("location %q: unknown location: partners.%s.location is not set, give no location", l, im.partner), nil
-		}
-		return fmt.Errorf("location %q: unknown location: partner %s counts location %s (partners.%s.location)", l, im.partner, im.p.Location, im.partner), nil
+	delta, e := quantity(a.qtyField, a.numberOfItems, true)
+	if e != nil {
+		return e, nil
 	}
-	if a.NumberOfItems == "" {
-		return errors.New("numberOfItems is required (the signed difference the count found)"), nil
+	w, e := im.warehouse(a.whField, a.warehouseCode)
+	if e != nil {
+		return e, nil
 	}
-	delta, e := format.ParseInt(string(a.NumberOfItems))
-	switch {
-	case e != nil:
-		return fmt.Errorf("numberOfItems %q: want a whole number, signed", a.NumberOfItems), nil
-	case delta > imports.MaxQuantity || delta < -imports.MaxQuantity:
-		return fmt.Errorf("numberOfItems %q: out of range, at most %d either way", a.NumberOfItems, imports.MaxQuantity), nil
-	}
-	counted := false
-	switch strings.ToLower(string(a.IsStockTaking)) {
-	case "", "false", "0", "no", "n":
-	case "true", "1", "yes", "y":
-		counted = true
-	default:
-		return fmt.Errorf("isStockTaking %q: want true or false", a.IsStockTaking), nil
-	}
-	item, sku, reason, err := im.article(string(a.ArticleNumber))
-	if err != nil || reason != nil || delta == 0 {
+	code := string(a.article)
+	item, sku, reason, err := im.article(code)
+	if err != nil || reason != nil {
 		return reason, err
 	}
-	cause := string(a.CauseCode)
-	if cause == "" && counted {
+	s := im.s
+	var src string
+	err = s.Conn.QueryRowContext(s.Ctx, `SELECT source FROM wms_adjustments WHERE partner = ? AND inventory_id = ? AND article = ?
+  AND location = ? AND batch = ? AND serial = ?`, im.partner, inv, code, string(a.bin), string(a.batch), string(a.serial)).Scan(&src)
+	switch {
+	case err == nil:
+		im.note(line, fmt.Sprintf("inventoryId %d, article %s, location %s: applied before from %s: stock is unchanged", inv, code, a.bin, src))
+		return nil, nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return nil, db.Classify(err)
+	}
+	cause := string(a.cause)
+	if cause == "" && a.counted {
 		cause = reasonCount
 	}
-	reason, err = im.apply(imports.Transaction{Line: line, Code: imports.EffectAdjust, Item: item, SKU: sku, Quantity: delta,
-		Reason: cause, Reference: id})
-	if err == nil && reason == nil {
-		im.s.Result.Applied++
+	if delta != 0 {
+		if reason, err := im.apply(imports.Transaction{Line: line, Code: imports.EffectAdjust, Item: item, SKU: sku, Warehouse: w,
+			Quantity: delta, Reason: cause, Reference: fmt.Sprintf("inventory %d", inv)}); err != nil || reason != nil {
+			return reason, err
+		}
 	}
-	return reason, err
+	_, err = s.Conn.ExecContext(s.Ctx, `INSERT INTO wms_adjustments(partner, inventory_id, article, location, batch, serial, warehouse,
+  quantity, source, applied_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		im.partner, inv, code, string(a.bin), string(a.batch), string(a.serial), w, delta, a.source, db.Now())
+	return nil, db.Classify(err)
 }

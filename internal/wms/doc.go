@@ -1,6 +1,10 @@
-// Package wms reads the uploads of a warehouse system serving stores
-// (partner profile wms, PARTNERS.md C): purchase order receptions and
-// stock counts. Both are adapters that turn the partner's events into
+// Package wms reads the messages of a warehouse system serving stores
+// (partner profile wms: Ongoing WMS, PARTNERS.md C) as the partner sends
+// them: the inbound transaction webhook and the purchase order GET
+// (receipts), the inventory transaction webhook and the inventory
+// adjustments GET (counts). They are adapters that turn the messages into
 // inventory transactions for the applier of the inventory-transaction
-// import, de-duplicated on the partner's event id.
+// import, each applied once: webhooks by their event id, purchase order
+// lines by their cumulative received count, adjustments by their
+// inventory id.
 package wms

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/posbridge/posbridge/internal/config"
 	"github.com/posbridge/posbridge/internal/db"
@@ -14,188 +13,468 @@ import (
 	"github.com/posbridge/posbridge/internal/imports"
 )
 
-// receiptEvent is a purchase order reception as the WMS sends it. Keys
-// match in any letter case (encoding/json does that); the lines may be
-// called lines or purchaseOrderLines.
-type receiptEvent struct {
-	WebhookEventID      imports.Flex  `json:"webhookEventId"`
-	PurchaseOrderNumber imports.Flex  `json:"purchaseOrderNumber"`
-	Lines               []receiptLine `json:"lines"`
-	PurchaseOrderLines  []receiptLine `json:"purchaseOrderLines"`
+// The shapes import receipts reads, by the names of Ongoing's pages.
+const (
+	shapeInbound    = "InboundTransactionPerformed"
+	shapePOReceived = "Purchase order is received"
+	shapePOGet      = "GET purchaseOrders/{id}"
+)
+
+// receiptShapes names the shapes import receipts reads, for a record that
+// is none of them.
+const receiptShapes = `the "Inbound transaction has been performed" webhook (webhookEventId, article, articleItem, purchaseOrder), ` +
+	`the "Purchase order is received" webhook (webhookEventId, purchaseOrderId) ` +
+	`or the GET /api/v1/purchaseOrders/{id} response (goodsOwner, purchaseOrderInfo, purchaseOrderLines)`
+
+// receiptHeader are the columns of a receipt record in the rejects file,
+// after line and error: numberOfItems is the webhook's
+// articleItem.numberOfItems or the GET line's receivedNumberOfItems.
+var receiptHeader = []string{"record", "shape", "webhookEventId", "purchaseOrderNumber", "purchaseOrderLineId", "rowNumber",
+	"articleNumber", "numberOfItems"}
+
+// articleInfo is the article of every Ongoing message: articleNumber is
+// the partner's code of our SKU (sku_code). articleSystemId and barCode
+// are Ongoing's and not read.
+type articleInfo struct {
+	ArticleNumber imports.Flex `json:"articleNumber"`
 }
 
-type receiptLine struct {
+// inboundWebhook is the "Inbound transaction has been performed" webhook
+// (WebhookMovesPayload): one article item received, numberOfItems its
+// amount, on a purchase order line when purchaseOrder is given.
+type inboundWebhook struct {
+	WebhookEventID num          `json:"webhookEventId"`
+	GoodsOwnerID   num          `json:"goodsOwnerId"`
+	IsReceive      imports.Flex `json:"isReceive"`
+	IsMove         imports.Flex `json:"isMove"`
+	Article        articleInfo  `json:"article"`
+	ArticleItem    struct {
+		ArticleItemID         num `json:"articleItemId"`
+		OriginalArticleItemID num `json:"originalArticleItemId"`
+		NumberOfItems         num `json:"numberOfItems"`
+	} `json:"articleItem"`
+	PurchaseOrder struct {
+		PurchaseOrderID     num          `json:"purchaseOrderId"`
+		PurchaseOrderNumber imports.Flex `json:"purchaseOrderNumber"`
+		PurchaseOrderLine   struct {
+			ID        num          `json:"id"`
+			RowNumber imports.Flex `json:"rowNumber"`
+		} `json:"purchaseOrderLine"`
+	} `json:"purchaseOrder"`
+}
+
+// purchaseOrderGet is the response of GET /api/v1/purchaseOrders/{id}.
+type purchaseOrderGet struct {
+	GoodsOwner struct {
+		ID num `json:"id"`
+	} `json:"goodsOwner"`
+	PurchaseOrderInfo struct {
+		PurchaseOrderID     num          `json:"purchaseOrderId"`
+		PurchaseOrderNumber imports.Flex `json:"purchaseOrderNumber"`
+		Warehouse           struct {
+			Code imports.Flex `json:"code"`
+		} `json:"warehouse"`
+	} `json:"purchaseOrderInfo"`
+	PurchaseOrderLines []purchaseOrderLine `json:"purchaseOrderLines"`
+}
+
+type purchaseOrderLine struct {
+	ID                    num          `json:"id"`
 	RowNumber             imports.Flex `json:"rowNumber"`
-	ArticleNumber         imports.Flex `json:"articleNumber"`
-	AdvisedNumberOfItems  imports.Flex `json:"advisedNumberOfItems"`
-	ReceivedNumberOfItems imports.Flex `json:"receivedNumberOfItems"`
+	Article               articleInfo  `json:"article"`
+	AdvisedNumberOfItems  num          `json:"advisedNumberOfItems"`
+	ReceivedNumberOfItems num          `json:"receivedNumberOfItems"`
+	ArticleItems          []struct {
+		OriginalArticleItemID num `json:"originalArticleItemId"`
+	} `json:"articleItems"`
 }
-
-// receiptHeader are the columns of a receipt line in the rejects file,
-// after line and error.
-var receiptHeader = []string{"event", "webhookEventId", "purchaseOrderNumber", "rowNumber", "articleNumber",
-	"advisedNumberOfItems", "receivedNumberOfItems"}
 
 // Receipts is the purchase order reception upload of WMS partner name.
 func Receipts(name string, p config.Partner, stats *Stats) imports.Upload {
-	return upload(KindReceipts, "events", receiptHeader, name, p, stats, (*importer).receipt)
+	return upload(KindReceipts, receiptHeader, name, p, stats, (*importer).receipt)
 }
 
-// ImportReceipts applies a file of purchase order receptions of WMS
-// partner name: each received line raises stock in the partner's
-// warehouse by what it received beyond what earlier events of the line
-// applied.
+// ImportReceipts applies a file of Ongoing receptions of WMS partner name:
+// inbound transaction webhooks and purchase order GET responses, each
+// raising stock by what was received and not applied before.
 func ImportReceipts(ctx context.Context, d *db.DB, name string, p config.Partner, path string, o imports.Options) (*imports.Result, Stats, error) {
 	var st Stats
 	res, err := imports.Run(ctx, d, Receipts(name, p, &st), path, o)
 	return res, st, err
 }
 
-// receipt applies the n-th event of a receipts file, which starts at line.
+// receipt applies the n-th record of a receipts file, which starts at
+// line, by its shape: a GET has purchaseOrderLines and no webhookEventId;
+// an inbound transaction webhook has webhookEventId and articleItem (or
+// movement) but no transaction (the inventory transaction webhook has
+// articleItem too); a purchase order webhook has webhookEventId and
+// purchaseOrderId but no lines.
 func (im *importer) receipt(n, line int, raw json.RawMessage) error {
-	s := im.s
-	var ev receiptEvent
+	k, err := keys(raw)
+	switch {
+	case err != nil:
+		im.s.Result.Read++
+		return im.reject(line, recordName(n, "", ""), "", decodeError(err), []string{fmt.Sprint(n), "", "", "", "", "", "", ""})
+	case k["purchaseorderlines"] && !k["webhookeventid"]:
+		return im.purchaseOrder(n, line, raw)
+	case k["webhookeventid"] && (k["articleitem"] || k["movement"]) && !k["transaction"]:
+		return im.inbound(n, line, raw)
+	case k["webhookeventid"] && k["purchaseorderid"]:
+		return im.poReceived(n, line, raw)
+	}
+	reason := unknownShape(k, receiptShapes)
+	switch {
+	case k["lines"] || k["purchaseorderlines"]:
+		reason = "a flattened reception (purchaseOrderNumber with lines) is not an Ongoing message and is not read: want " + receiptShapes
+	case k["transaction"] || k["inventoryadjustments"] || k["adjustments"]:
+		reason = "a stock adjustment, which import counts reads: want " + receiptShapes
+	}
+	im.s.Result.Read++
+	return im.reject(line, recordName(n, "", ""), "", reason, []string{fmt.Sprint(n), "", "", "", "", "", "", ""})
+}
+
+// inbound applies an "Inbound transaction has been performed" webhook.
+func (im *importer) inbound(n, line int, raw json.RawMessage) error {
+	im.s.Result.Read++
+	var ev inboundWebhook
 	err := json.Unmarshal(raw, &ev)
-	id, po := string(ev.WebhookEventID), string(ev.PurchaseOrderNumber)
-	who := eventName(n, id)
-	lines := ev.Lines
-	if len(lines) == 0 {
-		lines = ev.PurchaseOrderLines
+	po, l := ev.PurchaseOrder, ev.PurchaseOrder.PurchaseOrderLine
+	rec := []string{fmt.Sprint(n), shapeInbound, string(ev.WebhookEventID), string(po.PurchaseOrderNumber), string(l.ID),
+		string(l.RowNumber), string(ev.Article.ArticleNumber), string(ev.ArticleItem.NumberOfItems)}
+	who := recordName(n, shapeInbound, "")
+	if err != nil {
+		return im.reject(line, who, "", decodeError(err), rec)
+	}
+	id, e := ident("webhookEventId", ev.WebhookEventID)
+	if e != nil {
+		return im.reject(line, who, "", e.Error(), rec)
+	}
+	ids := fmt.Sprint(id)
+	if again, err := im.resent(ids, line); err != nil || again {
+		return err
+	}
+	reason, err := im.received(line, ids, ev)
+	if err != nil {
+		return err
+	}
+	if reason != nil {
+		return im.reject(line, recordName(n, shapeInbound, "webhookEventId "+ids), "", reason.Error(), rec)
+	}
+	return im.applied(ids)
+}
+
+// received applies the article item an inbound transaction webhook
+// received: its numberOfItems is the amount of this transaction, added to
+// the purchase order line's running total. An article item that a
+// purchase order GET already counted (listed in its articleItems) adds
+// nothing: the GET's cumulative received number had it.
+func (im *importer) received(line int, id string, ev inboundWebhook) (reason, err error) {
+	if err := im.goodsOwner("goodsOwnerId", ev.GoodsOwnerID); err != nil {
+		return err, nil
+	}
+	if isTrue(ev.IsMove) && !isTrue(ev.IsReceive) {
+		im.note(line, fmt.Sprintf("webhookEventId %s moves an article item between bins (isMove): stock is unchanged", id))
+		return nil, nil
+	}
+	qty, e := quantity("articleItem.numberOfItems", ev.ArticleItem.NumberOfItems, false)
+	if e != nil {
+		return e, nil
+	}
+	code := string(ev.Article.ArticleNumber)
+	item, sku, reason, err := im.article(code)
+	if err != nil || reason != nil {
+		return reason, err
+	}
+	itemField, itemID := "articleItem.originalArticleItemId", ev.ArticleItem.OriginalArticleItemID
+	if itemID == "" {
+		itemField, itemID = "articleItem.articleItemId", ev.ArticleItem.ArticleItemID
+	}
+	var articleItem int64
+	if itemID != "" {
+		if articleItem, e = ident(itemField, itemID); e != nil {
+			return e, nil
+		}
+	}
+	po := ev.PurchaseOrder
+	// The webhook names no warehouse: the goods owner's, or its line's.
+	t := imports.Transaction{Line: line, Code: imports.EffectReceipt, Item: item, SKU: sku, Warehouse: im.p.Warehouse, Quantity: qty,
+		Reference: "webhook " + id}
+	if po.PurchaseOrderLine.ID == "" {
+		if qty == 0 {
+			return nil, nil
+		}
+		return im.apply(t) // a reception without a purchase order
+	}
+	lineID, e := ident("purchaseOrder.purchaseOrderLine.id", po.PurchaseOrderLine.ID)
+	if e != nil {
+		return e, nil
+	}
+	st, err := im.poLine(lineID)
+	switch {
+	case err != nil:
+		return nil, err
+	case st.found && st.article != code:
+		return fmt.Errorf("articleNumber %q: purchase order line %d was received as article %q", code, lineID, st.article), nil
+	case st.found:
+		t.Warehouse = st.warehouse
+	}
+	if articleItem != 0 {
+		counted, err := im.itemCounted(articleItem)
+		if err != nil {
+			return nil, err
+		}
+		if counted {
+			im.note(line, fmt.Sprintf("webhookEventId %s: article item %d of purchase order line %d was counted by a purchase order GET before: stock is unchanged",
+				id, articleItem, lineID))
+			return nil, nil
+		}
+	}
+	t.Reference = reference(po.PurchaseOrderNumber, po.PurchaseOrderLine.RowNumber)
+	if qty > 0 {
+		if reason, err := im.apply(t); err != nil || reason != nil {
+			return reason, err
+		}
+	}
+	err = im.saveLine(lineRow{id: lineID, poID: po.PurchaseOrderID, po: string(po.PurchaseOrderNumber), row: string(po.PurchaseOrderLine.RowNumber),
+		article: code, item: item, sku: sku, warehouse: t.Warehouse, received: st.received + qty, source: "webhookEventId " + id})
+	if err == nil && articleItem != 0 {
+		err = im.countItem(articleItem, lineID)
+	}
+	return nil, err
+}
+
+// poReceived accepts a "Purchase order is received" webhook: it names
+// the purchase order but carries no lines, so alone it cannot be applied.
+func (im *importer) poReceived(n, line int, raw json.RawMessage) error {
+	im.s.Result.Read++
+	var ev struct {
+		WebhookEventID      num          `json:"webhookEventId"`
+		GoodsOwnerID        num          `json:"goodsOwnerId"`
+		PurchaseOrderNumber imports.Flex `json:"purchaseOrderNumber"`
+	}
+	err := json.Unmarshal(raw, &ev)
+	rec := []string{fmt.Sprint(n), shapePOReceived, string(ev.WebhookEventID), string(ev.PurchaseOrderNumber), "", "", "", ""}
+	who := recordName(n, shapePOReceived, "")
+	if err != nil {
+		return im.reject(line, who, "", decodeError(err), rec)
+	}
+	id, e := ident("webhookEventId", ev.WebhookEventID)
+	if e == nil {
+		e = im.goodsOwner("goodsOwnerId", ev.GoodsOwnerID)
+	}
+	if e != nil {
+		return im.reject(line, who, "", e.Error(), rec)
+	}
+	im.note(line, fmt.Sprintf(`webhookEventId %d: "Purchase order is received" for purchase order %s carries no lines: nothing to apply `+
+		`(the lines come from the "Inbound transaction has been performed" webhooks or GET /api/v1/purchaseOrders/{id})`, id, ev.PurchaseOrderNumber))
+	return nil
+}
+
+// purchaseOrder applies a GET /api/v1/purchaseOrders/{id} response: each
+// line's receivedNumberOfItems is cumulative, and only its increase over
+// what was applied for the line before goes in.
+func (im *importer) purchaseOrder(n, line int, raw json.RawMessage) error {
+	s := im.s
+	var g purchaseOrderGet
+	err := json.Unmarshal(raw, &g)
+	info := g.PurchaseOrderInfo
+	po := string(info.PurchaseOrderNumber)
+	who := recordName(n, shapePOGet, "")
+	if po != "" {
+		who = recordName(n, shapePOGet, "purchaseOrderNumber "+po)
 	}
 	whole := func(msg string) error {
 		s.Result.Read++
-		return im.reject(line, who, "", msg, []string{fmt.Sprint(n), id, po, "", "", "", ""})
+		return im.reject(line, who, "", msg, []string{fmt.Sprint(n), shapePOGet, "", po, "", "", "", ""})
 	}
-	switch {
-	case err != nil:
-		return whole(notObject(err))
-	case id == "":
-		return whole("webhookEventId is required (the event's id to apply it once)")
-	case po == "":
-		return whole("purchaseOrderNumber is required")
-	case len(ev.Lines) > 0 && len(ev.PurchaseOrderLines) > 0:
-		return whole("give the lines as lines or as purchaseOrderLines, not both")
-	case len(lines) == 0:
-		return whole("lines is empty: a reception needs at least one line")
+	if err != nil {
+		return whole(decodeError(err))
 	}
-	if again, err := im.resent(id, line); err != nil || again {
-		s.Result.Read += int64(len(lines))
-		return err
+	if po == "" {
+		return whole("purchaseOrderInfo.purchaseOrderNumber is required")
+	}
+	if info.PurchaseOrderID != "" {
+		if _, e := ident("purchaseOrderInfo.purchaseOrderId", info.PurchaseOrderID); e != nil {
+			return whole(e.Error())
+		}
+	}
+	if e := im.goodsOwner("goodsOwner.id", g.GoodsOwner.ID); e != nil {
+		return whole(e.Error())
+	}
+	w, e := im.warehouse("purchaseOrderInfo.warehouse.code", info.Warehouse.Code)
+	if e != nil {
+		return whole(e.Error())
+	}
+	if len(g.PurchaseOrderLines) == 0 {
+		s.Result.Read++
+		im.note(line, fmt.Sprintf("purchase order %s has no purchaseOrderLines: nothing to apply", po))
+		return nil
 	}
 	rejected := s.Result.Rejected
 	seen := map[int64]bool{}
-	for _, l := range lines {
+	for i, l := range g.PurchaseOrderLines {
 		s.Result.Read++
-		rec := []string{fmt.Sprint(n), id, po, string(l.RowNumber), string(l.ArticleNumber), string(l.AdvisedNumberOfItems), string(l.ReceivedNumberOfItems)}
-		where := "rowNumber " + string(l.RowNumber)
-		reason, err := im.receiptLine(line, id, po, l, seen)
+		rec := []string{fmt.Sprint(n), shapePOGet, "", po, string(l.ID), string(l.RowNumber), string(l.Article.ArticleNumber),
+			string(l.ReceivedNumberOfItems)}
+		reason, err := im.lineReceived(line, info.PurchaseOrderID, po, w, l, seen)
 		if err != nil {
 			return err
 		}
 		if reason != nil {
+			where := fmt.Sprintf("purchaseOrderLines[%d] (id %s, rowNumber %s)", i, l.ID, l.RowNumber)
 			if err := im.reject(line, who, where, reason.Error(), rec); err != nil {
 				return err
 			}
 		}
 	}
-	if s.Result.Rejected > rejected {
-		return nil
+	if s.Result.Rejected == rejected {
+		im.stats.Messages++
 	}
-	return im.applied(id)
+	return nil
 }
 
-// receiptLine applies one line of a reception: the increase of its
-// cumulative receivedNumberOfItems over what was applied for the
-// purchase order line before, as a receipt (code R).
-func (im *importer) receiptLine(line int, id, po string, l receiptLine, seen map[int64]bool) (reason, err error) {
-	s := im.s
-	if l.RowNumber == "" {
-		return errors.New("rowNumber is required"), nil
+// lineReceived applies one line of a purchase order GET into warehouse w:
+// the increase of its receivedNumberOfItems over the line's running total
+// (what earlier GETs and webhooks applied), as a receipt (code R). A lower
+// received number than applied before is refused: stock is never taken
+// back silently.
+func (im *importer) lineReceived(line int, poID num, po, w string, l purchaseOrderLine, seen map[int64]bool) (reason, err error) {
+	id, e := ident("id", l.ID)
+	if e != nil {
+		return e, nil
 	}
-	row, e := format.ParseInt(string(l.RowNumber))
-	if e != nil || row <= 0 {
-		return fmt.Errorf("rowNumber %q: want a whole number above 0", l.RowNumber), nil
+	if seen[id] {
+		return fmt.Errorf("id %d is given twice in the purchase order", id), nil
 	}
-	if seen[row] {
-		return fmt.Errorf("rowNumber %d is given twice in the event", row), nil
-	}
-	seen[row] = true
-	if l.ArticleNumber == "" {
-		return errors.New("articleNumber is required"), nil
-	}
-	received, e := count("receivedNumberOfItems", l.ReceivedNumberOfItems, true)
+	seen[id] = true
+	received, e := quantity("receivedNumberOfItems", l.ReceivedNumberOfItems, false)
 	if e != nil {
 		return e, nil
 	}
 	var advised *int64
 	if l.AdvisedNumberOfItems != "" {
-		a, e := count("advisedNumberOfItems", l.AdvisedNumberOfItems, false)
+		a, e := quantity("advisedNumberOfItems", l.AdvisedNumberOfItems, false)
 		if e != nil {
 			return e, nil
 		}
 		advised = &a
 	}
-	article := string(l.ArticleNumber)
-	item, sku, reason, err := im.article(article)
+	var items []int64
+	for _, ai := range l.ArticleItems {
+		if ai.OriginalArticleItemID != "" {
+			v, e := ident("articleItems[].originalArticleItemId", ai.OriginalArticleItemID)
+			if e != nil {
+				return e, nil
+			}
+			items = append(items, v)
+		}
+	}
+	code := string(l.Article.ArticleNumber)
+	item, sku, reason, err := im.article(code)
 	if err != nil || reason != nil {
 		return reason, err
 	}
-	var before int64
-	var was string
-	err = s.Conn.QueryRowContext(s.Ctx, `SELECT received, article FROM wms_receipt_lines WHERE partner = ? AND purchase_order = ? AND row_number = ?`,
-		im.partner, po, row).Scan(&before, &was)
+	st, err := im.poLine(id)
 	switch {
-	case err == nil:
-		if was != article {
-			return fmt.Errorf("articleNumber %q: purchase order %s row %d was received as article %q", article, po, row, was), nil
-		}
-	case !errors.Is(err, sql.ErrNoRows):
-		return nil, db.Classify(err)
+	case err != nil:
+		return nil, err
+	case st.found && st.article != code:
+		return fmt.Errorf("articleNumber %q: purchase order line %d was received as article %q", code, id, st.article), nil
+	case received < st.received:
+		return fmt.Errorf("receivedNumberOfItems %s went down: purchase order %s line %d had %d received and applied before; "+
+			"stock is never taken back silently (post the correction as a stock adjustment in Ongoing)", l.ReceivedNumberOfItems, po, id, st.received), nil
 	}
-	what := fmt.Sprintf("%s: line %d: purchase order %s row %d (%s)", im.path, line, po, row, article)
 	if advised != nil && received > *advised {
-		im.stats.Warnings++
-		s.Opts.Warn(fmt.Sprintf("%s: received %d, more than the %d advised: accepted", what, received, *advised))
+		im.warn(line, fmt.Sprintf("purchase order %s line %d (%s): received %d, more than the %d advised: accepted", po, id, code, received, *advised))
 	}
-	inc := received - before
-	if inc < 0 {
-		im.stats.Warnings++
-		s.Opts.Warn(fmt.Sprintf("%s: received %d, less than the %d applied before: stock is not lowered (an event out of order, or a correction to post as a count)",
-			what, received, before))
-	}
-	if inc > 0 {
-		reason, err := im.apply(imports.Transaction{Line: line, Code: imports.EffectReceipt, Item: item, SKU: sku, Quantity: inc,
-			Reference: fmt.Sprintf("%s/%d", po, row)})
+	if inc := received - st.received; inc > 0 {
+		reason, err := im.apply(imports.Transaction{Line: line, Code: imports.EffectReceipt, Item: item, SKU: sku, Warehouse: w,
+			Quantity: inc, Reference: reference(imports.Flex(po), l.RowNumber)})
 		if err != nil || reason != nil {
 			return reason, err
 		}
-		s.Result.Applied++
 	}
-	_, err = s.Conn.ExecContext(s.Ctx, `INSERT INTO wms_receipt_lines(partner, purchase_order, row_number, article, item, sku, advised, received, event_id, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT(partner, purchase_order, row_number) DO UPDATE SET advised = excluded.advised,
-  received = max(received, excluded.received), event_id = excluded.event_id, updated_at = excluded.updated_at`,
-		im.partner, po, row, article, item, sku, advised, received, id, db.Now())
-	return nil, db.Classify(err)
+	err = im.saveLine(lineRow{id: id, poID: poID, po: po, row: string(l.RowNumber), article: code, item: item, sku: sku,
+		warehouse: w, advised: advised, received: received, source: "GET purchaseOrders"})
+	for _, ai := range items {
+		if err == nil {
+			err = im.countItem(ai, id)
+		}
+	}
+	return nil, err
 }
 
-// count reads a whole number of items, 0 or more; required says whether
-// it may be missing.
-func count(field string, v imports.Flex, required bool) (int64, error) {
-	if v == "" {
-		if required {
-			return 0, fmt.Errorf("%s is required", field)
-		}
-		return 0, nil
+// reference is a receipt's history reference: the purchase order number
+// and its row.
+func reference(po, row imports.Flex) string {
+	if row == "" {
+		return string(po)
 	}
-	n, err := format.ParseInt(strings.TrimSpace(string(v)))
-	switch {
-	case err != nil:
-		return 0, fmt.Errorf("%s %q: want a whole number", field, v)
-	case n < 0:
-		return 0, fmt.Errorf("%s %q: cannot be negative", field, v)
-	case n > imports.MaxQuantity:
-		return 0, fmt.Errorf("%s %q: out of range, at most %d", field, v, imports.MaxQuantity)
+	return string(po) + "/" + string(row)
+}
+
+func isTrue(v imports.Flex) bool {
+	b, err := format.ParseFlag(string(v))
+	return err == nil && b
+}
+
+// lineState is what was applied for a purchase order line before.
+type lineState struct {
+	found              bool
+	received           int64
+	article, warehouse string
+}
+
+func (im *importer) poLine(id int64) (lineState, error) {
+	s := im.s
+	st := lineState{found: true}
+	err := s.Conn.QueryRowContext(s.Ctx, `SELECT received, article, warehouse FROM wms_po_lines WHERE partner = ? AND line_id = ?`,
+		im.partner, id).Scan(&st.received, &st.article, &st.warehouse)
+	if errors.Is(err, sql.ErrNoRows) {
+		return lineState{}, nil
 	}
-	return n, nil
+	return st, db.Classify(err)
+}
+
+// lineRow is a purchase order line with its new running total.
+type lineRow struct {
+	id                                     int64
+	poID                                   num
+	po, row, article, item, sku, warehouse string
+	advised                                *int64
+	received                               int64
+	source                                 string
+}
+
+func (im *importer) saveLine(l lineRow) error {
+	s := im.s
+	var poID any
+	if l.poID != "" {
+		poID = string(l.poID)
+	}
+	_, err := s.Conn.ExecContext(s.Ctx, `INSERT INTO wms_po_lines(partner, line_id, purchase_order_id, purchase_order, row_number, article,
+  item, sku, warehouse, advised, received, source, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT(partner, line_id) DO UPDATE SET purchase_order_id = coalesce(excluded.purchase_order_id, purchase_order_id),
+  purchase_order = CASE WHEN excluded.purchase_order <> '' THEN excluded.purchase_order ELSE purchase_order END,
+  row_number = CASE WHEN excluded.row_number <> '' THEN excluded.row_number ELSE row_number END, warehouse = excluded.warehouse,
+  advised = coalesce(excluded.advised, advised), received = excluded.received, source = excluded.source, updated_at = excluded.updated_at`,
+		im.partner, l.id, poID, l.po, l.row, l.article, l.item, l.sku, l.warehouse, l.advised, l.received, l.source, db.Now())
+	return db.Classify(err)
+}
+
+// itemCounted says whether an article item is in a line's received count.
+func (im *importer) itemCounted(id int64) (bool, error) {
+	s := im.s
+	var ok bool
+	err := s.Conn.QueryRowContext(s.Ctx, `SELECT EXISTS (SELECT 1 FROM wms_po_items WHERE partner = ? AND article_item_id = ?)`,
+		im.partner, id).Scan(&ok)
+	return ok, db.Classify(err)
+}
+
+// countItem records an article item as in line's received count.
+func (im *importer) countItem(id, line int64) error {
+	s := im.s
+	_, err := s.Conn.ExecContext(s.Ctx, `INSERT INTO wms_po_items(partner, article_item_id, line_id) VALUES (?, ?, ?)
+ON CONFLICT DO NOTHING`, im.partner, id, line)
+	return db.Classify(err)
 }
