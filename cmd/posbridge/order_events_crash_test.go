@@ -15,10 +15,12 @@ import (
 )
 
 // TestOrderEventsKilled kills export order-events with SIGKILL at random
-// moments while imports keep adding orders (and cancelling some), then
-// runs it normally: every event must be in exactly one complete file, its
-// messageId unique and equal to its id, the ledger and the outbox in
-// agreement, and no temporary file left.
+// moments while imports keep adding orders (and cancelling some, and every
+// tenth without a city, whose events are held), then runs it normally:
+// every event that can go out must be in exactly one complete file, its
+// messageId unique and equal to its id, its omsSubOrderId the same in
+// every event of its order; the held ones ready and in no file; the ledger
+// and the outbox in agreement, and no temporary file left.
 func TestOrderEventsKilled(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills real processes; skipped with -short")
@@ -42,7 +44,9 @@ func TestOrderEventsKilled(t *testing.T) {
 	e.ok("xref", "load", "shop", write("xref.csv", "item,sku,external_code\nIT0000003,RED  S,SH-RED-S\nIT0000003,BLK  L,SH-BLK-L\n"), "-q")
 
 	// orders writes a file of n orders from number first on; every third
-	// is sent again cancelled, which makes a second event.
+	// is sent again cancelled, which makes a second event. Every tenth has
+	// no city (nor has its customer, made from its mobile number): its
+	// events are held (exit 3), and must never stop the others.
 	next := 0
 	orders := func(n int) string {
 		var b strings.Builder
@@ -56,16 +60,35 @@ func TestOrderEventsKilled(t *testing.T) {
 			if i > 0 {
 				b.WriteString(",\n")
 			}
-			fmt.Fprintf(&b, `{"onlineReferenceNo": "K%06d", "createdAt": "2026-03-01 10:00:00", "status": %q, "customerMobile": "555%07d",
+			city := "Provo"
+			if next%10 == 0 {
+				city = ""
+			}
+			fmt.Fprintf(&b, `{"onlineReferenceNo": "K%06d", "createdAt": "2026-03-01 10:00:00", "status": %q, "paymentMode": 1,
+ "customerName": "Kim Lee", "customerMobile": "555%07d", "customerEmail": "kim@example.com",
+ "shippingName": "Kim Lee", "shippingAddress1": "1 Main St", "shippingPlace": %q, "shippingState": "UT",
+ "shippingCountry": "US", "shippingPincode": 84601,
  "orderItems": [{"rowNo": 1, "itemReferenceCode": "SH-RED-S", "salePrice": 179, "quantity": 1},
-                {"rowNo": 2, "itemReferenceCode": "SH-BLK-L", "salePrice": 179, "quantity": 2}]}`, next, status, next%50)
+                {"rowNo": 2, "itemReferenceCode": "SH-BLK-L", "salePrice": 179, "quantity": 2}]}`, next, status, next%50, city)
 		}
 		b.WriteString("]\n")
 		return write(fmt.Sprintf("orders-%06d.json", next), b.String())
 	}
+	// held runs export order-events, which must exit 3 (the events of
+	// the orders without a city are held), and returns its stdout.
+	held := func(args ...string) []byte {
+		t.Helper()
+		var out, errs bytes.Buffer
+		cmd := e.cmd(append([]string{"export", "order-events", "--partner", "shop"}, args...)...)
+		cmd.Stdout, cmd.Stderr = &out, &errs
+		if err := cmd.Run(); cmd.ProcessState.ExitCode() != 3 || !strings.Contains(errs.String(), "not sent: event ") {
+			t.Fatalf("export order-events %s: %v, want exit 3 and the held events\n%s%s", strings.Join(args, " "), err, out.Bytes(), errs.Bytes())
+		}
+		return out.Bytes()
+	}
 	e.ok("import", "orders", "--partner", "shop", orders(600), "-q")
 	start := time.Now()
-	e.ok("export", "order-events", "--partner", "shop", "--dry-run", "-q")
+	held("--dry-run", "-q")
 	idle := time.Since(start)
 	window := 4 * idle
 
@@ -85,18 +108,19 @@ func TestOrderEventsKilled(t *testing.T) {
 		}
 		time.Sleep(idle*7/10 + time.Duration(rng.Int64N(int64(window))))
 		cmd.Process.Kill()
-		if err := cmd.Wait(); err != nil {
-			if ws, ok := cmd.ProcessState.Sys().(interface{ Signaled() bool }); !ok || !ws.Signaled() {
-				t.Fatalf("export %d failed by itself: %v\n%s", i, err, out.Bytes())
-			}
+		err := cmd.Wait()
+		switch ws, ok := cmd.ProcessState.Sys().(interface{ Signaled() bool }); {
+		case ok && ws.Signaled():
 			killed++
-		} else {
+		case cmd.ProcessState.ExitCode() == 3:
 			window = max(time.Since(begin), idle)
+		default:
+			t.Fatalf("export %d: %v, want exit 3 (held events) or killed\n%s", i, err, out.Bytes())
 		}
 		e.ok("import", "orders", "--partner", "shop", orders(150), "-q")
 	}
-	e.ok("export", "order-events", "--partner", "shop", "--max-records", "100", "-q")
-	if again := e.ok("export", "order-events", "--partner", "shop"); string(again) != "order-events shop: nothing to export\n" {
+	held("--max-records", "100", "-q")
+	if again := held(); string(again) != "order-events shop: nothing to export\n" {
 		t.Errorf("the run after the last one: %q, want nothing to export", again)
 	}
 
@@ -128,6 +152,7 @@ func TestOrderEventsKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	seen := map[int64]string{}
+	subOrders := map[string]int64{}
 	for _, d := range entries {
 		f, ok := complete[d.Name()]
 		if !ok {
@@ -143,12 +168,28 @@ func TestOrderEventsKilled(t *testing.T) {
 		var lines int64
 		for sc.Scan() {
 			lines++
+			// The ids are JSON numbers (a string does not decode into
+			// int64), omsSubOrderId the same in every event of an order.
 			var ev struct {
-				MessageID int64  `json:"messageId"`
-				EventType string `json:"eventType"`
+				MessageID     int64  `json:"messageId"`
+				EventType     string `json:"eventType"`
+				OrderCode     string `json:"orderCode"`
+				OmsSubOrderID int64  `json:"omsSubOrderId"`
+				SubOrderItems []struct {
+					OmsSubOrderItemID int64 `json:"omsSubOrderItemId"`
+				} `json:"subOrderItems"`
 			}
-			if err := json.Unmarshal(sc.Bytes(), &ev); err != nil || ev.MessageID == 0 || ev.EventType == "" {
+			if err := json.Unmarshal(sc.Bytes(), &ev); err != nil || ev.MessageID == 0 || ev.EventType == "" || ev.OmsSubOrderID == 0 {
 				t.Fatalf("%s line %d: %v: %s", d.Name(), lines, err, sc.Bytes())
+			}
+			if id, ok := subOrders[ev.OrderCode]; ok && id != ev.OmsSubOrderID {
+				t.Errorf("order %s: omsSubOrderId %d in one event, %d in another", ev.OrderCode, id, ev.OmsSubOrderID)
+			}
+			subOrders[ev.OrderCode] = ev.OmsSubOrderID
+			for _, it := range ev.SubOrderItems {
+				if it.OmsSubOrderItemID/1_000_000 != ev.OmsSubOrderID {
+					t.Errorf("order %s: omsSubOrderItemId %d is not of omsSubOrderId %d", ev.OrderCode, it.OmsSubOrderItemID, ev.OmsSubOrderID)
+				}
 			}
 			if other, dup := seen[ev.MessageID]; dup {
 				t.Errorf("messageId %d in %s and in %s", ev.MessageID, other, d.Name())
@@ -164,33 +205,42 @@ func TestOrderEventsKilled(t *testing.T) {
 		t.Errorf("%d complete files in the ledger, %d in the outbox", len(complete), len(entries))
 	}
 
-	// The state: every event processed and in the file that holds it.
+	// The state: every event processed and in the file that holds it,
+	// but those of the orders without a city: ready, in no file.
 	conn, err := sql.Open("sqlite", filepath.Join(e.dir, "data", "posbridge.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	rows, err := conn.Query(`SELECT m.id, m.status, coalesce(f.name, '') FROM order_messages m LEFT JOIN files f ON f.id = m.file_id WHERE m.stream = 'events'`)
+	rows, err := conn.Query(`SELECT m.id, m.status, coalesce(f.name, ''), o.external_key FROM order_messages m JOIN orders o ON o.id = m.order_id
+  LEFT JOIN files f ON f.id = m.file_id WHERE m.stream = 'events'`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rows.Close()
-	events := 0
+	events, ready := 0, 0
 	for rows.Next() {
-		var id int64
-		var status, file string
-		if err := rows.Scan(&id, &status, &file); err != nil {
+		var id, number int64
+		var status, file, key string
+		if err := rows.Scan(&id, &status, &file, &key); err != nil {
 			t.Fatal(err)
 		}
-		events++
-		if status != "processed" || seen[id] != file {
-			t.Errorf("event %d: %s in %q, found in %q", id, status, file, seen[id])
+		fmt.Sscanf(key, "K%d", &number)
+		want := "processed"
+		if number%10 == 0 {
+			want = "ready"
+			ready++
+		} else {
+			events++
+		}
+		if status != want || seen[id] != file {
+			t.Errorf("event %d of %s: %s in %q, found in %q; want %s", id, key, status, file, seen[id], want)
 		}
 	}
-	if events != len(seen) || events < 1200 {
-		t.Errorf("%d events in the state, %d in the files", events, len(seen))
+	if events != len(seen) || events < 1000 || ready < 200 {
+		t.Errorf("%d events sent in the state, %d in the files; %d held", events, len(seen), ready)
 	}
-	t.Logf("%d exports killed of 12; %d events in %d files, %d abandoned", killed, events, len(complete), abandoned)
+	t.Logf("%d exports killed of 12; %d events in %d files, %d abandoned; %d held", killed, events, len(complete), abandoned, ready)
 	if killed < 3 {
 		t.Errorf("only %d of 12 exports were killed: the kill window is off", killed)
 	}

@@ -11,11 +11,16 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
-var isoTime = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ`)
+var (
+	isoTime = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ`)
+	// docTime is the time shape of Increff's sales posting page.
+	docTime = regexp.MustCompile(`\d\d-\d\d-\d{4}T\d\d:\d\d:\d\d`)
+)
 
 // cmdNormTime writes OUT as IN with every UTC timestamp
-// (YYYY-MM-DDThh:mm:ssZ) replaced by TIME, so that a golden file of an
-// export that carries change times compares byte for byte:
+// (YYYY-MM-DDThh:mm:ssZ) replaced by TIME and every dd-MM-yyyy'T'HH:mm:ss
+// one by dd-MM-yyyyTHH:mm:ss, so that a golden file of an export that
+// carries change times compares byte for byte and still shows their shape:
 //
 //	normtime IN OUT
 func cmdNormTime(ts *testscript.TestScript, neg bool, args []string) {
@@ -24,7 +29,8 @@ func cmdNormTime(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	b, err := os.ReadFile(ts.MkAbs(args[0]))
 	ts.Check(err)
-	ts.Check(os.WriteFile(ts.MkAbs(args[1]), isoTime.ReplaceAll(b, []byte("TIME")), 0o644))
+	b = docTime.ReplaceAll(isoTime.ReplaceAll(b, []byte("TIME")), []byte("dd-MM-yyyyTHH:mm:ss"))
+	ts.Check(os.WriteFile(ts.MkAbs(args[1]), b, 0o644))
 }
 
 // cmdBatches prints, for an external-OMS inventory file (NDJSON, one batch

@@ -60,19 +60,22 @@ func newImportOrdersCmd(app *App) *cobra.Command {
 	cmd := newImportKindCmd(app, importer{
 		name:  "orders",
 		short: "Apply online-store sales orders of a store-pos partner (JSON)",
-		long: `Apply sales orders of the online store of a store-pos partner: a JSON file holds
-one order object or an array of them, in the store POS shape (onlineReferenceNo,
-createdAt, status, paymentMode, totals, shipping and customer fields,
-orderItems[] with rowNo, itemId, itemReferenceCode, salePrice, quantity, ...);
-keys in any letter case. onlineReferenceNo is the order's key: the same order
+		long: `Apply sales orders of the online store of a store-pos partner, as GoFrugal's
+"Create a sales order" API posts them: {"salesOrder": {...}} or the order object
+alone, one in a file, an array of them, or one a line (NDJSON). Fields as the
+API documents them (onlineReferenceNo, createdAt, status, paymentMode, totals,
+shipping*, locationId, customer*, orderItems[] with rowNo, itemId,
+itemReferenceCode, salePrice, quantity, ...), keys in any letter case, numbers
+as numbers or strings. onlineReferenceNo is the order's key: the same order
 again changes nothing, a changed one updates it (the later one wins; logged).
-A new customerMobile creates a customer. Lines name SKUs by itemReferenceCode
-through the partner's sku_code (xref: its cross reference), or by itemId alone
-for an item without SKUs. Each line reserves its quantity in the partner's
-warehouse; an order short of stock is accepted and listed by
-'posbridge orders list --short'. An order with a bad line is rejected whole,
-into FILE.rejects.csv (exit 3); invalid JSON fails the file (exit 1).
-See docs/orders.md.`,
+A new customerMobile creates a customer with the order's customer address.
+Lines name SKUs by itemReferenceCode through the partner's sku_code (xref: its
+cross reference), or by itemId alone for an item without SKUs. The order's
+locationId chooses our warehouse (partners.P.locations; none: partners.P.warehouse)
+and each line reserves its quantity there; an order short of stock is accepted
+and listed by 'posbridge orders list --short'. An order with a bad field or
+line, or an unknown locationId, is rejected whole into FILE.rejects.csv (exit
+3); invalid JSON fails the file (exit 1). See docs/orders.md.`,
 		example: `  posbridge import orders --partner shop orders.json
   posbridge import orders --partner shop /srv/drop/shop/orders`,
 		apply: func(ctx context.Context, d *db.DB, path string, o imports.Options) (*imports.Result, error) {
@@ -160,7 +163,7 @@ were accepted, and someone must find the stock.`,
 // decimals.
 func orderJSON(o orders.Order) map[string]any {
 	m := map[string]any{"order": o.Code, "partner": o.Partner, "key": o.ExternalKey, "channel": o.Channel, "warehouse": o.Warehouse,
-		"location_code": o.LocationCode, "customer": o.Customer, "status": o.Status, "online_status": orders.OnlineStatus(o.Status),
+		"location_id": o.LocationID, "location_code": o.LocationCode, "customer": o.Customer, "status": o.Status, "online_status": orders.OnlineStatus(o.Status),
 		"payment_method": o.PaymentMethod, "order_time": o.OrderTime, "customer_name": o.CustomerName,
 		"customer_mobile": o.CustomerMobile, "customer_email": o.CustomerEmail, "shipping": o.Ship,
 		"total_quantity": o.TotalQuantity, "total_amount": format.FormatAmount(o.TotalAmount), "total_tax": format.FormatAmount(o.TotalTax),
@@ -209,8 +212,12 @@ func newOrdersShowCmd(app *App) *cobra.Command {
 func printOrder(app *App, o orders.Order) {
 	w := app.Out
 	fmt.Fprintf(w, "order %s (%s %s), %s, online %s\n", o.Code, o.Partner, o.ExternalKey, o.Status, orders.OnlineStatus(o.Status))
+	warehouse := o.Warehouse
+	if o.LocationID != "" {
+		warehouse += " (locationId " + o.LocationID + ")"
+	}
 	fmt.Fprintf(w, "ordered %s, channel %s, warehouse %s, location code %s, payment %s, revision %d\n",
-		o.OrderTime, o.Channel, o.Warehouse, o.LocationCode, o.PaymentMethod, o.Revision)
+		o.OrderTime, o.Channel, warehouse, o.LocationCode, o.PaymentMethod, o.Revision)
 	fmt.Fprintf(w, "customer %s: %s, %s, %s\n", o.Customer, o.CustomerName, o.CustomerMobile, o.CustomerEmail)
 	fmt.Fprintf(w, "ship to %s, %s, %s, %s %s, %s\n", o.Ship.Name, strings.TrimSuffix(o.Ship.Address1+" "+o.Ship.Address2, " "),
 		o.Ship.City, o.Ship.State, o.Ship.Zip, o.Ship.Country)
@@ -291,19 +298,41 @@ func orderChange(cmd *cobra.Command, app *App, change func(context.Context, *db.
 	return nil
 }
 
+// heldErr reports the order events an export held back, one a line on
+// stderr, and makes the run exit 3; nil when there are none.
+func heldErr(app *App, name, partner string, held []orders.Held) error {
+	if len(held) == 0 {
+		return nil
+	}
+	for _, h := range held {
+		app.logger().Warn("not sent: " + h.String())
+	}
+	return fmt.Errorf("%w: %s %s: %d events not sent; they stay ready and go out with the first export after their order or customer is fixed",
+		errRejected, name, partner, len(held))
+}
+
 // newExportOrdersCmd is export order-events or export order-status.
 func newExportOrdersCmd(app *App, name string) *cobra.Command {
 	var o exportOptions
 	var partner string
 	short, long := "Write the ready order events of a partner's orders (NDJSON sales posting)", `Write the order events (SUBORDER_CREATE, SUBORDER_PARTIAL_CANCEL, SUBORDER_CANCEL,
 SUBORDER_COMPLETE) of the partner's orders that no file holds yet, one JSON
-object per line, into <export.outbox>/partners/<partner>/order_events_<ts>_<seq>.ndjson.
+object per line, into <export.outbox>/partners/<partner>/order_events_<ts>_<seq>.ndjson,
+in the shape of Increff's sales posting to a POS: messageId, omsSubOrderId and
+omsSubOrderItemId are numbers, times dd-MM-yyyy'T'HH:mm:ss in UTC
+(partners.P.time_format: iso8601 for 2026-03-01T10:15:00Z), channelType from
+partners.P.channel_type (default ERP), the billing address the customer's.
 Each event's messageId is its id in the state: a file written again after a
-crash carries the same ids, so the receiver's de-duplication holds.`
+crash carries the same ids, so the receiver's de-duplication holds. An event
+with a field the sales posting requires left empty (a city, an email, ...) is
+not sent, nor are the later events of its order: it is listed on stderr with
+its order and field, stays ready for the next export, and the run exits 3.`
 	if name == "order-status" {
-		short, long = "Write the status of the partner's orders that changed (Pending, Delivered, Cancelled)", `Write the status of each of the partner's orders whose status changed since the
-last export (new orders: Pending; completed: Delivered; cancelled: Cancelled),
-one JSON object per line, into <export.outbox>/partners/<partner>/order_status_<ts>_<seq>.ndjson.
+		short, long = "Write the status of the partner's orders that changed (pending, delivered, cancelled)", `Write each of the partner's orders whose status changed since the last export
+(new orders: pending; completed: delivered; cancelled: cancelled) in the shape
+of GoFrugal's "Retrieve a sales order" response, {"messageId": N, "salesOrder":
+{... the order as the partner sent it ..., "status": "pending", "updatedAt": ...}},
+one a line, into <export.outbox>/partners/<partner>/order_status_<ts>_<seq>.ndjson.
 Several changes before an export make one message with the latest status.`
 	}
 	profiles := []string(nil)
@@ -332,7 +361,8 @@ docs/returns.md.`,
 			if err != nil {
 				return err
 			}
-			if _, err := partnerOf(cfg, partner, profiles...); err != nil {
+			p, err := partnerOf(cfg, partner, profiles...)
+			if err != nil {
 				return err
 			}
 			eo := export.Options{Dir: o.out, Outbox: cfg.OutboxDir(), LockDir: cfg.LockDir(), LockWait: cfg.Export.LockWait,
@@ -347,12 +377,12 @@ docs/returns.md.`,
 			if err != nil {
 				return err
 			}
-			var res *export.Result
+			var res *export.OrdersResult
 			err = app.recordRun(ctx, d, "export "+name, eo.DryRun, func(id int64) (any, bool, error) {
 				eo.RunID = id
 				var err error
-				res, err = export.Orders(ctx, d, export.OrderKinds[name], partner, eo)
-				return res, false, err
+				res, err = export.Orders(ctx, d, export.OrderKinds[name], partner, p, eo)
+				return res, res != nil && len(res.Held) > 0, err
 			})
 			if res != nil && res.Completed+res.Abandoned > 0 {
 				app.logger().Warn(fmt.Sprintf("export %s: recovered an earlier run that died: %d files it had written are now complete, %d unfinished files undone (their messages are ready again)",
@@ -362,7 +392,10 @@ docs/returns.md.`,
 				return err
 			}
 			if o.output.value == "json" {
-				return writeJSON(app.Out, res)
+				if err := writeJSON(app.Out, res); err != nil {
+					return err
+				}
+				return heldErr(app, name, partner, res.Held)
 			}
 			prefix := ""
 			if res.DryRun {
@@ -378,7 +411,7 @@ docs/returns.md.`,
 				}
 				fmt.Fprintf(app.Out, "%s %s: wrote %s (%d messages, sha256 %s)\n", name, partner, f.Path, f.Records, f.SHA256)
 			}
-			return nil
+			return heldErr(app, name, partner, res.Held)
 		},
 	}
 	f := cmd.Flags()

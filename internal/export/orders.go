@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/posbridge/posbridge/internal/config"
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/orders"
 )
@@ -31,26 +32,42 @@ func orderKind(stream string) *kind {
 	return &kind{name: name, private: true}
 }
 
+// OrdersResult is what an order message export did: Result, and the
+// order events held back because they cannot go out as the partner's page
+// documents them (orders.Held: they stay ready; each is listed once).
+type OrdersResult struct {
+	*Result
+	Held []orders.Held `json:"held,omitempty"`
+}
+
 // Orders exports the ready order messages of a stream (orders.StreamEvents,
 // orders.StreamStatus or orders.StreamReturns) of partner, as NDJSON files
 // (one message per line) named <kind>_<yyyymmddThhmmssZ>_<seq>.ndjson in
-// <Outbox>/partners/<partner>/ unless o.Dir says otherwise. The lifecycle
-// is the one of every export: claimed, written, renamed, completed,
-// recovered after a crash.
-func Orders(ctx context.Context, d *db.DB, stream, partner string, o Options) (*Result, error) {
+// <Outbox>/partners/<partner>/ unless o.Dir says otherwise. Events are
+// written as p's sales posting (its time format and channel type); an
+// event that cannot be is held back, not claimed. The lifecycle is the one
+// of every export: claimed, written, renamed, completed, recovered after a
+// crash.
+func Orders(ctx context.Context, d *db.DB, stream, partner string, p config.Partner, o Options) (*OrdersResult, error) {
 	k := orderKind(stream)
 	if o.Dir == "" {
 		o.Dir = filepath.Join(o.Outbox, "partners", partner)
 	}
 	o.defaults(k)
 	o.Format = "ndjson"
-	conn, res, end, err := begin(ctx, d, k, &o)
+	conn, r, end, err := begin(ctx, d, k, &o)
+	res := &OrdersResult{Result: r}
 	if err != nil {
 		return res, err
 	}
 	defer end()
+	events := stream == orders.StreamEvents
 	if o.DryRun {
-		res.Ready, err = orders.Ready(ctx, conn, stream, partner)
+		if events {
+			res.Ready, res.Held, err = orders.ReadyEvents(ctx, conn, partner, p)
+		} else {
+			res.Ready, err = orders.Ready(ctx, conn, stream, partner)
+		}
 		if err != nil || res.Ready == 0 {
 			return res, err
 		}
@@ -69,20 +86,39 @@ func Orders(ctx context.Context, d *db.DB, stream, partner string, o Options) (*
 		}
 		return res, nil
 	}
+	// Every file's claim meets the held events again: list each once.
+	seen := map[int64]bool{}
+	claim := func(fileID int64) (int64, int64, error) {
+		if !events {
+			n, err := orders.Claim(ctx, conn, stream, partner, fileID, o.RunID, o.MaxRecords)
+			return n, n, err
+		}
+		n, held, err := orders.ClaimEvents(ctx, conn, partner, p, fileID, o.RunID, o.MaxRecords)
+		for _, h := range held {
+			if !seen[h.MessageID] {
+				seen[h.MessageID] = true
+				res.Held = append(res.Held, h)
+			}
+		}
+		return n, n, err
+	}
+	write := func(fileID int64) func(emit func([]byte) error) error {
+		return func(emit func([]byte) error) error {
+			if events {
+				return orders.EventMessages(ctx, conn, fileID, p, emit)
+			}
+			return orders.Messages(ctx, conn, fileID, emit)
+		}
+	}
 	for {
 		if err := prepareDir(k, o.Dir); err != nil {
 			return res, err
 		}
-		f, fileID, err := startFile(ctx, conn, k, &o, func(fileID int64) (int64, int64, error) {
-			n, err := orders.Claim(ctx, conn, stream, partner, fileID, o.RunID, o.MaxRecords)
-			return n, n, err
-		})
+		f, fileID, err := startFile(ctx, conn, k, &o, claim)
 		if err != nil || fileID == 0 {
 			return res, err
 		}
-		w, err := writeLines(&o, f.Path, f.Records, func(emit func([]byte) error) error {
-			return orders.Messages(ctx, conn, fileID, emit)
-		})
+		w, err := writeLines(&o, f.Path, f.Records, write(fileID))
 		if err != nil {
 			abandon(conn, fileID, f.Path, err)
 			return res, fmt.Errorf("export %s: write %s: %w (its messages are ready again)", k.name, f.Name, err)

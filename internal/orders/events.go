@@ -28,7 +28,8 @@ const (
 	StreamReturns = "returns"
 )
 
-// EventAddress is an address of an order event.
+// EventAddress is the billingAddress or shippingAddress of a sales
+// posting event.
 type EventAddress struct {
 	Name    string `json:"name"`
 	Line1   string `json:"line1"`
@@ -42,11 +43,11 @@ type EventAddress struct {
 	Phone   string `json:"phone"`
 }
 
-// EventItem is a line of an order event.
+// EventItem is a line of a sales posting event (subOrderItems[]).
 type EventItem struct {
 	Barcode             string      `json:"barcode"`
 	ChannelSkuCode      string      `json:"channelSkuCode"`
-	OmsSubOrderItemID   string      `json:"omsSubOrderItemId"`
+	OmsSubOrderItemID   int64       `json:"omsSubOrderItemId"`
 	OrderItemCodes      []string    `json:"orderItemCodes"`
 	ExternalItemCodes   []string    `json:"externalItemCodes"`
 	OrderedQuantity     int64       `json:"orderedQuantity"`
@@ -60,9 +61,12 @@ type EventItem struct {
 	ShippingCharge      json.Number `json:"shippingCharge"`
 }
 
-// Event is one sales posting message, field for field as PARTNERS.md A
-// names them. MessageID is the id of its order_messages row: the same
-// however often a file is written again after a crash.
+// Event is one sales posting message as Increff's "Outward Sales Posting
+// APIs to POS" documents it (docs/partners.md): ids are JSON numbers
+// (Long), amounts numbers (Double), times in the partner's time format.
+// MessageID is the id of its order_messages row: the same however often a
+// file is written again after a crash. The export renders it from the
+// stored eventData (render).
 type Event struct {
 	MessageID       int64        `json:"messageId"`
 	EventType       string       `json:"eventType"`
@@ -70,7 +74,7 @@ type Event struct {
 	CreatedAt       string       `json:"createdAt"`
 	OrderCode       string       `json:"orderCode"`
 	ParentOrderCode string       `json:"parentOrderCode"`
-	OmsSubOrderID   string       `json:"omsSubOrderId"`
+	OmsSubOrderID   int64        `json:"omsSubOrderId"`
 	OrderTime       string       `json:"orderTime"`
 	OrderType       string       `json:"orderType"`
 	LocationCode    string       `json:"locationCode"`
@@ -84,30 +88,73 @@ type Event struct {
 	SubOrderItems   []EventItem  `json:"subOrderItems"`
 }
 
-// StatusMessage is the order status sent back to the online store.
+// eventData is the payload of an event: the order and the lines as they
+// were when the event happened, times as stored (UTC). What depends on
+// the partner's settings (time format, channel type) or on the customer
+// record (the billing address) is left to the export, which renders it
+// when it writes the file. The keys are those of the payloads written
+// before; omsSubOrderId and omsSubOrderItemId of those (strings) are not
+// read: the ids come from the rows.
+type eventData struct {
+	EventType       string      `json:"eventType"`
+	EventTime       string      `json:"eventTime"`
+	CreatedAt       string      `json:"createdAt"`
+	OrderCode       string      `json:"orderCode"`
+	ParentOrderCode string      `json:"parentOrderCode"`
+	OrderTime       string      `json:"orderTime"`
+	OrderType       string      `json:"orderType"`
+	LocationCode    string      `json:"locationCode"`
+	ChannelName     string      `json:"channelName"`
+	PaymentMethod   string      `json:"paymentMethod"`
+	IsPriority      bool        `json:"isPriority"`
+	ShippingCharges json.Number `json:"shippingCharges"`
+	// Customer is the customer as the order names it (name, email,
+	// mobile); the billing address falls back to it.
+	Customer EventAddress `json:"billingAddress"`
+	Ship     EventAddress `json:"shippingAddress"`
+	Items    []itemData   `json:"subOrderItems"`
+}
+
+// itemData is a line of an eventData: EventItem without its id, with the
+// line number it is made of.
+type itemData struct {
+	Line                int64       `json:"line"`
+	Barcode             string      `json:"barcode"`
+	ChannelSkuCode      string      `json:"channelSkuCode"`
+	OrderItemCodes      []string    `json:"orderItemCodes"`
+	ExternalItemCodes   []string    `json:"externalItemCodes"`
+	OrderedQuantity     int64       `json:"orderedQuantity"`
+	CancelledQuantity   int64       `json:"cancelledQuantity"`
+	FulfilledQuantity   int64       `json:"fulfilledQuantity"`
+	HoppedQuantity      int64       `json:"hoppedQuantity"`
+	SellingPricePerUnit json.Number `json:"sellingPricePerUnit"`
+	ChannelDiscount     json.Number `json:"channelDiscount"`
+	SellerDiscount      json.Number `json:"sellerDiscount"`
+	GiftChargePerUnit   json.Number `json:"giftChargePerUnit"`
+	ShippingCharge      json.Number `json:"shippingCharge"`
+}
+
+// StatusMessage is the order status sent back to the online store:
+// GoFrugal's "Retrieve a sales order" response (PARTNERS.md B), the order
+// in its salesOrder wrapper with its status now (retrievedOrder), and
+// beside the wrapper our messageId, the same however often a file is
+// written again after a crash.
 type StatusMessage struct {
-	MessageID         int64  `json:"messageId"`
-	OnlineReferenceNo string `json:"onlineReferenceNo"`
-	OrderCode         string `json:"orderCode"`
-	Status            string `json:"status"`
-	UpdatedAt         string `json:"updatedAt"`
+	MessageID  int64           `json:"messageId"`
+	SalesOrder json.RawMessage `json:"salesOrder"`
 }
 
 func amount(v int64) json.Number { return json.Number(format.FormatAmount(v)) }
 
-// subOrderID is the one sub-order of an order: an online order is not split.
-func subOrderID(o Order) string { return o.Code + "-1" }
-
-// newEvent builds the event of type typ for order o as it is now, with the
-// given lines (nil: all of them).
-func newEvent(o Order, typ, at string, lines []int64) Event {
-	ship := EventAddress{Name: o.Ship.Name, Line1: o.Ship.Address1, Line2: o.Ship.Address2, City: o.Ship.City,
-		State: o.Ship.State, Zip: o.Ship.Zip, Country: o.Ship.Country, Email: o.Ship.Email, Phone: o.Ship.Phone}
-	bill := EventAddress{Name: o.CustomerName, Email: o.CustomerEmail, Phone: o.CustomerMobile}
-	e := Event{EventType: typ, EventTime: at, CreatedAt: o.CreatedAt, OrderCode: o.Code, ParentOrderCode: o.ExternalKey,
-		OmsSubOrderID: subOrderID(o), OrderTime: o.OrderTime, OrderType: "SO", LocationCode: o.LocationCode,
-		ChannelName: o.Channel, ChannelType: "ONLINE", PaymentMethod: o.PaymentMethod, ShippingCharges: amount(o.ShippingCharge),
-		BillingAddress: bill, ShippingAddress: ship, SubOrderItems: []EventItem{}}
+// newEvent is the payload of the event of type typ for order o as it is
+// now, with the given lines (nil: all of them).
+func newEvent(o Order, typ, at string, lines []int64) eventData {
+	e := eventData{EventType: typ, EventTime: at, CreatedAt: o.CreatedAt, OrderCode: o.Code, ParentOrderCode: o.ExternalKey,
+		OrderTime: o.OrderTime, OrderType: "SO", LocationCode: o.LocationCode, ChannelName: o.Channel, PaymentMethod: o.PaymentMethod,
+		ShippingCharges: amount(o.ShippingCharge), Customer: EventAddress{Name: o.CustomerName, Email: o.CustomerEmail, Phone: o.CustomerMobile},
+		Ship: EventAddress{Name: o.Ship.Name, Line1: o.Ship.Address1, Line2: o.Ship.Address2, City: o.Ship.City,
+			State: o.Ship.State, Zip: o.Ship.Zip, Country: o.Ship.Country, Email: o.Ship.Email, Phone: o.Ship.Phone},
+		Items: []itemData{}}
 	want := map[int64]bool{}
 	for _, l := range lines {
 		want[l] = true
@@ -118,8 +165,14 @@ func newEvent(o Order, typ, at string, lines []int64) Event {
 		}
 		// The online store's discount per unit: sale price × percentage.
 		disc := l.SalePrice * l.DiscountPercent / (100 * format.AmountScale)
-		e.SubOrderItems = append(e.SubOrderItems, EventItem{
-			Barcode: l.UPC, ChannelSkuCode: l.RefCode, OmsSubOrderItemID: fmt.Sprintf("%s-%d", subOrderID(o), l.No),
+		// A line the store named by itemId alone (an item without SKUs)
+		// has no reference code: the store's code for it is the item.
+		sku := l.RefCode
+		if sku == "" {
+			sku = l.Item
+		}
+		e.Items = append(e.Items, itemData{
+			Line: l.No, Barcode: l.UPC, ChannelSkuCode: sku,
 			OrderItemCodes: []string{fmt.Sprintf("%s-%d", o.Code, l.No)}, ExternalItemCodes: []string{fmt.Sprintf("%s-%d", o.ExternalKey, l.No)},
 			OrderedQuantity: l.Ordered, CancelledQuantity: l.Cancelled, FulfilledQuantity: l.Fulfilled,
 			SellingPricePerUnit: amount(l.SalePrice), ChannelDiscount: amount(disc), SellerDiscount: amount(0),
@@ -130,7 +183,7 @@ func newEvent(o Order, typ, at string, lines []int64) Event {
 }
 
 // addEvent queues an event of order o for the order-events export; its
-// payload is the order as it is now.
+// payload is the order as it is now (eventData).
 func addEvent(ctx context.Context, q Querier, o Order, typ string, lines []int64) error {
 	now := db.Now()
 	b, err := json.Marshal(newEvent(o, typ, now, lines))
@@ -202,11 +255,11 @@ WHERE file_id = ? AND status = 'processing'`, db.Now(), fileID)
 }
 
 // Messages streams the messages of file fileID as JSON lines, in id
-// order: the events with their messageId, or the status of each order as
-// it is now, or the return updates as they were queued.
+// order: the status of each order as it is now, or the return updates as
+// they were queued. Files of events are written by EventMessages.
 func Messages(ctx context.Context, q Querier, fileID int64, emit func(line []byte) error) error {
 	rows, err := q.QueryContext(ctx, `SELECT m.id, m.stream, m.payload, coalesce(o.external_key, ''), coalesce(o.order_code, ''),
-  coalesce(o.status, ''), coalesce(o.updated_at, '')
+  coalesce(o.status, ''), coalesce(o.updated_at, ''), coalesce(o.source, '')
 FROM order_messages m LEFT JOIN orders o ON o.id = m.order_id WHERE m.file_id = ? ORDER BY m.id`, fileID)
 	if err != nil {
 		return err
@@ -214,22 +267,22 @@ FROM order_messages m LEFT JOIN orders o ON o.id = m.order_id WHERE m.file_id = 
 	defer rows.Close()
 	for rows.Next() {
 		var id int64
-		var stream, payload, key, code, status, updated string
-		if err := rows.Scan(&id, &stream, &payload, &key, &code, &status, &updated); err != nil {
+		var stream, payload, key, code, status, updated, source string
+		if err := rows.Scan(&id, &stream, &payload, &key, &code, &status, &updated, &source); err != nil {
 			return err
 		}
 		var b []byte
 		switch stream {
 		case StreamStatus:
-			b, err = json.Marshal(StatusMessage{MessageID: id, OnlineReferenceNo: key, OrderCode: code, Status: OnlineStatus(status), UpdatedAt: updated})
+			var so json.RawMessage
+			if so, err = retrievedOrder(source, key, status, updated); err == nil {
+				b, err = json.Marshal(StatusMessage{MessageID: id, SalesOrder: so})
+			}
 		case StreamReturns:
 			b = []byte(payload)
 		default:
-			var e Event
-			if err = json.Unmarshal([]byte(payload), &e); err == nil {
-				e.MessageID = id
-				b, err = json.Marshal(e)
-			}
+			// Events need the partner's settings: EventMessages.
+			err = fmt.Errorf("stream %s: written by EventMessages", stream)
 		}
 		if err != nil {
 			return fmt.Errorf("message %d: %w", id, err)

@@ -42,12 +42,18 @@ type Address struct {
 
 // Order is an order with its lines. Amounts are in ten-thousandths.
 type Order struct {
-	ID             int64
-	Code           string
-	Partner        string
-	ExternalKey    string
-	Channel        string
-	Warehouse      string
+	ID          int64
+	Code        string
+	Partner     string
+	ExternalKey string
+	Channel     string
+	// Warehouse is ours, where the order's stock is reserved: the one
+	// the partner's LocationID maps to (config.Partner.WarehouseFor).
+	Warehouse string
+	// LocationID is the partner's locationId as the order gave it;
+	// LocationCode the partner's location the order stands for (its
+	// LocationID, or the partner's configured location without one).
+	LocationID     string
 	LocationCode   string
 	Customer       string
 	Status         string
@@ -112,7 +118,7 @@ type Querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-const orderCols = `o.id, o.order_code, o.partner, o.external_key, o.channel, o.warehouse, o.location_code, o.customer, o.status,
+const orderCols = `o.id, o.order_code, o.partner, o.external_key, o.channel, o.warehouse, o.location_id, o.location_code, o.customer, o.status,
   o.payment_method, o.order_time, o.customer_name, o.customer_mobile, o.customer_email, o.ship_name, o.ship_address1,
   o.ship_address2, o.ship_city, o.ship_state, o.ship_country, o.ship_zip, o.ship_phone, o.ship_email, o.total_quantity,
   o.total_amount, o.total_tax, o.total_discount, o.shipping_charge, o.revision, o.created_at, o.updated_at,
@@ -120,7 +126,7 @@ const orderCols = `o.id, o.order_code, o.partner, o.external_key, o.channel, o.w
 
 func scanOrder(s interface{ Scan(...any) error }) (Order, error) {
 	var o Order
-	err := s.Scan(&o.ID, &o.Code, &o.Partner, &o.ExternalKey, &o.Channel, &o.Warehouse, &o.LocationCode, &o.Customer, &o.Status,
+	err := s.Scan(&o.ID, &o.Code, &o.Partner, &o.ExternalKey, &o.Channel, &o.Warehouse, &o.LocationID, &o.LocationCode, &o.Customer, &o.Status,
 		&o.PaymentMethod, &o.OrderTime, &o.CustomerName, &o.CustomerMobile, &o.CustomerEmail, &o.Ship.Name, &o.Ship.Address1,
 		&o.Ship.Address2, &o.Ship.City, &o.Ship.State, &o.Ship.Country, &o.Ship.Zip, &o.Ship.Phone, &o.Ship.Email, &o.TotalQuantity,
 		&o.TotalAmount, &o.TotalTax, &o.TotalDiscount, &o.ShippingCharge, &o.Revision, &o.CreatedAt, &o.UpdatedAt, &o.Short)

@@ -2,9 +2,11 @@ package orders
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/posbridge/posbridge/internal/config"
@@ -21,6 +23,7 @@ func TestParseTime(t *testing.T) {
 		"23-08-2023T12:07:18":           "2023-08-23T12:07:18Z",
 		"2026-03-01T10:15:00":           "2026-03-01T10:15:00Z",
 		"2026-03-01":                    "2026-03-01T00:00:00Z",
+		"2013-11-22 13: 00: 00":         "2013-11-22T13:00:00Z", // GoFrugal's own sample
 	} {
 		got, err := ParseTime(in)
 		if err != nil || got != want {
@@ -119,5 +122,91 @@ func TestReserveCancelComplete(t *testing.T) {
 	}
 	if _, err := Get(ctx, d, "NOPE"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Get(NOPE): %v", err)
+	}
+}
+
+// TestDecodeOrder reads GoFrugal's "Create a sales order" body in its
+// shapes, and refuses what is not an order, naming the field.
+func TestDecodeOrder(t *testing.T) {
+	const line = `"orderItems": [{"RowNo": 1, "itemId": 7, "quantity": "2", "salePrice": " 179.00 "}]`
+	for _, c := range []struct {
+		name, in string
+		want     string // the order as kept (MarshalJSON)
+		err      string // the reject, with the field after a |
+	}{
+		{"wrapped", `{"salesOrder": {"onlineReferenceNo": 1, "status": "pending", ` + line + `}}`,
+			`{"onlineReferenceNo":1,"status":"pending","orderItems":[{"rowNo":1,"itemId":7,"salePrice":179.00,"quantity":2}]}`, ""},
+		{"bare, keys in any case, layout ignored", `{ "OnlineReferenceNo" : "W1",  "CHANNEL": "web", "shippingaddress2": "x", ` + line + `}`,
+			`{"onlineReferenceNo":"W1","Channel":"web","ShippingAddress2":"x","orderItems":[{"rowNo":1,"itemId":7,"salePrice":179.00,"quantity":2}]}`, ""},
+		{"old shippingCity, documented name wins", `{"shippingCity": "A", "shippingPlace": "B"}`, `{"shippingPlace":"B"}`, ""},
+		{"old shippingCity alone", `{"shippingCity": "A", "unknown": {"x": 1}}`, `{"shippingPlace":"A"}`, ""},
+		{"wrapper of an array", `{"salesOrder": [{}]}`, "", "salesOrder: want the order object, got an array|salesOrder"},
+		{"not an object", `[1]`, "", "not an order: want an order object or {\"salesOrder\": {…}}, got an array|"},
+		{"two spellings", `{"status": "pending", "Status": "x"}`, "", `keys "status" and "Status" in the record are one field in two spellings: ambiguous, give it once|status`},
+		{"items not an array", `{"orderItems": {"rowNo": 1}}`, "", "orderItems: want an array of order lines, got an object|orderItems"},
+		{"item not an object", `{"orderItems": [3]}`, "", "orderItems[0]: want an order line object, got a number|orderItems"},
+	} {
+		so, err := decodeOrder(json.RawMessage(c.in))
+		if c.err != "" {
+			var rj *rejectError
+			if !errors.As(err, &rj) || rj.msg+"|"+rj.field != c.err {
+				t.Errorf("%s: err %v (%+v), want %s", c.name, err, rj, c.err)
+			}
+			continue
+		}
+		b, _ := so.MarshalJSON()
+		if err != nil || string(b) != c.want {
+			t.Errorf("%s: %s, %v; want %s", c.name, b, err, c.want)
+		}
+	}
+}
+
+// TestRecordTypes: where the pages document a value, an object, array or
+// boolean is refused; a number field takes a number or a string holding
+// one, and nothing else.
+func TestRecordTypes(t *testing.T) {
+	r := record{"shippingPincode": json.RawMessage(`{"a":1}`), "customerPincode": json.RawMessage(`97209`),
+		"totalAmount": number("totalAmount", json.RawMessage(`"12.50"`)), "shippingCharge": json.RawMessage(`"two"`),
+		"userId": json.RawMessage(`true`), "orderRemarks": json.RawMessage(`null`)}
+	if _, err := r.text("shippingPincode"); err == nil || err.Error() != "shippingPincode: want a string or a number, got an object" {
+		t.Errorf("object: %v", err)
+	}
+	if _, err := r.text("userId"); err == nil {
+		t.Errorf("boolean: no error")
+	}
+	if v := r.str("customerPincode"); v != "97209" {
+		t.Errorf("number as text: %q", v)
+	}
+	if v, ok := r["orderRemarks"]; !ok || r.str("orderRemarks") != "" {
+		t.Errorf("null: %s", v)
+	}
+	if v, ok, err := r.amount("totalAmount"); err != nil || !ok || v != 125000 || string(r["totalAmount"]) != "12.50" {
+		t.Errorf("amount from a string: %d %v %v %s", v, ok, err, r["totalAmount"])
+	}
+	if _, _, err := r.amount("shippingCharge"); err == nil || !strings.HasPrefix(err.Error(), `shippingCharge "two": want a number`) {
+		t.Errorf("word as a number: %v", err)
+	}
+	if _, ok, err := r.amount("totalTaxAmount"); ok || err != nil {
+		t.Errorf("absent: %v %v", ok, err)
+	}
+}
+
+// TestRetrievedOrder writes the "Retrieve a sales order" body: the order
+// as kept, with the status and updatedAt here.
+func TestRetrievedOrder(t *testing.T) {
+	src := `{"onlineReferenceNo":5,"status":"pending","updatedAt":"2013-11-22 13: 00: 00","orderItems":[{"rowNo":1,"quantity":2}]}`
+	b, err := retrievedOrder(src, "5", StatusCancelled, "2026-03-02T09:30:00Z")
+	want := `{"onlineReferenceNo":5,"updatedAt":"2026-03-02 09:30:00","status":"cancelled","orderItems":[{"rowNo":1,"quantity":2}]}`
+	if err != nil || string(b) != want {
+		t.Errorf("got %s, %v; want %s", b, err, want)
+	}
+	b, err = retrievedOrder("", "W9", StatusOpen, "2026-03-02T09:30:00Z")
+	if want := `{"onlineReferenceNo":"W9","updatedAt":"2026-03-02 09:30:00","status":"pending"}`; err != nil || string(b) != want {
+		t.Errorf("without a source: %s, %v; want %s", b, err, want)
+	}
+	for status, want := range map[string]string{StatusOpen: "pending", StatusCompleted: "delivered", StatusCancelled: "cancelled"} {
+		if got := WireStatus(status); got != want {
+			t.Errorf("WireStatus(%s) = %s, want %s", status, got, want)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package orders
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -25,51 +27,307 @@ import (
 // Kind is the file ledger kind of order files.
 const Kind = "orders"
 
-// flex is a JSON value read as text (imports.Flex).
-type flex = imports.Flex
-
-// posOrder is a sales order of the store POS's online store. Keys match
-// in any letter case (encoding/json does that).
-type posOrder struct {
-	OnlineReferenceNo   flex      `json:"onlineReferenceNo"`
-	CreatedAt           flex      `json:"createdAt"`
-	Status              flex      `json:"status"`
-	Channel             flex      `json:"channel"`
-	TotalQuantity       flex      `json:"totalQuantity"`
-	TotalAmount         flex      `json:"totalAmount"`
-	PaymentMode         flex      `json:"paymentMode"`
-	TotalTaxAmount      flex      `json:"totalTaxAmount"`
-	TotalDiscountAmount flex      `json:"totalDiscountAmount"`
-	ShippingCharge      flex      `json:"shippingCharge"`
-	ShippingName        flex      `json:"shippingName"`
-	ShippingAddress1    flex      `json:"shippingAddress1"`
-	ShippingAddress2    flex      `json:"shippingAddress2"`
-	ShippingCity        flex      `json:"shippingCity"`
-	ShippingState       flex      `json:"shippingState"`
-	ShippingCountry     flex      `json:"shippingCountry"`
-	ShippingPincode     flex      `json:"shippingPincode"`
-	ShippingMobile      flex      `json:"shippingMobile"`
-	ShippingEmail       flex      `json:"shippingEmail"`
-	CustomerName        flex      `json:"customerName"`
-	CustomerMobile      flex      `json:"customerMobile"`
-	CustomerEmail       flex      `json:"customerEmail"`
-	OrderItems          []posItem `json:"orderItems"`
+// The fields of GoFrugal's "Create a sales order" (PARTNERS.md B), spelled
+// as its pages spell them and in the order its "Retrieve a sales order"
+// response writes them. An order is read by these names in any letter
+// case, kept by them as the partner wrote the values, and written back by
+// them (export order-status); other keys are ignored.
+var orderFields = []string{
+	"onlineReferenceNo", "onlineChildReferenceNo", "createdAt", "updatedAt", "status", "orderRemarks", "Channel",
+	"courierPartner", "totalQuantity", "totalAmount", "paymentMode", "totalTaxAmount", "totalDiscountAmount",
+	"shippingId", "shippingName", "shippingAddress1", "ShippingAddress2", "shippingPlace", "shippingState",
+	"shippingCountry", "shippingPincode", "shippingPhone", "shippingMobile", "shippingEmail", "shippingCharge",
+	"shippingMethod", "ShipmentPointsUsed", "shipmentItems", "shipmentAbn", "shipmentWeight", "discountCoupon",
+	"deliveryDate", "locationId", "userId", itemsField, "customerId", "customerName", "customerType",
+	"customerAddressLine1", "customerAddressLine2", "customerAddressLine3", "customerArea", "customerCity",
+	"customerState", "customerCountry", "customerPincode", "customerPhone", "customerEmail", "customerMobile",
 }
 
-type posItem struct {
-	RowNo              flex `json:"rowNo"`
-	ItemID             flex `json:"itemId"`
-	ItemReferenceCode  flex `json:"itemReferenceCode"`
-	SalePrice          flex `json:"salePrice"`
-	Quantity           flex `json:"quantity"`
-	ItemAmount         flex `json:"itemAmount"`
-	TaxPercentage      flex `json:"taxPercentage"`
-	DiscountPercentage flex `json:"discountPercentage"`
+// lineFields are the fields of an order line (orderItems[]), likewise.
+var lineFields = []string{"rowNo", "itemId", "itemName", "itemReferenceCode", "salePrice", "quantity", "itemAmount",
+	"taxPercentage", "discountPercentage", "itemRemarks", "itemMarketPrice"}
+
+const (
+	// wrapperField holds the order in the API's body: {"salesOrder": {…}}.
+	wrapperField = "salesOrder"
+	// listField holds the orders of the "List all sales orders"
+	// response: {"salesOrders": [{…}, …]}.
+	listField  = "salesOrders"
+	itemsField = "orderItems"
+)
+
+// oldNames are keys of posbridge's earlier paraphrase of the order that
+// are still read, as the documented field they stood for; the documented
+// one wins when both are given.
+var oldNames = map[string]string{"shippingcity": "shippingPlace"}
+
+// numberFields are the fields the pages document as numbers: a number
+// given as a string ("179.00") is kept as the number, so that it is the
+// same content as 179.00 and goes out as a number.
+var numberFields = map[string]bool{"totalQuantity": true, "totalAmount": true, "paymentMode": true, "totalTaxAmount": true,
+	"totalDiscountAmount": true, "shippingCharge": true, "rowNo": true, "salePrice": true, "quantity": true, "itemAmount": true,
+	"taxPercentage": true, "discountPercentage": true, "itemMarketPrice": true}
+
+var (
+	orderIndex = fieldIndex(orderFields)
+	lineIndex  = fieldIndex(lineFields)
+)
+
+// fieldIndex maps the lower-case spelling of each field to the field.
+func fieldIndex(fields []string) map[string]string {
+	m := make(map[string]string, len(fields))
+	for _, f := range fields {
+		m[strings.ToLower(f)] = f
+	}
+	return m
+}
+
+// record is one object of a sales order, its header or a line: the
+// documented fields it has, by their documented spelling, each the JSON
+// value the partner wrote (compacted).
+type record map[string]json.RawMessage
+
+// readRecord keeps the documented fields of object obj; keys match in any
+// letter case (imports.Decode has refused an object that gives one twice).
+func readRecord(obj map[string]json.RawMessage, index map[string]string) (record, error) {
+	r := record{}
+	old := record{}
+	for k, v := range obj {
+		var b bytes.Buffer
+		if err := json.Compact(&b, v); err != nil {
+			return nil, err
+		}
+		if f, ok := index[strings.ToLower(k)]; ok {
+			r[f] = number(f, b.Bytes())
+		} else if f, ok := oldNames[strings.ToLower(k)]; ok && index[strings.ToLower(f)] == f {
+			old[f] = b.Bytes()
+		}
+	}
+	for f, v := range old {
+		if _, ok := r[f]; !ok {
+			r[f] = v
+		}
+	}
+	return r, nil
+}
+
+// number is the value v of field f, a string holding a number as that
+// number when f is documented as a number.
+func number(f string, v json.RawMessage) json.RawMessage {
+	var s string
+	if !numberFields[f] || valueKind(v) != "a string" || json.Unmarshal(v, &s) != nil {
+		return v
+	}
+	n := json.RawMessage(strings.TrimSpace(s))
+	if !json.Valid(n) || valueKind(n) != "a number" {
+		return v
+	}
+	return n
+}
+
+// valueKind names the kind of a JSON value, for messages.
+func valueKind(v json.RawMessage) string {
+	switch {
+	case len(v) == 0:
+		return "nothing"
+	case v[0] == '{':
+		return "an object"
+	case v[0] == '[':
+		return "an array"
+	case v[0] == '"':
+		return "a string"
+	case v[0] == 't' || v[0] == 'f':
+		return "a boolean"
+	case v[0] == 'n':
+		return "null"
+	}
+	return "a number"
+}
+
+// text is field f as text: a string (trimmed) or a number as written; ""
+// when it is absent, null or "". A boolean, object or array is a
+// *rejectError naming the field: in the pages' samples every field but
+// orderItems is a string or a number.
+func (r record) text(f string) (string, error) {
+	v, ok := r[f]
+	if !ok {
+		return "", nil
+	}
+	switch valueKind(v) {
+	case "null":
+		return "", nil
+	case "a string":
+		var s string
+		if err := json.Unmarshal(v, &s); err != nil {
+			return "", err
+		}
+		return strings.TrimSpace(s), nil
+	case "a number":
+		return string(v), nil
+	}
+	return "", fieldErr(f, "%s: want a string or a number, got %s", f, valueKind(v))
+}
+
+// str is text for a field that check has passed.
+func (r record) str(f string) string {
+	s, _ := r.text(f)
+	return s
+}
+
+// check fails for the first field of fields (but orderItems) that is not
+// a string or a number.
+func (r record) check(fields []string) error {
+	for _, f := range fields {
+		if f == itemsField {
+			continue
+		}
+		if _, err := r.text(f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// amount reads number field f in ten-thousandths; ok is false when the
+// field is absent or empty. A number may come as a string ("179.00").
+func (r record) amount(f string) (v int64, ok bool, err error) {
+	s, err := r.text(f)
+	if err != nil || s == "" {
+		return 0, false, err
+	}
+	if v, err = format.ParseAmount(s); err != nil {
+		return 0, false, fieldErr(f, "%s %s: want a number: %v", f, r[f], err)
+	}
+	return v, true, nil
+}
+
+// quotedKey finds the first key an imports.CheckKeys error names.
+var quotedKey = regexp.MustCompile(`keys? "([^"]*)"`)
+
+// salesOrder is one order as the partner sent it.
+type salesOrder struct {
+	head  record
+	items []record
+}
+
+// decodeOrder reads one order of a file: {"salesOrder": {…}} as the
+// "Create a sales order" API posts it (and "Retrieve a sales order"
+// returns it), or the order object alone. A key given twice, in any
+// letter case, at any depth, rejects it (imports.Decode); what could be
+// read of it is returned all the same, so that the reject names the order.
+func decodeOrder(raw json.RawMessage) (salesOrder, error) {
+	var so salesOrder
+	if valueKind(raw) != "an object" {
+		return so, rejectf("not an order: want an order object or {\"salesOrder\": {…}}, got %s", valueKind(raw))
+	}
+	var obj map[string]json.RawMessage
+	ambiguous := imports.Decode(raw, &obj)
+	if ambiguous != nil {
+		if err := json.Unmarshal(raw, &obj); err != nil {
+			return so, err
+		}
+		// The message names the key (key "quantity" is given twice…,
+		// keys "status" and "Status"…): the first one is the field.
+		field := ""
+		if m := quotedKey.FindStringSubmatch(ambiguous.Error()); m != nil {
+			field = m[1]
+		}
+		ambiguous = fieldErr(field, "%s", ambiguous)
+	}
+	for k, v := range obj {
+		if !strings.EqualFold(k, wrapperField) {
+			continue
+		}
+		if valueKind(v) != "an object" {
+			return so, fieldErr(wrapperField, "%s: want the order object, got %s", wrapperField, valueKind(v))
+		}
+		obj = nil
+		if err := json.Unmarshal(v, &obj); err != nil {
+			return so, err
+		}
+		break
+	}
+	var err error
+	if so.head, err = readRecord(obj, orderIndex); err != nil {
+		return so, err
+	}
+	items, ok := so.head[itemsField]
+	if !ok || valueKind(items) == "null" {
+		return so, ambiguous
+	}
+	var list []json.RawMessage
+	if valueKind(items) != "an array" || json.Unmarshal(items, &list) != nil {
+		return so, fieldErr(itemsField, "%s: want an array of order lines, got %s", itemsField, valueKind(items))
+	}
+	for i, it := range list {
+		var line map[string]json.RawMessage
+		if valueKind(it) != "an object" || json.Unmarshal(it, &line) != nil {
+			return so, fieldErr(itemsField, "%s[%d]: want an order line object, got %s", itemsField, i, valueKind(it))
+		}
+		rec, err := readRecord(line, lineIndex)
+		if err != nil {
+			return so, err
+		}
+		so.items = append(so.items, rec)
+	}
+	return so, ambiguous
+}
+
+// MarshalJSON writes the order by the documented names in the documented
+// order, each value as the partner wrote it: the same content gives the
+// same bytes whatever the key spelling, order or spacing of the file.
+func (so salesOrder) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	var items func()
+	if _, ok := so.head[itemsField]; ok || len(so.items) > 0 {
+		items = func() {
+			b.WriteByte('[')
+			for i, it := range so.items {
+				if i > 0 {
+					b.WriteByte(',')
+				}
+				writeRecord(&b, it, lineFields, nil)
+			}
+			b.WriteByte(']')
+		}
+	}
+	writeRecord(&b, so.head, orderFields, items)
+	return b.Bytes(), nil
+}
+
+// writeRecord writes the fields of r as a JSON object in the order of
+// fields; items writes the value of orderItems.
+func writeRecord(b *bytes.Buffer, r record, fields []string, items func()) {
+	b.WriteByte('{')
+	n := 0
+	for _, f := range fields {
+		v, ok := r[f]
+		if f == itemsField {
+			// The lines are written by items, or not at all.
+			ok = items != nil
+		}
+		if !ok {
+			continue
+		}
+		if n > 0 {
+			b.WriteByte(',')
+		}
+		n++
+		k, _ := json.Marshal(f)
+		b.Write(k)
+		b.WriteByte(':')
+		if f == itemsField && items != nil {
+			items()
+			continue
+		}
+		b.Write(v)
+	}
+	b.WriteByte('}')
 }
 
 // rejectHeader are the columns of an order's row in the rejects file,
 // after line and error.
-var rejectHeader = []string{"order", "onlineReferenceNo", "rowNo", "itemReferenceCode", "itemId"}
+var rejectHeader = []string{"order", "onlineReferenceNo", "rowNo", "itemReferenceCode", "itemId", "field"}
 
 // timeLayouts are the shapes of timestamps partners send; a time without
 // a zone is taken as UTC.
@@ -80,12 +338,14 @@ var timeLayouts = []string{
 }
 
 // ParseTime reads a timestamp in any of the shapes partners send and
-// returns it as UTC YYYY-MM-DDThh:mm:ssZ.
+// returns it as UTC YYYY-MM-DDThh:mm:ssZ. A space after a colon is
+// dropped: GoFrugal's own sample writes "2013-11-22 13: 00: 00".
 func ParseTime(s string) (string, error) {
 	s = strings.TrimSpace(s)
+	t := strings.ReplaceAll(s, ": ", ":")
 	for _, l := range timeLayouts {
-		if t, err := time.Parse(l, s); err == nil {
-			return t.UTC().Format(db.TimeLayout), nil
+		if v, err := time.Parse(l, t); err == nil {
+			return v.UTC().Format(db.TimeLayout), nil
 		}
 	}
 	return "", fmt.Errorf("%q is not a date and time (want YYYY-MM-DD HH:MM:SS or ISO 8601)", s)
@@ -101,7 +361,8 @@ type Stats struct {
 func Upload(name string, p config.Partner, stats *Stats) imports.Upload {
 	return imports.Upload{Kind: Kind, What: "orders", Partner: name, Open: func(f *os.File, path string, o *imports.Options) ([]string, func(*imports.Session) error, error) {
 		return rejectHeader, func(s *imports.Session) error {
-			im := &importer{s: s, path: path, partner: name, p: p, stats: stats, st: &stock{ctx: s.Ctx, q: s.Conn}}
+			im := &importer{s: s, path: path, partner: name, p: p, stats: stats, st: &stock{ctx: s.Ctx, q: s.Conn},
+				loaded: map[string]bool{}}
 			return im.run(f)
 		}, nil
 	}}
@@ -121,6 +382,8 @@ type importer struct {
 	p       config.Partner
 	stats   *Stats
 	st      *stock
+	// loaded caches whether a warehouse that a locationId maps to is loaded.
+	loaded map[string]bool
 }
 
 func (im *importer) run(f io.Reader) error {
@@ -128,10 +391,10 @@ func (im *importer) run(f io.Reader) error {
 }
 
 // rejectError is why an order is rejected; row is the rowNo of the line
-// it is about, if any.
+// it is about and field the field, if any.
 type rejectError struct {
-	row, ref, itemID string
-	msg              string
+	row, ref, itemID, field string
+	msg                     string
 }
 
 func (r *rejectError) Error() string { return r.msg }
@@ -140,34 +403,72 @@ func rejectf(format string, args ...any) error {
 	return &rejectError{msg: fmt.Sprintf(format, args...)}
 }
 
+// fieldErr is a rejectError about field f.
+func fieldErr(f, format string, args ...any) error {
+	return &rejectError{field: f, msg: fmt.Sprintf(format, args...)}
+}
+
 // parsed is an order checked and mapped to our item/SKUs.
 type parsed struct {
-	posOrder
+	salesOrder
 	key, orderTime, status, payment string
+	// locationID is the order's locationId as given; location the
+	// partner's location it stands for (its own location without one);
+	// warehouse ours.
+	locationID, location, warehouse string
 	totals                          [5]int64 // quantity, amount, tax, discount, shipping
 	lines                           []Line
+	source                          string // the order as kept (salesOrder.MarshalJSON)
 	sha                             string
 }
 
-// order applies the n-th order of the file, which starts at line.
+// order applies the n-th object of the file, which starts at line: an
+// order, or the "List all sales orders" response {"salesOrders": [...]},
+// whose orders are numbered n.1, n.2, ... in messages and rejects.
 func (im *importer) order(n, line int, raw json.RawMessage) error {
+	if list, ok := orderList(raw); ok {
+		for i, o := range list {
+			if err := im.one(fmt.Sprintf("%d.%d", n, i+1), line, o); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return im.one(fmt.Sprint(n), line, raw)
+}
+
+// orderList is the orders of a "List all sales orders" response, ok false
+// for anything else. A salesOrders that is not an array is not a list:
+// the object is then read as an order and refused as one.
+func orderList(raw json.RawMessage) (list []json.RawMessage, ok bool) {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(raw, &obj) != nil {
+		return nil, false
+	}
+	for k, v := range obj {
+		if strings.EqualFold(k, listField) && valueKind(v) == "an array" {
+			err := json.Unmarshal(v, &list)
+			return list, err == nil
+		}
+	}
+	return nil, false
+}
+
+// one applies order n of the file (its number, or n.i in a list).
+func (im *importer) one(n string, line int, raw json.RawMessage) error {
 	s := im.s
 	s.Result.Read++
-	var po posOrder
-	key := ""
-	err := json.Unmarshal(raw, &po)
-	var pr *parsed
+	so, err := decodeOrder(raw)
+	key := so.head.str("onlineReferenceNo")
 	if err == nil {
-		key = string(po.OnlineReferenceNo)
-		if pr, err = im.check(po); err == nil {
+		var pr *parsed
+		if pr, err = im.check(so); err == nil {
 			err = im.apply(pr)
 		}
-	} else {
-		err = rejectf("not an order: %s", strings.TrimPrefix(err.Error(), "json: "))
 	}
 	var rj *rejectError
 	if errors.As(err, &rj) {
-		who := fmt.Sprintf("order %d of the file", n)
+		who := fmt.Sprintf("order %s of the file", n)
 		if key != "" {
 			who = fmt.Sprintf("order %s (%s)", key, who)
 		}
@@ -177,7 +478,7 @@ func (im *importer) order(n, line int, raw json.RawMessage) error {
 		}
 		msg := fmt.Sprintf("%s%s: %s", who, where, rj.msg)
 		s.Opts.Warn(fmt.Sprintf("%s: line %d: %s: the order is rejected", im.path, line, msg))
-		return s.Reject(line, msg, []string{fmt.Sprint(n), key, rj.row, rj.ref, rj.itemID})
+		return s.Reject(line, msg, []string{n, key, rj.row, rj.ref, rj.itemID, rj.field})
 	}
 	if err != nil {
 		return db.Classify(err)
@@ -186,20 +487,32 @@ func (im *importer) order(n, line int, raw json.RawMessage) error {
 	return nil
 }
 
-// check validates an order and maps its lines to our item/SKUs.
-func (im *importer) check(po posOrder) (*parsed, error) {
-	pr := &parsed{posOrder: po, key: string(po.OnlineReferenceNo)}
+// check validates an order and maps its lines to our item/SKUs and its
+// locationId to our warehouse.
+func (im *importer) check(so salesOrder) (*parsed, error) {
+	h := so.head
+	if err := h.check(orderFields); err != nil {
+		return nil, err
+	}
+	pr := &parsed{salesOrder: so, key: h.str("onlineReferenceNo")}
 	if pr.key == "" {
-		return nil, rejectf("onlineReferenceNo is required (the order's unique key)")
+		return nil, fieldErr("onlineReferenceNo", "onlineReferenceNo is required (the order's unique key)")
 	}
-	if po.CreatedAt == "" {
-		return nil, rejectf("createdAt is required")
+	if h.str("createdAt") == "" {
+		return nil, fieldErr("createdAt", "createdAt is required")
 	}
-	var err error
-	if pr.orderTime, err = ParseTime(string(po.CreatedAt)); err != nil {
-		return nil, rejectf("createdAt: %v", err)
+	for _, f := range []string{"createdAt", "updatedAt", "deliveryDate"} {
+		if v := h.str(f); v != "" {
+			t, err := ParseTime(v)
+			if err != nil {
+				return nil, fieldErr(f, "%s: %v", f, err)
+			}
+			if f == "createdAt" {
+				pr.orderTime = t
+			}
+		}
 	}
-	switch strings.ToLower(string(po.Status)) {
+	switch strings.ToLower(h.str("status")) {
 	case "", "pending":
 		pr.status = StatusOpen
 	case "cancel", "cancelled", "canceled":
@@ -207,104 +520,141 @@ func (im *importer) check(po posOrder) (*parsed, error) {
 	case "delivered":
 		pr.status = StatusCompleted
 	default:
-		return nil, rejectf("status %q: want Pending, Cancel or Delivered", po.Status)
+		return nil, fieldErr("status", "status %s: want pending, delivered or cancelled", h["status"])
 	}
-	switch strings.ToUpper(string(po.PaymentMode)) {
+	switch strings.ToUpper(h.str("paymentMode")) {
 	case "":
 	case "1", "COD":
 		pr.payment = "COD"
 	case "2", "CARD", "NCOD":
 		pr.payment = "NCOD"
 	default:
-		return nil, rejectf("paymentMode %q: want 1 (COD) or 2 (card)", po.PaymentMode)
+		return nil, fieldErr("paymentMode", "paymentMode %s: want 1 (COD) or 2 (card)", h["paymentMode"])
 	}
-	for i, a := range []struct {
-		name string
-		v    flex
-	}{{"totalQuantity", po.TotalQuantity}, {"totalAmount", po.TotalAmount}, {"totalTaxAmount", po.TotalTaxAmount},
-		{"totalDiscountAmount", po.TotalDiscountAmount}, {"shippingCharge", po.ShippingCharge}} {
-		if a.v == "" {
-			continue
-		}
-		v, err := format.ParseAmount(string(a.v))
+	for i, f := range []string{"totalQuantity", "totalAmount", "totalTaxAmount", "totalDiscountAmount", "shippingCharge"} {
+		v, _, err := h.amount(f)
 		if err != nil {
-			return nil, rejectf("%s %q: %v", a.name, a.v, err)
+			return nil, err
 		}
 		pr.totals[i] = v
 	}
-	if len(po.OrderItems) == 0 {
-		return nil, rejectf("orderItems is empty: an order needs at least one line")
+	if err := im.place(pr); err != nil {
+		return nil, err
+	}
+	if len(so.items) == 0 {
+		return nil, fieldErr(itemsField, "orderItems is empty: an order needs at least one line")
 	}
 	seen := map[int64]bool{}
 	var qty int64
-	for i, it := range po.OrderItems {
-		row := string(it.RowNo)
-		if row == "" {
-			row = fmt.Sprint(i + 1)
-		}
-		fail := func(format string, args ...any) error {
-			return &rejectError{row: row, ref: string(it.ItemReferenceCode), itemID: string(it.ItemID), msg: fmt.Sprintf(format, args...)}
-		}
-		no, err := format.ParseInt(row)
-		if err != nil || no <= 0 {
-			return nil, fail("rowNo %q: want a whole number above 0", row)
-		}
-		if seen[no] {
-			return nil, fail("rowNo %d is given twice", no)
-		}
-		seen[no] = true
-		l := Line{No: no, RefCode: string(it.ItemReferenceCode)}
-		if l.Ordered, err = wholeNumber(string(it.Quantity)); err != nil || l.Ordered <= 0 {
-			return nil, fail("quantity %q: want a whole number above 0", it.Quantity)
-		}
-		for _, a := range []struct {
-			name string
-			v    flex
-			to   *int64
-		}{{"salePrice", it.SalePrice, &l.SalePrice}, {"itemAmount", it.ItemAmount, &l.ItemAmount},
-			{"taxPercentage", it.TaxPercentage, &l.TaxPercent}, {"discountPercentage", it.DiscountPercentage, &l.DiscountPercent}} {
-			if a.v == "" {
-				continue
-			}
-			if *a.to, err = format.ParseAmount(string(a.v)); err != nil {
-				return nil, fail("%s %q: %v", a.name, a.v, err)
-			}
-		}
-		if l.Item, l.SKU, err = im.resolve(string(it.ItemReferenceCode), string(it.ItemID)); err != nil {
+	for i, it := range so.items {
+		l, err := im.line(i, it, seen)
+		if err != nil {
 			var rj *rejectError
-			if errors.As(err, &rj) {
-				return nil, fail("%s", rj.msg)
+			if errors.As(err, &rj) && rj.row == "" {
+				rj.row, rj.ref, rj.itemID = it.str("rowNo"), it.str("itemReferenceCode"), it.str("itemId")
 			}
 			return nil, err
 		}
 		qty += l.Ordered
 		pr.lines = append(pr.lines, l)
 	}
-	if po.TotalQuantity == "" {
+	if h.str("totalQuantity") == "" {
 		pr.totals[0] = qty * format.AmountScale
 	}
 	if pr.totals[0]%format.AmountScale != 0 {
-		return nil, rejectf("totalQuantity %q: want a whole number", po.TotalQuantity)
+		return nil, fieldErr("totalQuantity", "totalQuantity %s: want a whole number", h["totalQuantity"])
 	}
 	pr.totals[0] /= format.AmountScale
-	b, err := json.Marshal(po)
+	b, err := so.MarshalJSON()
 	if err != nil {
 		return nil, err
 	}
+	pr.source = string(b)
 	sum := sha256.Sum256(b)
 	pr.sha = hex.EncodeToString(sum[:])
 	return pr, nil
 }
 
-func wholeNumber(s string) (int64, error) {
-	v, err := format.ParseAmount(s)
-	if err != nil {
-		return 0, err
+// place finds our warehouse for the order's locationId
+// (config.Partner.WarehouseFor): the partner's warehouse without one, a
+// mapped warehouse that is loaded, else the order is rejected.
+func (im *importer) place(pr *parsed) error {
+	pr.locationID = pr.head.str("locationId")
+	w, ok := im.p.WarehouseFor(pr.locationID)
+	if !ok {
+		return fieldErr("locationId", "locationId %s is not a location of partner %s: map it to one of our warehouses in partners.%s.locations",
+			pr.head["locationId"], im.partner, im.partner)
 	}
-	if v%format.AmountScale != 0 {
-		return 0, errors.New("not a whole number")
+	pr.warehouse, pr.location = w, pr.locationID
+	if pr.location == "" {
+		pr.location = im.p.Location
 	}
-	return v / format.AmountScale, nil
+	loaded, seen := im.loaded[w]
+	if !seen {
+		if err := im.s.Conn.QueryRowContext(im.s.Ctx, `SELECT EXISTS (SELECT 1 FROM warehouses WHERE warehouse = ?)`, w).Scan(&loaded); err != nil {
+			return err
+		}
+		im.loaded[w] = loaded
+	}
+	if !loaded {
+		return fieldErr("locationId", "locationId %s is our warehouse %s (partners.%s.locations), which is not loaded", pr.head["locationId"], w, im.partner)
+	}
+	return nil
+}
+
+// line checks the i-th line of an order (orderItems[i]) and maps it to our
+// item/SKU; seen holds the rowNos before it.
+func (im *importer) line(i int, it record, seen map[int64]bool) (Line, error) {
+	var l Line
+	if err := it.check(lineFields); err != nil {
+		return l, err
+	}
+	row := it.str("rowNo")
+	if row == "" {
+		row = fmt.Sprint(i + 1)
+	}
+	fail := func(field, format string, args ...any) error {
+		return &rejectError{row: row, ref: it.str("itemReferenceCode"), itemID: it.str("itemId"), field: field, msg: fmt.Sprintf(format, args...)}
+	}
+	no, err := format.ParseQuantity(row)
+	if err != nil || no <= 0 {
+		return l, fail("rowNo", "rowNo %s: want a whole number above 0", it["rowNo"])
+	}
+	if seen[no] {
+		return l, fail("rowNo", "rowNo %d is given twice", no)
+	}
+	seen[no] = true
+	l.No, l.RefCode = no, it.str("itemReferenceCode")
+	q := it.str("quantity")
+	switch l.Ordered, err = format.ParseQuantity(q); {
+	case q == "":
+		return l, fail("quantity", "quantity is required")
+	case err != nil:
+		return l, fail("quantity", "quantity %s: %v", it["quantity"], err)
+	case l.Ordered <= 0:
+		return l, fail("quantity", "quantity %s: want a whole number above 0", it["quantity"])
+	}
+	for _, a := range []struct {
+		name string
+		to   *int64
+	}{{"salePrice", &l.SalePrice}, {"itemAmount", &l.ItemAmount}, {"taxPercentage", &l.TaxPercent},
+		{"discountPercentage", &l.DiscountPercent}, {"itemMarketPrice", nil}} {
+		v, _, err := it.amount(a.name)
+		if err != nil {
+			return l, fail(a.name, "%v", err)
+		}
+		if a.to != nil {
+			*a.to = v
+		}
+	}
+	if l.Item, l.SKU, err = im.resolve(it.str("itemReferenceCode"), it.str("itemId")); err != nil {
+		var rj *rejectError
+		if errors.As(err, &rj) {
+			return l, fail(rj.field, "%s", rj.msg)
+		}
+		return l, err
+	}
+	return l, nil
 }
 
 // resolve finds the item/SKU a line names: itemReferenceCode through the
@@ -315,13 +665,13 @@ func (im *importer) resolve(ref, itemID string) (item, sku string, err error) {
 	p, code, field := im.p, ref, "itemReferenceCode"
 	switch {
 	case ref == "" && itemID == "":
-		return "", "", rejectf("itemReferenceCode (or, for an item without SKUs, itemId) is required")
+		return "", "", fieldErr("itemReferenceCode", "itemReferenceCode (or, for an item without SKUs, itemId) is required")
 	case ref == "":
 		// itemId alone: our item without SKUs.
 		p, code, field = config.Partner{SKUCode: config.SKUCodeItem}, itemID, "itemId"
 	case p.SKUCode == config.SKUCodeItem:
 		if itemID == "" {
-			return "", "", rejectf("itemId is required with itemReferenceCode %q (partners.%s.sku_code is item: itemId is our item, itemReferenceCode our SKU)", ref, im.partner)
+			return "", "", fieldErr("itemId", "itemId is required with itemReferenceCode %q (partners.%s.sku_code is item: itemId is our item, itemReferenceCode our SKU)", ref, im.partner)
 		}
 		code = itemID + "/" + ref
 	}
@@ -331,11 +681,11 @@ func (im *importer) resolve(ref, itemID string) (item, sku string, err error) {
 	case !errors.As(err, &ce):
 		return item, sku, err
 	case ce.Ambiguous:
-		return "", "", rejectf("%s %q names more than one SKU", field, code)
+		return "", "", fieldErr(field, "%s %q names more than one SKU", field, code)
 	case field == "itemId":
-		return "", "", rejectf("itemId %q without itemReferenceCode: no item without SKUs has that number", itemID)
+		return "", "", fieldErr(field, "itemId %q without itemReferenceCode: no item without SKUs has that number", itemID)
 	}
-	return "", "", rejectf("unknown %s %q: %s", field, ref, ce.Reason)
+	return "", "", fieldErr(field, "unknown %s %q: %s", field, ref, ce.Reason)
 }
 
 // apply adds or updates the order, in a savepoint of its own: a failure
@@ -391,7 +741,7 @@ ON CONFLICT(kind) DO UPDATE SET last = last + 1 RETURNING last`).Scan(&seq)
 	now := db.Now()
 	res, err := s.Conn.ExecContext(s.Ctx, `INSERT INTO orders(order_code, partner, external_key, warehouse, status, content_sha, file_id,
   order_time, created_at, updated_at) VALUES (?, ?, ?, ?, 'open', '', ?, '', ?, ?)`,
-		fmt.Sprintf("SO%07d", seq), im.partner, pr.key, im.p.Warehouse, s.FileID, now, now)
+		fmt.Sprintf("SO%07d", seq), im.partner, pr.key, pr.warehouse, s.FileID, now, now)
 	if err != nil {
 		return err
 	}
@@ -399,7 +749,7 @@ ON CONFLICT(kind) DO UPDATE SET last = last + 1 RETURNING last`).Scan(&seq)
 	if err := im.header(pr, id, customer); err != nil {
 		return err
 	}
-	if err := im.reserveLines(id, pr.lines, nil); err != nil {
+	if err := im.reserveLines(id, pr.warehouse, pr.lines, nil); err != nil {
 		return err
 	}
 	o, err := load(s.Ctx, s.Conn, id)
@@ -421,34 +771,47 @@ ON CONFLICT(kind) DO UPDATE SET last = last + 1 RETURNING last`).Scan(&seq)
 	return im.transition(id, pr.status)
 }
 
-// header writes the header fields of the order from the file.
+// header writes the header fields of the order from the file, its
+// warehouse and the order as kept (source).
 func (im *importer) header(pr *parsed, id int64, customer string) error {
-	p := pr.posOrder
-	channel := string(p.Channel)
+	h := pr.head
+	channel := h.str("Channel")
 	if channel == "" {
 		channel = im.partner
 	}
-	_, err := im.s.Conn.ExecContext(im.s.Ctx, `UPDATE orders SET channel = ?, location_code = ?, customer = ?, payment_method = ?,
-  order_time = ?, customer_name = ?, customer_mobile = ?, customer_email = ?, ship_name = ?, ship_address1 = ?, ship_address2 = ?,
-  ship_city = ?, ship_state = ?, ship_country = ?, ship_zip = ?, ship_phone = ?, ship_email = ?, total_quantity = ?,
-  total_amount = ?, total_tax = ?, total_discount = ?, shipping_charge = ?, content_sha = ?, updated_at = ? WHERE id = ?`,
-		channel, im.p.Location, customer, pr.payment, pr.orderTime, string(p.CustomerName), string(p.CustomerMobile),
-		string(p.CustomerEmail), string(p.ShippingName), string(p.ShippingAddress1), string(p.ShippingAddress2),
-		string(p.ShippingCity), string(p.ShippingState), string(p.ShippingCountry), string(p.ShippingPincode),
-		string(p.ShippingMobile), string(p.ShippingEmail), pr.totals[0], pr.totals[1], pr.totals[2], pr.totals[3], pr.totals[4],
-		pr.sha, db.Now(), id)
+	_, err := im.s.Conn.ExecContext(im.s.Ctx, `UPDATE orders SET channel = ?, warehouse = ?, location_code = ?, location_id = ?,
+  customer = ?, payment_method = ?, order_time = ?, customer_name = ?, customer_mobile = ?, customer_email = ?, ship_name = ?,
+  ship_address1 = ?, ship_address2 = ?, ship_city = ?, ship_state = ?, ship_country = ?, ship_zip = ?, ship_phone = ?,
+  ship_email = ?, total_quantity = ?, total_amount = ?, total_tax = ?, total_discount = ?, shipping_charge = ?, content_sha = ?,
+  source = ?, updated_at = ? WHERE id = ?`,
+		channel, pr.warehouse, pr.location, pr.locationID, customer, pr.payment, pr.orderTime, h.str("customerName"),
+		firstOf(h, "customerMobile", "customerPhone"), h.str("customerEmail"), h.str("shippingName"), h.str("shippingAddress1"),
+		h.str("ShippingAddress2"), h.str("shippingPlace"), h.str("shippingState"), h.str("shippingCountry"),
+		h.str("shippingPincode"), firstOf(h, "shippingMobile", "shippingPhone"), h.str("shippingEmail"),
+		pr.totals[0], pr.totals[1], pr.totals[2], pr.totals[3], pr.totals[4], pr.sha, pr.source, db.Now(), id)
 	return err
 }
 
-// reserveLines writes the lines and reserves their open quantities;
-// cancelled keeps what was cancelled of a line number before an update.
-func (im *importer) reserveLines(id int64, lines []Line, cancelled map[int64]int64) error {
+// firstOf is the first of the fields that is not empty.
+func firstOf(r record, fields ...string) string {
+	for _, f := range fields {
+		if v := r.str(f); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// reserveLines writes the lines and reserves their open quantities in
+// warehouse; cancelled keeps what was cancelled of a line number before an
+// update.
+func (im *importer) reserveLines(id int64, warehouse string, lines []Line, cancelled map[int64]int64) error {
 	s := im.s
 	for _, l := range lines {
 		l.Cancelled = min(cancelled[l.No], l.Ordered)
 		var err error
 		if open := l.Open(); open > 0 {
-			if l.Location, l.Short, err = im.st.reserve(l.Item, l.SKU, im.p.Warehouse, open); err != nil {
+			if l.Location, l.Short, err = im.st.reserve(l.Item, l.SKU, warehouse, open); err != nil {
 				return err
 			}
 		}
@@ -485,7 +848,12 @@ func (im *importer) update(pr *parsed, id int64, status string) error {
 		return err
 	}
 	if status != StatusOpen && pr.status != status {
-		return rejectf("order %s is %s here; a change to %s is not applied", old.Code, status, OnlineStatus(pr.status))
+		return fieldErr("status", "order %s is %s here; a change to %s is not applied", old.Code, status, OnlineStatus(pr.status))
+	}
+	if status != StatusOpen && pr.warehouse != old.Warehouse {
+		// Its stock was released or shipped there.
+		return fieldErr("locationId", "order %s is %s here, in warehouse %s; a move to locationId %s (warehouse %s) is not applied",
+			old.Code, status, old.Warehouse, pr.head["locationId"], pr.warehouse)
 	}
 	customer, err := im.customer(pr)
 	if err != nil {
@@ -512,7 +880,7 @@ func (im *importer) update(pr *parsed, id int64, status string) error {
 	if _, err := s.Conn.ExecContext(s.Ctx, `DELETE FROM order_lines WHERE order_id = ?`, id); err != nil {
 		return err
 	}
-	if err := im.reserveLines(id, pr.lines, cancelled); err != nil {
+	if err := im.reserveLines(id, pr.warehouse, pr.lines, cancelled); err != nil {
 		return err
 	}
 	o, err := load(s.Ctx, s.Conn, id)
@@ -534,11 +902,16 @@ func (im *importer) update(pr *parsed, id int64, status string) error {
 	return im.transition(id, pr.status)
 }
 
-// customer finds the customer of the order's mobile number, or creates one
-// with the next number of the online customer sequence (W0000001, ...).
+// customer finds the customer of the order's mobile number
+// (customerMobile, else customerPhone), or creates one with the next
+// number of the online customer sequence (W0000001, ...) and the order's
+// customer name, email and address. A customer found is left as it is:
+// the order does not change our customer records.
 func (im *importer) customer(pr *parsed) (string, error) {
 	s := im.s
-	mobile := inquiry.Digits(string(pr.CustomerMobile))
+	h := pr.head
+	phone := firstOf(h, "customerMobile", "customerPhone")
+	mobile := inquiry.Digits(phone)
 	if mobile == "" {
 		return "", nil
 	}
@@ -552,7 +925,15 @@ ORDER BY customer LIMIT 1`, mobile).Scan(&c)
 	if err != nil {
 		return "", err
 	}
-	first, last := splitName(string(pr.CustomerName))
+	first, last := splitName(h.str("customerName"))
+	// Our customer has two address lines: the third line and the area
+	// (the locality within the city) go into the second.
+	var line2 []string
+	for _, f := range []string{"customerAddressLine2", "customerAddressLine3", "customerArea"} {
+		if v := h.str(f); v != "" {
+			line2 = append(line2, v)
+		}
+	}
 	now := db.Now()
 	for {
 		var n int64
@@ -561,9 +942,11 @@ ON CONFLICT(kind) DO UPDATE SET last = last + 1 RETURNING last`).Scan(&n); err !
 			return "", err
 		}
 		c = fmt.Sprintf("W%07d", n)
-		res, err := s.Conn.ExecContext(s.Ctx, `INSERT INTO customers(customer, first_name, last_name, email, phone, change_seq, added_seq,
-  created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(customer) DO NOTHING`,
-			c, first, last, string(pr.CustomerEmail), string(pr.CustomerMobile), seq, seq, now, now)
+		res, err := s.Conn.ExecContext(s.Ctx, `INSERT INTO customers(customer, first_name, last_name, address1, address2, city, state,
+  postal_code, country, email, phone, change_seq, added_seq, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(customer) DO NOTHING`,
+			c, first, last, h.str("customerAddressLine1"), strings.Join(line2, ", "), h.str("customerCity"), h.str("customerState"),
+			h.str("customerPincode"), h.str("customerCountry"), h.str("customerEmail"), phone, seq, seq, now, now)
 		if err != nil {
 			return "", err
 		}
@@ -574,7 +957,7 @@ ON CONFLICT(kind) DO UPDATE SET last = last + 1 RETURNING last`).Scan(&n); err !
 	if _, err := trigger.Fold(s.Ctx, s.Conn, trigger.CodeCustomer, `SELECT ? AS record_key, '' AS sub_key, 'A' AS capture`, c); err != nil {
 		return "", err
 	}
-	s.Opts.Warn(fmt.Sprintf("%s: order %s: new customer %s for mobile %s", im.path, pr.key, c, pr.CustomerMobile))
+	s.Opts.Warn(fmt.Sprintf("%s: order %s: new customer %s for mobile %s", im.path, pr.key, c, phone))
 	return c, nil
 }
 
@@ -595,3 +978,29 @@ func splitName(s string) (first, last string) {
 	}
 	return strings.Join(f[:len(f)-1], " "), f[len(f)-1]
 }
+
+// retrievedOrder is the body of GoFrugal's "Retrieve a sales order"
+// response for an order: the order as the partner last sent it (source),
+// with status and updatedAt (YYYY-MM-DD HH:MM:SS, UTC) as they are here.
+// An order kept before sources were (source "") is its key alone.
+func retrievedOrder(source, key, status, updated string) (json.RawMessage, error) {
+	so := salesOrder{head: record{}}
+	if source != "" {
+		var err error
+		if so, err = decodeOrder(json.RawMessage(source)); err != nil {
+			return nil, fmt.Errorf("the order as kept: %w", err)
+		}
+	} else {
+		so.head["onlineReferenceNo"], _ = json.Marshal(key)
+	}
+	so.head["status"], _ = json.Marshal(WireStatus(status))
+	if t, err := time.Parse(db.TimeLayout, updated); err == nil {
+		so.head["updatedAt"], _ = json.Marshal(t.Format("2006-01-02 15:04:05"))
+	}
+	return so.MarshalJSON()
+}
+
+// WireStatus is an order's status as the online store's API writes it:
+// pending, delivered or cancelled ("Retrieve a sales order" shows
+// "pending" in lower case; OnlineStatus is the same word capitalised).
+func WireStatus(status string) string { return strings.ToLower(OnlineStatus(status)) }
