@@ -620,6 +620,9 @@ func (im *importer) line(i int, it record, seen map[int64]bool) (Line, error) {
 	if err != nil || no <= 0 {
 		return l, fail("rowNo", "rowNo %s: want a whole number above 0", it["rowNo"])
 	}
+	if no >= lineIDs {
+		return l, fail("rowNo", "rowNo %d: at most %d (a line's omsSubOrderItemId in the sales posting is the order's id × %d + rowNo)", no, lineIDs-1, lineIDs)
+	}
 	if seen[no] {
 		return l, fail("rowNo", "rowNo %d is given twice", no)
 	}
