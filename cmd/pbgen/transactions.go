@@ -95,6 +95,11 @@ func generateXML(w *bufio.Writer, o options) error {
 			w.WriteString(`  <Message source="POS" target="OMS" type="CWInventoryTransaction">` + "\n")
 		}
 		code, s, wh, qty, to := g.txn()
+		// In the OMS upload P is Oracle's physical inventory, which is
+		// refused; a sale there is an S.
+		if code == "P" {
+			code = "S"
+		}
 		fmt.Fprintf(w, `    <InventoryTransaction identification_nbr="TX%09d" transaction_code="%s" transaction_quantity="%d" transaction_reason="bench" entered_by_user="pbgen">`+"\n",
 			g.n, code, qty)
 		fmt.Fprintf(w, `      <Transaction item_number="%s" sku_code="%s" warehouse="%s"/>`+"\n", esc(s.item), esc(s.sku), wh)

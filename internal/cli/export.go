@@ -24,6 +24,9 @@ type exportOptions struct {
 	partner    string
 	full       bool
 	output     outputFlag
+	// framing and filePerMessage override export.xml for one run.
+	framing        string
+	filePerMessage bool
 }
 
 func newExportCmd(app *App) *cobra.Command {
@@ -61,6 +64,14 @@ func (o *exportOptions) addFlags(cmd *cobra.Command, split bool) {
 	o.output.add(cmd, "text", "json")
 }
 
+// addFramingFlags adds the XML framing flags of the exports that have it.
+func (o *exportOptions) addFramingFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&o.framing, "framing", "", "XML framing: batch or oracle (default: export.xml.framing)")
+	f.BoolVar(&o.filePerMessage, "file-per-message", false,
+		"with --framing oracle, write each Message to a file of its own (default: export.xml.file_per_message)")
+}
+
 // options turns flags and configuration into export options.
 func (o *exportOptions) options(cmd *cobra.Command, cfg *config.Config) (export.Options, error) {
 	eo := export.Options{
@@ -68,9 +79,25 @@ func (o *exportOptions) options(cmd *cobra.Command, cfg *config.Config) (export.
 		LockWait: cfg.Export.LockWait, MaxRecords: cfg.Export.MaxRecords, Marker: cfg.Export.Marker || o.marker,
 		DryRun: o.dryRun, Source: cfg.Export.Source, Target: cfg.Export.Target, Company: cfg.Company.Number,
 		ExcludeNonAllocatable: cfg.Export.ExcludeNonAllocatable,
+		Framing:               cfg.Export.XML.Framing, FilePerMessage: cfg.Export.XML.FilePerMessage,
 	}
 	if o.format != "" {
 		eo.Format = o.format
+	}
+	if cmd.Flags().Changed("framing") {
+		if o.framing != export.FramingBatch && o.framing != export.FramingOracle {
+			return eo, usageErr("--framing %q: want batch or oracle", o.framing)
+		}
+		eo.Framing = o.framing
+		if eo.Framing == export.FramingBatch && !cmd.Flags().Changed("file-per-message") {
+			eo.FilePerMessage = false
+		}
+	}
+	if cmd.Flags().Changed("file-per-message") {
+		eo.FilePerMessage = o.filePerMessage
+	}
+	if eo.FilePerMessage && eo.Framing != export.FramingOracle {
+		return eo, usageErr("--file-per-message goes with --framing oracle (or export.xml.framing: oracle)")
 	}
 	if eo.Format != "xml" && eo.Format != "csv" {
 		return eo, usageErr("--format %q: want xml or csv", eo.Format)
@@ -101,6 +128,7 @@ func newExportKindCmd(app *App, kind string) *cobra.Command {
 		},
 	}
 	o.addFlags(cmd, true)
+	o.addFramingFlags(cmd)
 	if kind == "inventory" {
 		addPartnerFlags(cmd, &o)
 	}
@@ -124,6 +152,7 @@ not touched. Both settings must be set, in the config or as flags.`,
 		},
 	}
 	o.addFlags(cmd, false)
+	o.addFramingFlags(cmd)
 	cmd.Flags().StringVar(&o.classes, "class", "", "customer classes, comma-separated (default: export.mass_customers.classes)")
 	return cmd
 }

@@ -47,9 +47,11 @@ retail_ref, warehouse, location, quantity, to_item, to_sku, to_warehouse,
 to_location, reason, reference, transaction_date, user) or the OMS inventory
 transaction upload XML (Message / InventoryTransaction / Transaction,
 TransactionTo). Codes: A adjust by the signed quantity, O overlay (stock
-count), T transfer between warehouses or locations, G item-to-item transfer,
-V return to vendor, S negative adjustment, R receipt, P POS sale; more codes
-map to these in import.transaction_codes. The item is named by item and sku,
+count; OV, Oracle's streamlined overlay, too), T transfer between warehouses
+or locations, G item-to-item transfer, V return to vendor, S negative
+adjustment, R receipt, P POS sale (CSV only: in XML, P is Oracle's physical
+inventory and refused, like C, E, I, M and *); more codes map to these in
+import.transaction_codes. The item is named by item and sku,
 else upc, else retail_ref. Every applied transaction is kept in the history
 with on hand before and after; inventory triggers follow the threshold rule.`,
 		example: `  posbridge import inventory-transactions counts.csv

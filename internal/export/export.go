@@ -43,6 +43,12 @@ type Options struct {
 	// Since makes an engagement feed a resend of what changed at or after
 	// this UTC timestamp (YYYY-MM-DDThh:mm:ssZ), leaving the watermark.
 	Since string
+	// Framing is how XML files of the trigger kinds and the mass customer
+	// download are framed: FramingBatch (the default) or FramingOracle.
+	Framing string
+	// FilePerMessage writes each Message of the Oracle framing to a file
+	// of its own.
+	FilePerMessage bool
 	// create opens a file for writing; tests replace it to fail writes.
 	create func(path string, perm os.FileMode) (io.WriteCloser, error)
 }
@@ -79,6 +85,48 @@ type Result struct {
 	// sequence number each file kind has sent after the run (absent
 	// before its first feed).
 	Watermarks map[string]int64 `json:"watermarks,omitempty"`
+}
+
+// XML framings.
+const (
+	// FramingBatch is one Message per file with posbridge's envelope
+	// attributes (company, created, sequence, count) around a wrapper of
+	// the records.
+	FramingBatch = "batch"
+	// FramingOracle is one Message per record with only source, target and
+	// type, as Oracle's generic downloads send them: under a Messages root
+	// that states the count, or one Message a file.
+	FramingOracle = "oracle"
+)
+
+// oracleRoot is the root element of a file of several Oracle-framed
+// messages.
+const oracleRoot = "Messages"
+
+// oracle says whether the XML files are in Oracle's framing.
+func (o *Options) oracle() bool { return o.Format == "xml" && o.Framing == FramingOracle }
+
+// perFile is the most records a file holds: one with a file per message,
+// else MaxRecords (0: no limit).
+func (o *Options) perFile() int {
+	if o.oracle() && o.FilePerMessage {
+		return 1
+	}
+	return o.MaxRecords
+}
+
+// checkFraming refuses framing options that do not go together.
+func (o *Options) checkFraming() error {
+	switch o.Framing {
+	case "", FramingBatch:
+		if o.FilePerMessage {
+			return errors.New("a file per message goes with the oracle framing")
+		}
+	case FramingOracle:
+	default:
+		return fmt.Errorf("unknown framing %q: want batch or oracle", o.Framing)
+	}
+	return nil
 }
 
 // ErrBusy means another export of the same kind holds the lock.
@@ -124,6 +172,9 @@ func Run(ctx context.Context, d *db.DB, kindName string, o Options) (*Result, er
 	if o.Format != "" && o.Format != "xml" && o.Format != "csv" {
 		return nil, fmt.Errorf("unknown format %q: want xml or csv", o.Format)
 	}
+	if err := o.checkFraming(); err != nil {
+		return nil, err
+	}
 	o.defaults(k)
 	conn, res, end, err := begin(ctx, d, k, &o)
 	if err != nil {
@@ -146,7 +197,7 @@ func Run(ctx context.Context, d *db.DB, kindName string, o Options) (*Result, er
 			return res, err
 		}
 		res.Files = append(res.Files, *f)
-		if o.MaxRecords <= 0 {
+		if o.perFile() <= 0 {
 			return res, nil
 		}
 	}
@@ -197,8 +248,8 @@ FROM triggers WHERE file_code = ?1 AND status = 'ready'`, k.code).Scan(&res.Read
 		return nil
 	}
 	per := res.ReadyRecords
-	if o.MaxRecords > 0 {
-		per = int64(o.MaxRecords)
+	if o.perFile() > 0 {
+		per = int64(o.perFile())
 	}
 	var next int64
 	conn.QueryRowContext(ctx, `SELECT coalesce((SELECT last FROM sequences WHERE kind = ?), 0) + 1`, k.name).Scan(&next)
@@ -296,7 +347,7 @@ func exportFile(ctx context.Context, conn *sql.Conn, k *kind, o *Options) (*File
 		return nil, err
 	}
 	f, fileID, err := startFile(ctx, conn, k, o, func(fileID int64) (int64, int64, error) {
-		return trigger.Claim(ctx, conn, k.code, fileID, o.RunID, o.MaxRecords)
+		return trigger.Claim(ctx, conn, k.code, fileID, o.RunID, o.perFile())
 	})
 	if err != nil || fileID == 0 {
 		return nil, err
@@ -370,6 +421,16 @@ func writeFile(k *kind, o *Options, path string, records int64, source func(emit
 				err = c.Error()
 			}
 		default:
+			if o.oracle() {
+				err = writeOracle(bw, k, o, path, records, func(emit func(node) error) error {
+					return source(func(n node) error {
+						emitted++
+						return emit(n)
+					})
+				})
+				rows = emitted
+				break
+			}
 			x := xmlWriter{bw}
 			bw.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n")
 			x.open("Message", []attr{{"source", o.Source}, {"target", o.Target}, {"type", k.msgType},
@@ -394,6 +455,42 @@ func writeFile(k *kind, o *Options, path string, records int64, source func(emit
 		}
 		return rows, err
 	})
+}
+
+// writeOracle writes records in Oracle's framing: each record in a
+// Message of its own that carries source, target and type only; several
+// under a Messages root that states their count (so a receiver can tell the
+// file is whole) and the file's sequence number, one as the root of a file
+// of its own.
+func writeOracle(bw *bufio.Writer, k *kind, o *Options, path string, records int64, source func(emit func(node) error) error) error {
+	x := xmlWriter{bw}
+	bw.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n")
+	msg := []attr{{"source", o.Source}, {"target", o.Target}, {"type", k.oracleType}}
+	if o.FilePerMessage {
+		// The claim took one record; writeFile checks the count.
+		return source(func(r node) error {
+			x.open("Message", msg, false)
+			x.node(r, 1)
+			bw.WriteString("\n")
+			x.close("Message")
+			bw.WriteString("\n")
+			return nil
+		})
+	}
+	x.open(oracleRoot, []attr{{"type", k.oracleType}, {"created", time.Now().UTC().Format(db.TimeLayout)},
+		{"sequence", strconv.FormatInt(sequenceOf(path), 10)}, {"count", strconv.FormatInt(records, 10)}}, false)
+	err := source(func(r node) error {
+		bw.WriteString("\n  ")
+		x.open("Message", msg, false)
+		x.node(r, 2)
+		bw.WriteString("\n  ")
+		x.close("Message")
+		return nil
+	})
+	bw.WriteString("\n")
+	x.close(oracleRoot)
+	bw.WriteString("\n")
+	return err
 }
 
 // writeStream writes the temporary file of path with body, which returns

@@ -16,7 +16,10 @@ type kind struct {
 	name    string
 	code    string
 	msgType string
-	wrapper string
+	// oracleType is the type of each Message in Oracle's framing: the
+	// name of Oracle's message, in Oracle's spelling.
+	oracleType string
+	wrapper    string
 	// private files carry customer data.
 	private bool
 	csv     []csvCol
@@ -28,14 +31,14 @@ type kind struct {
 var Kinds = []string{"items", "vendors", "invoices", "customers", "inventory"}
 
 var kinds = map[string]*kind{
-	"items": {name: "items", code: trigger.CodeItem, msgType: "CWITEMOUT", wrapper: "Items",
+	"items": {name: "items", code: trigger.CodeItem, msgType: "CWITEMOUT", oracleType: "CWItemOut", wrapper: "Items",
 		csv: []csvCol{{"action", true, "action"}, {"item_number", false, "item_number"}, {"description", false, "description"},
 			{"item_class", false, "item_class"}, {"vendor_number", false, "vendor_number"}, {"status", false, "status"},
 			{"sku_code", true, "sku_code"}, {"sku_description", true, "description"}, {"color", true, "color"}, {"size", true, "size"},
 			{"width", true, "width"}, {"upc", true, "upc"}, {"retail_reference_number", true, "retail_reference_number"},
 			{"price", true, "price"}, {"cost", true, "cost"}},
 		records: itemRecords},
-	"vendors": {name: "vendors", code: trigger.CodeVendor, msgType: "CWVENDOROUT", wrapper: "Vendors",
+	"vendors": {name: "vendors", code: trigger.CodeVendor, msgType: "CWVENDOROUT", oracleType: "CWVendorOut", wrapper: "Vendors",
 		csv: flat("action", "vendor_number", "name", "address1", "address2", "city", "state", "postal_code", "country", "contact", "email", "phone"),
 		records: func(ctx context.Context, q *sql.Conn, fileID int64, o *Options, emit func(node) error) error {
 			return flatRecords(ctx, q, "Vendor", `SELECT t.capture, v.vendor, v.name, v.address1, v.address2, v.city, v.state, v.postal_code,
@@ -43,20 +46,20 @@ var kinds = map[string]*kind{
 WHERE t.file_id = ? ORDER BY t.record_key`, []string{"action", "vendor_number", "name", "address1", "address2", "city", "state",
 				"postal_code", "country", "contact", "email", "phone"}, emit, fileID)
 		}},
-	"customers": {name: "customers", code: trigger.CodeCustomer, msgType: "CWCUSTOMERDOWNLOAD", wrapper: "Customers", private: true,
-		csv: flat(customerAttrs...),
+	"customers": {name: "customers", code: trigger.CodeCustomer, msgType: "CWCUSTOMERDOWNLOAD", oracleType: "CWCustomerDownload", wrapper: "Customers",
+		private: true, csv: flat(customerAttrs...),
 		records: func(ctx context.Context, q *sql.Conn, fileID int64, o *Options, emit func(node) error) error {
 			return flatRecords(ctx, q, "Customer", `SELECT t.capture, `+customerCols+` FROM triggers t
 JOIN customers c ON c.customer = t.record_key WHERE t.file_id = ? ORDER BY t.record_key`, customerAttrs, emit, fileID)
 		}},
-	"invoices": {name: "invoices", code: trigger.CodeInvoice, msgType: "CWINVOICEOUT", wrapper: "Invoices", private: true,
+	"invoices": {name: "invoices", code: trigger.CodeInvoice, msgType: "CWINVOICEOUT", oracleType: "CWInvoiceOut", wrapper: "Invoices", private: true,
 		csv: append(flat("action", "invoice_number", "order_number", "customer_number", "invoice_type", "invoice_date",
 			"merchandise_total", "discount_total", "tax_total", "freight_total", "invoice_total"),
 			csvCol{"line", true, "line"}, csvCol{"item_number", true, "item_number"}, csvCol{"sku_code", true, "sku_code"},
 			csvCol{"quantity", true, "quantity"}, csvCol{"unit_price", true, "unit_price"}, csvCol{"extended_price", true, "extended_price"},
 			csvCol{"discount", true, "discount"}, csvCol{"tax", true, "tax"}),
 		records: invoiceRecords},
-	"inventory": {name: "inventory", code: trigger.CodeInventory, msgType: "CWINVENTORYDOWNLOAD", wrapper: "InventoryItems",
+	"inventory": {name: "inventory", code: trigger.CodeInventory, msgType: "CWINVENTORYDOWNLOAD", oracleType: "CWInventoryDownload", wrapper: "InventoryItems",
 		csv: []csvCol{{"action", false, "action"}, {"item_number", false, "item_number"}, {"sku_code", false, "sku_code"},
 			{"warehouse", true, "warehouse"}, {"on_hand", true, "on_hand"}, {"reserved", true, "reserved"}, {"available", true, "available"}},
 		records: inventoryRecords},
@@ -72,7 +75,7 @@ const customerCols = `c.customer, c.alt_customer, c.customer_class, c.first_name
 
 // massCustomers is the mass customer download: the customer record of
 // every sold-to customer of the chosen classes, all with action A.
-var massCustomers = &kind{name: "mass_customers", msgType: "CWCUSTOMERDOWNLOAD", wrapper: "Customers", private: true,
+var massCustomers = &kind{name: "mass_customers", msgType: "CWCUSTOMERDOWNLOAD", oracleType: "CWCustomerDownload", wrapper: "Customers", private: true,
 	csv: flat(customerAttrs...)}
 
 func flat(names ...string) []csvCol {

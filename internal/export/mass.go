@@ -2,6 +2,7 @@ package export
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -18,6 +19,9 @@ func MassCustomers(ctx context.Context, d *db.DB, o Options) (*Result, error) {
 	k := massCustomers
 	if len(o.Classes) == 0 {
 		return nil, errors.New("export mass-customers: no customer classes given")
+	}
+	if err := o.checkFraming(); err != nil {
+		return nil, fmt.Errorf("export mass-customers: %w", err)
 	}
 	o.defaults(k)
 	conn, res, end, err := begin(ctx, d, k, &o)
@@ -38,34 +42,69 @@ func MassCustomers(ctx context.Context, d *db.DB, o Options) (*Result, error) {
 	if records == 0 {
 		return res, nil
 	}
+	// With a file per message each customer is a file of its own, found
+	// in customer order by keyset, each through the whole lifecycle of an
+	// export file.
+	perMessage := o.oracle() && o.FilePerMessage
 	if o.DryRun {
 		var next int64
 		conn.QueryRowContext(ctx, `SELECT coalesce((SELECT last FROM sequences WHERE kind = ?), 0) + 1`, k.name).Scan(&next)
-		name := fileName(k.name, time.Now().UTC(), next, o.Format)
-		path, _ := filepath.Abs(filepath.Join(o.Dir, name))
-		res.Files = append(res.Files, File{Name: name, Path: path, Records: records})
+		per := records
+		if perMessage {
+			per = 1
+		}
+		for left := records; left > 0; left -= per {
+			name := fileName(k.name, time.Now().UTC(), next, o.Format)
+			path, _ := filepath.Abs(filepath.Join(o.Dir, name))
+			res.Files = append(res.Files, File{Name: name, Path: path, Records: per})
+			next++
+		}
 		res.ReadyRecords = records
 		return res, nil
 	}
 	if err := prepareDir(k, o.Dir); err != nil {
 		return res, err
 	}
-	f, fileID, err := startFile(ctx, conn, k, &o, nil)
-	if err != nil {
-		return res, err
+	write := func(where string, args []any, records int64) error {
+		f, fileID, err := startFile(ctx, conn, k, &o, nil)
+		if err != nil {
+			return err
+		}
+		f.Records = records
+		w, err := writeFile(k, &o, f.Path, records, func(emit func(node) error) error {
+			return flatRecords(ctx, conn, "Customer", `SELECT 'A', `+customerCols+` `+where+` ORDER BY c.customer`, customerAttrs, emit, args...)
+		})
+		if err != nil {
+			abandon(conn, fileID, f.Path, err)
+			return fmt.Errorf("export %s: write %s: %w", k.name, f.Name, err)
+		}
+		f.SHA256, f.Size, f.Records = w.SHA256, w.Size, w.Records
+		if err := deliver(ctx, conn, fileID, f.Path, w, o.Marker); err != nil {
+			return fmt.Errorf("export %s: %s: %w", k.name, f.Name, err)
+		}
+		res.Files = append(res.Files, f)
+		return nil
 	}
-	f.Records = records
-	w, err := writeFile(k, &o, f.Path, records, func(emit func(node) error) error {
-		return flatRecords(ctx, conn, "Customer", `SELECT 'A', `+customerCols+` `+where+` ORDER BY c.customer`, customerAttrs, emit, args...)
-	})
-	if err != nil {
-		abandon(conn, fileID, f.Path, err)
-		return res, fmt.Errorf("export %s: write %s: %w", k.name, f.Name, err)
+	if !perMessage {
+		return res, write(where, args, records)
 	}
-	f.SHA256, f.Size, f.Records = w.SHA256, w.Size, w.Records
-	if err := deliver(ctx, conn, fileID, f.Path, w, o.Marker); err != nil {
-		return res, fmt.Errorf("export %s: %s: %w", k.name, f.Name, err)
+	last := ""
+	for {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		var next string
+		err := conn.QueryRowContext(ctx, `SELECT c.customer `+where+` AND c.customer > ? ORDER BY c.customer LIMIT 1`,
+			append(append([]any{}, args...), last)...).Scan(&next)
+		if errors.Is(err, sql.ErrNoRows) {
+			return res, nil
+		}
+		if err != nil {
+			return res, db.Classify(err)
+		}
+		if err := write(where+` AND c.customer = ?`, append(append([]any{}, args...), next), 1); err != nil {
+			return res, err
+		}
+		last = next
 	}
-	res.Files = append(res.Files, f)
-	return res, nil
 }

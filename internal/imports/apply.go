@@ -68,6 +68,7 @@ func (o *Options) codes() map[string]string {
 	for _, c := range StandardCodes {
 		m[c] = c
 	}
+	m[CodeStreamlinedOverlay] = EffectOverlay
 	for c, eff := range o.Codes {
 		m[strings.ToUpper(c)] = strings.ToUpper(eff)
 	}
@@ -139,7 +140,7 @@ func applyTransactions(s *Session, src source, path string) error {
 	batches := make(chan checked, 8)
 	rctx, stop := context.WithCancel(s.Ctx)
 	defer stop()
-	go readChecked(rctx, src, o.codes(), o.MaxFieldLength, batches)
+	go readChecked(rctx, src, src.codes(o), o.MaxFieldLength, batches)
 	for b := range batches {
 		if b.err != nil {
 			return b.err

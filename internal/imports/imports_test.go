@@ -148,6 +148,11 @@ func TestCheck(t *testing.T) {
 		{"item transfer no item", row("G", "2"), "", 0, "an item transfer needs to_item (and to_sku)"},
 		{"item transfer same", row("G", "2", toItem("IT1", "S1")), "", 0, "an item transfer to the same item/SKU changes nothing"},
 		{"unknown code", row("X", "1"), "", 0, `field transaction_code "X": unknown transaction code`},
+		{"streamlined overlay", row("ov", "4"), EffectOverlay, 4, ""},
+		{"streamlined overlay negative", row("OV", "-4"), "", 0, `field quantity "-4": a stock count cannot be negative`},
+		{"oracle customer return", row("C", "1"), "", 0, `field transaction_code "C": C is Oracle's customer return`},
+		{"oracle make up", row("m", "1"), "", 0, `field transaction_code "m": M is Oracle's make up finished good`},
+		{"oracle cost change", row("*", "1"), "", 0, `field transaction_code "*": * is Oracle's FIFO cost change`},
 		{"no code", row("", "1"), "", 0, "field transaction_code is required"},
 		{"no warehouse", row("A", "1", func(r *txnRow) { r.Warehouse = " " }), "", 0, "field warehouse is required"},
 		{"no item", row("A", "1", func(r *txnRow) { r.Item, r.SKU = "", "" }), "", 0, "no item: give item (and sku), upc or retail_ref"},
@@ -176,6 +181,34 @@ func TestCheck(t *testing.T) {
 			}
 			if got.effect != c.effect || got.qty != c.qty || got.line != 7 {
 				t.Fatalf("effect %q qty %d line %d, want %q %d 7", got.effect, got.qty, got.line, c.effect, c.qty)
+			}
+		})
+	}
+}
+
+// TestOracleCodes: in the OMS XML upload P is Oracle's physical inventory
+// (refused), in the CSV upload posbridge's POS sale, unless the
+// configuration maps P.
+func TestOracleCodes(t *testing.T) {
+	row := txnRow{Code: "P", Item: "IT1", SKU: "S1", Warehouse: "DC1", Quantity: "1"}
+	for _, c := range []struct {
+		name  string
+		codes map[string]string
+		err   string
+	}{
+		{"csv", (&Options{}).codes(), ""},
+		{"xml", oracleCodes(&Options{}), `field transaction_code "P": P is Oracle's physical inventory`},
+		{"xml mapped", oracleCodes(&Options{Codes: map[string]string{"p": "P"}}), ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := check(1, nil, row, c.codes, 0)
+			switch {
+			case c.err == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case c.err == "" && got.effect != EffectSale:
+				t.Fatalf("effect %q, want %q", got.effect, EffectSale)
+			case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
+				t.Fatalf("error %v, want one containing %q", err, c.err)
 			}
 		})
 	}

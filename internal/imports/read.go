@@ -25,6 +25,8 @@ type source interface {
 	header() []string
 	next() ([]record, error) // a batch; io.EOF at the end
 	warnings() []string
+	// codes is the code table of the file's dialect.
+	codes(o *Options) map[string]string
 }
 
 // ErrFile wraps problems with a file as a whole: nothing of it is applied.
@@ -84,8 +86,9 @@ func newCSVSource(r io.Reader) (*csvSource, error) {
 	return s, nil
 }
 
-func (s *csvSource) header() []string   { return s.rr.Header() }
-func (s *csvSource) warnings() []string { return s.notes }
+func (s *csvSource) header() []string                   { return s.rr.Header() }
+func (s *csvSource) warnings() []string                 { return s.notes }
+func (s *csvSource) codes(o *Options) map[string]string { return o.codes() }
 
 const batchSize = 256
 
@@ -133,8 +136,9 @@ func newXMLSource(r io.Reader) *xmlSource {
 	return &xmlSource{d: format.NewXMLDecoder(r)}
 }
 
-func (s *xmlSource) header() []string   { return txnColumns }
-func (s *xmlSource) warnings() []string { return s.notes }
+func (s *xmlSource) header() []string                   { return txnColumns }
+func (s *xmlSource) warnings() []string                 { return s.notes }
+func (s *xmlSource) codes(o *Options) map[string]string { return oracleCodes(o) }
 
 func (s *xmlSource) next() ([]record, error) {
 	var out []record

@@ -25,6 +25,38 @@ const (
 // mapped to one of these effects.
 var StandardCodes = []string{EffectAdjust, EffectOverlay, EffectTransfer, EffectItem, EffectReturn, EffectNegative, EffectReceipt, EffectSale}
 
+// CodeStreamlinedOverlay is Oracle's streamlined overlay (target
+// INVTRAN_IMMED): Oracle updates on hand in a faster way when it can and
+// falls back to a standard O otherwise, so the stock ends the same either
+// way. It is an overlay here.
+const CodeStreamlinedOverlay = "OV"
+
+// refusedCodes are the codes of Oracle's inventory transaction code table
+// (WITC, DITS) that posbridge cannot apply, with what Oracle uses each for:
+// the reject says so instead of "unknown transaction code".
+var refusedCodes = map[string]string{
+	"C": "C is Oracle's customer return, which OMS writes itself when it processes a return authorization; send returns to import returns",
+	"E": "E is Oracle's express bill, which OMS writes for an order billed without the pick and confirmation cycle; posbridge takes orders through import orders",
+	"I": "I is Oracle's issue, which OMS writes when it confirms a shipment; a shipment is not an inventory transaction here",
+	"M": "M is Oracle's make up finished good, which adds the finished good and takes its components off; posbridge keeps no kit components",
+	"P": "P is Oracle's physical inventory, which OMS writes from its physical inventory count; send the counted quantity as O (overlay)",
+	"*": "* is Oracle's FIFO cost change, which changes no quantity",
+}
+
+// oracleCodes is the code table of the OMS XML upload: the codes of
+// Oracle's table mean what Oracle says, so P (Oracle's physical inventory)
+// is not posbridge's POS sale there unless the configuration maps P.
+func oracleCodes(o *Options) map[string]string {
+	m := o.codes()
+	for c := range o.Codes {
+		if strings.EqualFold(c, EffectSale) {
+			return m
+		}
+	}
+	delete(m, EffectSale)
+	return m
+}
+
 // MaxQuantity bounds the quantity of one transaction, far above any real
 // one, so that running balances can never overflow.
 const MaxQuantity = 1_000_000_000
@@ -89,7 +121,11 @@ func check(line int, raw []string, r txnRow, codes map[string]string, maxLen int
 		bad("field transaction_code is required")
 	default:
 		eff, ok := codes[t.code]
-		if !ok {
+		switch why, refused := refusedCodes[t.code]; {
+		case ok:
+		case refused:
+			bad("field transaction_code %q: %s", r.Code, why)
+		default:
 			bad("field transaction_code %q: unknown transaction code", r.Code)
 		}
 		t.effect = eff

@@ -30,6 +30,9 @@ const (
 	TypeHistory   = "CWCUSTOMERHISTORY"
 	// TypeUnknown answers a file whose request could not be told.
 	TypeUnknown = "CWINQUIRY"
+	// TypeCustHistIn is Oracle's customer history request (page "Generic
+	// Customer History API"), answered as a TypeHistory inquiry.
+	TypeCustHistIn = "CWCustHistIn"
 )
 
 // Response statuses.
@@ -78,14 +81,22 @@ type request struct {
 		Order       string `xml:"order_number,attr"`
 		Detail      string `xml:"detail,attr"`
 	} `xml:"CustomerHistory"`
-	// Others catches any other element: an unknown request.
+	// Others catches any other element: an unknown request, or the
+	// request element of an Oracle message.
 	Others []struct {
 		XMLName xml.Name
+		Attrs   []xml.Attr `xml:",any,attr"`
 	} `xml:",any"`
+
+	// custHist is the request of a CWCustHistIn message, set by kind.
+	custHist *custHistIn
 }
 
 // kind says which request the file holds, and checks there is one.
 func (r *request) kind() (string, error) {
+	if strings.EqualFold(r.Type, TypeCustHistIn) {
+		return r.custHistKind()
+	}
 	var kinds []string
 	if r.Inventory != nil {
 		kinds = append(kinds, TypeInventory)
@@ -143,8 +154,11 @@ func intAttr(field, v string) (int, error) {
 }
 
 // answer runs the request and returns the response body and how many
-// records it holds.
-func (r *request) answer(ctx context.Context, d *db.DB, kind string) (body any, count int, err error) {
+// records it holds; company is the company posbridge answers for.
+func (r *request) answer(ctx context.Context, d *db.DB, kind string, company int) (body any, count int, err error) {
+	if r.custHist != nil {
+		return r.custHist.answer(ctx, d, company)
+	}
 	switch kind {
 	case TypeInventory:
 		in := r.Inventory
@@ -287,7 +301,7 @@ func answerFile(ctx context.Context, d *db.DB, path string, o RequestOptions) (O
 			problem = err
 			break
 		}
-		body, out.Records, err = req.answer(ctx, d, kind)
+		body, out.Records, err = req.answer(ctx, d, kind, o.Company)
 		switch {
 		case errors.Is(err, ErrQuery), errors.Is(err, ErrCursor):
 			problem = err
@@ -309,13 +323,17 @@ func answerFile(ctx context.Context, d *db.DB, path string, o RequestOptions) (O
 		case errors.As(problem, &fe):
 			env.Error.Field = fe.field
 		case errors.As(problem, &qe):
-			env.Error.Message = qe.Message(attrName)
+			name := attrName
+			if req.custHist != nil {
+				name = custHistName
+			}
+			env.Error.Message = qe.Message(name)
 			// The attributes at fault, when the message names few
 			// enough to say which (not "one of seven").
 			if len(qe.Fields) > 0 && len(qe.Fields) <= 2 {
 				names := make([]string, len(qe.Fields))
 				for i, f := range qe.Fields {
-					names[i] = attrName(f)
+					names[i] = name(f)
 				}
 				env.Error.Field = strings.Join(names, ",")
 			}

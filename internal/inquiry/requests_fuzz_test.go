@@ -12,6 +12,7 @@ func FuzzRequest(f *testing.F) {
 		`<Message source="S01" type="CWINVENTORYINQUIRY"><InventoryInquiry item_number="IT1" sku_code="A"/></Message>`,
 		`<Message><CustomerSearch last_name="sm" limit="3" after="x"/></Message>`,
 		`<Message><CustomerHistory customer_number="1" detail="Y"/></Message>`,
+		`<Message type="CWCustHistIn"><CustHistRequest company="1" alternate_sold_to_id="S1" send_detail="Y" ship_to_number=""/></Message>`,
 		`<Message><CustomerSearch last_name="x"/><CustomerHistory customer_number="1"/></Message>`,
 		`<Message><OrderInquiry/></Message>`,
 		`<Request/>`,
@@ -36,7 +37,7 @@ func FuzzRequest(f *testing.F) {
 				t.Fatalf("%q: kind %s without its element", data, kind)
 			}
 		case TypeHistory:
-			if req.History == nil {
+			if req.History == nil && req.custHist == nil {
 				t.Fatalf("%q: kind %s without its element", data, kind)
 			}
 		default:
