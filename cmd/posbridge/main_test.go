@@ -109,7 +109,7 @@ func setup(env *testscript.Env, root string) error {
 	env.Setenv("XDG_CONFIG_HOME", "")
 	env.Values[lockKey{}] = &dbLock{}
 	env.Defer(env.Values[lockKey{}].(*dbLock).release)
-	for _, dir := range []string{"demo", "bad", "partners"} {
+	for _, dir := range []string{"demo", "bad", "partners", "exports"} {
 		if err := copyDir(filepath.Join(root, "testdata", dir), filepath.Join(env.WorkDir, dir)); err != nil {
 			return err
 		}
