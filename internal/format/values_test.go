@@ -1,6 +1,7 @@
 package format_test
 
 import (
+	"errors"
 	"math"
 	"strconv"
 	"strings"
@@ -260,5 +261,39 @@ func TestParseQuantity(t *testing.T) {
 		if c.err == "" && (err != nil || got != c.want) || c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)) {
 			t.Errorf("ParseQuantity(%q) = %d, %v; want %d, %q", c.in, got, err, c.want, c.err)
 		}
+	}
+}
+
+func TestRanges(t *testing.T) {
+	if err := format.CheckQuantity(format.MaxQuantity); err != nil {
+		t.Error(err)
+	}
+	if err := format.CheckQuantity(-format.MaxQuantity - 1); !errors.Is(err, format.ErrRange) {
+		t.Errorf("CheckQuantity below the range: %v", err)
+	}
+	if err := format.CheckAmount(math.MaxInt64); !errors.Is(err, format.ErrRange) {
+		t.Errorf("CheckAmount(MaxInt64): %v", err)
+	}
+	for _, c := range []struct {
+		q, p, want int64
+		err        bool
+	}{
+		{3, 125000, 375000, false},
+		{-2, 125000, -250000, false},
+		{format.MaxQuantity, 1_000_000, 1_000_000_000_000_000, true},
+		{math.MaxInt64, math.MaxInt64, 0, true},
+		{math.MinInt64, 1, 0, true},
+		{0, math.MinInt64, 0, false},
+	} {
+		got, err := format.MulAmount(c.q, c.p)
+		if c.err != (err != nil) || !c.err && got != c.want {
+			t.Errorf("MulAmount(%d, %d) = %d, %v", c.q, c.p, got, err)
+		}
+	}
+	if _, err := format.AddAmount(format.MaxAmount, 1); !errors.Is(err, format.ErrRange) {
+		t.Errorf("AddAmount over the range: %v", err)
+	}
+	if s, err := format.AddQuantity(5, -7); err != nil || s != -2 {
+		t.Errorf("AddQuantity(5, -7) = %d, %v", s, err)
 	}
 }

@@ -57,9 +57,8 @@ func oracleCodes(o *Options) map[string]string {
 	return m
 }
 
-// MaxQuantity bounds the quantity of one transaction, far above any real
-// one, so that running balances can never overflow.
-const MaxQuantity = 1_000_000_000
+// MaxQuantity bounds the quantity of one transaction (format.MaxQuantity).
+const MaxQuantity = format.MaxQuantity
 
 // txnRow is the CSV form of FORMATS.md section 2: the csv tags are the
 // column names.
