@@ -297,3 +297,24 @@ func TestRanges(t *testing.T) {
 		t.Errorf("AddQuantity(5, -7) = %d, %v", s, err)
 	}
 }
+
+func TestCheckText(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		max  int
+		want string
+	}{
+		{"Trail Runner 2, \"Storm\"\tedition\r\n", 0, ""},
+		{"Zoë Ørsted", 10, ""},
+		{"Zoë Ørsted", 9, "is 10 characters long, at most 9 allowed"},
+		{"bad \xff byte", 0, "is not valid UTF-8"},
+		{"nul\x00", 0, "contains a NUL byte"},
+		{"esc\x1b[31m", 0, "contains the control character U+001B"},
+		{"del\x7f", 0, "contains the control character U+007F"},
+	} {
+		err := format.CheckText(c.in, c.max)
+		if c.want == "" && err != nil || c.want != "" && (err == nil || err.Error() != c.want) {
+			t.Errorf("CheckText(%q, %d) = %v, want %q", c.in, c.max, err, c.want)
+		}
+	}
+}
