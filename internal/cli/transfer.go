@@ -116,9 +116,11 @@ func newPushCmd(app *App) *cobra.Command {
 		Use:   "push --site S [FILE...|--from DIR] [--to REMOTE_DIR]",
 		Short: "Upload files to a site, never exposing half a file",
 		Long: `Upload each file to a temporary name (.NAME.tmp) in the site folder, check the
-size there, rename it to its name (failing when that exists, unless --overwrite),
-record the transfer, then move the local file to sent/ beside it. A marker
-F.done is uploaded right after F, and never for an F that failed.
+size there, rename it to its name (failing when another file has that name,
+unless --overwrite), record the transfer, then move the local file to sent/
+beside it. A marker F.done is uploaded right after F, and never for an F that
+failed. A push killed at any point is finished by the next one, which finds
+its own file on the site (the push recovery rule in docs/transfers.md).
 
 --to is a folder of the site, or the name of one of its configured folders
 (inbox, outbox, archive, error); the default is the site's inbox folder.
@@ -339,7 +341,7 @@ func newSitesCmd(app *App) *cobra.Command {
 				names = append(names, n)
 			}
 			sort.Strings(names)
-			w := newRecords(out.value, app.Out, "name", "type", "where", "folders")
+			w := app.newRecords(out.value, "name", "type", "where", "folders")
 			for _, n := range names {
 				s := cfg.Sites[n]
 				where := s.Dir
@@ -444,7 +446,7 @@ when one failed (75 when the server cannot be reached).`,
 			if err != nil {
 				return err
 			}
-			w := newRecords(lsOut.value, app.Out, "name", "size", "mtime", "type")
+			w := app.newRecords(lsOut.value, "name", "size", "mtime", "type")
 			for _, e := range entries {
 				kind := "file"
 				if e.IsDir {
@@ -488,7 +490,7 @@ func newTransfersCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			w := newRecords(out.value, app.Out, "id", "site", "direction", "remote_path", "local_path", "size", "status", "updated", "error")
+			w := app.newRecords(out.value, "id", "site", "direction", "remote_path", "local_path", "size", "status", "updated", "error")
 			err = ledger.ListTransfers(cmd.Context(), d, ledger.TransferFilter{Site: strings.ToLower(site), Status: status}, func(t ledger.Transfer) error {
 				return w.add(t, t.ID, t.Site, t.Direction, t.RemotePath, t.LocalPath, t.Size, t.Status, t.UpdatedAt, t.Error)
 			})

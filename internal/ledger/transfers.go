@@ -2,6 +2,8 @@ package ledger
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 
 	"github.com/posbridge/posbridge/internal/db"
@@ -13,6 +15,19 @@ const (
 	TransferDone    = "done"
 	TransferFailed  = "failed"
 	TransferSkipped = "skipped"
+)
+
+// Stages of a transfer attempt, recorded before each step a kill could
+// leave half known, so the next run can finish the attempt instead of
+// guessing (docs/transfers.md, "Recovery after a kill").
+const (
+	// StageTemp: nothing of the attempt is pending: what is under the
+	// temporary name may be partial and is replaced by the next attempt.
+	StageTemp = "temp"
+	// StageRename: the temporary file is complete (its size checked, its
+	// sha256 recorded) and its rename to the final name is asked for.
+	// Until the row is done, whether the rename happened is unknown.
+	StageRename = "rename"
 )
 
 // Transfer is one row of the transfer ledger: a file pushed to or pulled
@@ -30,9 +45,16 @@ type Transfer struct {
 	Status     string `json:"status"`
 	Attempts   int    `json:"attempts"`
 	Error      string `json:"error"`
-	RunID      int64  `json:"run_id"`
-	CreatedAt  string `json:"created_at"`
-	UpdatedAt  string `json:"updated_at"`
+	// Stage and TempPath say how far the last attempt got and under
+	// which temporary name (on the site for a push, local for a pull).
+	Stage    string `json:"stage"`
+	TempPath string `json:"temp_path"`
+	// TempMTime is the time the complete temporary file had on the site
+	// (a push, from StageRename on): a rename keeps it.
+	TempMTime string `json:"temp_mtime,omitempty"`
+	RunID     int64  `json:"run_id"`
+	CreatedAt string `json:"created_at"`
+	UpdatedAt string `json:"updated_at"`
 }
 
 // StartTransfer records a transfer as started and returns its id.
@@ -42,8 +64,9 @@ func StartTransfer(ctx context.Context, q Execer, t Transfer) (int64, error) {
 		run = t.RunID
 	}
 	now := db.Now()
-	res, err := q.ExecContext(ctx, `INSERT INTO transfers(site, direction, local_path, remote_path, size, mtime, sha256, status, attempts, error, run_id, created_at, updated_at)
-VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`, t.Site, t.Direction, t.LocalPath, t.RemotePath, t.Size, t.MTime, t.SHA256, TransferStarted, 1, "", run, now, now)
+	res, err := q.ExecContext(ctx, `INSERT INTO transfers(site, direction, local_path, remote_path, size, mtime, sha256, status, attempts, error, stage, temp_path, temp_mtime, run_id, created_at, updated_at)
+VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, t.Site, t.Direction, t.LocalPath, t.RemotePath, t.Size, t.MTime, t.SHA256, TransferStarted, 1, "",
+		t.Stage, t.TempPath, t.TempMTime, run, now, now)
 	if err != nil {
 		return 0, fmt.Errorf("record transfer of %q: %w", t.RemotePath, db.Classify(err))
 	}
@@ -63,6 +86,53 @@ func EndTransfer(ctx context.Context, q Execer, id int64, status string, size in
 		return fmt.Errorf("record end of transfer %d: %w", id, db.Classify(err))
 	}
 	return nil
+}
+
+// RestartTransfer starts row id again for a new attempt at the same
+// remote path (one that a killed run left started, or that failed): status
+// started, one attempt more, and t's local path, size, mtime, checksum,
+// stage, temporary name and run. The ledger keeps one row per file this way.
+func RestartTransfer(ctx context.Context, q Execer, id int64, t Transfer) error {
+	var run any
+	if t.RunID > 0 {
+		run = t.RunID
+	}
+	_, err := q.ExecContext(ctx, `UPDATE transfers SET status=?, attempts=attempts+1, error='', local_path=?, size=?, mtime=?, sha256=?,
+ stage=?, temp_path=?, temp_mtime=?, run_id=coalesce(?, run_id), updated_at=? WHERE id=?`,
+		TransferStarted, t.LocalPath, t.Size, t.MTime, t.SHA256, t.Stage, t.TempPath, t.TempMTime, run, db.Now(), id)
+	if err != nil {
+		return fmt.Errorf("record transfer of %q: %w", t.RemotePath, db.Classify(err))
+	}
+	return nil
+}
+
+// StageTransfer records that an attempt reached stage, with the sha256 of
+// its bytes and the time of its complete temporary file (known from
+// StageRename on).
+func StageTransfer(ctx context.Context, q Execer, id int64, stage, sum, tempMTime string) error {
+	_, err := q.ExecContext(ctx, `UPDATE transfers SET stage=?, sha256=?, temp_mtime=?, updated_at=? WHERE id=?`, stage, sum, tempMTime, db.Now(), id)
+	if err != nil {
+		return fmt.Errorf("record transfer %d: %w", id, db.Classify(err))
+	}
+	return nil
+}
+
+// LastTransfer returns the newest row of a remote path of a site in one
+// direction, and whether there is one.
+func LastTransfer(ctx context.Context, q Querier, site, direction, remotePath string) (Transfer, bool, error) {
+	var t Transfer
+	err := q.QueryRowContext(ctx, `SELECT id, site, direction, local_path, remote_path, size, mtime, sha256, status, attempts, error,
+ stage, temp_path, temp_mtime, coalesce(run_id, 0), created_at, updated_at
+FROM transfers WHERE site = ? AND remote_path = ? AND direction = ? ORDER BY id DESC LIMIT 1`, site, remotePath, direction).Scan(
+		&t.ID, &t.Site, &t.Direction, &t.LocalPath, &t.RemotePath, &t.Size, &t.MTime, &t.SHA256, &t.Status, &t.Attempts, &t.Error,
+		&t.Stage, &t.TempPath, &t.TempMTime, &t.RunID, &t.CreatedAt, &t.UpdatedAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Transfer{}, false, nil
+	}
+	if err != nil {
+		return Transfer{}, false, fmt.Errorf("read transfer ledger: %w", db.Classify(err))
+	}
+	return t, true, nil
 }
 
 // Fetched says whether a remote file with this path, size and mtime was
@@ -88,7 +158,7 @@ type TransferFilter struct {
 // only one site, status or run.
 func ListTransfers(ctx context.Context, d *db.DB, f TransferFilter, fn func(t Transfer) error) error {
 	site, status := f.Site, f.Status
-	q := `SELECT id, site, direction, local_path, remote_path, size, mtime, sha256, status, attempts, error, coalesce(run_id, 0), created_at, updated_at
+	q := `SELECT id, site, direction, local_path, remote_path, size, mtime, sha256, status, attempts, error, stage, temp_path, temp_mtime, coalesce(run_id, 0), created_at, updated_at
 FROM transfers WHERE 1=1`
 	var args []any
 	if f.RunID > 0 {
@@ -111,7 +181,7 @@ FROM transfers WHERE 1=1`
 	for rows.Next() {
 		var t Transfer
 		if err := rows.Scan(&t.ID, &t.Site, &t.Direction, &t.LocalPath, &t.RemotePath, &t.Size, &t.MTime, &t.SHA256, &t.Status,
-			&t.Attempts, &t.Error, &t.RunID, &t.CreatedAt, &t.UpdatedAt); err != nil {
+			&t.Attempts, &t.Error, &t.Stage, &t.TempPath, &t.TempMTime, &t.RunID, &t.CreatedAt, &t.UpdatedAt); err != nil {
 			return err
 		}
 		if err := fn(t); err != nil {

@@ -91,7 +91,7 @@ func (l *Local) Open(p string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(full)
+	f, err := fsx.OpenRegular(full)
 	if err != nil {
 		return nil, localErr("open", p, err)
 	}
@@ -121,8 +121,27 @@ func (s syncCloser) Close() error {
 	return s.File.Close()
 }
 
-// Rename moves a file. Without overwrite it links the new name first, which
-// fails atomically when the target exists, then drops the old name.
+// errNoReplaceUnsupported says a filesystem has no rename that refuses an
+// existing target in one step.
+var errNoReplaceUnsupported = errors.New("rename without replacing is not supported here")
+
+// linkRename renames from to to, failing when to exists: in one step where
+// the filesystem can (renameat2 RENAME_NOREPLACE), else by linking the new
+// name, which fails atomically when the target exists, and dropping the
+// old one; a kill between the two leaves the file under both names, which
+// the next push or pull resolves (docs/transfers.md).
+func linkRename(from, to string) error {
+	err := renameNoReplace(from, to)
+	if errors.Is(err, errNoReplaceUnsupported) {
+		if err = os.Link(from, to); err == nil {
+			err = os.Remove(from)
+		}
+	}
+	return err
+}
+
+// Rename moves a file; without overwrite it never replaces the target
+// (linkRename).
 func (l *Local) Rename(from, to string, overwrite bool) error {
 	src, err := l.resolve(from)
 	if err != nil {
@@ -134,8 +153,8 @@ func (l *Local) Rename(from, to string, overwrite bool) error {
 	}
 	if overwrite {
 		err = os.Rename(src, dst)
-	} else if err = os.Link(src, dst); err == nil {
-		err = os.Remove(src)
+	} else {
+		err = linkRename(src, dst)
 	}
 	if err != nil {
 		return localErr("rename "+from+" to", to, err)

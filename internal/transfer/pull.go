@@ -160,16 +160,43 @@ func Pull(ctx context.Context, d *db.DB, site Site, o PullOptions) (*Result, err
 				continue
 			}
 			// A run that died between the ledger and --after left it.
-			fr.Reason = "already fetched"
-			if o.After != AfterKeep && !o.DryRun {
-				if err := after(site, o.After, fr.Remote, archive, e.Name, now); err != nil {
-					fr.Status, fr.Reason = "failed", "already fetched, but "+err.Error()
-				} else {
-					fr.Reason += "; " + o.After + "d"
-				}
-			}
+			fr = finishFetched(site, o, fr, archive, e.Name, now)
 		}
 		res.add(fr)
+	}
+	// A marker goes with its data file. It goes alone when that file was
+	// fetched already and is not fetched again now (a run that died
+	// between the two, or before the marker's --after): else it would
+	// wait for a file that never comes again.
+	inRun := map[string]bool{}
+	for _, e := range candidates {
+		inRun[e.Name] = true
+	}
+	for _, e := range first {
+		data := strings.TrimSuffix(e.Name, markerSuffix)
+		if e.IsDir || strings.HasPrefix(e.Name, ".") || data == e.Name || inRun[data] || CheckName(e.Name) != nil {
+			continue
+		}
+		if ok, _ := filepath.Match(o.Pattern, data); !ok {
+			continue
+		}
+		last, found, err := ledger.LastTransfer(ctx, st, o.SiteName, "pull", join(from, data))
+		if err != nil {
+			return res, err
+		}
+		if !found || last.Status != ledger.TransferDone {
+			continue
+		}
+		fr := FileResult{Remote: join(from, e.Name), Local: filepath.Join(o.To, e.Name), Size: e.Size, Status: "skipped"}
+		done, err := ledger.Fetched(ctx, st, o.SiteName, fr.Remote, e.Size, mtimeKey(e.ModTime))
+		if err != nil {
+			return res, err
+		}
+		if !done {
+			candidates = append(candidates, e)
+			continue
+		}
+		res.add(finishFetched(site, o, fr, archive, e.Name, now))
 	}
 	if len(candidates) == 0 {
 		return res, res.errOn(site)
@@ -238,15 +265,7 @@ func pullOne(ctx context.Context, d *stmts, site Site, o PullOptions, from, arch
 		return false
 	}
 	if done {
-		fr.Reason = "already fetched"
-		if o.After != AfterKeep && !o.DryRun {
-			if err := after(site, o.After, remote, archive, e.Name, o.Now()); err != nil {
-				fr.Status, fr.Reason = "failed", "already fetched, but "+err.Error()
-			} else {
-				fr.Reason += "; " + o.After + "d"
-			}
-		}
-		res.add(fr)
+		res.add(finishFetched(site, o, fr, archive, e.Name, o.Now()))
 		return true
 	}
 	if o.DryRun {
@@ -254,26 +273,65 @@ func pullOne(ctx context.Context, d *stmts, site Site, o PullOptions, from, arch
 		res.add(fr)
 		return true
 	}
-	id, err := ledger.StartTransfer(ctx, d, ledger.Transfer{Site: o.SiteName, Direction: "pull", LocalPath: local,
-		RemotePath: remote, Size: e.Size, MTime: mtime, RunID: o.RunID})
+	tmp := filepath.Join(o.To, tmpName(e.Name))
+	t := ledger.Transfer{Site: o.SiteName, Direction: "pull", LocalPath: local, RemotePath: remote, Size: e.Size,
+		MTime: mtime, RunID: o.RunID, TempPath: tmp}
+	prev, found, err := ledger.LastTransfer(ctx, d, o.SiteName, "pull", remote)
 	if err != nil {
 		fr.Status, fr.Reason = "failed", err.Error()
 		res.add(fr)
 		return false
 	}
+	// The row of a run that died (this run holds the site's lock) is
+	// taken over, and finished when the local copy was complete.
+	var reuse int64
+	if found && prev.Status == ledger.TransferStarted && (o.RunID == 0 || prev.RunID != o.RunID) {
+		reuse = prev.ID
+		if prev.Stage == ledger.StageRename && prev.LocalPath == local && prev.Size == e.Size && prev.MTime == mtime {
+			note, ok, serr := settlePull(remote, local, tmp, e.Size, prev.SHA256, o.dirSync)
+			if serr == nil && ok {
+				return finishPull(ctx, d, site, o, archive, remote, e, reuse, prev.SHA256, note, res)
+			}
+		}
+	}
+	// write records the attempt, once there is something to record.
+	write := func(ctx context.Context, stage, sum string) (int64, error) {
+		t.Stage, t.SHA256 = stage, sum
+		if reuse != 0 {
+			return reuse, ledger.RestartTransfer(ctx, d, reuse, t)
+		}
+		return ledger.StartTransfer(ctx, d, t)
+	}
 	var sum string
+	var id int64
 	err = o.Retry.do(ctx, site, func() (err error) {
-		sum, err = download(site, remote, local, e.Size, o.dirSync)
+		sum, err = fetch(site, remote, tmp, e.Size)
 		return err
 	})
 	if err == nil {
-		// The ledger commits before the remote file goes: a crash in
-		// between fetches nothing twice and loses nothing.
-		err = ledger.EndTransfer(ctx, d, id, ledger.TransferDone, e.Size, sum, nil)
-	} else {
-		ledger.EndTransfer(context.WithoutCancel(ctx), d, id, ledger.TransferFailed, e.Size, "", err)
+		// Recorded before the rename: a run that dies after it finds the
+		// complete copy (or knows it was made) instead of fetching again.
+		if id, err = write(ctx, ledger.StageRename, sum); err != nil {
+			os.Remove(tmp)
+		}
+	}
+	if err == nil {
+		if err = place(tmp, local, remote, sum, o.dirSync); err != nil {
+			// Certain failure: the ledger says so before the temporary
+			// file goes.
+			if serr := ledger.StageTransfer(context.WithoutCancel(ctx), d, id, ledger.StageTemp, "", ""); serr == nil {
+				os.Remove(tmp)
+			}
+		}
 	}
 	if err != nil {
+		nctx := context.WithoutCancel(ctx)
+		if id == 0 {
+			id, _ = write(nctx, ledger.StageTemp, "")
+		}
+		if id != 0 {
+			ledger.EndTransfer(nctx, d, id, ledger.TransferFailed, e.Size, "", err)
+		}
 		fr.Status, fr.Reason = "failed", err.Error()
 		if errors.Is(err, ErrUnreachable) {
 			fr.lost = err
@@ -281,20 +339,74 @@ func pullOne(ctx context.Context, d *stmts, site Site, o PullOptions, from, arch
 		res.add(fr)
 		return false
 	}
-	fr.Status, fr.SHA256 = "done", sum
+	return finishPull(ctx, d, site, o, archive, remote, e, id, sum, "", res)
+}
+
+// finishFetched applies --after to a file fetched by an earlier run: one
+// that died between the ledger and --after left it.
+func finishFetched(site Site, o PullOptions, fr FileResult, archive, name string, now time.Time) FileResult {
+	fr.Reason = "already fetched"
+	if o.After != AfterKeep && !o.DryRun {
+		if err := after(site, o.After, fr.Remote, archive, name, now); err != nil {
+			fr.Status, fr.Reason = "failed", "already fetched, but "+err.Error()
+		} else {
+			fr.Reason += "; " + o.After + "d"
+		}
+	}
+	return fr
+}
+
+// finishPull records a fetched file done and only then applies --after:
+// a crash in between fetches nothing twice and loses nothing.
+func finishPull(ctx context.Context, d *stmts, site Site, o PullOptions, archive, remote string, e Entry, id int64, sum, note string, res *Result) bool {
+	fr := FileResult{Remote: remote, Local: filepath.Join(o.To, e.Name), Size: e.Size, Status: "done", SHA256: sum, Reason: note}
+	if err := ledger.EndTransfer(ctx, d, id, ledger.TransferDone, e.Size, sum, nil); err != nil {
+		fr.Status, fr.Reason = "failed", err.Error()
+		res.add(fr)
+		return false
+	}
 	if err := after(site, o.After, remote, archive, e.Name, o.Now()); err != nil {
-		fr.Status, fr.Reason = "failed", "fetched, but "+err.Error()
+		fr.Status, fr.Reason = "failed", join2(note, "fetched, but "+err.Error())
 	}
 	res.add(fr)
 	return true
 }
 
-// download writes the remote file to a temporary local name (0600),
-// checks the size, syncs and renames it. A local file of the same name is
-// replaced only when it holds the same bytes (a run that died after the
-// rename); otherwise the pull of that file fails.
-func download(site Site, remote, local string, size int64, dirSync *groupSync) (sum string, err error) {
-	tmp := filepath.Join(filepath.Dir(local), tmpName(filepath.Base(local)))
+// settlePull finishes a fetch a run that died had recorded as complete
+// (stage rename, with its sha256): ok when the local file is there with
+// those bytes, or the complete temporary copy was renamed now, or neither
+// is there because the copy was made and taken since (the temporary name
+// goes only with the rename). With other bytes under the name it is not
+// ok, and the file is fetched again as usual.
+func settlePull(remote, local, tmp string, size int64, sum string, dirSync *groupSync) (note string, ok bool, err error) {
+	if _, err := os.Stat(local); err == nil {
+		if same, err := sameSum(local, sum); err != nil || !same {
+			return "", false, err
+		}
+		os.Remove(tmp)
+		return "the local copy of an interrupted pull was complete", true, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", false, err
+	}
+	st, err := os.Stat(tmp)
+	if errors.Is(err, os.ErrNotExist) {
+		return "an interrupted pull had fetched it; the local copy has been taken since", true, nil
+	}
+	if err != nil || st.Size() != size {
+		return "", false, err
+	}
+	if same, err := sameSum(tmp, sum); err != nil || !same {
+		return "", false, err
+	}
+	if err := place(tmp, local, remote, sum, dirSync); err != nil {
+		return "", false, err
+	}
+	return "finished the rename of an interrupted pull", true, nil
+}
+
+// fetch writes the remote file to a temporary local name (0600), checks
+// the size and syncs it; on failure the temporary file is removed.
+func fetch(site Site, remote, tmp string, size int64) (sum string, err error) {
 	os.Remove(tmp) // left by a run that died
 	src, err := site.Open(remote)
 	if err != nil {
@@ -324,20 +436,29 @@ func download(site Site, remote, local string, size int64, dirSync *groupSync) (
 	if err = f.Close(); err != nil {
 		return "", fmt.Errorf("download %q: %w", remote, err)
 	}
-	if err = os.Link(tmp, local); errors.Is(err, os.ErrExist) {
+	return sum, nil
+}
+
+// place renames the complete temporary copy to its name without
+// replacing anything (linkRename) and syncs the folder. A local file of
+// the same name is kept when it holds the same bytes (a run that died
+// after the rename); otherwise place fails and replaces nothing.
+func place(tmp, local, remote, sum string, dirSync *groupSync) error {
+	err := linkRename(tmp, local)
+	if errors.Is(err, os.ErrExist) {
 		if same, _ := sameSum(local, sum); !same {
-			return "", fmt.Errorf("download %q: local file %q exists with other content: not replaced", remote, local)
+			return fmt.Errorf("download %q: local file %q exists with other content: not replaced", remote, local)
 		}
 		err = nil
+		os.Remove(tmp)
 	}
 	if err != nil {
-		return "", fmt.Errorf("download %q: %w", remote, err)
+		return fmt.Errorf("download %q: %w", remote, err)
 	}
-	os.Remove(tmp)
 	if dirSync == nil {
-		return sum, fsx.SyncDir(filepath.Dir(local))
+		return fsx.SyncDir(filepath.Dir(local))
 	}
-	return sum, dirSync.Sync()
+	return dirSync.Sync()
 }
 
 func sameSum(path, sum string) (bool, error) {
@@ -354,14 +475,31 @@ func sameSum(path, sum string) (bool, error) {
 	return bytes.Equal(h.Sum(nil), want), nil
 }
 
+// sameEntry says whether two names of a site show the same size and
+// modification time.
+func sameEntry(site Site, a, b string) bool {
+	ea, err := site.Stat(a)
+	if err != nil {
+		return false
+	}
+	eb, err := site.Stat(b)
+	return err == nil && ea.Size == eb.Size && ea.ModTime.Equal(eb.ModTime)
+}
+
 // after deletes or archives a fetched remote file. An archived file whose
-// name is taken in the archive gets the time appended.
+// name is taken in the archive by another file gets the time appended.
 func after(site Site, action, remote, archive, name string, now time.Time) error {
 	switch action {
 	case AfterDelete:
 		return site.Remove(remote)
 	case AfterArchive:
 		err := site.Rename(remote, join(archive, name), false)
+		if errors.Is(err, ErrExist) && sameEntry(site, remote, join(archive, name)) {
+			// A run that died inside the rename of a local site (link,
+			// then unlink) left the file under both names: only the
+			// remote name goes, no second archived copy is made.
+			return site.Remove(remote)
+		}
 		if errors.Is(err, ErrExist) {
 			err = site.Rename(remote, join(archive, name+"."+now.UTC().Format("20060102T150405.000000000Z")), false)
 		}

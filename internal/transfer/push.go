@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -171,21 +172,62 @@ func pushOne(ctx context.Context, d *stmts, site Site, o PushOptions, to, local 
 		fr.Status = "would"
 		return fr
 	}
-	id, err := ledger.StartTransfer(ctx, d, ledger.Transfer{Site: o.SiteName, Direction: "push", LocalPath: local,
-		RemotePath: remote, Size: info.Size(), MTime: mtimeKey(info.ModTime()), RunID: o.RunID})
+	p := &pushing{ctx: ctx, d: d, site: site, local: local, remote: remote, tmp: join(to, tmpName(name)),
+		size: info.Size(), overwrite: o.Overwrite}
+	p.row = ledger.Transfer{Site: o.SiteName, Direction: "push", LocalPath: local, RemotePath: remote, Size: info.Size(),
+		MTime: mtimeKey(info.ModTime()), RunID: o.RunID, TempPath: p.tmp}
+	prev, found, err := ledger.LastTransfer(ctx, d, o.SiteName, "push", remote)
 	if err != nil {
 		fr.Reason = err.Error()
 		return fr
 	}
-	var sum string
-	err = o.Retry.do(ctx, site, func() (err error) {
-		sum, err = upload(site, local, to, name, info.Size(), o.Overwrite)
-		return err
-	})
+	// The same local file as the last attempt at this name.
+	same := found && prev.LocalPath == local && prev.Size == p.row.Size && prev.MTime == p.row.MTime
+	if same && prev.Status == ledger.TransferDone {
+		// A run that died after recording the push, before moving the
+		// file to sent/: it is not sent again.
+		if sum, err := fileSum(local); err == nil && sum == prev.SHA256 {
+			fr.Status, fr.SHA256 = "skipped", sum
+			fr.Reason = fmt.Sprintf("already pushed (transfer %d)", prev.ID)
+			if err := moveToSent(local); err != nil {
+				fr.Status, fr.Reason = "failed", fr.Reason+", but "+err.Error()
+			} else {
+				fr.Reason += "; moved to sent/"
+			}
+			return fr
+		}
+	}
+	switch {
+	case same && prev.Stage == ledger.StageRename && prev.Status != ledger.TransferDone:
+		// That attempt asked for the rename and never learnt the outcome
+		// (killed, or the reply was lost): this attempt takes its row
+		// over and looks at the site first.
+		p.renaming, p.sum, p.tmtime = true, prev.SHA256, prev.TempMTime
+		p.row.Stage, p.row.SHA256, p.row.TempMTime = prev.Stage, prev.SHA256, prev.TempMTime
+		p.id = prev.ID
+		if err := ledger.RestartTransfer(ctx, d, p.id, p.row); err != nil {
+			fr.Reason = err.Error()
+			return fr
+		}
+	case found && prev.Status == ledger.TransferStarted && (o.RunID == 0 || prev.RunID != o.RunID):
+		// Left started by a run that died (this run holds the site's
+		// lock): taken over once this attempt writes its row.
+		p.reuse = prev.ID
+	}
+	err = o.Retry.do(ctx, site, p.attempt)
 	if err == nil {
-		err = ledger.EndTransfer(ctx, d, id, ledger.TransferDone, info.Size(), sum, nil)
+		err = ledger.EndTransfer(ctx, d, p.id, ledger.TransferDone, p.size, p.sum, nil)
 	} else {
-		ledger.EndTransfer(context.WithoutCancel(ctx), d, id, ledger.TransferFailed, info.Size(), "", err)
+		// With the rename asked for and its outcome unknown the row keeps
+		// stage rename, so the next run looks at the site first.
+		nctx := context.WithoutCancel(ctx)
+		if p.id == 0 {
+			p.row.Stage = ledger.StageTemp
+			p.id, _ = p.write(nctx)
+		}
+		if p.id != 0 {
+			ledger.EndTransfer(nctx, d, p.id, ledger.TransferFailed, p.size, p.sum, err)
+		}
 	}
 	if err != nil {
 		fr.Reason = err.Error()
@@ -194,34 +236,197 @@ func pushOne(ctx context.Context, d *stmts, site Site, o PushOptions, to, local 
 		}
 		return fr
 	}
-	fr.SHA256 = sum
-	fr.Status = "done"
+	fr.SHA256, fr.Status, fr.Reason = p.sum, "done", p.note
 	if err := moveToSent(local); err != nil {
-		fr.Reason = "sent, but " + err.Error()
+		fr.Reason = join2(fr.Reason, "sent, but "+err.Error())
 	}
 	return fr
 }
 
-// upload writes the file under its temporary name, checks the remote size
-// and renames it; on any failure the temporary file is removed.
-func upload(site Site, local, dir, name string, size int64, overwrite bool) (sum string, err error) {
+// join2 joins two parts of a reason.
+func join2(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}
+
+// pushing is one file's push: its ledger row and how far it got.
+type pushing struct {
+	ctx                context.Context
+	d                  *stmts
+	site               Site
+	local, remote, tmp string
+	size               int64
+	overwrite          bool
+	// row is the ledger row written once the bytes are on the site; id
+	// is its id from then on, reuse the row of a dead run it takes over.
+	row       ledger.Transfer
+	id, reuse int64
+	// renaming says the rename was asked for (by this run or one that
+	// died) and its outcome is unknown; sum is the sha256 of the bytes.
+	renaming bool
+	sum      string
+	tmtime   string // the complete temporary file's time on the site
+	// note says how a file that needed no new upload was finished.
+	note string
+}
+
+// attempt is one try at the push, run again after a lost connection.
+// When a rename's outcome is unknown it first settles that on the site.
+func (p *pushing) attempt() error {
+	if p.renaming {
+		if done, err := p.settle(); done || err != nil {
+			return err
+		}
+		// Nothing of that attempt to keep: the ledger says so before a
+		// new upload, whose failure removes the temporary file.
+		if err := ledger.StageTransfer(p.ctx, p.d, p.id, ledger.StageTemp, "", ""); err != nil {
+			return err
+		}
+		p.renaming, p.sum, p.tmtime = false, "", ""
+	}
+	sum, tmp, err := upload(p.site, p.local, p.tmp, p.remote, p.size)
+	if err != nil {
+		return err
+	}
+	return p.rename(sum, mtimeKey(tmp.ModTime))
+}
+
+// rename records that the complete temporary file is being renamed, then
+// renames it. Only a refusal that is certain removes the temporary file,
+// and only after the ledger says no rename is pending: while the ledger
+// may say so, the temporary file stays for the next run.
+func (p *pushing) rename(sum, tmtime string) error {
+	var err error
+	if p.id != 0 {
+		err = ledger.StageTransfer(p.ctx, p.d, p.id, ledger.StageRename, sum, tmtime)
+	} else {
+		p.row.Stage, p.row.SHA256, p.row.TempMTime = ledger.StageRename, sum, tmtime
+		p.id, err = p.write(p.ctx)
+	}
+	if err != nil {
+		return err
+	}
+	p.renaming, p.sum, p.tmtime = true, sum, tmtime
+	err = p.site.Rename(p.tmp, p.remote, p.overwrite)
+	if err == nil || errors.Is(err, ErrUnreachable) {
+		// Unreachable: the rename may have happened; settled next time.
+		return err
+	}
+	if errors.Is(err, ErrExist) {
+		// Someone's file is there: read back only now, when the ledger
+		// cannot tell whose it is.
+		same, serr := sameRemote(p.site, p.remote, p.size, sum)
+		if serr != nil {
+			return serr
+		}
+		if same {
+			if err := p.site.Remove(p.tmp); err != nil && !errors.Is(err, ErrNotExist) {
+				return err
+			}
+			p.note = "the site already had these bytes under this name"
+			return nil
+		}
+		err = fmt.Errorf("%q exists on the site: not replaced without --overwrite", p.remote)
+	}
+	if serr := ledger.StageTransfer(context.WithoutCancel(p.ctx), p.d, p.id, ledger.StageTemp, sum, ""); serr != nil {
+		return err
+	}
+	p.renaming = false
+	p.site.Remove(p.tmp)
+	return err
+}
+
+// write records the attempt as started, taking over the row of a dead
+// run if there is one.
+func (p *pushing) write(ctx context.Context) (int64, error) {
+	if p.reuse != 0 {
+		if err := ledger.RestartTransfer(ctx, p.d, p.reuse, p.row); err != nil {
+			return 0, err
+		}
+		return p.reuse, nil
+	}
+	return ledger.StartTransfer(ctx, p.d, p.row)
+}
+
+// settle finds out what became of an attempt whose rename was asked for:
+// done says the file is on the site (or was, and was taken since); false
+// with no error means it must be uploaded again.
+func (p *pushing) settle() (done bool, err error) {
+	final, ferr := p.site.Stat(p.remote)
+	if ferr != nil && !errors.Is(ferr, ErrNotExist) {
+		return false, ferr
+	}
+	tmp, terr := p.site.Stat(p.tmp)
+	if terr != nil && !errors.Is(terr, ErrNotExist) {
+		return false, terr
+	}
+	switch {
+	case terr == nil && tmp.Size == p.size:
+		// The rename did not happen (or, on a local site, was cut
+		// between its link and unlink): the complete temporary file is
+		// renamed now.
+		if err := p.rename(p.sum, mtimeKey(tmp.ModTime)); err != nil {
+			return false, err
+		}
+		if p.note == "" {
+			p.note = "finished the rename of an interrupted push"
+		}
+		return true, nil
+	case terr == nil:
+		// A partial temporary file: upload again (it is replaced).
+		return false, nil
+	case ferr == nil && final.Size == p.size && mtimeKey(final.ModTime) == p.tmtime:
+		// The size and time the temporary file had: the rename happened.
+		p.note = "the site had it already: an interrupted push got as far as the rename"
+		return true, nil
+	case ferr == nil:
+		// The ledger cannot tell whose file this is: read it back.
+		same, err := sameRemote(p.site, p.remote, p.size, p.sum)
+		if err != nil {
+			return false, err
+		}
+		if same {
+			p.note = "the site already had these bytes under this name"
+			return true, nil
+		}
+		if p.overwrite {
+			return false, nil
+		}
+		err = fmt.Errorf("%q exists on the site: not replaced without --overwrite", p.remote)
+		if serr := ledger.StageTransfer(p.ctx, p.d, p.id, ledger.StageTemp, p.sum, ""); serr != nil {
+			return false, serr
+		}
+		p.renaming = false
+		return false, err
+	}
+	// Neither name: the rename happened and the partner has taken the
+	// file since (a removed temporary file is always recorded first).
+	p.note = "an interrupted push got as far as the rename; the file has been taken from the site since"
+	return true, nil
+}
+
+// upload writes the file under its temporary name and checks the remote
+// size; it returns the sha256 sent and the temporary file's entry. On any
+// failure the temporary file is removed.
+func upload(site Site, local, tmp, remote string, size int64) (sum string, st Entry, err error) {
 	src, err := os.Open(local)
 	if err != nil {
-		return "", err
+		return "", st, err
 	}
 	defer src.Close()
-	tmp := join(dir, tmpName(name))
 	w, err := site.Create(tmp)
 	if errors.Is(err, ErrExist) {
 		// A temporary file left by a run that died (looked for only
 		// then: one request less per file).
 		if err := site.Remove(tmp); err != nil && !errors.Is(err, ErrNotExist) {
-			return "", err
+			return "", st, err
 		}
 		w, err = site.Create(tmp)
 	}
 	if err != nil {
-		return "", err
+		return "", st, err
 	}
 	defer func() {
 		if err != nil {
@@ -233,22 +438,45 @@ func upload(site Site, local, dir, name string, size int64, overwrite bool) (sum
 		err = cerr
 	}
 	if err != nil {
-		return "", fmt.Errorf("upload %q: %w", join(dir, name), err)
+		return "", st, fmt.Errorf("upload %q: %w", remote, err)
 	}
-	st, err := site.Stat(tmp)
+	if st, err = site.Stat(tmp); err != nil {
+		return "", st, err
+	}
+	if n != size || st.Size != size {
+		return "", st, fmt.Errorf("upload %q: sent %d bytes, remote has %d, local file has %d", remote, n, st.Size, size)
+	}
+	return sum, st, nil
+}
+
+// sameRemote reads the site's file p back and says whether it holds size
+// bytes with this sha256.
+func sameRemote(site Site, p string, size int64, sum string) (bool, error) {
+	st, err := site.Stat(p)
+	if err != nil || st.Size != size {
+		return false, err
+	}
+	r, err := site.Open(p)
+	if err != nil {
+		return false, err
+	}
+	defer r.Close()
+	n, got, err := copyCounted(io.Discard, r)
+	if err != nil {
+		return false, fmt.Errorf("read back %q: %w", p, err)
+	}
+	return n == size && got == sum, nil
+}
+
+// fileSum is the sha256 of a local file.
+func fileSum(path string) (string, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return "", err
 	}
-	if n != size || st.Size != size {
-		return "", fmt.Errorf("upload %q: sent %d bytes, remote has %d, local file has %d", join(dir, name), n, st.Size, size)
-	}
-	if err := site.Rename(tmp, join(dir, name), overwrite); err != nil {
-		if errors.Is(err, ErrExist) {
-			return "", fmt.Errorf("%q exists on the site: not replaced without --overwrite", join(dir, name))
-		}
-		return "", err
-	}
-	return sum, nil
+	defer f.Close()
+	_, sum, err := copyCounted(io.Discard, f)
+	return sum, err
 }
 
 // moveToSent moves a pushed file into sent/ in its folder.
