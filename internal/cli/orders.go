@@ -141,7 +141,7 @@ were accepted, and someone must find the stock.`,
 			if err != nil {
 				return err
 			}
-			w := newRecords(out.value, app.Out, "order", "partner", "key", "status", "customer", "warehouse", "quantity", "short", "total", "order_time")
+			w := app.newRecords(out.value, "order", "partner", "key", "status", "customer", "warehouse", "quantity", "short", "total", "order_time")
 			err = orders.List(cmd.Context(), d, f, func(o orders.Order) error {
 				return w.add(orderJSON(o), o.Code, o.Partner, o.ExternalKey, o.Status, o.Customer, o.Warehouse, o.TotalQuantity, o.Short,
 					format.FormatAmount(o.TotalAmount), o.OrderTime)
@@ -268,12 +268,19 @@ func newOrdersCompleteCmd(app *App) *cobra.Command {
 		Short: "Fulfil the open quantities of an order",
 		Long: `Fulfil what is open of every line: the reserved stock is consumed (on hand and
 reserved go down by it), the order becomes completed (Delivered online), and
-SUBORDER_COMPLETE is queued.`,
+SUBORDER_COMPLETE is queued. A line whose shipment would take on hand below
+zero refuses the order (exit 1, nothing changed) unless
+import.allow_negative_on_hand is true: cancel the part that is not in stock
+(orders cancel ORDER --line N --qty Q) or receive it first.`,
 		Example: `  posbridge orders complete SO0000001`,
 		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := app.Config()
+			if err != nil {
+				return err
+			}
 			return orderChange(cmd, app, func(ctx context.Context, d *db.DB) (orders.Change, error) {
-				return orders.Complete(ctx, d, args[0])
+				return orders.Complete(ctx, d, args[0], cfg.Import.AllowNegativeOnHand)
 			}, "fulfilled")
 		},
 	}

@@ -104,7 +104,7 @@ func newReturnsListCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			w := newRecords(out.value, app.Out, "return", "partner", "forward_order", "order_type", "warehouse", "status", "items", "received", "passed", "updated")
+			w := app.newRecords(out.value, "return", "partner", "forward_order", "order_type", "warehouse", "status", "items", "received", "passed", "updated")
 			err = returns.List(cmd.Context(), d, f, func(r returns.Return) error {
 				return w.add(returnJSON(r), r.Code, r.Partner, r.ForwardOrderCode, r.OrderType, r.Warehouse, r.Status, r.Items, r.Received, r.Passed, r.UpdatedAt)
 			})

@@ -82,14 +82,15 @@ the partner's next inventory export.`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			_, _, d, err := app.partnerDB(ctx, args[0])
+			cfg, _, d, err := app.partnerDB(ctx, args[0])
 			if err != nil {
 				return err
 			}
 			var res *partner.LoadResult
 			err = app.recordRun(ctx, d, "xref load", false, func(int64) (any, bool, error) {
 				var err error
-				res, err = partner.Load(ctx, d, args[0], args[1], mode)
+				res, err = partner.Load(ctx, d, args[0], args[1], partner.LoadOptions{Mode: mode, FormulaGuard: cfg.CSV.FormulaGuard,
+					MaxFieldLength: cfg.Load.MaxFieldLength})
 				return res, res != nil && res.Rejected > 0, err
 			})
 			log := app.logger()
@@ -138,7 +139,7 @@ func newXrefListCmd(app *App) *cobra.Command {
 				return err
 			}
 			if unmapped {
-				w := newRecords(out.value, app.Out, "item", "sku", "description", "upc")
+				w := app.newRecords(out.value, "item", "sku", "description", "upc")
 				err = partner.ListUnmapped(ctx, d, args[0], func(u partner.Unmapped) error {
 					return w.add(u, u.Item, u.SKU, u.Description, u.UPC)
 				})
@@ -147,7 +148,7 @@ func newXrefListCmd(app *App) *cobra.Command {
 				}
 				return w.close()
 			}
-			w := newRecords(out.value, app.Out, "item", "sku", "external_code", "serial", "barcode", "tolerance_days", "updated")
+			w := app.newRecords(out.value, "item", "sku", "external_code", "serial", "barcode", "tolerance_days", "updated")
 			err = partner.List(ctx, d, args[0], func(m partner.Mapping) error {
 				days := ""
 				if m.ToleranceDays != nil {
@@ -172,9 +173,10 @@ func newXrefDeleteCmd(app *App) *cobra.Command {
 		Use:   "delete PARTNER (--item I --sku S | --external-code C)",
 		Short: "Delete one of a partner's SKU codes",
 		Long: `Delete the mapping of one SKU (--item and --sku; --sku "" for an item
-without SKUs) or of one external code. The partner keeps what it was last
-sent under that code: send it a quantity of 0 first if it must stop selling.
-A mapping that does not exist is an error (exit 1).`,
+without SKUs) or of one external code. The partner's next inventory export
+sends a quantity of 0 under the code, so the partner stops selling the figure
+it was last sent there (as for a mapping that xref load --mode full drops or
+gives a new code). A mapping that does not exist is an error (exit 1).`,
 		Example: `  posbridge xref delete shopify --item IT0000001 --sku BLK-8
   posbridge xref delete shopify --external-code SHOP-1001`,
 		Args: exactArgs(1),

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"database/sql"
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/posbridge/posbridge/internal/config"
 	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/format"
 	"github.com/posbridge/posbridge/internal/fsx"
 )
 
@@ -154,9 +154,13 @@ func partnerFile(ctx context.Context, d *db.DB, conn *sql.Conn, k *kind, p Partn
 	snap, endSnap, mark, high := s.conn, s.end, s.mark, s.high
 	from, code, reason, cond := partnerQuery(p, full || !mark.Valid)
 	args := []any{p.Name, p.Warehouse, mark.Int64}
-	var records int64
+	var records, zeros int64
 	err = snap.QueryRowContext(ctx, `SELECT count(*) FILTER (WHERE `+reason+` IS NULL), count(*) FILTER (WHERE `+reason+` IS NOT NULL)
 FROM `+from+` WHERE `+cond, args...).Scan(&records, &res.Unmapped)
+	if err == nil && droppedCodes(p) {
+		err = snap.QueryRowContext(ctx, `SELECT count(*) `+droppedFrom, p.Name, mark.Int64).Scan(&zeros)
+		records += zeros
+	}
 	if err != nil {
 		return fmt.Errorf("export %s: %w", k.name, db.Classify(err))
 	}
@@ -233,6 +237,11 @@ FROM ` + from + ` WHERE ` + cond + ` AND ` + reason + ` IS NULL ORDER BY k.item,
 		if err := rows.Err(); err != nil {
 			return pw.n, err
 		}
+		if zeros > 0 {
+			if err := addDropped(ctx, snap, pw, p.Name, mark.Int64); err != nil {
+				return pw.n, err
+			}
+		}
 		return pw.n, pw.close()
 	})
 	endSnap()
@@ -250,6 +259,40 @@ FROM ` + from + ` WHERE ` + cond + ` AND ` + reason + ` IS NULL ORDER BY k.item,
 	}
 	res.Files = append(res.Files, f)
 	return nil
+}
+
+// droppedFrom selects the codes the partner's cross reference no longer
+// has (xref delete, a full xref load, a new code for a SKU) since the
+// watermark ?2: the partner still sells the figure it was last sent
+// under each, so each goes out once more, with a stock of 0, in the
+// file that moves the watermark past it.
+const droppedFrom = `FROM xref_dropped d LEFT JOIN skus k ON k.item = d.item AND k.sku = d.sku LEFT JOIN items i ON i.item = d.item
+WHERE d.partner = ?1 AND d.change_seq > ?2`
+
+// droppedCodes says whether the partner's codes are those of the cross
+// reference, whose dropped codes are sent a zero (partnerQuery's default).
+func droppedCodes(p Partner) bool { return p.SKUCode != "item" && p.SKUCode != "upc" }
+
+// addDropped writes a zero for each code of droppedFrom, after the SKUs
+// the partner has codes for, in code order.
+func addDropped(ctx context.Context, snap *sql.Conn, pw *partnerWriter, partner string, mark int64) error {
+	rows, err := snap.QueryContext(ctx, `SELECT d.item, d.sku, d.external_code,
+  coalesce(i.description || CASE WHEN k.sku_description <> '' THEN ' - ' || k.sku_description ELSE '' END, ''), k.price, d.dropped_at
+`+droppedFrom+` ORDER BY d.external_code`, partner, mark)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r stockRow
+		if err := rows.Scan(&r.item, &r.sku, &r.code, &r.name, &r.price, &r.changed); err != nil {
+			return err
+		}
+		if err := pw.add(r); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
 }
 
 // stockRow is one SKU of a partner inventory file.
@@ -429,7 +472,7 @@ func unmappedReport(ctx context.Context, snap *sql.Conn, k *kind, o *Options, na
 	}
 	path, _ := filepath.Abs(filepath.Join(dir, base+".unmapped.csv"))
 	err := fsx.WriteAtomic(path, 0o640, func(w io.Writer) error {
-		cw := csv.NewWriter(w)
+		cw := format.NewCSVWriter(w, o.FormulaGuard)
 		cw.Write([]string{"item", "sku", "description", "upc", "reason"})
 		if err := each(cw.Write); err != nil {
 			return err

@@ -38,7 +38,7 @@ func (f *fixture) xref(partnerName, content string) {
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		f.t.Fatal(err)
 	}
-	res, err := partner.Load(context.Background(), f.d, partnerName, path, partner.ModeDelta)
+	res, err := partner.Load(context.Background(), f.d, partnerName, path, partner.LoadOptions{})
 	if err != nil || res.Rejected > 0 {
 		f.t.Fatalf("xref load: %v, %+v", err, res)
 	}
@@ -125,5 +125,36 @@ func TestPartnerWMS(t *testing.T) {
 		`  {"articleNumber":"222","inventoryPerWarehouse":[{"warehouseId":7,"numberOfItems":1.0,"numberOfLockedItems":0.0,"sellableNumberOfItems":-2.0,"availableForSaleNumberOfItems":0.0}]}` + "\n]\n"
 	if got != want {
 		t.Errorf("inventory per warehouse:\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestPartnerDroppedCodes: a code the cross reference loses (deleted, or
+// the SKU given another code) goes out once more with a zero, in the
+// partner's shape, so that the partner stops selling what it was sent
+// under it; then never again. A WMS partner gets 0.0 items.
+func TestPartnerDroppedCodes(t *testing.T) {
+	f := newFixture(t)
+	f.load("warehouses", catalog.ModeDelta, "warehouse,name\nS1,Store\n")
+	f.load("items", catalog.ModeDelta, "item,sku,description,upc\nIT1,S1,Mug,111\nIT1,S2,Mug,222\n")
+	f.load("inventory", catalog.ModeDelta, "item,sku,warehouse,location,on_hand\nIT1,S1,S1,A,3\nIT1,S2,S1,A,4\n")
+	f.xref("w", "item,sku,external_code\nIT1,S1,A-1\nIT1,S2,A-2\n")
+	p := Partner{Name: "w", Profile: config.ProfileWMS, SKUCode: "xref", Warehouse: "S1", WarehouseID: 7}
+	if got, _ := f.partnerRun(p, false); !strings.Contains(got, `"articleNumber":"A-1"`) {
+		t.Fatalf("first export: %s", got)
+	}
+	if _, err := partner.Delete(context.Background(), f.d, "w", "IT1", "S1", ""); err != nil {
+		t.Fatal(err)
+	}
+	f.xref("w", "item,sku,external_code\nIT1,S2,A-3\n")
+	got, res := f.partnerRun(p, false)
+	want := "[\n" +
+		`  {"articleNumber":"A-3","inventoryPerWarehouse":[{"warehouseId":7,"numberOfItems":4.0,"numberOfLockedItems":0.0,"sellableNumberOfItems":4.0,"availableForSaleNumberOfItems":4.0}]},` + "\n" +
+		`  {"articleNumber":"A-1","inventoryPerWarehouse":[{"warehouseId":7,"numberOfItems":0.0,"numberOfLockedItems":0.0,"sellableNumberOfItems":0.0,"availableForSaleNumberOfItems":0.0}]},` + "\n" +
+		`  {"articleNumber":"A-2","inventoryPerWarehouse":[{"warehouseId":7,"numberOfItems":0.0,"numberOfLockedItems":0.0,"sellableNumberOfItems":0.0,"availableForSaleNumberOfItems":0.0}]}` + "\n]\n"
+	if got != want || res.Files[0].Records != 3 {
+		t.Errorf("after a delete and a new code (%d records):\n%s\nwant\n%s", res.Files[0].Records, got, want)
+	}
+	if got, _ := f.partnerRun(p, false); got != "" {
+		t.Errorf("the zeros went out again: %s", got)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/format"
@@ -163,8 +164,11 @@ func newEvent(o Order, typ, at string, lines []int64) eventData {
 		if lines != nil && !want[l.No] {
 			continue
 		}
-		// The online store's discount per unit: sale price × percentage.
-		disc := l.SalePrice * l.DiscountPercent / (100 * format.AmountScale)
+		// The online store's discount per unit: sale price × percentage
+		// (at most 100, so the discount is within the price's range; the
+		// product itself is not within int64's).
+		disc := new(big.Int).Mul(big.NewInt(l.SalePrice), big.NewInt(l.DiscountPercent))
+		disc.Quo(disc, big.NewInt(100*format.AmountScale))
 		// A line the store named by itemId alone (an item without SKUs)
 		// has no reference code: the store's code for it is the item.
 		sku := l.RefCode
@@ -175,7 +179,7 @@ func newEvent(o Order, typ, at string, lines []int64) eventData {
 			Line: l.No, Barcode: l.UPC, ChannelSkuCode: sku,
 			OrderItemCodes: []string{fmt.Sprintf("%s-%d", o.Code, l.No)}, ExternalItemCodes: []string{fmt.Sprintf("%s-%d", o.ExternalKey, l.No)},
 			OrderedQuantity: l.Ordered, CancelledQuantity: l.Cancelled, FulfilledQuantity: l.Fulfilled,
-			SellingPricePerUnit: amount(l.SalePrice), ChannelDiscount: amount(disc), SellerDiscount: amount(0),
+			SellingPricePerUnit: amount(l.SalePrice), ChannelDiscount: amount(disc.Int64()), SellerDiscount: amount(0),
 			GiftChargePerUnit: amount(0), ShippingCharge: amount(0),
 		})
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/posbridge/posbridge/internal/catalog"
 	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/format"
 	"github.com/posbridge/posbridge/internal/trigger"
 )
 
@@ -72,8 +73,8 @@ type Order struct {
 	CreatedAt      string
 	UpdatedAt      string
 	Lines          []Line
-	// Short is what the lines hold open beyond the stock that covered
-	// them when they were reserved.
+	// Short is what the lines hold open beyond the warehouse's stock as
+	// it is when the order is read (lineShort).
 	Short int64
 }
 
@@ -122,7 +123,28 @@ const orderCols = `o.id, o.order_code, o.partner, o.external_key, o.channel, o.w
   o.payment_method, o.order_time, o.customer_name, o.customer_mobile, o.customer_email, o.ship_name, o.ship_address1,
   o.ship_address2, o.ship_city, o.ship_state, o.ship_country, o.ship_zip, o.ship_phone, o.ship_email, o.total_quantity,
   o.total_amount, o.total_tax, o.total_discount, o.shipping_charge, o.revision, o.created_at, o.updated_at,
-  (SELECT coalesce(sum(min(l.short, l.ordered - l.cancelled - l.fulfilled)), 0) FROM order_lines l WHERE l.order_id = o.id)`
+  (SELECT coalesce(sum(ls.short), 0) FROM line_short ls WHERE ls.order_id = o.id)`
+
+// lineShort is the short of every open order line as the stock is now,
+// for the queries of orderCols: what is reserved of a SKU in a warehouse
+// beyond its on hand (the stock rows of all its locations) is the newest
+// open lines' short, newest first, each at most what it has open. So a
+// receipt, an inventory load, a WMS receipt or a return that brings the
+// stock makes the orders whole, oldest first, at the next read; the
+// short stored when a line was reserved is only that moment's. cond
+// narrows the open lines looked at (the index order_lines_open finds
+// them): those of the items of one order, for reading that order.
+func lineShort(cond string) string {
+	return `WITH line_short AS (SELECT l.order_id, l.line_no,
+  min(l.ordered - l.cancelled - l.fulfilled, max(0,
+    coalesce((SELECT sum(v.reserved) - sum(v.on_hand) FROM inventory v WHERE v.item = l.item AND v.sku = l.sku AND v.warehouse = o.warehouse), 0)
+    - coalesce(sum(l.ordered - l.cancelled - l.fulfilled) OVER (PARTITION BY l.item, l.sku, o.warehouse ORDER BY l.order_id DESC, l.line_no DESC
+        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0))) AS short
+FROM order_lines l JOIN orders o ON o.id = l.order_id WHERE l.ordered > l.cancelled + l.fulfilled` + cond + `) `
+}
+
+// orderShort narrows lineShort to the items of the order named :order.
+const orderShort = ` AND l.item IN (SELECT item FROM order_lines WHERE order_id = :order)`
 
 func scanOrder(s interface{ Scan(...any) error }) (Order, error) {
 	var o Order
@@ -135,16 +157,16 @@ func scanOrder(s interface{ Scan(...any) error }) (Order, error) {
 
 // load reads an order and its lines by id.
 func load(ctx context.Context, q Querier, id int64) (Order, error) {
-	o, err := scanOrder(q.QueryRowContext(ctx, `SELECT `+orderCols+` FROM orders o WHERE o.id = ?`, id))
+	o, err := scanOrder(q.QueryRowContext(ctx, lineShort(orderShort)+`SELECT `+orderCols+` FROM orders o WHERE o.id = :order`, sql.Named("order", id)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return o, ErrNotFound
 	}
 	if err != nil {
 		return o, err
 	}
-	rows, err := q.QueryContext(ctx, `SELECT l.line_no, l.item, l.sku, l.ref_code, coalesce(s.upc, ''), l.location, l.ordered, l.cancelled,
-  l.fulfilled, l.short, l.sale_price, l.item_amount, l.tax_percent, l.discount_percent
-FROM order_lines l LEFT JOIN skus s ON s.item = l.item AND s.sku = l.sku WHERE l.order_id = ? ORDER BY l.line_no`, id)
+	rows, err := q.QueryContext(ctx, lineShort(orderShort)+`SELECT l.line_no, l.item, l.sku, l.ref_code, coalesce(s.upc, ''), l.location, l.ordered, l.cancelled,
+  l.fulfilled, coalesce((SELECT ls.short FROM line_short ls WHERE ls.order_id = l.order_id AND ls.line_no = l.line_no), 0), l.sale_price, l.item_amount, l.tax_percent, l.discount_percent
+FROM order_lines l LEFT JOIN skus s ON s.item = l.item AND s.sku = l.sku WHERE l.order_id = :order ORDER BY l.line_no`, sql.Named("order", id))
 	if err != nil {
 		return o, err
 	}
@@ -200,19 +222,20 @@ func Get(ctx context.Context, d *db.DB, code string) (Order, error) {
 type Filter struct {
 	Partner string
 	Status  string
-	// Short keeps the orders with an open quantity that stock did not
-	// cover when it was reserved.
+	// Short keeps the orders with an open quantity that the stock does
+	// not cover now (lineShort).
 	Short bool
 }
 
 // List calls fn for each order that matches f, oldest first, without
 // lines.
 func List(ctx context.Context, d *db.DB, f Filter, fn func(Order) error) error {
-	q := `SELECT * FROM (SELECT ` + orderCols + ` AS short FROM orders o WHERE (?1 = '' OR o.partner = ?1) AND (?2 = '' OR o.status = ?2)) AS x`
+	q := lineShort("") + `SELECT * FROM (SELECT ` + orderCols + ` AS short FROM orders o WHERE (:partner = '' OR o.partner = :partner)
+  AND (:status = '' OR o.status = :status)) AS x`
 	if f.Short {
 		q += ` WHERE x.short > 0`
 	}
-	rows, err := d.QueryContext(ctx, q+` ORDER BY x.id`, f.Partner, f.Status)
+	rows, err := d.QueryContext(ctx, q+` ORDER BY x.id`, sql.Named("partner", f.Partner), sql.Named("status", f.Status))
 	if err != nil {
 		return db.Classify(err)
 	}
@@ -237,6 +260,10 @@ type stock struct {
 	q    Querier
 	seq  int64
 	trig int64
+	// allowNegative lets a shipment take on hand below zero
+	// (import.allow_negative_on_hand); without it such a shipment is
+	// refused.
+	allowNegative bool
 }
 
 // changeSeq is the change sequence number of the transaction, taken on
@@ -263,6 +290,20 @@ WHERE item = ? AND sku = ? AND warehouse = ? AND location = ?`, item, sku, wareh
 	exists := err == nil
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return err
+	}
+	// Stock stays within its range (format.MaxQuantity), and a shipment
+	// does not take on hand below zero where that is not allowed: the
+	// state would say what no warehouse holds.
+	newOnHand, err := format.AddQuantity(onHand, dOnHand)
+	if err != nil {
+		return fmt.Errorf("%w: on hand of %s in warehouse %s%s, %d, changed by %d: %v", ErrRefused, skuName(item, sku), warehouse, at(location), onHand, dOnHand, err)
+	}
+	if _, err := format.AddQuantity(reserved, dReserved); err != nil {
+		return fmt.Errorf("%w: reserved of %s in warehouse %s%s, %d, changed by %d: %v", ErrRefused, skuName(item, sku), warehouse, at(location), reserved, dReserved, err)
+	}
+	if dOnHand < 0 && newOnHand < 0 && !s.allowNegative {
+		return fmt.Errorf("%w: shipping %d of %s from warehouse %s%s, which has %d on hand, would take on hand below zero "+
+			"(import.allow_negative_on_hand is false)", ErrRefused, -dOnHand, skuName(item, sku), warehouse, at(location), onHand)
 	}
 	capture := trigger.Changed
 	if !exists {
@@ -292,6 +333,17 @@ ON CONFLICT(item, sku, warehouse, location) DO UPDATE SET on_hand = on_hand + ?5
 	n, err := trigger.Fold(s.ctx, s.q, trigger.CodeInventory, `SELECT ? AS record_key, ? AS sub_key, ? AS capture`, item, sku, capture)
 	s.trig += n
 	return err
+}
+
+// skuName is item/SKU as messages write it.
+func skuName(item, sku string) string { return item + "/" + sku }
+
+// at names a location for messages; no location is nothing.
+func at(location string) string {
+	if location == "" {
+		return ""
+	}
+	return " location " + location
 }
 
 // reserve reserves qty of item/SKU in warehouse, in the location with the
@@ -404,15 +456,19 @@ func cancel(ctx context.Context, q Querier, s *stock, id, line, qty int64) (Chan
 }
 
 // Complete fulfils the open quantities of an order: its reservations
-// become shipments (reserved and on hand go down by them).
-func Complete(ctx context.Context, d *db.DB, code string) (Change, error) {
+// become shipments (reserved and on hand go down by them). A line whose
+// shipment would take on hand below zero refuses the whole order unless
+// allowNegative (import.allow_negative_on_hand): stock that is not there
+// cannot have been shipped; cancel the part not in stock, or receive it,
+// first.
+func Complete(ctx context.Context, d *db.DB, code string, allowNegative bool) (Change, error) {
 	var ch Change
 	err := d.Tx(ctx, true, func(conn *sql.Conn) error {
 		id, err := find(ctx, conn, code)
 		if err != nil {
 			return err
 		}
-		s := &stock{ctx: ctx, q: conn}
+		s := &stock{ctx: ctx, q: conn, allowNegative: allowNegative}
 		ch, err = complete(ctx, conn, s, id)
 		ch.Triggers = s.trig
 		return err
@@ -435,6 +491,10 @@ func complete(ctx context.Context, q Querier, s *stock, id int64) (Change, error
 			continue
 		}
 		if err := s.change(l.Item, l.SKU, o.Warehouse, l.Location, -n, -n); err != nil {
+			if errors.Is(err, ErrRefused) {
+				err = fmt.Errorf("order %s line %d: %w; nothing was completed: cancel what is not in stock "+
+					"(orders cancel %s --line %d --qty N) or receive it first", o.Code, l.No, err, o.Code, l.No)
+			}
 			return Change{}, err
 		}
 		if _, err := q.ExecContext(ctx, `UPDATE order_lines SET fulfilled = fulfilled + ? WHERE order_id = ? AND line_no = ?`, n, id, l.No); err != nil {

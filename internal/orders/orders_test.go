@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -106,7 +109,7 @@ func TestReserveCancelComplete(t *testing.T) {
 	if oh, r := stockOf(t, d); oh != 5 || r != 4 {
 		t.Fatalf("after cancel: on hand %d reserved %d, want 5 4", oh, r)
 	}
-	if ch, err := Complete(ctx, d, "SO0000001"); err != nil || ch.Quantity != 4 || ch.Order.Status != StatusCompleted {
+	if ch, err := Complete(ctx, d, "SO0000001", false); err != nil || ch.Quantity != 4 || ch.Order.Status != StatusCompleted {
 		t.Fatalf("complete: %+v %v", ch, err)
 	}
 	if oh, r := stockOf(t, d); oh != 1 || r != 0 {
@@ -208,5 +211,114 @@ func TestRetrievedOrder(t *testing.T) {
 		if got := WireStatus(status); got != want {
 			t.Errorf("WireStatus(%s) = %s, want %s", status, got, want)
 		}
+	}
+}
+
+// TestCustomerLimits holds the limits of the order fields that fill a
+// customer to the customer export's schema: a customer an order creates
+// must pass it.
+func TestCustomerLimits(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "schemas", "customers.xsd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	xsd := string(b)
+	for col, n := range customerMax {
+		m := regexp.MustCompile(`<xs:attribute name="` + col + `" type="Text(\d+)"`).FindStringSubmatch(xsd)
+		if m == nil {
+			t.Errorf("customers.xsd has no text attribute %s", col)
+			continue
+		}
+		if m[1] != strconv.Itoa(n) {
+			t.Errorf("%s: %d here, %s in customers.xsd", col, n, m[1])
+		}
+	}
+	for field, col := range customerColumns {
+		if customerMax[col] == 0 || customerLimit(field) != customerMax[col] {
+			t.Errorf("order field %s fills %s, which has no limit", field, col)
+		}
+	}
+}
+
+// TestShortStock: a short order is refused completion where negative stock
+// is not allowed, also when it arrives delivered; its short follows the
+// stock as it comes, newest order short first; with negative stock allowed
+// it completes.
+func TestShortStock(t *testing.T) {
+	ctx := context.Background()
+	d := seed(t)
+	p := config.Partner{Profile: config.ProfileStorePOS, SKUCode: config.SKUCodeUPC, Warehouse: "S01"}
+	imp := func(body string, o imports.Options) *imports.Result {
+		t.Helper()
+		path := filepath.Join(t.TempDir(), "o.json")
+		os.WriteFile(path, []byte(body), 0o644)
+		res, _, err := Import(ctx, d, "shop", p, path, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	order := `{"onlineReferenceNo": "%s", "createdAt": "2026-03-01 10:00:00", "status": "%s", "orderItems": [{"rowNo": 1, "itemReferenceCode": "111", "quantity": %d}]}`
+	imp(fmt.Sprintf(order, "W1", "pending", 4), imports.Options{})
+	imp(fmt.Sprintf(order, "W2", "pending", 3), imports.Options{})
+	short := func(code string) int64 {
+		t.Helper()
+		o, err := Get(ctx, d, code)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o.Short
+	}
+	// 5 on hand, 7 reserved: the newer order is the short one.
+	if a, b := short("W1"), short("W2"); a != 0 || b != 2 {
+		t.Fatalf("short W1 %d W2 %d, want 0 2", a, b)
+	}
+	if res := imp(fmt.Sprintf(order, "W3", "delivered", 10), imports.Options{}); res.Rejected != 1 {
+		t.Fatalf("a delivered order beyond the stock: %+v, want rejected", res)
+	}
+	// W2 ships 3 of the 5 on hand; W1's 4 are then not there.
+	if _, err := Complete(ctx, d, "W2", false); err != nil {
+		t.Fatalf("complete W2: %v", err)
+	}
+	if a := short("W1"); a != 2 {
+		t.Fatalf("short W1 after W2 shipped: %d, want 2", a)
+	}
+	if _, err := Complete(ctx, d, "W1", false); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "would take on hand below zero") {
+		t.Fatalf("complete short W1: %v, want refused", err)
+	}
+	if oh, r := stockOf(t, d); oh != 2 || r != 4 {
+		t.Fatalf("after the refusal: on hand %d reserved %d, want 2 4", oh, r)
+	}
+	if _, err := d.ExecContext(ctx, `UPDATE inventory SET on_hand = on_hand + 1`); err != nil {
+		t.Fatal(err)
+	}
+	if a := short("W1"); a != 1 {
+		t.Fatalf("short W1 after 1 arrived: %d, want 1", a)
+	}
+	if _, err := Complete(ctx, d, "W1", true); err != nil {
+		t.Fatalf("complete W1 with negative stock allowed: %v", err)
+	}
+	if oh, r := stockOf(t, d); oh != -1 || r != 0 {
+		t.Fatalf("after complete: on hand %d reserved %d, want -1 0", oh, r)
+	}
+}
+
+// TestReserveRange: a reservation that would take reserved beyond its
+// range rejects the order, naming the line; nothing is reserved.
+func TestReserveRange(t *testing.T) {
+	ctx := context.Background()
+	d := seed(t)
+	if _, err := d.ExecContext(ctx, `UPDATE inventory SET reserved = 999999999`); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "o.json")
+	os.WriteFile(path, []byte(`{"onlineReferenceNo": "W1", "createdAt": "2026-03-01 10:00:00", "orderItems": [{"rowNo": 1, "itemReferenceCode": "111", "quantity": 2}]}`), 0o644)
+	p := config.Partner{Profile: config.ProfileStorePOS, SKUCode: config.SKUCodeUPC, Warehouse: "S01"}
+	res, _, err := Import(ctx, d, "shop", p, path, imports.Options{})
+	if err != nil || res.Rejected != 1 {
+		t.Fatalf("import: %+v %v, want 1 rejected", res, err)
+	}
+	if _, r := stockOf(t, d); r != 999999999 {
+		t.Fatalf("reserved %d, want 999999999", r)
 	}
 }

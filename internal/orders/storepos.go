@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/posbridge/posbridge/internal/config"
 	"github.com/posbridge/posbridge/internal/db"
@@ -198,6 +199,9 @@ func (r record) amount(f string) (v int64, ok bool, err error) {
 	if v, err = format.ParseAmount(s); err != nil {
 		return 0, false, fieldErr(f, "%s %s: want a number: %v", f, r[f], err)
 	}
+	if err := format.CheckAmount(v); err != nil {
+		return 0, false, fieldErr(f, "%s %s: %v", f, r[f], err)
+	}
 	return v, true, nil
 }
 
@@ -361,7 +365,7 @@ type Stats struct {
 func Upload(name string, p config.Partner, stats *Stats) imports.Upload {
 	return imports.Upload{Kind: Kind, What: "orders", Partner: name, Open: func(f *os.File, path string, o *imports.Options) ([]string, func(*imports.Session) error, error) {
 		return rejectHeader, func(s *imports.Session) error {
-			im := &importer{s: s, path: path, partner: name, p: p, stats: stats, st: &stock{ctx: s.Ctx, q: s.Conn},
+			im := &importer{s: s, path: path, partner: name, p: p, stats: stats, st: &stock{ctx: s.Ctx, q: s.Conn, allowNegative: s.Opts.AllowNegative},
 				loaded: map[string]bool{}}
 			return im.run(f)
 		}, nil
@@ -460,6 +464,15 @@ func (im *importer) one(n string, line int, raw json.RawMessage) error {
 	s.Result.Read++
 	so, err := decodeOrder(raw)
 	key := so.head.str("onlineReferenceNo")
+	var fe *partner.FieldError
+	if ferr := partner.CheckFields(raw, s.Opts.MaxFieldLength, fieldLimit); errors.As(ferr, &fe) {
+		err = fieldErr(fe.Key, "%v", fe)
+		if strings.EqualFold(fe.Key, "onlineReferenceNo") {
+			key = "" // the bad field itself, named by the message
+		}
+	} else if ferr != nil {
+		err = rejectf("%v", ferr)
+	}
 	if err == nil {
 		var pr *parsed
 		if pr, err = im.check(so); err == nil {
@@ -531,12 +544,23 @@ func (im *importer) check(so salesOrder) (*parsed, error) {
 	default:
 		return nil, fieldErr("paymentMode", "paymentMode %s: want 1 (COD) or 2 (card)", h["paymentMode"])
 	}
-	for i, f := range []string{"totalQuantity", "totalAmount", "totalTaxAmount", "totalDiscountAmount", "shippingCharge"} {
+	for i, f := range []string{"totalAmount", "totalTaxAmount", "totalDiscountAmount", "shippingCharge"} {
 		v, _, err := h.amount(f)
 		if err != nil {
 			return nil, err
 		}
-		pr.totals[i] = v
+		pr.totals[i+1] = v
+	}
+	if q := h.str("totalQuantity"); q != "" {
+		n, err := partner.Quantity(q)
+		if err != nil {
+			return nil, fieldErr("totalQuantity", "totalQuantity %s: %v", h["totalQuantity"], err)
+		}
+		pr.totals[0] = n
+	}
+	if a2 := address2(h); utf8.RuneCountInString(a2) > customerMax["address2"] {
+		return nil, fieldErr("customerAddressLine2", "customerAddressLine2, customerAddressLine3 and customerArea make our customer's address2 %q, "+
+			"%d characters long, at most %d allowed (docs/schemas/customers.xsd)", a2, utf8.RuneCountInString(a2), customerMax["address2"])
 	}
 	if err := im.place(pr); err != nil {
 		return nil, err
@@ -555,16 +579,14 @@ func (im *importer) check(so salesOrder) (*parsed, error) {
 			}
 			return nil, err
 		}
-		qty += l.Ordered
+		if qty, err = format.AddQuantity(qty, l.Ordered); err != nil {
+			return nil, fieldErr(itemsField, "orderItems: the quantities add up to more than %d units", format.MaxQuantity)
+		}
 		pr.lines = append(pr.lines, l)
 	}
 	if h.str("totalQuantity") == "" {
-		pr.totals[0] = qty * format.AmountScale
+		pr.totals[0] = qty
 	}
-	if pr.totals[0]%format.AmountScale != 0 {
-		return nil, fieldErr("totalQuantity", "totalQuantity %s: want a whole number", h["totalQuantity"])
-	}
-	pr.totals[0] /= format.AmountScale
 	b, err := so.MarshalJSON()
 	if err != nil {
 		return nil, err
@@ -629,7 +651,7 @@ func (im *importer) line(i int, it record, seen map[int64]bool) (Line, error) {
 	seen[no] = true
 	l.No, l.RefCode = no, it.str("itemReferenceCode")
 	q := it.str("quantity")
-	switch l.Ordered, err = format.ParseQuantity(q); {
+	switch l.Ordered, err = partner.Quantity(q); {
 	case q == "":
 		return l, fail("quantity", "quantity is required")
 	case err != nil:
@@ -645,6 +667,9 @@ func (im *importer) line(i int, it record, seen map[int64]bool) (Line, error) {
 		v, _, err := it.amount(a.name)
 		if err != nil {
 			return l, fail(a.name, "%v", err)
+		}
+		if (a.name == "taxPercentage" || a.name == "discountPercentage") && (v < 0 || v > 100*format.AmountScale) {
+			return l, fail(a.name, "%s %s: a percentage from 0 to 100", a.name, it[a.name])
 		}
 		if a.to != nil {
 			*a.to = v
@@ -814,7 +839,10 @@ func (im *importer) reserveLines(id int64, warehouse string, lines []Line, cance
 		l.Cancelled = min(cancelled[l.No], l.Ordered)
 		var err error
 		if open := l.Open(); open > 0 {
-			if l.Location, l.Short, err = im.st.reserve(l.Item, l.SKU, warehouse, open); err != nil {
+			if l.Location, l.Short, err = im.st.reserve(l.Item, l.SKU, warehouse, open); errors.Is(err, ErrRefused) {
+				return &rejectError{row: fmt.Sprint(l.No), ref: l.RefCode, field: "quantity",
+					msg: fmt.Sprintf("quantity %d: %s", open, strings.TrimPrefix(err.Error(), ErrRefused.Error()+": "))}
+			} else if err != nil {
 				return err
 			}
 		}
@@ -929,14 +957,6 @@ ORDER BY customer LIMIT 1`, mobile).Scan(&c)
 		return "", err
 	}
 	first, last := splitName(h.str("customerName"))
-	// Our customer has two address lines: the third line and the area
-	// (the locality within the city) go into the second.
-	var line2 []string
-	for _, f := range []string{"customerAddressLine2", "customerAddressLine3", "customerArea"} {
-		if v := h.str(f); v != "" {
-			line2 = append(line2, v)
-		}
-	}
 	now := db.Now()
 	for {
 		var n int64
@@ -948,7 +968,7 @@ ON CONFLICT(kind) DO UPDATE SET last = last + 1 RETURNING last`).Scan(&n); err !
 		res, err := s.Conn.ExecContext(s.Ctx, `INSERT INTO customers(customer, first_name, last_name, address1, address2, city, state,
   postal_code, country, email, phone, change_seq, added_seq, created_at, updated_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(customer) DO NOTHING`,
-			c, first, last, h.str("customerAddressLine1"), strings.Join(line2, ", "), h.str("customerCity"), h.str("customerState"),
+			c, first, last, h.str("customerAddressLine1"), address2(h), h.str("customerCity"), h.str("customerState"),
 			h.str("customerPincode"), h.str("customerCountry"), h.str("customerEmail"), phone, seq, seq, now, now)
 		if err != nil {
 			return "", err
@@ -962,6 +982,53 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(customer) DO NO
 	}
 	s.Opts.Warn(fmt.Sprintf("%s: order %s: new customer %s for mobile %s", im.path, pr.key, c, phone))
 	return c, nil
+}
+
+// customerColumns are the columns of our customer record that the
+// order's fields fill when it creates a customer (customer), and
+// customerMax their lengths in the customer export's schema
+// (docs/schemas/customers.xsd): an order is held to them, so that a
+// customer it creates passes that schema.
+var (
+	customerColumns = map[string]string{"customername": "first_name", "customeraddressline1": "address1",
+		"customeraddressline2": "address2", "customeraddressline3": "address2", "customerarea": "address2", "customercity": "city",
+		"customerstate": "state", "customerpincode": "postal_code", "customercountry": "country", "customeremail": "email",
+		"customermobile": "phone", "customerphone": "phone"}
+	customerMax = map[string]int{"first_name": 60, "last_name": 60, "address1": 60, "address2": 60, "city": 40, "state": 20,
+		"postal_code": 20, "country": 3, "email": 120, "phone": 30}
+)
+
+// customerLimit is the length limit of an order field (lower case) that
+// fills a customer column; 0 for the others.
+func customerLimit(key string) int { return customerMax[customerColumns[key]] }
+
+// fieldLimit is the length limit of the values of key (lower case) for
+// partner.CheckFields: a customer's column (customerLimit), the default
+// for every other field the order keeps (its source), and none for keys
+// it does not keep.
+func fieldLimit(key string) int {
+	if _, ok := orderIndex[key]; ok {
+		return customerLimit(key)
+	}
+	if _, ok := lineIndex[key]; ok {
+		return 0
+	}
+	if _, ok := oldNames[key]; ok {
+		return 0
+	}
+	return -1
+}
+
+// address2 is our customer's second address line of an order: the
+// second and third lines and the area (the locality within the city).
+func address2(h record) string {
+	var line2 []string
+	for _, f := range []string{"customerAddressLine2", "customerAddressLine3", "customerArea"} {
+		if v := h.str(f); v != "" {
+			line2 = append(line2, v)
+		}
+	}
+	return strings.Join(line2, ", ")
 }
 
 // digitsSQL keeps the digits of a phone column, for the usual separators.

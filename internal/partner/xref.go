@@ -5,11 +5,11 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -83,6 +83,19 @@ func (r *xrefRow) reject(format string, args ...any) {
 
 type skuKey struct{ item, sku string }
 
+// LoadOptions tunes Load.
+type LoadOptions struct {
+	// Mode is ModeDelta (the default when empty) or ModeFull.
+	Mode string
+	// FormulaGuard quotes the cells of the rejects file that a spreadsheet
+	// would run as formulas (csv.formula_guard, format.SpreadsheetSafe).
+	FormulaGuard bool
+	// MaxFieldLength caps the partner's codes (load.max_field_length;
+	// 0: DefaultMaxField): they go into the partner's JSON exports, which
+	// have no narrower limit.
+	MaxFieldLength int
+}
+
 // Load reads a partner's listing and applies its good rows to the
 // partner's mappings in one transaction; mode full also removes the
 // partner's mappings of SKUs that are not in the file. The file is either
@@ -96,12 +109,13 @@ type skuKey struct{ item, sku string }
 // keeps. Rejected rows go to path.rejects.csv. A mapping added or changed
 // is stamped with the change sequence, so the SKU goes out in the
 // partner's next inventory delta.
-func Load(ctx context.Context, d *db.DB, partner, path, mode string) (*LoadResult, error) {
+func Load(ctx context.Context, d *db.DB, partner, path string, o LoadOptions) (*LoadResult, error) {
+	mode := o.Mode
 	if mode == "" {
 		mode = ModeDelta
 	}
 	res := &LoadResult{Partner: partner, File: path, Mode: mode}
-	f, err := os.Open(path)
+	f, err := fsx.OpenText(path)
 	if err != nil {
 		return res, fmt.Errorf("%s: %w: %v", path, ErrFile, err)
 	}
@@ -111,13 +125,17 @@ func Load(ctx context.Context, d *db.DB, partner, path, mode string) (*LoadResul
 		return res, db.Classify(err)
 	}
 	defer conn.Close()
-	br := bufio.NewReader(f)
+	br := bufio.NewReader(fsx.ContextReader(ctx, f))
 	var header []string
 	var rows []*xrefRow
+	maxLen := o.MaxFieldLength
+	if maxLen <= 0 {
+		maxLen = DefaultMaxField
+	}
 	if isJSON(br) {
-		header, rows, err = readListing(ctx, conn, br, res)
+		header, rows, err = readListing(ctx, conn, br, res, maxLen)
 	} else {
-		header, rows, err = readCSV(br, res)
+		header, rows, err = readCSV(br, res, maxLen)
 	}
 	if err != nil {
 		return res, fmt.Errorf("%s: %w", path, err)
@@ -148,31 +166,71 @@ func Load(ctx context.Context, d *db.DB, partner, path, mode string) (*LoadResul
 	if err != nil {
 		return res, fmt.Errorf("%s: apply: %w", path, db.Classify(err))
 	}
-	if err := writeRejects(path, header, rows, res); err != nil {
+	if err := writeRejects(path, header, rows, res, o.FormulaGuard); err != nil {
 		return res, fmt.Errorf("%s: write rejects: %w", path, err)
 	}
 	return res, nil
 }
 
+// codeMax are the lengths of our codes in a cross reference, those of
+// the item export (docs/schemas/items.xsd): the partner's own codes are
+// held to maxLen.
+var codeMax = map[string]int{"item": 20, "sku": 20, "barcode": 20}
+
+// MaxToleranceDays is the most tolerance days a mapping takes: the
+// Integer of Increff's listing page.
+const MaxToleranceDays = math.MaxInt32
+
+// warningsShown is how many warnings of one kind a load names; the rest
+// are counted in one more.
+const warningsShown = 20
+
+// warnings names the first warningsShown of a kind of warning and counts
+// the rest, so that a header of a million columns makes 21 warnings, not
+// a million.
+type warnings struct {
+	res  *LoadResult
+	n    int
+	more string // the summary of the rest: "ignoring %d more unknown columns"
+}
+
+func (w *warnings) add(msg string) {
+	w.n++
+	if w.n <= warningsShown {
+		w.res.Warnings = append(w.res.Warnings, msg)
+	}
+}
+
+// done adds the summary of the warnings not named.
+func (w *warnings) done() {
+	if w.n > warningsShown {
+		w.res.Warnings = append(w.res.Warnings, fmt.Sprintf(w.more, w.n-warningsShown))
+	}
+}
+
 // readCSV reads a cross reference CSV file: its header and its rows.
-func readCSV(r io.Reader, res *LoadResult) ([]string, []*xrefRow, error) {
+// Every field is checked (format.CheckText) with the limit of the
+// export it goes to: codeMax for our codes, maxLen for the partner's.
+func readCSV(r io.Reader, res *LoadResult, maxLen int) ([]string, []*xrefRow, error) {
 	rr, err := format.NewCSVReader(r)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %v", ErrFile, err)
 	}
 	header := rr.Header()
 	pos := map[string]int{}
+	unknown := &warnings{res: res, more: "ignoring %d more unknown columns"}
 	for i, h := range header {
 		known := false
 		for _, c := range xrefColumns {
 			known = known || c == h
 		}
 		if !known {
-			res.Warnings = append(res.Warnings, fmt.Sprintf("ignoring unknown column %q", h))
+			unknown.add(fmt.Sprintf("ignoring unknown column %q", format.Clip([]string{h})[0]))
 			continue
 		}
 		pos[h] = i
 	}
+	unknown.done()
 	var missing []string
 	for _, c := range xrefColumns[:3] {
 		if _, ok := pos[c]; !ok {
@@ -204,6 +262,18 @@ func readCSV(r io.Reader, res *LoadResult) ([]string, []*xrefRow, error) {
 			x.reject("%v", r.Err)
 			continue
 		}
+		for _, c := range xrefColumns {
+			n := codeMax[c]
+			if n == 0 {
+				n = maxLen
+			}
+			if err := format.CheckText(field(r.Fields, c), n); err != nil {
+				x.reject("field %s %v", c, err)
+			}
+		}
+		if len(x.reason) > 0 {
+			continue
+		}
 		x.m = Mapping{Item: field(r.Fields, "item"), SKU: field(r.Fields, "sku"), ExternalCode: field(r.Fields, "external_code"),
 			Serial: field(r.Fields, "serial"), Barcode: field(r.Fields, "barcode")}
 		if x.m.Item == "" {
@@ -213,14 +283,26 @@ func readCSV(r io.Reader, res *LoadResult) ([]string, []*xrefRow, error) {
 			x.reject("field external_code: required")
 		}
 		if t := field(r.Fields, "tolerance_days"); t != "" {
-			n, err := format.ParseInt(t)
-			if err != nil || n < 0 {
-				x.reject("field tolerance_days %q: not a whole number of days (0 or more)", t)
+			if n, err := toleranceDays(t); err != nil {
+				x.reject("field tolerance_days %q: %v", t, err)
 			} else {
 				x.m.ToleranceDays = &n
 			}
 		}
 	}
+}
+
+// toleranceDays reads tolerance days: a whole number from 0 to
+// MaxToleranceDays.
+func toleranceDays(s string) (int64, error) {
+	n, err := format.ParseInt(s)
+	switch {
+	case errors.Is(err, format.ErrRange), err == nil && n > MaxToleranceDays:
+		return 0, fmt.Errorf("%w: at most %d days", format.ErrRange, MaxToleranceDays)
+	case err != nil || n < 0:
+		return 0, errors.New("not a whole number of days (0 or more)")
+	}
+	return n, nil
 }
 
 // listingHeader are the columns of a JSON listing's row in the rejects
@@ -250,12 +332,15 @@ type listingJSON struct {
 	ToleranceDays   json.RawMessage `json:"toleranceDays"`
 }
 
+// listingKept are the fields of a listing that posbridge keeps.
+var listingKept = Kept(listingJSON{})
+
 // readListing reads Increff's listing JSON, {"skuListings":[…]} (the body
 // of "Listing Creation For EFS"; "channelName" of the per-channel variant
 // is allowed and not used: the partner is named on the command line).
 // Each listing is a row, named by the line it starts on. Invalid JSON,
 // another wrapper, or a key given twice in the wrapper fails the file.
-func readListing(ctx context.Context, conn *sql.Conn, r io.Reader, res *LoadResult) ([]string, []*xrefRow, error) {
+func readListing(ctx context.Context, conn *sql.Conn, r io.Reader, res *LoadResult, maxLen int) ([]string, []*xrefRow, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %v", ErrFile, err)
@@ -285,6 +370,7 @@ func readListing(ctx context.Context, conn *sql.Conn, r io.Reader, res *LoadResu
 		return nil, nil, wrapper("line 1: a JSON array")
 	}
 	keys := map[string]string{}
+	unknown := &warnings{res: res, more: "ignoring %d more unknown keys"}
 	found := false
 	var rows []*xrefRow
 	for dec.More() {
@@ -304,7 +390,7 @@ func readListing(ctx context.Context, conn *sql.Conn, r io.Reader, res *LoadResu
 				return nil, nil, bad(err)
 			}
 			if folded != "channelname" {
-				res.Warnings = append(res.Warnings, fmt.Sprintf("ignoring unknown key %q", key))
+				unknown.add(fmt.Sprintf("ignoring unknown key %q", format.Clip([]string{key})[0]))
 			}
 			continue
 		}
@@ -321,7 +407,7 @@ func readListing(ctx context.Context, conn *sql.Conn, r io.Reader, res *LoadResu
 				return nil, nil, bad(err)
 			}
 			res.Read++
-			x, err := listingRow(ctx, conn, len(rows)+1, lines.at(dec.InputOffset()-int64(len(raw))), raw)
+			x, err := listingRow(ctx, conn, len(rows)+1, lines.at(dec.InputOffset()-int64(len(raw))), raw, maxLen)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -343,24 +429,44 @@ func readListing(ctx context.Context, conn *sql.Conn, r io.Reader, res *LoadResu
 	if !found {
 		return nil, nil, wrapper(`no "skuListings"`)
 	}
+	unknown.done()
 	return listingHeader, rows, nil
 }
 
 // listingRow checks the n-th listing, which starts on line, and finds our
 // SKU by its barcode (the SKU's UPC).
-func listingRow(ctx context.Context, conn *sql.Conn, n, line int, raw json.RawMessage) (*xrefRow, error) {
+func listingRow(ctx context.Context, conn *sql.Conn, n, line int, raw json.RawMessage, maxLen int) (*xrefRow, error) {
 	x := &xrefRow{line: line, codeField: "channelSkuCode", raw: []string{strconv.Itoa(n), "", "", "", ""}}
 	var l listingJSON
 	if raw[0] != '{' {
 		x.reject("skuListings[%d]: not a listing object", n)
 		return x, nil
 	}
-	if err := imports.Decode(raw, &l); err != nil {
+	err := CheckFields(raw, maxLen, func(key string) int {
+		if n := codeMax[key]; n > 0 {
+			return n
+		}
+		return listingKept(key)
+	})
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		x.reject("field %v", fe)
+	} else if err != nil {
 		x.reject("%v", err)
-		return x, nil
+	}
+	if err == nil {
+		err = imports.Decode(raw, &l)
+		if err != nil {
+			x.reject("%v", err)
+		}
+	} else {
+		json.Unmarshal(raw, &l) // for the rejects file
 	}
 	for i, v := range []json.RawMessage{l.ChannelSkuCode, l.ChannelSerialNo, l.Barcode, l.ToleranceDays} {
 		x.raw[i+1] = asText(v)
+	}
+	if err != nil {
+		return x, nil
 	}
 	str := func(field string, v json.RawMessage) string {
 		if len(v) == 0 || string(v) == "null" {
@@ -380,9 +486,8 @@ func listingRow(ctx context.Context, conn *sql.Conn, n, line int, raw json.RawMe
 	case t[0] == '"':
 		x.reject("field toleranceDays %s: a string, want a whole number of days (Integer) or null", t)
 	default:
-		d, err := format.ParseInt(string(t))
-		if err != nil || d < 0 {
-			x.reject("field toleranceDays %s: not a whole number of days (0 or more)", t)
+		if d, err := toleranceDays(string(t)); err != nil {
+			x.reject("field toleranceDays %s: %v", t, err)
 		} else {
 			x.m.ToleranceDays = &d
 		}
@@ -551,14 +656,34 @@ func apply(ctx context.Context, conn *sql.Conn, partner, mode string, good []*xr
 	for _, x := range good {
 		inGood[skuKey{x.m.Item, x.m.SKU}] = true
 	}
-	del := func(k skuKey) error {
-		_, err := conn.ExecContext(ctx, `DELETE FROM sku_xref WHERE partner = ? AND item = ? AND sku = ?`, partner, k.item, k.sku)
-		return err
+	var seq int64
+	changeSeq := func() (int64, error) {
+		var err error
+		if seq == 0 {
+			seq, err = catalog.NextChangeSeq(ctx, conn)
+		}
+		return seq, err
+	}
+	// del removes a mapping; its code goes on in xref_dropped until the
+	// partner is sent a zero under it (dropped), unless the new code is
+	// the same.
+	del := func(k skuKey, newCode string) error {
+		if _, err := conn.ExecContext(ctx, `DELETE FROM sku_xref WHERE partner = ? AND item = ? AND sku = ?`, partner, k.item, k.sku); err != nil {
+			return err
+		}
+		if stored[k].ExternalCode == newCode {
+			return nil
+		}
+		seq, err := changeSeq()
+		if err != nil {
+			return err
+		}
+		return dropped(ctx, conn, partner, stored[k], seq)
 	}
 	if mode == ModeFull {
 		for k := range stored {
 			if !inGood[k] {
-				if err := del(k); err != nil {
+				if err := del(k, ""); err != nil {
 					return err
 				}
 				res.Deleted++
@@ -580,7 +705,7 @@ func apply(ctx context.Context, conn *sql.Conn, partner, mode string, good []*xr
 			continue
 		default:
 			res.Changed++
-			if err := del(k); err != nil {
+			if err := del(k, x.m.ExternalCode); err != nil {
 				return err
 			}
 			x.m.createdAt = old.createdAt
@@ -590,7 +715,7 @@ func apply(ctx context.Context, conn *sql.Conn, partner, mode string, good []*xr
 	if len(writes) == 0 {
 		return nil
 	}
-	seq, err := catalog.NextChangeSeq(ctx, conn)
+	seq, err := changeSeq()
 	if err != nil {
 		return err
 	}
@@ -609,8 +734,22 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		if _, err := st.ExecContext(ctx, partner, m.Item, m.SKU, m.ExternalCode, m.Serial, m.Barcode, nullDays(m.ToleranceDays), seq, created, now); err != nil {
 			return err
 		}
+		if _, err := conn.ExecContext(ctx, `DELETE FROM xref_dropped WHERE partner = ? AND external_code = ?`, partner, m.ExternalCode); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// dropped records that partner no longer has code m.ExternalCode (of
+// m's SKU) as of change seq: the partner still sells the last figure it
+// was sent under it, so its next inventory export sends a zero there
+// (export.PartnerInventory).
+func dropped(ctx context.Context, conn *sql.Conn, partner string, m Mapping, seq int64) error {
+	_, err := conn.ExecContext(ctx, `INSERT INTO xref_dropped(partner, external_code, item, sku, change_seq, dropped_at) VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT(partner, external_code) DO UPDATE SET item = excluded.item, sku = excluded.sku, change_seq = excluded.change_seq,
+  dropped_at = excluded.dropped_at`, partner, m.ExternalCode, m.Item, m.SKU, seq, db.Now())
+	return err
 }
 
 func sameDays(a, b *int64) bool {
@@ -626,7 +765,7 @@ func nullDays(d *int64) any {
 
 // writeRejects writes path.rejects.csv (line, error, the row as read), or
 // removes a stale one when nothing was rejected.
-func writeRejects(path string, header []string, rows []*xrefRow, res *LoadResult) error {
+func writeRejects(path string, header []string, rows []*xrefRow, res *LoadResult, guard bool) error {
 	out := path + ".rejects.csv"
 	if res.Rejected == 0 {
 		if err := os.Remove(out); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -635,13 +774,13 @@ func writeRejects(path string, header []string, rows []*xrefRow, res *LoadResult
 		return nil
 	}
 	err := fsx.WriteAtomic(out, 0o640, func(w io.Writer) error {
-		cw := csv.NewWriter(w)
+		cw := format.NewCSVWriter(w, guard)
 		cw.Write(append([]string{"line", "error"}, header...))
 		for _, x := range rows {
 			if len(x.reason) == 0 {
 				continue
 			}
-			cw.Write(append([]string{strconv.Itoa(x.line), strings.Join(x.reason, "; ")}, x.raw...))
+			cw.Write(append([]string{strconv.Itoa(x.line), strings.Join(x.reason, "; ")}, format.Clip(x.raw)...))
 		}
 		cw.Flush()
 		return cw.Error()
@@ -718,7 +857,9 @@ ORDER BY k.item, k.sku`, partner)
 
 // Delete removes one mapping of the partner: by item and SKU, or by the
 // external code when code is not empty. It returns the mapping removed,
-// or ErrNotFound.
+// or ErrNotFound. The partner's next inventory export sends a zero under
+// the code (dropped): the partner would go on selling the figure it was
+// last sent there.
 func Delete(ctx context.Context, d *db.DB, partner, item, sku, code string) (Mapping, error) {
 	var m Mapping
 	conn, err := d.Conn(ctx)
@@ -736,7 +877,14 @@ func Delete(ctx context.Context, d *db.DB, partner, item, sku, code string) (Map
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		seq, err := catalog.NextChangeSeq(ctx, conn)
+		if err != nil {
+			return err
+		}
+		return dropped(ctx, conn, partner, m, seq)
 	})
 	if errors.Is(err, ErrNotFound) {
 		return m, err

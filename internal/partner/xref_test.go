@@ -3,6 +3,7 @@ package partner
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -33,7 +34,7 @@ func load(t *testing.T, d *db.DB, dir, mode, content string) (*LoadResult, strin
 	t.Helper()
 	path := filepath.Join(dir, "x.csv")
 	os.WriteFile(path, []byte(content), 0o600)
-	res, err := Load(context.Background(), d, "p", path, mode)
+	res, err := Load(context.Background(), d, "p", path, LoadOptions{Mode: mode})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +141,7 @@ func TestLoadListing(t *testing.T) {
 	} {
 		path := filepath.Join(dir, c.name+".json")
 		os.WriteFile(path, []byte(c.file), 0o600)
-		if _, err := Load(ctx, d, "p", path, ModeDelta); !errors.Is(err, ErrFile) || !strings.Contains(err.Error(), c.want) {
+		if _, err := Load(ctx, d, "p", path, LoadOptions{}); !errors.Is(err, ErrFile) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want ErrFile with %q", c.name, err, c.want)
 		}
 	}
@@ -150,10 +151,46 @@ func loadFile(t *testing.T, d *db.DB, dir, name, content string) (*LoadResult, s
 	t.Helper()
 	path := filepath.Join(dir, name)
 	os.WriteFile(path, []byte(content), 0o600)
-	res, err := Load(context.Background(), d, "p", path, ModeDelta)
+	res, err := Load(context.Background(), d, "p", path, LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rej, _ := os.ReadFile(path + ".rejects.csv")
 	return res, string(rej)
+}
+
+// TestLoadWideHeader: a header of a million unknown columns names 20 of
+// them and counts the rest in one warning, not a million.
+func TestLoadWideHeader(t *testing.T) {
+	d, dir := fixture(t)
+	var b strings.Builder
+	b.WriteString("item,sku,external_code")
+	for i := range 1_000_000 {
+		b.WriteString(",x")
+		b.WriteString(strconv.Itoa(i))
+	}
+	b.WriteString("\nIT1,A,P-1")
+	b.WriteString(strings.Repeat(",", 1_000_000))
+	b.WriteString("\n")
+	res, _ := load(t, d, dir, ModeDelta, b.String())
+	if res.Added != 1 {
+		t.Fatalf("%+v, want the row added", res)
+	}
+	if len(res.Warnings) != warningsShown+1 || res.Warnings[warningsShown] != "ignoring 999980 more unknown columns" {
+		t.Fatalf("%d warnings, the last %q", len(res.Warnings), res.Warnings[len(res.Warnings)-1])
+	}
+}
+
+// TestCodeMax holds the lengths of our codes in a cross reference to the
+// item export's schema, where they go.
+func TestCodeMax(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "schemas", "items.xsd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for col, attr := range map[string]string{"item": "item_number", "sku": "sku_code", "barcode": "upc"} {
+		if want := fmt.Sprintf(`<xs:attribute name="%s" type="Text%d"`, attr, codeMax[col]); !strings.Contains(string(b), want) {
+			t.Errorf("%s: %d here, items.xsd has no %s", col, codeMax[col], want)
+		}
+	}
 }

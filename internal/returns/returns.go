@@ -9,8 +9,10 @@ import (
 	"strings"
 
 	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/format"
 	"github.com/posbridge/posbridge/internal/imports"
 	"github.com/posbridge/posbridge/internal/orders"
+	"github.com/posbridge/posbridge/internal/partner"
 )
 
 // Return statuses.
@@ -240,6 +242,10 @@ func Receive(ctx context.Context, d *db.DB, rc Receipt) (Received, error) {
 	rc.QC = strings.ToUpper(strings.TrimSpace(rc.QC))
 	if rc.QC != QCPass && rc.QC != QCFail {
 		return out, fmt.Errorf("%w: QC result %q: want PASS or FAIL", ErrRefused, rc.QC)
+	}
+	// The reason goes to the partner in the return update.
+	if err := format.CheckText(rc.Reason, partner.DefaultMaxField); err != nil {
+		return out, fmt.Errorf("%w: the QC reason %v", ErrRefused, err)
 	}
 	err := d.Tx(ctx, true, func(conn *sql.Conn) error {
 		id, err := find(ctx, conn, rc.Partner, rc.Return)

@@ -223,6 +223,11 @@ func TestImportResend(t *testing.T) {
 		t.Errorf("after an unchanged re-send: revision %d awb %s, want 1 AWB300", r.Revision, r.AwbNumber)
 	}
 
+	// A QC reason goes to the partner: held to the text rules of its fields.
+	if _, err := Receive(ctx, d, Receipt{Return: "RET-3", Item: "RI-1", QC: QCFail, Reason: "stained\x1b[2J"}); !errors.Is(err, ErrRefused) ||
+		!strings.Contains(err.Error(), "the QC reason contains the control character U+001B") {
+		t.Fatalf("receive with an escape in the reason: %v, want refused", err)
+	}
 	rc, err := Receive(ctx, d, Receipt{Return: "RET-3", Item: "RI-1", QC: QCFail, Reason: "stained"})
 	if err != nil || rc.Status != StatusReceived {
 		t.Fatalf("receive RI-1: %+v %v", rc, err)

@@ -66,6 +66,10 @@ type expectation struct {
 	OrderItems  []itemJSON `json:"orderItems"`
 }
 
+// keptFields are the fields of a return message that posbridge keeps,
+// held to load.max_field_length (partner.CheckFields).
+var keptFields = partner.Kept(expectation{})
+
 type itemJSON struct {
 	ReturnItemCode string `json:"returnItemCode"`
 	ChannelSkuCode string `json:"channelSkuCode"`
@@ -143,8 +147,18 @@ func (im *importer) apply(n, line int, raw json.RawMessage) error {
 	var e expectation
 	code := ""
 	var err error
+	var fe *partner.FieldError
 	if raw[0] != '{' {
 		err = rejectf("", "not a return object")
+	} else if ferr := partner.CheckFields(raw, s.Opts.MaxFieldLength, keptFields); errors.As(ferr, &fe) {
+		// Named by its code when the code is not the bad field.
+		json.Unmarshal(raw, &e)
+		if !strings.EqualFold(fe.Key, "returnOrderCode") {
+			code = strings.TrimSpace(e.ReturnOrderCode)
+		}
+		err = rejectf(fe.Key, "%v", fe)
+	} else if ferr != nil {
+		err = rejectf("", "%v", ferr)
 	} else if err = imports.Decode(raw, &e); err != nil {
 		// A value of the wrong type leaves the others decoded: the return
 		// is named when its code was read.
@@ -277,8 +291,11 @@ func (im *importer) check(e expectation) (*parsed, error) {
 		seen[code] = true
 		ri := Item{Code: code, ChannelSkuCode: tr(it.ChannelSkuCode), Reason: tr(it.Reason), Quantity: 1}
 		if it.Quantity != "" {
-			q, err := format.ParseQuantity(string(it.Quantity))
-			if err != nil || q <= 0 || q > imports.MaxQuantity {
+			q, err := partner.Quantity(string(it.Quantity))
+			switch {
+			case errors.Is(err, format.ErrRange):
+				return nil, fail("quantity", "quantity %q: %v", it.Quantity, err)
+			case err != nil || q <= 0:
 				return nil, fail("quantity", "quantity %q: want a whole number above 0", it.Quantity)
 			}
 			ri.Quantity = q

@@ -114,6 +114,9 @@ func ImportCounts(ctx context.Context, d *db.DB, name string, p config.Partner, 
 // of the GET has inventoryAdjustments.
 func (im *importer) count(n, line int, raw json.RawMessage) error {
 	k, err := keys(raw)
+	if ferr := im.fields(raw); ferr != nil {
+		err = ferr
+	}
 	switch {
 	case err != nil:
 		im.s.Result.Read++

@@ -111,6 +111,9 @@ func ImportReceipts(ctx context.Context, d *db.DB, name string, p config.Partner
 // purchaseOrderId but no lines.
 func (im *importer) receipt(n, line int, raw json.RawMessage) error {
 	k, err := keys(raw)
+	if ferr := im.fields(raw); ferr != nil {
+		err = ferr
+	}
 	switch {
 	case err != nil:
 		im.s.Result.Read++
@@ -230,13 +233,18 @@ func (im *importer) received(line int, id string, ev inboundWebhook) (reason, er
 		}
 	}
 	t.Reference = reference(po.PurchaseOrderNumber, po.PurchaseOrderLine.RowNumber)
+	total, e := format.AddQuantity(st.received, qty)
+	if e != nil {
+		return fmt.Errorf("articleItem.numberOfItems %s: purchase order line %d had %d received before: the total is %v",
+			ev.ArticleItem.NumberOfItems, lineID, st.received, e), nil
+	}
 	if qty > 0 {
 		if reason, err := im.apply(t); err != nil || reason != nil {
 			return reason, err
 		}
 	}
 	err = im.saveLine(lineRow{id: lineID, poID: po.PurchaseOrderID, po: string(po.PurchaseOrderNumber), row: string(po.PurchaseOrderLine.RowNumber),
-		article: code, item: item, sku: sku, warehouse: t.Warehouse, received: st.received + qty, source: "webhookEventId " + id})
+		article: code, item: item, sku: sku, warehouse: t.Warehouse, received: total, source: "webhookEventId " + id})
 	if err == nil && articleItem != 0 {
 		err = im.countItem(articleItem, lineID)
 	}

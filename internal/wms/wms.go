@@ -91,6 +91,18 @@ func upload(kind string, header []string, name string, p config.Partner, stats *
 	}}
 }
 
+// keptFields are the fields of the Ongoing messages that posbridge reads;
+// nothing of them goes into an export with a narrower limit than
+// load.max_field_length.
+var keptFields = partner.Kept(inboundWebhook{}, purchaseOrderGet{}, inventoryWebhook{}, adjustmentsGet{})
+
+// fields checks the values of a record that posbridge reads
+// (partner.CheckFields) before it is decoded; the reason names the field
+// as Ongoing writes it.
+func (im *importer) fields(raw json.RawMessage) error {
+	return partner.CheckFields(raw, im.s.Opts.MaxFieldLength, keptFields)
+}
+
 // keys reads the top-level keys of a record, lower case, after
 // imports.Decode refused a key given twice or in two spellings at any
 // depth: the shape of a message is told by its keys.
@@ -173,14 +185,12 @@ func quantity(field string, v num, signed bool) (int64, error) {
 	if err := v.notNumber(field); err != nil {
 		return 0, err
 	}
-	n, err := format.ParseQuantity(string(v))
+	n, err := partner.Quantity(string(v))
 	switch {
 	case err != nil:
 		return 0, fmt.Errorf("%s %s: %v", field, v, err)
 	case n < 0 && !signed:
 		return 0, fmt.Errorf("%s %s: cannot be negative", field, v)
-	case n > imports.MaxQuantity || n < -imports.MaxQuantity:
-		return 0, fmt.Errorf("%s %s: out of range, at most %d", field, v, imports.MaxQuantity)
 	}
 	return n, nil
 }

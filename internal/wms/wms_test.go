@@ -16,30 +16,43 @@ import (
 var wmsPartner = config.Partner{Profile: config.ProfileWMS, SKUCode: config.SKUCodeUPC, Warehouse: "S01", GoodsOwnerID: 159,
 	Locations: map[string]string{"store-01": "S01", "store-02": "S02"}}
 
-// seed is a state with two SKUs: RED S (UPC 111) with 5 on hand in S01
-// location A1 and 2 in B1, and RED M (UPC 222) with no stock; stores S01
-// and S02.
+// seedSQL makes a state with two SKUs: RED S (UPC 111) with 5 on hand
+// in S01 location A1 and 2 in B1, and RED M (UPC 222) with no stock;
+// stores S01 and S02 (?1 is the time).
+var seedSQL = []string{
+	`INSERT INTO warehouses(warehouse, name, created_at, updated_at) VALUES ('S01', 'Store', ?1, ?1), ('S02', 'Store 2', ?1, ?1)`,
+	`INSERT INTO items(item, description, created_at, updated_at) VALUES ('IT1', 'Jacket', ?1, ?1)`,
+	`INSERT INTO skus(item, sku, upc, created_at, updated_at) VALUES ('IT1', 'RED S', '111', ?1, ?1), ('IT1', 'RED M', '222', ?1, ?1)`,
+	`INSERT INTO inventory(item, sku, warehouse, location, on_hand, reserved, updated_at) VALUES ('IT1', 'RED S', 'S01', 'A1', 5, 0, ?1),
+  ('IT1', 'RED S', 'S01', 'B1', 2, 0, ?1)`,
+}
+
+// seed is a new database with the state of seedSQL.
 func seed(t *testing.T) *db.DB {
 	t.Helper()
-	ctx := context.Background()
-	d, err := db.Open(ctx, filepath.Join(t.TempDir(), "posbridge.db"), db.Options{Create: true})
+	d, err := seedAt(filepath.Join(t.TempDir(), "posbridge.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+// seedAt creates the database at path with the state of seedSQL.
+func seedAt(path string) (*db.DB, error) {
+	ctx := context.Background()
+	d, err := db.Open(ctx, path, db.Options{Create: true})
+	if err != nil {
+		return nil, err
+	}
 	now := db.Now()
-	for _, q := range []string{
-		`INSERT INTO warehouses(warehouse, name, created_at, updated_at) VALUES ('S01', 'Store', ?1, ?1), ('S02', 'Store 2', ?1, ?1)`,
-		`INSERT INTO items(item, description, created_at, updated_at) VALUES ('IT1', 'Jacket', ?1, ?1)`,
-		`INSERT INTO skus(item, sku, upc, created_at, updated_at) VALUES ('IT1', 'RED S', '111', ?1, ?1), ('IT1', 'RED M', '222', ?1, ?1)`,
-		`INSERT INTO inventory(item, sku, warehouse, location, on_hand, reserved, updated_at) VALUES ('IT1', 'RED S', 'S01', 'A1', 5, 0, ?1),
-  ('IT1', 'RED S', 'S01', 'B1', 2, 0, ?1)`,
-	} {
+	for _, q := range seedSQL {
 		if _, err := d.ExecContext(ctx, q, now); err != nil {
-			t.Fatal(err)
+			d.Close()
+			return nil, fmt.Errorf("%s: %w", q, err)
 		}
 	}
-	return d
+	return d, nil
 }
 
 func write(t *testing.T, name, content string) string {
@@ -137,6 +150,9 @@ func TestQuantity(t *testing.T) {
 		{in: "", err: "is required"},
 		{in: "true", err: "want a number"},
 		{in: "1e3", err: "not a whole number"},
+		{in: "1000000000.0", want: 1000000000},
+		{in: "-1000000001", signed: true, err: "out of range: -1000000001 is beyond ±1000000000"},
+		{in: "99999999999999999999.0", err: "out of range: 99999999999999999999 is beyond ±1000000000"},
 	} {
 		n, err := quantity("f", c.in, c.signed)
 		if c.err != "" {
@@ -177,6 +193,10 @@ func TestReceipts(t *testing.T) {
 			files: []string{strings.Replace(strings.Replace(inbound(1, 11, "3.0"), `"isMove":false`, `"isMove":true`, 1), `"isReceive":true`, `"isReceive":false`, 1)},
 			want:  start},
 		{name: "a fraction", files: []string{inbound(1, 11, "2.5")}, reject: "a fraction", want: start},
+		{name: "a line's received total beyond the range",
+			files:  []string{inbound(1, 11, "999999990.0"), inbound(2, 12, "11.0")},
+			reject: "articleItem.numberOfItems 11.0: purchase order line 1 had 999999990 received before: the total is out of range: 1000000001 is beyond ±1000000000",
+			want:   "RED S|S01|A1|999999995;RED S|S01|B1|2;"},
 		{name: "a string", files: []string{inbound(1, 11, `"3.0"`)}, reject: "not a string", want: start},
 		{name: "another goods owner", files: []string{strings.Replace(poGet("5.0", ""), `"id":159`, `"id":158`, 1)},
 			reject: "goodsOwner.id 158: another goods owner", want: start},
