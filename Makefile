@@ -38,10 +38,17 @@ fuzz:
 	$(GO) test ./internal/format -run '^$$' -fuzz '^FuzzCSVReader$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/format -run '^$$' -fuzz '^FuzzXMLReader$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/format -run '^$$' -fuzz '^FuzzParseAmount$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/format -run '^$$' -fuzz '^FuzzSpreadsheetSafe$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/imports -run '^$$' -fuzz '^FuzzTxnCSV$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/imports -run '^$$' -fuzz '^FuzzTxnXML$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/inquiry -run '^$$' -fuzz '^FuzzRequest$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/imports -run '^$$' -fuzz '^FuzzEachJSON$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/orders -run '^$$' -fuzz '^FuzzOrders$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x
+	$(GO) test ./internal/returns -run '^$$' -fuzz '^FuzzReturns$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x
+	$(GO) test ./internal/wms -run '^$$' -fuzz '^FuzzWMS$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x
+	$(GO) test ./internal/partner -run '^$$' -fuzz '^FuzzXref$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x
+	$(GO) test ./internal/config -run '^$$' -fuzz '^FuzzConfig$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/catalog -run '^$$' -fuzz '^FuzzInvoiceTotals$$' -fuzztime $(FUZZTIME)
 
 # Man pages, one per command, from the command tree (cmd/pbdocs), in ./man.
 # Dated by the last commit, so that the same tree gives the same pages.

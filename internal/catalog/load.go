@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
-	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/format"
 	"github.com/posbridge/posbridge/internal/fsx"
 	"github.com/posbridge/posbridge/internal/ledger"
 )
@@ -45,7 +45,10 @@ type Options struct {
 	UnknownReferences   string // warn (default) or reject
 	AllowNegativeOnHand bool
 	MaxFieldLength      int
-	RunID               int64
+	// FormulaGuard quotes the cells of the rejects file that a spreadsheet
+	// would run as formulas (csv.formula_guard, format.SpreadsheetSafe).
+	FormulaGuard bool
+	RunID        int64
 	// Progress, when set, is told the bytes read so far.
 	Progress func(read int64)
 	// Warn receives each warning (unknown column, unknown reference, ...).
@@ -117,14 +120,11 @@ func Load(ctx context.Context, d *db.DB, kind, path string, opts Options) (*Resu
 	if opts.Warn == nil {
 		opts.Warn = func(string) {}
 	}
-	f, err := os.Open(path)
+	f, err := fsx.OpenText(path)
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", kind, err)
 	}
 	defer f.Close()
-	if st, err := f.Stat(); err == nil && st.IsDir() {
-		return nil, fmt.Errorf("load %s: %q is a folder, not a file", kind, path)
-	}
 
 	if !opts.Force && k.skipSame {
 		res, err := sameAsLast(ctx, d, k, f, path, opts)
@@ -178,21 +178,34 @@ func Load(ctx context.Context, d *db.DB, kind, path string, opts Options) (*Resu
 			return nil
 		}
 		abs, _ := filepath.Abs(path)
-		return ledger.RecordFile(ctx, conn, ledger.File{Direction: "in", Kind: "load-" + kind, Name: filepath.Base(path),
+		if err := ledger.RecordFile(ctx, conn, ledger.File{Direction: "in", Kind: "load-" + kind, Name: filepath.Base(path),
 			Path: abs, SHA256: l.res.SHA256, Size: cr.n, Records: l.res.Read, Rejected: l.res.Rejected,
-			Status: status, Mode: opts.Mode, RunID: opts.RunID})
+			Status: status, Mode: opts.Mode, RunID: opts.RunID}); err != nil {
+			return err
+		}
+		// The rejects file is in place before the commit, as an import's:
+		// a load that cannot write it fails whole (exit 1, nothing
+		// applied) instead of keeping its good rows without the record
+		// of the others.
+		if err := l.writeRejects(path); err != nil {
+			return fmt.Errorf("%w: %v", errRejectsFile, err)
+		}
+		return nil
 	})
 	if err != nil {
 		if errors.Is(err, ErrFile) {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
+		if errors.Is(err, errRejectsFile) {
+			return nil, fmt.Errorf("load %s from %s: %w; nothing applied", kind, path, err)
+		}
 		return nil, fmt.Errorf("load %s from %s: %w", kind, path, db.Classify(err))
-	}
-	if err := l.writeRejects(path); err != nil {
-		return l.res, err
 	}
 	return l.res, nil
 }
+
+// errRejectsFile is a rejects file that could not be written.
+var errRejectsFile = errors.New("write the rejects file")
 
 // sameAsLast returns a result without applying anything when the newest
 // load of the kind was this same content in the same mode and applied
@@ -351,7 +364,7 @@ func (l *loader) writeRejects(path string) error {
 	}
 	defer rows.Close()
 	err = fsx.WriteAtomic(out, 0o640, func(w io.Writer) error {
-		cw := csv.NewWriter(w)
+		cw := format.NewCSVWriter(w, l.opts.FormulaGuard)
 		if err := cw.Write(append([]string{"line", "error"}, l.header...)); err != nil {
 			return err
 		}

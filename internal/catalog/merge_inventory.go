@@ -1,6 +1,11 @@
 package catalog
 
-import "github.com/posbridge/posbridge/internal/trigger"
+import (
+	"fmt"
+
+	"github.com/posbridge/posbridge/internal/format"
+	"github.com/posbridge/posbridge/internal/trigger"
+)
 
 func checkInventory(l *loader) error {
 	if !l.opts.AllowNegativeOnHand {
@@ -8,7 +13,17 @@ func checkInventory(l *loader) error {
 			return err
 		}
 	}
-	return nil
+	// Available stock (on hand less reserved) is a quantity too: with
+	// negative stock allowed it could reach twice the range. A file
+	// without a reserved column keeps the stored reservations.
+	reserved, from := "s.reserved", "stage s"
+	if !l.present["reserved"] {
+		reserved = "coalesce(v.reserved, 0)"
+		from = `stage s LEFT JOIN inventory v ON v.item = s.item AND v.sku = s.sku AND v.warehouse = s.warehouse AND v.location = s.location`
+	}
+	return l.rejectFrom(from, fmt.Sprintf(`s.on_hand - %s < -%d`, reserved, format.MaxQuantity),
+		fmt.Sprintf(`'available (on_hand ' || s.on_hand || ' less reserved ' || %[1]s || '): %[2]s: ' || (s.on_hand - %[1]s) || ' is beyond ±%[3]d'`,
+			reserved, format.ErrRange, format.MaxQuantity))
 }
 
 // mergeInventory merges stock rows. ITW triggers are per item/SKU and

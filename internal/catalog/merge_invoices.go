@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/posbridge/posbridge/internal/trigger"
@@ -16,7 +17,60 @@ func checkInvoices(l *loader) error {
 	if err := l.rejectWhere(`s.invoice_type NOT IN ('I','C')`, `'field invoice_type "' || s.invoice_type || '": must be I (invoice) or C (credit)'`); err != nil {
 		return err
 	}
-	return l.rejectWhere(`s.quantity = 0`, `'field quantity: must not be 0'`)
+	if err := l.rejectWhere(`s.quantity = 0`, `'field quantity: must not be 0'`); err != nil {
+		return err
+	}
+	return l.checkInvoiceTotals()
+}
+
+// checkInvoiceTotals sums every staged invoice as the outputs will
+// (InvoiceTotals) and rejects the line at which an extended price or a
+// total leaves the range of amounts; the invoice's other lines follow it
+// (group.whole). Every amount stored is then one the outputs can sum.
+func (l *loader) checkInvoiceTotals() error {
+	rows, err := l.conn.QueryContext(l.ctx, `SELECT rec, invoice, quantity, unit_price, coalesce(discount, 0), coalesce(tax, 0),
+  coalesce(freight, 0) FROM stage ORDER BY invoice, line_no`)
+	if err != nil {
+		return err
+	}
+	type bad struct {
+		rec int64
+		msg string
+	}
+	var bads []bad
+	var cur, failed string
+	var sum InvoiceTotals
+	for rows.Next() {
+		var rec, qty, price, disc, tax, freight int64
+		var invoice string
+		if err := rows.Scan(&rec, &invoice, &qty, &price, &disc, &tax, &freight); err != nil {
+			rows.Close()
+			return err
+		}
+		if invoice != cur {
+			cur, sum = invoice, InvoiceTotals{}
+		}
+		if invoice == failed {
+			continue
+		}
+		if _, err := sum.AddLine(qty, price, disc, tax, freight); err != nil {
+			failed = invoice
+			bads = append(bads, bad{rec, fmt.Sprintf("invoice %s: %v", invoice, err)})
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil || len(bads) == 0 {
+		return err
+	}
+	if _, err := l.exec(`CREATE TEMP TABLE badtotals (rec INTEGER PRIMARY KEY, msg TEXT NOT NULL)`); err != nil {
+		return err
+	}
+	for _, b := range bads {
+		if _, err := l.exec(`INSERT INTO badtotals VALUES (?, ?)`, b.rec, b.msg); err != nil {
+			return err
+		}
+	}
+	return l.rejectFrom(`stage s JOIN badtotals b ON b.rec = s.rec`, `1`, `b.msg`)
 }
 
 // mergeInvoices merges invoices as wholes: an invoice is its rows grouped

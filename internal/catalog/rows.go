@@ -5,9 +5,11 @@ package catalog
 //
 //	key       part of the record key (duplicates in one file are rejected)
 //	required  must not be empty
-//	type=T    text (default), int, decimal, flag, date
+//	type=T    text (default), int, qty, decimal, flag, date: qty is a
+//	          quantity and decimal an amount, both within their ranges
+//	          (docs/formats.md, "Numbers")
 //	max=N     at most N characters (text)
-//	min=N     at least N (int)
+//	min=N     at least N (int, qty, decimal)
 //	default=V the value of an empty field
 //	col=C     the staging column, when the CSV name is an SQL keyword
 //	upper     stored in upper case (codes)
@@ -77,7 +79,7 @@ type invoiceRow struct {
 	Line        string `csv:"line" load:"key,required,type=int,min=1,col=line_no"`
 	Item        string `csv:"item" load:"required,max=20"`
 	SKU         string `csv:"sku" load:"max=20"`
-	Quantity    string `csv:"quantity" load:"required,type=int"`
+	Quantity    string `csv:"quantity" load:"required,type=qty"`
 	UnitPrice   string `csv:"unit_price" load:"required,type=decimal"`
 	Discount    string `csv:"discount" load:"type=decimal"`
 	Tax         string `csv:"tax" load:"type=decimal"`
@@ -89,7 +91,7 @@ type inventoryRow struct {
 	SKU       string `csv:"sku" load:"key,max=20"`
 	Warehouse string `csv:"warehouse" load:"key,required,max=10"`
 	Location  string `csv:"location" load:"key,max=20"`
-	OnHand    string `csv:"on_hand" load:"required,type=int"`
-	Reserved  string `csv:"reserved" load:"type=int,min=0,default=0"`
-	Threshold string `csv:"threshold" load:"type=int,min=0"`
+	OnHand    string `csv:"on_hand" load:"required,type=qty"`
+	Reserved  string `csv:"reserved" load:"type=qty,min=0,default=0"`
+	Threshold string `csv:"threshold" load:"type=qty,min=0"`
 }

@@ -5,7 +5,6 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/posbridge/posbridge/internal/format"
 )
@@ -17,7 +16,7 @@ type column struct {
 	field    int    // index in the row struct
 	key      bool
 	required bool
-	typ      string // text, int, decimal, flag, date
+	typ      string // text, int, qty, decimal, flag, date
 	max      int
 	min      *int64
 	def      string
@@ -106,7 +105,7 @@ func (p plan) stageDDL(table string) string {
 	for _, c := range p.cols {
 		aff := "TEXT"
 		switch c.typ {
-		case "int", "decimal", "flag":
+		case "int", "qty", "decimal", "flag":
 			aff = "INTEGER"
 		}
 		fmt.Fprintf(&b, ", %q %s", c.col, aff)
@@ -121,13 +120,8 @@ func (p plan) convert(row reflect.Value, maxLen int, dst []any) ([]any, []string
 	var problems []string
 	for _, c := range p.cols {
 		raw := strings.TrimSpace(row.Field(c.field).String())
-		if !utf8.ValidString(raw) {
-			problems = append(problems, fmt.Sprintf("field %s is not valid UTF-8", c.name))
-			dst = append(dst, nil)
-			continue
-		}
-		if strings.IndexByte(raw, 0) >= 0 {
-			problems = append(problems, fmt.Sprintf("field %s contains a NUL byte", c.name))
+		if err := format.CheckText(raw, 0); err != nil {
+			problems = append(problems, fmt.Sprintf("field %s %v", c.name, err))
 			dst = append(dst, nil)
 			continue
 		}
@@ -153,16 +147,17 @@ func (p plan) convert(row reflect.Value, maxLen int, dst []any) ([]any, []string
 			if limit == 0 || limit > maxLen {
 				limit = maxLen
 			}
-			if n := utf8.RuneCountInString(raw); n > limit {
-				err = fmt.Errorf("is %d characters long, at most %d allowed", n, limit)
-			} else if c.upper {
+			v = raw
+			if c.upper {
 				v = strings.ToUpper(raw)
-			} else {
-				v = raw
 			}
-		case "int":
+			err = format.CheckText(raw, limit)
+		case "int", "qty":
 			var n int64
 			n, err = format.ParseInt(raw)
+			if err == nil && c.typ == "qty" {
+				err = format.CheckQuantity(n)
+			}
 			if err == nil && c.min != nil && n < *c.min {
 				err = fmt.Errorf("must be at least %d", *c.min)
 			}
@@ -170,6 +165,9 @@ func (p plan) convert(row reflect.Value, maxLen int, dst []any) ([]any, []string
 		case "decimal":
 			var n int64
 			n, err = format.ParseAmount(raw)
+			if err == nil {
+				err = format.CheckAmount(n)
+			}
 			if err == nil && c.min != nil && n < *c.min*format.AmountScale {
 				err = fmt.Errorf("must be at least %d", *c.min)
 			}

@@ -127,7 +127,7 @@ func (l *loader) stage(r io.Reader, path string) error {
 }
 
 // tempTables are the loader's temporary tables, dropped before and after.
-var tempTables = []string{"stage", "rejects", "gone", "cancelled", "events", "firsts", "inv"}
+var tempTables = []string{"stage", "rejects", "gone", "cancelled", "events", "firsts", "inv", "badtotals"}
 
 // parse reads rows, maps them onto the kind's row struct (gocsv),
 // validates them and sends the results in batches. It closes out.

@@ -80,6 +80,7 @@ func (o *exportOptions) options(cmd *cobra.Command, cfg *config.Config) (export.
 		DryRun: o.dryRun, Source: cfg.Export.Source, Target: cfg.Export.Target, Company: cfg.Company.Number,
 		ExcludeNonAllocatable: cfg.Export.ExcludeNonAllocatable,
 		Framing:               cfg.Export.XML.Framing, FilePerMessage: cfg.Export.XML.FilePerMessage,
+		FormulaGuard: cfg.CSV.FormulaGuard,
 	}
 	if o.format != "" {
 		eo.Format = o.format
@@ -344,7 +345,7 @@ func newFilesCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			w := newRecords(out.value, app.Out, "id", "direction", "kind", "name", "records", "rejected", "status", "sha256", "created", "error")
+			w := app.newRecords(out.value, "id", "direction", "kind", "name", "records", "rejected", "status", "sha256", "created", "error")
 			err = ledger.ListFiles(cmd.Context(), d, ledger.FileFilter{Direction: direction, Kind: kind}, func(f ledger.File, msg string) error {
 				obj := map[string]any{"id": f.ID, "direction": f.Direction, "kind": f.Kind, "name": f.Name, "path": f.Path,
 					"records": f.Records, "rejected": f.Rejected, "status": f.Status, "sha256": f.SHA256, "size": f.Size,

@@ -100,7 +100,7 @@ func runImport(cmd *cobra.Command, app *App, im importer, args []string, o *impo
 	log := app.logger()
 	io := imports.Options{Format: o.format, AllOrNothing: o.allOrNothing, DryRun: o.dryRun, Force: o.force,
 		AllowNegative: cfg.Import.AllowNegativeOnHand, Codes: cfg.Import.TransactionCodes, MaxFieldLength: cfg.Load.MaxFieldLength,
-		Warn: func(msg string) { log.Warn(msg) }}
+		FormulaGuard: cfg.CSV.FormulaGuard, Warn: func(msg string) { log.Warn(msg) }}
 	if !o.dryRun {
 		if io.RunID, err = app.startRun(ctx, d, "import "+im.name); err != nil {
 			return err
@@ -108,7 +108,8 @@ func runImport(cmd *cobra.Command, app *App, im importer, args []string, o *impo
 	}
 	var failed, rejected, busy int
 	var results []*imports.Result
-	folders := imports.Folders{MinAge: cfg.Import.MinAge, Processed: cfg.Import.ProcessedDir, Error: cfg.Import.ErrorDir}
+	folders := imports.Folders{MinAge: cfg.Import.MinAge, Processed: cfg.Import.ProcessedDir, Error: cfg.Import.ErrorDir,
+		Warn: func(msg string) { log.Warn(msg) }}
 	imports.Paths(args, folders, func(path, rejectsDir string) (*imports.Result, error) {
 		opts := io
 		opts.RejectsDir = rejectsDir

@@ -246,7 +246,7 @@ when customers were added or changed meanwhile.`,
 			if out.value == "json" {
 				return writeJSON(app.Out, page)
 			}
-			w := newRecords(out.value, app.Out, customerHeader(out.value)...)
+			w := app.newRecords(out.value, customerHeader(out.value)...)
 			for _, c := range page.Customers {
 				if err := w.add(c, customerCells(out.value, c)...); err != nil {
 					return err

@@ -39,7 +39,7 @@ func resolveStep(argv []string) (job.Command, error) {
 		return job.Command{}, fmt.Errorf("%q needs a subcommand: %s", strings.TrimPrefix(cmd.CommandPath(), "posbridge "), subNames(cmd))
 	}
 	if err := cmd.ParseFlags(rest); err != nil {
-		return job.Command{}, err
+		return job.Command{}, flagProblem(err)
 	}
 	pos := cmd.Flags().Args()
 	if err := cmd.ValidateArgs(pos); err != nil {
@@ -392,7 +392,7 @@ run found "running" whose process is gone is marked failed first.`,
 				fmt.Fprintln(app.Out, "no runs")
 				return nil
 			}
-			w := newRecords(out.value, app.Out, "run", "job", "command", "status", "exit", "started", "duration", "error")
+			w := app.newRecords(out.value, "run", "job", "command", "status", "exit", "started", "duration", "error")
 			for _, r := range runs {
 				errText := r.Error
 				if out.value == "table" {

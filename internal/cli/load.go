@@ -121,6 +121,7 @@ func runLoad(cmd *cobra.Command, app *App, kind, path string, o *loadOptions) er
 			UnknownReferences:   cfg.Load.UnknownReferences,
 			AllowNegativeOnHand: cfg.Load.AllowNegativeOnHand,
 			MaxFieldLength:      cfg.Load.MaxFieldLength,
+			FormulaGuard:        cfg.CSV.FormulaGuard,
 			RunID:               runID,
 			Progress:            progress,
 			Debug:               func(msg string) { log.Debug(msg) },

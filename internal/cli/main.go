@@ -71,6 +71,11 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 	root := newRoot(app)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
+	if err != nil && ctx.Err() != nil {
+		// The error of an interrupted read or statement says only
+		// "context canceled".
+		err = fmt.Errorf("interrupted (%v): %w", context.Cause(ctx), err)
+	}
 	code = exitCode(err)
 	if app.db != nil {
 		if len(app.runIDs) > 0 {

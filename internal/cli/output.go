@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,6 +8,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/posbridge/posbridge/internal/format"
 )
 
 // outputFlag is an --output flag limited to a set of formats.
@@ -84,17 +85,23 @@ type records struct {
 	w      io.Writer
 	header []string
 	tab    *table
-	csv    *csv.Writer
+	csv    *format.CSVWriter
 	n      int
 }
 
-func newRecords(format string, w io.Writer, header ...string) *records {
-	r := &records{format: format, w: w, header: header}
-	switch format {
+// newRecords writes to the command's output. CSV output is meant for
+// spreadsheets: with csv.formula_guard on (also when the configuration
+// could not be read: the command reports that itself) a cell a
+// spreadsheet would run as a formula is quoted.
+func (a *App) newRecords(kind string, header ...string) *records {
+	w := a.Out
+	r := &records{format: kind, w: w, header: header}
+	switch kind {
 	case "table":
 		r.tab = newTable(w, upper(header)...)
 	case "csv":
-		r.csv = csv.NewWriter(w)
+		cfg, err := a.Config()
+		r.csv = format.NewCSVWriter(w, err != nil || cfg.CSV.FormulaGuard)
 		r.csv.Write(header)
 	case "json":
 		io.WriteString(w, "[")

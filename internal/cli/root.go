@@ -1,6 +1,9 @@
 package cli
 
 import (
+	"errors"
+	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -63,7 +66,7 @@ Data goes to stdout, messages to stderr.`,
 		},
 	})
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return usageErr("%v (see '%s --help')", err, c.CommandPath())
+		return usageErr("%v (see '%s --help')", flagProblem(err), c.CommandPath())
 	})
 	root.SetOut(app.Out)
 	root.SetErr(app.Err)
@@ -159,4 +162,26 @@ func addSubs(group *cobra.Command, subs ...*cobra.Command) {
 		}
 		group.AddCommand(s)
 	}
+}
+
+// flagProblem says what is wrong with a number too large for its flag
+// in the user's terms; pflag's message quotes strconv.
+func flagProblem(err error) error {
+	var iv *pflag.InvalidValueError
+	var ne *strconv.NumError
+	if !errors.As(err, &iv) || !errors.As(err, &ne) {
+		return err
+	}
+	name := "--" + iv.GetFlag().Name
+	bits := 64
+	if t := iv.GetFlag().Value.Type(); strings.HasSuffix(t, "32") {
+		bits = 32
+	}
+	switch {
+	case errors.Is(ne.Err, strconv.ErrRange) && strings.HasPrefix(ne.Num, "-"):
+		return fmt.Errorf("%s %s: out of range: at least %d", name, ne.Num, -int64(1)<<(bits-1))
+	case errors.Is(ne.Err, strconv.ErrRange):
+		return fmt.Errorf("%s %s: out of range: at most %d", name, ne.Num, int64(1)<<(bits-1)-1)
+	}
+	return err
 }

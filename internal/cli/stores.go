@@ -81,7 +81,7 @@ shows every field. For a file that 'posbridge import stores' reads back, use
 			if err != nil {
 				return err
 			}
-			w := newRecords(out.value, app.Out, "store", "name", "active", "city", "state", "postal_code",
+			w := app.newRecords(out.value, "store", "name", "active", "city", "state", "postal_code",
 				"country", "warehouse", "ship_for_pickup")
 			err = stores.List(cmd.Context(), d, active, func(s stores.Store) error {
 				return w.add(s, s.Store, s.Name, format.FormatFlag(s.Active), s.City, s.State, s.PostalCode,
@@ -282,7 +282,9 @@ func newStoresExportCmd(app *App) *cobra.Command {
 		Long: `Write every store, by number, in the CSV or XML form of the store upload, so
 the file can be edited and given back to 'posbridge import stores'. The file
 goes to stdout, or with --out to FILE (written under a temporary name and
-renamed, so a reader never sees half of it).`,
+renamed, so a reader never sees half of it). In CSV, a cell a spreadsheet
+would run as a formula (=, +, -, @ first, not a number) gets a ' in front,
+which the upload reads back (csv.formula_guard).`,
 		Example: `  posbridge stores export > stores.csv
   posbridge stores export --format xml --out stores.xml`,
 		Args: noArgs,
@@ -294,17 +296,18 @@ renamed, so a reader never sees half of it).`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			d, err := app.DB(ctx)
+			cfg, d, err := app.ConfigDB(ctx)
 			if err != nil {
 				return err
 			}
+			guard := cfg.CSV.FormulaGuard
 			if out == "" {
-				_, err := stores.Export(ctx, d, app.Out, kind)
+				_, err := stores.Export(ctx, d, app.Out, kind, guard)
 				return err
 			}
 			var n int
 			err = fsx.WriteAtomic(out, 0o640, func(w io.Writer) (err error) {
-				n, err = stores.Export(ctx, d, w, kind)
+				n, err = stores.Export(ctx, d, w, kind, guard)
 				return err
 			})
 			if err != nil {

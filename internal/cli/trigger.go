@@ -56,7 +56,7 @@ item and inventory triggers. FILE is the export file a processed trigger went in
 			if limit > 0 {
 				f.Limit = limit + 1
 			}
-			w := newRecords(out.value, app.Out, "id", "type", "key", "capture", "status", "attempts", "file", "updated", "error")
+			w := app.newRecords(out.value, "id", "type", "key", "capture", "status", "attempts", "file", "updated", "error")
 			shown := 0
 			more := false
 			err = trigger.List(cmd.Context(), d, f, func(t trigger.Trigger) error {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -39,6 +40,7 @@ type Config struct {
 	Jobs   map[string]Job `mapstructure:"jobs"`
 	Locks  Locks          `mapstructure:"locks"`
 	Status Status         `mapstructure:"status"`
+	CSV    CSV            `mapstructure:"csv"`
 
 	// File is the config file that was read, empty when none was found.
 	File string `mapstructure:"-"`
@@ -73,6 +75,14 @@ type Loads struct {
 	AllowNegativeOnHand bool `mapstructure:"allow_negative_on_hand"`
 	// MaxFieldLength caps every text field that has no narrower limit.
 	MaxFieldLength int `mapstructure:"max_field_length"`
+}
+
+// CSV tunes the CSV files meant for spreadsheets (docs/formats.md, "CSV
+// files meant for spreadsheets").
+type CSV struct {
+	// FormulaGuard puts a single quote before a cell of those files that a
+	// spreadsheet would run as a formula (format.SpreadsheetSafe).
+	FormulaGuard bool `mapstructure:"formula_guard"`
 }
 
 // Triggers tunes the outbound trigger table.
@@ -175,9 +185,9 @@ const (
 	SKUCodeXref = "xref" // the partner's own code, from the cross reference (xref load)
 )
 
-// partnerName is what a partner may be called: its name goes into the
-// names of its files and folders.
-var partnerName = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+// plainName is what a partner or site may be called: a partner's name goes
+// into the names of its files and folders, a site's into locks.
+var plainName = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 
 // Partner is a system with a profile of its own.
 type Partner struct {
@@ -356,6 +366,7 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("status.max_ready_age", "1h")
 	v.SetDefault("status.max_inbox_age", "1h")
 	v.SetDefault("status.grace", "5m")
+	v.SetDefault("csv.formula_guard", true)
 }
 
 func setSiteDefaults(v *viper.Viper) {
@@ -406,6 +417,7 @@ func Load(opts Options) (*Config, error) {
 	setDefaults(v)
 
 	file := opts.File
+	var literals map[string]string
 	if file == "" {
 		for _, p := range SearchPaths(lookup) {
 			if _, err := os.Stat(p); err == nil {
@@ -415,13 +427,15 @@ func Load(opts Options) (*Config, error) {
 		}
 	}
 	if file != "" {
-		f, err := os.Open(file)
+		data, err := readFile(file)
 		if err != nil {
 			return nil, fmt.Errorf("%w: read config %q: %v", ErrInvalid, file, err)
 		}
-		err = v.ReadConfig(f)
-		f.Close()
-		if err != nil {
+		var problems []error
+		if literals, problems = checkKeys(file, data); len(problems) > 0 {
+			return nil, errors.Join(problems...)
+		}
+		if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
 			return nil, fmt.Errorf("%w: parse config %q: %v", ErrInvalid, file, err)
 		}
 	}
@@ -447,15 +461,19 @@ func Load(opts Options) (*Config, error) {
 	err := v.Unmarshal(&c, func(dc *mapstructure.DecoderConfig) {
 		dc.Metadata = &md
 		dc.WeaklyTypedInput = true
+		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(mapstructure.StringToTimeDurationHookFunc(),
+			mapstructure.StringToSliceHookFunc(","), wholeNumber)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s or POSBRIDGE_* environment: %v", ErrInvalid, describe(file), err)
+		return nil, decodeProblems(describe(file), literals, err)
 	}
 	c.File = file
+	stepFlagsAsWritten(&c, literals)
 	var problems []error
 	unused := append([]string(nil), md.Unused...)
 	sort.Strings(unused)
 	for _, k := range unused {
+		k = userKey(k)
 		if isSecret(k) {
 			problems = append(problems, fmt.Errorf("%w: %s: %q: secrets are not read from the config: put the value in an environment variable and name it with password_env or key_passphrase_env",
 				ErrInvalid, describe(file), k))
@@ -564,7 +582,7 @@ func (c *Config) Validate() []error {
 	for _, name := range partnerNames {
 		p := c.Partners[name]
 		key := "partners." + name
-		if !partnerName.MatchString(name) {
+		if !plainName.MatchString(name) {
 			bad(key, "a partner name goes into file names: use letters, digits, - and _ only")
 		}
 		switch p.Profile {
@@ -605,6 +623,9 @@ func (c *Config) Validate() []error {
 	for _, name := range names {
 		s := c.Sites[name]
 		key := "sites." + name
+		if !plainName.MatchString(name) {
+			bad(key, "a site name goes into locks and messages: use letters, digits, - and _ only")
+		}
 		switch s.Type {
 		case "local":
 			if strings.TrimSpace(s.Dir) == "" {

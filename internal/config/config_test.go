@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -144,6 +145,7 @@ func TestDefaults(t *testing.T) {
 		Import: config.Import{TransactionCodes: map[string]string{}, MinAge: 5 * time.Second},
 		Locks:  config.Locks{TTL: 10 * time.Minute},
 		Status: config.Status{MaxReadyAge: time.Hour, MaxInboxAge: time.Hour, Grace: 5 * time.Minute},
+		CSV:    config.CSV{FormulaGuard: true},
 	}
 	if !reflect.DeepEqual(*c, want) {
 		t.Fatalf("defaults:\n  got  %+v\n  want %+v", *c, want)
@@ -304,7 +306,41 @@ triggers:
 		{
 			name: "sites: secrets in the file are refused without their value",
 			file: "sites:\n  p:\n    type: sftp\n    host: h\n    user: u\n    password: hunter2\n    key_passphrase: hunter2\n",
-			want: []string{`"sites[p].password": secrets are not read`, `"sites[p].key_passphrase": secrets are not read`},
+			want: []string{`"sites.p.password": secrets are not read`, `"sites.p.key_passphrase": secrets are not read`},
+		},
+		{
+			name: "keys that differ only in letter case: one would silently win",
+			file: "data_dir: ./d\nDATA_DIR: ./e\nsites:\n  DROP: {type: local, dir: /a}\n  drop: {type: local, dir: /b}\n" +
+				"partners:\n  Shop: {profile: store-pos}\n  shop: {profile: store-pos, locations: {A1: S01, a1: S02}}\n" +
+				"jobs:\n  Nightly: {steps: [{command: export items}]}\n  nightly: {steps: [{command: export items, flags: {Format: csv, format: xml}}]}\n",
+			want: []string{"line 2: DATA_DIR and data_dir (line 1) are one key in two spellings",
+				"line 5: sites.drop and sites.DROP (line 4) are one key in two spellings",
+				"line 8: partners.shop and partners.Shop (line 7)",
+				"line 8: partners.shop.locations.a1 and partners.shop.locations.A1 (line 8)",
+				"line 11: jobs.nightly and jobs.Nightly (line 10)",
+				"line 11: jobs.nightly.steps[0].flags.format and jobs.nightly.steps[0].flags.Format (line 11)"},
+		},
+		{
+			name: "names with a dot are named as written",
+			file: "sites:\n  ../../x: {type: local, dir: /srv}\npartners:\n  a.b: {profile: oms}\njobs:\n  nightly.full: {steps: [{command: export items}]}\n",
+			want: []string{`line 2: sites."../../x": a site name cannot hold "."`, `line 4: partners."a.b": a partner name cannot hold "."`,
+				`line 6: jobs."nightly.full": a job name cannot hold "."`},
+		},
+		{
+			name: "a site name that is not a plain word",
+			file: "sites:\n  a/b: {type: local, dir: /srv}\n",
+			want: []string{`sites.a/b: a site name goes into locks and messages: use letters, digits, - and _ only`},
+		},
+		{
+			name: "whole numbers out of range, as written",
+			file: "db:\n  cache_mib: 99999999999999999999\ntriggers:\n  purge_days: 9999999999999999999\nsites:\n  s: {type: sftp, host: h, user: u, port: 2.5}\n",
+			want: []string{"db.cache_mib: 99999999999999999999 is out of range: at most 9223372036854775807",
+				"triggers.purge_days: 9999999999999999999 is out of range", "sites.s.port: 2.5 is not a whole number"},
+		},
+		{
+			name: "a whole number out of range from the environment",
+			env:  map[string]string{"POSBRIDGE_DB_CACHE_MIB": "99999999999999999999", "POSBRIDGE_TRIGGERS_PURGE_DAYS": "x"},
+			want: []string{"db.cache_mib: 99999999999999999999 is out of range", `triggers.purge_days: "x" is not a whole number`},
 		},
 		{
 			name: "cache size above the limit",
@@ -361,7 +397,18 @@ func TestUnreadableConfigFile(t *testing.T) {
 		{"tabs for indentation", func(t *testing.T) string { return writeFile(t, "log:\n\tformat: text\n") }, "posbridge.yaml"},
 		{"wrong type of value", func(t *testing.T) string { return writeFile(t, "db:\n  cache_mib: lots\n") }, "posbridge.yaml"},
 		{"a list where a section belongs", func(t *testing.T) string { return writeFile(t, "log:\n  - text\n") }, "posbridge.yaml"},
-		{"a folder", func(t *testing.T) string { return t.TempDir() }, ""},
+		{"a folder", func(t *testing.T) string { return t.TempDir() }, "is a folder: not a regular file"},
+		{"a named pipe", func(t *testing.T) string {
+			p := filepath.Join(t.TempDir(), "pipe.yaml")
+			if err := syscall.Mkfifo(p, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}, "is a named pipe (FIFO): not a regular file"},
+		{"UTF-16", func(t *testing.T) string { return writeFile(t, "\xff\xfed\x00a\x00t\x00a\x00") }, "is UTF-16 (little endian): save it as UTF-8"},
+		{"larger than a config file is", func(t *testing.T) string {
+			return writeFile(t, "# "+strings.Repeat("x", config.MaxFileSize)+"\n")
+		}, "larger than 1024 KiB: not a configuration file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -373,6 +420,9 @@ func TestUnreadableConfigFile(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), path) {
 				t.Errorf("error %q should name the file %q", err, path)
+			}
+			if !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("error %q should say %q", err, tt.wantErr)
 			}
 		})
 	}

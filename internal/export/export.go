@@ -49,6 +49,11 @@ type Options struct {
 	// FilePerMessage writes each Message of the Oracle framing to a file
 	// of its own.
 	FilePerMessage bool
+	// FormulaGuard quotes the cells of a partner export's unmapped report,
+	// which is read in spreadsheets, that a spreadsheet would run as
+	// formulas (csv.formula_guard). The export files themselves carry the
+	// data unchanged.
+	FormulaGuard bool
 	// create opens a file for writing; tests replace it to fail writes.
 	create func(path string, perm os.FileMode) (io.WriteCloser, error)
 }

@@ -3,6 +3,7 @@ package export
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"strconv"
 
 	"github.com/posbridge/posbridge/internal/catalog"
@@ -234,7 +235,10 @@ func invoiceNodes(ctx context.Context, q *sql.Conn, shape invoiceShape, query st
 		if !line.Valid {
 			continue
 		}
-		ext := sum.AddLine(qty.Int64, price.Int64, d.Int64, tx.Int64, fr.Int64)
+		ext, err := sum.AddLine(qty.Int64, price.Int64, d.Int64, tx.Int64, fr.Int64)
+		if err != nil {
+			return fmt.Errorf("invoice %s line %d: %w", invoice, line.Int64, err)
+		}
 		cur.kids = append(cur.kids, node{name: shape.line, attrs: []attr{{"line", strconv.FormatInt(line.Int64, 10)},
 			{"item_number", item.String}, {"sku_code", sku.String}, {"quantity", strconv.FormatInt(qty.Int64, 10)},
 			{"unit_price", amount(price)}, {"extended_price", format.FormatAmount(ext)}, {"discount", amount(d)}, {"tax", amount(tx)}}})
@@ -267,8 +271,12 @@ WHERE t.file_id = ? ORDER BY t.record_key, t.sub_key, v.warehouse`, fileID)
 		}
 		for i := range cur.kids {
 			w := &cur.kids[i]
+			avail, err := format.AddQuantity(sums[i][0], -sums[i][1])
+			if err != nil {
+				return fmt.Errorf("stock of %s/%s in %s: available: %w", cur.get("item_number"), cur.get("sku_code"), w.attrs[0].value, err)
+			}
 			w.attrs = []attr{{"warehouse", w.attrs[0].value}, {"on_hand", strconv.FormatInt(sums[i][0], 10)},
-				{"reserved", strconv.FormatInt(sums[i][1], 10)}, {"available", strconv.FormatInt(sums[i][0]-sums[i][1], 10)}}
+				{"reserved", strconv.FormatInt(sums[i][1], 10)}, {"available", strconv.FormatInt(avail, 10)}}
 		}
 		n := *cur
 		cur, sums = nil, sums[:0]
@@ -290,13 +298,21 @@ WHERE t.file_id = ? ORDER BY t.record_key, t.sub_key, v.warehouse`, fileID)
 		if !wh.Valid {
 			continue
 		}
-		if n := len(cur.kids); n > 0 && cur.kids[n-1].get("warehouse") == wh.String {
-			sums[n-1][0] += onHand.Int64
-			sums[n-1][1] += reserved.Int64
-			continue
+		n := len(cur.kids)
+		if n == 0 || cur.kids[n-1].get("warehouse") != wh.String {
+			cur.kids = append(cur.kids, node{name: "Warehouse", attrs: []attr{{"warehouse", wh.String}}})
+			sums = append(sums[:n], [2]int64{})
+			n++
 		}
-		cur.kids = append(cur.kids, node{name: "Warehouse", attrs: []attr{{"warehouse", wh.String}}})
-		sums = append(sums[:len(cur.kids)-1], [2]int64{onHand.Int64, reserved.Int64})
+		// The stock of a warehouse is a quantity like the stock of one
+		// location (docs/formats.md, "Numbers").
+		var err error
+		if sums[n-1][0], err = format.AddQuantity(sums[n-1][0], onHand.Int64); err == nil {
+			sums[n-1][1], err = format.AddQuantity(sums[n-1][1], reserved.Int64)
+		}
+		if err != nil {
+			return fmt.Errorf("stock of %s/%s in %s: %w", item, sku, wh.String, err)
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return err

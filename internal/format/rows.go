@@ -88,6 +88,10 @@ func (c *csvRows) Next() (Row, error) {
 	if errors.Is(err, io.EOF) {
 		return Row{}, io.EOF
 	}
+	// A cell that posbridge quoted for spreadsheets reads back as its value.
+	for i, v := range rec {
+		rec[i] = SpreadsheetValue(v)
+	}
 	var pe *csv.ParseError
 	if errors.As(err, &pe) {
 		msg := pe.Err.Error()

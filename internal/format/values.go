@@ -2,6 +2,7 @@ package format
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -18,7 +19,7 @@ func ParseAmount(s string) (int64, error) {
 	if s == "" {
 		return 0, errors.New("empty number")
 	}
-	neg := false
+	written, neg := s, false
 	switch s[0] {
 	case '-':
 		neg = true
@@ -44,7 +45,8 @@ func ParseAmount(s string) (int64, error) {
 		return 0, errors.New("more than 4 decimal places")
 	}
 	if len(intPart) > 14 {
-		return 0, errors.New("too large")
+		// Far beyond every amount's range, and perhaps beyond 64 bits.
+		return 0, fmt.Errorf("%w: %s is beyond ±%s", ErrRange, written, FormatAmount(MaxAmount))
 	}
 	var v int64
 	for _, c := range intPart {
@@ -91,7 +93,8 @@ func ParseInt(s string) (int64, error) {
 	if err != nil {
 		var ne *strconv.NumError
 		if errors.As(err, &ne) && errors.Is(ne.Err, strconv.ErrRange) {
-			return 0, errors.New("out of range")
+			// Beyond 64 bits, and so beyond every quantity's range.
+			return 0, fmt.Errorf("%w: %s is beyond ±%d", ErrRange, s, MaxQuantity)
 		}
 		return 0, errors.New("not a whole number")
 	}

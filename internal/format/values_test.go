@@ -34,8 +34,8 @@ func TestParseAmount(t *testing.T) {
 
 		{in: "1.23456", wantErr: "more than 4 decimal places"},
 		{in: "0.00001", wantErr: "more than 4 decimal places"},
-		{in: "100000000000000", wantErr: "too large"},
-		{in: "999999999999999999999999", wantErr: "too large"},
+		{in: "100000000000000", wantErr: "out of range: 100000000000000 is beyond ±99999999999.9999"},
+		{in: "999999999999999999999999", wantErr: "out of range"},
 
 		{in: "", wantErr: "empty"},
 		{in: "-", wantErr: "not a number"},
@@ -134,7 +134,7 @@ func TestParseInt(t *testing.T) {
 		{in: "007", want: 7},
 		{in: strconv.FormatInt(math.MaxInt64, 10), want: math.MaxInt64},
 		{in: strconv.FormatInt(math.MinInt64, 10), want: math.MinInt64},
-		{in: "9223372036854775808", wantErr: "out of range"},
+		{in: "9223372036854775808", wantErr: "out of range: 9223372036854775808 is beyond ±1000000000"},
 		{in: "-9223372036854775809", wantErr: "out of range"},
 		{in: "", wantErr: "not a whole number"},
 		{in: "1.0", wantErr: "not a whole number"},

@@ -9,6 +9,7 @@ import (
 
 	"github.com/posbridge/posbridge/internal/catalog"
 	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/format"
 	"github.com/posbridge/posbridge/internal/trigger"
 )
 
@@ -211,9 +212,17 @@ func (a *applier) apply(t txn) error {
 		if err != nil {
 			return err
 		}
-		c := change{key: k, b: b, before: b.onHand, after: b.onHand + delta}
-		if set {
-			c.after = delta
+		c := change{key: k, b: b, before: b.onHand, after: delta}
+		if !set {
+			var err error
+			if c.after, err = format.AddQuantity(b.onHand, delta); err != nil {
+				return fmt.Errorf("on hand of %s/%s in %s %s (now %d) %+d: %w", k.item, k.sku, k.warehouse, loc(k.location), b.onHand, delta, err)
+			}
+		}
+		// Available stock is a quantity too (docs/formats.md, "Numbers").
+		if _, err := format.AddQuantity(c.after, -b.reserved); err != nil {
+			return fmt.Errorf("available stock of %s/%s in %s %s (on hand %d less reserved %d): %w",
+				k.item, k.sku, k.warehouse, loc(k.location), c.after, b.reserved, err)
 		}
 		changes = append(changes, c)
 		return nil

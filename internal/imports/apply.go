@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
-	"encoding/csv"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -31,8 +30,11 @@ type Options struct {
 	RejectsDir string
 	// MaxFieldLength caps every field, in characters; 0 means no cap.
 	MaxFieldLength int
-	RunID          int64
-	Warn           func(string)
+	// FormulaGuard quotes the cells of the rejects file that a spreadsheet
+	// would run as formulas (csv.formula_guard, format.SpreadsheetSafe).
+	FormulaGuard bool
+	RunID        int64
+	Warn         func(string)
 }
 
 // Result says what an import did with one file.
@@ -77,14 +79,11 @@ func (o *Options) codes() map[string]string {
 
 // fileSum reads the whole file for its sha256 and size.
 func fileSum(path string) (string, int64, error) {
-	f, err := os.Open(path)
+	f, err := fsx.OpenRegular(path)
 	if err != nil {
 		return "", 0, err
 	}
 	defer f.Close()
-	if st, err := f.Stat(); err == nil && st.IsDir() {
-		return "", 0, fmt.Errorf("%q is a folder, not a file", path)
-	}
 	h := sha256.New()
 	n, err := io.Copy(h, f)
 	if err != nil {
@@ -241,13 +240,15 @@ func (f *fatalError) Error() string { return f.err.Error() }
 type rejects struct {
 	path, tmp string
 	f         *os.File
-	w         *csv.Writer
+	w         *format.CSVWriter
 	n         int
 	dryRun    bool
+	guard     bool
 	header    []string
 }
 
-func newRejects(input, dir string, header []string, dryRun bool) (*rejects, error) {
+func newRejects(input string, header []string, o *Options) (*rejects, error) {
+	dir := o.RejectsDir
 	if dir == "" {
 		dir = filepath.Dir(input)
 	}
@@ -257,7 +258,7 @@ func newRejects(input, dir string, header []string, dryRun bool) (*rejects, erro
 	for _, f := range stale {
 		os.Remove(f)
 	}
-	return &rejects{path: path, dryRun: dryRun, header: header}, nil
+	return &rejects{path: path, dryRun: o.DryRun, guard: o.FormulaGuard, header: header}, nil
 }
 
 func (r *rejects) add(line int, msg string, raw []string) error {
@@ -274,7 +275,7 @@ func (r *rejects) add(line int, msg string, raw []string) error {
 			return fmt.Errorf("write rejects: %w", err)
 		}
 		r.f, r.tmp = f, f.Name()
-		r.w = csv.NewWriter(f)
+		r.w = format.NewCSVWriter(f, r.guard)
 		if err := r.w.Write(append([]string{"line", "error"}, r.header...)); err != nil {
 			return err
 		}

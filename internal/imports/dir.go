@@ -22,6 +22,10 @@ type Folders struct {
 	// Processed and Error are where files go after their transaction; empty
 	// means processed/ and error/ inside the input folder.
 	Processed, Error string
+	// Warn reports a file of the folder that is not imported because it
+	// is not a regular file (a named pipe would block its reader); nil
+	// says nothing.
+	Warn func(string)
 }
 
 // Outcome is what happened to one file of a run.
@@ -75,28 +79,45 @@ func (f Folders) ErrorDir(folder string) string {
 // name order: regular files, not hidden (temporary names of transfers in
 // progress), not reject files.
 func Waiting(folder string) ([]string, error) {
+	names, _, err := scan(folder)
+	return names, err
+}
+
+// scan lists the files of folder that directory mode imports, and the
+// names of the others that are neither hidden nor folders: named pipes,
+// sockets, devices and symbolic links, with what each is.
+func scan(folder string) (names, others []string, err error) {
 	entries, err := os.ReadDir(folder)
 	if err != nil {
-		return nil, fmt.Errorf("read folder %q: %w", folder, err)
+		return nil, nil, fmt.Errorf("read folder %q: %w", folder, err)
 	}
-	names := make([]string, 0, len(entries))
+	names = make([]string, 0, len(entries))
 	for _, e := range entries {
 		n := e.Name()
-		if !e.Type().IsRegular() || strings.HasPrefix(n, ".") || strings.HasSuffix(n, ".rejects.csv") {
-			continue
+		switch {
+		case strings.HasPrefix(n, "."), strings.HasSuffix(n, ".rejects.csv"), e.IsDir():
+		case !e.Type().IsRegular():
+			others = append(others, fmt.Sprintf("%s is %s", filepath.Join(folder, n), fsx.Kind(e.Type())))
+		default:
+			names = append(names, n)
 		}
-		names = append(names, n)
 	}
 	sort.Strings(names)
-	return names, nil
+	sort.Strings(others)
+	return names, others, nil
 }
 
 func dir(folder string, f Folders, run ImportFunc, each func(Outcome)) {
 	processed, errDir := f.ProcessedDir(folder), f.ErrorDir(folder)
-	names, err := Waiting(folder)
+	names, others, err := scan(folder)
 	if err != nil {
 		each(Outcome{Path: folder, Err: err})
 		return
+	}
+	if f.Warn != nil {
+		for _, o := range others {
+			f.Warn(o + ": not a regular file, skipped")
+		}
 	}
 	for _, n := range names {
 		path := filepath.Join(folder, n)

@@ -10,6 +10,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/posbridge/posbridge/internal/format"
 )
 
 // Fuzz targets for the two inventory transaction readers: whatever the
@@ -101,6 +103,14 @@ func checkSource(t *testing.T, src source, inputLen int, isXML bool) {
 			}
 			if tx.row.Warehouse == "" || (tx.row.Item == "" && tx.row.UPC == "" && tx.row.RetailRef == "") {
 				t.Fatalf("line %d: a record without warehouse or item passed: %+v", r.line, tx.row)
+			}
+			if format.CheckQuantity(tx.qty) != nil {
+				t.Fatalf("line %d: quantity %d beyond the range passed", r.line, tx.qty)
+			}
+			for i, v := range tx.row.values() {
+				if err := format.CheckText(v, 1000); err != nil {
+					t.Fatalf("line %d: field %s %v, yet passed", r.line, txnColumns[i], err)
+				}
 			}
 		}
 	}

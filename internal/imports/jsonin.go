@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 	"unicode"
 )
@@ -41,15 +40,10 @@ func (f *Flex) UnmarshalJSON(b []byte) error {
 // events, returns). It calls fn with each object, its number in the file
 // (from 1) and the line it starts on. Invalid JSON, an empty file or
 // anything but objects or an array fails the file (ErrFile, naming the
-// line).
+// line). What it holds is bounded by the largest object, not the file.
 func EachJSON(r io.Reader, what string, fn func(n, line int, raw json.RawMessage) error) error {
-	lr := &lineReader{r: r}
-	br := bufio.NewReader(lr)
-	bom := int64(0)
-	if b, _ := br.Peek(3); bytes.Equal(b, []byte("\xef\xbb\xbf")) {
-		br.Discard(3)
-		bom = 3
-	}
+	sq := &squeezer{r: r}
+	br := bufio.NewReader(sq)
 	dec := json.NewDecoder(br)
 	bad := func(err error) error {
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
@@ -58,14 +52,31 @@ func EachJSON(r io.Reader, what string, fn func(n, line int, raw json.RawMessage
 		off := dec.InputOffset()
 		var se *json.SyntaxError
 		if errors.As(err, &se) {
-			off = se.Offset
+			// The decoder counts the offset of an error inside a value
+			// over the bytes of every value it scanned, not the file's;
+			// the value is still in its buffer, and scanning it again
+			// gives the error's place in it.
+			var v json.RawMessage
+			if errors.As(json.NewDecoder(dec.Buffered()).Decode(&v), &se) && se.Offset > 0 {
+				off += se.Offset - 1
+			}
 		}
-		return fmt.Errorf("%w: invalid JSON at line %d: %v", ErrFile, lr.line(bom+off), err)
+		return fmt.Errorf("%w: invalid JSON at line %d: %v", ErrFile, sq.line(off), err)
 	}
-	first, err := peekByte(br)
-	if err != nil {
-		return fmt.Errorf("%w: no %s in the file", ErrFile, what)
+	// Squeezed, the white space before the first value is one byte at
+	// most; it stays for the decoder, whose offsets are then the
+	// squeezer's.
+	head, err := br.Peek(2)
+	if len(head) > 0 && isSpace(head[0]) {
+		head = head[1:]
 	}
+	if len(head) == 0 {
+		if err == nil || errors.Is(err, io.EOF) {
+			return fmt.Errorf("%w: no %s in the file", ErrFile, what)
+		}
+		return err
+	}
+	first := head[0]
 	n := 0
 	one := func() error {
 		var raw json.RawMessage
@@ -73,7 +84,7 @@ func EachJSON(r io.Reader, what string, fn func(n, line int, raw json.RawMessage
 			return bad(err)
 		}
 		n++
-		return fn(n, lr.line(bom+dec.InputOffset()-int64(len(raw))), raw)
+		return fn(n, sq.line(dec.InputOffset()-int64(len(raw))), raw)
 	}
 	switch first {
 	case '[':
@@ -106,40 +117,134 @@ func EachJSON(r io.Reader, what string, fn func(n, line int, raw json.RawMessage
 	return nil
 }
 
-// lineReader counts the lines of what passes through it, so that a byte
-// offset can be named by its line.
-type lineReader struct {
-	r   io.Reader
+// squeezer passes JSON text on without a leading UTF-8 byte order mark
+// and with every run of white space outside strings cut to its first
+// byte, and counts the lines of what it read, so that an offset in what
+// it passed on can be named by its line. json.Decoder keeps the white
+// space before a value in its buffer until the value ends, so a file of
+// blank lines would otherwise be held whole; and of the line ends only
+// those after the last offset asked about are kept.
+type squeezer struct {
+	r       io.Reader
+	in      []byte // read from r
+	pend    []byte // of in, not yet passed on
+	err     error  // r's error, once pend is passed on
+	started bool
+	out     int64 // bytes passed on
+	inStr   bool
+	esc     bool
+	inSpace bool
+	spaceAt int64 // where the run of white space going on was passed on
+	// marks are the line ends at offsets after the last one asked about,
+	// marks[i].n of them at offset marks[i].off; before is the number of
+	// line ends before those.
+	marks  []lineMark
+	before int
+}
+
+type lineMark struct {
 	off int64
-	nl  []int64
+	n   int
 }
 
-func (l *lineReader) Read(p []byte) (int, error) {
-	n, err := l.r.Read(p)
-	for i, b := range p[:n] {
-		if b == '\n' {
-			l.nl = append(l.nl, l.off+int64(i))
-		}
+func (s *squeezer) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
 	}
-	l.off += int64(n)
-	return n, err
-}
-
-func (l *lineReader) line(off int64) int {
-	return sort.Search(len(l.nl), func(i int) bool { return l.nl[i] >= off }) + 1
-}
-
-func peekByte(br *bufio.Reader) (byte, error) {
 	for {
-		b, err := br.ReadByte()
-		if err != nil {
-			return 0, err
-		}
-		if b != ' ' && b != '\t' && b != '\r' && b != '\n' {
-			return b, br.UnreadByte()
+		n, err := s.squeeze(p)
+		if n > 0 || err != nil {
+			return n, err
 		}
 	}
 }
+
+// squeeze passes on what it can of the bytes read; none when they were
+// all white space that goes.
+func (s *squeezer) squeeze(p []byte) (int, error) {
+	for len(s.pend) == 0 {
+		if s.err != nil {
+			return 0, s.err
+		}
+		if s.in == nil {
+			s.in = make([]byte, 32*1024)
+		}
+		n, err := io.ReadAtLeast(s.r, s.in, 1)
+		if !s.started {
+			// Enough to see a byte order mark.
+			s.started = true
+			for n < 3 && err == nil {
+				var m int
+				m, err = s.r.Read(s.in[n:])
+				n += m
+			}
+			if bytes.HasPrefix(s.in[:n], []byte("\xef\xbb\xbf")) {
+				copy(s.in, s.in[3:n])
+				n -= 3
+			}
+		}
+		s.pend, s.err = s.in[:n], err
+	}
+	w := 0
+	for len(s.pend) > 0 && w < len(p) {
+		c := s.pend[0]
+		s.pend = s.pend[1:]
+		at := s.out + int64(w)
+		switch {
+		case s.inStr:
+			switch {
+			case s.esc:
+				s.esc = false
+			case c == '\\':
+				s.esc = true
+			case c == '"':
+				s.inStr = false
+			case c == '\n':
+				s.mark(at) // invalid in a string: the decoder names its line
+			}
+		case isSpace(c):
+			if !s.inSpace {
+				s.inSpace, s.spaceAt = true, at
+			}
+			if c == '\n' {
+				s.mark(s.spaceAt)
+			}
+			if at != s.spaceAt {
+				continue
+			}
+		default:
+			s.inSpace = false
+			s.inStr = c == '"'
+		}
+		p[w] = c
+		w++
+	}
+	s.out += int64(w)
+	return w, nil
+}
+
+// mark counts a line end at offset off of what was passed on.
+func (s *squeezer) mark(off int64) {
+	if k := len(s.marks) - 1; k >= 0 && s.marks[k].off == off {
+		s.marks[k].n++
+		return
+	}
+	s.marks = append(s.marks, lineMark{off: off, n: 1})
+}
+
+// line is the line of offset off of what was passed on. Offsets are asked
+// about in file order: the line ends before off are forgotten.
+func (s *squeezer) line(off int64) int {
+	i := 0
+	for i < len(s.marks) && s.marks[i].off < off {
+		s.before += s.marks[i].n
+		i++
+	}
+	s.marks = append(s.marks[:0], s.marks[i:]...)
+	return s.before + 1
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
 
 // Decode reads one record of a partner's upload into v (encoding/json,
 // whose keys match in any letter case) after checking that no object in

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/posbridge/posbridge/internal/format"
 )
@@ -57,9 +56,6 @@ func oracleCodes(o *Options) map[string]string {
 	return m
 }
 
-// MaxQuantity bounds the quantity of one transaction (format.MaxQuantity).
-const MaxQuantity = format.MaxQuantity
-
 // txnRow is the CSV form of FORMATS.md section 2: the csv tags are the
 // column names.
 type txnRow struct {
@@ -105,13 +101,8 @@ func check(line int, raw []string, r txnRow, codes map[string]string, maxLen int
 	var problems []string
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	for i, v := range r.values() {
-		switch {
-		case !utf8.ValidString(v):
-			bad("field %s is not valid UTF-8", txnColumns[i])
-		case strings.IndexByte(v, 0) >= 0:
-			bad("field %s contains a NUL byte", txnColumns[i])
-		case maxLen > 0 && utf8.RuneCountInString(v) > maxLen:
-			bad("field %s is %d characters long, at most %d allowed", txnColumns[i], utf8.RuneCountInString(v), maxLen)
+		if err := format.CheckText(v, maxLen); err != nil {
+			bad("field %s %v", txnColumns[i], err)
 		}
 	}
 	t.code = strings.ToUpper(r.Code)
@@ -139,8 +130,8 @@ func check(line int, raw []string, r txnRow, codes map[string]string, maxLen int
 		bad("field quantity is required")
 	} else if q, err := format.ParseInt(r.Quantity); err != nil {
 		bad("field quantity %q: %v", r.Quantity, err)
-	} else if q > MaxQuantity || q < -MaxQuantity {
-		bad("field quantity %q: out of range, at most %d either way", r.Quantity, MaxQuantity)
+	} else if err := format.CheckQuantity(q); err != nil {
+		bad("field quantity %q: %v", r.Quantity, err)
 	} else {
 		t.qty = q
 		switch t.effect {

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/fsx"
 )
 
 // Upload is one kind of upload file; Run gives every kind the same file
@@ -50,6 +51,9 @@ func Run(ctx context.Context, d *db.DB, u Upload, path string, o Options) (*Resu
 	if o.Warn == nil {
 		o.Warn = func(string) {}
 	}
+	warn, warned := capWarnings(o.Warn, maxWarnings)
+	o.Warn = warn
+	defer warned(path)
 	res := &Result{File: path, DryRun: o.DryRun}
 	sum, size, err := fileSum(path)
 	if err != nil {
@@ -61,7 +65,7 @@ func Run(ctx context.Context, d *db.DB, u Upload, path string, o Options) (*Resu
 			return res, err
 		}
 	}
-	f, err := os.Open(path)
+	f, err := fsx.OpenText(path)
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", path, err)
 	}
@@ -75,7 +79,7 @@ func Run(ctx context.Context, d *db.DB, u Upload, path string, o Options) (*Resu
 		return nil, db.Classify(err)
 	}
 	defer conn.Close()
-	rj, err := newRejects(path, o.RejectsDir, header, o.DryRun)
+	rj, err := newRejects(path, header, &o)
 	if err != nil {
 		return nil, err
 	}
@@ -143,4 +147,27 @@ VALUES ('in', ?, ?, ?, ?, ?, ?, 'importing', ?, ?)`, u.Kind, u.Partner, filepath
 	}
 	done = true
 	return res, nil
+}
+
+// maxWarnings is how many warnings one file's import reports: a header
+// of a million unknown columns, or a million rejected records, would
+// otherwise print a million lines.
+const maxWarnings = 50
+
+// capWarnings passes the first limit messages on to warn and counts the
+// rest; done(file) reports how many of file's were not shown.
+func capWarnings(warn func(string), limit int) (add func(string), done func(file string)) {
+	n := 0
+	add = func(msg string) {
+		n++
+		if n <= limit {
+			warn(msg)
+		}
+	}
+	done = func(file string) {
+		if n > limit {
+			warn(fmt.Sprintf("%s: %d more warnings not shown", file, n-limit))
+		}
+	}
+	return add, done
 }

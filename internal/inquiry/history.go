@@ -8,24 +8,37 @@ import (
 
 	"github.com/posbridge/posbridge/internal/catalog"
 	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/format"
 )
 
 // addLine adds an invoice line to the totals of its invoice and returns
 // its extended price, by the arithmetic every invoice output shares
 // (catalog.InvoiceTotals).
-func (t *Totals) addLine(qty, unitPrice, discount, tax, freight int64) int64 {
+func (t *Totals) addLine(qty, unitPrice, discount, tax, freight int64) (int64, error) {
 	sum := catalog.InvoiceTotals{Merchandise: t.Merchandise, Discount: t.Discount, Tax: t.Tax, Freight: t.Freight}
-	ext := sum.AddLine(qty, unitPrice, discount, tax, freight)
+	ext, err := sum.AddLine(qty, unitPrice, discount, tax, freight)
+	if err != nil {
+		return 0, err
+	}
 	*t = Totals{Merchandise: sum.Merchandise, Discount: sum.Discount, Tax: sum.Tax, Freight: sum.Freight, Total: sum.Total()}
-	return ext
+	return ext, nil
 }
 
-func (t *Totals) add(u Totals) {
-	t.Merchandise += u.Merchandise
-	t.Discount += u.Discount
-	t.Tax += u.Tax
-	t.Freight += u.Freight
-	t.Total += u.Total
+// add adds an invoice's totals to its order's; an order's totals stay
+// within the range of amounts like an invoice's, or it is an error.
+func (t *Totals) add(u Totals) error {
+	var err error
+	for _, s := range []struct {
+		name     string
+		sum      *int64
+		addition int64
+	}{{"merchandise total", &t.Merchandise, u.Merchandise}, {"discount total", &t.Discount, u.Discount},
+		{"tax total", &t.Tax, u.Tax}, {"freight total", &t.Freight, u.Freight}, {"total", &t.Total, u.Total}} {
+		if *s.sum, err = format.AddAmount(*s.sum, s.addition); err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+	}
+	return nil
 }
 
 // History answers an order history inquiry: the live customer q names and
@@ -89,7 +102,10 @@ func History(ctx context.Context, d *db.DB, q HistoryQuery) (*HistoryResult, err
 		if !line.Valid {
 			continue
 		}
-		ext := cur.addLine(qty.Int64, price.Int64, disc.Int64, tax.Int64, freight.Int64)
+		ext, err := cur.addLine(qty.Int64, price.Int64, disc.Int64, tax.Int64, freight.Int64)
+		if err != nil {
+			return nil, fmt.Errorf("order history: invoice %s line %d: %w", inv.Invoice, line.Int64, err)
+		}
 		if q.Detail {
 			cur.Lines = append(cur.Lines, Line{Line: int(line.Int64), Item: item.String, SKU: sku.String, Quantity: qty.Int64,
 				UnitPrice: price.Int64, Extended: ext, Discount: disc.Int64, Tax: tax.Int64})
@@ -100,7 +116,9 @@ func History(ctx context.Context, d *db.DB, q HistoryQuery) (*HistoryResult, err
 	}
 	for i := range orders {
 		for _, inv := range orders[i].Invoices {
-			orders[i].add(inv.Totals)
+			if err := orders[i].add(inv.Totals); err != nil {
+				return nil, fmt.Errorf("order history: order %s: %w", orders[i].Order, err)
+			}
 		}
 	}
 	res.Orders = orders

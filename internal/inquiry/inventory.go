@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/format"
 )
 
 func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
@@ -68,8 +69,16 @@ func Inventory(ctx context.Context, d *db.DB, q InventoryQuery) (*InventoryResul
 				rows.Close()
 				return nil, fmt.Errorf("inventory inquiry: %w", err)
 			}
-			s.Available = s.OnHand - s.Reserved
-			k.Warehouses = append(k.Warehouses, s)
+			if n := len(k.Warehouses); n > 0 && k.Warehouses[n-1].Warehouse == s.Warehouse {
+				err = k.Warehouses[n-1].add(s)
+			} else {
+				k.Warehouses = append(k.Warehouses, Stock{Warehouse: s.Warehouse, Name: s.Name, Allocatable: s.Allocatable})
+				err = k.Warehouses[n].add(s)
+			}
+			if err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("inventory inquiry: stock of %s/%s in %s: %w", k.Item, k.SKU, s.Warehouse, err)
+			}
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
@@ -81,13 +90,33 @@ func Inventory(ctx context.Context, d *db.DB, q InventoryQuery) (*InventoryResul
 			k.Warehouses = append(k.Warehouses, wh)
 		}
 		for _, s := range k.Warehouses {
-			k.Total.OnHand += s.OnHand
-			k.Total.Reserved += s.Reserved
-			k.Total.Available += s.Available
-			k.Total.Backordered += s.Backordered
+			if err := k.Total.add(s); err != nil {
+				return nil, fmt.Errorf("inventory inquiry: stock of %s/%s: %w", k.Item, k.SKU, err)
+			}
 		}
 	}
 	return res, nil
+}
+
+// add adds the stock of a location (Available is computed) or of a
+// warehouse to s. The sums are quantities like the stock of one location
+// (docs/formats.md, "Numbers"): beyond their range they are an error,
+// never a wrapped number.
+func (s *Stock) add(u Stock) error {
+	var err error
+	for _, f := range []struct {
+		name     string
+		sum      *int64
+		addition int64
+	}{{"on_hand", &s.OnHand, u.OnHand}, {"reserved", &s.Reserved, u.Reserved}, {"backordered", &s.Backordered, u.Backordered}} {
+		if *f.sum, err = format.AddQuantity(*f.sum, f.addition); err != nil {
+			return fmt.Errorf("%s: %w", f.name, err)
+		}
+	}
+	if s.Available, err = format.AddQuantity(s.OnHand, -s.Reserved); err != nil {
+		return fmt.Errorf("available: %w", err)
+	}
+	return nil
 }
 
 // skuQuery selects the live SKUs of q with their items, in item and SKU
@@ -107,10 +136,11 @@ func skuQuery(q InventoryQuery) (string, []any) {
 WHERE ` + where + ` AND k.deleted_at IS NULL AND i.deleted_at IS NULL ORDER BY k.item, k.sku`, args
 }
 
-// stockQuery selects the stock of one SKU (?1 item, ?2 SKU) per
-// warehouse, in warehouse order, for q's warehouses (?3 the one
-// warehouse). The primary key of inventory (item, sku, warehouse,
-// location) gives the rows in that order, so GROUP BY does not sort.
+// stockQuery selects the stock rows of one SKU (?1 item, ?2 SKU) in
+// warehouse order, for q's warehouses (?3 the one warehouse); Inventory
+// sums them per warehouse with checked arithmetic. The primary key of
+// inventory (item, sku, warehouse, location) gives the rows in that
+// order, so nothing is sorted.
 func stockQuery(q InventoryQuery) string {
 	filter := ""
 	if q.Warehouse != "" {
@@ -119,9 +149,9 @@ func stockQuery(q InventoryQuery) string {
 	if q.ExcludeNonAllocatable {
 		filter += ` AND w.allocatable = 1`
 	}
-	return `SELECT v.warehouse, w.name, w.allocatable, sum(v.on_hand), sum(v.reserved), sum(v.backordered)
+	return `SELECT v.warehouse, w.name, w.allocatable, v.on_hand, v.reserved, v.backordered
 FROM inventory v JOIN warehouses w ON w.warehouse = v.warehouse
-WHERE v.item = ?1 AND v.sku = ?2` + filter + ` GROUP BY v.warehouse ORDER BY v.warehouse`
+WHERE v.item = ?1 AND v.sku = ?2` + filter + ` ORDER BY v.warehouse, v.location`
 }
 
 func scanSKU(s db.Scanner) (SKUStock, error) {

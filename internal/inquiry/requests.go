@@ -11,7 +11,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -142,15 +141,21 @@ func flagAttr(field, v string) (bool, error) {
 	return b, nil
 }
 
-func intAttr(field, v string) (int, error) {
+// intAttr reads a count (limit, orders) of at most max; the query checks
+// the range of a number that fits in an int, and a longer one is out of
+// that range too, not something other than a number.
+func intAttr(field, v string, max int) (int, error) {
 	if v == "" {
 		return 0, nil
 	}
-	n, err := strconv.Atoi(strings.TrimSpace(v))
-	if err != nil {
+	n, err := format.ParseInt(strings.TrimSpace(v))
+	switch {
+	case errors.Is(err, format.ErrRange) || err == nil && (n > int64(max) || n < -int64(max)):
+		return 0, &fieldError{field, fmt.Sprintf("%q: want 1 to %d", v, max)}
+	case err != nil:
 		return 0, &fieldError{field, fmt.Sprintf("%q is not a whole number", v)}
 	}
-	return n, nil
+	return int(n), nil
 }
 
 // answer runs the request and returns the response body and how many
@@ -183,7 +188,7 @@ func (r *request) answer(ctx context.Context, d *db.DB, kind string, company int
 		if q.Exact, err = flagAttr("exact", in.Exact); err != nil {
 			return nil, 0, err
 		}
-		if q.Limit, err = intAttr("limit", in.Limit); err != nil {
+		if q.Limit, err = intAttr("limit", in.Limit, MaxLimit); err != nil {
 			return nil, 0, err
 		}
 		page, err := SearchCustomers(ctx, d, q)
@@ -194,7 +199,7 @@ func (r *request) answer(ctx context.Context, d *db.DB, kind string, company int
 	case TypeHistory:
 		in := r.History
 		q := HistoryQuery{Customer: in.Customer, AltCustomer: in.AltCustomer, Order: in.Order}
-		if q.Orders, err = intAttr("orders", in.Orders); err != nil {
+		if q.Orders, err = intAttr("orders", in.Orders, MaxOrders); err != nil {
 			return nil, 0, err
 		}
 		if q.Detail, err = flagAttr("detail", in.Detail); err != nil {
@@ -408,7 +413,7 @@ func parseRequest(data []byte, req *request) (string, error) {
 
 // readRequest reads a request file of at most MaxRequestSize bytes.
 func readRequest(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := fsx.OpenText(path)
 	if err != nil {
 		return nil, err
 	}

@@ -132,12 +132,8 @@ func Check(r Record, known WarehouseExists) (Store, error) {
 	broken := make([]string, len(vals))
 	for i, v := range vals {
 		v = strings.TrimSpace(v)
-		switch {
-		case !utf8.ValidString(v):
-			broken[i] = columnInfo[i].label + " is not valid UTF-8."
-			v = ""
-		case strings.IndexByte(v, 0) >= 0:
-			broken[i] = columnInfo[i].label + " contains a NUL byte."
+		if err := format.CheckText(v, 0); err != nil {
+			broken[i] = columnInfo[i].label + " " + err.Error() + "."
 			v = ""
 		}
 		vals[i] = v
@@ -203,8 +199,8 @@ func Check(r Record, known WarehouseExists) (Store, error) {
 	}
 	for i, v := range vals {
 		if limit := columnInfo[i].max; limit > 0 {
-			if n := utf8.RuneCountInString(v); n > limit {
-				bad(fmt.Sprintf("%s is %d characters long, at most %d allowed.", columnInfo[i].label, n, limit))
+			if err := format.CheckText(v, limit); err != nil {
+				bad(fmt.Sprintf("%s %v.", columnInfo[i].label, err))
 			}
 		}
 	}

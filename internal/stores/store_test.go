@@ -49,6 +49,9 @@ func TestCheckMessages(t *testing.T) {
 		{"too long", with(func(r *Record) { r.Name = strings.Repeat("n", 61) }), "Store name is 61 characters long, at most 60 allowed."},
 		{"not UTF-8", with(func(r *Record) { r.City = "M\xfcnchen" }), "City is not valid UTF-8."},
 		{"NUL byte", with(func(r *Record) { r.Phone = "303\x00" }), "Phone contains a NUL byte."},
+		{"control character", with(func(r *Record) { r.Address2 = "Suite\x1b[31m 5" }), "Address 2 contains the control character U+001B."},
+		{"DEL", with(func(r *Record) { r.ExternalID = "X\x7f" }), "External ID contains the control character U+007F."},
+		{"tab allowed", with(func(r *Record) { r.Address2 = "Suite\t5" }), ""},
 		{"all in order", Record{Name: "", Active: "X", ShipForPickup: "Y", Country: "U5", PostalCode: "123",
 			Warehouse: "ZZ", Email: strings.Repeat("e", 121), SourceCode: "\xff"},
 			"Store # is required. Store name is required. Invalid active flag. Address 1 is required. City is required. " +

@@ -2,22 +2,25 @@ package stores
 
 import (
 	"context"
-	"encoding/csv"
 	"encoding/xml"
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/posbridge/posbridge/internal/format"
 )
 
 // Export writes every store in the form of the upload, csv or xml, so an
-// exported file can be imported again unchanged. It returns the number of
-// stores written.
-func Export(ctx context.Context, q Querier, w io.Writer, kind string) (int, error) {
+// exported file can be imported again unchanged. A CSV file is meant for
+// spreadsheets: guard (csv.formula_guard) quotes the cells a spreadsheet
+// would run as formulas, which the upload reads back as they were. It
+// returns the number of stores written.
+func Export(ctx context.Context, q Querier, w io.Writer, kind string, guard bool) (int, error) {
 	var put func(Record) error
 	var end func() error
 	switch kind {
 	case "csv":
-		cw := csv.NewWriter(w)
+		cw := format.NewCSVWriter(w, guard)
 		if err := cw.Write(Columns); err != nil {
 			return 0, err
 		}
