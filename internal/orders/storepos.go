@@ -67,7 +67,10 @@ var oldNames = map[string]string{"shippingcity": "shippingPlace"}
 // same content as 179.00 and goes out as a number.
 var numberFields = map[string]bool{"totalQuantity": true, "totalAmount": true, "paymentMode": true, "totalTaxAmount": true,
 	"totalDiscountAmount": true, "shippingCharge": true, "rowNo": true, "salePrice": true, "quantity": true, "itemAmount": true,
-	"taxPercentage": true, "discountPercentage": true, "itemMarketPrice": true}
+	"taxPercentage": true, "discountPercentage": true, "itemMarketPrice": true,
+	// Ids and pincodes the pages show as numbers; a pincode with a leading
+	// zero is no JSON number and stays the string it was.
+	"locationId": true, "itemId": true, "shippingPincode": true, "customerPincode": true}
 
 var (
 	orderIndex = fieldIndex(orderFields)
