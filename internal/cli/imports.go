@@ -184,7 +184,7 @@ func importLine(kind string, out imports.Outcome) string {
 	case r.SameAs != "":
 		fmt.Fprintf(&b, "%s %s: nothing to do, same content as %s (use --force to apply it again)", kind, r.File, r.SameAs)
 	case r.RolledBack:
-		fmt.Fprintf(&b, "%s %s: %d read, nothing applied (--all-or-nothing), %d rejected", kind, r.File, r.Read, r.Rejected)
+		fmt.Fprintf(&b, "%s %s: %d read, nothing applied (the file applies whole or not at all), %d rejected", kind, r.File, r.Read, r.Rejected)
 	default:
 		fmt.Fprintf(&b, "%s %s: %d read, %d applied, %d rejected; %d triggers", kind, r.File, r.Read, r.Applied, r.Rejected, r.Triggers)
 	}

@@ -794,7 +794,9 @@ ON CONFLICT(kind) DO UPDATE SET last = last + 1 RETURNING last`).Scan(&seq)
 		return err
 	}
 	im.stats.Added++
-	if o.Short > 0 {
+	// A short order that arrives cancelled or delivered is not short:
+	// the transition below releases or ships it.
+	if o.Short > 0 && pr.status == StatusOpen {
 		im.stats.Short++
 		s.Opts.Warn(fmt.Sprintf("%s: order %s (%s): %d units short in warehouse %s: accepted, see orders list --short",
 			im.path, pr.key, o.Code, o.Short, o.Warehouse))
@@ -930,7 +932,7 @@ func (im *importer) update(pr *parsed, id int64, status string) error {
 		sent = "its SUBORDER_CREATE event was exported already and is not sent again"
 	}
 	s.Opts.Warn(fmt.Sprintf("%s: order %s (%s) changed, the later one wins (revision %d); %s", im.path, pr.key, o.Code, o.Revision, sent))
-	if o.Short > 0 {
+	if o.Short > 0 && pr.status == StatusOpen {
 		im.stats.Short++
 	}
 	return im.transition(id, pr.status)

@@ -395,6 +395,23 @@ func (im *importer) lineReceived(line int, poID num, po, w string, l purchaseOrd
 	if advised != nil && received > *advised {
 		im.warn(line, fmt.Sprintf("purchase order %s line %d (%s): received %d, more than the %d advised: accepted", po, id, code, received, *advised))
 	}
+	if st.found && st.received > 0 && st.warehouse != w {
+		// The inbound webhooks name no warehouse, so what they received
+		// went to the goods owner's (or an earlier GET's); the GET names
+		// the line's own: the units move with the line rather than stay
+		// split between two stores.
+		ref := reference(imports.Flex(po), l.RowNumber)
+		for _, t := range []imports.Transaction{
+			{Line: line, Code: imports.EffectNegative, Item: item, SKU: sku, Warehouse: st.warehouse, Quantity: st.received, Reference: ref, Reason: "PO-WAREHOUSE"},
+			{Line: line, Code: imports.EffectReceipt, Item: item, SKU: sku, Warehouse: w, Quantity: st.received, Reference: ref, Reason: "PO-WAREHOUSE"},
+		} {
+			if reason, err := im.apply(t); err != nil || reason != nil {
+				return reason, err
+			}
+		}
+		im.warn(line, fmt.Sprintf("purchase order %s line %d (%s): the %d received before went into warehouse %s; this GET names warehouse %s: moved there",
+			po, id, code, st.received, st.warehouse, w))
+	}
 	if inc := received - st.received; inc > 0 {
 		reason, err := im.apply(imports.Transaction{Line: line, Code: imports.EffectReceipt, Item: item, SKU: sku, Warehouse: w,
 			Quantity: inc, Reference: reference(imports.Flex(po), l.RowNumber)})
