@@ -42,65 +42,39 @@ func (f *Flex) UnmarshalJSON(b []byte) error {
 // anything but objects or an array fails the file (ErrFile, naming the
 // line). What it holds is bounded by the largest object, not the file.
 func EachJSON(r io.Reader, what string, fn func(n, line int, raw json.RawMessage) error) error {
-	sq := &squeezer{r: r}
-	br := bufio.NewReader(sq)
-	dec := json.NewDecoder(br)
-	bad := func(err error) error {
-		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-			return fmt.Errorf("%w: invalid JSON: the file ends in the middle of a value", ErrFile)
-		}
-		off := dec.InputOffset()
-		var se *json.SyntaxError
-		if errors.As(err, &se) {
-			// The decoder counts the offset of an error inside a value
-			// over the bytes of every value it scanned, not the file's;
-			// the value is still in its buffer, and scanning it again
-			// gives the error's place in it.
-			var v json.RawMessage
-			if errors.As(json.NewDecoder(dec.Buffered()).Decode(&v), &se) && se.Offset > 0 {
-				off += se.Offset - 1
-			}
-		}
-		return fmt.Errorf("%w: invalid JSON at line %d: %v", ErrFile, sq.line(off), err)
-	}
-	// Squeezed, the white space before the first value is one byte at
-	// most; it stays for the decoder, whose offsets are then the
-	// squeezer's.
-	head, err := br.Peek(2)
-	if len(head) > 0 && isSpace(head[0]) {
-		head = head[1:]
-	}
-	if len(head) == 0 {
-		if err == nil || errors.Is(err, io.EOF) {
+	js := NewJSONStream(r)
+	bad := func(err error) error { return fmt.Errorf("%w: %v", ErrFile, js.Invalid(err)) }
+	first, err := js.First()
+	if err != nil {
+		if errors.Is(err, io.EOF) {
 			return fmt.Errorf("%w: no %s in the file", ErrFile, what)
 		}
 		return err
 	}
-	first := head[0]
 	n := 0
 	one := func() error {
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
+		raw, line, err := js.Value()
+		if err != nil {
 			return bad(err)
 		}
 		n++
-		return fn(n, sq.line(dec.InputOffset()-int64(len(raw))), raw)
+		return fn(n, line, raw)
 	}
 	switch first {
 	case '[':
-		if _, err := dec.Token(); err != nil {
+		if _, err := js.Dec.Token(); err != nil {
 			return bad(err)
 		}
-		for dec.More() {
+		for js.Dec.More() {
 			if err := one(); err != nil {
 				return err
 			}
 		}
-		if _, err := dec.Token(); err != nil {
+		if _, err := js.Dec.Token(); err != nil {
 			return bad(err)
 		}
 	case '{':
-		for dec.More() {
+		for js.Dec.More() {
 			if err := one(); err != nil {
 				return err
 			}
@@ -108,13 +82,92 @@ func EachJSON(r io.Reader, what string, fn func(n, line int, raw json.RawMessage
 	default:
 		return fmt.Errorf("%w: invalid JSON at line 1: want an %s object, an array of them, or one a line (NDJSON)", ErrFile, strings.TrimSuffix(what, "s"))
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		if err == nil {
-			err = fmt.Errorf("more after the end of the %s", what)
-		}
+	if err := js.End(); errors.Is(err, ErrMore) {
+		return bad(fmt.Errorf("more after the end of the %s", what))
+	} else if err != nil {
 		return bad(err)
 	}
 	return nil
+}
+
+// JSONStream decodes a partner's JSON file value by value, holding no
+// more than the value it decodes (the file's white space is squeezed),
+// and names the line of a value or of an error. Dec is the decoder, for
+// its tokens.
+type JSONStream struct {
+	Dec *json.Decoder
+	sq  *squeezer
+	br  *bufio.Reader
+}
+
+// NewJSONStream reads JSON text from r (a UTF-8 byte order mark is
+// dropped).
+func NewJSONStream(r io.Reader) *JSONStream {
+	sq := &squeezer{r: r}
+	br := bufio.NewReader(sq)
+	return &JSONStream{Dec: json.NewDecoder(br), sq: sq, br: br}
+}
+
+// First is the first character of the text, without reading it: io.EOF
+// for a file of white space only.
+func (s *JSONStream) First() (byte, error) {
+	// Squeezed, the white space before the first value is one byte at
+	// most; it stays for the decoder, whose offsets are then the
+	// squeezer's.
+	head, err := s.br.Peek(2)
+	if len(head) > 0 && isSpace(head[0]) {
+		head = head[1:]
+	}
+	if len(head) == 0 {
+		if err == nil {
+			err = io.EOF
+		}
+		return 0, err
+	}
+	return head[0], nil
+}
+
+// Value decodes the next value and says the line it starts on.
+func (s *JSONStream) Value() (raw json.RawMessage, line int, err error) {
+	if err := s.Dec.Decode(&raw); err != nil {
+		return nil, 0, err
+	}
+	return raw, s.sq.line(s.Dec.InputOffset() - int64(len(raw))), nil
+}
+
+// ErrMore is text after the last value of a JSON file.
+var ErrMore = errors.New("more after the end")
+
+// End checks that nothing but white space follows what was decoded.
+func (s *JSONStream) End() error {
+	if _, err := s.Dec.Token(); !errors.Is(err, io.EOF) {
+		if err == nil {
+			err = ErrMore
+		}
+		return err
+	}
+	return nil
+}
+
+// Invalid is the error err of the decoder as the user reads it: where in
+// the file the JSON stopped being valid.
+func (s *JSONStream) Invalid(err error) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return errors.New("invalid JSON: the file ends in the middle of a value")
+	}
+	off := s.Dec.InputOffset()
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		// The decoder counts the offset of an error inside a value over
+		// the bytes of every value it scanned, not the file's; the value
+		// is still in its buffer, and scanning it again gives the error's
+		// place in it.
+		var v json.RawMessage
+		if errors.As(json.NewDecoder(s.Dec.Buffered()).Decode(&v), &se) && se.Offset > 0 {
+			off += se.Offset - 1
+		}
+	}
+	return fmt.Errorf("invalid JSON at line %d: %v", s.sq.line(off), err)
 }
 
 // squeezer passes JSON text on without a leading UTF-8 byte order mark

@@ -341,24 +341,9 @@ var listingKept = Kept(listingJSON{})
 // Each listing is a row, named by the line it starts on. Invalid JSON,
 // another wrapper, or a key given twice in the wrapper fails the file.
 func readListing(ctx context.Context, conn *sql.Conn, r io.Reader, res *LoadResult, maxLen int) ([]string, []*xrefRow, error) {
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %v", ErrFile, err)
-	}
-	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
-	lines := &lineCounter{data: data}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	bad := func(err error) error {
-		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-			return fmt.Errorf("%w: invalid JSON: the file ends in the middle of a value", ErrFile)
-		}
-		off := dec.InputOffset()
-		var se *json.SyntaxError
-		if errors.As(err, &se) {
-			off = se.Offset
-		}
-		return fmt.Errorf("%w: invalid JSON at line %d: %v", ErrFile, lines.at(off), err)
-	}
+	js := imports.NewJSONStream(r)
+	dec := js.Dec
+	bad := func(err error) error { return fmt.Errorf("%w: %v", ErrFile, js.Invalid(err)) }
 	wrapper := func(what string) error {
 		return fmt.Errorf(`%w: %s: want the listing object {"skuListings":[…]} (%s)`, ErrFile, what, listingPage)
 	}
@@ -402,12 +387,12 @@ func readListing(ctx context.Context, conn *sql.Conn, r io.Reader, res *LoadResu
 			return nil, nil, wrapper(fmt.Sprintf("%q is not an array", key))
 		}
 		for dec.More() {
-			var raw json.RawMessage
-			if err := dec.Decode(&raw); err != nil {
+			raw, line, err := js.Value()
+			if err != nil {
 				return nil, nil, bad(err)
 			}
 			res.Read++
-			x, err := listingRow(ctx, conn, len(rows)+1, lines.at(dec.InputOffset()-int64(len(raw))), raw, maxLen)
+			x, err := listingRow(ctx, conn, len(rows)+1, line, raw, maxLen)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -420,10 +405,9 @@ func readListing(ctx context.Context, conn *sql.Conn, r io.Reader, res *LoadResu
 	if _, err := dec.Token(); err != nil {
 		return nil, nil, bad(err)
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		if err == nil {
-			err = errors.New("more after the end of the listing object")
-		}
+	if err := js.End(); errors.Is(err, imports.ErrMore) {
+		return nil, nil, bad(errors.New("more after the end of the listing object"))
+	} else if err != nil {
 		return nil, nil, bad(err)
 	}
 	if !found {
@@ -527,25 +511,6 @@ func asText(v json.RawMessage) string {
 		return s
 	}
 	return string(v)
-}
-
-// lineCounter names the line of a byte offset of data; offsets are asked
-// in increasing order, so each byte is counted once.
-type lineCounter struct {
-	data      []byte
-	off, line int
-}
-
-func (c *lineCounter) at(off int64) int {
-	if c.line == 0 {
-		c.line = 1
-	}
-	if int(off) < c.off {
-		c.off, c.line = 0, 1
-	}
-	c.line += bytes.Count(c.data[c.off:off], []byte("\n"))
-	c.off = int(off)
-	return c.line
 }
 
 func checkSKUs(ctx context.Context, conn *sql.Conn, rows []*xrefRow) error {
