@@ -305,8 +305,9 @@ func orderChange(cmd *cobra.Command, app *App, change func(context.Context, *db.
 	return nil
 }
 
-// heldErr reports the order events an export held back, one a line on
-// stderr, and makes the run exit 3; nil when there are none.
+// heldErr reports the order events or return updates an export held
+// back, one a line on stderr, and makes the run exit 3; nil when there are
+// none.
 func heldErr(app *App, name, partner string, held []orders.Held) error {
 	if len(held) == 0 {
 		return nil
@@ -314,8 +315,12 @@ func heldErr(app *App, name, partner string, held []orders.Held) error {
 	for _, h := range held {
 		app.logger().Warn("not sent: " + h.String())
 	}
-	return fmt.Errorf("%w: %s %s: %d events not sent; they stay ready and go out with the first export after their order or customer is fixed",
-		errRejected, name, partner, len(held))
+	fix := "their order or customer is fixed"
+	if name == "return-updates" {
+		fix = "their return has what they lack (a RETURN_ORDER_UPDATE)"
+	}
+	return fmt.Errorf("%w: %s %s: %d events not sent; they stay ready and go out with the first export after %s",
+		errRejected, name, partner, len(held), fix)
 }
 
 // newExportOrdersCmd is export order-events or export order-status.

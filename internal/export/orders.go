@@ -10,6 +10,7 @@ import (
 	"github.com/posbridge/posbridge/internal/config"
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/orders"
+	"github.com/posbridge/posbridge/internal/returns"
 )
 
 // OrderKinds are the order message exports by command name: the order
@@ -33,8 +34,9 @@ func orderKind(stream string) *kind {
 }
 
 // OrdersResult is what an order message export did: Result, and the
-// order events held back because they cannot go out as the partner's page
-// documents them (orders.Held: they stay ready; each is listed once).
+// order events and return updates held back because they cannot go out as
+// the partner's page documents them (orders.Held: they stay ready; each is
+// listed once).
 type OrdersResult struct {
 	*Result
 	Held []orders.Held `json:"held,omitempty"`
@@ -63,9 +65,12 @@ func Orders(ctx context.Context, d *db.DB, stream, partner string, p config.Part
 	defer end()
 	events := stream == orders.StreamEvents
 	if o.DryRun {
-		if events {
+		switch stream {
+		case orders.StreamEvents:
 			res.Ready, res.Held, err = orders.ReadyEvents(ctx, conn, partner, p)
-		} else {
+		case orders.StreamReturns:
+			res.Ready, res.Held, err = orders.ReadyChecked(ctx, conn, stream, partner, returns.CheckUpdate)
+		default:
 			res.Ready, err = orders.Ready(ctx, conn, stream, partner)
 		}
 		if err != nil || res.Ready == 0 {
@@ -89,11 +94,17 @@ func Orders(ctx context.Context, d *db.DB, stream, partner string, p config.Part
 	// Every file's claim meets the held events again: list each once.
 	seen := map[int64]bool{}
 	claim := func(fileID int64) (int64, int64, error) {
-		if !events {
-			n, err := orders.Claim(ctx, conn, stream, partner, fileID, o.RunID, o.MaxRecords)
-			return n, n, err
+		var n int64
+		var held []orders.Held
+		var err error
+		switch stream {
+		case orders.StreamEvents:
+			n, held, err = orders.ClaimEvents(ctx, conn, partner, p, fileID, o.RunID, o.MaxRecords)
+		case orders.StreamReturns:
+			n, held, err = orders.ClaimChecked(ctx, conn, stream, partner, fileID, o.RunID, o.MaxRecords, returns.CheckUpdate)
+		default:
+			n, err = orders.Claim(ctx, conn, stream, partner, fileID, o.RunID, o.MaxRecords)
 		}
-		n, held, err := orders.ClaimEvents(ctx, conn, partner, p, fileID, o.RunID, o.MaxRecords)
 		for _, h := range held {
 			if !seen[h.MessageID] {
 				seen[h.MessageID] = true

@@ -34,12 +34,18 @@ const defaultChannelType = "ERP"
 type Held struct {
 	MessageID int64  `json:"message_id"`
 	EventType string `json:"event_type"`
-	Order     string `json:"order"`
-	Reason    string `json:"reason"`
+	// Kind is what Order names: an order (the default) or a return.
+	Kind   string `json:"kind,omitempty"`
+	Order  string `json:"order"`
+	Reason string `json:"reason"`
 }
 
 func (h Held) String() string {
-	return fmt.Sprintf("event %d (%s) of order %s: %s", h.MessageID, h.EventType, h.Order, h.Reason)
+	kind := h.Kind
+	if kind == "" {
+		kind = "order"
+	}
+	return fmt.Sprintf("event %d (%s) of %s %s: %s", h.MessageID, h.EventType, kind, h.Order, h.Reason)
 }
 
 // eventRow is a stored event with what rendering it needs besides the
@@ -265,19 +271,78 @@ func ReadyEvents(ctx context.Context, q Querier, partner string, p config.Partne
 // ready and are returned (Held). It returns how many it took.
 func ClaimEvents(ctx context.Context, q Querier, partner string, p config.Partner, fileID, runID int64, limit int) (int64, []Held, error) {
 	ids, held, err := readyEvents(ctx, q, partner, p, limit)
-	if err != nil || len(ids) == 0 {
+	if err != nil {
 		return 0, held, err
+	}
+	n, err := claimIDs(ctx, q, ids, fileID, runID)
+	return n, held, err
+}
+
+// claimIDs takes the ready messages ids into export file fileID.
+func claimIDs(ctx context.Context, q Querier, ids []int64, fileID, runID int64) (int64, error) {
+	if len(ids) == 0 {
+		return 0, nil
 	}
 	list, err := json.Marshal(ids)
 	if err != nil {
-		return 0, held, err
+		return 0, err
 	}
 	res, err := q.ExecContext(ctx, `UPDATE order_messages SET status = 'processing', file_id = ?, run_id = ?, updated_at = ?
 WHERE id IN (SELECT value FROM json_each(?)) AND status = 'ready'`, fileID, nullID(runID), db.Now(), string(list))
 	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// Check says why a queued message cannot go out as the partner's page
+// documents it: nil when it can, else what Held reports of it (all but
+// its MessageID).
+type Check func(payload []byte) *Held
+
+// readyChecked lists the ready messages of stream for partner whose
+// payload passes check, in id order (limit 0: all), and holds the others.
+func readyChecked(ctx context.Context, q Querier, stream, partner string, limit int, check Check) ([]int64, []Held, error) {
+	rows, err := q.QueryContext(ctx, `SELECT id, payload FROM order_messages WHERE stream = ? AND partner = ? AND status = 'ready' ORDER BY id`,
+		stream, partner)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	var ids []int64
+	var held []Held
+	for rows.Next() && (limit <= 0 || len(ids) < limit) {
+		var id int64
+		var payload []byte
+		if err := rows.Scan(&id, &payload); err != nil {
+			return nil, nil, err
+		}
+		if h := check(payload); h != nil {
+			h.MessageID = id
+			held = append(held, *h)
+			continue
+		}
+		ids = append(ids, id)
+	}
+	return ids, held, rows.Err()
+}
+
+// ReadyChecked counts the ready messages of stream for partner that pass
+// check, and returns those that do not (Held).
+func ReadyChecked(ctx context.Context, q Querier, stream, partner string, check Check) (int64, []Held, error) {
+	ids, held, err := readyChecked(ctx, q, stream, partner, 0, check)
+	return int64(len(ids)), held, err
+}
+
+// ClaimChecked takes the ready messages of stream for partner that pass
+// check into export file fileID, in id order; limit 0 means all. The
+// others stay ready and are returned (Held).
+func ClaimChecked(ctx context.Context, q Querier, stream, partner string, fileID, runID int64, limit int, check Check) (int64, []Held, error) {
+	ids, held, err := readyChecked(ctx, q, stream, partner, limit, check)
+	if err != nil {
 		return 0, held, err
 	}
-	n, err := res.RowsAffected()
+	n, err := claimIDs(ctx, q, ids, fileID, runID)
 	return n, held, err
 }
 

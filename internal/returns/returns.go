@@ -351,6 +351,36 @@ type Update struct {
 	OrderItems       []UpdateItem `json:"orderItems"`
 }
 
+// CheckUpdate holds a queued return update whose field the page marks
+// mandatory would go out empty (a return announced without its awbNumber
+// or transporter): it stays ready until the return has them (a
+// RETURN_ORDER_UPDATE event), never sent with an empty string.
+func CheckUpdate(payload []byte) *orders.Held {
+	var u Update
+	if err := json.Unmarshal(payload, &u); err != nil {
+		return &orders.Held{EventType: "return update", Kind: "return", Reason: fmt.Sprintf("the stored update cannot be read: %v", err)}
+	}
+	var empty []string
+	for _, f := range []struct{ name, v string }{{"returnOrderCode", u.ReturnOrderCode}, {"forwardOrderCode", u.ForwardOrderCode},
+		{"locationCode", u.LocationCode}, {"channelName", u.ChannelName}, {"awbNumber", u.AwbNumber}, {"transporter", u.Transporter}} {
+		if strings.TrimSpace(f.v) == "" {
+			empty = append(empty, f.name)
+		}
+	}
+	for i, it := range u.OrderItems {
+		for _, f := range []struct{ name, v string }{{"returnItemCode", it.ReturnItemCode}, {"channelSkuCode", it.ChannelSkuCode}, {"qcStatus", it.QCStatus}} {
+			if strings.TrimSpace(f.v) == "" {
+				empty = append(empty, fmt.Sprintf("orderItems[%d].%s", i, f.name))
+			}
+		}
+	}
+	if len(empty) == 0 {
+		return nil
+	}
+	return &orders.Held{EventType: "return update", Kind: "return", Order: u.ReturnOrderCode,
+		Reason: fmt.Sprintf("empty %s: the return processing update requires them", strings.Join(empty, ", "))}
+}
+
 // UpdateItem is an item of a return update. QCReason is optional on the
 // page ("the reason ... marked QC fail"): null when there is none, as in
 // Increff's own samples.
