@@ -7,6 +7,10 @@
 # skipped with a message without /usr/sbin/sshd or root; ONLY=transfers runs
 # only them. BIG_MIB (default 1024), FILES (default 2000) and PARALLEL
 # (default 8) set their sizes.
+# HTTP pushes (issue 14) post HTTP_RECORDS (default 10000) order events to
+# bin/pbhttpd (cmd/pbhttpd, a local HTTPS test server) with posbridge and
+# with curl --parallel (skipped without a curl that has it); ONLY=http runs
+# only them.
 # Inquiries (issue 7) load ROWS customers, ROWS SKU rows and 2*ROWS inventory
 # rows into a database of their own and time LOOKUPS (default 1000) random
 # inventory inquiries and customer searches with bin/pbinqbench; ONLY=inquiries
@@ -154,6 +158,94 @@ bench_transfers() {
 	rm -rf up down ref-down "$sd/site"
 }
 
+# bench_http: HTTP_RECORDS (default 10000) order events (NDJSON, issue 14)
+# posted one request per record to bin/pbhttpd, an Increff-like sales
+# posting endpoint over HTTPS on a loopback port, by posbridge push with
+# parallel 1 and PARALLEL, and by curl --parallel --parallel-max 1 and
+# PARALLEL doing the same posts with the same CA. Each run is checked
+# against the server's count of requests and distinct messageIds. Writes
+# http.rows.
+bench_http() {
+	: >http.rows
+	if ! command -v curl >/dev/null 2>&1 || ! curl --help all 2>/dev/null | grep -q -- '--parallel-max'; then
+		echo "bench: http skipped: no curl with --parallel-max"
+		echo "| http | | | | skipped: no curl with --parallel-max |" >http.rows
+		return 0
+	fi
+	nrec=${HTTP_RECORDS:-10000}
+	par=${PARALLEL:-8}
+	hd=$(pwd)/http
+	rm -rf "$hd" && mkdir -p "$hd"
+	(cd "$ROOT" && go build -o "$ROOT/bin/pbhttpd" ./cmd/pbhttpd)
+	"$ROOT/bin/pbhttpd" -dir "$hd" >"$hd/pbhttpd.log" 2>&1 &
+	httpd_pid=$!
+	trap 'kill $httpd_pid 2>/dev/null' EXIT
+	i=0
+	until [ -s "$hd/url" ]; do
+		i=$((i + 1))
+		if [ $i -gt 100 ] || ! kill -0 $httpd_pid 2>/dev/null; then
+			echo "bench: pbhttpd did not start:"; cat "$hd/pbhttpd.log"; exit 1
+		fi
+		sleep 0.1
+	done
+	url=$(cat "$hd/url")
+	# checked NAME: the server's count since the last check must be nrec
+	# requests of nrec distinct messageIds.
+	checked() {
+		rm -f "$hd/stats"
+		kill -USR1 $httpd_pid
+		i=0
+		until [ -s "$hd/stats" ]; do
+			i=$((i + 1)); [ $i -gt 100 ] && { echo "bench: pbhttpd wrote no stats"; exit 1; }
+			sleep 0.05
+		done
+		got=$(tr '\n' ' ' <"$hd/stats")
+		[ "$got" = "requests $nrec messageIds $nrec " ] || { echo "bench: $1: the server counted $got, want $nrec of each"; exit 1; }
+	}
+	echo "http: $nrec order events, one POST each, pbhttpd on $url, parallel 1 and $par"
+	head -1 "$ROOT/testdata/partners/order_events.ndjson" >"$hd/tmpl.json"
+	awk -v n="$nrec" 'NR == 1 { for (i = 1; i <= n; i++) { l = $0; sub(/"messageId":1,/, "\"messageId\":" (1000000 + i) ",", l); print l } }' \
+		"$hd/tmpl.json" >"$hd/events.ndjson"
+	[ "$(grep -c '"messageId":1[0-9]*,' "$hd/events.ndjson")" = "$nrec" ] || { echo "bench: the order event template has no messageId 1"; exit 1; }
+	# curl: one operation per record (next between them), the same CA.
+	awk -v url="$url/pos/sales" -v ca="$hd/ca.pem" '{ gsub(/\\/, "\\\\"); gsub(/"/, "\\\""); if (NR > 1) print "next"
+		print "url = \"" url "\""; print "cacert = \"" ca "\""; print "header = \"Content-Type: application/json\""
+		print "data-binary = \"" $0 "\""; print "output = \"/dev/null\""; print "silent"; print "show-error"; print "fail" }' \
+		"$hd/events.ndjson" >"$hd/curl.cfg"
+	for p in 1 "$par"; do
+		cat >"$hd/posbridge-$p.yaml" <<-EOF
+		sites:
+		  pos$p:
+		    type: http
+		    base_url: $url
+		    ca_file: $hd/ca.pem
+		    success: has_error_false
+		    parallel: $p
+		    timeout: 30s
+		EOF
+		mkdir -p "$hd/out$p"
+		cp "$hd/events.ndjson" "$hd/out$p/events.ndjson"
+		printf '#!/bin/sh\nPOSBRIDGE_DATA_DIR="%s" exec "%s" --config "%s" "$@"\n' "$hd/data$p" "$PB" "$hd/posbridge-$p.yaml" >"$hd/pb$p"
+		chmod +x "$hd/pb$p"
+		"$hd/pb$p" init -q >/dev/null
+	done
+	for p in 1 "$par"; do
+		t "curl_post_p$p" curl -s --parallel --parallel-max "$p" -K "$hd/curl.cfg"
+		checked "curl_post_p$p"
+		t "http_push_p$p" "$hd/pb$p" push --site "pos$p" --endpoint /pos/sales "$hd/out$p/events.ndjson" -q
+		checked "http_push_p$p"
+		[ -f "$hd/out$p/sent/events.ndjson" ] || { echo "bench: http_push_p$p left events.ndjson out of sent/"; exit 1; }
+	done
+	kill $httpd_pid 2>/dev/null || true
+	trap - EXIT
+
+	rps() { awk -v n="$nrec" -v s="$(secs "$1")" 'BEGIN {printf "%.0f", n / s}'; }
+	speed() { awk -v a="$(secs "$1")" -v b="$(secs "$2")" 'BEGIN {printf "%.2f", b/a}'; }
+	for p in 1 "$par"; do
+		echo "| push $nrec order events over HTTPS, parallel $p ($(rps http_push_p$p) records/s) | $(secs http_push_p$p) | $(( $(kib http_push_p$p) / 1024 )) | $(speed http_push_p$p curl_post_p$p)x records/s | curl --parallel --parallel-max $p, one POST per record, $(secs curl_post_p$p) s ($(rps curl_post_p$p) records/s) |"
+	done >http.rows
+}
+
 # bench_inquiries: ROWS customers, ROWS SKU rows and 2*ROWS inventory rows in
 # a database of their own; the customers load timed with and without the
 # indexes of migration 0006 (schema 5's customer indexes instead), then
@@ -209,6 +301,23 @@ if [ "${ONLY:-}" = inquiries ]; then
 		echo "| lookups ($ROWS customers, $ROWS SKUs) | n | p50 ms | p99 ms | reference p50 ms | reference p99 ms | ratio p50 | ratio p99 | reference |"
 		echo "|---|---:|---:|---:|---:|---:|---:|---:|---|"
 		cat inquiries.lookups
+	} >"$results"
+	echo
+	cat "$results"
+	exit 0
+fi
+
+if [ "${ONLY:-}" = http ]; then
+	: >times
+	bench_http
+	{
+		echo "# make bench results (ONLY=http)"
+		echo
+		echo "$(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $(uname -m), $(curl --version | head -1 | cut -d' ' -f1,2), $(go version 2>/dev/null | cut -d' ' -f3)"
+		echo
+		echo "| measurement | seconds | peak RSS MiB | ratio | reference |"
+		echo "|---|---:|---:|---:|---|"
+		cat http.rows
 	} >"$results"
 	echo
 	cat "$results"
@@ -317,6 +426,7 @@ t load_first_small "$PB" load items items-small.csv -q
 t export_items_xml_small env POSBRIDGE_DATA_DIR="$(pwd)/data-small" "$PB" export items --format xml -q
 
 bench_transfers
+bench_http
 bench_inquiries
 
 {
@@ -343,6 +453,7 @@ bench_inquiries
 		echo "| $n ($ROWS customers) | $(secs $n) | $(( $(kib $n) / 1024 )) | $(ratio $n sqlite3_dump_customers)x | sqlite3 -csv dump of the customers $(secs sqlite3_dump_customers) s |"
 	done
 	cat transfers.rows
+	cat http.rows
 	cat inquiries.rows
 	echo
 	echo "| lookups ($ROWS customers, $ROWS SKUs) | n | p50 ms | p99 ms | reference p50 ms | reference p99 ms | ratio p50 | ratio p99 | reference |"

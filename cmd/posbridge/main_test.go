@@ -76,6 +76,7 @@ func TestScript(t *testing.T) {
 			// The partner stories' commands, in partner_cmds_test.go.
 			"normtime": cmdNormTime,
 			"batches":  cmdBatches,
+			"httpsrv":  cmdHTTPSrv, // HTTPS partner servers, httpsrv_test.go
 		},
 	})
 }

@@ -11,7 +11,7 @@ import (
 // demo's (make demo).
 func TestShippedConfigsAreValid(t *testing.T) {
 	for file, jobs := range map[string][]string{
-		"../../config.example.yaml":          {"inventory-pickup", "item-download", "nightly-full", "store-pickup"},
+		"../../config.example.yaml":          {"inventory-pickup", "item-download", "nightly-full", "order-events", "ongoing-purchase-orders", "store-pickup"},
 		"../../testdata/demo/posbridge.yaml": {"export-all", "nightly-full"},
 	} {
 		app := &App{In: strings.NewReader(""), Out: io.Discard, Err: io.Discard, ConfigFile: file}

@@ -35,6 +35,8 @@ func openSite(cfg *config.Config, name string) (config.Site, transfer.Site, erro
 			return sc, nil, fmt.Errorf("site %s: %w", name, err)
 		}
 		return sc, s, nil
+	case "http":
+		return sc, nil, usageErr("site %s is an http site: it has no folders (push/pull --endpoint, sites test)", name)
 	default:
 		return sc, nil, fmt.Errorf("site %s: unknown type %q", name, sc.Type)
 	}
@@ -108,12 +110,13 @@ type pushOptions struct {
 	site, from, to, pattern string
 	overwrite, dryRun       bool
 	output                  outputFlag
+	http                    httpFlags
 }
 
 func newPushCmd(app *App) *cobra.Command {
 	var o pushOptions
 	cmd := &cobra.Command{
-		Use:   "push --site S [FILE...|--from DIR] [--to REMOTE_DIR]",
+		Use:   "push --site S [FILE...|--from DIR] [--to REMOTE_DIR | --endpoint PATH]",
 		Short: "Upload files to a site, never exposing half a file",
 		Long: `Upload each file to a temporary name (.NAME.tmp) in the site folder, check the
 size there, rename it to its name (failing when another file has that name,
@@ -124,13 +127,29 @@ its own file on the site (the push recovery rule in docs/transfers.md).
 
 --to is a folder of the site, or the name of one of its configured folders
 (inbox, outbox, archive, error); the default is the site's inbox folder.
-See docs/transfers.md.`,
+
+To an http site (a partner's REST API), each record of an NDJSON or JSON
+array file is one request to --endpoint (--per file: the file is one body).
+An answer counts when it is 2xx and, for a partner that answers in the body
+(an external OMS, or success: has_error_false), says "hasError": false. Each
+record is recorded by its key (its messageId, else the file's sha256 and its
+number), sent with an Idempotency-Key header, and never sent again once
+answered; a refused record goes to sent/FILE.rejects.csv (exit 3). 5xx, 408,
+429 and network errors are retried, then exit 75 with the file left for the
+next run. --partner P takes the site and endpoint from partners.P (--what
+order-events, orders, ...). See docs/transfers.md.`,
 		Example: `  posbridge push --site partner --from data/outbox/items --pattern '*.xml'
   posbridge push --site partner items_20260101T000000Z_1.xml --to inbox
-  posbridge push --site partner --from data/outbox/items --dry-run`,
+  posbridge push --site partner --from data/outbox/items --dry-run
+  posbridge push --site pos-api --endpoint /pos/sales events.ndjson
+  posbridge push --partner increff --from data/outbox/increff/order-events
+  posbridge push --partner estore --what orders orders.json`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if o.site == "" {
+			if o.site == "" && o.http.partner == "" {
 				return usageErr("push needs --site")
+			}
+			if o.http.used(cmd) || app.isHTTPSite(o.site) {
+				return pushHTTP(cmd, app, &o, args)
 			}
 			if (len(args) == 0) == (o.from == "") {
 				return usageErr("push takes files or --from DIR, one of them")
@@ -175,6 +194,7 @@ See docs/transfers.md.`,
 	f.StringVar(&o.pattern, "pattern", "", "with --from: only names matching this glob")
 	f.BoolVar(&o.overwrite, "overwrite", false, "replace a file of the same name on the site")
 	f.BoolVar(&o.dryRun, "dry-run", false, "show what would be pushed and change nothing")
+	o.http.addPush(cmd)
 	o.output.add(cmd, "text", "json")
 	return cmd
 }
@@ -184,12 +204,13 @@ type pullOptions struct {
 	minAge, stableWait             time.Duration
 	requireMarker, dryRun          bool
 	output                         outputFlag
+	http                           httpFlags
 }
 
 func newPullCmd(app *App) *cobra.Command {
 	var o pullOptions
 	cmd := &cobra.Command{
-		Use:   "pull --site S --from REMOTE_DIR --to DIR",
+		Use:   "pull --site S (--from REMOTE_DIR | --endpoint PATH) --to DIR",
 		Short: "Fetch the finished files of a site folder, each once",
 		Long: `List the site folder and fetch every file that is finished: files younger than
 --min-age are left, the folder is looked at twice --stable-wait apart and a file
@@ -203,12 +224,28 @@ synced and renamed, the transfer is recorded, and only then is the remote file
 kept, deleted or moved to the site's archive folder (--after). A file already
 fetched (same site, path, size and time) is skipped; the same name with new
 content is fetched. Two pulls of one site never run at once: the second exits 75.
-See docs/transfers.md.`,
+
+From an http site, --endpoint is a list GET page by page (--page-param NAME,
+pages from 1) until an empty page, a page with fewer than --page-size items or
+the same page again; each page is one file in --to, written like a pulled file
+and recorded. A page with the sha256 of one fetched before is not written
+again. --since-param NAME sends the start time of the last pull of the
+endpoint that finished (RFC 3339, UTC), so only what is new comes. --partner P
+--what W takes the site and endpoint from partners.P; --to then defaults to
+DATA_DIR/inbox/P/W. See docs/transfers.md.`,
 		Example: `  posbridge pull --site partner --from outbox --to data/inbox --after archive
   posbridge pull --site partner --from outbox --to data/inbox --pattern '*.csv' --require-marker
-  posbridge pull --site partner --from outbox --to data/inbox --dry-run`,
+  posbridge pull --site partner --from outbox --to data/inbox --dry-run
+  posbridge pull --site wms-api --endpoint /api/v1/purchaseOrders --to data/inbox/po --page-param page --since-param lastReceivedFrom
+  posbridge pull --partner ongoing --what purchase-orders`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.http.used(cmd) || app.isHTTPSite(o.site) {
+				if o.site == "" && o.http.partner == "" {
+					return usageErr("pull needs --site (or --partner)")
+				}
+				return pullHTTP(cmd, app, &o)
+			}
 			if o.site == "" || o.from == "" || o.to == "" {
 				return usageErr("pull needs --site, --from and --to")
 			}
@@ -259,6 +296,7 @@ See docs/transfers.md.`,
 	f.DurationVar(&o.stableWait, "stable-wait", 2*time.Second, "time between the two looks at the folder")
 	f.BoolVar(&o.requireMarker, "require-marker", false, "fetch F only when F.done is there")
 	f.BoolVar(&o.dryRun, "dry-run", false, "show what would be fetched and change nothing")
+	o.http.addPull(cmd)
 	o.output.add(cmd, "text", "json")
 	return cmd
 }
@@ -345,8 +383,11 @@ func newSitesCmd(app *App) *cobra.Command {
 			for _, n := range names {
 				s := cfg.Sites[n]
 				where := s.Dir
-				if s.Type == "sftp" {
+				switch s.Type {
+				case "sftp":
 					where = fmt.Sprintf("%s@%s:%d", s.User, s.Host, s.Port)
+				case "http":
+					where = s.BaseURL
 				}
 				roles := make([]string, 0, len(s.Folders))
 				for r, p := range s.Folders {
@@ -369,11 +410,17 @@ func newSitesCmd(app *App) *cobra.Command {
 		Long: `For a local site: the folder exists, and each configured folder exists and takes
 a new file (a temporary file is created and removed). For an sftp site: connect,
 verify the host key against known_hosts, log in, list the login folder, then
-the same checks for each configured folder. Prints one line per check and exits 1
-when one failed (75 when the server cannot be reached).`,
+the same checks for each configured folder. For an http site: one authenticated
+GET of its health_path (default: the base URL), reporting the TLS version, the
+answer and the latency; 401 or 403 is a failure. Prints one line per check and
+exits 1 when one failed (75 when the server cannot be reached).`,
 		Example: `  posbridge sites test partner`,
 		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if app.isHTTPSite(args[0]) {
+				cfg, _ := app.Config()
+				return testHTTPSite(cmd, app, strings.ToLower(args[0]), cfg.Sites[strings.ToLower(args[0])])
+			}
 			_, sc, site, err := app.site(args[0])
 			if err != nil {
 				return err
@@ -464,21 +511,30 @@ when one failed (75 when the server cannot be reached).`,
 	lsOut.add(ls, "table", "json", "csv")
 	g := groupCmd("sites", "The configured sites: list, test, ls", list, test, ls)
 	g.Long = `Sites are the places files are pushed to and pulled from, configured under
-sites: by name, type local (a folder) or sftp (an SFTP server).
+sites: by name, type local (a folder), sftp (an SFTP server) or http (a partner's REST API).
 See docs/transfers.md.`
 	return g
 }
 
 func newTransfersCmd(app *App) *cobra.Command {
 	var site, status string
+	var deliveries bool
 	var out outputFlag
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List the transfer ledger: every file pushed or pulled",
 		Example: `  posbridge transfers list --site partner --status failed
-  posbridge transfers list --output json`,
+  posbridge transfers list --output json
+  posbridge transfers list --deliveries --site pos-api --status rejected`,
 		Args: noArgs,
 		PreRunE: func(cmd *cobra.Command, args []string) error {
+			if deliveries {
+				switch status {
+				case "", ledger.DeliveryStarted, ledger.DeliveryDone, ledger.DeliveryRejected, ledger.DeliveryFailed:
+					return nil
+				}
+				return usageErr("--status %q: with --deliveries want started, done, rejected or failed", status)
+			}
 			switch status {
 			case "", ledger.TransferStarted, ledger.TransferDone, ledger.TransferFailed, ledger.TransferSkipped:
 				return nil
@@ -489,6 +545,16 @@ func newTransfersCmd(app *App) *cobra.Command {
 			d, err := app.DB(cmd.Context())
 			if err != nil {
 				return err
+			}
+			if deliveries {
+				w := app.newRecords(out.value, "id", "site", "endpoint", "key", "record", "local_path", "status", "code", "attempts", "updated", "error")
+				err = ledger.ListDeliveries(cmd.Context(), d, ledger.TransferFilter{Site: strings.ToLower(site), Status: status}, func(x ledger.Delivery) error {
+					return w.add(x, x.ID, x.Site, x.Endpoint, x.Key, x.Record, x.LocalPath, x.Status, x.HTTPStatus, x.Attempts, x.UpdatedAt, x.Error)
+				})
+				if err != nil {
+					return err
+				}
+				return w.close()
 			}
 			w := app.newRecords(out.value, "id", "site", "direction", "remote_path", "local_path", "size", "status", "updated", "error")
 			err = ledger.ListTransfers(cmd.Context(), d, ledger.TransferFilter{Site: strings.ToLower(site), Status: status}, func(t ledger.Transfer) error {
@@ -501,7 +567,8 @@ func newTransfersCmd(app *App) *cobra.Command {
 		},
 	}
 	list.Flags().StringVar(&site, "site", "", "only this site")
-	list.Flags().StringVar(&status, "status", "", "only this status: started, done, failed or skipped")
+	list.Flags().StringVar(&status, "status", "", "only this status: started, done, failed or skipped (with --deliveries: started, done, rejected or failed)")
+	list.Flags().BoolVar(&deliveries, "deliveries", false, "the records delivered to http sites, by key, with the answer's status code")
 	out.add(list, "table", "json", "csv")
 	return groupCmd("transfers", "The ledger of files pushed to and pulled from sites", list)
 }

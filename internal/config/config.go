@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -145,9 +147,10 @@ type Import struct {
 	ErrorDir     string `mapstructure:"error_dir"`
 }
 
-// Site is a place files move to and from: a local directory (type local)
-// or an SFTP server (type sftp). Secrets never appear here: only the names
-// of the environment variables that hold them.
+// Site is a place files move to and from: a local directory (type local),
+// an SFTP server (type sftp) or a partner's REST API (type http). Secrets
+// never appear here: only the names of the environment variables that hold
+// them.
 type Site struct {
 	Type string `mapstructure:"type"`
 	// Dir is the root folder of a local site.
@@ -164,6 +167,32 @@ type Site struct {
 	IdleTimeout      time.Duration `mapstructure:"idle_timeout"`
 	Retries          int           `mapstructure:"retries"`
 	Parallel         int           `mapstructure:"parallel"`
+
+	// BaseURL is an http site's address (https; http only for a loopback
+	// host); endpoints are paths under it. CAFile adds a CA to the
+	// system's: TLS is always verified.
+	BaseURL string `mapstructure:"base_url"`
+	CAFile  string `mapstructure:"ca_file"`
+	// An http site authenticates with one of: a bearer token (BearerEnv),
+	// basic auth (BasicUser with PasswordEnv), or a named header (Header,
+	// such as X-Auth-Token) whose value is in HeaderEnv.
+	BearerEnv string `mapstructure:"bearer_env"`
+	BasicUser string `mapstructure:"basic_user"`
+	Header    string `mapstructure:"header"`
+	HeaderEnv string `mapstructure:"header_env"`
+	// Timeout ends one request; Backoff is the wait before the first
+	// retry of a request (doubling, with jitter, at most BackoffMax).
+	Timeout    time.Duration `mapstructure:"timeout"`
+	Backoff    time.Duration `mapstructure:"backoff"`
+	BackoffMax time.Duration `mapstructure:"backoff_max"`
+	// Rate caps the requests per second (0: no cap).
+	Rate float64 `mapstructure:"rate"`
+	// HealthPath is what sites test asks for; empty means the base URL.
+	HealthPath string `mapstructure:"health_path"`
+	// Success is the answer rule besides a 2xx status: "status" (the
+	// status alone) or "has_error_false" (the body's hasError must be
+	// false); empty means the partner profile's rule.
+	Success string `mapstructure:"success"`
 
 	// Folders name the site's folders (inbox, outbox, archive, error) by
 	// role; a pull archives into Folders["archive"].
@@ -219,6 +248,10 @@ type Partner struct {
 	// ChannelType goes into an external OMS's sales posting events
 	// (channelType); empty means ERP.
 	ChannelType string `mapstructure:"channel_type"`
+	// Endpoints are the paths of the partner's API on its http site by
+	// what goes there: order-events, orders, purchase-orders,
+	// inventory-adjustments, ... (push --partner, pull --partner --what).
+	Endpoints map[string]string `mapstructure:"endpoints"`
 }
 
 // Time formats of partner messages.
@@ -299,6 +332,8 @@ var siteDefaults = map[string]any{
 	"type": "", "dir": "", "host": "", "port": 22, "user": "", "key_file": "",
 	"key_passphrase_env": "", "password_env": "", "known_hosts": "",
 	"connect_timeout": "10s", "idle_timeout": "60s", "retries": 3, "parallel": 4,
+	"base_url": "", "ca_file": "", "bearer_env": "", "basic_user": "", "header": "", "header_env": "",
+	"timeout": "30s", "backoff": "1s", "backoff_max": "30s", "rate": 0, "health_path": "", "success": "",
 	"folders": map[string]string{},
 }
 
@@ -475,7 +510,7 @@ func Load(opts Options) (*Config, error) {
 	for _, k := range unused {
 		k = userKey(k)
 		if isSecret(k) {
-			problems = append(problems, fmt.Errorf("%w: %s: %q: secrets are not read from the config: put the value in an environment variable and name it with password_env or key_passphrase_env",
+			problems = append(problems, fmt.Errorf("%w: %s: %q: secrets are not read from the config: put the value in an environment variable and name it with password_env, key_passphrase_env, bearer_env or header_env",
 				ErrInvalid, describe(file), k))
 			continue
 		}
@@ -598,6 +633,14 @@ func (c *Config) Validate() []error {
 		if _, ok := c.Sites[p.Site]; p.Site != "" && !ok {
 			bad(key+".site", "site %q is not configured", p.Site)
 		}
+		for what, ep := range p.Endpoints {
+			if !strings.HasPrefix(ep, "/") {
+				bad(key+".endpoints."+what, "must be a path starting with /, got %q", ep)
+			}
+		}
+		if len(p.Endpoints) > 0 && p.Site != "" && c.Sites[p.Site].Type != "http" {
+			bad(key+".endpoints", "go with an http site: partners.%s.site is %q, of type %q", name, p.Site, c.Sites[p.Site].Type)
+		}
 		for id, w := range p.Locations {
 			if strings.TrimSpace(w) == "" {
 				bad(key+".locations."+id, "names no warehouse: want the warehouse of ours that the partner's location %s stands for", id)
@@ -653,11 +696,91 @@ func (c *Config) Validate() []error {
 			if s.Parallel < 1 {
 				bad(key+".parallel", "must be at least 1, got %d", s.Parallel)
 			}
+		case "http":
+			errs = append(errs, s.validateHTTP(key)...)
 		default:
-			bad(key+".type", "must be local or sftp, got %q", s.Type)
+			bad(key+".type", "must be local, sftp or http, got %q", s.Type)
 		}
 	}
 	return errs
+}
+
+// validateHTTP checks the settings of an http site.
+func (s Site) validateHTTP(key string) []error {
+	var errs []error
+	bad := func(k, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: %s: %s", ErrInvalid, key+"."+k, fmt.Sprintf(format, args...)))
+	}
+	if s.BaseURL == "" {
+		bad("base_url", "an http site needs its base URL, like https://pos.example.com")
+	} else if u, err := url.Parse(s.BaseURL); err != nil || u.Host == "" {
+		bad("base_url", "%q is not a URL with a host", s.BaseURL)
+	} else if u.User != nil {
+		bad("base_url", "must not hold a user or password: name the environment variables with basic_user and password_env")
+	} else if u.RawQuery != "" || u.Fragment != "" {
+		bad("base_url", "must not hold a query or fragment")
+	} else if u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname())) {
+		bad("base_url", "must be https (http only for 127.0.0.1, ::1 or localhost), got %q", s.BaseURL)
+	}
+	auths := 0
+	for _, set := range []bool{s.BearerEnv != "", s.BasicUser != "", s.Header != "" || s.HeaderEnv != ""} {
+		if set {
+			auths++
+		}
+	}
+	if auths > 1 {
+		bad("bearer_env", "give one way to authenticate: bearer_env, basic_user with password_env, or header with header_env")
+	}
+	if (s.BasicUser == "") != (s.PasswordEnv == "") {
+		bad("basic_user", "basic_user and password_env go together")
+	}
+	if (s.Header == "") != (s.HeaderEnv == "") {
+		bad("header", "header (the header's name, like X-Auth-Token) and header_env go together")
+	}
+	if s.Header != "" && !headerName.MatchString(s.Header) {
+		bad("header", "%q is not a header name", s.Header)
+	}
+	if s.Timeout <= 0 {
+		bad("timeout", "must be positive, got %s", s.Timeout)
+	}
+	if s.Backoff <= 0 || s.BackoffMax < s.Backoff {
+		bad("backoff", "must be positive and at most backoff_max, got %s and %s", s.Backoff, s.BackoffMax)
+	}
+	if s.Retries < 0 {
+		bad("retries", "must not be negative, got %d", s.Retries)
+	}
+	if s.Parallel < 1 {
+		bad("parallel", "must be at least 1, got %d", s.Parallel)
+	}
+	if s.Rate < 0 {
+		bad("rate", "must be 0 (no cap) or more requests a second, got %g", s.Rate)
+	}
+	if s.HealthPath != "" && !strings.HasPrefix(s.HealthPath, "/") {
+		bad("health_path", "must be a path starting with /, got %q", s.HealthPath)
+	}
+	switch s.Success {
+	case "", SuccessStatus, SuccessHasErrorFalse:
+	default:
+		bad("success", "must be %s or %s, got %q", SuccessStatus, SuccessHasErrorFalse, s.Success)
+	}
+	return errs
+}
+
+// Answer rules of an http site.
+const (
+	SuccessStatus        = "status"          // a 2xx status
+	SuccessHasErrorFalse = "has_error_false" // a 2xx status and "hasError": false in the body
+)
+
+var headerName = regexp.MustCompile("^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+
+// isLoopback says a host name is this machine.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // secretWords mark keys whose values config show must not print.

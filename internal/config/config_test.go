@@ -304,6 +304,21 @@ triggers:
 				"sites.c.connect_timeout", "sites.c.idle_timeout", "sites.c.retries", "sites.c.parallel"},
 		},
 		{
+			name: "sites: http settings",
+			file: `sites:
+  h1: {type: http, base_url: "http://pos.example.com", bearer_env: T, basic_user: u, timeout: 0s, rate: -1, success: maybe}
+  h2: {type: http, base_url: "https://u:p@pos.example.com", header: "X Auth", backoff: 1m, health_path: ping}
+  h3: {type: http, base_url: "http://127.0.0.1:8080", header: X-Auth-Token, header_env: POS_TOKEN}
+  h4: {type: http}
+partners:
+  p: {profile: store-pos, site: h3, endpoints: {orders: api/v1/salesOrders}}
+`,
+			want: []string{"sites.h1.base_url: must be https", "sites.h1.bearer_env: give one way", "sites.h1.basic_user: basic_user and password_env",
+				"sites.h1.timeout", "sites.h1.rate", "sites.h1.success", "sites.h2.base_url: must not hold a user", "sites.h2.header: header (the",
+				`sites.h2.header: "X Auth" is not a header name`, "sites.h2.backoff", "sites.h2.health_path", "sites.h4.base_url",
+				"partners.p.endpoints.orders: must be a path"},
+		},
+		{
 			name: "sites: secrets in the file are refused without their value",
 			file: "sites:\n  p:\n    type: sftp\n    host: h\n    user: u\n    password: hunter2\n    key_passphrase: hunter2\n",
 			want: []string{`"sites.p.password": secrets are not read`, `"sites.p.key_passphrase": secrets are not read`},
@@ -464,7 +479,8 @@ func TestSiteDefaultsAndEnvironment(t *testing.T) {
 	}
 	p := cfg.Sites["partner"]
 	want := config.Site{Type: "sftp", Host: "h", User: "u", Port: 2222, ConnectTimeout: 10 * time.Second,
-		IdleTimeout: 60 * time.Second, Retries: 3, Parallel: 4, Folders: map[string]string{"inbox": "/in"}}
+		IdleTimeout: 60 * time.Second, Retries: 3, Parallel: 4, Timeout: 30 * time.Second, Backoff: time.Second,
+		BackoffMax: 30 * time.Second, Folders: map[string]string{"inbox": "/in"}}
 	if !reflect.DeepEqual(p, want) {
 		t.Errorf("partner = %+v\nwant      %+v", p, want)
 	}

@@ -1290,3 +1290,24 @@ func TestRunReapsAndTakesOver(t *testing.T) {
 func build(cfg *config.Config, name string, resolve Resolver) (*Plan, error) {
 	return NewSet(cfg, resolve).Get(name)
 }
+
+// A push or pull step with --partner and no --site holds the lock of the
+// partner's site.
+func TestPartnerStepLocksItsSite(t *testing.T) {
+	cfg := testConfig(map[string]config.Job{
+		"events": {Steps: []config.Step{step("push", map[string]any{"partner": "increff", "from": "/srv/outbox/events"})}},
+		"orphan": {Steps: []config.Step{step("pull", map[string]any{"partner": "nobody", "to": "/srv/in"})}},
+	})
+	cfg.Sites["pos-api"] = config.Site{Type: "http", BaseURL: "https://pos.example"}
+	cfg.Partners = map[string]config.Partner{"increff": {Profile: config.ProfileExternalOMS, Site: "pos-api"}}
+	p, err := build(cfg, "events", fakeResolve)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"folder:/srv/outbox/events", "job:events", "site:pos-api"}; !reflect.DeepEqual(p.Locks, want) {
+		t.Errorf("locks = %v, want %v", p.Locks, want)
+	}
+	if _, err := build(cfg, "orphan", fakeResolve); err == nil || !strings.Contains(err.Error(), "needs the site") {
+		t.Errorf("a step without a site: %v", err)
+	}
+}

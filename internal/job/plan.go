@@ -344,8 +344,13 @@ func buildOne(cfg *config.Config, name string, j config.Job, resolve Resolver) (
 			}
 		case "push", "pull":
 			site := flags["site"]
+			if partner, ok := cfg.Partners[strings.ToLower(flags["partner"])]; site == "" && ok {
+				// push/pull --partner P goes to P's site: its lock.
+				site = partner.Site
+				flags["site"] = site
+			}
 			if site == "" {
-				bad(skey+".flags.site", "a %s step needs the site: flags: {site: NAME} (configured: %s)", kind, siteNames(cfg))
+				bad(skey+".flags.site", "a %s step needs the site: flags: {site: NAME} or a partner with a site (configured: %s)", kind, siteNames(cfg))
 			}
 			if _, ok := cfg.Sites[site]; site != "" && !ok {
 				bad(skey+".flags.site", "site %q is not configured (configured: %s)", site, siteNames(cfg))

@@ -383,6 +383,7 @@ func PurgeRuns(ctx context.Context, d *db.DB, before time.Time, dryRun bool) (in
 		for _, q := range []string{
 			`UPDATE files SET run_id = NULL WHERE run_id IN (SELECT id FROM purge_runs)`,
 			`UPDATE transfers SET run_id = NULL WHERE run_id IN (SELECT id FROM purge_runs)`,
+			`UPDATE http_deliveries SET run_id = NULL WHERE run_id IN (SELECT id FROM purge_runs)`,
 			// One statement: a step points at its parent, and the foreign
 			// key is checked at the end of the statement.
 			`DELETE FROM runs WHERE id IN (SELECT id FROM purge_runs)`,

@@ -25,6 +25,8 @@ type Result struct {
 	Would  int          `json:"would,omitempty"`
 	Skip   int          `json:"skipped"`
 	Failed int          `json:"failed"`
+	// Rejected counts the records an http site refused.
+	Rejected int `json:"rejected,omitempty"`
 
 	lost error // the first file lost to an unreachable site
 }
@@ -38,6 +40,8 @@ type FileResult struct {
 	SHA256 string `json:"sha256,omitempty"`
 	Status string `json:"status"`
 	Reason string `json:"reason,omitempty"`
+	// Rejected counts the file's records an http site refused.
+	Rejected int `json:"rejected,omitempty"`
 
 	// lost is set when the file failed because the site could not be
 	// reached, after the retries.
@@ -48,6 +52,7 @@ func (r *Result) add(f FileResult) {
 	if f.lost != nil && r.lost == nil {
 		r.lost = f.lost
 	}
+	r.Rejected += f.Rejected
 	switch f.Status {
 	case "done":
 		r.Done++
