@@ -62,16 +62,11 @@ func HTTPPush(ctx context.Context, d *db.DB, site *HTTPSite, o HTTPPushOptions) 
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Site: o.SiteName, DryRun: o.DryRun, Files: []FileResult{}}
-	if !o.DryRun {
-		lock, err := lockSite(o.LockDir, o.SiteName)
-		if err != nil {
-			return nil, err
-		}
-		defer lock.Unlock()
+	res, st, release, err := startRun(d, o.SiteName, o.LockDir, o.DryRun)
+	if err != nil {
+		return nil, err
 	}
-	st := newStmts(d)
-	defer st.Close()
+	defer release()
 	var w *groupWriter
 	if !o.DryRun {
 		if w, err = newGroupWriter(ctx, d); err != nil {

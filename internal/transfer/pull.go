@@ -102,17 +102,11 @@ func Pull(ctx context.Context, d *db.DB, site Site, o PullOptions) (*Result, err
 	if o.To, err = filepath.Abs(o.To); err != nil {
 		return nil, err
 	}
-	res := &Result{Site: o.SiteName, DryRun: o.DryRun, Files: []FileResult{}}
-	if !o.DryRun {
-		lock, err := lockSite(o.LockDir, o.SiteName)
-		if err != nil {
-			return nil, err
-		}
-		defer lock.Unlock()
+	res, st, release, err := startRun(d, o.SiteName, o.LockDir, o.DryRun)
+	if err != nil {
+		return nil, err
 	}
-
-	st := newStmts(d)
-	defer st.Close()
+	defer release()
 	o.dirSync = &groupSync{sync: func() error { return fsx.SyncDir(o.To) }}
 	var first []Entry
 	if err := o.Retry.do(ctx, site, func() (err error) {

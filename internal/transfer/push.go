@@ -49,16 +49,11 @@ func Push(ctx context.Context, d *db.DB, site Site, o PushOptions) (*Result, err
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Site: o.SiteName, DryRun: o.DryRun, Files: []FileResult{}}
-	if !o.DryRun {
-		lock, err := lockSite(o.LockDir, o.SiteName)
-		if err != nil {
-			return nil, err
-		}
-		defer lock.Unlock()
+	res, st, release, err := startRun(d, o.SiteName, o.LockDir, o.DryRun)
+	if err != nil {
+		return nil, err
 	}
-	st := newStmts(d)
-	defer st.Close()
+	defer release()
 	// A unit is a file with the marker that follows it.
 	var units [][]string
 	for _, local := range files {

@@ -102,6 +102,25 @@ func lockSite(lockDir, site string) (*fsx.Lock, error) {
 	return l, err
 }
 
+// startRun begins a push or pull of site: its result, the statements of
+// its ledger, and (unless a dry run) the site's lock; release gives both
+// back.
+func startRun(d *db.DB, site, lockDir string, dryRun bool) (res *Result, st *stmts, release func(), err error) {
+	var lock *fsx.Lock
+	if !dryRun {
+		if lock, err = lockSite(lockDir, site); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	st = newStmts(d)
+	return &Result{Site: site, DryRun: dryRun, Files: []FileResult{}}, st, func() {
+		st.Close()
+		if lock != nil {
+			lock.Unlock()
+		}
+	}, nil
+}
+
 // copyCounted copies src to dst and returns the byte count and sha256.
 func copyCounted(dst io.Writer, src io.Reader) (int64, string, error) {
 	h := sha256.New()
