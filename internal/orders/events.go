@@ -117,7 +117,9 @@ type eventData struct {
 }
 
 // itemData is a line of an eventData: EventItem without its id, with the
-// line number it is made of.
+// line number it is made of. It is not EventItem embedded: payloads stored
+// by schema 12 and earlier hold omsSubOrderItemId as a string, which an int64
+// field would refuse to read (TestRenderPayloadOfBefore).
 type itemData struct {
 	Line                int64       `json:"line"`
 	Barcode             string      `json:"barcode"`
