@@ -240,6 +240,16 @@ func (s *squeezer) squeeze(p []byte) (int, error) {
 	}
 	w := 0
 	for len(s.pend) > 0 && w < len(p) {
+		// A run of bytes that change no state goes across in one copy.
+		if n := plainRun(s.pend[:min(len(s.pend), len(p)-w)], s.inStr, s.esc); n > 0 {
+			copy(p[w:], s.pend[:n])
+			s.pend = s.pend[n:]
+			w += n
+			if !s.inStr {
+				s.inSpace = false
+			}
+			continue
+		}
 		c := s.pend[0]
 		s.pend = s.pend[1:]
 		at := s.out + int64(w)
@@ -274,6 +284,30 @@ func (s *squeezer) squeeze(p []byte) (int, error) {
 	}
 	s.out += int64(w)
 	return w, nil
+}
+
+// plainRun is the length of the run at the start of b that the squeezer
+// passes on as it is, changing no state: in a string (not after a
+// backslash), all but a backslash, a quote and a line end; outside, all
+// but white space and a quote.
+func plainRun(b []byte, inStr, esc bool) int {
+	switch {
+	case esc:
+		return 0
+	case inStr:
+		for i, c := range b {
+			if c == '"' || c == '\\' || c == '\n' {
+				return i
+			}
+		}
+	default:
+		for i, c := range b {
+			if c == '"' || isSpace(c) {
+				return i
+			}
+		}
+	}
+	return len(b)
 }
 
 // mark counts a line end at offset off of what was passed on.

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/posbridge/posbridge/internal/db"
 )
@@ -38,35 +39,26 @@ type Delivery struct {
 	UpdatedAt  string `json:"updated_at"`
 }
 
-// DeliveryStatus is the status of a key at an endpoint, "" when it was
-// never sent.
-func DeliveryStatus(ctx context.Context, q Querier, site, endpoint, key string) (string, error) {
-	var s string
-	err := q.QueryRowContext(ctx, `SELECT status FROM http_deliveries WHERE site = ? AND endpoint = ? AND key = ?`, site, endpoint, key).Scan(&s)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("read delivery ledger: %w", db.Classify(err))
-	}
-	return s, nil
-}
-
 // StartDelivery records that a request for d's key is going out, before
 // it goes: a new row, or the key's row again with one attempt more. A row
 // left started is a request whose answer was never recorded (the run was
-// killed): the next run sends it again, with the same key.
+// killed): the next run sends it again, with the same key. A writer that
+// has the answer by the time it writes the row (d.Status set) writes the
+// attempt and its answer in one.
 func StartDelivery(ctx context.Context, q Execer, d Delivery) error {
 	var run any
 	if d.RunID > 0 {
 		run = d.RunID
 	}
+	if d.Status == "" {
+		d.Status = DeliveryStarted
+	}
 	now := db.Now()
-	_, err := q.ExecContext(ctx, `INSERT INTO http_deliveries(site, endpoint, key, local_path, record, status, attempts, run_id, created_at, updated_at)
-VALUES (?,?,?,?,?,?,1,?,?,?)
+	_, err := q.ExecContext(ctx, `INSERT INTO http_deliveries(site, endpoint, key, local_path, record, status, http_status, error, attempts, run_id, created_at, updated_at)
+VALUES (?,?,?,?,?,?,?,?,1,?,?,?)
 ON CONFLICT(site, endpoint, key) DO UPDATE SET status=excluded.status, attempts=attempts+1, local_path=excluded.local_path,
- record=excluded.record, http_status=0, error='', run_id=coalesce(excluded.run_id, run_id), updated_at=excluded.updated_at`,
-		d.Site, d.Endpoint, d.Key, d.LocalPath, d.Record, DeliveryStarted, run, now, now)
+ record=excluded.record, http_status=excluded.http_status, error=excluded.error, run_id=coalesce(excluded.run_id, run_id), updated_at=excluded.updated_at`,
+		d.Site, d.Endpoint, d.Key, d.LocalPath, d.Record, d.Status, d.HTTPStatus, d.Error, run, now, now)
 	if err != nil {
 		return fmt.Errorf("record delivery of %q: %w", d.Key, db.Classify(err))
 	}
@@ -156,4 +148,41 @@ WHERE site = ? AND remote_path = ? AND direction = 'pull' AND sha256 = ? AND sta
 		return false, fmt.Errorf("read transfer ledger: %w", db.Classify(err))
 	}
 	return n > 0, nil
+}
+
+// AnsweredKeys are the keys among keys that an endpoint of a site has
+// answered (delivered or refused): the records a push does not send
+// again. One query per few hundred keys.
+func AnsweredKeys(ctx context.Context, q interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}, site, endpoint string, keys []string) (map[string]bool, error) {
+	const chunk = 500
+	out := map[string]bool{}
+	for len(keys) > 0 {
+		part := keys[:min(chunk, len(keys))]
+		keys = keys[len(part):]
+		args := make([]any, 0, len(part)+4)
+		args = append(args, site, endpoint, DeliveryDone, DeliveryRejected)
+		for _, k := range part {
+			args = append(args, k)
+		}
+		rows, err := q.QueryContext(ctx, `SELECT key FROM http_deliveries WHERE site = ? AND endpoint = ? AND status IN (?, ?)
+AND key IN (?`+strings.Repeat(",?", len(part)-1)+`)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("read delivery ledger: %w", db.Classify(err))
+		}
+		for rows.Next() {
+			var k string
+			if err := rows.Scan(&k); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("read delivery ledger: %w", db.Classify(err))
+			}
+			out[k] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("read delivery ledger: %w", db.Classify(err))
+		}
+	}
+	return out, nil
 }

@@ -55,6 +55,10 @@ type HTTPConfig struct {
 	Parallel int
 	// HealthPath is what Test asks for; "" is the base URL.
 	HealthPath string
+	// HTTP2 offers HTTP/2 (one connection, requests multiplexed); else
+	// HTTP/1.1 with a keep-alive connection per request in flight, which
+	// costs the client and the server less CPU a request (BENCHMARKS.md).
+	HTTP2 bool
 	// HasErrorRule says a 2xx answer counts only with "hasError": false
 	// in its body.
 	HasErrorRule bool
@@ -136,7 +140,13 @@ func NewHTTP(cfg HTTPConfig) (*HTTPSite, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tlsc
 	tr.MaxIdleConnsPerHost = max(cfg.Parallel, 1) * 2
-	tr.ForceAttemptHTTP2 = true
+	if cfg.HTTP2 {
+		tr.ForceAttemptHTTP2 = true
+	} else {
+		// A non-nil empty map turns HTTP/2 off.
+		tr.ForceAttemptHTTP2 = false
+		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	}
 	h.client = &http.Client{Transport: tr, Timeout: cfg.Timeout, CheckRedirect: h.checkRedirect}
 	if cfg.Rate > 0 {
 		h.limiter = rate.NewLimiter(rate.Limit(cfg.Rate), max(1, int(cfg.Rate)))
@@ -161,18 +171,30 @@ func (h *HTTPSite) checkRedirect(req *http.Request, via []*http.Request) error {
 
 // url is the address of endpoint (a path under the base URL) with query.
 func (h *HTTPSite) url(endpoint string, query url.Values) (string, error) {
-	p, err := url.Parse(endpoint)
-	if err != nil || p.Scheme != "" || p.Host != "" || !strings.HasPrefix(p.Path, "/") {
-		return "", fmt.Errorf("endpoint %q: want a path starting with /", endpoint)
+	p, err := target(endpoint, query)
+	if err != nil {
+		return "", err
 	}
 	u := *h.base
 	u.Path = strings.TrimSuffix(h.base.Path, "/") + p.Path
+	u.RawQuery = p.RawQuery
+	return u.String(), nil
+}
+
+// target is endpoint with query added to its own query (query's values
+// win): what a request asks for under the base URL, and how a run names
+// it (String: no "?" without a query).
+func target(endpoint string, query url.Values) (*url.URL, error) {
+	p, err := url.Parse(endpoint)
+	if err != nil || p.Scheme != "" || p.Host != "" || !strings.HasPrefix(p.Path, "/") {
+		return nil, fmt.Errorf("endpoint %q: want a path starting with /", endpoint)
+	}
 	q := p.Query()
 	for k, vs := range query {
 		q[k] = vs
 	}
-	u.RawQuery = q.Encode()
-	return u.String(), nil
+	p.RawQuery = q.Encode()
+	return p, nil
 }
 
 // request is one request of a site: its body is made again for each try.
@@ -185,6 +207,8 @@ type request struct {
 	size int64
 	// key goes in the Idempotency-Key header.
 	key string
+	// u, when set, is the endpoint's URL made once for many requests.
+	u string
 }
 
 // do sends a request, trying again after a network error, a 5xx, 408 or
@@ -193,9 +217,12 @@ type request struct {
 // an error wrapping ErrUnreachable when the tries are used up, or another
 // error (TLS, redirect) that trying again would not change.
 func (h *HTTPSite) do(ctx context.Context, r request) (*http.Response, error) {
-	u, err := h.url(r.endpoint, r.query)
-	if err != nil {
-		return nil, err
+	u := r.u
+	if u == "" {
+		var err error
+		if u, err = h.url(r.endpoint, r.query); err != nil {
+			return nil, err
+		}
 	}
 	what := r.method + " " + r.endpoint
 	for attempt := 0; ; attempt++ {
@@ -375,6 +402,7 @@ type HealthReport struct {
 	URL        string        `json:"url"`
 	Status     int           `json:"status"`
 	TLSVersion string        `json:"tls_version,omitempty"`
+	Protocol   string        `json:"protocol,omitempty"`
 	Auth       string        `json:"auth"`
 	Latency    time.Duration `json:"latency"`
 }
@@ -406,7 +434,7 @@ func (h *HTTPSite) Test(ctx context.Context) (HealthReport, error) {
 		return rep, fmt.Errorf("GET %s: %w", p, err)
 	}
 	defer drain(resp)
-	rep.Status = resp.StatusCode
+	rep.Status, rep.Protocol = resp.StatusCode, resp.Proto
 	if resp.TLS != nil {
 		rep.TLSVersion = tls.VersionName(resp.TLS.Version)
 	}

@@ -510,19 +510,27 @@ func TestHTTPPushKeysAndWrap(t *testing.T) {
 	defer srv.Close()
 	d, dir := openTestDB(t), t.TempDir()
 	file := filepath.Join(dir, "orders.json")
-	os.WriteFile(file, []byte(`[{"onlineReferenceNo": "A1"}, {"salesOrder": {"onlineReferenceNo": "A2"}}]`), 0o600)
+	os.WriteFile(file, []byte(`[{"onlineReferenceNo": "A1"}, {"salesOrder": {"OnlineReferenceNo": 2}}, {"salesOrder": {"status": "pending"}}]`), 0o600)
 	_, err := transfer.HTTPPush(context.Background(), d, httpSite(t, srv, func(c *transfer.HTTPConfig) { c.HasErrorRule, c.Parallel = false, 1 }),
 		transfer.HTTPPushOptions{SiteName: "estore", Files: []string{file}, Endpoint: "/api/v1/salesOrders", Wrap: "salesOrder", LockDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p.got) != 2 || p.got[0].body != `{"salesOrder":{"onlineReferenceNo": "A1"}}` || p.got[1].body != `{"salesOrder": {"onlineReferenceNo": "A2"}}` {
+	if len(p.got) != 3 || p.got[0].body != `{"salesOrder":{"onlineReferenceNo": "A1"}}` || p.got[1].body != `{"salesOrder": {"OnlineReferenceNo": 2}}` {
 		t.Errorf("bodies: %+v", p.got)
 	}
-	// Without a messageId the key is the file's sha256 and the record's number.
-	for i, g := range p.got {
-		if len(g.key) != 64+2 || !strings.HasSuffix(g.key, fmt.Sprintf(":%d", i+1)) {
-			t.Errorf("key %q", g.key)
+	// A sales order's key is its onlineReferenceNo (any letter case);
+	// without one, the file's sha256 and the record's number.
+	keys := map[string]bool{}
+	for _, g := range p.got {
+		keys[g.key] = true
+	}
+	if !keys["A1"] || !keys["2"] || len(keys) != 3 {
+		t.Errorf("keys %v", keys)
+	}
+	for k := range keys {
+		if len(k) > 2 && (len(k) != 64+2 || !strings.HasSuffix(k, ":3")) {
+			t.Errorf("key %q, want the sha256 and :3", k)
 		}
 	}
 }
@@ -603,5 +611,46 @@ func TestHTTPPull(t *testing.T) {
 	}
 	if m, _ := ledger.Watermark(context.Background(), d, "wms", o.Endpoint); m != mark2 {
 		t.Errorf("watermark moved to %s", m)
+	}
+}
+
+// A file larger than what a push holds between its passes is read again
+// for its records: the same bodies, keys and lines as from memory,
+// rejects included.
+func TestHTTPPushFileReadAgain(t *testing.T) {
+	run := func(keep int64) ([]got, string) {
+		defer transfer.SetKeepBodies(keep)()
+		p := &partner{answer: func(w http.ResponseWriter, r *http.Request, key string, n int) bool {
+			if key == "1003" {
+				io.WriteString(w, `{"hasError": true, "errorMessage": "unknown store"}`)
+				return true
+			}
+			return false
+		}}
+		srv := httptest.NewTLSServer(p)
+		defer srv.Close()
+		d := openTestDB(t)
+		dir := t.TempDir()
+		file := events(t, dir, 5)
+		// Blank lines and spaces: line numbers and bodies come from the
+		// file, not from the record count.
+		b, _ := os.ReadFile(file)
+		os.WriteFile(file, []byte("\n"+strings.ReplaceAll(string(b), "\n", "\n\n")), 0o600)
+		if _, err := push(t, d, httpSite(t, srv, func(c *transfer.HTTPConfig) { c.Parallel = 1 }), file); err != nil {
+			t.Fatal(err)
+		}
+		rejects, err := os.ReadFile(filepath.Join(dir, "sent", "events.ndjson.rejects.csv"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.got, string(rejects)
+	}
+	held, heldRejects := run(1 << 20)
+	again, againRejects := run(10)
+	if len(held) != 5 || fmt.Sprint(held) != fmt.Sprint(again) {
+		t.Errorf("held in memory:\n%v\nread again:\n%v", held, again)
+	}
+	if !strings.Contains(heldRejects, "3,6,1003,200,unknown store,") || heldRejects != againRejects {
+		t.Errorf("rejects held:\n%s\nread again:\n%s", heldRejects, againRejects)
 	}
 }

@@ -96,7 +96,10 @@ func HTTPPull(ctx context.Context, d *db.DB, site *HTTPSite, o HTTPPullOptions) 
 			q.Set(o.SinceParam, since)
 		}
 		name := fmt.Sprintf("%s_%s_%s_p%04d.json", o.SiteName, endpointSlug(o.Endpoint), stamp, page)
-		fr := FileResult{Local: filepath.Join(o.To, name), Remote: o.Endpoint + "?" + q.Encode(), Status: "failed"}
+		fr := FileResult{Local: filepath.Join(o.To, name), Remote: o.Endpoint, Status: "failed"}
+		if t, err := target(o.Endpoint, q); err == nil {
+			fr.Remote = t.String()
+		}
 		if o.DryRun {
 			fr.Status = "would"
 			res.add(fr)

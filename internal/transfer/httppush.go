@@ -3,10 +3,11 @@ package transfer
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/csv"
+	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/imports"
@@ -67,9 +69,9 @@ func HTTPPush(ctx context.Context, d *db.DB, site *HTTPSite, o HTTPPushOptions) 
 		return nil, err
 	}
 	defer release()
-	var w *groupWriter
+	var w *ledgerWriter
 	if !o.DryRun {
-		if w, err = newGroupWriter(ctx, d); err != nil {
+		if w, err = newLedgerWriter(ctx, d); err != nil {
 			return nil, err
 		}
 		defer w.Close()
@@ -100,7 +102,7 @@ type record struct {
 }
 
 // pushHTTPFile sends the records of one file.
-func pushHTTPFile(ctx context.Context, st *stmts, w *groupWriter, site *HTTPSite, o HTTPPushOptions, local string) FileResult {
+func pushHTTPFile(ctx context.Context, st *stmts, w *ledgerWriter, site *HTTPSite, o HTTPPushOptions, local string) FileResult {
 	fr := FileResult{Local: local, Remote: o.Method + " " + o.Endpoint, Status: "failed"}
 	info, err := os.Stat(local)
 	if err != nil {
@@ -112,35 +114,92 @@ func pushHTTPFile(ctx context.Context, st *stmts, w *groupWriter, site *HTTPSite
 		return fr
 	}
 	fr.Size = info.Size()
-	// The first pass checks the whole file and takes its sha256 before
-	// anything is sent: a file broken in the middle sends nothing.
-	sum, err := fileSum(local)
+	// The first pass checks the whole file, takes its sha256 and the
+	// records' keys before anything is sent: a file broken in the middle
+	// sends nothing.
+	sum, recs, held, err := scanFile(local, o.PerFile)
 	if err != nil {
 		fr.Reason = err.Error()
 		return fr
 	}
 	fr.SHA256 = sum
-	n := 1
-	if !o.PerFile {
-		if n, err = checkRecords(local, sum); err != nil {
-			fr.Reason = err.Error()
-			return fr
-		}
-	}
 	if o.DryRun {
-		fr.Status, fr.Reason = "would", fmt.Sprintf("%d records", n)
+		fr.Status, fr.Reason = "would", fmt.Sprintf("%d records", len(recs))
 		return fr
 	}
-	p := &filePush{ctx: ctx, st: st, w: w, site: site, o: o, local: local, size: info.Size()}
-	work := make(chan record)
-	var wg sync.WaitGroup
+	// What an earlier run had answered, in one query per few hundred
+	// keys rather than one per record.
+	keys := make([]string, len(recs))
+	for i, r := range recs {
+		keys[i] = r.key
+	}
+	answered, err := ledger.AnsweredKeys(ctx, st, o.SiteName, o.Endpoint, keys)
+	if err != nil {
+		fr.Reason = err.Error()
+		return fr
+	}
+	p := &filePush{st: st, w: w, site: site, o: o, local: local, size: info.Size(), skipped: len(answered)}
+	if p.u, err = site.url(o.Endpoint, nil); err != nil {
+		fr.Reason = err.Error()
+		return fr
+	}
 	fctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	for range min(max(site.cfg.Parallel, 1), n) {
+	// The second pass gives the records not yet answered to the
+	// requests: from memory, or read again by a goroutine of its own.
+	var next func() (record, bool)
+	var ferr error
+	var reader sync.WaitGroup
+	if held || o.PerFile {
+		var mu sync.Mutex
+		i := 0
+		next = func() (record, bool) {
+			mu.Lock()
+			defer mu.Unlock()
+			for ; i < len(recs); i++ {
+				if !answered[recs[i].key] {
+					i++
+					return recs[i-1], true
+				}
+			}
+			return record{}, false
+		}
+	} else {
+		work := make(chan record, max(site.cfg.Parallel, 1))
+		reader.Add(1)
+		go func() {
+			defer reader.Done()
+			defer close(work)
+			ferr = eachRecord(local, recs, func(r record) error {
+				if answered[r.key] {
+					return nil
+				}
+				select {
+				case work <- r:
+					return nil
+				case <-fctx.Done():
+					return fctx.Err()
+				}
+			})
+		}()
+		next = func() (record, bool) {
+			r, ok := <-work
+			return r, ok
+		}
+	}
+	var wg sync.WaitGroup
+	for range min(max(site.cfg.Parallel, 1), max(len(recs)-len(answered), 1)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for r := range work {
+			for fctx.Err() == nil {
+				r, ok := next()
+				if !ok {
+					return
+				}
+				if o.Wrap != "" && !o.PerFile {
+					r.body = wrapped(r.body, o.Wrap)
+				}
 				if err := p.send(fctx, r); err != nil {
 					p.fail(err)
 					cancel()
@@ -148,28 +207,17 @@ func pushHTTPFile(ctx context.Context, st *stmts, w *groupWriter, site *HTTPSite
 			}
 		}()
 	}
-	// The second pass streams the records to the requests.
-	feed := func(r record) error {
-		select {
-		case work <- r:
-			return nil
-		case <-fctx.Done():
-			return fctx.Err()
-		}
-	}
-	var ferr error
-	if o.PerFile {
-		ferr = feed(record{n: 1, line: 1, key: "sha256:" + sum})
-	} else {
-		ferr = eachRecord(local, sum, o.Wrap, feed)
-	}
-	close(work)
 	wg.Wait()
+	reader.Wait()
 	if ferr != nil && fctx.Err() == nil {
 		// The file changed between the passes.
 		p.fail(ferr)
 	}
 	if err := p.closeRejects(); err != nil {
+		p.fail(err)
+	}
+	// The answers are in the ledger before the file may leave.
+	if err := w.Flush(); err != nil {
 		p.fail(err)
 	}
 	counts := fmt.Sprintf("%d delivered, %d already delivered, %d rejected", p.delivered, p.skipped, p.rejected)
@@ -207,68 +255,217 @@ func pushHTTPFile(ctx context.Context, st *stmts, w *groupWriter, site *HTTPSite
 	return fr
 }
 
-// checkRecords reads a file through before anything is sent: it must be
-// valid JSON, and a key may not be there twice (the second would be taken
-// for the first). It returns the number of records.
-func checkRecords(local, sum string) (int, error) {
+// keepBodies caps the bytes of records the first pass of a file keeps
+// for the second: a larger file is read again rather than held.
+var keepBodies int64 = 64 << 20
+
+// scanFile reads a file through once before anything is sent: its
+// sha256 and each record's line and key, and while they fit in
+// keepBodies, their bodies (held says so). The file must be valid JSON,
+// and a key may not be there twice (the second would be taken for the
+// first). Sent as one body, the file is one record keyed by its sha256.
+func scanFile(local string, perFile bool) (sum string, recs []record, held bool, err error) {
+	f, err := os.Open(local)
+	if err != nil {
+		return "", nil, false, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	r := io.TeeReader(f, h)
 	seen := map[string]int{}
-	err := eachRecord(local, sum, "", func(r record) error {
-		if first, ok := seen[r.key]; ok {
-			return fmt.Errorf("%s: record %d (line %d): messageId %s again (record %d has it)", local, r.n, r.line, r.key, first)
+	held = true
+	var size int64
+	if !perFile {
+		err = imports.EachJSON(r, "records", func(n, line int, raw json.RawMessage) error {
+			key, err := recordKey(raw)
+			if err != nil {
+				return fmt.Errorf("%s: record %d (line %d): %w", local, n, line, err)
+			}
+			if key != "" {
+				if first, ok := seen[key]; ok {
+					return fmt.Errorf("%s: record %d (line %d): key %s again (record %d has it)", local, n, line, key, first)
+				}
+				seen[key] = n
+			}
+			rec := record{n: n, line: line, key: key}
+			if size += int64(len(raw)); held && size <= keepBodies {
+				rec.body = raw
+			} else if held {
+				held = false
+				for i := range recs {
+					recs[i].body = nil
+				}
+			}
+			recs = append(recs, rec)
+			return nil
+		})
+		if err != nil {
+			return "", nil, false, err
 		}
-		seen[r.key] = r.n
-		return nil
-	})
-	return len(seen), err
+	}
+	// The reader may stop short of trailing space: the sum is the
+	// whole file's.
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		return "", nil, false, err
+	}
+	sum = hex.EncodeToString(h.Sum(nil))
+	if perFile {
+		return sum, []record{{n: 1, line: 1, key: "sha256:" + sum}}, false, nil
+	}
+	for i := range recs {
+		if recs[i].key == "" {
+			// Without a key of its own, a record is known by the
+			// file's sha256 and its number.
+			recs[i].key = sum + ":" + strconv.Itoa(i+1)
+		}
+	}
+	return sum, recs, held, nil
 }
 
-// eachRecord calls fn with each record of a file and its key: the
-// record's messageId, else the file's sha256 and the record's number.
-// With wrap, the body is wrapped (wrapped).
-func eachRecord(local, sum, wrap string, fn func(record) error) error {
+// eachRecord calls fn with each record of a file read again, its key and
+// line from recs (scanFile's).
+func eachRecord(local string, recs []record, fn func(record) error) error {
 	f, err := os.Open(local)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
 	return imports.EachJSON(f, "records", func(n, line int, raw json.RawMessage) error {
-		key, err := recordKey(raw)
-		if err != nil {
-			return fmt.Errorf("%s: record %d (line %d): %w", local, n, line, err)
+		if n > len(recs) {
+			return fmt.Errorf("%s: record %d (line %d): the file changed while it was sent", local, n, line)
 		}
-		if key == "" {
-			key = sum + ":" + strconv.Itoa(n)
-		}
-		body := []byte(raw)
-		if wrap != "" {
-			body = wrapped(raw, wrap)
-		}
-		return fn(record{n: n, line: line, key: key, body: body})
+		r := recs[n-1]
+		r.body = raw
+		return fn(r)
 	})
 }
 
-// recordKey is a record's messageId (a number or a string), "" without.
+// recordKey is a record's own key, "" without: its messageId (order
+// events), else its onlineReferenceNo (a sales order, bare or in its
+// salesOrder wrapper), a number or a string. Names match in any letter
+// case, as GoFrugal's own samples mix them; of a name given twice, the
+// last counts, as for encoding/json.
 func recordKey(raw json.RawMessage) (string, error) {
-	var m struct {
-		MessageID json.RawMessage `json:"messageId"`
+	var id, ref, order []byte
+	members(raw, func(name string, v []byte) {
+		switch {
+		case strings.EqualFold(name, "messageId"):
+			id = v
+		case strings.EqualFold(name, "onlineReferenceNo"):
+			ref = v
+		case strings.EqualFold(name, "salesOrder"):
+			order = v
+		}
+	})
+	switch {
+	case id != nil:
+		return keyValue("messageId", id)
+	case order != nil && string(order) != "null":
+		ref = nil
+		members(order, func(name string, v []byte) {
+			if strings.EqualFold(name, "onlineReferenceNo") {
+				ref = v
+			}
+		})
+		return keyValue("salesOrder.onlineReferenceNo", ref)
 	}
-	if err := json.Unmarshal(raw, &m); err != nil {
-		// An array or a value, not an object: no messageId.
-		return "", nil
+	return keyValue("onlineReferenceNo", ref)
+}
+
+// members calls fn with the name and the value's text of each member of
+// raw, a valid JSON value (as the decoder gave it), if it is an object.
+// It reads the text once, without decoding the values: the records of a
+// push are read for their key only, and a generic decode of each cost
+// more than the rest of the first pass.
+func members(raw []byte, fn func(name string, value []byte)) {
+	i := skipSpace(raw, 0)
+	if i >= len(raw) || raw[i] != '{' {
+		return
 	}
-	id := bytes.TrimSpace(m.MessageID)
+	i++
+	for {
+		i = skipSpace(raw, i)
+		if i >= len(raw) || raw[i] != '"' {
+			return // '}' or the end
+		}
+		end := skipValue(raw, i)
+		var name string
+		if bytes.IndexByte(raw[i:end], '\\') < 0 {
+			name = string(raw[i+1 : end-1])
+		} else if json.Unmarshal(raw[i:end], &name) != nil {
+			return
+		}
+		i = skipSpace(raw, end)
+		if i >= len(raw) || raw[i] != ':' {
+			return
+		}
+		i = skipSpace(raw, i+1)
+		end = skipValue(raw, i)
+		fn(name, raw[i:end])
+		i = skipSpace(raw, end)
+		if i >= len(raw) || raw[i] != ',' {
+			return
+		}
+		i++
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && isJSONSpace(b[i]) {
+		i++
+	}
+	return i
+}
+
+func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+
+// skipValue is the end of the valid JSON value at b[i:].
+func skipValue(b []byte, i int) int {
+	depth := 0
+	for i < len(b) {
+		c := b[i]
+		if c == '"' {
+			for i++; i < len(b) && b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++
+				}
+			}
+			i++
+		} else {
+			if depth == 0 && (c == ',' || c == ':' || c == '}' || c == ']' || isJSONSpace(c)) {
+				return i // after a number, true, false or null
+			}
+			i++
+			switch c {
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+			}
+		}
+		if depth == 0 && (c == '"' || c == '}' || c == ']') {
+			return i
+		}
+	}
+	return i
+}
+
+// keyValue is a key field's value: a number or a non-empty string; null
+// is no key.
+func keyValue(name string, raw json.RawMessage) (string, error) {
+	id := bytes.TrimSpace(raw)
 	if len(id) == 0 || string(id) == "null" {
 		return "", nil
 	}
 	var s string
 	if json.Unmarshal(id, &s) == nil {
 		if strings.TrimSpace(s) == "" {
-			return "", errors.New("empty messageId")
+			return "", fmt.Errorf("empty %s", name)
 		}
 		return s, nil
 	}
 	if _, err := strconv.ParseFloat(string(id), 64); err != nil {
-		return "", fmt.Errorf("messageId %s: want a number or a string", id)
+		return "", fmt.Errorf("%s %s: want a number or a string", name, id)
 	}
 	return string(id), nil
 }
@@ -292,13 +489,13 @@ func wrapped(raw json.RawMessage, key string) []byte {
 
 // filePush is the state of one file's records in flight.
 type filePush struct {
-	ctx   context.Context
 	st    *stmts
-	w     *groupWriter
+	w     *ledgerWriter
 	site  *HTTPSite
 	o     HTTPPushOptions
 	local string
-	size  int64 // of the file, for --per file
+	u     string // the endpoint's URL
+	size  int64  // of the file, for --per file
 
 	mu                           sync.Mutex
 	err                          error
@@ -315,29 +512,20 @@ func (p *filePush) fail(err error) {
 	}
 }
 
-// send delivers one record unless the ledger has its answer, and records
-// the answer. It returns an error that ends the file: the site out of
-// reach, credentials refused, or the ledger failing.
+// send delivers one record not yet answered and records the answer. It
+// returns an error that ends the file: the site out of reach, credentials
+// refused, or the ledger failing.
 func (p *filePush) send(ctx context.Context, r record) error {
 	o := p.o
-	status, err := ledger.DeliveryStatus(ctx, p.st, o.SiteName, o.Endpoint, r.key)
-	if err != nil {
-		return err
-	}
-	if status == ledger.DeliveryDone || status == ledger.DeliveryRejected {
-		p.mu.Lock()
-		p.skipped++
-		p.mu.Unlock()
-		return nil
-	}
-	// Started before the request goes: killed before the answer is
-	// recorded, the record goes again with the same key, which the
-	// partner de-duplicates on.
+	// The started row goes to the ledger with the next batch: a run
+	// killed before the answer is recorded leaves it started (or no row),
+	// and the record goes again with the same key, which the partner
+	// de-duplicates on.
 	row := ledger.Delivery{Site: o.SiteName, Endpoint: o.Endpoint, Key: r.key, LocalPath: p.local, Record: r.n, RunID: o.RunID}
-	if err := ledger.StartDelivery(ctx, p.w, row); err != nil {
+	if err := p.w.Start(row); err != nil {
 		return err
 	}
-	req := request{method: o.Method, endpoint: o.Endpoint, key: r.key}
+	req := request{method: o.Method, endpoint: o.Endpoint, u: p.u, key: r.key}
 	if o.PerFile {
 		req.body, req.size = func() (io.ReadCloser, error) { return os.Open(p.local) }, p.size
 	} else {
@@ -345,7 +533,6 @@ func (p *filePush) send(ctx context.Context, r record) error {
 		req.body, req.size = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }, int64(len(body))
 	}
 	resp, err := p.site.do(ctx, req)
-	nctx := context.WithoutCancel(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			// Cut short by the end of the run: the answer is unknown and
@@ -353,19 +540,19 @@ func (p *filePush) send(ctx context.Context, r record) error {
 			return nil
 		}
 		row.Status, row.Error = ledger.DeliveryFailed, err.Error()
-		ledger.EndDelivery(nctx, p.w, row)
+		p.w.End(row)
 		return fmt.Errorf("record %d: %w", r.n, err)
 	}
 	row.HTTPStatus = resp.StatusCode
 	ok, msg, unclear := p.site.verdict(resp)
 	if unclear {
 		row.Status, row.Error = ledger.DeliveryFailed, msg
-		ledger.EndDelivery(nctx, p.w, row)
+		p.w.End(row)
 		return fmt.Errorf("record %d: %s: %w", r.n, msg, ErrUnreachable)
 	}
 	if ok {
 		row.Status = ledger.DeliveryDone
-		if err := ledger.EndDelivery(nctx, p.w, row); err != nil {
+		if err := p.w.End(row); err != nil {
 			return err
 		}
 		p.mu.Lock()
@@ -379,7 +566,7 @@ func (p *filePush) send(ctx context.Context, r record) error {
 		return err
 	}
 	row.Status, row.Error = ledger.DeliveryRejected, msg
-	return ledger.EndDelivery(nctx, p.w, row)
+	return p.w.End(row)
 }
 
 // reject appends a refused record to sent/FILE.rejects.csv: its number,
@@ -422,81 +609,177 @@ func (p *filePush) closeRejects() error {
 	return p.rejects.Close()
 }
 
-// groupWriter runs the delivery ledger's writes of parallel requests: the
-// writes that come in while a transaction commits go together in the
-// next one, so parallel requests do not wait for one commit each. Each
-// write has returned only once its transaction committed: a record is
-// recorded as started before its request goes.
-type groupWriter struct {
+// ledgerWriter writes the delivery ledger's rows of a push in batches:
+// a transaction every batchWait (or as soon as maxBatch rows wait, or a
+// Flush asks) takes every row that came in since the last, so neither
+// one request nor many in parallel wait for a commit, or wake a writer,
+// each. Rows are written in the order they came; Flush returns once all
+// rows given so far are committed. A row not yet committed when the run is
+// killed is a request whose answer is unknown: it goes again, with its
+// key. The first failed write ends the push: every later call returns its
+// error.
+type ledgerWriter struct {
 	conn  *sql.Conn
 	stmts map[string]*sql.Stmt
+	kick  chan struct{} // wakes run before its tick
+	done  chan struct{}
 
 	mu      sync.Mutex
-	pending []*groupOp
-	running bool
+	pending []ledgerOp
+	waiters []chan error // Flush calls waiting for the next commit
+	closed  bool
+	err     error
 }
 
-type groupOp struct {
-	query string
-	args  []any
-	done  chan error
+// ledgerOp is one row to write: with start, the started row of a
+// request; else its answer.
+type ledgerOp struct {
+	d     ledger.Delivery
+	start bool
 }
 
-func newGroupWriter(ctx context.Context, d *db.DB) (*groupWriter, error) {
+// maxBatch rows make the writer commit before batchWait is over.
+const (
+	maxBatch  = 1024
+	batchWait = 20 * time.Millisecond
+)
+
+func newLedgerWriter(ctx context.Context, d *db.DB) (*ledgerWriter, error) {
 	conn, err := d.Conn(ctx)
 	if err != nil {
 		return nil, db.Classify(err)
 	}
-	return &groupWriter{conn: conn, stmts: map[string]*sql.Stmt{}}, nil
+	w := &ledgerWriter{conn: conn, stmts: map[string]*sql.Stmt{}, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	go w.run()
+	return w, nil
 }
 
-// ExecContext runs query in the next group's transaction and returns when
-// it committed; the result is nil (ledger.Execer).
-func (g *groupWriter) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	op := &groupOp{query: query, args: args, done: make(chan error, 1)}
-	g.mu.Lock()
-	g.pending = append(g.pending, op)
-	if g.running {
-		g.mu.Unlock()
-		return nil, <-op.done
+// Start queues the started row of a request about to go.
+func (w *ledgerWriter) Start(d ledger.Delivery) error { return w.put(ledgerOp{d: d, start: true}) }
+
+// End queues the answer to a started request.
+func (w *ledgerWriter) End(d ledger.Delivery) error { return w.put(ledgerOp{d: d}) }
+
+func (w *ledgerWriter) put(op ledgerOp) error {
+	w.mu.Lock()
+	if w.err != nil {
+		w.mu.Unlock()
+		return w.err
 	}
-	// This caller commits groups until none is waiting.
-	g.running = true
-	for len(g.pending) > 0 {
-		batch := g.pending
-		g.pending = nil
-		g.mu.Unlock()
-		wctx := context.WithoutCancel(ctx)
-		err := db.WithTx(wctx, g.conn, true, func() error {
-			for _, o := range batch {
-				st, ok := g.stmts[o.query]
-				if !ok {
-					var err error
-					if st, err = g.conn.PrepareContext(wctx, o.query); err != nil {
-						return err
-					}
-					g.stmts[o.query] = st
-				}
-				if _, err := st.ExecContext(wctx, o.args...); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		for _, o := range batch {
-			o.done <- err
+	w.pending = append(w.pending, op)
+	full := len(w.pending) >= maxBatch
+	w.mu.Unlock()
+	if full {
+		w.wake()
+	}
+	return nil
+}
+
+func (w *ledgerWriter) wake() {
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Flush waits until the rows queued so far are committed.
+func (w *ledgerWriter) Flush() error {
+	c := make(chan error, 1)
+	w.mu.Lock()
+	w.waiters = append(w.waiters, c)
+	w.mu.Unlock()
+	w.wake()
+	return <-c
+}
+
+// run commits what is pending at each tick or wake, until Close.
+func (w *ledgerWriter) run() {
+	defer close(w.done)
+	tick := time.NewTicker(batchWait)
+	defer tick.Stop()
+	ctx := context.Background()
+	for {
+		select {
+		case <-w.kick:
+		case <-tick.C:
 		}
-		g.mu.Lock()
+		w.mu.Lock()
+		batch, waiters, closed, err := w.pending, w.waiters, w.closed, w.err
+		w.pending, w.waiters = nil, nil
+		w.mu.Unlock()
+		if len(batch) > 0 && err == nil {
+			if err = db.WithTx(ctx, w.conn, true, func() error { return w.write(ctx, batch) }); err != nil {
+				w.mu.Lock()
+				w.err = err
+				w.mu.Unlock()
+			}
+		}
+		for _, c := range waiters {
+			c <- err
+		}
+		if closed {
+			return
+		}
 	}
-	g.running = false
-	g.mu.Unlock()
-	return nil, <-op.done
 }
 
-// Close releases the connection.
-func (g *groupWriter) Close() {
-	for _, st := range g.stmts {
+// write writes a batch's rows in order. A request started and answered
+// within the batch is one row, written with its answer.
+func (w *ledgerWriter) write(ctx context.Context, batch []ledgerOp) error {
+	answer := map[string]int{} // key -> its answer's place in batch
+	for i, op := range batch {
+		if !op.start {
+			answer[op.d.Key] = i
+		}
+	}
+	merged := map[int]bool{}
+	for i, op := range batch {
+		var err error
+		switch {
+		case merged[i]:
+			continue
+		case op.start:
+			if j, ok := answer[op.d.Key]; ok && j > i {
+				op.d.Status, op.d.HTTPStatus, op.d.Error = batch[j].d.Status, batch[j].d.HTTPStatus, batch[j].d.Error
+				merged[j] = true
+			}
+			err = ledger.StartDelivery(ctx, w, op.d)
+		default:
+			err = ledger.EndDelivery(ctx, w, op.d)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ExecContext runs query as a statement prepared once on the writer's
+// connection (ledger.Execer); only run calls it, inside its transaction.
+func (w *ledgerWriter) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, ok := w.stmts[query]
+	if !ok {
+		var err error
+		if st, err = w.conn.PrepareContext(ctx, query); err != nil {
+			return nil, err
+		}
+		w.stmts[query] = st
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+// Close commits what is queued and releases the connection.
+func (w *ledgerWriter) Close() error {
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
+	w.wake()
+	<-w.done
+	for _, st := range w.stmts {
 		st.Close()
 	}
-	g.conn.Close()
+	w.conn.Close()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
 }

@@ -263,6 +263,14 @@ func (s *stmts) QueryRowContext(ctx context.Context, query string, args ...any) 
 	return st.QueryRowContext(ctx, args...)
 }
 
+func (s *stmts) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := s.get(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
 // Close releases the prepared statements.
 func (s *stmts) Close() {
 	s.mu.Lock()
