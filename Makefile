@@ -14,8 +14,17 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 all: build
 
+# posbridge version reports what make build stamps: the git description
+# of the checkout, its commit, and the commit's time as the build date (so
+# that the same tree gives the same binary).
+VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+COMMIT     ?= $(shell git rev-parse HEAD 2>/dev/null)
+BUILD_DATE ?= $(shell TZ=UTC git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null)
+STAMP      := github.com/posbridge/posbridge/internal/cli
+LDFLAGS    := -X $(STAMP).stampVersion=$(VERSION) -X $(STAMP).stampCommit=$(COMMIT) -X $(STAMP).stampDate=$(BUILD_DATE)
+
 build:
-	$(GO) build -o $(BIN)/posbridge ./cmd/posbridge
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/posbridge ./cmd/posbridge
 	$(GO) build -o $(BIN)/pbgen ./cmd/pbgen
 
 # The main job on the built-in demo data, in a fresh ./demo-data folder
@@ -24,9 +33,13 @@ demo: build
 	@rm -rf $(DEMO)
 	@sh scripts/demo.sh $(BIN)/posbridge testdata/demo/posbridge.yaml
 
+# go test through scripts/testsummary: go test's short output (each
+# package's ok or FAIL, each failed test's log), then every skipped test
+# with its reason, then "tests: N passed, N failed, N skipped".
 test:
 	$(GO) vet ./...
-	$(GO) test -count=1 ./...
+	@$(GO) build -o $(BIN)/testsummary ./scripts/testsummary
+	$(BIN)/testsummary $(GO) -count=1 ./...
 
 # gofmt and staticcheck (fetched through the Go module proxy).
 lint:
@@ -43,6 +56,8 @@ fuzz:
 	$(GO) test ./internal/imports -run '^$$' -fuzz '^FuzzTxnXML$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/inquiry -run '^$$' -fuzz '^FuzzRequest$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/imports -run '^$$' -fuzz '^FuzzEachJSON$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/imports -run '^$$' -fuzz '^FuzzSqueezer$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/transfer -run '^$$' -fuzz '^FuzzMembers$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/orders -run '^$$' -fuzz '^FuzzOrders$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x
 	$(GO) test ./internal/returns -run '^$$' -fuzz '^FuzzReturns$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x
 	$(GO) test ./internal/wms -run '^$$' -fuzz '^FuzzWMS$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x

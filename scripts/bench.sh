@@ -162,7 +162,8 @@ bench_transfers() {
 # posted one request per record to bin/pbhttpd, an Increff-like sales
 # posting endpoint over HTTPS on a loopback port, by posbridge push with
 # parallel 1 and PARALLEL, and by curl --parallel --parallel-max 1 and
-# PARALLEL doing the same posts with the same CA. Each run is checked
+# PARALLEL doing the same posts with the same CA, over HTTP/1.1 and over
+# HTTP/2 on both sides. Each run is checked
 # against the server's count of requests and distinct messageIds. Writes
 # http.rows.
 bench_http() {
@@ -212,37 +213,52 @@ bench_http() {
 		print "url = \"" url "\""; print "cacert = \"" ca "\""; print "header = \"Content-Type: application/json\""
 		print "data-binary = \"" $0 "\""; print "output = \"/dev/null\""; print "silent"; print "show-error"; print "fail" }' \
 		"$hd/events.ndjson" >"$hd/curl.cfg"
-	for p in 1 "$par"; do
-		cat >"$hd/posbridge-$p.yaml" <<-EOF
-		sites:
-		  pos$p:
-		    type: http
-		    base_url: $url
-		    ca_file: $hd/ca.pem
-		    success: has_error_false
-		    parallel: $p
-		    timeout: 30s
-		EOF
-		mkdir -p "$hd/out$p"
-		cp "$hd/events.ndjson" "$hd/out$p/events.ndjson"
-		printf '#!/bin/sh\nPOSBRIDGE_DATA_DIR="%s" exec "%s" --config "%s" "$@"\n' "$hd/data$p" "$PB" "$hd/posbridge-$p.yaml" >"$hd/pb$p"
-		chmod +x "$hd/pb$p"
-		"$hd/pb$p" init -q >/dev/null
+	# Each protocol on both sides: HTTP/1.1 (posbridge's default, curl
+	# --http1.1) and HTTP/2 (http2: true, curl --http2).
+	for v in 1 2; do
+		for p in 1 "$par"; do
+			h2=false
+			[ $v = 2 ] && h2=true
+			cat >"$hd/posbridge-h$v-$p.yaml" <<-EOF
+			sites:
+			  pos:
+			    type: http
+			    base_url: $url
+			    ca_file: $hd/ca.pem
+			    success: has_error_false
+			    parallel: $p
+			    http2: $h2
+			    timeout: 30s
+			EOF
+			mkdir -p "$hd/out-h$v-$p"
+			cp "$hd/events.ndjson" "$hd/out-h$v-$p/events.ndjson"
+			printf '#!/bin/sh\nPOSBRIDGE_DATA_DIR="%s" exec "%s" --config "%s" "$@"\n' "$hd/data-h$v-$p" "$PB" "$hd/posbridge-h$v-$p.yaml" >"$hd/pb-h$v-$p"
+			chmod +x "$hd/pb-h$v-$p"
+			"$hd/pb-h$v-$p" init -q >/dev/null
+		done
 	done
-	for p in 1 "$par"; do
-		t "curl_post_p$p" curl -s --parallel --parallel-max "$p" -K "$hd/curl.cfg"
-		checked "curl_post_p$p"
-		t "http_push_p$p" "$hd/pb$p" push --site "pos$p" --endpoint /pos/sales "$hd/out$p/events.ndjson" -q
-		checked "http_push_p$p"
-		[ -f "$hd/out$p/sent/events.ndjson" ] || { echo "bench: http_push_p$p left events.ndjson out of sent/"; exit 1; }
+	for v in 1 2; do
+		cv=--http1.1
+		[ $v = 2 ] && cv=--http2
+		for p in 1 "$par"; do
+			t "curl_post_h${v}_p$p" curl -s $cv --parallel --parallel-max "$p" -K "$hd/curl.cfg"
+			checked "curl_post_h${v}_p$p"
+			t "http_push_h${v}_p$p" "$hd/pb-h$v-$p" push --site pos --endpoint /pos/sales "$hd/out-h$v-$p/events.ndjson" -q
+			checked "http_push_h${v}_p$p"
+			[ -f "$hd/out-h$v-$p/sent/events.ndjson" ] || { echo "bench: http_push_h${v}_p$p left events.ndjson out of sent/"; exit 1; }
+		done
 	done
 	kill $httpd_pid 2>/dev/null || true
 	trap - EXIT
 
 	rps() { awk -v n="$nrec" -v s="$(secs "$1")" 'BEGIN {printf "%.0f", n / s}'; }
 	speed() { awk -v a="$(secs "$1")" -v b="$(secs "$2")" 'BEGIN {printf "%.2f", b/a}'; }
-	for p in 1 "$par"; do
-		echo "| push $nrec order events over HTTPS, parallel $p ($(rps http_push_p$p) records/s) | $(secs http_push_p$p) | $(( $(kib http_push_p$p) / 1024 )) | $(speed http_push_p$p curl_post_p$p)x records/s | curl --parallel --parallel-max $p, one POST per record, $(secs curl_post_p$p) s ($(rps curl_post_p$p) records/s) |"
+	for v in 1 2; do
+		proto=HTTP/1.1 cv=--http1.1
+		[ $v = 2 ] && proto="HTTP/2 (http2: true)" cv=--http2
+		for p in 1 "$par"; do
+			echo "| push $nrec order events over HTTPS, $proto, parallel $p ($(rps http_push_h${v}_p$p) records/s) | $(secs http_push_h${v}_p$p) | $(( $(kib http_push_h${v}_p$p) / 1024 )) | $(speed http_push_h${v}_p$p curl_post_h${v}_p$p)x records/s | curl $cv --parallel --parallel-max $p, one POST per record, $(secs curl_post_h${v}_p$p) s ($(rps curl_post_h${v}_p$p) records/s) |"
+		done
 	done >http.rows
 }
 

@@ -175,7 +175,9 @@ func newPartnerServer(dir, name, cert string) (*partnerServer, error) {
 		return nil, err
 	}
 	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
-	s.srv.TLS = &tls.Config{Certificates: []tls.Certificate{leaf}}
+	// HTTP/2 for a site with http2: true, HTTP/1.1 for the others.
+	s.srv.TLS = &tls.Config{Certificates: []tls.Certificate{leaf}, NextProtos: []string{"h2", "http/1.1"}}
+	s.srv.EnableHTTP2 = true
 	// The client's side of a stall or a cut is its business; the server's
 	// complaints about it are noise.
 	s.srv.Config.ErrorLog = log.New(io.Discard, "", 0)

@@ -42,6 +42,9 @@ func TestScript(t *testing.T) {
 			if cond == "root" {
 				return os.Geteuid() == 0, nil
 			}
+			if cond == "sshd" {
+				return sshdCondition() // sshd_test.go
+			}
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
 		Cmds: map[string]func(*testscript.TestScript, bool, []string){
@@ -72,11 +75,13 @@ func TestScript(t *testing.T) {
 			"sizeatmost": cmdSizeAtMost,
 			"memrun":     cmdMemrun,
 			"jsonlines":  cmdJSONLines, // jobs_cmds_test.go
+			"jsondoc":    cmdJSONDoc,   // jsondoc_test.go: --output json against docs/json.md
 
 			// The partner stories' commands, in partner_cmds_test.go.
 			"normtime": cmdNormTime,
 			"batches":  cmdBatches,
 			"httpsrv":  cmdHTTPSrv, // HTTPS partner servers, httpsrv_test.go
+			"sshd":     cmdSSHD,    // the OpenSSH sshd, sshd_test.go
 		},
 	})
 }

@@ -8,10 +8,13 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
 )
 
 // realSSHD starts the OpenSSH sshd on a free loopback port, serving sftp
@@ -22,54 +25,93 @@ import (
 // skips.
 func realSSHD(t *testing.T, dir, siteDir string) (port int, keyFile, knownHosts string) {
 	t.Helper()
-	const sshd = "/usr/sbin/sshd"
-	need := func(format string, args ...any) {
-		t.Helper()
+	if why := sshdMissing(); why != "" {
 		if os.Getenv("CI") == "true" {
-			t.Fatalf(format+" (CI runs this test: .ci/run installs openssh-server and runs as root)", args...)
+			t.Fatalf("%s (CI runs this test: .ci/run installs openssh-server and runs as root)", why)
 		}
-		t.Skipf(format, args...)
+		t.Skip(why)
 	}
-	if _, err := os.Stat(sshd); err != nil {
-		need("no OpenSSH server: %v", err)
+	s, err := startSSHD(dir, siteDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		s.stop()
+		if t.Failed() {
+			t.Logf("sshd log:\n%s", s.log.String())
+		}
+	})
+	return s.port, s.keyFile, s.knownHosts
+}
+
+const sshdPath = "/usr/sbin/sshd"
+
+// sshdMissing says why the real sshd cannot run here, or "" when it can.
+func sshdMissing() string {
+	if _, err := os.Stat(sshdPath); err != nil {
+		return fmt.Sprintf("no OpenSSH server: %v", err)
 	}
 	for _, tool := range []string{"ssh-keygen", "sftp"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			need("no %s: %v", tool, err)
+			return fmt.Sprintf("no %s: %v", tool, err)
 		}
 	}
 	if os.Geteuid() != 0 {
-		need("sshd needs root")
+		return "sshd needs root"
 	}
-	keygen := func(typ, file string) {
-		t.Helper()
+	return ""
+}
+
+// sshdServer is a running OpenSSH sshd; its files are in one folder.
+type sshdServer struct {
+	port                      int
+	user, keyFile, knownHosts string
+	cmd                       *exec.Cmd
+	log                       bytes.Buffer
+}
+
+func (s *sshdServer) stop() {
+	s.cmd.Process.Kill()
+	s.cmd.Wait()
+}
+
+// startSSHD starts sshd with its files in dir. Its sftp sessions start in
+// siteDir, without a chroot: absolute paths are those of this machine.
+func startSSHD(dir, siteDir string) (*sshdServer, error) {
+	keygen := func(typ, file string) error {
 		if out, err := exec.Command("ssh-keygen", "-q", "-t", typ, "-N", "", "-C", "test", "-f", file).CombinedOutput(); err != nil {
-			t.Fatalf("ssh-keygen %s: %v\n%s", typ, err, out)
+			return fmt.Errorf("ssh-keygen %s: %v\n%s", typ, err, out)
 		}
+		return nil
 	}
 	for _, typ := range []string{"ed25519", "rsa", "ecdsa"} {
-		keygen(typ, filepath.Join(dir, "host_"+typ))
+		if err := keygen(typ, filepath.Join(dir, "host_"+typ)); err != nil {
+			return nil, err
+		}
 	}
-	keyFile = filepath.Join(dir, "id_user")
-	keygen("ed25519", keyFile)
-	pub, err := os.ReadFile(keyFile + ".pub")
+	s := &sshdServer{keyFile: filepath.Join(dir, "id_user")}
+	if err := keygen("ed25519", s.keyFile); err != nil {
+		return nil, err
+	}
+	pub, err := os.ReadFile(s.keyFile + ".pub")
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	authKeys := filepath.Join(dir, "authorized_keys")
 	if err := os.WriteFile(authKeys, pub, 0o600); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	port = ln.Addr().(*net.TCPAddr).Port
+	s.port = ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
 	u, err := user.Current()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
+	s.user = u.Username
 	conf := filepath.Join(dir, "sshd_config")
 	text := fmt.Sprintf(`Port %d
 ListenAddress 127.0.0.1
@@ -86,47 +128,88 @@ UsePAM no
 PermitRootLogin prohibit-password
 AllowUsers %[4]s
 Subsystem sftp internal-sftp -d %[5]s
-`, port, dir, authKeys, u.Username, siteDir)
+`, s.port, dir, authKeys, s.user, siteDir)
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	os.MkdirAll("/run/sshd", 0o755) // privilege separation folder
-	var log bytes.Buffer
-	cmd := exec.Command(sshd, "-D", "-e", "-f", conf)
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start sshd: %v", err)
+	s.cmd = exec.Command(sshdPath, "-D", "-e", "-f", conf)
+	s.cmd.Stdout, s.cmd.Stderr = &s.log, &s.log
+	if err := s.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start sshd: %v", err)
 	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("sshd log:\n%s", log.String())
-		}
-	})
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", s.port), time.Second)
 		if err == nil {
 			c.Close()
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("sshd does not listen on %d: %v\n%s", port, err, log.String())
+			s.stop()
+			return nil, fmt.Errorf("sshd does not listen on %d: %v\n%s", s.port, err, s.log.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	hostPub, err := os.ReadFile(filepath.Join(dir, "host_ed25519.pub"))
 	if err != nil {
-		t.Fatal(err)
+		s.stop()
+		return nil, err
 	}
 	f := strings.Fields(string(hostPub))
-	knownHosts = filepath.Join(dir, "known_hosts")
-	line := fmt.Sprintf("[127.0.0.1]:%d %s %s\n", port, f[0], f[1])
-	if err := os.WriteFile(knownHosts, []byte(line), 0o600); err != nil {
-		t.Fatal(err)
+	s.knownHosts = filepath.Join(dir, "known_hosts")
+	line := fmt.Sprintf("[127.0.0.1]:%d %s %s\n", s.port, f[0], f[1])
+	if err := os.WriteFile(s.knownHosts, []byte(line), 0o600); err != nil {
+		s.stop()
+		return nil, err
 	}
-	return port, keyFile, knownHosts
+	return s, nil
+}
+
+// cmdSSHD starts the real OpenSSH sshd for a script, its sftp sessions
+// starting in DIR (the login folder; no chroot):
+//
+//	sshd start DIR
+//
+// It sets SSHD_PORT, SSHD_USER, SSHD_KEY and SSHD_KNOWN_HOSTS, and
+// SSHD_CONFIG, an ssh_config file in which the host "sshd" is this server
+// for the OpenSSH client: exec sftp -F $SSHD_CONFIG -b BATCH sshd. Scripts
+// guard it with [!sshd] skip.
+func cmdSSHD(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 || args[0] != "start" {
+		ts.Fatalf("usage: sshd start DIR")
+	}
+	dir := ts.MkAbs(".sshd")
+	ts.Check(os.MkdirAll(dir, 0o700))
+	s, err := startSSHD(dir, ts.MkAbs(args[1]))
+	ts.Check(err)
+	ts.Defer(s.stop)
+	clientConf := filepath.Join(dir, "ssh_config")
+	ts.Check(os.WriteFile(clientConf, []byte(fmt.Sprintf(`Host sshd
+  HostName 127.0.0.1
+  Port %d
+  User %s
+  IdentityFile %s
+  IdentitiesOnly yes
+  UserKnownHostsFile %s
+  StrictHostKeyChecking yes
+  BatchMode yes
+`, s.port, s.user, s.keyFile, s.knownHosts)), 0o600))
+	ts.Setenv("SSHD_PORT", strconv.Itoa(s.port))
+	ts.Setenv("SSHD_USER", s.user)
+	ts.Setenv("SSHD_KEY", s.keyFile)
+	ts.Setenv("SSHD_KNOWN_HOSTS", s.knownHosts)
+	ts.Setenv("SSHD_CONFIG", clientConf)
+}
+
+// sshdCondition is the script condition [sshd]: the real sshd can run. In
+// CI it must: there a missing one fails the script instead of skipping it.
+func sshdCondition() (bool, error) {
+	why := sshdMissing()
+	if why != "" && os.Getenv("CI") == "true" {
+		return false, fmt.Errorf("%s (CI runs the sshd stories: .ci/run installs openssh-server and runs as root)", why)
+	}
+	return why == "", nil
 }
 
 // cuttingProxy forwards loopback connections to target and cuts each one

@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
@@ -39,6 +40,19 @@ type App struct {
 	step *stepContext
 	// runIDs are the runs this command recorded; Main stores the exit code.
 	runIDs []int64
+	// folders are the local folders commands of this App's tree read or
+	// write, declared from their parsed options (declareFolders): a job
+	// step holds their locks.
+	folders map[*cobra.Command]func() ([]string, error)
+}
+
+// declareFolders says which local folders cmd reads or writes once its
+// flags are parsed, so that a job step running it locks them.
+func (a *App) declareFolders(cmd *cobra.Command, folders func() ([]string, error)) {
+	if a.folders == nil {
+		a.folders = map[*cobra.Command]func() ([]string, error){}
+	}
+	a.folders[cmd] = folders
 }
 
 // stepContext is what a job run hands the command of one of its steps.
@@ -76,7 +90,7 @@ func (a *App) Jobs() (*config.Config, *job.Set, error) {
 		return nil, nil, err
 	}
 	if a.jobs == nil {
-		a.jobs = job.NewSet(cfg, resolveStep)
+		a.jobs = job.NewSet(cfg, resolveStep(cfg))
 	}
 	return cfg, a.jobs, nil
 }

@@ -43,8 +43,8 @@ Passwords, passphrases and tokens are shown as ***.`,
 		Use:   "validate",
 		Short: "Check the configuration and name every problem",
 		Long: `Check the configuration and print every problem found, one per line: unknown
-settings, values out of range, bad formats, and each job's steps checked against the
-commands they run. Exit 0 when it is valid, 2 when not.`,
+settings, values out of range, bad formats, site folders outside the site's root, and
+each job's steps checked against the commands they run. Exit 0 when it is valid, 2 when not.`,
 		Example: `  posbridge config validate --config /etc/posbridge/config.yaml`,
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -60,7 +60,8 @@ commands they run. Exit 0 when it is valid, 2 when not.`,
 				}
 			}
 			if cfg != nil {
-				problems = append(problems, job.Validate(cfg, resolveStep)...)
+				problems = append(problems, siteFolderProblems(cfg)...)
+				problems = append(problems, job.Validate(cfg, resolveStep(cfg))...)
 			}
 			if len(problems) > 0 {
 				for _, e := range problems {

@@ -79,9 +79,9 @@ var defaultWhat = map[string]string{config.ProfileExternalOMS: "order-events", c
 func (h *httpFlags) target(cfg *config.Config, site string, push bool) (httpTarget, error) {
 	t := httpTarget{siteName: strings.ToLower(site), endpoint: h.endpoint}
 	if h.partner != "" {
-		p, ok := cfg.Partners[strings.ToLower(h.partner)]
-		if !ok {
-			return t, usageErr("unknown partner %q", h.partner)
+		p, err := cfg.Partner(strings.ToLower(h.partner))
+		if err != nil {
+			return t, fmt.Errorf("%w: %w", errUsage, err)
 		}
 		t.partner = p
 		if t.siteName == "" {
@@ -165,7 +165,7 @@ func openHTTP(name string, sc config.Site, p config.Partner, dryRun bool) (*tran
 	h, err := transfer.NewHTTP(transfer.HTTPConfig{Name: name, BaseURL: sc.BaseURL, CAFile: sc.CAFile,
 		BearerEnv: sc.BearerEnv, BasicUser: sc.BasicUser, PasswordEnv: sc.PasswordEnv, Header: sc.Header, HeaderEnv: sc.HeaderEnv,
 		Timeout: sc.Timeout, Retries: sc.Retries, Backoff: sc.Backoff, BackoffMax: sc.BackoffMax, Rate: sc.Rate,
-		Parallel: sc.Parallel, HealthPath: sc.HealthPath, HasErrorRule: rule == config.SuccessHasErrorFalse, NoCredentials: dryRun})
+		Parallel: sc.Parallel, HealthPath: sc.HealthPath, HTTP2: sc.HTTP2, HasErrorRule: rule == config.SuccessHasErrorFalse, NoCredentials: dryRun})
 	if err != nil {
 		return nil, fmt.Errorf("site %s: %w", name, err)
 	}
@@ -182,7 +182,7 @@ func (a *App) isHTTPSite(name string) bool {
 func pushHTTP(cmd *cobra.Command, app *App, o *pushOptions, args []string) error {
 	h := &o.http
 	if (len(args) == 0) == (o.from == "") {
-		return usageErr("push takes files or --from DIR, one of them")
+		return usageErr("push takes files, --from DIR or --outbox NAME, one of them")
 	}
 	if o.to != "" || o.overwrite {
 		return usageErr("--to and --overwrite go with file sites; an http site takes --endpoint")
@@ -285,7 +285,7 @@ func testHTTPSite(cmd *cobra.Command, app *App, name string, sc config.Site) err
 		fmt.Fprintf(app.Out, "FAILED site %s: %v%s\n", name, err, auth)
 		return fmt.Errorf("site %s: %w", name, err)
 	}
-	fmt.Fprintf(app.Out, "ok     site %s: GET %s answered %d in %s\n", name, rep.URL, rep.Status, rep.Latency.Round(1e6))
+	fmt.Fprintf(app.Out, "ok     site %s: GET %s answered %d (%s) in %s\n", name, rep.URL, rep.Status, rep.Protocol, rep.Latency.Round(1e6))
 	if rep.TLSVersion != "" {
 		fmt.Fprintf(app.Out, "ok     site %s: %s, certificate verified\n", name, rep.TLSVersion)
 	} else {

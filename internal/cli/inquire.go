@@ -167,7 +167,7 @@ func writeInventoryTable(w io.Writer, res *inquiry.InventoryResult) error {
 			}
 		}
 		if k.Price != nil {
-			attrs = append(attrs, "price "+format.FormatAmount(*k.Price))
+			attrs = append(attrs, "price "+k.Price.String())
 		}
 		if len(attrs) > 0 {
 			fmt.Fprintln(w, strings.Join(attrs, "  "))
@@ -399,8 +399,7 @@ func writeHistoryTable(w io.Writer, res *inquiry.HistoryResult, detail bool) err
 	}
 	fmt.Fprintf(w, "customer %s%s: %s, %s, %s %s %s\n\n", c.Customer, alt, name, c.Address1, c.City, c.State, c.PostalCode)
 	amounts := func(t inquiry.Totals) []any {
-		return []any{format.FormatAmount(t.Merchandise), format.FormatAmount(t.Discount), format.FormatAmount(t.Tax),
-			format.FormatAmount(t.Freight), format.FormatAmount(t.Total)}
+		return []any{t.Merchandise, t.Discount, t.Tax, t.Freight, t.Total}
 	}
 	tab := newTable(w, "ORDER", "FIRST DATE", "LAST DATE", "INVOICES", "MERCHANDISE", "DISCOUNT", "TAX", "FREIGHT", "TOTAL")
 	for _, o := range res.Orders {
@@ -421,8 +420,7 @@ func writeHistoryTable(w io.Writer, res *inquiry.HistoryResult, detail bool) err
 		lines := newTable(w, "  INVOICE", "LINE", "ITEM", "SKU", "QUANTITY", "UNIT PRICE", "EXTENDED", "DISCOUNT", "TAX")
 		for _, v := range o.Invoices {
 			for _, l := range v.Lines {
-				lines.row("  "+v.Invoice, l.Line, l.Item, l.SKU, l.Quantity, format.FormatAmount(l.UnitPrice),
-					format.FormatAmount(l.Extended), format.FormatAmount(l.Discount), format.FormatAmount(l.Tax))
+				lines.row("  "+v.Invoice, l.Line, l.Item, l.SKU, l.Quantity, l.UnitPrice, l.Extended, l.Discount, l.Tax)
 			}
 		}
 		if err := lines.flush(); err != nil {

@@ -18,13 +18,19 @@ import (
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/job"
 	"github.com/posbridge/posbridge/internal/ledger"
+	"github.com/posbridge/posbridge/internal/ops"
 )
 
 // resolveStep checks a job step's command line against a fresh command
-// tree: the command exists, takes the flags with valid values, and
-// accepts the positional arguments.
-func resolveStep(argv []string) (job.Command, error) {
-	root := newRoot(&App{In: strings.NewReader(""), Out: io.Discard, Err: io.Discard})
+// tree on cfg: the command exists, takes the flags with valid values, and
+// accepts the positional arguments; the folders it declares are locked.
+func resolveStep(cfg *config.Config) job.Resolver {
+	return func(argv []string) (job.Command, error) { return resolveStepOn(cfg, argv) }
+}
+
+func resolveStepOn(cfg *config.Config, argv []string) (job.Command, error) {
+	app := &App{In: strings.NewReader(""), Out: io.Discard, Err: io.Discard, cfg: cfg}
+	root := newRoot(app)
 	cmd, rest, err := root.Find(argv)
 	if err != nil || cmd == root {
 		return job.Command{}, fmt.Errorf("unknown command %q", strings.Join(argv[:min(len(argv), 2)], " "))
@@ -45,10 +51,17 @@ func resolveStep(argv []string) (job.Command, error) {
 	if err := cmd.ValidateArgs(pos); err != nil {
 		return job.Command{}, errors.New(strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
 	}
+	var folders []string
+	if declared := app.folders[cmd]; declared != nil {
+		if folders, err = declared(); err != nil {
+			return job.Command{}, errors.New(strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
+		}
+	}
 	return job.Command{
 		Path:       strings.TrimPrefix(cmd.CommandPath(), "posbridge "),
 		Positional: pos,
 		DryRun:     cmd.Flags().Lookup("dry-run") != nil,
+		Folders:    folders,
 	}, nil
 }
 
@@ -163,66 +176,6 @@ shows the others, takes no locks and records nothing.`,
 	return cmd
 }
 
-// jobView is a job as jobs list shows it.
-type jobView struct {
-	Name        string      `json:"name"`
-	Description string      `json:"description,omitempty"`
-	Schedule    string      `json:"schedule,omitempty"`
-	Steps       []string    `json:"steps"`
-	Locks       []string    `json:"locks"`
-	LastRun     *ledger.Run `json:"last_run"`
-	Next        string      `json:"next_expected,omitempty"`
-	// Missed is when a run was expected but none started.
-	Missed string `json:"missed,omitempty"`
-	// Running is the run holding the job's lock now.
-	Running *job.Lock `json:"running,omitempty"`
-}
-
-func buildJobViews(ctx context.Context, cfg *config.Config, jobs *job.Set, d *db.DB) ([]jobView, error) {
-	last, err := ledger.LastJobRuns(ctx, d)
-	if err != nil {
-		return nil, err
-	}
-	locks, err := job.Locks(ctx, d)
-	if err != nil {
-		return nil, err
-	}
-	now := time.Now()
-	views := []jobView{}
-	for _, name := range sortedKeys(cfg.Jobs) {
-		p, err := jobs.Get(name)
-		if err != nil {
-			return nil, err
-		}
-		v := jobView{Name: name, Description: p.Job.Description, Schedule: p.Job.Schedule, Locks: p.Locks, Steps: []string{}}
-		for _, s := range p.Steps {
-			v.Steps = append(v.Steps, s.String())
-		}
-		if r, ok := last[name]; ok {
-			v.LastRun = &r
-		}
-		for _, l := range locks {
-			// The lock of a dead run is not a run going on; the next run
-			// takes it over.
-			if l.Name == "job:"+name && l.Stale(now) == "" {
-				v.Running = &l
-			}
-		}
-		if p.Job.Schedule != "" {
-			sched, _ := job.ParseSchedule(p.Job.Schedule) // Build checked it
-			v.Next = sched.Next(now).UTC().Format(db.TimeLayout)
-			if v.LastRun != nil && v.Running == nil {
-				start, _ := time.Parse(db.TimeLayout, v.LastRun.Started)
-				if at, missed := sched.Missed(start, now, cfg.Status.Grace); missed {
-					v.Missed = at.UTC().Format(db.TimeLayout)
-				}
-			}
-		}
-		views = append(views, v)
-	}
-	return views, nil
-}
-
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
@@ -239,8 +192,9 @@ func newJobsCmd(app *App) *cobra.Command {
 		Short: "List the jobs of the config with their last run and next expected run",
 		Long: `List the jobs of the config: schedule, number of steps, the last run with its
 result and exit code, the next run the schedule expects, and whether a run is
-going on now. A job whose schedule expected a run (plus status.grace) that did
-not start is marked MISSED.`,
+going on now. A job's last run may be a run as a step of another job (its
+LAST RUN is that step's run). A job whose schedule expected a run (plus
+status.grace) that did not start is marked MISSED.`,
 		Example: `  posbridge jobs list
   posbridge jobs list --output json`,
 		Args: noArgs,
@@ -254,7 +208,7 @@ not start is marked MISSED.`,
 			if err != nil {
 				return err
 			}
-			views, err := buildJobViews(ctx, cfg, jobs, d)
+			views, err := ops.JobViews(ctx, d, jobs, cfg.Status.Grace, time.Now())
 			if err != nil {
 				return err
 			}
@@ -298,7 +252,7 @@ not start is marked MISSED.`,
 			}
 			p, err := jobs.Get(args[0])
 			if err != nil {
-				return err
+				return asNotFound(err, job.ErrNoJob, "job", args[0], "jobs list")
 			}
 			if showOut.value == "json" {
 				return writeJSON(app.Out, struct {
@@ -515,11 +469,8 @@ type runView struct {
 
 func buildRunView(ctx context.Context, d *db.DB, id int64) (runView, error) {
 	r, err := ledger.GetRun(ctx, d, id)
-	if errors.Is(err, ledger.ErrNoRun) {
-		return runView{}, usageErr("%v (see runs list)", err)
-	}
 	if err != nil {
-		return runView{}, err
+		return runView{}, asNotFound(err, ledger.ErrNoRun, "run", strconv.FormatInt(id, 10), "runs list")
 	}
 	v := runView{Run: r, Duration: r.Duration().String(), Files: []ledger.File{}, Transfers: []ledger.Transfer{}}
 	if v.Activity, err = ledger.RunActivity(ctx, d, id); err != nil {

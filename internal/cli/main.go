@@ -36,6 +36,27 @@ func usageErr(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, args...))
 }
 
+// errNotFound marks an id or name that names nothing, as every show
+// command reports it (exit 1): the command line was right, so it is no
+// usage error, and nothing changed.
+var errNotFound = errors.New("not found")
+
+// notFound is the one error of a show command whose id names nothing:
+// "order SO1 not found (see posbridge orders list)". list is the command
+// that lists what there is.
+func notFound(kind, id, list string) error {
+	return fmt.Errorf("%s %s %w (see posbridge %s)", kind, id, errNotFound, list)
+}
+
+// asNotFound is notFound when err is the domain's own not-found error
+// (sentinel), else err.
+func asNotFound(err, sentinel error, kind, id, list string) error {
+	if errors.Is(err, sentinel) {
+		return notFound(kind, id, list)
+	}
+	return err
+}
+
 // errRejected is returned by commands that finished but rejected records.
 var errRejected = errors.New("some records were rejected")
 
@@ -119,7 +140,10 @@ func exitCode(err error) int {
 		return xe.code
 	case errors.Is(err, errRejected):
 		return ExitRejected
-	case errors.Is(err, errUsage), errors.Is(err, config.ErrInvalid):
+	case errors.Is(err, errNotFound):
+		return ExitFailed
+	case errors.Is(err, errUsage), errors.Is(err, config.ErrInvalid),
+		errors.Is(err, transfer.ErrNoFolder), errors.Is(err, transfer.ErrOutsideRoot):
 		return ExitUsage
 	case errors.Is(err, db.ErrBusy), errors.Is(err, export.ErrBusy), errors.Is(err, transfer.ErrBusy),
 		errors.Is(err, transfer.ErrUnreachable), errors.Is(err, job.ErrBusy):

@@ -21,9 +21,9 @@ func partnerOf(cfg *config.Config, name string, profiles ...string) (config.Part
 	if name == "" {
 		return config.Partner{}, usageErr("--partner is required")
 	}
-	p, ok := cfg.Partners[name]
-	if !ok {
-		return p, usageErr("--partner %q: no such partner in the config (partners.%s)", name, name)
+	p, err := cfg.Partner(name)
+	if err != nil {
+		return p, fmt.Errorf("%w: %w", errUsage, err)
 	}
 	if len(profiles) > 0 && !contains(profiles, p.Profile) {
 		return p, usageErr("--partner %q has profile %s; this command is for profile %s", name, p.Profile, strings.Join(profiles, " or "))
@@ -159,23 +159,23 @@ were accepted, and someone must find the stock.`,
 	return cmd
 }
 
-// orderJSON is an order as list and show write it in JSON: amounts as
-// decimals.
+// orderJSON is an order as list and show write it in JSON: amounts and
+// percentages as decimal numbers, as the table shows them.
 func orderJSON(o orders.Order) map[string]any {
 	m := map[string]any{"order": o.Code, "partner": o.Partner, "key": o.ExternalKey, "channel": o.Channel, "warehouse": o.Warehouse,
 		"location_id": o.LocationID, "location_code": o.LocationCode, "customer": o.Customer, "status": o.Status, "online_status": orders.OnlineStatus(o.Status),
 		"payment_method": o.PaymentMethod, "order_time": o.OrderTime, "customer_name": o.CustomerName,
 		"customer_mobile": o.CustomerMobile, "customer_email": o.CustomerEmail, "shipping": o.Ship,
-		"total_quantity": o.TotalQuantity, "total_amount": format.FormatAmount(o.TotalAmount), "total_tax": format.FormatAmount(o.TotalTax),
-		"total_discount": format.FormatAmount(o.TotalDiscount), "shipping_charge": format.FormatAmount(o.ShippingCharge),
+		"total_quantity": o.TotalQuantity, "total_amount": format.Amount(o.TotalAmount), "total_tax": format.Amount(o.TotalTax),
+		"total_discount": format.Amount(o.TotalDiscount), "shipping_charge": format.Amount(o.ShippingCharge),
 		"short": o.Short, "revision": o.Revision, "created_at": o.CreatedAt, "updated_at": o.UpdatedAt}
 	if o.Lines != nil {
 		lines := make([]map[string]any, len(o.Lines))
 		for i, l := range o.Lines {
 			lines[i] = map[string]any{"line": l.No, "item": l.Item, "sku": l.SKU, "ref_code": l.RefCode, "upc": l.UPC, "location": l.Location,
 				"ordered": l.Ordered, "cancelled": l.Cancelled, "fulfilled": l.Fulfilled, "open": l.Open(), "short": l.Short,
-				"sale_price": format.FormatAmount(l.SalePrice), "item_amount": format.FormatAmount(l.ItemAmount),
-				"tax_percent": format.FormatAmount(l.TaxPercent), "discount_percent": format.FormatAmount(l.DiscountPercent)}
+				"sale_price": format.Amount(l.SalePrice), "item_amount": format.Amount(l.ItemAmount),
+				"tax_percent": format.Amount(l.TaxPercent), "discount_percent": format.Amount(l.DiscountPercent)}
 		}
 		m["lines"] = lines
 	}
@@ -196,7 +196,7 @@ func newOrdersShowCmd(app *App) *cobra.Command {
 			}
 			o, err := orders.Get(cmd.Context(), d, args[0])
 			if err != nil {
-				return orderErr(err)
+				return asNotFound(err, orders.ErrNotFound, "order", args[0], "orders list")
 			}
 			if out.value == "json" {
 				return writeJSON(app.Out, orderJSON(o))

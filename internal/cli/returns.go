@@ -147,7 +147,7 @@ func newReturnsShowCmd(app *App) *cobra.Command {
 			}
 			r, err := returns.Get(cmd.Context(), d, partner, args[0])
 			if err != nil {
-				return returnErr(err)
+				return asNotFound(err, returns.ErrNotFound, "return", args[0], "returns list")
 			}
 			if out.value == "json" {
 				return writeJSON(app.Out, returnJSON(r))

@@ -43,6 +43,8 @@ Data goes to stdout, messages to stderr.`,
 		},
 	}
 	root.CompletionOptions.DisableDefaultCmd = true // completion.go has posbridge's own
+	root.Version = readBuildInfo().line()
+	root.SetVersionTemplate("{{.Version}}\n")
 	pf := root.PersistentFlags()
 	pf.StringVar(&app.ConfigFile, "config", "", "config file (default: ./posbridge.yaml, $XDG_CONFIG_HOME/posbridge/config.yaml, /etc/posbridge/config.yaml)")
 	pf.String("data-dir", "", "data folder holding posbridge.db (config data_dir, env POSBRIDGE_DATA_DIR)")
@@ -94,6 +96,7 @@ Data goes to stdout, messages to stderr.`,
 		newJobsCmd(app),
 		newRunsCmd(app),
 		newCompletionCmd(app),
+		newVersionCmd(app),
 	)
 	addCompletions(app, root)
 	return root

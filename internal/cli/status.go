@@ -1,72 +1,20 @@
 package cli
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/posbridge/posbridge/internal/config"
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/imports"
-	"github.com/posbridge/posbridge/internal/job"
-	"github.com/posbridge/posbridge/internal/ledger"
-	"github.com/posbridge/posbridge/internal/trigger"
+	"github.com/posbridge/posbridge/internal/ops"
 )
-
-// statusReport is what posbridge status shows.
-type statusReport struct {
-	Database      string              `json:"database"`
-	SchemaVersion int                 `json:"schema_version"`
-	SizeBytes     int64               `json:"size_bytes"`
-	Records       map[string]int64    `json:"records"`
-	Triggers      []triggerStatus     `json:"triggers"`
-	Jobs          []jobStatus         `json:"jobs"`
-	Folders       []folderStatus      `json:"folders"`
-	Sites         []ledger.SiteHealth `json:"sites"`
-	Locks         []job.Lock          `json:"locks"`
-	LastRuns      []ledger.Run        `json:"last_runs"`
-	// Attention lists what an operator should look at; empty when all is
-	// well. status --check exits 1 when it is not empty.
-	Attention []string `json:"attention"`
-}
-
-// triggerStatus is one trigger type: how many wait, how many failed, and
-// how long the oldest waiting one has waited (in seconds).
-type triggerStatus struct {
-	trigger.Pending
-	OldestReadyAge int64 `json:"oldest_ready_age_s"`
-}
-
-type jobStatus struct {
-	Name     string      `json:"name"`
-	Schedule string      `json:"schedule,omitempty"`
-	LastRun  *ledger.Run `json:"last_run"`
-	Next     string      `json:"next_expected,omitempty"`
-	Missed   string      `json:"missed,omitempty"`
-	Running  *job.Lock   `json:"running,omitempty"`
-}
-
-// folderStatus is an inbox of a job's import step or its error folder.
-type folderStatus struct {
-	Job  string `json:"job"`
-	Role string `json:"role"` // inbox or error
-	Path string `json:"path"`
-	// Files are the files in it (an inbox: the ones an import would take).
-	Files     int    `json:"files"`
-	Oldest    string `json:"oldest,omitempty"`
-	OldestAge int64  `json:"oldest_age_s"`
-	Error     string `json:"error,omitempty"`
-}
 
 func newStatusCmd(app *App) *cobra.Command {
 	var out outputFlag
 	var check bool
+	var textfile string
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "One screen for an operator: triggers, jobs, inboxes, transfers, and what needs attention",
@@ -74,21 +22,30 @@ func newStatusCmd(app *App) *cobra.Command {
 the oldest ready one, each job's last run and result and its next expected
 run, files waiting in the folders of the jobs' import steps and in their error
 folders, the latest transfer of each site, locks held, database size, live
-records per kind, and the most recent runs.
+records per kind, and the most recent runs. A job's last run may be a run as
+a step of another job (run JOB as a step).
 
 Needs attention (listed first, and in "attention" in JSON):
   - triggers in error, or a ready trigger older than status.max_ready_age;
   - a job whose last run failed or rejected records, or whose schedule
     expected a run (plus status.grace) that did not start;
-  - a file waiting in an inbox longer than status.max_inbox_age, or any file
-    in an error folder (clear it once handled);
+  - a file waiting in an inbox longer than status.max_inbox_age, any file
+    in an error folder (clear it once handled), or a folder that cannot be
+    read;
   - a site whose latest transfer failed.
 
 --check is for a monitoring probe: it prints only what needs attention (one
-line each, or "ok") and exits 1 when anything does, 0 when nothing does.`,
+line each, or "ok") and exits 1 when anything does, 0 when nothing does.
+
+--output openmetrics writes the same numbers as OpenMetrics text for
+Prometheus (metric names posbridge_*, see docs/operations.md). --textfile PATH
+writes them to PATH atomically, for node_exporter's textfile collector, and
+prints nothing unless --output or --check asks for it too.`,
 		Example: `  posbridge status
   posbridge status --output json
-  posbridge status --check`,
+  posbridge status --check
+  posbridge status --output openmetrics
+  posbridge status --textfile /var/lib/node_exporter/textfile/posbridge.prom`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -101,13 +58,27 @@ line each, or "ok") and exits 1 when anything does, 0 when nothing does.`,
 				return err
 			}
 			reapQuietly(ctx, d)
-			rep, err := buildStatus(ctx, cfg, jobs, d)
+			rep, err := ops.Build(ctx, d, ops.Options{MaxReadyAge: cfg.Status.MaxReadyAge, MaxInboxAge: cfg.Status.MaxInboxAge,
+				Grace: cfg.Status.Grace, Folders: imports.Folders{Processed: cfg.Import.ProcessedDir, Error: cfg.Import.ErrorDir},
+				Jobs: jobs})
 			if err != nil {
 				return err
 			}
+			if textfile != "" {
+				if err := ops.WriteTextfile(textfile, rep); err != nil {
+					return err
+				}
+			}
 			switch {
+			case textfile != "" && !check && !cmd.Flags().Changed("output"):
+				// A collector's timer wants the file only: nothing on
+				// stdout for cron to mail.
 			case out.value == "json":
 				if err := writeJSON(app.Out, rep); err != nil {
+					return err
+				}
+			case out.value == "openmetrics":
+				if err := ops.WriteOpenMetrics(app.Out, rep); err != nil {
 					return err
 				}
 			case check:
@@ -126,12 +97,13 @@ line each, or "ok") and exits 1 when anything does, 0 when nothing does.`,
 			return nil
 		},
 	}
-	out.add(cmd, "table", "json")
+	out.add(cmd, "table", "json", "openmetrics")
 	cmd.Flags().BoolVar(&check, "check", false, "monitoring probe: print what needs attention and exit 1 when anything does")
+	cmd.Flags().StringVar(&textfile, "textfile", "", "write the metrics (OpenMetrics) to this file atomically, for node_exporter's textfile collector")
 	return cmd
 }
 
-func writeStatus(app *App, rep *statusReport) {
+func writeStatus(app *App, rep *ops.Report) {
 	w := app.Out
 	fmt.Fprintf(w, "database %s (schema %d, %s)\n\n", rep.Database, rep.SchemaVersion, humanBytes(rep.SizeBytes))
 	if len(rep.Attention) == 0 {
@@ -205,8 +177,8 @@ func writeStatus(app *App, rep *statusReport) {
 	}
 	fmt.Fprintln(w)
 	t = newTable(w, "RECORDS", "LIVE")
-	for _, k := range recordKinds {
-		t.row(k.name, rep.Records[k.name])
+	for _, k := range ops.RecordKinds {
+		t.row(k, rep.Records[k])
 	}
 	t.flush()
 	fmt.Fprintln(w)
@@ -215,171 +187,6 @@ func writeStatus(app *App, rep *statusReport) {
 		t.row(r.ID, r.Command, r.Status, exitText(r.ExitCode), r.Started, shorten(r.Error, 80))
 	}
 	t.flush()
-}
-
-var recordKinds = []struct{ name, query string }{
-	{"warehouses", `SELECT count(*) FROM warehouses`},
-	{"vendors", `SELECT count(*) FROM vendors WHERE deleted_at IS NULL`},
-	{"items", `SELECT count(*) FROM items WHERE deleted_at IS NULL`},
-	{"skus", `SELECT count(*) FROM skus WHERE deleted_at IS NULL`},
-	{"customers", `SELECT count(*) FROM customers WHERE deleted_at IS NULL`},
-	{"invoices", `SELECT count(*) FROM invoices WHERE deleted_at IS NULL`},
-	{"inventory", `SELECT count(*) FROM inventory`},
-	{"stores", `SELECT count(*) FROM stores`},
-}
-
-func buildStatus(ctx context.Context, cfg *config.Config, jobs *job.Set, d *db.DB) (*statusReport, error) {
-	rep := &statusReport{Database: d.Path, Records: map[string]int64{}, Triggers: []triggerStatus{}, Jobs: []jobStatus{},
-		Folders: []folderStatus{}, Sites: []ledger.SiteHealth{}, Attention: []string{}}
-	now := time.Now()
-	attention := func(format string, args ...any) { rep.Attention = append(rep.Attention, fmt.Sprintf(format, args...)) }
-	var err error
-	if rep.SchemaVersion, err = d.Version(ctx); err != nil {
-		return nil, err
-	}
-	for _, suffix := range []string{"", "-wal"} {
-		if st, err := os.Stat(d.Path + suffix); err == nil {
-			rep.SizeBytes += st.Size()
-		}
-	}
-	for _, k := range recordKinds {
-		var n int64
-		if err := d.QueryRowContext(ctx, k.query).Scan(&n); err != nil {
-			return nil, fmt.Errorf("count %s: %w", k.name, db.Classify(err))
-		}
-		rep.Records[k.name] = n
-	}
-
-	pending, err := trigger.PendingSummary(ctx, d)
-	if err != nil {
-		return nil, err
-	}
-	for _, p := range pending {
-		t := triggerStatus{Pending: p}
-		if ts, err := time.Parse(db.TimeLayout, p.OldestReady); err == nil {
-			t.OldestReadyAge = int64(now.Sub(ts).Seconds())
-		}
-		rep.Triggers = append(rep.Triggers, t)
-	}
-	for _, t := range rep.Triggers {
-		if t.Error > 0 {
-			attention("%d %s trigger(s) in error (posbridge trigger list --status error)", t.Error, t.FileCode)
-		}
-		if time.Duration(t.OldestReadyAge)*time.Second > cfg.Status.MaxReadyAge {
-			attention("%s triggers waiting: the oldest ready one is %s old (status.max_ready_age %s); is its export running?",
-				t.FileCode, time.Duration(t.OldestReadyAge)*time.Second, cfg.Status.MaxReadyAge)
-		}
-	}
-
-	// Jobs: last run, schedule, inboxes.
-	views, err := buildJobViews(ctx, cfg, jobs, d)
-	if err != nil {
-		return nil, err
-	}
-	for _, v := range views {
-		js := jobStatus{Name: v.Name, Schedule: v.Schedule, LastRun: v.LastRun, Next: v.Next, Missed: v.Missed, Running: v.Running}
-		rep.Jobs = append(rep.Jobs, js)
-		if r := v.LastRun; r != nil && v.Running == nil {
-			switch r.Status {
-			case ledger.RunFailed:
-				attention("job %s: last run %d failed (exit %s): %s (posbridge runs show %d)", v.Name, r.ID, exitText(r.ExitCode),
-					shorten(r.Error, 200), r.ID)
-			case ledger.RunRejects:
-				attention("job %s: last run %d rejected records (posbridge runs show %d)", v.Name, r.ID, r.ID)
-			}
-		}
-		if v.Missed != "" {
-			attention("job %s: a run was expected at %s (schedule %q) and none started; is cron or the timer running?",
-				v.Name, v.Missed, v.Schedule)
-		}
-	}
-	folders := imports.Folders{Processed: cfg.Import.ProcessedDir, Error: cfg.Import.ErrorDir}
-	seen := map[string]bool{}
-	for _, name := range sortedKeys(cfg.Jobs) {
-		p, err := jobs.Get(name)
-		if err != nil {
-			return nil, err
-		}
-		for _, inbox := range p.Inboxes() {
-			for _, f := range []folderStatus{{Job: name, Role: "inbox", Path: inbox}, {Job: name, Role: "error", Path: folders.ErrorDir(inbox)}} {
-				key := f.Role + "\x00" + filepath.Clean(f.Path)
-				if seen[key] {
-					continue
-				}
-				seen[key] = true
-				scanFolder(&f, now)
-				rep.Folders = append(rep.Folders, f)
-				switch {
-				case f.Error != "":
-					attention("%s folder %s of job %s: %s", f.Role, f.Path, f.Job, f.Error)
-				case f.Role == "error" && f.Files > 0:
-					attention("%d file(s) in the error folder %s (job %s): look at them and their .rejects.csv, then move them away",
-						f.Files, f.Path, f.Job)
-				case f.Role == "inbox" && time.Duration(f.OldestAge)*time.Second > cfg.Status.MaxInboxAge:
-					attention("%d file(s) waiting in %s (job %s), the oldest for %s (status.max_inbox_age %s); is the job running?",
-						f.Files, f.Path, f.Job, time.Duration(f.OldestAge)*time.Second, cfg.Status.MaxInboxAge)
-				}
-			}
-		}
-	}
-
-	if rep.Sites, err = ledger.SitesHealth(ctx, d); err != nil {
-		return nil, err
-	}
-	for _, s := range rep.Sites {
-		if s.LastStatus == ledger.TransferFailed {
-			attention("site %s: %d transfer(s) failed since the last one that worked: %s (posbridge transfers list --site %s --status failed)",
-				s.Site, s.FailedInRow, shorten(s.LastError, 200), s.Site)
-		}
-	}
-
-	if rep.Locks, err = job.Locks(ctx, d); err != nil {
-		return nil, err
-	}
-	if rep.LastRuns, err = ledger.ListRuns(ctx, d, ledger.RunFilter{Limit: 10}); err != nil {
-		return nil, err
-	}
-	return rep, nil
-}
-
-// scanFolder counts the files of f.Path: for an inbox the ones an import
-// would take, for an error folder every file but hidden ones.
-func scanFolder(f *folderStatus, now time.Time) {
-	var names []string
-	var err error
-	if f.Role == "inbox" {
-		names, err = imports.Waiting(f.Path)
-	} else {
-		var entries []os.DirEntry
-		entries, err = os.ReadDir(f.Path)
-		for _, e := range entries {
-			if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") {
-				names = append(names, e.Name())
-			}
-		}
-	}
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return // an error folder that was never needed
-		}
-		f.Error = err.Error()
-		return
-	}
-	var oldest time.Time
-	for _, n := range names {
-		st, err := os.Stat(filepath.Join(f.Path, n))
-		if err != nil {
-			continue
-		}
-		f.Files++
-		if oldest.IsZero() || st.ModTime().Before(oldest) {
-			oldest = st.ModTime()
-		}
-	}
-	if !oldest.IsZero() {
-		f.Oldest = oldest.UTC().Format(db.TimeLayout)
-		f.OldestAge = int64(now.Sub(oldest).Seconds())
-	}
 }
 
 // age shows how long ago a stored timestamp was.

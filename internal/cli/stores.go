@@ -112,7 +112,7 @@ func newStoresShowCmd(app *App) *cobra.Command {
 			}
 			s, err := stores.Get(cmd.Context(), d, args[0])
 			if err != nil {
-				return err
+				return asNotFound(err, stores.ErrNotFound, "store", args[0], "stores list")
 			}
 			if out.value == "json" {
 				return writeJSON(app.Out, s)

@@ -2,8 +2,11 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -12,6 +15,7 @@ import (
 
 	"github.com/posbridge/posbridge/internal/config"
 	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/export"
 	"github.com/posbridge/posbridge/internal/ledger"
 	"github.com/posbridge/posbridge/internal/transfer"
 )
@@ -25,6 +29,9 @@ func openSite(cfg *config.Config, name string) (config.Site, transfer.Site, erro
 	switch sc.Type {
 	case "local":
 		s, err := transfer.NewLocal(sc.Dir)
+		if errors.Is(err, transfer.ErrNoFolder) {
+			return sc, nil, fmt.Errorf("site %s: %w, or correct sites.%s.dir in the config", name, err, strings.ToLower(name))
+		}
 		if err != nil {
 			return sc, nil, fmt.Errorf("site %s: %w", name, err)
 		}
@@ -42,11 +49,40 @@ func openSite(cfg *config.Config, name string) (config.Site, transfer.Site, erro
 	}
 }
 
+// siteFolderProblems checks every configured folder of the local and sftp
+// sites as far as it can be without reaching them: refused names, and an
+// absolute folder outside the site's root (a local site's dir, an sftp
+// site's root). config validate reports them.
+func siteFolderProblems(cfg *config.Config) []error {
+	var problems []error
+	for _, name := range slices.Sorted(maps.Keys(cfg.Sites)) {
+		sc := cfg.Sites[name]
+		root := sc.Root
+		switch sc.Type {
+		case "local":
+			abs, err := filepath.Abs(sc.Dir)
+			if err != nil {
+				continue
+			}
+			root = filepath.ToSlash(abs)
+		case "sftp":
+		default:
+			continue
+		}
+		for _, role := range slices.Sorted(maps.Keys(sc.Folders)) {
+			if _, err := transfer.CheckFolder(root, sc.Folders[role]); err != nil {
+				problems = append(problems, fmt.Errorf("%w: sites.%s.folders.%s: %v", config.ErrInvalid, name, role, err))
+			}
+		}
+	}
+	return problems
+}
+
 // sftpConfig is the connection part of an sftp site's settings.
 func sftpConfig(sc config.Site) transfer.SFTPConfig {
 	return transfer.SFTPConfig{Host: sc.Host, Port: sc.Port, User: sc.User, KeyFile: sc.KeyFile,
 		KeyPassphraseEnv: sc.KeyPassphraseEnv, PasswordEnv: sc.PasswordEnv, KnownHosts: sc.KnownHosts,
-		ConnectTimeout: sc.ConnectTimeout, IdleTimeout: sc.IdleTimeout}
+		ConnectTimeout: sc.ConnectTimeout, IdleTimeout: sc.IdleTimeout, Root: sc.Root}
 }
 
 // siteRetry is how a file lost to an unreachable site is retried: the
@@ -93,30 +129,34 @@ func siteNames(cfg *config.Config) string {
 }
 
 // folder resolves a site folder given as a role of the site's folders
-// (inbox, outbox, archive, error) or as a path; a path that could leave the
-// site is a usage error.
-func folder(sc config.Site, p string) (string, error) {
+// (inbox, outbox, archive, error) or as a path; a path the site refuses
+// (a refused name, outside the site's root) is a usage error naming the
+// site, the path and the root.
+func folder(name string, sc config.Site, site transfer.Site, p string) (string, error) {
 	if f, ok := sc.Folders[p]; ok {
 		p = f
 	}
-	clean, err := transfer.CleanDir(p)
-	if err != nil {
-		return "", usageErr("%v", err)
+	clean, err := site.Check(p)
+	switch {
+	case err == nil:
+		return clean, nil
+	case sc.Root != "" && !errors.Is(err, transfer.ErrOutsideRoot):
+		return "", usageErr("site %s: %v (the site's root is %s)", name, err, sc.Root)
 	}
-	return clean, nil
+	return "", usageErr("site %s: %v", name, err)
 }
 
 type pushOptions struct {
-	site, from, to, pattern string
-	overwrite, dryRun       bool
-	output                  outputFlag
-	http                    httpFlags
+	site, from, outbox, to, pattern string
+	overwrite, dryRun               bool
+	output                          outputFlag
+	http                            httpFlags
 }
 
 func newPushCmd(app *App) *cobra.Command {
 	var o pushOptions
 	cmd := &cobra.Command{
-		Use:   "push --site S [FILE...|--from DIR] [--to REMOTE_DIR | --endpoint PATH]",
+		Use:   "push --site S [FILE...|--from DIR|--outbox NAME] [--to REMOTE_DIR | --endpoint PATH]",
 		Short: "Upload files to a site, never exposing half a file",
 		Long: `Upload each file to a temporary name (.NAME.tmp) in the site folder, check the
 size there, rename it to its name (failing when another file has that name,
@@ -125,8 +165,15 @@ beside it. A marker F.done is uploaded right after F, and never for an F that
 failed. A push killed at any point is finished by the next one, which finds
 its own file on the site (the push recovery rule in docs/transfers.md).
 
+--outbox NAME pushes the folder an export writes to, read from the config:
+items, vendors, invoices, customers, inventory, engagement, mass-customers, or
+partner:NAME for the exports for a partner (export.outbox/partners/NAME).
+
 --to is a folder of the site, or the name of one of its configured folders
-(inbox, outbox, archive, error); the default is the site's inbox folder.
+(inbox, outbox, archive, error); the default is the site's inbox folder. On
+an sftp site a folder with a leading / is absolute on the server, as for
+the OpenSSH sftp client, and any other counts from the login folder; a
+site with root: refuses folders outside it (exit 2).
 
 To an http site (a partner's REST API), each record of an NDJSON or JSON
 array file is one request to --endpoint (--per file: the file is one body).
@@ -138,21 +185,31 @@ answered; a refused record goes to sent/FILE.rejects.csv (exit 3). 5xx, 408,
 429 and network errors are retried, then exit 75 with the file left for the
 next run. --partner P takes the site and endpoint from partners.P (--what
 order-events, orders, ...). See docs/transfers.md.`,
-		Example: `  posbridge push --site partner --from data/outbox/items --pattern '*.xml'
+		Example: `  posbridge push --site partner --outbox items --pattern '*.xml'
+  posbridge push --site partner --from data/outbox/items --to /srv/in
   posbridge push --site partner items_20260101T000000Z_1.xml --to inbox
   posbridge push --site partner --from data/outbox/items --dry-run
   posbridge push --site pos-api --endpoint /pos/sales events.ndjson
-  posbridge push --partner increff --from data/outbox/increff/order-events
+  posbridge push --partner increff --outbox partner:increff
   posbridge push --partner estore --what orders orders.json`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.site == "" && o.http.partner == "" {
 				return usageErr("push needs --site")
 			}
+			if o.outbox != "" {
+				if o.from != "" || len(args) > 0 {
+					return usageErr("--outbox stands for --from: give files, --from DIR or --outbox NAME, one of them")
+				}
+				var err error
+				if o.from, err = app.outboxFolder(o.outbox); err != nil {
+					return err
+				}
+			}
 			if o.http.used(cmd) || app.isHTTPSite(o.site) {
 				return pushHTTP(cmd, app, &o, args)
 			}
 			if (len(args) == 0) == (o.from == "") {
-				return usageErr("push takes files or --from DIR, one of them")
+				return usageErr("push takes files, --from DIR or --outbox NAME, one of them")
 			}
 			if o.pattern != "" && o.from == "" {
 				return usageErr("--pattern goes with --from")
@@ -172,7 +229,7 @@ order-events, orders, ...). See docs/transfers.md.`,
 					return usageErr("push needs --to: site %s has no inbox folder configured", o.site)
 				}
 			}
-			dir, err := folder(sc, to)
+			dir, err := folder(o.site, sc, site, to)
 			if err != nil {
 				return err
 			}
@@ -190,13 +247,41 @@ order-events, orders, ...). See docs/transfers.md.`,
 	f := cmd.Flags()
 	f.StringVar(&o.site, "site", "", "site name (config sites)")
 	f.StringVar(&o.from, "from", "", "local folder whose files to push")
+	f.StringVar(&o.outbox, "outbox", "", "push the folder an export writes to: items, vendors, ..., or partner:NAME (instead of --from)")
 	f.StringVar(&o.to, "to", "", "site folder, or a configured folder name (default: inbox)")
 	f.StringVar(&o.pattern, "pattern", "", "with --from: only names matching this glob")
 	f.BoolVar(&o.overwrite, "overwrite", false, "replace a file of the same name on the site")
 	f.BoolVar(&o.dryRun, "dry-run", false, "show what would be pushed and change nothing")
 	o.http.addPush(cmd)
 	o.output.add(cmd, "text", "json")
+	// A job step locks the folder it pushes from.
+	app.declareFolders(cmd, func() ([]string, error) {
+		switch {
+		case o.outbox != "":
+			dir, err := app.outboxFolder(o.outbox)
+			return []string{dir}, err
+		case o.from != "":
+			return []string{o.from}, nil
+		}
+		return nil, nil
+	})
 	return cmd
+}
+
+// outboxFolder is the folder the export called name writes to by default
+// (push --outbox); an unknown name is a usage error listing the names.
+func (a *App) outboxFolder(name string) (string, error) {
+	cfg, err := a.Config()
+	if err != nil {
+		return "", err
+	}
+	o := export.Outbox{Dir: cfg.OutboxDir(), MassCustomers: cfg.Export.MassCustomers.Folder,
+		Partners: slices.Sorted(maps.Keys(cfg.Partners))}
+	dir, err := o.Folder(name)
+	if err != nil {
+		return "", usageErr("--outbox %v", err)
+	}
+	return dir, nil
 }
 
 type pullOptions struct {
@@ -265,7 +350,7 @@ DATA_DIR/inbox/P/W. See docs/transfers.md.`,
 				return err
 			}
 			defer closeSite(site)
-			from, err := folder(sc, o.from)
+			from, err := folder(o.site, sc, site, o.from)
 			if err != nil {
 				return err
 			}
@@ -273,9 +358,12 @@ DATA_DIR/inbox/P/W. See docs/transfers.md.`,
 				After: o.after, MinAge: o.minAge, StableWait: o.stableWait, RequireMarker: o.requireMarker,
 				DryRun: o.dryRun, LockDir: cfg.LockDir(), Parallel: sc.Parallel, Retry: siteRetry(sc)}
 			if o.after == transfer.AfterArchive {
-				if po.ArchiveDir = sc.Folders["archive"]; po.ArchiveDir == "" {
+				if sc.Folders["archive"] == "" {
 					return fmt.Errorf("%w: --after archive: site %s has no archive folder (sites.%s.folders.archive)",
 						config.ErrInvalid, o.site, po.SiteName)
+				}
+				if po.ArchiveDir, err = folder(o.site, sc, site, "archive"); err != nil {
+					return err
 				}
 			}
 			d, err := app.DB(cmd.Context())
@@ -429,12 +517,17 @@ exits 1 when one failed (75 when the server cannot be reached).`,
 			if sc.Type == "sftp" {
 				fmt.Fprintf(app.Out, "ok     site %s: connected to %s, host key verified, logged in\n", args[0], siteLabel(sc, site))
 				// The login folder of a partner's server is often
-				// read-only: it is only listed.
-				if _, err := site.List(""); err != nil {
-					fmt.Fprintf(app.Out, "FAILED site %s: login folder: %v\n", args[0], err)
+				// read-only: it is only listed. With a root, the root
+				// is, and nothing outside it.
+				start, what := "", "login folder"
+				if sc.Root != "" {
+					start, what = sc.Root, "root "+sc.Root
+				}
+				if _, err := site.List(start); err != nil {
+					fmt.Fprintf(app.Out, "FAILED site %s: %s: %v\n", args[0], what, err)
 					return fmt.Errorf("site %s: %w", args[0], err)
 				}
-				fmt.Fprintf(app.Out, "ok     site %s: login folder listed\n", args[0])
+				fmt.Fprintf(app.Out, "ok     site %s: %s listed\n", args[0], what)
 			} else {
 				if err := transfer.Probe(site, ""); err != nil {
 					fmt.Fprintf(app.Out, "FAILED site %s: %s: %v\n", args[0], siteLabel(sc, site), err)
@@ -448,13 +541,20 @@ exits 1 when one failed (75 when the server cannot be reached).`,
 			}
 			sort.Strings(roles)
 			failed := 0
+			var refused error // a configured folder the site refuses: fix the config
 			for _, r := range roles {
 				if err := transfer.Probe(site, sc.Folders[r]); err != nil {
 					failed++
 					fmt.Fprintf(app.Out, "FAILED folder %s (%s): %v\n", r, sc.Folders[r], err)
+					if errors.Is(err, transfer.ErrOutsideRoot) || errors.Is(err, transfer.ErrBadName) {
+						refused = fmt.Errorf("%w: sites.%s.folders.%s: %v", config.ErrInvalid, strings.ToLower(args[0]), r, err)
+					}
 					continue
 				}
 				fmt.Fprintf(app.Out, "ok     folder %s (%s): listed and writable\n", r, sc.Folders[r])
+			}
+			if refused != nil {
+				return refused
 			}
 			if failed > 0 {
 				if b, ok := site.(interface{ Broken() error }); ok && b.Broken() != nil {
@@ -485,7 +585,7 @@ exits 1 when one failed (75 when the server cannot be reached).`,
 			defer closeSite(site)
 			dir := ""
 			if len(args) == 2 {
-				if dir, err = folder(sc, args[1]); err != nil {
+				if dir, err = folder(args[0], sc, site, args[1]); err != nil {
 					return err
 				}
 			}

@@ -127,7 +127,7 @@ func newTriggerShowCmd(app *App) *cobra.Command {
 			}
 			t, err := trigger.Get(cmd.Context(), d, ids[0])
 			if err != nil {
-				return err
+				return asNotFound(err, trigger.ErrNotFound, "trigger", fmt.Sprint(ids[0]), "trigger list")
 			}
 			if out.value == "json" {
 				return writeJSON(app.Out, t)

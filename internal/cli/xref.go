@@ -30,13 +30,9 @@ func (a *App) partnerDB(ctx context.Context, name string) (*config.Config, confi
 	if err != nil {
 		return nil, config.Partner{}, nil, err
 	}
-	p, ok := cfg.Partners[name]
-	if !ok {
-		where := "the config"
-		if cfg.File != "" {
-			where = cfg.File
-		}
-		return cfg, p, nil, usageErr("partner %q is not configured (see partners in %s)", name, where)
+	p, err := cfg.Partner(name)
+	if err != nil {
+		return cfg, p, nil, fmt.Errorf("%w: %w", errUsage, err)
 	}
 	d, err := a.DB(ctx)
 	return cfg, p, d, err

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -167,6 +168,9 @@ type Site struct {
 	IdleTimeout      time.Duration `mapstructure:"idle_timeout"`
 	Retries          int           `mapstructure:"retries"`
 	Parallel         int           `mapstructure:"parallel"`
+	// Root confines every path of an sftp site below this absolute path
+	// on the server (a local site's root is its Dir); empty: no limit.
+	Root string `mapstructure:"root"`
 
 	// BaseURL is an http site's address (https; http only for a loopback
 	// host); endpoints are paths under it. CAFile adds a CA to the
@@ -189,6 +193,9 @@ type Site struct {
 	Rate float64 `mapstructure:"rate"`
 	// HealthPath is what sites test asks for; empty means the base URL.
 	HealthPath string `mapstructure:"health_path"`
+	// HTTP2 offers HTTP/2 to the server; without it requests go over
+	// HTTP/1.1, one keep-alive connection for each of parallel.
+	HTTP2 bool `mapstructure:"http2"`
 	// Success is the answer rule besides a 2xx status: "status" (the
 	// status alone) or "has_error_false" (the body's hasError must be
 	// false); empty means the partner profile's rule.
@@ -252,6 +259,32 @@ type Partner struct {
 	// what goes there: order-events, orders, purchase-orders,
 	// inventory-adjustments, ... (push --partner, pull --partner --what).
 	Endpoints map[string]string `mapstructure:"endpoints"`
+}
+
+// ErrUnknownPartner means a partner name the configuration does not have.
+var ErrUnknownPartner = errors.New("unknown partner")
+
+// Partner returns the partner configured under name, or an error wrapping
+// ErrUnknownPartner that names the configured ones and where to add one:
+// the one message of every command that takes a partner.
+func (c *Config) Partner(name string) (Partner, error) {
+	if p, ok := c.Partners[name]; ok {
+		return p, nil
+	}
+	names := make([]string, 0, len(c.Partners))
+	for n := range c.Partners {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	configured := strings.Join(names, ", ")
+	if configured == "" {
+		configured = "none"
+	}
+	where := "the config"
+	if c.File != "" {
+		where = c.File
+	}
+	return Partner{}, fmt.Errorf("%w %q (configured: %s; see partners: in %s)", ErrUnknownPartner, name, configured, where)
 }
 
 // Time formats of partner messages.
@@ -331,9 +364,9 @@ type Status struct {
 var siteDefaults = map[string]any{
 	"type": "", "dir": "", "host": "", "port": 22, "user": "", "key_file": "",
 	"key_passphrase_env": "", "password_env": "", "known_hosts": "",
-	"connect_timeout": "10s", "idle_timeout": "60s", "retries": 3, "parallel": 4,
+	"connect_timeout": "10s", "idle_timeout": "60s", "retries": 3, "parallel": 4, "root": "",
 	"base_url": "", "ca_file": "", "bearer_env": "", "basic_user": "", "header": "", "header_env": "",
-	"timeout": "30s", "backoff": "1s", "backoff_max": "30s", "rate": 0, "health_path": "", "success": "",
+	"timeout": "30s", "backoff": "1s", "backoff_max": "30s", "rate": 0, "health_path": "", "http2": false, "success": "",
 	"folders": map[string]string{},
 }
 
@@ -477,16 +510,20 @@ func Load(opts Options) (*Config, error) {
 
 	setSiteDefaults(v)
 	// The environment: only keys viper knows (every key has a default).
+	// set remembers which, for messages.
+	set := map[string]setting{}
 	for _, key := range v.AllKeys() {
 		name := "POSBRIDGE_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
 		if val, ok := lookup(name); ok {
 			v.Set(key, val)
+			set[key] = setting{source: name, value: val}
 		}
 	}
 	if opts.Flags != nil {
 		opts.Flags.VisitAll(func(f *pflag.Flag) {
 			if keys := f.Annotations[FlagKeyAnnotation]; len(keys) == 1 && f.Changed {
 				v.Set(keys[0], f.Value.String())
+				set[strings.ToLower(keys[0])] = setting{source: "--" + f.Name, value: f.Value.String()}
 			}
 		})
 	}
@@ -500,7 +537,7 @@ func Load(opts Options) (*Config, error) {
 			mapstructure.StringToSliceHookFunc(","), wholeNumber)
 	})
 	if err != nil {
-		return nil, decodeProblems(describe(file), literals, err)
+		return nil, decodeProblems(describe(file), literals, set, err)
 	}
 	c.File = file
 	stepFlagsAsWritten(&c, literals)
@@ -674,6 +711,9 @@ func (c *Config) Validate() []error {
 			if strings.TrimSpace(s.Dir) == "" {
 				bad(key+".dir", "a local site needs the folder it stands for")
 			}
+			if s.Root != "" {
+				bad(key+".root", "a local site's root is its dir: every path stays inside it; remove root")
+			}
 		case "sftp":
 			if strings.TrimSpace(s.Host) == "" {
 				bad(key+".host", "an sftp site needs a host")
@@ -696,8 +736,14 @@ func (c *Config) Validate() []error {
 			if s.Parallel < 1 {
 				bad(key+".parallel", "must be at least 1, got %d", s.Parallel)
 			}
+			if s.Root != "" && (!path.IsAbs(s.Root) || path.Clean(s.Root) != s.Root) {
+				bad(key+".root", "must be an absolute path on the server, without . or .. or a trailing /, like /srv/partner; got %q", s.Root)
+			}
 		case "http":
 			errs = append(errs, s.validateHTTP(key)...)
+			if s.Root != "" {
+				bad(key+".root", "an http site has no folders to confine: remove root")
+			}
 		default:
 			bad(key+".type", "must be local, sftp or http, got %q", s.Type)
 		}

@@ -188,31 +188,49 @@ func (e *rangeError) Error() string {
 	return fmt.Sprintf("%s is out of range: at most %d", e.value, e.limit)
 }
 
-// decodeProblems lists the problems of a failed decoding, one per key
-// that could not be read, each naming its key as the file writes it.
-// literals are the values of the file as written, by key path in lower
-// case: YAML reads 99999999999999999999 as 1e+20.
-func decodeProblems(where string, literals map[string]string, err error) error {
+// setting is a value that an environment variable or a flag gave a key:
+// where it came from (POSBRIDGE_DB_BUSY_TIMEOUT, --data-dir) and the value.
+type setting struct{ source, value string }
+
+// decodeProblems lists the problems of a failed decoding, one line per key
+// that could not be read: where the value came from (the file where, or
+// the variable or flag in set, by key in lower case), the key as the file
+// writes it, the value as written and what it should be. literals are the
+// values of the file as written, by key path in lower case: YAML reads
+// 99999999999999999999 as 1e+20.
+func decodeProblems(where string, literals map[string]string, set map[string]setting, err error) error {
 	var problems []error
 	var walk func(error)
 	walk = func(e error) {
 		var de *mapstructure.DecodeError
 		if errors.As(e, &de) && e == error(de) {
 			key := userKey(de.Name())
+			src := where
+			val, known := literals[strings.ToLower(key)]
+			if s, ok := set[strings.ToLower(key)]; ok {
+				src, val, known = s.source, s.value, true
+			}
 			msg := de.Unwrap().Error()
 			var re *rangeError
 			if errors.As(de.Unwrap(), &re) {
-				if lit, ok := literals[strings.ToLower(key)]; ok && !re.text {
-					re.value = lit
+				if known && !re.text {
+					re.value = val
 				}
 				msg = re.Error()
 			}
 			var pe *mapstructure.ParseError
 			var ne *strconv.NumError
-			if errors.As(de.Unwrap(), &pe) && errors.As(pe.Err, &ne) && wholeKinds[pe.Expected.Kind()] {
+			parse := errors.As(de.Unwrap(), &pe)
+			switch {
+			case parse && errors.As(pe.Err, &ne) && wholeKinds[pe.Expected.Kind()]:
 				msg = fmt.Sprintf("%q is not a whole number", ne.Num)
+			case parse && pe.Expected.Kind() == reflect.Bool && known:
+				msg = fmt.Sprintf("%q is not true or false", val)
+			// The decoder's duration errors drop the value.
+			case strings.HasPrefix(msg, "time: ") && known:
+				msg = fmt.Sprintf("%q is not a duration (like 30s, 5m or 1h)", val)
 			}
-			problems = append(problems, fmt.Errorf("%w: %s or POSBRIDGE_* environment: %s: %s", ErrInvalid, where, key, msg))
+			problems = append(problems, fmt.Errorf("%w: %s: %s: %s", ErrInvalid, src, key, msg))
 			return
 		}
 		switch u := e.(type) {
@@ -226,7 +244,7 @@ func decodeProblems(where string, literals map[string]string, err error) error {
 	}
 	walk(err)
 	if len(problems) == 0 {
-		return fmt.Errorf("%w: %s or POSBRIDGE_* environment: %v", ErrInvalid, where, err)
+		return fmt.Errorf("%w: %s or POSBRIDGE_* environment: %v", ErrInvalid, where, strings.ReplaceAll(err.Error(), "\n", " "))
 	}
 	return errors.Join(problems...)
 }

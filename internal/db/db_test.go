@@ -471,3 +471,69 @@ func TestClassify(t *testing.T) {
 		t.Error("Classify(nil) is not nil")
 	}
 }
+
+// ReadVersion reports a database's schema version without changing
+// anything: no file is created, no migration applied, a newer schema is
+// a version like another, and a file left by a closed WAL database reads.
+func TestReadVersion(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+
+	missing := filepath.Join(dir, "none", "posbridge.db")
+	if _, err := db.ReadVersion(ctx, missing); !errors.Is(err, db.ErrMissing) || !strings.Contains(err.Error(), missing) {
+		t.Errorf("missing file: error %v, want ErrMissing naming the file", err)
+	}
+	if _, err := os.Stat(filepath.Dir(missing)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("ReadVersion created %s", filepath.Dir(missing))
+	}
+
+	empty := filepath.Join(dir, "empty.db")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := db.ReadVersion(ctx, empty); err != nil || v != 0 {
+		t.Errorf("empty file: %d, %v; want version 0", v, err)
+	}
+	if b, _ := os.ReadFile(empty); len(b) != 0 {
+		t.Error("ReadVersion wrote into an empty file")
+	}
+
+	notDB := filepath.Join(dir, "notes.db")
+	if err := os.WriteFile(notDB, []byte("hello, world\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ReadVersion(ctx, notDB); !errors.Is(err, db.ErrNotDatabase) {
+		t.Errorf("text file: error %v, want ErrNotDatabase", err)
+	}
+
+	d := openNew(t)
+	path := d.Path
+	d.Close()
+	if v, err := db.ReadVersion(ctx, path); err != nil || v != db.LatestVersion() {
+		t.Errorf("current database: %d, %v; want %d", v, err, db.LatestVersion())
+	}
+	d, err := db.Open(ctx, path, db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.ExecContext(ctx, `INSERT INTO schema_migrations(version, name, applied_at) VALUES (999, '0999_future', ?)`, db.Now()); err != nil {
+		t.Fatal(err)
+	}
+	// Open while another handle has it open, as a running job would.
+	if v, err := db.ReadVersion(ctx, path); err != nil || v != 999 {
+		t.Errorf("newer database: %d, %v; want 999", v, err)
+	}
+	d.Close()
+}
+
+func TestSchemaStatus(t *testing.T) {
+	latest := db.LatestVersion()
+	for _, tt := range []struct {
+		v    int
+		want string
+	}{{latest, db.SchemaCurrent}, {latest - 1, db.SchemaPending}, {0, db.SchemaPending}, {latest + 1, db.SchemaNewer}, {999, db.SchemaNewer}} {
+		if got := db.SchemaStatus(tt.v); got != tt.want {
+			t.Errorf("SchemaStatus(%d) = %q, want %q (latest %d)", tt.v, got, tt.want, latest)
+		}
+	}
+}

@@ -2,9 +2,13 @@ package db
 
 import (
 	"context"
+	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -62,6 +66,50 @@ func (d *DB) Version(ctx context.Context) (int, error) {
 		return 0, Classify(err)
 	}
 	return v, nil
+}
+
+// ReadVersion returns the schema version of the database at path, as
+// Version does, without Open's side effects: it creates no file, applies
+// no migration, sets no pragma in the file and reads a newer schema's
+// version instead of refusing it, so that it can answer for a database
+// this binary cannot use. A missing file is ErrMissing.
+func ReadVersion(ctx context.Context, path string) (int, error) {
+	if _, err := os.Stat(path); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			err = ErrMissing
+		}
+		return 0, fmt.Errorf("read schema version of %q: %w", path, err)
+	}
+	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?mode=ro&_pragma=busy_timeout(2000)"
+	sqldb, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return 0, fmt.Errorf("read schema version of %q: %w", path, err)
+	}
+	defer sqldb.Close()
+	v, err := (&DB{DB: sqldb, Path: path}).Version(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("read schema version of %q: %w", path, err)
+	}
+	return v, nil
+}
+
+// How a database's schema version stands to this binary's (SchemaStatus).
+const (
+	SchemaCurrent = "current"
+	SchemaPending = "pending" // older: migrations to apply
+	SchemaNewer   = "newer"   // written by a newer posbridge: refused
+)
+
+// SchemaStatus says how a database at schema version v stands to this
+// binary: SchemaCurrent, SchemaPending or SchemaNewer.
+func SchemaStatus(v int) string {
+	switch latest := LatestVersion(); {
+	case v < latest:
+		return SchemaPending
+	case v > latest:
+		return SchemaNewer
+	}
+	return SchemaCurrent
 }
 
 func (d *DB) checkVersion(ctx context.Context) error {

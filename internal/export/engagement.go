@@ -187,7 +187,7 @@ func Engagement(ctx context.Context, d *db.DB, o Options) (*Result, error) {
 		return nil, fmt.Errorf("unknown format %q: want xml or csv", o.Format)
 	}
 	if o.Dir == "" {
-		o.Dir = filepath.Join(o.Outbox, "engagement")
+		o.Dir = kindDir(o.Outbox, "engagement")
 	}
 	total := &Result{Kind: "engagement", DryRun: o.DryRun, Files: []File{}, Watermarks: map[string]int64{}}
 	if o.Since != "" {

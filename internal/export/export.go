@@ -150,7 +150,7 @@ func (o *Options) defaults(k *kind) {
 		o.Format = "xml"
 	}
 	if o.Dir == "" {
-		o.Dir = filepath.Join(o.Outbox, k.name)
+		o.Dir = kindDir(o.Outbox, k.name)
 	}
 	if o.Source == "" {
 		o.Source = "POSBRIDGE"

@@ -53,7 +53,7 @@ type OrdersResult struct {
 func Orders(ctx context.Context, d *db.DB, stream, partner string, p config.Partner, o Options) (*OrdersResult, error) {
 	k := orderKind(stream)
 	if o.Dir == "" {
-		o.Dir = filepath.Join(o.Outbox, "partners", partner)
+		o.Dir = partnerDir(o.Outbox, partner)
 	}
 	o.defaults(k)
 	o.Format = "ndjson"

@@ -113,7 +113,7 @@ func PartnerInventory(ctx context.Context, d *db.DB, p Partner, full bool, o Opt
 			config.ProfileExternalOMS, config.ProfileStorePOS, config.ProfileWMS)
 	}
 	if o.Dir == "" {
-		o.Dir = filepath.Join(o.Outbox, "partners", p.Name)
+		o.Dir = partnerDir(o.Outbox, p.Name)
 	}
 	o.defaults(k)
 	conn, res0, end, err := begin(ctx, d, k, &o)

@@ -87,6 +87,19 @@ func FormatAmount(v int64) string {
 	return s
 }
 
+// Amount is a decimal kept in ten-thousandths, an amount of money or a
+// percentage, as results carry it to their output. It prints as
+// FormatAmount writes it, in tables and in JSON alike: 2510000 is 251.00,
+// a JSON number, so that a reader of --output json sees the values the
+// table shows.
+type Amount int64
+
+// String is the amount as tables show it.
+func (a Amount) String() string { return FormatAmount(int64(a)) }
+
+// MarshalJSON writes the amount as a JSON number with its decimal point.
+func (a Amount) MarshalJSON() ([]byte, error) { return []byte(a.String()), nil }
+
 // ParseInt parses a whole number such as a quantity.
 func ParseInt(s string) (int64, error) {
 	v, err := strconv.ParseInt(s, 10, 64)

@@ -1,7 +1,9 @@
 package format_test
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -316,5 +318,39 @@ func TestCheckText(t *testing.T) {
 		if c.want == "" && err != nil || c.want != "" && (err == nil || err.Error() != c.want) {
 			t.Errorf("CheckText(%q, %d) = %v, want %q", c.in, c.max, err, c.want)
 		}
+	}
+}
+
+// An Amount in JSON is a number with the text the tables show: never a
+// string, never the stored ten-thousandths.
+func TestAmountJSON(t *testing.T) {
+	price := format.Amount(1299900)
+	v := struct {
+		Total format.Amount   `json:"total"`
+		Tiny  format.Amount   `json:"tiny"`
+		Neg   format.Amount   `json:"neg"`
+		Price *format.Amount  `json:"price"`
+		None  *format.Amount  `json:"none"`
+		List  []format.Amount `json:"list"`
+	}{Total: 2510000, Tiny: 125, Neg: -4113300, Price: &price, List: []format.Amount{0, format.MaxAmount}}
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"total":251.00,"tiny":0.0125,"neg":-411.33,"price":129.99,"none":null,"list":[0.00,99999999999.9999]}`
+	if string(b) != want {
+		t.Fatalf("got  %s\nwant %s", b, want)
+	}
+	var back map[string]any
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.UseNumber()
+	if err := dec.Decode(&back); err != nil {
+		t.Fatal(err)
+	}
+	if n, ok := back["total"].(json.Number); !ok || n.String() != "251.00" {
+		t.Errorf("total decodes as %#v, want the number 251.00", back["total"])
+	}
+	if got := fmt.Sprint(format.Amount(-125)); got != "-0.0125" {
+		t.Errorf("Sprint = %q, want the table's text -0.0125", got)
 	}
 }

@@ -14,29 +14,31 @@ import (
 // addLine adds an invoice line to the totals of its invoice and returns
 // its extended price, by the arithmetic every invoice output shares
 // (catalog.InvoiceTotals).
-func (t *Totals) addLine(qty, unitPrice, discount, tax, freight int64) (int64, error) {
-	sum := catalog.InvoiceTotals{Merchandise: t.Merchandise, Discount: t.Discount, Tax: t.Tax, Freight: t.Freight}
+func (t *Totals) addLine(qty, unitPrice, discount, tax, freight int64) (format.Amount, error) {
+	sum := catalog.InvoiceTotals{Merchandise: int64(t.Merchandise), Discount: int64(t.Discount), Tax: int64(t.Tax), Freight: int64(t.Freight)}
 	ext, err := sum.AddLine(qty, unitPrice, discount, tax, freight)
 	if err != nil {
 		return 0, err
 	}
-	*t = Totals{Merchandise: sum.Merchandise, Discount: sum.Discount, Tax: sum.Tax, Freight: sum.Freight, Total: sum.Total()}
-	return ext, nil
+	*t = Totals{Merchandise: format.Amount(sum.Merchandise), Discount: format.Amount(sum.Discount), Tax: format.Amount(sum.Tax),
+		Freight: format.Amount(sum.Freight), Total: format.Amount(sum.Total())}
+	return format.Amount(ext), nil
 }
 
 // add adds an invoice's totals to its order's; an order's totals stay
 // within the range of amounts like an invoice's, or it is an error.
 func (t *Totals) add(u Totals) error {
-	var err error
 	for _, s := range []struct {
 		name     string
-		sum      *int64
-		addition int64
+		sum      *format.Amount
+		addition format.Amount
 	}{{"merchandise total", &t.Merchandise, u.Merchandise}, {"discount total", &t.Discount, u.Discount},
 		{"tax total", &t.Tax, u.Tax}, {"freight total", &t.Freight, u.Freight}, {"total", &t.Total, u.Total}} {
-		if *s.sum, err = format.AddAmount(*s.sum, s.addition); err != nil {
+		sum, err := format.AddAmount(int64(*s.sum), int64(s.addition))
+		if err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
+		*s.sum = format.Amount(sum)
 	}
 	return nil
 }
@@ -108,7 +110,7 @@ func History(ctx context.Context, d *db.DB, q HistoryQuery) (*HistoryResult, err
 		}
 		if q.Detail {
 			cur.Lines = append(cur.Lines, Line{Line: int(line.Int64), Item: item.String, SKU: sku.String, Quantity: qty.Int64,
-				UnitPrice: price.Int64, Extended: ext, Discount: disc.Int64, Tax: tax.Int64})
+				UnitPrice: format.Amount(price.Int64), Extended: ext, Discount: format.Amount(disc.Int64), Tax: format.Amount(tax.Int64)})
 		}
 	}
 	if err := rows.Err(); err != nil {

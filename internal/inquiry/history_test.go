@@ -7,14 +7,11 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-
-	"github.com/posbridge/posbridge/internal/format"
 )
 
 // totals renders totals as "merchandise/discount/tax/freight=total".
 func totals(t Totals) string {
-	return fmt.Sprintf("%s/%s/%s/%s=%s", format.FormatAmount(t.Merchandise), format.FormatAmount(t.Discount),
-		format.FormatAmount(t.Tax), format.FormatAmount(t.Freight), format.FormatAmount(t.Total))
+	return fmt.Sprintf("%s/%s/%s/%s=%s", t.Merchandise, t.Discount, t.Tax, t.Freight, t.Total)
 }
 
 func TestHistory(t *testing.T) {

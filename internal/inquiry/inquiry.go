@@ -2,6 +2,8 @@ package inquiry
 
 import (
 	"errors"
+
+	"github.com/posbridge/posbridge/internal/format"
 )
 
 // ErrQuery marks a query that cannot be asked: no selector, two
@@ -54,9 +56,9 @@ type SKUStock struct {
 	Width           string `json:"width,omitempty"`
 	UPC             string `json:"upc,omitempty"`
 	RetailRef       string `json:"retail_ref,omitempty"`
-	// Price is in ten-thousandths (format.FormatAmount); nil when not loaded.
-	Price      *int64  `json:"price,omitempty"`
-	Warehouses []Stock `json:"warehouses"`
+	// Price is nil when not loaded.
+	Price      *format.Amount `json:"price,omitempty"`
+	Warehouses []Stock        `json:"warehouses"`
 	// Total sums the warehouses shown (Warehouse and Name empty).
 	Total Stock `json:"total"`
 }
@@ -133,27 +135,26 @@ type HistoryQuery struct {
 	Detail      bool   `json:"detail,omitempty"`
 }
 
-// Totals of an invoice or an order, in ten-thousandths (format.FormatAmount,
-// like every stored amount). A credit invoice counts
-// negative in the totals of its order.
+// Totals of an invoice or an order. A credit invoice counts negative in
+// the totals of its order.
 type Totals struct {
-	Merchandise int64 `json:"merchandise"`
-	Discount    int64 `json:"discount"`
-	Tax         int64 `json:"tax"`
-	Freight     int64 `json:"freight"`
-	Total       int64 `json:"total"`
+	Merchandise format.Amount `json:"merchandise"`
+	Discount    format.Amount `json:"discount"`
+	Tax         format.Amount `json:"tax"`
+	Freight     format.Amount `json:"freight"`
+	Total       format.Amount `json:"total"`
 }
 
 // Line is one invoice line.
 type Line struct {
-	Line      int    `json:"line"`
-	Item      string `json:"item"`
-	SKU       string `json:"sku,omitempty"`
-	Quantity  int64  `json:"quantity"`
-	UnitPrice int64  `json:"unit_price"`
-	Extended  int64  `json:"extended_price"`
-	Discount  int64  `json:"discount"`
-	Tax       int64  `json:"tax"`
+	Line      int           `json:"line"`
+	Item      string        `json:"item"`
+	SKU       string        `json:"sku,omitempty"`
+	Quantity  int64         `json:"quantity"`
+	UnitPrice format.Amount `json:"unit_price"`
+	Extended  format.Amount `json:"extended_price"`
+	Discount  format.Amount `json:"discount"`
+	Tax       format.Amount `json:"tax"`
 }
 
 // Invoice is an invoice (type I) or credit (C) of an order.

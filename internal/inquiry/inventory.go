@@ -160,7 +160,8 @@ func scanSKU(s db.Scanner) (SKUStock, error) {
 	err := s.Scan(&k.Item, &k.SKU, &k.ItemDescription, &k.SKUDescription, &k.ItemClass, &k.Vendor, &k.Status, &k.Color,
 		&k.Size, &k.Width, &k.UPC, &k.RetailRef, &price)
 	if price.Valid {
-		k.Price = &price.Int64
+		p := format.Amount(price.Int64)
+		k.Price = &p
 	}
 	k.Warehouses = []Stock{}
 	return k, err

@@ -465,8 +465,6 @@ type responseError struct {
 	Line    int    `xml:"line,attr,omitempty"`
 }
 
-func amount(v int64) string { return format.FormatAmount(v) }
-
 func yn(b bool) string { return format.FormatFlag(b) }
 
 type inventoryXML struct {
@@ -523,7 +521,7 @@ type xmlTotals struct {
 }
 
 func totalsXML(t Totals) xmlTotals {
-	return xmlTotals{amount(t.Merchandise), amount(t.Discount), amount(t.Tax), amount(t.Freight)}
+	return xmlTotals{t.Merchandise.String(), t.Discount.String(), t.Tax.String(), t.Freight.String()}
 }
 
 type xmlLine struct {
@@ -568,12 +566,12 @@ func historyResponse(r *HistoryResult) historyXML {
 		out.Customer = &c
 	}
 	for _, o := range r.Orders {
-		xo := xmlOrder{Order: o.Order, FirstDate: o.FirstDate, LastDate: o.LastDate, xmlTotals: totalsXML(o.Totals), Total: amount(o.Total)}
+		xo := xmlOrder{Order: o.Order, FirstDate: o.FirstDate, LastDate: o.LastDate, xmlTotals: totalsXML(o.Totals), Total: o.Total.String()}
 		for _, inv := range o.Invoices {
-			xi := xmlInvoice{Invoice: inv.Invoice, Type: inv.Type, Date: inv.Date, xmlTotals: totalsXML(inv.Totals), Total: amount(inv.Total)}
+			xi := xmlInvoice{Invoice: inv.Invoice, Type: inv.Type, Date: inv.Date, xmlTotals: totalsXML(inv.Totals), Total: inv.Total.String()}
 			for _, l := range inv.Lines {
 				xi.Lines = append(xi.Lines, xmlLine{Line: l.Line, Item: l.Item, SKU: l.SKU, Quantity: l.Quantity,
-					UnitPrice: amount(l.UnitPrice), Extended: amount(l.Extended), Discount: amount(l.Discount), Tax: amount(l.Tax)})
+					UnitPrice: l.UnitPrice.String(), Extended: l.Extended.String(), Discount: l.Discount.String(), Tax: l.Tax.String()})
 			}
 			xo.Invoices = append(xo.Invoices, xi)
 		}

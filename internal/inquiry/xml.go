@@ -72,7 +72,7 @@ func XMLSKUs(r *InventoryResult) []XMLSKU {
 			SKU: k.SKU, SKUDescription: k.SKUDescription, Color: k.Color, Size: k.Size, Width: k.Width,
 			UPC: k.UPC, RetailRef: k.RetailRef, Total: xmlNumbers(k.Total)}
 		if k.Price != nil {
-			x.Price = format.FormatAmount(*k.Price)
+			x.Price = k.Price.String()
 		}
 		for _, s := range k.Warehouses {
 			x.Warehouses = append(x.Warehouses, XMLWarehouse{Warehouse: s.Warehouse, Name: s.Name,

@@ -35,13 +35,17 @@ var fakeCommands = map[string]bool{
 
 // fakeResolve resolves argv against fakeCommands: the longest known
 // command the leading words name, the other words positional; a flag
-// named bogus is unknown and "run" takes exactly one job.
+// named bogus is unknown, "run" takes exactly one job, and push declares
+// its --from folder as the CLI's push does.
 func fakeResolve(argv []string) (Command, error) {
-	var words []string
+	var words, from []string
 	for _, a := range argv {
 		if strings.HasPrefix(a, "--") {
 			if strings.HasPrefix(a, "--bogus") {
 				return Command{}, fmt.Errorf("unknown flag: --bogus")
+			}
+			if f, ok := strings.CutPrefix(a, "--from="); ok && argv[0] == "push" {
+				from = append(from, f)
 			}
 			continue
 		}
@@ -57,7 +61,7 @@ func fakeResolve(argv []string) (Command, error) {
 		if path == "run" && len(pos) != 1 {
 			return Command{}, fmt.Errorf("accepts 1 arg(s), received %d", len(pos))
 		}
-		return Command{Path: path, Positional: pos, DryRun: dry}, nil
+		return Command{Path: path, Positional: pos, DryRun: dry, Folders: from}, nil
 	}
 	return Command{}, fmt.Errorf("unknown command %q", strings.Join(words[:min(2, len(words))], " "))
 }
@@ -1295,11 +1299,13 @@ func build(cfg *config.Config, name string, resolve Resolver) (*Plan, error) {
 // partner's site.
 func TestPartnerStepLocksItsSite(t *testing.T) {
 	cfg := testConfig(map[string]config.Job{
-		"events": {Steps: []config.Step{step("push", map[string]any{"partner": "increff", "from": "/srv/outbox/events"})}},
-		"orphan": {Steps: []config.Step{step("pull", map[string]any{"partner": "nobody", "to": "/srv/in"})}},
+		"events":  {Steps: []config.Step{step("push", map[string]any{"partner": "increff", "from": "/srv/outbox/events"})}},
+		"orphan":  {Steps: []config.Step{step("pull", map[string]any{"partner": "siteless", "to": "/srv/in"})}},
+		"unknown": {Steps: []config.Step{step("pull", map[string]any{"partner": "nobody", "to": "/srv/in"})}},
 	})
 	cfg.Sites["pos-api"] = config.Site{Type: "http", BaseURL: "https://pos.example"}
-	cfg.Partners = map[string]config.Partner{"increff": {Profile: config.ProfileExternalOMS, Site: "pos-api"}}
+	cfg.Partners = map[string]config.Partner{"increff": {Profile: config.ProfileExternalOMS, Site: "pos-api"},
+		"siteless": {Profile: config.ProfileExternalOMS}}
 	p, err := build(cfg, "events", fakeResolve)
 	if err != nil {
 		t.Fatal(err)
@@ -1309,5 +1315,10 @@ func TestPartnerStepLocksItsSite(t *testing.T) {
 	}
 	if _, err := build(cfg, "orphan", fakeResolve); err == nil || !strings.Contains(err.Error(), "needs the site") {
 		t.Errorf("a step without a site: %v", err)
+	}
+	// An unknown partner is named as every command names it.
+	if _, err := build(cfg, "unknown", fakeResolve); err == nil ||
+		!strings.Contains(err.Error(), `steps[1].flags.partner: unknown partner "nobody" (configured: increff, siteless; see partners: in the config)`) {
+		t.Errorf("a step with an unknown partner: %v", err)
 	}
 }

@@ -35,8 +35,8 @@ func (l Lock) holder() string {
 
 // Takeover is a lock taken from a run that can no longer hold it.
 type Takeover struct {
-	Lock   Lock
-	Reason string
+	Lock   Lock   `json:"lock"`
+	Reason string `json:"reason"`
 }
 
 const lockColumns = `name, job, coalesce(run_id, 0), host, pid, pid_start, acquired_at, expires_at`

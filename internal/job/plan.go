@@ -1,6 +1,7 @@
 package job
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -86,6 +87,10 @@ type Command struct {
 	Positional []string
 	// DryRun says the command takes --dry-run.
 	DryRun bool
+	// Folders are the local folders the command reads or writes, as it
+	// declares them from its options (push --from or --outbox): the step
+	// locks each.
+	Folders []string
 }
 
 // Resolver checks a step's command line against the command tree: the
@@ -109,16 +114,24 @@ func NewSet(cfg *config.Config, resolve Resolver) *Set {
 	return &Set{cfg: cfg, plans: plans, errs: errs}
 }
 
-// Get is the plan of job name, or its problems.
+// ErrNoJob means a job name the configuration does not have.
+var ErrNoJob = errors.New("no job")
+
+// Get is the plan of job name, or its problems; an unknown name is an
+// invalid configuration wrapping ErrNoJob.
 func (s *Set) Get(name string) (*Plan, error) {
 	if p, ok := s.plans[name]; ok && len(s.errs[name]) == 0 {
 		return p, nil
 	}
 	if _, ok := s.cfg.Jobs[name]; !ok {
-		return nil, fmt.Errorf("%w: no job %q (configured: %s)", config.ErrInvalid, name, jobNames(s.cfg))
+		return nil, fmt.Errorf("%w: %w %q (configured: %s)", config.ErrInvalid, ErrNoJob, name, jobNames(s.cfg))
 	}
 	return nil, joinErrs(s.errs[name])
 }
+
+// Names are the names of every job of the configuration, sorted, the
+// invalid ones too.
+func (s *Set) Names() []string { return sortedJobs(s.cfg) }
 
 // Problems returns one error per problem of every job, in job order:
 // unknown step commands or flags, missing sites, unknown or cyclic job
@@ -344,12 +357,20 @@ func buildOne(cfg *config.Config, name string, j config.Job, resolve Resolver) (
 			}
 		case "push", "pull":
 			site := flags["site"]
-			if partner, ok := cfg.Partners[strings.ToLower(flags["partner"])]; site == "" && ok {
-				// push/pull --partner P goes to P's site: its lock.
-				site = partner.Site
-				flags["site"] = site
+			unknown := false
+			if name := flags["partner"]; name != "" {
+				partner, err := cfg.Partner(strings.ToLower(name))
+				switch {
+				case err != nil:
+					bad(skey+".flags.partner", "%v", err)
+					unknown = true
+				case site == "":
+					// push/pull --partner P goes to P's site: its lock.
+					site = partner.Site
+					flags["site"] = site
+				}
 			}
-			if site == "" {
+			if site == "" && !unknown {
 				bad(skey+".flags.site", "a %s step needs the site: flags: {site: NAME} or a partner with a site (configured: %s)", kind, siteNames(cfg))
 			}
 			if _, ok := cfg.Sites[site]; site != "" && !ok {
@@ -429,7 +450,6 @@ func stepLocks(kind string, cmd Command, flags map[string]string) []string {
 		}
 	case "push":
 		locks = append(locks, "site:"+flags["site"])
-		folder(flags["from"])
 		for _, a := range cmd.Positional {
 			folder(folderOf(a))
 		}
@@ -440,6 +460,9 @@ func stepLocks(kind string, cmd Command, flags map[string]string) []string {
 		locks = append(locks, "triggers")
 	case "inquire":
 		folder(flags["requests"])
+	}
+	for _, f := range cmd.Folders {
+		folder(f)
 	}
 	return locks
 }

@@ -118,8 +118,8 @@ func SetExitCode(ctx context.Context, d *db.DB, code int, ids ...int64) error {
 
 // Dead is a run found running whose process is gone.
 type Dead struct {
-	Run    Run
-	Reason string
+	Run    Run    `json:"run"`
+	Reason string `json:"reason"`
 }
 
 // ReapDead marks failed every run still "running" whose process is gone
@@ -265,18 +265,39 @@ func GetRun(ctx context.Context, d *db.DB, id int64) (Run, error) {
 }
 
 // LastJobRuns returns the newest run of every job that has one, by name.
+// A job run as a step of another job ran too: its run is that step's row
+// (command "run JOB", job and parent those of the outer run).
 func LastJobRuns(ctx context.Context, d *db.DB) (map[string]Run, error) {
-	runs, err := db.QueryAll(ctx, d, scanRun, `SELECT `+runColumns+` FROM runs WHERE id IN
- (SELECT max(id) FROM runs WHERE job <> '' AND parent_id IS NULL GROUP BY job)`)
+	type named struct {
+		Run
+		name string
+	}
+	runs, err := db.QueryAll(ctx, d, func(sc db.Scanner) (named, error) {
+		var n named
+		var err error
+		n.Run, err = scanRun(rowWithName{sc, &n.name})
+		return n, err
+	}, `WITH job_runs(name, id) AS (
+  SELECT job, id FROM runs WHERE job <> '' AND parent_id IS NULL
+  UNION ALL SELECT substr(command, 5), id FROM runs WHERE parent_id IS NOT NULL AND command LIKE 'run %')
+SELECT `+runColumns+`, last.name FROM runs JOIN (SELECT name, max(id) AS id FROM job_runs GROUP BY name) last USING (id)`)
 	if err != nil {
 		return nil, fmt.Errorf("last job runs: %w", err)
 	}
 	out := map[string]Run{}
 	for _, r := range runs {
-		out[r.Job] = r
+		out[r.name] = r.Run
 	}
 	return out, nil
 }
+
+// rowWithName scans the columns of scanRun and then one more, the name.
+type rowWithName struct {
+	sc   db.Scanner
+	name *string
+}
+
+func (r rowWithName) Scan(dest ...any) error { return r.sc.Scan(append(dest, r.name)...) }
 
 // Activity is what a run moved: files in and out of the file ledger and
 // transfers, with their records and rejects.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 
@@ -13,25 +14,43 @@ import (
 )
 
 // Local is a site that is a folder on this machine, such as an NFS drop
-// folder. Every path stays inside the folder.
-type Local struct{ root string }
+// folder. The folder is both where relative paths start and the site's
+// root: an absolute path must lead into it, so every path stays inside.
+type Local struct {
+	root string // as configured, for messages
+	abs  string // absolute and clean, slash-separated
+}
 
-// NewLocal returns the site rooted at dir, which must exist.
+// NewLocal returns the site rooted at dir, which must exist: a folder that
+// is not there fails with ErrNoFolder, naming the folder and the fix.
 func NewLocal(dir string) (*Local, error) {
 	st, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("local site folder %s: %w: create it (mkdir -p %s)", dir, ErrNoFolder, dir)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("local site folder: %w", err)
 	}
 	if !st.IsDir() {
 		return nil, fmt.Errorf("local site folder %q is not a folder", dir)
 	}
-	return &Local{root: dir}, nil
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("local site folder %q: %w", dir, err)
+	}
+	return &Local{root: dir, abs: filepath.ToSlash(abs)}, nil
 }
 
+// Check cleans p; an absolute p must lead into the site's folder.
+func (l *Local) Check(p string) (string, error) { return CheckFolder(l.abs, p) }
+
 func (l *Local) resolve(p string) (string, error) {
-	clean, err := CleanDir(p)
+	clean, err := l.Check(p)
 	if err != nil {
 		return "", err
+	}
+	if path.IsAbs(clean) {
+		return filepath.FromSlash(clean), nil
 	}
 	return filepath.Join(l.root, filepath.FromSlash(clean)), nil
 }

@@ -79,13 +79,17 @@ func Pull(ctx context.Context, d *db.DB, site Site, o PullOptions) (*Result, err
 	if _, err := filepath.Match(o.Pattern, ""); err != nil {
 		return nil, fmt.Errorf("--pattern %q: %w", o.Pattern, err)
 	}
-	from, err := CleanDir(o.From)
+	from, err := site.Check(o.From)
 	if err != nil {
 		return nil, err
 	}
-	archive, err := CleanDir(o.ArchiveDir)
-	if err != nil {
-		return nil, err
+	// Without an archive folder there is nothing to check: "" would be the
+	// login folder, which may lie outside the site's root.
+	var archive string
+	if o.ArchiveDir != "" {
+		if archive, err = site.Check(o.ArchiveDir); err != nil {
+			return nil, err
+		}
 	}
 	if o.After == AfterArchive && archive == "" {
 		return nil, errors.New("--after archive needs the site's archive folder")

@@ -41,13 +41,16 @@ type PushOptions struct {
 // A failed file leaves nothing under its final name and the run goes on
 // with the next one.
 func Push(ctx context.Context, d *db.DB, site Site, o PushOptions) (*Result, error) {
-	to, err := CleanDir(o.To)
+	to, err := site.Check(o.To)
 	if err != nil {
 		return nil, err
 	}
 	files, err := pushList(o)
 	if err != nil {
 		return nil, err
+	}
+	if err := o.Retry.do(ctx, site, func() error { return folderThere(site, to) }); err != nil {
+		return nil, fmt.Errorf("site %s: %w", o.SiteName, err)
 	}
 	res, st, release, err := startRun(d, o.SiteName, o.LockDir, o.DryRun)
 	if err != nil {
@@ -85,6 +88,29 @@ func Push(ctx context.Context, d *db.DB, site Site, o PushOptions) (*Result, err
 		return res, err
 	}
 	return res, res.errOn(site)
+}
+
+// folderThere fails with ErrNoFolder, naming the fix, when the folder dir
+// of the site is not there: then every file would fail the same way.
+func folderThere(site Site, dir string) error {
+	_, err := site.Stat(dir)
+	if errors.Is(err, ErrNotExist) {
+		shown := dir
+		if dir == "" {
+			shown = "."
+		}
+		return fmt.Errorf("folder %s of %s: %w: create it, or correct the folder (--to, or the site's folders: in the config)",
+			shown, siteWhere(site), ErrNoFolder)
+	}
+	return err
+}
+
+// siteWhere names a site for messages: its folder or its server.
+func siteWhere(site Site) string {
+	if st, ok := site.(fmt.Stringer); ok {
+		return st.String()
+	}
+	return "the site"
 }
 
 // pushList orders the files so each marker F.done follows its F.

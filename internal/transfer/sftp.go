@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -45,11 +46,16 @@ type SFTPConfig struct {
 	// IdleTimeout ends a connection on which nothing arrives for that
 	// long, so a stalled server cannot hang a run.
 	IdleTimeout time.Duration
+	// Root, an absolute path on the server, confines every path of the
+	// site below it; empty means no confinement.
+	Root string
 }
 
-// SFTP is a site on an SFTP server. Paths are relative to the folder the
-// server starts the session in (normally the user's home). It is safe for
-// concurrent use; Reconnect replaces a lost connection.
+// SFTP is a site on an SFTP server. Paths mean what they mean to the
+// OpenSSH sftp client: with a leading "/" absolute on the server, else
+// relative to the folder the server starts the session in (normally the
+// user's home). It is safe for concurrent use; Reconnect replaces a lost
+// connection.
 type SFTP struct {
 	cfg SFTPConfig
 	mu  sync.Mutex // held while reconnecting
@@ -62,8 +68,11 @@ type sftpSession struct {
 	ssh    *ssh.Client
 	client *sftp.Client
 	posix  bool
-	stop   chan struct{}
-	once   sync.Once
+	// wd is the folder the session started in, asked for only when a
+	// root confines the site's paths.
+	wd   string
+	stop chan struct{}
+	once sync.Once
 }
 
 func (s *SFTP) sess() *sftpSession { return s.cur.Load() }
@@ -158,6 +167,12 @@ func dialSession(cfg SFTPConfig) (*sftpSession, error) {
 	}
 	s := &sftpSession{conn: ic, ssh: client, client: sf, stop: make(chan struct{})}
 	_, s.posix = sf.HasExtension("posix-rename@openssh.com")
+	if cfg.Root != "" {
+		if s.wd, err = sf.Getwd(); err != nil {
+			s.close()
+			return nil, fmt.Errorf("sftp %s: ask for the login folder: %w", addr, connErr(err))
+		}
+	}
 	go s.keepalive(cfg.IdleTimeout)
 	return s, nil
 }
@@ -387,8 +402,18 @@ func (s *SFTP) rerr(op, p string, err error) error {
 	return fmt.Errorf("%s %q: %w", op, p, err)
 }
 
+// Check cleans p and, when the site has a root, refuses a path outside it:
+// a relative path counts from the login folder, as the server takes it.
+func (s *SFTP) Check(p string) (string, error) {
+	clean, err := CheckFolder(s.cfg.Root, p)
+	if err != nil || s.cfg.Root == "" || path.IsAbs(clean) {
+		return clean, err
+	}
+	return clean, confine(s.cfg.Root, p, path.Join(s.sess().wd, clean))
+}
+
 func (s *SFTP) resolve(p string) (string, error) {
-	clean, err := CleanDir(p)
+	clean, err := s.Check(p)
 	if err != nil {
 		return "", err
 	}

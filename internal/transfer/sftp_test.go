@@ -844,3 +844,61 @@ func TestSFTPTwoPullsAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// Paths as the OpenSSH sftp client means them: a leading "/" is absolute
+// on the server, anything else counts from the login folder; a root
+// refuses what leads outside it, before anything is written.
+func TestSFTPPathsAndRoot(t *testing.T) {
+	e := newEnv(t)
+	srv := startSFTP(t, e.root) // the session starts in e.root
+	abs := filepath.ToSlash(e.root)
+	out := t.TempDir()
+	push := func(site *transfer.SFTP, name, to string) (*transfer.Result, error) {
+		t.Helper()
+		f := filepath.Join(out, name)
+		os.WriteFile(f, []byte("<"+name+" to='"+to+"'/>"), 0o600)
+		return transfer.Push(context.Background(), e.d, site, transfer.PushOptions{SiteName: "s", Files: []string{f}, To: to, LockDir: e.locks})
+	}
+	site := dial(t, srv.config(t))
+	for name, to := range map[string]string{"rel.xml": "archive", "abs.xml": abs + "/archive"} {
+		if res, err := push(site, name, to); err != nil || res.Done != 1 {
+			t.Fatalf("push to %s: %v %s", to, err, statuses(res))
+		}
+		if _, err := os.Stat(filepath.Join(e.root, "archive", name)); err != nil {
+			t.Errorf("push to %s: %v", to, err)
+		}
+	}
+	if res, err := push(site, "rel.xml", abs+"/archive"); err == nil || !strings.Contains(statuses(res), "exists on the site") {
+		t.Errorf("the same file by its absolute path: %v %s", err, statuses(res))
+	}
+
+	cfg := srv.config(t)
+	cfg.Root = abs + "/archive"
+	confined := dial(t, cfg)
+	for _, p := range []string{"archive", "archive/x", abs + "/archive", abs + "/archive/sub"} {
+		if _, err := confined.Check(p); err != nil {
+			t.Errorf("Check(%q) with root %s: %v", p, cfg.Root, err)
+		}
+	}
+	for _, p := range []string{"", "out", "/etc", abs, abs + "/archived"} {
+		_, err := confined.Check(p)
+		if !errors.Is(err, transfer.ErrOutsideRoot) || !strings.Contains(err.Error(), cfg.Root) {
+			t.Errorf("Check(%q) with root %s = %v, want ErrOutsideRoot naming the root", p, cfg.Root, err)
+		}
+	}
+	if _, err := confined.Check("out"); err == nil || !strings.Contains(err.Error(), `"out" (`+abs+`/out)`) {
+		t.Errorf("a relative path outside the root is shown in full: %v", err)
+	}
+	if res, err := push(confined, "esc.xml", "out"); !errors.Is(err, transfer.ErrOutsideRoot) || res != nil {
+		t.Errorf("push out of the root = %v, %v", res, err)
+	}
+	if _, err := confined.Create("out/x.xml"); !errors.Is(err, transfer.ErrOutsideRoot) {
+		t.Errorf("Create outside the root = %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(e.root, "out", ".esc.xml.tmp")); !os.IsNotExist(err) {
+		t.Errorf("something was written outside the root: %v", err)
+	}
+	if res, err := push(confined, "in.xml", "archive"); err != nil || res.Done != 1 {
+		t.Errorf("push inside the root: %v %s", err, statuses(res))
+	}
+}

@@ -18,8 +18,13 @@ type Entry struct {
 }
 
 // Site is a place files are pushed to and pulled from. Paths are
-// slash-separated and relative to the site's root.
+// slash-separated, as CleanDir makes them: relative to the folder the site
+// starts in, or absolute with a leading "/".
 type Site interface {
+	// Check cleans a site path (CleanDir) and refuses one that leads
+	// outside the site's root (ErrOutsideRoot); every other method
+	// checks its paths the same way.
+	Check(p string) (string, error)
 	List(dir string) ([]Entry, error)
 	Stat(p string) (Entry, error)
 	Open(p string) (io.ReadCloser, error)
@@ -43,6 +48,12 @@ var (
 	ErrBadName = errors.New("refused file name")
 	// ErrBusy means another run holds the site's lock (exit 75).
 	ErrBusy = errors.New("another transfer of this site is running")
+	// ErrOutsideRoot means a path leads outside the site's root: the
+	// command line or the configuration must change (exit 2).
+	ErrOutsideRoot = errors.New("outside the site root")
+	// ErrNoFolder means a site's folder does not exist: someone must
+	// create it or correct the configuration (exit 2).
+	ErrNoFolder = errors.New("no such folder")
 )
 
 // CheckName refuses a single file name that is empty, ".", "..", or holds
@@ -59,9 +70,12 @@ func CheckName(name string) error {
 	return nil
 }
 
-// CleanDir turns a folder given by a user or the config into a path
-// relative to the site root, refusing any element CheckName refuses. ""
-// and "/" are the root.
+// CleanDir turns a site path given by a user or the config into its clean
+// form, refusing any element CheckName refuses (".." above all: with it a
+// path could leave a root unseen, through a link on the server). A leading
+// "/" is kept: the path is absolute, on the server for an sftp site as for
+// the OpenSSH sftp client, on this machine for a local site. Without it the
+// path is relative to the folder the site starts in; "" is that folder.
 func CleanDir(dir string) (string, error) {
 	var parts []string
 	for _, p := range strings.Split(strings.Trim(dir, "/"), "/") {
@@ -73,13 +87,48 @@ func CleanDir(dir string) (string, error) {
 		}
 		parts = append(parts, p)
 	}
+	if strings.HasPrefix(dir, "/") {
+		return "/" + path.Join(parts...), nil
+	}
 	return path.Join(parts...), nil
+}
+
+// within says whether the clean absolute path p is root or below it.
+func within(root, p string) bool {
+	return p == root || root == "/" || strings.HasPrefix(p, root+"/")
+}
+
+// CheckFolder checks a site path without reaching the site: its names
+// (CleanDir) and, when it is absolute, that it lies within root (none when
+// root is ""). It returns the path cleaned.
+func CheckFolder(root, p string) (string, error) {
+	clean, err := CleanDir(p)
+	if err != nil || !path.IsAbs(clean) {
+		return clean, err
+	}
+	return clean, confine(root, p, clean)
+}
+
+// confine refuses the site path p, which is abs in full (a relative p
+// joined to the folder the site starts in), when root is set and abs is not
+// within it.
+func confine(root, p, abs string) error {
+	if root == "" || within(root, abs) {
+		return nil
+	}
+	if strings.HasPrefix(p, "/") {
+		return fmt.Errorf("folder %q is %w %s", p, ErrOutsideRoot, root)
+	}
+	return fmt.Errorf("folder %q (%s) is %w %s", p, abs, ErrOutsideRoot, root)
 }
 
 // join names a file in a site folder.
 func join(dir, name string) string {
-	if dir == "" {
+	switch {
+	case dir == "":
 		return name
+	case strings.HasSuffix(dir, "/"):
+		return dir + name
 	}
 	return dir + "/" + name
 }
@@ -94,7 +143,7 @@ const markerSuffix = ".done"
 // Probe checks that a site folder can be listed and takes a new file: it
 // creates and removes a temporary file there.
 func Probe(site Site, dir string) error {
-	dir, err := CleanDir(dir)
+	dir, err := site.Check(dir)
 	if err != nil {
 		return err
 	}

@@ -45,17 +45,82 @@ func TestCheckName(t *testing.T) {
 	}
 }
 
+// A leading "/" is kept: the path is absolute (on the server, or on this
+// machine for a local site).
 func TestCleanDir(t *testing.T) {
-	for in, want := range map[string]string{"": "", "/": "", "inbox": "inbox", "/in/box/": "in/box", "./a//b": "a/b"} {
+	for in, want := range map[string]string{"": "", "/": "/", "inbox": "inbox", "/in/box/": "/in/box", "./a//b": "a/b", "//srv/./in": "/srv/in"} {
 		got, err := transfer.CleanDir(in)
 		if err != nil || got != want {
 			t.Errorf("CleanDir(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"..", "a/../..", "a/\tb"} {
+	for _, in := range []string{"..", "a/../..", "a/\tb", "/srv/../etc"} {
 		if _, err := transfer.CleanDir(in); !errors.Is(err, transfer.ErrBadName) {
 			t.Errorf("CleanDir(%q) = %v, want ErrBadName", in, err)
 		}
+	}
+}
+
+// An absolute path must be the root or below it; a relative one is not
+// checked without the site (it depends on the login folder).
+func TestCheckFolder(t *testing.T) {
+	for _, tt := range []struct {
+		root, p string
+		in      bool
+	}{
+		{"/srv/p", "/srv/p", true}, {"/srv/p", "/srv/p/in/", true}, {"/srv/p", "/srv/pa", false},
+		{"/srv/p", "/srv", false}, {"/srv/p", "/etc", false}, {"/", "/etc", true}, {"", "/etc", true},
+		{"/srv/p", "in", true},
+	} {
+		_, err := transfer.CheckFolder(tt.root, tt.p)
+		if (err == nil) != tt.in || (err != nil && !errors.Is(err, transfer.ErrOutsideRoot)) {
+			t.Errorf("CheckFolder(%q, %q) = %v, want inside %v", tt.root, tt.p, err, tt.in)
+		}
+	}
+	if _, err := transfer.CheckFolder("/srv/p", "/srv/p/../x"); !errors.Is(err, transfer.ErrBadName) {
+		t.Errorf("CheckFolder with .. = %v, want ErrBadName", err)
+	}
+}
+
+// A local site's folder is its root: a relative path starts there, an
+// absolute one must lead into it, and a missing folder names the fix.
+func TestLocalSitePaths(t *testing.T) {
+	e := newEnv(t)
+	abs := filepath.ToSlash(e.root)
+	for p, want := range map[string]string{"out": "out", abs + "/out/": abs + "/out", abs: abs} {
+		if got, err := e.site.Check(p); err != nil || got != want {
+			t.Errorf("Check(%q) = %q, %v; want %q", p, got, err, want)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(e.root, "out", "a.xml"), []byte("<a/>"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := e.site.Stat(abs + "/out/a.xml"); err != nil || st.Size != 4 {
+		t.Errorf("Stat by absolute path = %+v, %v", st, err)
+	}
+	for _, p := range []string{"/out", "/etc", abs + "x/out", filepath.ToSlash(filepath.Dir(e.root))} {
+		if _, err := e.site.Check(p); !errors.Is(err, transfer.ErrOutsideRoot) || !strings.Contains(err.Error(), abs) {
+			t.Errorf("Check(%q) = %v, want ErrOutsideRoot naming %s", p, err, abs)
+		}
+		if _, err := e.site.Create(p + "/x"); !errors.Is(err, transfer.ErrOutsideRoot) {
+			t.Errorf("Create(%q) = %v, want ErrOutsideRoot", p+"/x", err)
+		}
+	}
+	// A push into a folder outside the root or one that is not there
+	// writes nothing and says so before any file.
+	f := filepath.Join(t.TempDir(), "b.xml")
+	os.WriteFile(f, []byte("<b/>"), 0o600)
+	for to, want := range map[string]error{"/tmp": transfer.ErrOutsideRoot, "nothere": transfer.ErrNoFolder} {
+		res, err := transfer.Push(context.Background(), e.d, e.site, transfer.PushOptions{SiteName: "s", Files: []string{f}, To: to, LockDir: e.locks})
+		if !errors.Is(err, want) || res != nil {
+			t.Errorf("push to %s = %v, %v; want %v", to, res, err, want)
+		}
+	}
+	if _, err := os.Stat(f); err != nil {
+		t.Errorf("the local file moved: %v", err)
+	}
+	if _, err := transfer.NewLocal(filepath.Join(e.root, "gone")); !errors.Is(err, transfer.ErrNoFolder) || !strings.Contains(err.Error(), "mkdir -p") {
+		t.Errorf("NewLocal of a missing folder = %v, want ErrNoFolder with the fix", err)
 	}
 }
 
