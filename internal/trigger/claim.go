@@ -19,7 +19,7 @@ func recordUnit(code string) string {
 // Claim takes up to limit records' worth of ready triggers of code (all of
 // them when limit is 0), in key order, for the export file fileID: they
 // become processing. It returns the number of records and triggers.
-func Claim(ctx context.Context, q Querier, code string, fileID, runID int64, limit int) (records, triggers int64, err error) {
+func Claim(ctx context.Context, q db.Querier, code string, fileID, runID int64, limit int) (records, triggers int64, err error) {
 	unit := recordUnit(code)
 	which := ""
 	if limit > 0 {
@@ -48,7 +48,7 @@ func nullID(id int64) any {
 }
 
 // Complete marks the triggers of export file fileID processed.
-func Complete(ctx context.Context, q Execer, fileID int64) error {
+func Complete(ctx context.Context, q db.Execer, fileID int64) error {
 	now := db.Now()
 	_, err := q.ExecContext(ctx, `UPDATE triggers SET status = 'processed', processed_at = ?, updated_at = ?
 WHERE file_id = ? AND status = 'processing'`, now, now, fileID)
@@ -63,7 +63,7 @@ WHERE file_id = ? AND status = 'processing'`, now, now, fileID)
 // trigger: the claimed change folds into it as the earlier one (A then C
 // stays A, D then A becomes C, A then D cancels both), otherwise the
 // claimed trigger is ready again.
-func Unclaim(ctx context.Context, q Execer, fileID int64) error {
+func Unclaim(ctx context.Context, q db.Querier, fileID int64) error {
 	claimed := `t.file_id = ?1 AND t.status = 'processing'`
 	sameKey := `p.file_code = t.file_code AND p.record_key = t.record_key AND p.sub_key = t.sub_key`
 	steps := []string{
@@ -95,7 +95,7 @@ FROM triggers t WHERE `+claimed+` AND p.`+pending+` AND `+sameKey,
 
 // MarkMissing puts the ready triggers of code whose record is gone without
 // a tombstone into error, with the reason, so the rest can be exported.
-func MarkMissing(ctx context.Context, q Execer, code string) (int64, error) {
+func MarkMissing(ctx context.Context, q db.Execer, code string) (int64, error) {
 	var exists, what string
 	switch code {
 	case CodeItem, CodeInventory:
