@@ -1,6 +1,6 @@
 // Command pbgen writes large, realistic, deterministic master data load files
-// in the CSV formats that `posbridge load <kind>` reads (FORMATS.md, section
-// 1). It is a test and benchmark tool: the same flags always give
+// in the CSV formats that `posbridge load <kind>` reads (docs/formats.md,
+// section 2). It is a test and benchmark tool: the same flags always give
 // byte-identical output, and memory does not grow with the number of rows.
 //
 // Usage:

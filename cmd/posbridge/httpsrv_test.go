@@ -31,7 +31,7 @@ import (
 
 // The HTTPS partner servers of issue 14: an in-process httptest server per
 // name, each with a certificate of its own, that plays the partners'
-// endpoints (PARTNERS.md A, B, C) and the faults of a real network, and
+// endpoints (docs/partners.md, sections 3 and 5) and the faults of a real network, and
 // logs every request it gets so that a script can grep or count them.
 //
 //	httpsrv start NAME [-cert ca|self|expired]   $NAME_URL, $NAME_CA, $NAME_LOG

@@ -26,8 +26,8 @@ import (
 // moments while new files keep arriving in the folder, then run normally.
 // Afterwards every good record of every file must have been applied
 // exactly once: the on hand of every inventory row equals what an
-// independent model (txnModel, written from the rules of FORMATS.md and
-// DESIGN.md, not from the code) computes from the input files in name
+// independent model (txnModel, written from the rules of docs/imports.md,
+// not from the code) computes from the input files in name
 // order; the history holds exactly the model's good records, file and line;
 // every file is in the ledger once; every input file is in processed/ or
 // error/; no temporary file is left.

@@ -1,6 +1,6 @@
 package catalog
 
-// The row types are the CSV formats of FORMATS.md section 1: the csv tag is
+// The row types are the CSV formats of docs/formats.md section 2: the csv tag is
 // the column name, the load tag its rules:
 //
 //	key       part of the record key (duplicates in one file are rejected)

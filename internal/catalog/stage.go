@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"reflect"
 	"strings"
 
@@ -204,15 +203,12 @@ func (l *loader) parse(ctx context.Context, rr format.RowReader, out chan<- pars
 }
 
 func (l *loader) openRows(r io.Reader, path string) (format.RowReader, error) {
-	fm := l.opts.Format
-	if fm == "" || fm == "auto" {
-		fm = "csv"
-		if strings.EqualFold(filepath.Ext(path), ".xml") {
-			fm = "xml"
-		}
+	fm, err := format.Detect(path, l.opts.Format)
+	if err != nil {
+		return nil, err
 	}
 	switch fm {
-	case "csv":
+	case format.CSV:
 		rr, err := format.NewCSVReader(r)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrFile, err)
@@ -243,10 +239,9 @@ func (l *loader) openRows(r io.Reader, path string) (format.RowReader, error) {
 				noun, strings.Join(missing, ", "), l.k.name, strings.Join(l.k.requiredNames(), ", "))
 		}
 		return rr, nil
-	case "xml":
+	default:
 		return format.NewXMLReader(r, l.k.root, l.k.record, l.k.plan.names()), nil
 	}
-	return nil, fmt.Errorf("unknown format %q: want auto, csv or xml", fm)
 }
 
 // stager inserts staged rows many at a time with one prepared statement.

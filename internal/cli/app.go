@@ -7,7 +7,6 @@ import (
 	"os"
 
 	"github.com/schollz/progressbar/v3"
-	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
@@ -17,9 +16,13 @@ import (
 	"github.com/posbridge/posbridge/internal/ledger"
 )
 
-// App is what every command receives: the I/O streams, and the
-// configuration and database, opened on first use.
+// App is what the commands of one command line receive: its streams,
+// global flags and logger, what it records, and the factory the process
+// shares. A job step run in the process gets an App of its own on the same
+// factory (execStep), so nothing of one run leaks into another.
 type App struct {
+	*factory
+
 	In       io.Reader
 	Out, Err io.Writer
 
@@ -30,29 +33,29 @@ type App struct {
 	Verbose    bool
 	flags      *pflag.FlagSet
 
-	cfg  *config.Config
-	jobs *job.Set
-	db   *db.DB
-	log  *slog.Logger
-
+	log *slog.Logger
 	// step is set when the App runs a step of a job in the process of
 	// the job's run: the run made for the step and the job's logger.
 	step *stepContext
 	// runIDs are the runs this command recorded; Main stores the exit code.
 	runIDs []int64
-	// folders are the local folders commands of this App's tree read or
-	// write, declared from their parsed options (declareFolders): a job
-	// step holds their locks.
-	folders map[*cobra.Command]func() ([]string, error)
+	// steps are the commands of this App's tree a job step may run, in
+	// the order the tree declares them (declareStep).
+	steps []stepCommand
 }
 
-// declareFolders says which local folders cmd reads or writes once its
-// flags are parsed, so that a job step running it locks them.
-func (a *App) declareFolders(cmd *cobra.Command, folders func() ([]string, error)) {
-	if a.folders == nil {
-		a.folders = map[*cobra.Command]func() ([]string, error){}
-	}
-	a.folders[cmd] = folders
+// factory is what every command line of a process shares, each opened on
+// first use (App.Config, App.Jobs, App.DB), by the process's command line:
+// the configuration, its jobs and the database.
+type factory struct {
+	cfg  *config.Config
+	jobs *job.Set
+	db   *db.DB
+}
+
+// newApp is the App of a process's command line, on a new factory.
+func newApp(in io.Reader, out, errOut io.Writer) *App {
+	return &App{factory: &factory{}, In: in, Out: out, Err: errOut}
 }
 
 // stepContext is what a job run hands the command of one of its steps.
@@ -90,7 +93,7 @@ func (a *App) Jobs() (*config.Config, *job.Set, error) {
 		return nil, nil, err
 	}
 	if a.jobs == nil {
-		a.jobs = job.NewSet(cfg, resolveStep(cfg))
+		a.jobs = job.NewSet(cfg.JobSpecs(), newStepTree(cfg))
 	}
 	return cfg, a.jobs, nil
 }

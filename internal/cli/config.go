@@ -61,7 +61,7 @@ each job's steps checked against the commands they run. Exit 0 when it is valid,
 			}
 			if cfg != nil {
 				problems = append(problems, siteFolderProblems(cfg)...)
-				problems = append(problems, job.Validate(cfg, resolveStep(cfg))...)
+				problems = append(problems, job.Validate(cfg.JobSpecs(), newStepTree(cfg))...)
 			}
 			if len(problems) > 0 {
 				for _, e := range problems {

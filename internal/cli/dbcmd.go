@@ -143,5 +143,6 @@ temporary name and renamed when complete.`,
 		},
 	}
 	backup.Flags().BoolVar(&force, "force", false, "replace FILE if it exists")
+	app.declareStep(backup, locking())
 	return groupCmd("db", "Manage the database: migrate, status, backup", migrate, status, backup)
 }

@@ -11,5 +11,5 @@ import (
 // as the man pages cmd/pbdocs writes: the same commands, help texts and
 // flags as the binary, with no input or output streams behind them.
 func NewRootCommand() *cobra.Command {
-	return newRoot(&App{In: strings.NewReader(""), Out: io.Discard, Err: io.Discard})
+	return newRoot(newApp(strings.NewReader(""), io.Discard, io.Discard))
 }

@@ -1,32 +1,36 @@
 package cli
 
 import (
+	"bytes"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 )
 
 // The shipped configurations must stay valid as commands and settings
 // change: config.example.yaml (every setting, the example jobs) and the
-// demo's (make demo).
+// demo's (make demo). Valid is what config validate says: the settings,
+// the site folders, and every job step parsed by the command it runs.
 func TestShippedConfigsAreValid(t *testing.T) {
 	for file, jobs := range map[string][]string{
-		"../../config.example.yaml":          {"inventory-pickup", "item-download", "nightly-full", "order-events", "ongoing-purchase-orders", "store-pickup"},
+		"../../config.example.yaml":          {"inventory-pickup", "item-download", "nightly-full", "ongoing-purchase-orders", "order-events", "store-pickup"},
 		"../../testdata/demo/posbridge.yaml": {"export-all", "nightly-full"},
 	} {
-		app := &App{In: strings.NewReader(""), Out: io.Discard, Err: io.Discard, ConfigFile: file}
-		cfg, err := app.Config()
-		if err != nil {
-			t.Errorf("%s: %v", file, err)
+		var out bytes.Buffer
+		app := newApp(strings.NewReader(""), &out, io.Discard)
+		root := newRoot(app)
+		root.SetArgs([]string{"config", "validate", "--config", file})
+		if err := root.Execute(); err != nil {
+			t.Errorf("%s: %v\n%s", file, err, out.String())
 			continue
 		}
-		for _, j := range jobs {
-			if _, ok := cfg.Jobs[j]; !ok {
-				t.Errorf("%s: job %q is missing", file, j)
-			}
+		_, set, err := app.Jobs()
+		if err != nil {
+			t.Fatalf("%s: %v", file, err)
 		}
-		if len(cfg.Jobs) != len(jobs) {
-			t.Errorf("%s: %d jobs, want %d", file, len(cfg.Jobs), len(jobs))
+		if got := set.Names(); !slices.Equal(got, jobs) {
+			t.Errorf("%s: jobs %v, want %v", file, got, jobs)
 		}
 	}
 }

@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -129,6 +131,7 @@ func newExportKindCmd(app *App, kind string) *cobra.Command {
 		},
 	}
 	o.addFlags(cmd, true)
+	app.declareExport(cmd, &o.out)
 	o.addFramingFlags(cmd)
 	if kind == "inventory" {
 		addPartnerFlags(cmd, &o)
@@ -153,6 +156,7 @@ not touched. Both settings must be set, in the config or as flags.`,
 		},
 	}
 	o.addFlags(cmd, false)
+	app.declareExport(cmd, &o.out)
 	o.addFramingFlags(cmd)
 	cmd.Flags().StringVar(&o.classes, "class", "", "customer classes, comma-separated (default: export.mass_customers.classes)")
 	return cmd
@@ -216,26 +220,12 @@ func runExport(cmd *cobra.Command, app *App, kind string, o *exportOptions) erro
 		}
 		return res, false, err
 	})
-	log := app.logger()
+	rep := exportReport{kind: kind, unit: "records", again: "their triggers are ready again", triggers: true}
+	if kind == "engagement" {
+		rep.again = "this run sends their records"
+	}
 	if res != nil {
-		if res.Completed > 0 {
-			log.Warn(fmt.Sprintf("export %s: recovered an earlier run that died: %d files it had written are now complete", kind, res.Completed))
-		}
-		if res.Abandoned > 0 {
-			again := "their triggers are ready again"
-			if kind == "engagement" {
-				again = "this run sends their records"
-			}
-			log.Warn(fmt.Sprintf("export %s: recovered an earlier run that died: %d unfinished files undone, %s", kind, res.Abandoned, again))
-		}
-		if res.Unfinished > 0 {
-			log.Warn(fmt.Sprintf("export %s: %d files of an earlier run that died are unfinished; the next real run recovers them first",
-				kind, res.Unfinished))
-		}
-		if res.Missing > 0 {
-			log.Warn(fmt.Sprintf("export %s: %d triggers put in error: their record is gone without a tombstone (see trigger list --status error)",
-				kind, res.Missing))
-		}
+		rep.recovered(app.logger(), res)
 	}
 	if err != nil {
 		return err
@@ -243,26 +233,78 @@ func runExport(cmd *cobra.Command, app *App, kind string, o *exportOptions) erro
 	if o.output.value == "json" {
 		return writeJSON(app.Out, res)
 	}
-	prefix := ""
-	if res.DryRun {
-		prefix = "dry run, nothing changed: "
-	}
 	if kind == "engagement" {
-		printFeed(app.Out, prefix, res)
+		printFeed(app.Out, res)
 		return nil
+	}
+	rep.files(app.Out, res)
+	return nil
+}
+
+// exportReport renders what an export run did, the same way for every
+// export: on stderr what it recovered of an earlier run that died, on
+// stdout a line per file written (in a dry run, that it would write) or
+// that there was nothing to export.
+type exportReport struct {
+	kind  string // the export in the recovery warnings
+	label string // what the file lines start with (default kind)
+	unit  string // what a file's records are: records, messages, products
+	again string // what becomes of the records of the files undone
+	// triggers adds the triggers a file completed to its line.
+	triggers bool
+}
+
+// recovered warns of the files of an earlier run that died: completed or
+// undone by this run, or left for the next real run by a dry run, and of
+// triggers put in error because their record is gone.
+func (r exportReport) recovered(log *slog.Logger, res *export.Result) {
+	if res.Completed > 0 {
+		log.Warn(fmt.Sprintf("export %s: recovered an earlier run that died: %d files it had written are now complete", r.kind, res.Completed))
+	}
+	if res.Abandoned > 0 {
+		log.Warn(fmt.Sprintf("export %s: recovered an earlier run that died: %d unfinished files undone, %s", r.kind, res.Abandoned, r.again))
+	}
+	if res.Unfinished > 0 {
+		log.Warn(fmt.Sprintf("export %s: %d files of an earlier run that died are unfinished; the next real run recovers them first",
+			r.kind, res.Unfinished))
+	}
+	if res.Missing > 0 {
+		log.Warn(fmt.Sprintf("export %s: %d triggers put in error: their record is gone without a tombstone (see trigger list --status error)",
+			r.kind, res.Missing))
+	}
+}
+
+// files prints a line per file of res, or that it has none.
+func (r exportReport) files(w io.Writer, res *export.Result) {
+	for _, f := range res.Files {
+		r.file(w, res.DryRun, f)
 	}
 	if len(res.Files) == 0 {
-		fmt.Fprintf(app.Out, "%s%s: nothing to export\n", prefix, kind)
-		return nil
+		r.nothing(w, res.DryRun)
 	}
-	for _, f := range res.Files {
-		if res.DryRun {
-			fmt.Fprintf(app.Out, "%s%s: would write %s (%d records)\n", prefix, kind, f.Path, f.Records)
-			continue
-		}
-		fmt.Fprintf(app.Out, "%s: wrote %s (%d records, %d triggers, sha256 %s)\n", kind, f.Path, f.Records, f.Triggers, f.SHA256)
+}
+
+// dryRunPrefix starts the lines of a dry run.
+const dryRunPrefix = "dry run, nothing changed: "
+
+func (r exportReport) file(w io.Writer, dryRun bool, f export.File) {
+	label := cmp.Or(r.label, r.kind)
+	switch {
+	case dryRun:
+		fmt.Fprintf(w, "%s%s: would write %s (%d %s)\n", dryRunPrefix, label, f.Path, f.Records, r.unit)
+	case r.triggers:
+		fmt.Fprintf(w, "%s: wrote %s (%d %s, %d triggers, sha256 %s)\n", label, f.Path, f.Records, r.unit, f.Triggers, f.SHA256)
+	default:
+		fmt.Fprintf(w, "%s: wrote %s (%d %s, sha256 %s)\n", label, f.Path, f.Records, r.unit, f.SHA256)
 	}
-	return nil
+}
+
+func (r exportReport) nothing(w io.Writer, dryRun bool) {
+	prefix := ""
+	if dryRun {
+		prefix = dryRunPrefix
+	}
+	fmt.Fprintf(w, "%s%s: nothing to export\n", prefix, cmp.Or(r.label, r.kind))
 }
 
 func newExportEngagementCmd(app *App) *cobra.Command {
@@ -299,28 +341,25 @@ See docs/exports.md, "Customer Engagement feed".`,
 		},
 	}
 	o.addFlags(cmd, false)
+	app.declareExport(cmd, &o.out)
 	cmd.Flags().StringVar(&o.since, "since", "", "resend what changed at or after this UTC time; the watermarks stay where they are")
 	return cmd
 }
 
 // printFeed prints a line per file kind of the engagement feed: the file
 // written (or, in a dry run, planned), or that it had nothing new.
-func printFeed(w io.Writer, prefix string, res *export.Result) {
+func printFeed(w io.Writer, res *export.Result) {
 	for _, k := range export.EngagementKinds {
+		rep := exportReport{kind: k, unit: "records"}
 		found := false
 		for _, f := range res.Files {
-			if f.Kind != k {
-				continue
+			if f.Kind == k {
+				found = true
+				rep.file(w, res.DryRun, f)
 			}
-			found = true
-			if res.DryRun {
-				fmt.Fprintf(w, "%s%s: would write %s (%d records)\n", prefix, k, f.Path, f.Records)
-				continue
-			}
-			fmt.Fprintf(w, "%s: wrote %s (%d records, sha256 %s)\n", k, f.Path, f.Records, f.SHA256)
 		}
 		if !found {
-			fmt.Fprintf(w, "%s%s: nothing to export\n", prefix, k)
+			rep.nothing(w, res.DryRun)
 		}
 	}
 }

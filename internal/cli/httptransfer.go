@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/posbridge/posbridge/internal/config"
+	"github.com/posbridge/posbridge/internal/partner"
 	"github.com/posbridge/posbridge/internal/transfer"
 )
 
@@ -66,14 +67,14 @@ type httpTarget struct {
 	siteName string
 	sc       config.Site
 	endpoint string
-	partner  config.Partner
+	partner  partner.Profile
 	// wrap is the key each record is wrapped in (a store POS's sales
 	// order: salesOrder).
 	wrap string
 }
 
 // defaultWhat is what a partner takes when push --partner has no --what.
-var defaultWhat = map[string]string{config.ProfileExternalOMS: "order-events", config.ProfileStorePOS: "orders"}
+var defaultWhat = map[string]string{partner.ExternalOMS: "order-events", partner.StorePOS: "orders"}
 
 // target resolves --site, --partner, --what and --endpoint.
 func (h *httpFlags) target(cfg *config.Config, site string, push bool) (httpTarget, error) {
@@ -91,7 +92,7 @@ func (h *httpFlags) target(cfg *config.Config, site string, push bool) (httpTarg
 		}
 		what := h.what
 		if what == "" && push {
-			what = defaultWhat[p.Profile]
+			what = defaultWhat[p.Kind]
 		}
 		if t.endpoint == "" {
 			if what == "" {
@@ -102,7 +103,7 @@ func (h *httpFlags) target(cfg *config.Config, site string, push bool) (httpTarg
 					h.partner, what, strings.ToLower(h.partner), endpointNames(p))
 			}
 		}
-		if push && what == "orders" && p.Profile == config.ProfileStorePOS {
+		if push && what == "orders" && p.Kind == partner.StorePOS {
 			t.wrap = "salesOrder"
 		}
 	} else if h.what != "" {
@@ -125,25 +126,15 @@ func (h *httpFlags) target(cfg *config.Config, site string, push bool) (httpTarg
 	if !strings.HasPrefix(t.endpoint, "/") {
 		return t, usageErr("--endpoint %q: want a path starting with /", t.endpoint)
 	}
-	if t.partner.Profile == "" {
-		// Without --partner, the partner whose site this is (the first
-		// by name) says how it answers.
-		names := make([]string, 0, len(cfg.Partners))
-		for n := range cfg.Partners {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for _, n := range names {
-			if cfg.Partners[n].Site == t.siteName {
-				t.partner = cfg.Partners[n]
-				break
-			}
-		}
+	if t.partner.Kind == "" {
+		// Without --partner, the partner whose site this is says how it
+		// answers.
+		t.partner, _ = cfg.SitePartner(t.siteName)
 	}
 	return t, nil
 }
 
-func endpointNames(p config.Partner) string {
+func endpointNames(p partner.Profile) string {
 	if len(p.Endpoints) == 0 {
 		return "none"
 	}
@@ -157,9 +148,9 @@ func endpointNames(p config.Partner) string {
 
 // openHTTP prepares an http site; the answer rule is the site's success
 // setting, else the partner profile's (an external OMS answers hasError).
-func openHTTP(name string, sc config.Site, p config.Partner, dryRun bool) (*transfer.HTTPSite, error) {
+func openHTTP(name string, sc config.Site, p partner.Profile, dryRun bool) (*transfer.HTTPSite, error) {
 	rule := sc.Success
-	if rule == "" && p.Profile == config.ProfileExternalOMS {
+	if rule == "" && p.Kind == partner.ExternalOMS {
 		rule = config.SuccessHasErrorFalse
 	}
 	h, err := transfer.NewHTTP(transfer.HTTPConfig{Name: name, BaseURL: sc.BaseURL, CAFile: sc.CAFile,
@@ -271,7 +262,7 @@ func pullHTTP(cmd *cobra.Command, app *App, o *pullOptions) error {
 
 // testHTTPSite is sites test for an http site.
 func testHTTPSite(cmd *cobra.Command, app *App, name string, sc config.Site) error {
-	site, err := openHTTP(name, sc, config.Partner{}, false)
+	site, err := openHTTP(name, sc, partner.Profile{}, false)
 	if err != nil {
 		fmt.Fprintf(app.Out, "FAILED site %s: %v\n", name, err)
 		return err

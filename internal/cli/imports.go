@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/format"
 	"github.com/posbridge/posbridge/internal/imports"
 	"github.com/posbridge/posbridge/internal/ledger"
 )
@@ -60,6 +61,9 @@ with on hand before and after; inventory triggers follow the threshold rule.`,
 		apply: imports.ImportTransactions,
 	}), newImportKindCmd(app, storesImporter(app)), newImportOrdersCmd(app),
 		newImportReceiptsCmd(app), newImportCountsCmd(app), newImportReturnsCmd(app))
+	for _, c := range group.Commands() {
+		app.declareImport(c)
+	}
 	return group
 }
 
@@ -74,9 +78,7 @@ func newImportKindCmd(app *App, im importer) *cobra.Command {
 			if len(args) == 0 {
 				return usageErr("give at least one file or folder (see '%s --help')", cmd.CommandPath())
 			}
-			switch o.format {
-			case "auto", "csv", "xml":
-			default:
+			if !format.Known(o.format) {
 				return usageErr("--format %q: want auto, csv or xml", o.format)
 			}
 			return runImport(cmd, app, im, args, &o)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/posbridge/posbridge/internal/format"
 	"github.com/posbridge/posbridge/internal/inquiry"
+	"github.com/posbridge/posbridge/internal/job"
 )
 
 func newInquireCmd(app *App) *cobra.Command {
@@ -41,6 +42,9 @@ See docs/inquiries.md.`
 	}
 	group.Flags().StringVar(&requests, "requests", "", "answer every request file of this folder")
 	group.Flags().StringVar(&responses, "responses", "", "write the response files into this folder")
+	// A step answers the requests of a folder (its subcommands answer a
+	// person): it locks that folder.
+	app.declareStep(group, func([]string) (job.Command, error) { return job.Command{Locks: folderLocks(requests)}, nil })
 	return group
 }
 

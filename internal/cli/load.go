@@ -8,6 +8,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/posbridge/posbridge/internal/catalog"
+	"github.com/posbridge/posbridge/internal/format"
+	"github.com/posbridge/posbridge/internal/job"
 )
 
 type loadOptions struct {
@@ -71,9 +73,7 @@ Prints one summary line: read, added, changed, deleted, unchanged, rejected.`, k
 			if o.mode != catalog.ModeDelta && o.mode != catalog.ModeFull {
 				return usageErr("--mode %q: want delta or full", o.mode)
 			}
-			switch o.format {
-			case "auto", "csv", "xml":
-			default:
+			if !format.Known(o.format) {
 				return usageErr("--format %q: want auto, csv or xml", o.format)
 			}
 			return nil
@@ -89,6 +89,7 @@ Prints one summary line: read, added, changed, deleted, unchanged, rejected.`, k
 	f.BoolVar(&o.allowEmpty, "allow-empty", false, "let a full load of a file without rows delete every record")
 	f.BoolVar(&o.force, "force", false, "compare row by row even when the last load of this kind was the same content")
 	o.out.add(cmd, "text", "json")
+	app.declareStep(cmd, locking(job.KindLock("load", kind)))
 	return cmd
 }
 

@@ -16,10 +16,11 @@ import (
 	"github.com/posbridge/posbridge/internal/export"
 	"github.com/posbridge/posbridge/internal/job"
 	"github.com/posbridge/posbridge/internal/ledger"
+	"github.com/posbridge/posbridge/internal/partner"
 	"github.com/posbridge/posbridge/internal/transfer"
 )
 
-// Exit codes of DESIGN.md section 8.
+// Exit codes of docs/operations.md section 13.
 const (
 	ExitOK        = 0
 	ExitFailed    = 1
@@ -88,7 +89,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	app := &App{In: stdin, Out: stdout, Err: stderr}
+	app := newApp(stdin, stdout, stderr)
 	root := newRoot(app)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
@@ -142,7 +143,7 @@ func exitCode(err error) int {
 		return ExitRejected
 	case errors.Is(err, errNotFound):
 		return ExitFailed
-	case errors.Is(err, errUsage), errors.Is(err, config.ErrInvalid),
+	case errors.Is(err, errUsage), errors.Is(err, config.ErrInvalid), errors.Is(err, partner.ErrInvalid), errors.Is(err, job.ErrInvalid),
 		errors.Is(err, transfer.ErrNoFolder), errors.Is(err, transfer.ErrOutsideRoot):
 		return ExitUsage
 	case errors.Is(err, db.ErrBusy), errors.Is(err, export.ErrBusy), errors.Is(err, transfer.ErrBusy),

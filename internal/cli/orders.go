@@ -14,28 +14,30 @@ import (
 	"github.com/posbridge/posbridge/internal/format"
 	"github.com/posbridge/posbridge/internal/imports"
 	"github.com/posbridge/posbridge/internal/orders"
+	"github.com/posbridge/posbridge/internal/partner"
 )
 
 // partnerOf checks that partner is configured with one of the profiles.
-func partnerOf(cfg *config.Config, name string, profiles ...string) (config.Partner, error) {
+func partnerOf(cfg *config.Config, name string, profiles ...string) (partner.Profile, error) {
 	if name == "" {
-		return config.Partner{}, usageErr("--partner is required")
+		return partner.Profile{}, usageErr("--partner is required")
 	}
 	p, err := cfg.Partner(name)
 	if err != nil {
 		return p, fmt.Errorf("%w: %w", errUsage, err)
 	}
-	if len(profiles) > 0 && !contains(profiles, p.Profile) {
-		return p, usageErr("--partner %q has profile %s; this command is for profile %s", name, p.Profile, strings.Join(profiles, " or "))
+	if len(profiles) > 0 && !contains(profiles, p.Kind) {
+		return p, usageErr("--partner %q has profile %s; this command is for profile %s", name, p.Kind, strings.Join(profiles, " or "))
 	}
 	return p, nil
 }
 
 // addPartnerFlag adds --partner to an import command: the name of a
 // configured partner of one of profiles, checked (after the command's own
-// checks) before it runs, into *name and *p.
-func addPartnerFlag(cmd *cobra.Command, app *App, name *string, p *config.Partner, usage string, profiles ...string) {
-	cmd.Flags().StringVar(name, "partner", "", usage)
+// checks) before it runs, into *p.
+func addPartnerFlag(cmd *cobra.Command, app *App, p *partner.Profile, usage string, profiles ...string) {
+	var name string
+	cmd.Flags().StringVar(&name, "partner", "", usage)
 	prev := cmd.PreRunE
 	cmd.PreRunE = func(c *cobra.Command, args []string) error {
 		if prev != nil {
@@ -47,7 +49,7 @@ func addPartnerFlag(cmd *cobra.Command, app *App, name *string, p *config.Partne
 		if err != nil {
 			return err
 		}
-		*p, err = partnerOf(cfg, *name, profiles...)
+		*p, err = partnerOf(cfg, name, profiles...)
 		return err
 	}
 }
@@ -55,8 +57,7 @@ func addPartnerFlag(cmd *cobra.Command, app *App, name *string, p *config.Partne
 // newImportOrdersCmd is import orders: the upload frame of every import
 // with the store POS order shape of a partner.
 func newImportOrdersCmd(app *App) *cobra.Command {
-	var partner string
-	var p config.Partner
+	var p partner.Profile
 	cmd := newImportKindCmd(app, importer{
 		name:  "orders",
 		short: "Apply online-store sales orders of a store-pos partner (JSON)",
@@ -79,7 +80,7 @@ line, or an unknown locationId, is rejected whole into FILE.rejects.csv (exit
 		example: `  posbridge import orders --partner shop orders.json
   posbridge import orders --partner shop /srv/drop/shop/orders`,
 		apply: func(ctx context.Context, d *db.DB, path string, o imports.Options) (*imports.Result, error) {
-			res, st, err := orders.Import(ctx, d, partner, p, path, o)
+			res, st, err := orders.Import(ctx, d, p, path, o)
 			if res != nil && res.Applied > 0 {
 				prefix := ""
 				if o.DryRun {
@@ -91,7 +92,7 @@ line, or an unknown locationId, is rejected whole into FILE.rejects.csv (exit
 			return res, err
 		},
 	})
-	addPartnerFlag(cmd, app, &partner, &p, "the store-pos partner the orders come from (partners.NAME)", config.ProfileStorePOS)
+	addPartnerFlag(cmd, app, &p, "the store-pos partner the orders come from (partners.NAME)", partner.StorePOS)
 	cmd.Flags().MarkHidden("format") // always JSON
 	return cmd
 }
@@ -326,7 +327,7 @@ func heldErr(app *App, name, partner string, held []orders.Held) error {
 // newExportOrdersCmd is export order-events or export order-status.
 func newExportOrdersCmd(app *App, name string) *cobra.Command {
 	var o exportOptions
-	var partner string
+	var partnerName string
 	short, long := "Write the ready order events of a partner's orders (NDJSON sales posting)", `Write the order events (SUBORDER_CREATE, SUBORDER_PARTIAL_CANCEL, SUBORDER_CANCEL,
 SUBORDER_COMPLETE) of the partner's orders that no file holds yet, one JSON
 object per line, into <export.outbox>/partners/<partner>/order_events_<ts>_<seq>.ndjson,
@@ -349,7 +350,7 @@ Several changes before an export make one message with the latest status.`
 	}
 	profiles := []string(nil)
 	if name == "return-updates" {
-		profiles = []string{config.ProfileExternalOMS}
+		profiles = []string{partner.ExternalOMS}
 		short, long = "Write the QC results of the partner's returns (NDJSON return updates)", `Write a return update (eventType RETURN_ORDER_PROCESSED) for each of the
 partner's returns with QC results recorded since its last update: the return's
 keys and, per item, qcStatus and qcReason; one JSON object per line, into
@@ -373,7 +374,7 @@ docs/returns.md.`,
 			if err != nil {
 				return err
 			}
-			p, err := partnerOf(cfg, partner, profiles...)
+			p, err := partnerOf(cfg, partnerName, profiles...)
 			if err != nil {
 				return err
 			}
@@ -393,12 +394,12 @@ docs/returns.md.`,
 			err = app.recordRun(ctx, d, "export "+name, eo.DryRun, func(id int64) (any, bool, error) {
 				eo.RunID = id
 				var err error
-				res, err = export.Orders(ctx, d, export.OrderKinds[name], partner, p, eo)
+				res, err = export.Orders(ctx, d, export.OrderKinds[name], p, eo)
 				return res, res != nil && len(res.Held) > 0, err
 			})
-			if res != nil && res.Completed+res.Abandoned > 0 {
-				app.logger().Warn(fmt.Sprintf("export %s: recovered an earlier run that died: %d files it had written are now complete, %d unfinished files undone (their messages are ready again)",
-					name, res.Completed, res.Abandoned))
+			rep := exportReport{kind: name, label: name + " " + partnerName, unit: "messages", again: "their messages are ready again"}
+			if res != nil {
+				rep.recovered(app.logger(), res.Result)
 			}
 			if err != nil {
 				return err
@@ -407,28 +408,16 @@ docs/returns.md.`,
 				if err := writeJSON(app.Out, res); err != nil {
 					return err
 				}
-				return heldErr(app, name, partner, res.Held)
+				return heldErr(app, name, partnerName, res.Held)
 			}
-			prefix := ""
-			if res.DryRun {
-				prefix = "dry run, nothing changed: "
-			}
-			if len(res.Files) == 0 {
-				fmt.Fprintf(app.Out, "%s%s %s: nothing to export\n", prefix, name, partner)
-			}
-			for _, f := range res.Files {
-				if res.DryRun {
-					fmt.Fprintf(app.Out, "%s%s %s: would write %s (%d messages)\n", prefix, name, partner, f.Path, f.Records)
-					continue
-				}
-				fmt.Fprintf(app.Out, "%s %s: wrote %s (%d messages, sha256 %s)\n", name, partner, f.Path, f.Records, f.SHA256)
-			}
-			return heldErr(app, name, partner, res.Held)
+			rep.files(app.Out, res.Result)
+			return heldErr(app, name, partnerName, res.Held)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&partner, "partner", "", "the partner whose orders' messages to write (partners.NAME)")
+	f.StringVar(&partnerName, "partner", "", "the partner whose orders' messages to write (partners.NAME)")
 	f.StringVar(&o.out, "out", "", "output folder (default: <export.outbox>/partners/<partner>)")
+	app.declareExport(cmd, &o.out)
 	f.IntVar(&o.maxRecords, "max-records", -1, "at most this many messages per file, 0 for one file (default: export.max_records)")
 	f.BoolVar(&o.marker, "marker", false, "write F.done (count and sha256) beside every file F (default: export.marker)")
 	f.BoolVar(&o.dryRun, "dry-run", false, "show what would be written and change nothing")

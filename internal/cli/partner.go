@@ -5,7 +5,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/posbridge/posbridge/internal/config"
 	"github.com/posbridge/posbridge/internal/export"
 )
 
@@ -44,57 +43,26 @@ func runPartnerInventory(cmd *cobra.Command, app *App, o *exportOptions) error {
 	if err != nil {
 		return err
 	}
-	if p.Profile != config.ProfileExternalOMS && p.Profile != config.ProfileStorePOS && p.Profile != config.ProfileWMS {
-		return usageErr("export inventory --partner %s: profile %q has no inventory export here (external-oms, store-pos or wms)", o.partner, p.Profile)
-	}
-	need := map[string]string{"warehouse": p.Warehouse, "location": p.Location}
-	if p.Profile == config.ProfileWMS {
-		delete(need, "location") // a WMS's warehouse is warehouse_id
-	}
-	for key, v := range need {
-		if v == "" {
-			return fmt.Errorf("%w: partners.%s.%s: an inventory export needs it", config.ErrInvalid, o.partner, key)
-		}
-	}
-	if p.Profile == config.ProfileWMS && p.WarehouseID <= 0 {
-		return fmt.Errorf("%w: partners.%s.warehouse_id is not set: the inventory per warehouse names the WMS's number of the warehouse (warehouseId)",
-			config.ErrInvalid, o.partner)
-	}
-	var known bool
-	if err := d.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM warehouses WHERE warehouse = ?)`, p.Warehouse).Scan(&known); err != nil {
+	// A partner that can have no export records no run.
+	if err := export.CheckPartner(ctx, d, p); err != nil {
 		return err
-	}
-	if !known {
-		return fmt.Errorf("%w: partners.%s.warehouse: warehouse %q is not loaded", config.ErrInvalid, o.partner, p.Warehouse)
 	}
 	eo, err := o.options(cmd, cfg)
 	if err != nil {
 		return err
 	}
 	kind := export.PartnerKind(o.partner)
-	sku := p.SKUCode
-	if sku == "" {
-		sku = config.SKUCodeXref
-	}
 	var res *export.PartnerResult
 	err = app.recordRun(ctx, d, "export inventory --partner "+o.partner, eo.DryRun, func(id int64) (any, bool, error) {
 		eo.RunID = id
 		var err error
-		res, err = export.PartnerInventory(ctx, d, export.Partner{Name: o.partner, Profile: p.Profile, SKUCode: sku,
-			Location: p.Location, Warehouse: p.Warehouse, WarehouseID: p.WarehouseID}, o.full, eo)
+		res, err = export.PartnerInventory(ctx, d, p, o.full, eo)
 		return res, res != nil && res.Unmapped > 0, err
 	})
 	log := app.logger()
+	rep := exportReport{kind: kind, unit: "products", again: "this run sends their records"}
 	if res != nil {
-		if res.Completed > 0 {
-			log.Warn(fmt.Sprintf("export %s: recovered an earlier run that died: %d files it had written are now complete", kind, res.Completed))
-		}
-		if res.Abandoned > 0 {
-			log.Warn(fmt.Sprintf("export %s: recovered an earlier run that died: %d unfinished files undone, this run sends their records", kind, res.Abandoned))
-		}
-		if res.Unfinished > 0 {
-			log.Warn(fmt.Sprintf("export %s: %d files of an earlier run that died are unfinished; the next real run recovers them first", kind, res.Unfinished))
-		}
+		rep.recovered(log, &res.Result)
 	}
 	if err != nil {
 		return err
@@ -104,20 +72,7 @@ func runPartnerInventory(cmd *cobra.Command, app *App, o *exportOptions) error {
 			return err
 		}
 	} else {
-		prefix := ""
-		if res.DryRun {
-			prefix = "dry run, nothing changed: "
-		}
-		for _, f := range res.Files {
-			if res.DryRun {
-				fmt.Fprintf(app.Out, "%s%s: would write %s (%d products)\n", prefix, kind, f.Path, f.Records)
-				continue
-			}
-			fmt.Fprintf(app.Out, "%s: wrote %s (%d products, sha256 %s)\n", kind, f.Path, f.Records, f.SHA256)
-		}
-		if len(res.Files) == 0 {
-			fmt.Fprintf(app.Out, "%s%s: nothing to export\n", prefix, kind)
-		}
+		rep.files(app.Out, &res.Result)
 	}
 	if res.Unmapped == 0 {
 		return nil

@@ -7,17 +7,16 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/posbridge/posbridge/internal/config"
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/imports"
+	"github.com/posbridge/posbridge/internal/partner"
 	"github.com/posbridge/posbridge/internal/returns"
 )
 
 // newImportReturnsCmd is import returns: the upload frame of every import
 // with the return expectations of an external-oms partner.
 func newImportReturnsCmd(app *App) *cobra.Command {
-	var partner string
-	var p config.Partner
+	var p partner.Profile
 	cmd := newImportKindCmd(app, importer{
 		name:  "returns",
 		short: "Apply return expectations of an external-oms partner (JSON)",
@@ -41,7 +40,7 @@ docs/returns.md.`,
 		example: `  posbridge import returns --partner increff returns.ndjson
   posbridge import returns --partner increff /srv/drop/increff/returns`,
 		apply: func(ctx context.Context, d *db.DB, path string, o imports.Options) (*imports.Result, error) {
-			res, st, err := returns.Import(ctx, d, partner, p, path, o)
+			res, st, err := returns.Import(ctx, d, p, path, o)
 			if res != nil && res.Applied > 0 {
 				prefix := ""
 				if o.DryRun {
@@ -53,7 +52,7 @@ docs/returns.md.`,
 			return res, err
 		},
 	})
-	addPartnerFlag(cmd, app, &partner, &p, "the external-oms partner the returns come from (partners.NAME)", config.ProfileExternalOMS)
+	addPartnerFlag(cmd, app, &p, "the external-oms partner the returns come from (partners.NAME)", partner.ExternalOMS)
 	cmd.Flags().MarkHidden("format") // always JSON
 	return cmd
 }

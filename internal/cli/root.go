@@ -73,10 +73,13 @@ Data goes to stdout, messages to stderr.`,
 	root.SetOut(app.Out)
 	root.SetErr(app.Err)
 
+	// Help lists the commands by name; the order here is the order in
+	// which the commands declare that job steps may run them, which
+	// messages follow (stepNames): the data's way from load to push and
+	// pull, then the upkeep.
 	root.AddCommand(
 		newInitCmd(app),
 		newConfigCmd(app),
-		newDBCmd(app),
 		newLoadCmd(app),
 		newTriggerCmd(app),
 		newExportCmd(app),
@@ -94,6 +97,7 @@ Data goes to stdout, messages to stderr.`,
 		newStatusCmd(app),
 		newRunCmd(app),
 		newJobsCmd(app),
+		newDBCmd(app),
 		newRunsCmd(app),
 		newCompletionCmd(app),
 		newVersionCmd(app),

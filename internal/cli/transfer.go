@@ -16,6 +16,7 @@ import (
 	"github.com/posbridge/posbridge/internal/config"
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/export"
+	"github.com/posbridge/posbridge/internal/job"
 	"github.com/posbridge/posbridge/internal/ledger"
 	"github.com/posbridge/posbridge/internal/transfer"
 )
@@ -254,16 +255,26 @@ order-events, orders, ...). See docs/transfers.md.`,
 	f.BoolVar(&o.dryRun, "dry-run", false, "show what would be pushed and change nothing")
 	o.http.addPush(cmd)
 	o.output.add(cmd, "text", "json")
-	// A job step locks the folder it pushes from.
-	app.declareFolders(cmd, func() ([]string, error) {
-		switch {
-		case o.outbox != "":
+	// A push step locks its site, and the folders of its files or the
+	// folder it pushes from.
+	app.declareStep(cmd, func(args []string) (job.Command, error) {
+		from := o.from
+		if o.outbox != "" {
 			dir, err := app.outboxFolder(o.outbox)
-			return []string{dir}, err
-		case o.from != "":
-			return []string{o.from}, nil
+			if err != nil {
+				return job.Command{}, err
+			}
+			from = dir
 		}
-		return nil, nil
+		site, err := app.stepSite("push", o.site, o.http.partner)
+		if err != nil {
+			return job.Command{}, err
+		}
+		locks := []string{job.SiteLock(site)}
+		for _, p := range args {
+			locks = append(locks, job.PathLock(p))
+		}
+		return job.Command{Locks: append(locks, folderLocks(from)...)}, nil
 	})
 	return cmd
 }
@@ -386,6 +397,14 @@ DATA_DIR/inbox/P/W. See docs/transfers.md.`,
 	f.BoolVar(&o.dryRun, "dry-run", false, "show what would be fetched and change nothing")
 	o.http.addPull(cmd)
 	o.output.add(cmd, "text", "json")
+	// A pull step locks its site and the folder it fills.
+	app.declareStep(cmd, func([]string) (job.Command, error) {
+		site, err := app.stepSite("pull", o.site, o.http.partner)
+		if err != nil {
+			return job.Command{}, err
+		}
+		return job.Command{Locks: append([]string{job.SiteLock(site)}, folderLocks(o.to)...)}, nil
+	})
 	return cmd
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/posbridge/posbridge/internal/job"
 	"github.com/posbridge/posbridge/internal/trigger"
 )
 
@@ -194,6 +195,7 @@ initial full load to a new POS, then export as usual.`,
 	fl.StringVar(&o.Class, "where-class", "", "only records of this item or customer class")
 	fl.BoolVar(&o.DryRun, "dry-run", false, "count what would be created and change nothing")
 	out.add(cmd, "text", "json")
+	app.declareStep(cmd, locking(job.TriggersLock))
 	return cmd
 }
 
@@ -296,6 +298,7 @@ records that no trigger still needs.`,
 	}
 	cmd.Flags().StringVar(&older, "older-than", "", "age such as 7d, 36h or 90m (default: triggers.purge_days)")
 	cmd.Flags().BoolVar(&dry, "dry-run", false, "count and change nothing")
+	app.declareStep(cmd, locking(job.TriggersLock))
 	return cmd
 }
 

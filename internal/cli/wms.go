@@ -6,23 +6,22 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/posbridge/posbridge/internal/config"
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/imports"
+	"github.com/posbridge/posbridge/internal/partner"
 	"github.com/posbridge/posbridge/internal/wms"
 )
 
 // wmsImport is one upload of a WMS partner: the function that applies a
 // file of it.
-type wmsImport func(ctx context.Context, d *db.DB, name string, p config.Partner, path string, o imports.Options) (*imports.Result, wms.Stats, error)
+type wmsImport func(ctx context.Context, d *db.DB, p partner.Profile, path string, o imports.Options) (*imports.Result, wms.Stats, error)
 
 // newImportWMSCmd is import receipts or import counts: the upload frame of
 // every import with the event shape of a wms partner.
 func newImportWMSCmd(app *App, im importer, run wmsImport) *cobra.Command {
-	var partner string
-	var p config.Partner
+	var p partner.Profile
 	im.apply = func(ctx context.Context, d *db.DB, path string, o imports.Options) (*imports.Result, error) {
-		res, st, err := run(ctx, d, partner, p, path, o)
+		res, st, err := run(ctx, d, p, path, o)
 		if res == nil {
 			return res, err
 		}
@@ -43,7 +42,7 @@ func newImportWMSCmd(app *App, im importer, run wmsImport) *cobra.Command {
 		return res, err
 	}
 	cmd := newImportKindCmd(app, im)
-	addPartnerFlag(cmd, app, &partner, &p, "the wms partner the events come from (partners.NAME)", config.ProfileWMS)
+	addPartnerFlag(cmd, app, &p, "the wms partner the events come from (partners.NAME)", partner.WMS)
 	cmd.Flags().MarkHidden("format")         // always JSON
 	cmd.Flags().MarkHidden("all-or-nothing") // always: an event is never half applied
 	return cmd

@@ -25,10 +25,10 @@ See docs/partners.md.`
 
 // partnerDB loads the configuration, checks that partner name is
 // configured (a usage error otherwise), and opens the database.
-func (a *App) partnerDB(ctx context.Context, name string) (*config.Config, config.Partner, *db.DB, error) {
+func (a *App) partnerDB(ctx context.Context, name string) (*config.Config, partner.Profile, *db.DB, error) {
 	cfg, err := a.Config()
 	if err != nil {
-		return nil, config.Partner{}, nil, err
+		return nil, partner.Profile{}, nil, err
 	}
 	p, err := cfg.Partner(name)
 	if err != nil {

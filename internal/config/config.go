@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -18,6 +20,9 @@ import (
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+
+	"github.com/posbridge/posbridge/internal/job"
+	"github.com/posbridge/posbridge/internal/partner"
 )
 
 // Config is the effective configuration. Field tags name the YAML keys; the
@@ -206,27 +211,15 @@ type Site struct {
 	Folders map[string]string `mapstructure:"folders"`
 }
 
-// Partner profiles.
-const (
-	ProfileOMS         = "oms"          // the native OMS formats
-	ProfileExternalOMS = "external-oms" // absolute inventory, order events (PARTNERS.md A)
-	ProfileStorePOS    = "store-pos"    // matrix items online, sales orders (PARTNERS.md B)
-	ProfileWMS         = "wms"          // a warehouse system serving stores (PARTNERS.md C)
-)
-
-// SKU code sources of a partner: how a SKU is named in its files.
-const (
-	SKUCodeItem = "item" // our item and SKU codes
-	SKUCodeUPC  = "upc"  // the SKU's UPC/EAN
-	SKUCodeXref = "xref" // the partner's own code, from the cross reference (xref load)
-)
-
 // plainName is what a partner or site may be called: a partner's name goes
 // into the names of its files and folders, a site's into locks.
 var plainName = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 
-// Partner is a system with a profile of its own.
+// Partner is a system with a profile of its own, as the file writes it;
+// the commands see it as a partner.Profile (Config.Partner).
 type Partner struct {
+	// Profile is the kind of partner.Profile: oms, external-oms,
+	// store-pos or wms.
 	Profile string `mapstructure:"profile"`
 	// SKUCode says how the partner names SKUs: item, upc or xref.
 	SKUCode string `mapstructure:"sku_code"`
@@ -267,16 +260,11 @@ var ErrUnknownPartner = errors.New("unknown partner")
 // Partner returns the partner configured under name, or an error wrapping
 // ErrUnknownPartner that names the configured ones and where to add one:
 // the one message of every command that takes a partner.
-func (c *Config) Partner(name string) (Partner, error) {
+func (c *Config) Partner(name string) (partner.Profile, error) {
 	if p, ok := c.Partners[name]; ok {
-		return p, nil
+		return p.profile(name), nil
 	}
-	names := make([]string, 0, len(c.Partners))
-	for n := range c.Partners {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	configured := strings.Join(names, ", ")
+	configured := strings.Join(slices.Sorted(maps.Keys(c.Partners)), ", ")
 	if configured == "" {
 		configured = "none"
 	}
@@ -284,35 +272,29 @@ func (c *Config) Partner(name string) (Partner, error) {
 	if c.File != "" {
 		where = c.File
 	}
-	return Partner{}, fmt.Errorf("%w %q (configured: %s; see partners: in %s)", ErrUnknownPartner, name, configured, where)
+	return partner.Profile{}, fmt.Errorf("%w %q (configured: %s; see partners: in %s)", ErrUnknownPartner, name, configured, where)
 }
 
-// Time formats of partner messages.
-const (
-	TimeDocumented = "documented" // the shape the partner's documentation shows
-	TimeISO8601    = "iso8601"    // YYYY-MM-DDThh:mm:ssZ
-)
-
-// WarehouseFor is our warehouse for the partner's place id: Warehouse for
-// an empty id or for Location, the Locations entry for a mapped one (any
-// letter case), and ok false for an id the partner's config does not map.
-func (p Partner) WarehouseFor(id string) (warehouse string, ok bool) {
-	id = strings.TrimSpace(id)
-	if id == "" {
-		return p.Warehouse, true
-	}
-	for k, w := range p.Locations {
-		if strings.EqualFold(k, id) {
-			return w, true
+// SitePartner is the partner whose site is site (the first by name), and
+// ok false when no partner names it.
+func (c *Config) SitePartner(site string) (p partner.Profile, ok bool) {
+	for _, n := range slices.Sorted(maps.Keys(c.Partners)) {
+		if c.Partners[n].Site == site {
+			return c.Partners[n].profile(n), true
 		}
 	}
-	if strings.EqualFold(id, p.Location) {
-		return p.Warehouse, true
-	}
-	return "", false
+	return partner.Profile{}, false
 }
 
-// Job is a named pipeline: steps run in order under the job's locks.
+// profile is the partner as the domains see it, named name.
+func (p Partner) profile(name string) partner.Profile {
+	return partner.Profile{Name: name, Kind: p.Profile, SKUCode: p.SKUCode, Location: p.Location, Warehouse: p.Warehouse,
+		Site: p.Site, Locations: p.Locations, WarehouseID: p.WarehouseID, GoodsOwnerID: p.GoodsOwnerID,
+		TimeFormat: p.TimeFormat, ChannelType: p.ChannelType, Endpoints: p.Endpoints}
+}
+
+// Job is a named pipeline as the file writes it; posbridge run sees it as
+// a job.Job (Config.JobSpecs).
 type Job struct {
 	Description string `mapstructure:"description"`
 	// Schedule is the cron expression the job is scheduled with (by cron
@@ -337,6 +319,19 @@ type Step struct {
 	Args      []string       `mapstructure:"args"`
 	Flags     map[string]any `mapstructure:"flags"`
 	OnFailure string         `mapstructure:"on_failure"`
+}
+
+// JobSpecs are the jobs as the job planner takes them, by name.
+func (c *Config) JobSpecs() map[string]job.Job {
+	jobs := make(map[string]job.Job, len(c.Jobs))
+	for name, j := range c.Jobs {
+		steps := make([]job.JobStep, len(j.Steps))
+		for i, st := range j.Steps {
+			steps[i] = job.JobStep{Command: st.Command, Args: st.Args, Flags: st.Flags, OnFailure: st.OnFailure}
+		}
+		jobs[name] = job.Job{Description: j.Description, Schedule: j.Schedule, OnFailure: j.OnFailure, Timeout: j.Timeout, Steps: steps}
+	}
+	return jobs
 }
 
 // Locks tunes the locks of job runs.
@@ -658,12 +653,12 @@ func (c *Config) Validate() []error {
 			bad(key, "a partner name goes into file names: use letters, digits, - and _ only")
 		}
 		switch p.Profile {
-		case ProfileOMS, ProfileExternalOMS, ProfileStorePOS, ProfileWMS:
+		case partner.OMS, partner.ExternalOMS, partner.StorePOS, partner.WMS:
 		default:
 			bad(key+".profile", "must be oms, external-oms, store-pos or wms, got %q", p.Profile)
 		}
 		switch p.SKUCode {
-		case "", SKUCodeItem, SKUCodeUPC, SKUCodeXref:
+		case "", partner.SKUCodeItem, partner.SKUCodeUPC, partner.SKUCodeXref:
 		default:
 			bad(key+".sku_code", "must be item, upc or xref, got %q", p.SKUCode)
 		}
@@ -684,7 +679,7 @@ func (c *Config) Validate() []error {
 			}
 		}
 		switch p.TimeFormat {
-		case "", TimeDocumented, TimeISO8601:
+		case "", partner.TimeDocumented, partner.TimeISO8601:
 		default:
 			bad(key+".time_format", "must be documented or iso8601, got %q", p.TimeFormat)
 		}

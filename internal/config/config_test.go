@@ -488,3 +488,69 @@ func TestSiteDefaultsAndEnvironment(t *testing.T) {
 		t.Errorf("drop = %+v", d)
 	}
 }
+
+// fill sets every field of the struct v points to to a value that is not
+// zero, by the field's kind.
+func fill(t *testing.T, v reflect.Value) {
+	t.Helper()
+	for i := 0; i < v.NumField(); i++ {
+		f := v.Field(i)
+		switch f.Kind() {
+		case reflect.String:
+			f.SetString(v.Type().Field(i).Name)
+		case reflect.Int64:
+			f.SetInt(int64(i + 1))
+		case reflect.Map:
+			f.Set(reflect.MakeMap(f.Type()))
+			f.SetMapIndex(reflect.ValueOf("k"), reflect.New(f.Type().Elem()).Elem())
+		case reflect.Slice:
+			f.Set(reflect.MakeSlice(f.Type(), 1, 1))
+		default:
+			t.Fatalf("fill: no value for field %s of kind %s", v.Type().Field(i).Name, f.Kind())
+		}
+	}
+}
+
+// notZero fails for every field of v that is zero: a field the
+// translation into the domain's type forgot.
+func notZero(t *testing.T, v reflect.Value) {
+	t.Helper()
+	for i := 0; i < v.NumField(); i++ {
+		if v.Field(i).IsZero() {
+			t.Errorf("%s.%s is not translated from the configuration", v.Type(), v.Type().Field(i).Name)
+		}
+	}
+}
+
+// The domains see the partners and jobs in their own types: every field
+// of the configuration's gets there.
+func TestTranslatedIntoTheDomains(t *testing.T) {
+	var p config.Partner
+	fill(t, reflect.ValueOf(&p).Elem())
+	c := &config.Config{Partners: map[string]config.Partner{"shop": p}, Jobs: map[string]config.Job{
+		"j": {Description: "d", Schedule: "@daily", OnFailure: "continue", Timeout: time.Minute,
+			Steps: []config.Step{{Command: "export items", Args: []string{"a"}, Flags: map[string]any{"out": "o"}, OnFailure: "stop"}}}}}
+	prof, err := c.Partner("shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	notZero(t, reflect.ValueOf(prof))
+	// The profile has the partner's name besides every setting.
+	if got, want := reflect.TypeOf(prof).NumField(), reflect.TypeOf(p).NumField()+1; got != want {
+		t.Errorf("partner.Profile has %d fields, config.Partner %d: a setting the domain does not see", got, want-1)
+	}
+	if prof.Name != "shop" || prof.Kind != p.Profile || prof.Warehouse != p.Warehouse {
+		t.Errorf("partner shop = %+v", prof)
+	}
+	if site, ok := c.SitePartner(p.Site); !ok || !reflect.DeepEqual(site, prof) {
+		t.Errorf("SitePartner(%q) = %+v, %v", p.Site, site, ok)
+	}
+	j := c.JobSpecs()["j"]
+	notZero(t, reflect.ValueOf(j))
+	notZero(t, reflect.ValueOf(j.Steps[0]))
+	for _, pair := range [][2]any{{j, config.Job{}}, {j.Steps[0], config.Step{}}} {
+		if got, want := reflect.TypeOf(pair[0]).NumField(), reflect.TypeOf(pair[1]).NumField(); got != want {
+			t.Errorf("%T has %d fields, %T %d: a setting the domain does not see", pair[0], got, pair[1], want)
+		}
+	}
+}

@@ -27,9 +27,7 @@ func openNew(t *testing.T) *db.DB {
 	return d
 }
 
-func count(t *testing.T, q interface {
-	QueryRowContext(context.Context, string, ...any) *sql.Row
-}, query string, args ...any) int64 {
+func count(t *testing.T, q db.Querier, query string, args ...any) int64 {
 	t.Helper()
 	var n int64
 	if err := q.QueryRowContext(context.Background(), query, args...).Scan(&n); err != nil {
@@ -38,9 +36,7 @@ func count(t *testing.T, q interface {
 	return n
 }
 
-func addWarehouse(ctx context.Context, q interface {
-	ExecContext(context.Context, string, ...any) (sql.Result, error)
-}, code string) error {
+func addWarehouse(ctx context.Context, q db.Execer, code string) error {
 	_, err := q.ExecContext(ctx, `INSERT INTO warehouses(warehouse, name, created_at, updated_at) VALUES (?,?,?,?)`,
 		code, "Warehouse "+code, db.Now(), db.Now())
 	return err

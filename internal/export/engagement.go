@@ -5,10 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/posbridge/posbridge/internal/catalog"
 	"github.com/posbridge/posbridge/internal/db"
 )
 
@@ -36,10 +36,6 @@ var EngagementKinds = func() []string {
 // ErrNoFeedYet means a resend (--since) was asked for before every kind of
 // the feed had its first feed, which sends everything anyway.
 var ErrNoFeedYet = errors.New("the engagement feed has not run yet")
-
-// changeCounter is the sequences row of the change sequence that loads
-// stamp on the rows they write.
-const changeCounter = "catalog_changes"
 
 // window says which records a feed file holds: every live record on a
 // kind's first feed, the records changed after the watermark on the next
@@ -301,11 +297,12 @@ WHERE kind = ?`, high, db.Now(), fk.name)
 		return nil, nil
 	}
 	if o.DryRun {
-		var next int64
-		conn.QueryRowContext(ctx, `SELECT coalesce((SELECT last FROM sequences WHERE kind = ?), 0) + 1`, fk.name).Scan(&next)
-		name := fileName(fk.name, time.Now().UTC(), next, o.Format)
-		path, _ := filepath.Abs(filepath.Join(o.Dir, name))
-		return &File{Kind: fk.name, Name: name, Path: path, Records: records}, nil
+		files, err := planFiles(ctx, conn, fk.name, o, records, records)
+		if err != nil {
+			return nil, fmt.Errorf("export %s: %w", fk.name, db.Classify(err))
+		}
+		files[0].Kind = fk.name
+		return &files[0], nil
 	}
 	if err := prepareDir(fk.kind, o.Dir); err != nil {
 		return nil, err
@@ -385,7 +382,7 @@ func openSnapshot(ctx context.Context, d *db.DB, kind string) (*snapshot, error)
 	}
 	s.inTx = true
 	err = conn.QueryRowContext(ctx, `SELECT (SELECT change_seq FROM feed_watermarks WHERE kind = ?),
-  coalesce((SELECT last FROM sequences WHERE kind = ?), 0)`, kind, changeCounter).Scan(&s.mark, &s.high)
+  coalesce((SELECT last FROM sequences WHERE kind = ?), 0)`, kind, catalog.ChangeCounter).Scan(&s.mark, &s.high)
 	if err != nil {
 		s.close()
 		return nil, fmt.Errorf("export %s: %w", kind, db.Classify(err))

@@ -256,16 +256,28 @@ FROM triggers WHERE file_code = ?1 AND status = 'ready'`, k.code).Scan(&res.Read
 	if o.perFile() > 0 {
 		per = int64(o.perFile())
 	}
-	var next int64
-	conn.QueryRowContext(ctx, `SELECT coalesce((SELECT last FROM sequences WHERE kind = ?), 0) + 1`, k.name).Scan(&next)
+	files, err := planFiles(ctx, conn, k.name, o, res.ReadyRecords, per)
+	res.Files = append(res.Files, files...)
+	return err
+}
+
+// planFiles lists the files in which a run would write records records of
+// kind, per to a file, under the kind's next sequence numbers: what a dry
+// run shows, taking no number.
+func planFiles(ctx context.Context, conn *sql.Conn, kind string, o *Options, records, per int64) ([]File, error) {
+	next, err := db.PeekSequence(ctx, conn, kind)
+	if err != nil {
+		return nil, err
+	}
 	now := time.Now().UTC()
-	for left := res.ReadyRecords; left > 0; left -= per {
-		name := fileName(k.name, now, next, o.Format)
+	var files []File
+	for left := records; left > 0; left -= per {
+		name := fileName(kind, now, next, o.Format)
 		path, _ := filepath.Abs(filepath.Join(o.Dir, name))
-		res.Files = append(res.Files, File{Name: name, Path: path, Records: min(per, left)})
+		files = append(files, File{Name: name, Path: path, Records: min(per, left)})
 		next++
 	}
-	return nil
+	return files, nil
 }
 
 func fileName(kind string, t time.Time, seq int64, ext string) string {
@@ -275,15 +287,6 @@ func fileName(kind string, t time.Time, seq int64, ext string) string {
 // tmpPath is where a file is written before it is renamed into place.
 func tmpPath(path string) string {
 	return filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
-}
-
-// nextSequence allocates the next sequence number of a kind; it commits
-// with the claim, so a number is never handed out twice.
-func nextSequence(ctx context.Context, q *sql.Conn, kind string) (int64, error) {
-	var seq int64
-	err := q.QueryRowContext(ctx, `INSERT INTO sequences(kind, last) VALUES (?, 1)
-ON CONFLICT(kind) DO UPDATE SET last = last + 1 RETURNING last`, kind).Scan(&seq)
-	return seq, err
 }
 
 // prepareDir creates the output folder and checks that it takes files.
@@ -312,7 +315,7 @@ func startFile(ctx context.Context, conn *sql.Conn, k *kind, o *Options, claim f
 	var f File
 	var fileID int64
 	err := db.WithTx(ctx, conn, true, func() error {
-		seq, err := nextSequence(ctx, conn, k.name)
+		seq, err := db.NextSequence(ctx, conn, k.name)
 		if err != nil {
 			return err
 		}

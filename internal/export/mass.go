@@ -5,9 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/posbridge/posbridge/internal/db"
 )
@@ -47,18 +45,15 @@ func MassCustomers(ctx context.Context, d *db.DB, o Options) (*Result, error) {
 	// export file.
 	perMessage := o.oracle() && o.FilePerMessage
 	if o.DryRun {
-		var next int64
-		conn.QueryRowContext(ctx, `SELECT coalesce((SELECT last FROM sequences WHERE kind = ?), 0) + 1`, k.name).Scan(&next)
 		per := records
 		if perMessage {
 			per = 1
 		}
-		for left := records; left > 0; left -= per {
-			name := fileName(k.name, time.Now().UTC(), next, o.Format)
-			path, _ := filepath.Abs(filepath.Join(o.Dir, name))
-			res.Files = append(res.Files, File{Name: name, Path: path, Records: per})
-			next++
+		files, err := planFiles(ctx, conn, k.name, &o, records, per)
+		if err != nil {
+			return res, db.Classify(err)
 		}
+		res.Files = append(res.Files, files...)
 		res.ReadyRecords = records
 		return res, nil
 	}

@@ -4,12 +4,10 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"path/filepath"
-	"time"
 
-	"github.com/posbridge/posbridge/internal/config"
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/orders"
+	"github.com/posbridge/posbridge/internal/partner"
 	"github.com/posbridge/posbridge/internal/returns"
 )
 
@@ -43,17 +41,17 @@ type OrdersResult struct {
 }
 
 // Orders exports the ready order messages of a stream (orders.StreamEvents,
-// orders.StreamStatus or orders.StreamReturns) of partner, as NDJSON files
+// orders.StreamStatus or orders.StreamReturns) of partner p, as NDJSON files
 // (one message per line) named <kind>_<yyyymmddThhmmssZ>_<seq>.ndjson in
 // <Outbox>/partners/<partner>/ unless o.Dir says otherwise. Events are
 // written as p's sales posting (its time format and channel type); an
 // event that cannot be is held back, not claimed. The lifecycle is the one
 // of every export: claimed, written, renamed, completed, recovered after a
 // crash.
-func Orders(ctx context.Context, d *db.DB, stream, partner string, p config.Partner, o Options) (*OrdersResult, error) {
+func Orders(ctx context.Context, d *db.DB, stream string, p partner.Profile, o Options) (*OrdersResult, error) {
 	k := orderKind(stream)
 	if o.Dir == "" {
-		o.Dir = partnerDir(o.Outbox, partner)
+		o.Dir = partnerDir(o.Outbox, p.Name)
 	}
 	o.defaults(k)
 	o.Format = "ndjson"
@@ -67,11 +65,11 @@ func Orders(ctx context.Context, d *db.DB, stream, partner string, p config.Part
 	if o.DryRun {
 		switch stream {
 		case orders.StreamEvents:
-			res.Ready, res.Held, err = orders.ReadyEvents(ctx, conn, partner, p)
+			res.Ready, res.Held, err = orders.ReadyEvents(ctx, conn, p)
 		case orders.StreamReturns:
-			res.Ready, res.Held, err = orders.ReadyChecked(ctx, conn, stream, partner, returns.CheckUpdate)
+			res.Ready, res.Held, err = orders.ReadyChecked(ctx, conn, stream, p.Name, returns.CheckUpdate)
 		default:
-			res.Ready, err = orders.Ready(ctx, conn, stream, partner)
+			res.Ready, err = orders.Ready(ctx, conn, stream, p.Name)
 		}
 		if err != nil || res.Ready == 0 {
 			return res, err
@@ -81,15 +79,9 @@ func Orders(ctx context.Context, d *db.DB, stream, partner string, p config.Part
 		if o.MaxRecords > 0 {
 			per = int64(o.MaxRecords)
 		}
-		var next int64
-		conn.QueryRowContext(ctx, `SELECT coalesce((SELECT last FROM sequences WHERE kind = ?), 0) + 1`, k.name).Scan(&next)
-		for left := res.Ready; left > 0; left -= per {
-			name := fileName(k.name, time.Now().UTC(), next, o.Format)
-			path, _ := filepath.Abs(filepath.Join(o.Dir, name))
-			res.Files = append(res.Files, File{Name: name, Path: path, Records: min(per, left)})
-			next++
-		}
-		return res, nil
+		files, err := planFiles(ctx, conn, k.name, &o, res.Ready, per)
+		res.Files = append(res.Files, files...)
+		return res, err
 	}
 	// Every file's claim meets the held events again: list each once.
 	seen := map[int64]bool{}
@@ -99,11 +91,11 @@ func Orders(ctx context.Context, d *db.DB, stream, partner string, p config.Part
 		var err error
 		switch stream {
 		case orders.StreamEvents:
-			n, held, err = orders.ClaimEvents(ctx, conn, partner, p, fileID, o.RunID, o.MaxRecords)
+			n, held, err = orders.ClaimEvents(ctx, conn, p, fileID, o.RunID, o.MaxRecords)
 		case orders.StreamReturns:
-			n, held, err = orders.ClaimChecked(ctx, conn, stream, partner, fileID, o.RunID, o.MaxRecords, returns.CheckUpdate)
+			n, held, err = orders.ClaimChecked(ctx, conn, stream, p.Name, fileID, o.RunID, o.MaxRecords, returns.CheckUpdate)
 		default:
-			n, err = orders.Claim(ctx, conn, stream, partner, fileID, o.RunID, o.MaxRecords)
+			n, err = orders.Claim(ctx, conn, stream, p.Name, fileID, o.RunID, o.MaxRecords)
 		}
 		for _, h := range held {
 			if !seen[h.MessageID] {

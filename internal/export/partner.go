@@ -13,10 +13,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/posbridge/posbridge/internal/config"
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/format"
 	"github.com/posbridge/posbridge/internal/fsx"
+	"github.com/posbridge/posbridge/internal/partner"
 )
 
 // Partner inventory exports (issue 8, docs/partners.md) send a partner
@@ -36,17 +36,9 @@ const PartnerBatch = 300
 // has them all.
 const unmappedShown = 20
 
-// Partner is the partner of an inventory export, from the config.
-type Partner struct {
-	Name    string
-	Profile string
-	// SKUCode is item, upc or xref (the default for these profiles).
-	SKUCode   string
-	Location  string
-	Warehouse string
-	// WarehouseID is a WMS's number of Warehouse (its warehouseId).
-	WarehouseID int64
-}
+// partnerFormats are the file formats of the profiles that have an
+// inventory export.
+var partnerFormats = map[string]string{partner.ExternalOMS: "ndjson", partner.StorePOS: "json", partner.WMS: "json"}
 
 // PartnerResult says what a partner inventory export did.
 type PartnerResult struct {
@@ -71,19 +63,19 @@ func PartnerKind(name string) string { return "partner_inventory_" + name }
 // of the SKU (NULL when it has none), reason why it cannot be sent (NULL
 // when it can); the changed condition picks the SKUs whose stock in the
 // warehouse, cross reference, SKU or item record changed after ?3.
-func partnerQuery(p Partner, all bool) (from, code, reason, cond string) {
+func partnerQuery(p partner.Profile, all bool) (from, code, reason, cond string) {
 	switch p.SKUCode {
-	case "item":
+	case partner.SKUCodeItem:
 		code = `k.item || CASE WHEN k.sku <> '' THEN '/' || k.sku ELSE '' END`
 		reason = `NULL`
-	case "upc":
+	case partner.SKUCodeUPC:
 		code = `nullif(k.upc, '')`
 		reason = `CASE WHEN k.upc = '' THEN 'no UPC' END`
 	default:
 		code = `x.external_code`
 		reason = `CASE WHEN x.external_code IS NULL THEN 'no external code for this partner (xref load)' END`
 	}
-	if p.Profile == config.ProfileStorePOS {
+	if p.Kind == partner.StorePOS {
 		reason = `coalesce(` + reason + `, CASE WHEN k.price IS NULL THEN 'no price' END)`
 	}
 	from = `skus k JOIN items i ON i.item = k.item LEFT JOIN sku_xref x ON x.partner = ?1 AND x.item = k.item AND x.sku = k.sku`
@@ -95,23 +87,45 @@ func partnerQuery(p Partner, all bool) (from, code, reason, cond string) {
 	return from, code, reason, cond
 }
 
+// CheckPartner says why partner p can have no inventory export, as an
+// error wrapping partner.ErrInvalid: its profile has none, it lacks its
+// location (a WMS: its warehouse_id), or its warehouse is not set or not
+// loaded. nil: it can.
+func CheckPartner(ctx context.Context, d *db.DB, p partner.Profile) error {
+	if _, ok := partnerFormats[p.Kind]; !ok {
+		return fmt.Errorf("%w: partner %s: profile %q has no inventory export (want %s, %s or %s)", partner.ErrInvalid, p.Name, p.Kind,
+			partner.ExternalOMS, partner.StorePOS, partner.WMS)
+	}
+	if p.Kind == partner.WMS && p.WarehouseID <= 0 {
+		return fmt.Errorf("%w: partners.%s.warehouse_id is not set: the inventory per warehouse names the WMS's number of the warehouse (warehouseId)",
+			partner.ErrInvalid, p.Name)
+	}
+	// A WMS's place is its warehouse_id.
+	if p.Kind != partner.WMS && p.Location == "" {
+		return fmt.Errorf("%w: partners.%s.location: an inventory export needs it", partner.ErrInvalid, p.Name)
+	}
+	problem, err := partner.WarehouseProblem(ctx, d, p, "an inventory export needs it")
+	if err != nil {
+		return err
+	}
+	if problem != "" {
+		return fmt.Errorf("%w: %s", partner.ErrInvalid, problem)
+	}
+	return nil
+}
+
 // PartnerInventory writes one file of the partner's inventory into o.Dir
 // (default <outbox>/partners/<name>/): every SKU with a code on the
 // partner's first export or with full, otherwise the SKUs changed since
 // the last export to it. SKUs without a code are never sent: they are
 // counted, and listed in <dir>/unmapped/. With nothing to send no file is
 // written.
-func PartnerInventory(ctx context.Context, d *db.DB, p Partner, full bool, o Options) (*PartnerResult, error) {
-	k := &kind{name: PartnerKind(p.Name)}
-	switch p.Profile {
-	case config.ProfileExternalOMS:
-		o.Format = "ndjson"
-	case config.ProfileStorePOS, config.ProfileWMS:
-		o.Format = "json"
-	default:
-		return nil, fmt.Errorf("partner %s: profile %q has no inventory export (want %s, %s or %s)", p.Name, p.Profile,
-			config.ProfileExternalOMS, config.ProfileStorePOS, config.ProfileWMS)
+func PartnerInventory(ctx context.Context, d *db.DB, p partner.Profile, full bool, o Options) (*PartnerResult, error) {
+	if err := CheckPartner(ctx, d, p); err != nil {
+		return nil, err
 	}
+	k := &kind{name: PartnerKind(p.Name)}
+	o.Format = partnerFormats[p.Kind]
 	if o.Dir == "" {
 		o.Dir = partnerDir(o.Outbox, p.Name)
 	}
@@ -145,7 +159,7 @@ func PartnerInventory(ctx context.Context, d *db.DB, p Partner, full bool, o Opt
 
 // partnerFile reads the SKUs to send from one snapshot of the database and
 // writes and delivers them as one file through conn, as feedFile does.
-func partnerFile(ctx context.Context, d *db.DB, conn *sql.Conn, k *kind, p Partner, full bool, o *Options, res *PartnerResult) error {
+func partnerFile(ctx context.Context, d *db.DB, conn *sql.Conn, k *kind, p partner.Profile, full bool, o *Options, res *PartnerResult) error {
 	s, err := openSnapshot(ctx, d, k.name)
 	if err != nil {
 		return err
@@ -167,8 +181,10 @@ FROM `+from+` WHERE `+cond, args...).Scan(&records, &res.Unmapped)
 	now := time.Now().UTC()
 	name := ""
 	if records > 0 {
-		var next int64
-		conn.QueryRowContext(ctx, `SELECT coalesce((SELECT last FROM sequences WHERE kind = ?), 0) + 1`, k.name).Scan(&next)
+		next, err := db.PeekSequence(ctx, conn, k.name)
+		if err != nil {
+			return fmt.Errorf("export %s: %w", k.name, db.Classify(err))
+		}
 		name = fileName(k.name, now, next, o.Format)
 	}
 	if res.Unmapped > 0 {
@@ -271,7 +287,9 @@ WHERE d.partner = ?1 AND d.change_seq > ?2`
 
 // droppedCodes says whether the partner's codes are those of the cross
 // reference, whose dropped codes are sent a zero (partnerQuery's default).
-func droppedCodes(p Partner) bool { return p.SKUCode != "item" && p.SKUCode != "upc" }
+func droppedCodes(p partner.Profile) bool {
+	return p.SKUCode != partner.SKUCodeItem && p.SKUCode != partner.SKUCodeUPC
+}
 
 // addDropped writes a zero for each code of droppedFrom, after the SKUs
 // the partner has codes for, in code order.
@@ -307,7 +325,7 @@ type stockRow struct {
 // stock and price records (store POS) or of stock per warehouse (WMS).
 type partnerWriter struct {
 	w     *bufio.Writer
-	p     Partner
+	p     partner.Profile
 	n     int64
 	batch []omsProduct
 }
@@ -359,7 +377,7 @@ type wmsWarehouseStock struct {
 // decimal writes a whole number of items as Ongoing writes quantities.
 func decimal(n int64) json.Number { return json.Number(strconv.FormatInt(n, 10) + ".0") }
 
-func newPartnerWriter(w *bufio.Writer, p Partner) *partnerWriter {
+func newPartnerWriter(w *bufio.Writer, p partner.Profile) *partnerWriter {
 	return &partnerWriter{w: w, p: p}
 }
 
@@ -369,7 +387,7 @@ func (r stockRow) quantity() int64 { return max(r.onHand-r.reserved, 0) }
 
 func (pw *partnerWriter) add(r stockRow) error {
 	pw.n++
-	if pw.p.Profile == config.ProfileExternalOMS {
+	if pw.p.Kind == partner.ExternalOMS {
 		pw.batch = append(pw.batch, omsProduct{ChannelSkuCode: r.code, Quantity: r.quantity()})
 		if len(pw.batch) == PartnerBatch {
 			return pw.flush()
@@ -377,7 +395,7 @@ func (pw *partnerWriter) add(r stockRow) error {
 		return nil
 	}
 	var rec any
-	if pw.p.Profile == config.ProfileWMS {
+	if pw.p.Kind == partner.WMS {
 		// Sellable may go negative (oversold), as Ongoing's does; what is
 		// available for sale never does.
 		rec = wmsArticle{ArticleNumber: r.code, InventoryPerWarehouse: []wmsWarehouseStock{{WarehouseID: pw.p.WarehouseID,
@@ -409,7 +427,7 @@ func (pw *partnerWriter) flush() error {
 }
 
 func (pw *partnerWriter) close() error {
-	if pw.p.Profile == config.ProfileExternalOMS {
+	if pw.p.Kind == partner.ExternalOMS {
 		return pw.flush()
 	}
 	if pw.n > 0 {

@@ -2,6 +2,7 @@ package export
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,13 +10,12 @@ import (
 	"testing"
 
 	"github.com/posbridge/posbridge/internal/catalog"
-	"github.com/posbridge/posbridge/internal/config"
 	"github.com/posbridge/posbridge/internal/partner"
 )
 
 // partnerRun runs the partner inventory export and returns the file's
 // content ("" without a file) and the result.
-func (f *fixture) partnerRun(p Partner, full bool) (string, *PartnerResult) {
+func (f *fixture) partnerRun(p partner.Profile, full bool) (string, *PartnerResult) {
 	f.t.Helper()
 	res, err := PartnerInventory(context.Background(), f.d, p, full, Options{Outbox: filepath.Join(f.dir, "outbox"), LockDir: f.dir})
 	if err != nil {
@@ -52,7 +52,7 @@ func TestPartnerInventoryExternalOMS(t *testing.T) {
 	// W2 is not the partner's.
 	f.load("inventory", catalog.ModeDelta, "item,sku,warehouse,location,on_hand,reserved\nIT1,S1,W1,A,5,2\nIT1,S1,W1,B,4,0\nIT1,S2,W1,A,1,3\nIT2,,W2,A,9,0\n")
 	f.xref("p", "item,sku,external_code\nIT1,S1,X1\nIT2,,X2\n")
-	p := Partner{Name: "p", Profile: config.ProfileExternalOMS, SKUCode: "xref", Location: "L", Warehouse: "W1"}
+	p := partner.Profile{Name: "p", Kind: partner.ExternalOMS, SKUCode: "xref", Location: "L", Warehouse: "W1"}
 	got, res := f.partnerRun(p, false)
 	if want := `{"locationCode":"L","products":[{"channelSkuCode":"X1","quantity":7},{"channelSkuCode":"X2","quantity":0}]}` + "\n"; got != want {
 		t.Errorf("first export:\n%s\nwant\n%s", got, want)
@@ -89,7 +89,7 @@ func TestPartnerBatches(t *testing.T) {
 		fmt.Fprintf(&items, "IT1,S%04d,T\n", i)
 	}
 	f.load("items", catalog.ModeDelta, items.String())
-	got, res := f.partnerRun(Partner{Name: "b", Profile: config.ProfileExternalOMS, SKUCode: "item", Location: "L", Warehouse: "W1"}, false)
+	got, res := f.partnerRun(partner.Profile{Name: "b", Kind: partner.ExternalOMS, SKUCode: "item", Location: "L", Warehouse: "W1"}, false)
 	lines := strings.Split(strings.TrimSuffix(got, "\n"), "\n")
 	if len(lines) != 3 || strings.Count(lines[0], "channelSkuCode") != PartnerBatch || strings.Count(lines[2], "channelSkuCode") != 1 {
 		t.Errorf("%d lines for %d products", len(lines), res.Files[0].Records)
@@ -102,7 +102,7 @@ func TestPartnerStorePOS(t *testing.T) {
 	f.load("items", catalog.ModeDelta, "item,sku,description,sku_description,price\nIT1,S1,Mug,Red,10.00\nIT1,S2,Mug,Blue,\n")
 	f.load("inventory", catalog.ModeDelta, "item,sku,warehouse,location,on_hand\nIT1,S1,S1,,3\n")
 	f.xref("s", "item,sku,external_code\nIT1,S1,R1\nIT1,S2,R2\n")
-	got, res := f.partnerRun(Partner{Name: "s", Profile: config.ProfileStorePOS, SKUCode: "xref", Location: "101", Warehouse: "S1"}, false)
+	got, res := f.partnerRun(partner.Profile{Name: "s", Kind: partner.StorePOS, SKUCode: "xref", Location: "101", Warehouse: "S1"}, false)
 	if !strings.HasPrefix(got, `[`+"\n"+`  {"itemId":"IT1","itemName":"Mug - Red","locationId":"101","stock":3,"mrp":10.00,"salePrice":10.00,"itemReferenceCode":"R1","taxPercentage":0,"discountPercentage":0,"itemTimeStamp":"`) ||
 		!strings.HasSuffix(got, "Z\"}\n]\n") {
 		t.Errorf("store list:\n%s", got)
@@ -119,7 +119,7 @@ func TestPartnerWMS(t *testing.T) {
 	// IT1/S1: 5 on hand over two locations, 2 reserved; IT1/S2 oversold:
 	// sellable goes negative as Ongoing's does, available for sale not.
 	f.load("inventory", catalog.ModeDelta, "item,sku,warehouse,location,on_hand,reserved\nIT1,S1,S1,A,3,2\nIT1,S1,S1,B,2,0\nIT1,S2,S1,A,1,3\n")
-	got, _ := f.partnerRun(Partner{Name: "w", Profile: config.ProfileWMS, SKUCode: "upc", Warehouse: "S1", WarehouseID: 7}, false)
+	got, _ := f.partnerRun(partner.Profile{Name: "w", Kind: partner.WMS, SKUCode: "upc", Warehouse: "S1", WarehouseID: 7}, false)
 	want := "[\n" +
 		`  {"articleNumber":"111","inventoryPerWarehouse":[{"warehouseId":7,"numberOfItems":5.0,"numberOfLockedItems":0.0,"sellableNumberOfItems":3.0,"availableForSaleNumberOfItems":3.0}]},` + "\n" +
 		`  {"articleNumber":"222","inventoryPerWarehouse":[{"warehouseId":7,"numberOfItems":1.0,"numberOfLockedItems":0.0,"sellableNumberOfItems":-2.0,"availableForSaleNumberOfItems":0.0}]}` + "\n]\n"
@@ -138,7 +138,7 @@ func TestPartnerDroppedCodes(t *testing.T) {
 	f.load("items", catalog.ModeDelta, "item,sku,description,upc\nIT1,S1,Mug,111\nIT1,S2,Mug,222\n")
 	f.load("inventory", catalog.ModeDelta, "item,sku,warehouse,location,on_hand\nIT1,S1,S1,A,3\nIT1,S2,S1,A,4\n")
 	f.xref("w", "item,sku,external_code\nIT1,S1,A-1\nIT1,S2,A-2\n")
-	p := Partner{Name: "w", Profile: config.ProfileWMS, SKUCode: "xref", Warehouse: "S1", WarehouseID: 7}
+	p := partner.Profile{Name: "w", Kind: partner.WMS, SKUCode: "xref", Warehouse: "S1", WarehouseID: 7}
 	if got, _ := f.partnerRun(p, false); !strings.Contains(got, `"articleNumber":"A-1"`) {
 		t.Fatalf("first export: %s", got)
 	}
@@ -156,5 +156,36 @@ func TestPartnerDroppedCodes(t *testing.T) {
 	}
 	if got, _ := f.partnerRun(p, false); got != "" {
 		t.Errorf("the zeros went out again: %s", got)
+	}
+}
+
+// A partner that cannot have an inventory export is an invalid
+// configuration, named by its key, before anything is written.
+func TestCheckPartner(t *testing.T) {
+	f := newFixture(t)
+	f.load("warehouses", catalog.ModeDelta, "warehouse,name\nW1,One\n")
+	for _, c := range []struct {
+		p    partner.Profile
+		want string
+	}{
+		{partner.Profile{Name: "o", Kind: partner.OMS, Location: "L", Warehouse: "W1"}, `partner o: profile "oms" has no inventory export`},
+		{partner.Profile{Name: "e", Kind: partner.ExternalOMS, Warehouse: "W1"}, "partners.e.location: an inventory export needs it"},
+		{partner.Profile{Name: "w", Kind: partner.WMS, Warehouse: "W1"}, "partners.w.warehouse_id is not set"},
+		{partner.Profile{Name: "s", Kind: partner.StorePOS, Location: "101"}, "partners.s.warehouse is not set: an inventory export needs it"},
+		{partner.Profile{Name: "s", Kind: partner.StorePOS, Location: "101", Warehouse: "W9"}, "warehouse W9 of partners.s is not loaded"},
+	} {
+		err := CheckPartner(context.Background(), f.d, c.p)
+		if !errors.Is(err, partner.ErrInvalid) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v, want partner.ErrInvalid saying %q", c.p, err, c.want)
+		}
+		if _, err := PartnerInventory(context.Background(), f.d, c.p, false, Options{Outbox: filepath.Join(f.dir, "outbox"), LockDir: f.dir}); !errors.Is(err, partner.ErrInvalid) {
+			t.Errorf("PartnerInventory %+v: %v, want the check's error", c.p, err)
+		}
+	}
+	if err := CheckPartner(context.Background(), f.d, partner.Profile{Name: "w", Kind: partner.WMS, Warehouse: "W1", WarehouseID: 7}); err != nil {
+		t.Errorf("a ready partner: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(f.dir, "outbox")); !os.IsNotExist(err) {
+		t.Errorf("the outbox was made: %v", err)
 	}
 }

@@ -94,9 +94,7 @@ func fileSum(path string) (string, int64, error) {
 
 // appliedBefore finds an earlier import of the same content that applied
 // something.
-func appliedBefore(ctx context.Context, q interface {
-	QueryRowContext(context.Context, string, ...any) *sql.Row
-}, kind, partner, sum string) (string, error) {
+func appliedBefore(ctx context.Context, q db.Querier, kind, partner, sum string) (string, error) {
 	var name, at string
 	var run sql.NullInt64
 	err := q.QueryRowContext(ctx, `SELECT name, created_at, run_id FROM files WHERE direction = 'in' AND kind = ? AND partner = ? AND sha256 = ?

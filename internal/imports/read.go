@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strings"
 
 	"github.com/posbridge/posbridge/internal/format"
@@ -33,20 +32,15 @@ type source interface {
 var ErrFile = errors.New("file rejected")
 
 // openSource picks the reader by --format or the file name.
-func openSource(r io.Reader, path, format string) (source, error) {
-	if format == "" || format == "auto" {
-		format = "csv"
-		if strings.EqualFold(filepath.Ext(path), ".xml") {
-			format = "xml"
-		}
+func openSource(r io.Reader, path, kind string) (source, error) {
+	kind, err := format.Detect(path, kind)
+	if err != nil {
+		return nil, err
 	}
-	switch format {
-	case "csv":
+	if kind == format.CSV {
 		return newCSVSource(r)
-	case "xml":
-		return newXMLSource(r), nil
 	}
-	return nil, fmt.Errorf("unknown format %q: want auto, csv or xml", format)
+	return newXMLSource(r), nil
 }
 
 type csvSource struct {

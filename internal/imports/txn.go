@@ -56,7 +56,7 @@ func oracleCodes(o *Options) map[string]string {
 	return m
 }
 
-// txnRow is the CSV form of FORMATS.md section 2: the csv tags are the
+// txnRow is the CSV form of docs/imports.md section 2: the csv tags are the
 // column names.
 type txnRow struct {
 	Code        string `csv:"transaction_code"`

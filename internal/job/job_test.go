@@ -17,35 +17,47 @@ import (
 	"testing"
 	"time"
 
-	"github.com/posbridge/posbridge/internal/config"
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/ledger"
 )
 
 // ---- plans ----
 
-// fakeCommands are the commands the fake resolver knows, and whether they
-// take --dry-run.
-var fakeCommands = map[string]bool{
-	"export items": true, "export customers": true, "load items": true,
-	"import inventory-transactions": true, "import stores": true,
-	"push": true, "pull": true, "run": true, "inquire inventory": false,
-	"trigger generate": false, "db backup": false, "status": false,
+// fakeCommands are the commands of fakeTree with what each declares. The
+// locks are fixed here, not derived from flags: the CLI's commands
+// declare theirs from their options, tested in internal/cli.
+var fakeCommands = map[string]Command{
+	"export items":                  {Step: true, DryRun: true, Locks: []string{"export:items", FolderLock("outbox")}},
+	"export customers":              {Step: true, DryRun: true, Locks: []string{"export:customers"}},
+	"load items":                    {Step: true, DryRun: true, Locks: []string{"load:items"}},
+	"import inventory-transactions": {Step: true, DryRun: true, Locks: []string{"import:inventory-transactions", "folder:/srv/inbox"}},
+	"import stores":                 {Step: true, DryRun: true, Locks: []string{"import:stores"}},
+	"push":                          {Step: true, DryRun: true, Locks: []string{"site:pos", "folder:/srv/outbox/items"}},
+	"pull":                          {Step: true, DryRun: true, Locks: []string{"site:wms", "folder:/srv/inbox"}},
+	"run":                           {Step: true, DryRun: true},
+	"trigger generate":              {Step: true, Locks: []string{"triggers"}},
+	"db backup":                     {Step: true},
+	"inquire inventory":             {},
+	"status":                        {},
 }
 
-// fakeResolve resolves argv against fakeCommands: the longest known
-// command the leading words name, the other words positional; a flag
-// named bogus is unknown, "run" takes exactly one job, and push declares
-// its --from folder as the CLI's push does.
-func fakeResolve(argv []string) (Command, error) {
-	var words, from []string
+// fakeTree is a command tree of fakeCommands: the longest known command
+// the leading words name, the other words positional; a flag named bogus
+// is unknown, a flag whose value is "bad" a *FlagError, "run" takes
+// exactly one job, and only --config and --data-dir are global.
+type fakeTree struct{}
+
+func (fakeTree) Resolve(argv []string) (Command, error) {
+	var words []string
+	var bad []error
 	for _, a := range argv {
-		if strings.HasPrefix(a, "--") {
-			if strings.HasPrefix(a, "--bogus") {
+		if f, ok := strings.CutPrefix(a, "--"); ok {
+			name, value, _ := strings.Cut(f, "=")
+			if name == "bogus" {
 				return Command{}, fmt.Errorf("unknown flag: --bogus")
 			}
-			if f, ok := strings.CutPrefix(a, "--from="); ok && argv[0] == "push" {
-				from = append(from, f)
+			if value == "bad" {
+				bad = append(bad, &FlagError{Flag: name, Err: errors.New("bad value")})
 			}
 			continue
 		}
@@ -53,44 +65,54 @@ func fakeResolve(argv []string) (Command, error) {
 	}
 	for n := min(2, len(words)); n >= 1; n-- {
 		path := strings.Join(words[:n], " ")
-		dry, ok := fakeCommands[path]
+		c, ok := fakeCommands[path]
 		if !ok {
 			continue
 		}
-		pos := words[n:]
-		if path == "run" && len(pos) != 1 {
-			return Command{}, fmt.Errorf("accepts 1 arg(s), received %d", len(pos))
+		c.Path, c.Positional = path, words[n:]
+		if path == "run" {
+			if len(c.Positional) != 1 {
+				return Command{}, fmt.Errorf("accepts 1 arg(s), received %d", len(c.Positional))
+			}
+			c.Job = c.Positional[0]
 		}
-		return Command{Path: path, Positional: pos, DryRun: dry, Folders: from}, nil
+		return c, errors.Join(bad...)
 	}
 	return Command{}, fmt.Errorf("unknown command %q", strings.Join(words[:min(2, len(words))], " "))
 }
 
-func testConfig(jobs map[string]config.Job) *config.Config {
-	return &config.Config{
-		Sites: map[string]config.Site{"pos": {Type: "local", Dir: "/srv/pos"}, "wms": {Type: "sftp", Host: "wms.example"}},
-		Jobs:  jobs,
-		Locks: config.Locks{TTL: time.Minute},
+func (fakeTree) Steps() []string {
+	var names []string
+	for name, c := range fakeCommands {
+		if c.Step {
+			names = append(names, name)
+		}
 	}
+	sort.Strings(names)
+	return names
 }
 
-func step(command string, flags map[string]any, args ...string) config.Step {
-	return config.Step{Command: command, Flags: flags, Args: args}
+func (fakeTree) Global(flag string) bool { return flag == "config" || flag == "data-dir" }
+
+var fake fakeTree
+
+func step(command string, flags map[string]any, args ...string) JobStep {
+	return JobStep{Command: command, Flags: flags, Args: args}
 }
 
-func validJobs() map[string]config.Job {
-	return map[string]config.Job{
-		"export-push": {Schedule: "*/5 * * * *", Steps: []config.Step{
+func validJobs() map[string]Job {
+	return map[string]Job{
+		"export-push": {Schedule: "*/5 * * * *", Steps: []JobStep{
 			step("export items", map[string]any{"out": "outbox", "max-records": 500}),
 			{Command: "push", Flags: map[string]any{"site": "pos", "from": "/srv/outbox/items"}, OnFailure: Continue},
 		}},
-		"pickup": {OnFailure: Continue, Steps: []config.Step{
+		"pickup": {OnFailure: Continue, Steps: []JobStep{
 			step("pull", map[string]any{"site": "wms", "to": "/srv/inbox/", "from": "outbox"}),
 			step("import inventory-transactions", nil, "/srv/inbox"),
 			step("trigger generate", map[string]any{"kind": []any{"items", "customers"}}),
 			{Command: "load items ./extracts/items.csv", OnFailure: Stop},
 		}},
-		"nightly": {Schedule: "@daily", Steps: []config.Step{
+		"nightly": {Schedule: "@daily", Steps: []JobStep{
 			step("run export-push", nil),
 			step("run", nil, "pickup"),
 			step("db backup", nil),
@@ -99,8 +121,8 @@ func validJobs() map[string]config.Job {
 }
 
 func TestBuildPlan(t *testing.T) {
-	cfg := testConfig(validJobs())
-	if errs := Validate(cfg, fakeResolve); len(errs) != 0 {
+	jobs := validJobs()
+	if errs := Validate(jobs, fake); len(errs) != 0 {
 		t.Fatalf("Validate of a valid config: %v", errs)
 	}
 	outbox, err := filepath.Abs("outbox")
@@ -108,7 +130,7 @@ func TestBuildPlan(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	p, err := build(cfg, "export-push", fakeResolve)
+	p, err := build(jobs, "export-push", fake)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +153,7 @@ func TestBuildPlan(t *testing.T) {
 		t.Errorf("String() = %q", s)
 	}
 
-	p, err = build(cfg, "pickup", fakeResolve)
+	p, err = build(jobs, "pickup", fake)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +174,7 @@ func TestBuildPlan(t *testing.T) {
 	}
 
 	// A job that runs jobs holds their locks too.
-	p, err = build(cfg, "nightly", fakeResolve)
+	p, err = build(jobs, "nightly", fake)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,64 +217,62 @@ func TestValidateProblems(t *testing.T) {
 	ok := step("export items", nil)
 	for _, c := range []struct {
 		name string
-		jobs map[string]config.Job
+		jobs map[string]Job
 		want []string // one substring per expected error, in order
 	}{
-		{"unknown command", map[string]config.Job{"x": {Steps: []config.Step{ok, step("frobnicate now", nil)}}},
+		{"unknown command", map[string]Job{"x": {Steps: []JobStep{ok, step("frobnicate now", nil)}}},
 			[]string{`jobs.x.steps[2]: frobnicate now: unknown command "frobnicate now"`}},
-		{"unknown flag", map[string]config.Job{"x": {Steps: []config.Step{step("export items", map[string]any{"bogus": 1})}}},
+		{"unknown flag", map[string]Job{"x": {Steps: []JobStep{step("export items", map[string]any{"bogus": 1})}}},
 			[]string{`jobs.x.steps[1]: export items: unknown flag: --bogus`}},
-		{"not a step", map[string]config.Job{"x": {Steps: []config.Step{step("status", nil)}}},
+		{"not a step", map[string]Job{"x": {Steps: []JobStep{step("status", nil)}}},
 			[]string{`jobs.x.steps[1].command: "status" cannot be a step`}},
-		{"read-only command", map[string]config.Job{"x": {Steps: []config.Step{step("inquire inventory", nil)}}},
+		{"read-only command", map[string]Job{"x": {Steps: []JobStep{step("inquire inventory", nil)}}},
 			[]string{`jobs.x.steps[1].command: "inquire inventory" cannot be a step`}},
-		{"missing command", map[string]config.Job{"x": {Steps: []config.Step{step("  ", nil)}}},
+		{"missing command", map[string]Job{"x": {Steps: []JobStep{step("  ", nil)}}},
 			[]string{`jobs.x.steps[1].command: missing`}},
-		{"no steps", map[string]config.Job{"x": {Description: "empty"}},
+		{"no steps", map[string]Job{"x": {Description: "empty"}},
 			[]string{`jobs.x.steps: a job needs at least one step`}},
-		{"unknown site", map[string]config.Job{"x": {Steps: []config.Step{step("push", map[string]any{"site": "nowhere"})}}},
-			[]string{`jobs.x.steps[1].flags.site: site "nowhere" is not configured (configured: pos, wms)`}},
-		{"unknown site of a pull", map[string]config.Job{"x": {Steps: []config.Step{step("pull", map[string]any{"site": "nowhere", "to": "/in"})}}},
-			[]string{`jobs.x.steps[1].flags.site: site "nowhere"`}},
-		{"unknown job", map[string]config.Job{"x": {Steps: []config.Step{step("run ghost", nil)}}},
+		{"flag values", map[string]Job{"x": {Steps: []JobStep{step("pull", map[string]any{"site": "bad", "to": "bad"})}}},
+			[]string{`jobs.x.steps[1].flags.site: bad value`, `jobs.x.steps[1].flags.to: bad value`}},
+		{"unknown job", map[string]Job{"x": {Steps: []JobStep{step("run ghost", nil)}}},
 			[]string{`jobs.x.steps[1]: runs job "ghost", which is not configured (configured: x)`}},
-		{"cycle", map[string]config.Job{
-			"a": {Steps: []config.Step{ok, step("run b", nil)}},
-			"b": {Steps: []config.Step{step("run a", nil)}}},
+		{"cycle", map[string]Job{
+			"a": {Steps: []JobStep{ok, step("run b", nil)}},
+			"b": {Steps: []JobStep{step("run a", nil)}}},
 			[]string{`jobs.a: job references form a cycle: a -> b -> a`, `jobs.b: job references form a cycle: b -> a -> b`}},
-		{"self reference", map[string]config.Job{"a": {Steps: []config.Step{step("run a", nil)}}},
+		{"self reference", map[string]Job{"a": {Steps: []JobStep{step("run a", nil)}}},
 			[]string{`jobs.a: job references form a cycle: a -> a`}},
-		{"runs an invalid job", map[string]config.Job{
-			"broken": {Steps: []config.Step{step("status", nil)}},
-			"outer":  {Steps: []config.Step{ok, step("run broken", nil)}}},
+		{"runs an invalid job", map[string]Job{
+			"broken": {Steps: []JobStep{step("status", nil)}},
+			"outer":  {Steps: []JobStep{ok, step("run broken", nil)}}},
 			[]string{`jobs.broken.steps[1].command: "status" cannot be a step`, `jobs.outer.steps[2]: runs job "broken", which is invalid`}},
-		{"job on_failure, inherited by its steps", map[string]config.Job{"x": {OnFailure: "abort", Steps: []config.Step{ok, ok}}},
+		{"job on_failure, inherited by its steps", map[string]Job{"x": {OnFailure: "abort", Steps: []JobStep{ok, ok}}},
 			[]string{`jobs.x.on_failure: must be stop or continue, got "abort"`}},
-		{"step on_failure", map[string]config.Job{"x": {Steps: []config.Step{ok, {Command: "export items", OnFailure: "retry"}}}},
+		{"step on_failure", map[string]Job{"x": {Steps: []JobStep{ok, {Command: "export items", OnFailure: "retry"}}}},
 			[]string{`jobs.x.steps[2].on_failure: must be stop or continue, got "retry"`}},
-		{"bad schedule", map[string]config.Job{"x": {Schedule: "every day", Steps: []config.Step{ok}}},
+		{"bad schedule", map[string]Job{"x": {Schedule: "every day", Steps: []JobStep{ok}}},
 			[]string{`jobs.x.schedule: schedule "every day"`}},
-		{"schedule out of range", map[string]config.Job{"x": {Schedule: "61 * * * *", Steps: []config.Step{ok}}},
+		{"schedule out of range", map[string]Job{"x": {Schedule: "61 * * * *", Steps: []JobStep{ok}}},
 			[]string{`jobs.x.schedule: schedule "61 * * * *"`}},
-		{"name with a space", map[string]config.Job{"my job": {Steps: []config.Step{ok}}},
+		{"name with a space", map[string]Job{"my job": {Steps: []JobStep{ok}}},
 			[]string{`jobs.my job: a job name is lower case letters`}},
-		{"name with a slash", map[string]config.Job{"a/b": {Steps: []config.Step{ok}}},
+		{"name with a slash", map[string]Job{"a/b": {Steps: []JobStep{ok}}},
 			[]string{`jobs.a/b: a job name is`}},
-		{"name starting with a dash", map[string]config.Job{"-x": {Steps: []config.Step{ok}}},
+		{"name starting with a dash", map[string]Job{"-x": {Steps: []JobStep{ok}}},
 			[]string{`jobs.-x: a job name is`}},
-		{"global flags", map[string]config.Job{"x": {Steps: []config.Step{step("export items", map[string]any{"config": "/etc/p.yaml", "data-dir": "/var/p"})}}},
+		{"global flags", map[string]Job{"x": {Steps: []JobStep{step("export items", map[string]any{"config": "/etc/p.yaml", "data-dir": "/var/p"})}}},
 			[]string{`jobs.x.steps[1].flags.config: --config is a global flag`, `jobs.x.steps[1].flags.data-dir: --data-dir is a global flag`}},
-		{"dry-run flag", map[string]config.Job{"x": {Steps: []config.Step{step("export items", map[string]any{"dry-run": true})}}},
+		{"dry-run flag", map[string]Job{"x": {Steps: []JobStep{step("export items", map[string]any{"dry-run": true})}}},
 			[]string{`jobs.x.steps[1].flags.dry-run: a step cannot be a dry run on its own: run the whole job with posbridge run x --dry-run`}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			errs := Validate(testConfig(c.jobs), fakeResolve)
+			errs := Validate(c.jobs, fake)
 			if len(errs) != len(c.want) {
 				t.Fatalf("Validate = %d errors, want %d:\n%v", len(errs), len(c.want), joinLines(errs))
 			}
 			for i, w := range c.want {
-				if !errors.Is(errs[i], config.ErrInvalid) {
-					t.Errorf("error %d %q does not wrap config.ErrInvalid", i, errs[i])
+				if !errors.Is(errs[i], ErrInvalid) {
+					t.Errorf("error %d %q does not wrap ErrInvalid", i, errs[i])
 				}
 				if !strings.Contains(errs[i].Error(), w) {
 					t.Errorf("error %d = %q, want it to contain %q", i, errs[i], w)
@@ -271,17 +291,17 @@ func joinLines(errs []error) string {
 }
 
 func TestValidateOrder(t *testing.T) {
-	jobs := map[string]config.Job{
-		"zeta":  {Schedule: "nope", Steps: []config.Step{step("export items", nil)}},
+	jobs := map[string]Job{
+		"zeta":  {Schedule: "nope", Steps: []JobStep{step("export items", nil)}},
 		"alpha": {},
-		"mid":   {Steps: []config.Step{step("frobnicate", nil)}},
-		"fine":  {Steps: []config.Step{step("export items", nil)}},
+		"mid":   {Steps: []JobStep{step("frobnicate", nil)}},
+		"fine":  {Steps: []JobStep{step("export items", nil)}},
 	}
 	for range 5 { // map order differs between runs
-		errs := Validate(testConfig(jobs), fakeResolve)
+		errs := Validate(jobs, fake)
 		var got []string
 		for _, e := range errs {
-			s := strings.TrimPrefix(e.Error(), config.ErrInvalid.Error()+": jobs.")
+			s := strings.TrimPrefix(e.Error(), ErrInvalid.Error()+": jobs.")
 			got = append(got, s[:strings.IndexAny(s, ".:")])
 		}
 		if want := []string{"alpha", "mid", "zeta"}; !reflect.DeepEqual(got, want) {
@@ -292,30 +312,29 @@ func TestValidateOrder(t *testing.T) {
 
 func TestBuildErrors(t *testing.T) {
 	jobs := validJobs()
-	jobs["two-problems"] = config.Job{Schedule: "bad", Steps: []config.Step{step("status", nil)}}
-	cfg := testConfig(jobs)
+	jobs["two-problems"] = Job{Schedule: "bad", Steps: []JobStep{step("status", nil)}}
 
-	_, err := build(cfg, "nope", fakeResolve)
-	if !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), `no job "nope" (configured: export-push, nightly, pickup, two-problems)`) {
+	_, err := build(jobs, "nope", fake)
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), `no job "nope" (configured: export-push, nightly, pickup, two-problems)`) {
 		t.Errorf("Build of an unknown job: %v", err)
 	}
 
-	_, err = build(cfg, "two-problems", fakeResolve)
-	if !errors.Is(err, config.ErrInvalid) {
+	_, err = build(jobs, "two-problems", fake)
+	if !errors.Is(err, ErrInvalid) {
 		t.Fatalf("Build of an invalid job: %v, want ErrInvalid", err)
 	}
 	msg := err.Error()
-	if strings.Count(msg, config.ErrInvalid.Error()) != 1 || !strings.Contains(msg, "jobs.two-problems.schedule") ||
+	if strings.Count(msg, ErrInvalid.Error()) != 1 || !strings.Contains(msg, "jobs.two-problems.schedule") ||
 		!strings.Contains(msg, `jobs.two-problems.steps[1].command: "status" cannot be a step`) {
 		t.Errorf("Build error %q should name both problems once prefixed", msg)
 	}
 
 	// Other jobs being invalid does not stop a valid one.
-	if _, err := build(cfg, "nightly", fakeResolve); err != nil {
+	if _, err := build(jobs, "nightly", fake); err != nil {
 		t.Errorf("Build of a valid job beside an invalid one: %v", err)
 	}
 
-	if _, err := build(testConfig(nil), "x", fakeResolve); err == nil || !strings.Contains(err.Error(), "(configured: none)") {
+	if _, err := build(nil, "x", fake); err == nil || !strings.Contains(err.Error(), "(configured: none)") {
 		t.Errorf("Build without jobs: %v", err)
 	}
 }
@@ -325,15 +344,15 @@ func TestBuildErrors(t *testing.T) {
 func TestBuildTransitivelyInvalid(t *testing.T) {
 	for _, names := range [][3]string{{"a", "b", "c"}, {"c", "b", "a"}} {
 		outer, middle, inner := names[0], names[1], names[2]
-		cfg := testConfig(map[string]config.Job{
-			outer:  {Steps: []config.Step{step("run "+middle, nil)}},
-			middle: {Steps: []config.Step{step("run "+inner, nil)}},
-			inner:  {Steps: []config.Step{step("status", nil)}},
-		})
-		if p, err := build(cfg, outer, fakeResolve); err == nil {
+		jobs := map[string]Job{
+			outer:  {Steps: []JobStep{step("run "+middle, nil)}},
+			middle: {Steps: []JobStep{step("run "+inner, nil)}},
+			inner:  {Steps: []JobStep{step("status", nil)}},
+		}
+		if p, err := build(jobs, outer, fake); err == nil {
 			t.Errorf("%s runs %s runs invalid %s: build(%s) = plan with steps %v, want an error", outer, middle, inner, outer, p.Steps)
 		}
-		errs := Validate(cfg, fakeResolve)
+		errs := Validate(jobs, fake)
 		found := false
 		for _, e := range errs {
 			found = found || strings.Contains(e.Error(), "jobs."+outer+".")
@@ -1291,34 +1310,6 @@ func TestRunReapsAndTakesOver(t *testing.T) {
 }
 
 // build makes the plan of job name, checking every step with resolve.
-func build(cfg *config.Config, name string, resolve Resolver) (*Plan, error) {
-	return NewSet(cfg, resolve).Get(name)
-}
-
-// A push or pull step with --partner and no --site holds the lock of the
-// partner's site.
-func TestPartnerStepLocksItsSite(t *testing.T) {
-	cfg := testConfig(map[string]config.Job{
-		"events":  {Steps: []config.Step{step("push", map[string]any{"partner": "increff", "from": "/srv/outbox/events"})}},
-		"orphan":  {Steps: []config.Step{step("pull", map[string]any{"partner": "siteless", "to": "/srv/in"})}},
-		"unknown": {Steps: []config.Step{step("pull", map[string]any{"partner": "nobody", "to": "/srv/in"})}},
-	})
-	cfg.Sites["pos-api"] = config.Site{Type: "http", BaseURL: "https://pos.example"}
-	cfg.Partners = map[string]config.Partner{"increff": {Profile: config.ProfileExternalOMS, Site: "pos-api"},
-		"siteless": {Profile: config.ProfileExternalOMS}}
-	p, err := build(cfg, "events", fakeResolve)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := []string{"folder:/srv/outbox/events", "job:events", "site:pos-api"}; !reflect.DeepEqual(p.Locks, want) {
-		t.Errorf("locks = %v, want %v", p.Locks, want)
-	}
-	if _, err := build(cfg, "orphan", fakeResolve); err == nil || !strings.Contains(err.Error(), "needs the site") {
-		t.Errorf("a step without a site: %v", err)
-	}
-	// An unknown partner is named as every command names it.
-	if _, err := build(cfg, "unknown", fakeResolve); err == nil ||
-		!strings.Contains(err.Error(), `steps[1].flags.partner: unknown partner "nobody" (configured: increff, siteless; see partners: in the config)`) {
-		t.Errorf("a step with an unknown partner: %v", err)
-	}
+func build(jobs map[string]Job, name string, cmds Commands) (*Plan, error) {
+	return NewSet(jobs, cmds).Get(name)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -16,6 +17,39 @@ import (
 // ErrBusy means another run holds a lock the job needs; try again later
 // (the CLI exits 75).
 var ErrBusy = errors.New("held by another run")
+
+// Lock names. The command of a step declares the data it touches with
+// these (Command.Locks): two runs that need one lock never run at once.
+
+// KindLock is the lock of the data of one kind a command writes
+// (export:items, load:items, import:stores): two exports of one kind claim
+// the same triggers, two loads or imports of one kind the same rows.
+func KindLock(command, kind string) string { return command + ":" + kind }
+
+// SiteLock is the lock of a site a step transfers files with.
+func SiteLock(site string) string { return "site:" + site }
+
+// TriggersLock is the lock of the steps that generate or purge triggers.
+const TriggersLock = "triggers"
+
+// FolderLock is the lock of a local folder a step reads or fills, by its
+// absolute path.
+func FolderLock(dir string) string {
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	return "folder:" + filepath.Clean(dir)
+}
+
+// PathLock is the lock of the folder of path: path itself when it is a
+// folder (or does not exist yet), else the folder the file is in, so that
+// two steps reading files of one folder do not run at once.
+func PathLock(path string) string {
+	if st, err := os.Stat(path); err == nil && !st.IsDir() {
+		path = filepath.Dir(path)
+	}
+	return FolderLock(path)
+}
 
 // Lock is one held lock.
 type Lock struct {

@@ -4,12 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
-
-	"github.com/posbridge/posbridge/internal/config"
+	"time"
 )
 
 // Failure policies of a step.
@@ -18,31 +16,38 @@ const (
 	Continue = "continue"
 )
 
-// stepCommands are the commands a step may run: the ones that move or
-// change data. Read-only and repair commands (trigger retry, stores
-// delete) are for operators, not cron.
-var stepCommands = []string{
-	"load", "trigger generate", "trigger purge", "export", "import",
-	"push", "pull", "inquire", "run", "db backup", "runs purge",
+// Job is a named pipeline as the configuration gives it (jobs.NAME):
+// steps run in order under the job's locks.
+type Job struct {
+	Description string
+	// Schedule is the cron expression the job is scheduled with (by cron
+	// or a systemd timer, not by posbridge); jobs list shows the next
+	// expected run and status flags a job that missed one.
+	Schedule string
+	// OnFailure is what a failed step does to the rest: Stop (also "") or
+	// Continue; a step may say otherwise.
+	OnFailure string
+	// Timeout stops a run that takes longer (the step going on fails, the
+	// rest are skipped); 0 means no limit.
+	Timeout time.Duration
+	Steps   []JobStep
 }
 
-// StepCommands lists the commands a step may run, for messages and docs.
-func StepCommands() []string { return append([]string(nil), stepCommands...) }
-
-// stepKind returns the entry of stepCommands that the command path (like
-// "export items") falls under, or "".
-func stepKind(path string) string {
-	for _, c := range stepCommands {
-		if path == c {
-			return c
-		}
-		// inquire answers request files; its subcommands answer a person.
-		if strings.HasPrefix(path, c+" ") && c != "inquire" {
-			return c
-		}
-	}
-	return ""
+// JobStep is one command of a Job as the configuration gives it; the plan
+// makes a Step of it.
+type JobStep struct {
+	// Command is the command and its words, like "export items" or
+	// "run other-job"; Args are more positional arguments (a file or
+	// folder), Flags the command's flags by name without dashes.
+	Command   string
+	Args      []string
+	Flags     map[string]any
+	OnFailure string
 }
+
+// ErrInvalid wraps every problem of a job's configuration; its text is
+// the one of every configuration problem.
+var ErrInvalid = errors.New("invalid configuration")
 
 // Step is one step of a plan.
 type Step struct {
@@ -64,6 +69,8 @@ type Step struct {
 	DryRun bool `json:"dry_run"`
 	// Locks name the data the step touches.
 	Locks []string `json:"locks"`
+	// Inputs are where files wait for the step (Command.Inputs).
+	Inputs []string `json:"-"`
 }
 
 // String is the command line of the step.
@@ -71,15 +78,16 @@ func (s Step) String() string { return "posbridge " + strings.Join(s.Argv, " ") 
 
 // Plan is a job made ready to run.
 type Plan struct {
-	Name  string     `json:"name"`
-	Job   config.Job `json:"-"`
-	Steps []Step     `json:"steps"`
+	Name  string `json:"name"`
+	Job   Job    `json:"-"`
+	Steps []Step `json:"steps"`
 	// Locks are every lock a run of the job holds: the job's own, its
 	// steps', and those of the jobs it runs, sorted.
 	Locks []string `json:"locks"`
 }
 
-// Command is what the CLI says about a step's command line.
+// Command is what the CLI says about a step's command line, parsed by the
+// command it names.
 type Command struct {
 	// Path is the command the words name ("export items").
 	Path string
@@ -87,31 +95,62 @@ type Command struct {
 	Positional []string
 	// DryRun says the command takes --dry-run.
 	DryRun bool
-	// Folders are the local folders the command reads or writes, as it
-	// declares them from its options (push --from or --outbox): the step
-	// locks each.
-	Folders []string
+	// Step says a step may run the command: one that moves or changes
+	// data. Read-only and repair commands (trigger retry, stores delete)
+	// are for operators, not cron.
+	Step bool
+	// The rest the command declares from its parsed options and arguments.
+
+	// Job is the job a "run JOB" step runs.
+	Job string
+	// Locks name the data the command touches (KindLock, SiteLock,
+	// FolderLock, ...).
+	Locks []string
+	// Inputs are the files or folders where files wait for the command (an
+	// import's arguments): Plan.Inboxes lists the folders among them.
+	Inputs []string
 }
 
-// Resolver checks a step's command line against the command tree: the
-// command must exist, take the flags and accept the arguments.
-type Resolver func(argv []string) (Command, error)
+// Commands is the command tree as the planner asks it: only the CLI knows
+// its commands and their flags.
+type Commands interface {
+	// Resolve parses a step's command line with the command it names: the
+	// command must exist, take the flags and accept the arguments. A
+	// problem with the value of one flag is a *FlagError (several are
+	// joined).
+	Resolve(argv []string) (Command, error)
+	// Steps names the commands a step may run, for messages.
+	Steps() []string
+	// Global says whether flag sets up the whole process (--config): it
+	// applies to a whole run, never to one step.
+	Global(flag string) bool
+}
+
+// FlagError is a problem with the value of one flag of a step's command
+// line; the plan names it by its key (jobs.J.steps[N].flags.FLAG).
+type FlagError struct {
+	Flag string
+	Err  error
+}
+
+func (e *FlagError) Error() string { return "--" + e.Flag + ": " + e.Err.Error() }
+func (e *FlagError) Unwrap() error { return e.Err }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
 
 // Set is the plans of every job of a configuration, built and checked
 // once: resolving a step builds a command tree, so a process asks once.
 type Set struct {
-	cfg   *config.Config
+	jobs  map[string]Job
 	plans map[string]*Plan
 	errs  map[string][]error
 }
 
-// NewSet builds the plan of every job of cfg, checking every step with
-// resolve.
-func NewSet(cfg *config.Config, resolve Resolver) *Set {
-	plans, errs := buildAll(cfg, resolve)
-	return &Set{cfg: cfg, plans: plans, errs: errs}
+// NewSet builds the plan of every job, by name, checking every step
+// against the command tree cmds.
+func NewSet(jobs map[string]Job, cmds Commands) *Set {
+	plans, errs := buildAll(jobs, cmds)
+	return &Set{jobs: jobs, plans: plans, errs: errs}
 }
 
 // ErrNoJob means a job name the configuration does not have.
@@ -123,30 +162,30 @@ func (s *Set) Get(name string) (*Plan, error) {
 	if p, ok := s.plans[name]; ok && len(s.errs[name]) == 0 {
 		return p, nil
 	}
-	if _, ok := s.cfg.Jobs[name]; !ok {
-		return nil, fmt.Errorf("%w: %w %q (configured: %s)", config.ErrInvalid, ErrNoJob, name, jobNames(s.cfg))
+	if _, ok := s.jobs[name]; !ok {
+		return nil, fmt.Errorf("%w: %w %q (configured: %s)", ErrInvalid, ErrNoJob, name, jobNames(s.jobs))
 	}
 	return nil, joinErrs(s.errs[name])
 }
 
 // Names are the names of every job of the configuration, sorted, the
 // invalid ones too.
-func (s *Set) Names() []string { return sortedJobs(s.cfg) }
+func (s *Set) Names() []string { return sortedJobs(s.jobs) }
 
 // Problems returns one error per problem of every job, in job order:
 // unknown step commands or flags, missing sites, unknown or cyclic job
 // references, bad schedules and failure policies.
 func (s *Set) Problems() []error {
 	var out []error
-	for _, name := range sortedJobs(s.cfg) {
+	for _, name := range sortedJobs(s.jobs) {
 		out = append(out, s.errs[name]...)
 	}
 	return out
 }
 
-// Validate checks every job of the configuration (Set.Problems).
-func Validate(cfg *config.Config, resolve Resolver) []error {
-	return NewSet(cfg, resolve).Problems()
+// Validate checks every job (Set.Problems).
+func Validate(jobs map[string]Job, cmds Commands) []error {
+	return NewSet(jobs, cmds).Problems()
 }
 
 func joinErrs(errs []error) error {
@@ -155,22 +194,22 @@ func joinErrs(errs []error) error {
 	}
 	msgs := make([]string, len(errs))
 	for i, e := range errs {
-		msgs[i] = strings.TrimPrefix(e.Error(), config.ErrInvalid.Error()+": ")
+		msgs[i] = strings.TrimPrefix(e.Error(), ErrInvalid.Error()+": ")
 	}
-	return fmt.Errorf("%w: %s", config.ErrInvalid, strings.Join(msgs, "; "))
+	return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(msgs, "; "))
 }
 
-func sortedJobs(cfg *config.Config) []string {
-	names := make([]string, 0, len(cfg.Jobs))
-	for n := range cfg.Jobs {
+func sortedJobs(jobs map[string]Job) []string {
+	names := make([]string, 0, len(jobs))
+	for n := range jobs {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	return names
 }
 
-func jobNames(cfg *config.Config) string {
-	names := sortedJobs(cfg)
+func jobNames(jobs map[string]Job) string {
+	names := sortedJobs(jobs)
 	if len(names) == 0 {
 		return "none"
 	}
@@ -179,32 +218,32 @@ func jobNames(cfg *config.Config) string {
 
 // buildAll builds the plan of every job; a job's errors include those of
 // the jobs it runs only as "job X runs job Y, which is invalid".
-func buildAll(cfg *config.Config, resolve Resolver) (map[string]*Plan, map[string][]error) {
+func buildAll(jobs map[string]Job, cmds Commands) (map[string]*Plan, map[string][]error) {
 	plans := map[string]*Plan{}
 	errs := map[string][]error{}
-	for _, name := range sortedJobs(cfg) {
-		p, e := buildOne(cfg, name, cfg.Jobs[name], resolve)
+	for _, name := range sortedJobs(jobs) {
+		p, e := buildOne(name, jobs[name], cmds)
 		plans[name] = p
 		errs[name] = e
 	}
 	// Job references: unknown jobs and cycles, then the locks of the jobs
 	// a job runs.
-	for _, name := range sortedJobs(cfg) {
+	for _, name := range sortedJobs(jobs) {
 		for _, s := range plans[name].Steps {
 			if s.Job == "" {
 				continue
 			}
 			key := fmt.Sprintf("jobs.%s.steps[%d]", name, s.Index)
-			if _, ok := cfg.Jobs[s.Job]; !ok {
+			if _, ok := jobs[s.Job]; !ok {
 				errs[name] = append(errs[name], fmt.Errorf("%w: %s: runs job %q, which is not configured (configured: %s)",
-					config.ErrInvalid, key, s.Job, jobNames(cfg)))
+					ErrInvalid, key, s.Job, jobNames(jobs)))
 			}
 		}
 	}
-	for _, name := range sortedJobs(cfg) {
+	for _, name := range sortedJobs(jobs) {
 		if cycle := findCycle(plans, name, nil); cycle != nil {
 			errs[name] = append(errs[name], fmt.Errorf("%w: jobs.%s: job references form a cycle: %s",
-				config.ErrInvalid, name, strings.Join(cycle, " -> ")))
+				ErrInvalid, name, strings.Join(cycle, " -> ")))
 			continue
 		}
 		locks := map[string]bool{}
@@ -218,14 +257,14 @@ func buildAll(cfg *config.Config, resolve Resolver) (map[string]*Plan, map[strin
 	// until no job turns invalid.
 	for changed := true; changed; {
 		changed = false
-		for _, name := range sortedJobs(cfg) {
+		for _, name := range sortedJobs(jobs) {
 			if len(errs[name]) > 0 {
 				continue
 			}
 			for _, s := range plans[name].Steps {
 				if s.Job != "" && s.Job != name && len(errs[s.Job]) > 0 {
 					errs[name] = append(errs[name], fmt.Errorf("%w: jobs.%s.steps[%d]: runs job %q, which is invalid",
-						config.ErrInvalid, name, s.Index, s.Job))
+						ErrInvalid, name, s.Index, s.Job))
 					changed = true
 					break
 				}
@@ -275,11 +314,11 @@ func collectLocks(plans map[string]*Plan, name string, into map[string]bool) {
 	}
 }
 
-func buildOne(cfg *config.Config, name string, j config.Job, resolve Resolver) (*Plan, []error) {
+func buildOne(name string, j Job, cmds Commands) (*Plan, []error) {
 	p := &Plan{Name: name, Job: j}
 	var errs []error
 	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%w: %s: %s", config.ErrInvalid, key, fmt.Sprintf(format, args...)))
+		errs = append(errs, fmt.Errorf("%w: %s: %s", ErrInvalid, key, fmt.Sprintf(format, args...)))
 	}
 	key := "jobs." + name
 	if !nameRE.MatchString(name) {
@@ -314,7 +353,7 @@ func buildOne(cfg *config.Config, name string, j config.Job, resolve Resolver) (
 		}
 		words := strings.Fields(st.Command)
 		if len(words) == 0 {
-			bad(skey+".command", "missing: name the command to run, one of: %s", strings.Join(stepCommands, ", "))
+			bad(skey+".command", "missing: name the command to run, one of: %s", strings.Join(cmds.Steps(), ", "))
 			p.Steps = append(p.Steps, s)
 			continue
 		}
@@ -324,72 +363,46 @@ func buildOne(cfg *config.Config, name string, j config.Job, resolve Resolver) (
 			flagNames = append(flagNames, f)
 		}
 		sort.Strings(flagNames)
-		flags := map[string]string{}
 		for _, f := range flagNames {
 			if f == "dry-run" {
 				bad(skey+".flags."+f, "a step cannot be a dry run on its own: run the whole job with posbridge run %s --dry-run", name)
 				continue
 			}
-			if isGlobalFlag(f) {
+			if cmds.Global(f) {
 				bad(skey+".flags."+f, "--%s is a global flag: it applies to the whole run (posbridge --%s ... run %s)", f, f, name)
 				continue
 			}
-			v := flagValue(st.Flags[f])
-			flags[f] = v
-			argv = append(argv, "--"+f+"="+v)
+			argv = append(argv, "--"+f+"="+flagValue(st.Flags[f]))
 		}
 		s.Argv = argv
-		cmd, err := resolve(argv)
+		cmd, err := cmds.Resolve(argv)
 		if err != nil {
-			bad(skey, "%s: %v", st.Command, err)
+			for _, e := range unjoin(err) {
+				if fe := (*FlagError)(nil); errors.As(e, &fe) {
+					bad(skey+".flags."+fe.Flag, "%v", fe.Err)
+				} else {
+					bad(skey, "%s: %v", st.Command, e)
+				}
+			}
 			p.Steps = append(p.Steps, s)
 			continue
 		}
 		s.Path, s.DryRun, s.Args = cmd.Path, cmd.DryRun, cmd.Positional
-		kind := stepKind(cmd.Path)
-		if kind == "" {
-			bad(skey+".command", "%q cannot be a step: a step runs one of %s", cmd.Path, strings.Join(stepCommands, ", "))
+		if !cmd.Step {
+			bad(skey+".command", "%q cannot be a step: a step runs one of %s", cmd.Path, strings.Join(cmds.Steps(), ", "))
 		}
-		switch kind {
-		case "run":
-			if len(cmd.Positional) == 1 {
-				s.Job = cmd.Positional[0]
-			}
-		case "push", "pull":
-			site := flags["site"]
-			unknown := false
-			if name := flags["partner"]; name != "" {
-				partner, err := cfg.Partner(strings.ToLower(name))
-				switch {
-				case err != nil:
-					bad(skey+".flags.partner", "%v", err)
-					unknown = true
-				case site == "":
-					// push/pull --partner P goes to P's site: its lock.
-					site = partner.Site
-					flags["site"] = site
-				}
-			}
-			if site == "" && !unknown {
-				bad(skey+".flags.site", "a %s step needs the site: flags: {site: NAME} or a partner with a site (configured: %s)", kind, siteNames(cfg))
-			}
-			if _, ok := cfg.Sites[site]; site != "" && !ok {
-				bad(skey+".flags.site", "site %q is not configured (configured: %s)", site, siteNames(cfg))
-			}
-		}
-		s.Locks = stepLocks(kind, cmd, flags)
+		s.Job, s.Locks, s.Inputs = cmd.Job, cmd.Locks, cmd.Inputs
 		p.Steps = append(p.Steps, s)
 	}
 	return p, errs
 }
 
-// isGlobalFlag names the flags of every command that set up the process.
-func isGlobalFlag(f string) bool {
-	switch f {
-	case "config", "data-dir", "log-format", "quiet", "verbose":
-		return true
+// unjoin is the errors errors.Join joined into err, or err.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
 	}
-	return false
+	return []error{err}
 }
 
 // flagValue is the command-line form of a flag value from the YAML file:
@@ -409,87 +422,16 @@ func flagValue(v any) string {
 	}
 }
 
-func siteNames(cfg *config.Config) string {
-	names := make([]string, 0, len(cfg.Sites))
-	for n := range cfg.Sites {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	if len(names) == 0 {
-		return "none"
-	}
-	return strings.Join(names, ", ")
-}
-
-// stepLocks names the data a step touches. Two runs holding a common lock
-// never run at the same time: exports of one kind (they claim the same
-// triggers), loads and imports of one kind, transfers with one site, and
-// anything that reads or fills one folder.
-func stepLocks(kind string, cmd Command, flags map[string]string) []string {
-	var locks []string
-	folder := func(p string) {
-		if p == "" {
-			return
-		}
-		if abs, err := filepath.Abs(p); err == nil {
-			p = abs
-		}
-		locks = append(locks, "folder:"+filepath.Clean(p))
-	}
-	word := strings.TrimSpace(strings.TrimPrefix(cmd.Path, kind))
-	switch kind {
-	case "export", "load":
-		locks = append(locks, kind+":"+word)
-		if kind == "export" {
-			folder(flags["out"])
-		}
-	case "import":
-		locks = append(locks, "import:"+word)
-		for _, a := range cmd.Positional {
-			folder(folderOf(a))
-		}
-	case "push":
-		locks = append(locks, "site:"+flags["site"])
-		for _, a := range cmd.Positional {
-			folder(folderOf(a))
-		}
-	case "pull":
-		locks = append(locks, "site:"+flags["site"])
-		folder(flags["to"])
-	case "trigger generate", "trigger purge":
-		locks = append(locks, "triggers")
-	case "inquire":
-		folder(flags["requests"])
-	}
-	for _, f := range cmd.Folders {
-		folder(f)
-	}
-	return locks
-}
-
-// Inboxes are the folders the import steps of the plan read: where files
-// wait for the job.
+// Inboxes are the folders among the inputs of the plan's steps (the
+// folders its imports read): where files wait for the job.
 func (p *Plan) Inboxes() []string {
 	var out []string
 	for _, s := range p.Steps {
-		if stepKind(s.Path) != "import" {
-			continue
-		}
-		for _, a := range s.Args {
+		for _, a := range s.Inputs {
 			if st, err := os.Stat(a); err == nil && st.IsDir() {
 				out = append(out, a)
 			}
 		}
 	}
 	return out
-}
-
-// folderOf is path when it is a folder (or does not exist yet), else the
-// folder the file is in: two steps reading files of one folder do not
-// run at once.
-func folderOf(path string) string {
-	if st, err := os.Stat(path); err == nil && !st.IsDir() {
-		return filepath.Dir(path)
-	}
-	return path
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/posbridge/posbridge/internal/ledger"
 )
 
-// Exit codes of DESIGN.md section 8, as the steps report them.
+// Exit codes of docs/operations.md section 13, as the steps report them.
 const (
 	exitOK       = 0
 	exitRejected = 3

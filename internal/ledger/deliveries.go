@@ -45,7 +45,7 @@ type Delivery struct {
 // killed): the next run sends it again, with the same key. A writer that
 // has the answer by the time it writes the row (d.Status set) writes the
 // attempt and its answer in one.
-func StartDelivery(ctx context.Context, q Execer, d Delivery) error {
+func StartDelivery(ctx context.Context, q db.Execer, d Delivery) error {
 	var run any
 	if d.RunID > 0 {
 		run = d.RunID
@@ -69,7 +69,7 @@ ON CONFLICT(site, endpoint, key) DO UPDATE SET status=excluded.status, attempts=
 // rejected (with the partner's message in d.Error) or failed (no answer
 // that counts: sent again by the next run, with the same key), and the
 // answer's status code.
-func EndDelivery(ctx context.Context, q Execer, d Delivery) error {
+func EndDelivery(ctx context.Context, q db.Execer, d Delivery) error {
 	_, err := q.ExecContext(ctx, `UPDATE http_deliveries SET status=?, http_status=?, error=?, updated_at=? WHERE site=? AND endpoint=? AND key=?`,
 		d.Status, d.HTTPStatus, d.Error, db.Now(), d.Site, d.Endpoint, d.Key)
 	if err != nil {
@@ -116,7 +116,7 @@ FROM http_deliveries WHERE 1=1`
 
 // Watermark is the since value the last finished pull of an endpoint
 // used as its start, "" before the first.
-func Watermark(ctx context.Context, q Querier, site, endpoint string) (string, error) {
+func Watermark(ctx context.Context, q db.Querier, site, endpoint string) (string, error) {
 	var s string
 	err := q.QueryRowContext(ctx, `SELECT since FROM http_watermarks WHERE site = ? AND endpoint = ?`, site, endpoint).Scan(&s)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -129,7 +129,7 @@ func Watermark(ctx context.Context, q Querier, site, endpoint string) (string, e
 }
 
 // SetWatermark stores the since value of an endpoint's next pull.
-func SetWatermark(ctx context.Context, q Execer, site, endpoint, since string) error {
+func SetWatermark(ctx context.Context, q db.Execer, site, endpoint, since string) error {
 	_, err := q.ExecContext(ctx, `INSERT INTO http_watermarks(site, endpoint, since, updated_at) VALUES (?,?,?,?)
 ON CONFLICT(site, endpoint) DO UPDATE SET since=excluded.since, updated_at=excluded.updated_at`, site, endpoint, since, db.Now())
 	if err != nil {
@@ -140,7 +140,7 @@ ON CONFLICT(site, endpoint) DO UPDATE SET since=excluded.since, updated_at=exclu
 
 // PageFetched says whether a page with this sha256 was already pulled
 // from the endpoint of an http site (remote_path is the endpoint).
-func PageFetched(ctx context.Context, q Querier, site, endpoint, sum string) (bool, error) {
+func PageFetched(ctx context.Context, q db.Querier, site, endpoint, sum string) (bool, error) {
 	var n int
 	err := q.QueryRowContext(ctx, `SELECT count(*) FROM transfers
 WHERE site = ? AND remote_path = ? AND direction = 'pull' AND sha256 = ? AND status = 'done'`, site, endpoint, sum).Scan(&n)
@@ -153,9 +153,7 @@ WHERE site = ? AND remote_path = ? AND direction = 'pull' AND sha256 = ? AND sta
 // AnsweredKeys are the keys among keys that an endpoint of a site has
 // answered (delivered or refused): the records a push does not send
 // again. One query per few hundred keys.
-func AnsweredKeys(ctx context.Context, q interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-}, site, endpoint string, keys []string) (map[string]bool, error) {
+func AnsweredKeys(ctx context.Context, q db.Querier, site, endpoint string, keys []string) (map[string]bool, error) {
 	const chunk = 500
 	out := map[string]bool{}
 	for len(keys) > 0 {

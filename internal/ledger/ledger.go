@@ -9,11 +9,6 @@ import (
 	"github.com/posbridge/posbridge/internal/db"
 )
 
-// Execer runs statements on a connection or transaction.
-type Execer interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-}
-
 // File is one row of the file ledger.
 type File struct {
 	Direction string `json:"direction"`
@@ -35,7 +30,7 @@ type File struct {
 }
 
 // RecordFile adds f to the ledger inside the caller's transaction.
-func RecordFile(ctx context.Context, q Execer, f File) error {
+func RecordFile(ctx context.Context, q db.Execer, f File) error {
 	var run any
 	if f.RunID > 0 {
 		run = f.RunID
@@ -48,14 +43,9 @@ VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`, f.Direction, f.Kind, f.Name, f.Path, f.SHA256
 	return nil
 }
 
-// Querier runs queries on a database, connection or transaction.
-type Querier interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
 // LastFile returns the newest ledger row of a direction and kind, and
 // whether there is one.
-func LastFile(ctx context.Context, q Querier, direction, kind string) (File, bool, error) {
+func LastFile(ctx context.Context, q db.Querier, direction, kind string) (File, bool, error) {
 	var f File
 	var run sql.NullInt64
 	err := q.QueryRowContext(ctx, `SELECT id, direction, kind, name, path, sha256, size, records, rejected, status, mode, run_id, created_at

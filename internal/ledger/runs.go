@@ -62,7 +62,7 @@ func StartRun(ctx context.Context, d *db.DB, command, job string) (int64, error)
 
 // InsertRun records the start of r by this process, inside the caller's
 // transaction or on the database, and returns its id.
-func InsertRun(ctx context.Context, q Execer, r Run) (int64, error) {
+func InsertRun(ctx context.Context, q db.Execer, r Run) (int64, error) {
 	var parent any
 	if r.Parent > 0 {
 		parent = r.Parent
@@ -150,7 +150,7 @@ func ReapDead(ctx context.Context, d *db.DB, by int64) ([]Dead, error) {
 }
 
 // FailRun marks a run that is still running as failed with reason.
-func FailRun(ctx context.Context, q Execer, id int64, reason string) error {
+func FailRun(ctx context.Context, q db.Execer, id int64, reason string) error {
 	_, err := q.ExecContext(ctx, `UPDATE runs SET status = ?, ended_at = ?, error = ? WHERE id = ? AND status = ?`,
 		RunFailed, db.Now(), reason, id, RunRunning)
 	if err != nil {

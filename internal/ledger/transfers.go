@@ -58,7 +58,7 @@ type Transfer struct {
 }
 
 // StartTransfer records a transfer as started and returns its id.
-func StartTransfer(ctx context.Context, q Execer, t Transfer) (int64, error) {
+func StartTransfer(ctx context.Context, q db.Execer, t Transfer) (int64, error) {
 	var run any
 	if t.RunID > 0 {
 		run = t.RunID
@@ -75,7 +75,7 @@ VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, t.Site, t.Direction, t.LocalPath, t.R
 
 // EndTransfer records how a started transfer ended: status done with the
 // size and checksum that moved, or failed with the error.
-func EndTransfer(ctx context.Context, q Execer, id int64, status string, size int64, sum string, cause error) error {
+func EndTransfer(ctx context.Context, q db.Execer, id int64, status string, size int64, sum string, cause error) error {
 	msg := ""
 	if cause != nil {
 		msg = cause.Error()
@@ -92,7 +92,7 @@ func EndTransfer(ctx context.Context, q Execer, id int64, status string, size in
 // remote path (one that a killed run left started, or that failed): status
 // started, one attempt more, and t's local path, size, mtime, checksum,
 // stage, temporary name and run. The ledger keeps one row per file this way.
-func RestartTransfer(ctx context.Context, q Execer, id int64, t Transfer) error {
+func RestartTransfer(ctx context.Context, q db.Execer, id int64, t Transfer) error {
 	var run any
 	if t.RunID > 0 {
 		run = t.RunID
@@ -109,7 +109,7 @@ func RestartTransfer(ctx context.Context, q Execer, id int64, t Transfer) error 
 // StageTransfer records that an attempt reached stage, with the sha256 of
 // its bytes and the time of its complete temporary file (known from
 // StageRename on).
-func StageTransfer(ctx context.Context, q Execer, id int64, stage, sum, tempMTime string) error {
+func StageTransfer(ctx context.Context, q db.Execer, id int64, stage, sum, tempMTime string) error {
 	_, err := q.ExecContext(ctx, `UPDATE transfers SET stage=?, sha256=?, temp_mtime=?, updated_at=? WHERE id=?`, stage, sum, tempMTime, db.Now(), id)
 	if err != nil {
 		return fmt.Errorf("record transfer %d: %w", id, db.Classify(err))
@@ -119,7 +119,7 @@ func StageTransfer(ctx context.Context, q Execer, id int64, stage, sum, tempMTim
 
 // LastTransfer returns the newest row of a remote path of a site in one
 // direction, and whether there is one.
-func LastTransfer(ctx context.Context, q Querier, site, direction, remotePath string) (Transfer, bool, error) {
+func LastTransfer(ctx context.Context, q db.Querier, site, direction, remotePath string) (Transfer, bool, error) {
 	var t Transfer
 	err := q.QueryRowContext(ctx, `SELECT id, site, direction, local_path, remote_path, size, mtime, sha256, status, attempts, error,
  stage, temp_path, temp_mtime, coalesce(run_id, 0), created_at, updated_at
@@ -137,7 +137,7 @@ FROM transfers WHERE site = ? AND remote_path = ? AND direction = ? ORDER BY id 
 
 // Fetched says whether a remote file with this path, size and mtime was
 // already pulled from the site.
-func Fetched(ctx context.Context, q Querier, site, remotePath string, size int64, mtime string) (bool, error) {
+func Fetched(ctx context.Context, q db.Querier, site, remotePath string, size int64, mtime string) (bool, error) {
 	var n int
 	err := q.QueryRowContext(ctx, `SELECT count(*) FROM transfers
 WHERE site = ? AND remote_path = ? AND size = ? AND mtime = ? AND status = 'done' AND direction = 'pull'`,

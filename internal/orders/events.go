@@ -12,7 +12,7 @@ import (
 	"github.com/posbridge/posbridge/internal/format"
 )
 
-// Event types of the sales posting (PARTNERS.md A).
+// Event types of the sales posting (docs/partners.md, "Sales posting (order events)").
 const (
 	EventCreate        = "SUBORDER_CREATE"
 	EventCancel        = "SUBORDER_CANCEL"
@@ -138,7 +138,7 @@ type itemData struct {
 }
 
 // StatusMessage is the order status sent back to the online store:
-// GoFrugal's "Retrieve a sales order" response (PARTNERS.md B), the order
+// GoFrugal's "Retrieve a sales order" response (docs/partners.md, store-pos), the order
 // in its salesOrder wrapper with its status now (retrievedOrder), and
 // beside the wrapper our messageId, the same however often a file is
 // written again after a crash.
@@ -190,7 +190,7 @@ func newEvent(o Order, typ, at string, lines []int64) eventData {
 
 // addEvent queues an event of order o for the order-events export; its
 // payload is the order as it is now (eventData).
-func addEvent(ctx context.Context, q Querier, o Order, typ string, lines []int64) error {
+func addEvent(ctx context.Context, q db.Querier, o Order, typ string, lines []int64) error {
 	now := db.Now()
 	b, err := json.Marshal(newEvent(o, typ, now, lines))
 	if err != nil {
@@ -204,7 +204,7 @@ VALUES ('events', ?, ?, ?, ?, 'ready', ?, ?)`, o.Partner, o.ID, typ, string(b), 
 // refreshCreate rewrites the payload of the order's create event while it
 // is still ready (not yet sent): an update before the export goes out in
 // the create event. It reports whether there was such an event.
-func refreshCreate(ctx context.Context, q Querier, o Order) (bool, error) {
+func refreshCreate(ctx context.Context, q db.Querier, o Order) (bool, error) {
 	var id int64
 	var at string
 	err := q.QueryRowContext(ctx, `SELECT id, created_at FROM order_messages WHERE stream = 'events' AND order_id = ? AND event_type = ?
@@ -225,7 +225,7 @@ func refreshCreate(ctx context.Context, q Querier, o Order) (bool, error) {
 
 // Claim takes the ready messages of a stream and partner into export file
 // fileID, in id order; limit 0 means all. It returns how many.
-func Claim(ctx context.Context, q Querier, stream, partner string, fileID, runID int64, limit int) (int64, error) {
+func Claim(ctx context.Context, q db.Querier, stream, partner string, fileID, runID int64, limit int) (int64, error) {
 	if limit <= 0 {
 		limit = -1
 	}
@@ -239,7 +239,7 @@ WHERE id IN (SELECT id FROM order_messages WHERE stream = ? AND partner = ? AND 
 }
 
 // Completed marks the messages of a complete file processed.
-func Completed(ctx context.Context, q Querier, fileID int64) error {
+func Completed(ctx context.Context, q db.Querier, fileID int64) error {
 	now := db.Now()
 	_, err := q.ExecContext(ctx, `UPDATE order_messages SET status = 'processed', processed_at = ?, updated_at = ?
 WHERE file_id = ? AND status = 'processing'`, now, now, fileID)
@@ -249,7 +249,7 @@ WHERE file_id = ? AND status = 'processing'`, now, now, fileID)
 // Unclaim gives the messages of an abandoned file back to the queue. A
 // status message whose order has a newer ready one is dropped: the newer
 // one says the same, and more recently.
-func Unclaim(ctx context.Context, q Querier, fileID int64) error {
+func Unclaim(ctx context.Context, q db.Querier, fileID int64) error {
 	_, err := q.ExecContext(ctx, `DELETE FROM order_messages WHERE file_id = ? AND status = 'processing' AND stream = 'status'
   AND order_id IN (SELECT order_id FROM order_messages WHERE stream = 'status' AND status = 'ready')`, fileID)
 	if err != nil {
@@ -263,7 +263,7 @@ WHERE file_id = ? AND status = 'processing'`, db.Now(), fileID)
 // Messages streams the messages of file fileID as JSON lines, in id
 // order: the status of each order as it is now, or the return updates as
 // they were queued. Files of events are written by EventMessages.
-func Messages(ctx context.Context, q Querier, fileID int64, emit func(line []byte) error) error {
+func Messages(ctx context.Context, q db.Querier, fileID int64, emit func(line []byte) error) error {
 	rows, err := q.QueryContext(ctx, `SELECT m.id, m.stream, m.payload, coalesce(o.external_key, ''), coalesce(o.order_code, ''),
   coalesce(o.status, ''), coalesce(o.updated_at, ''), coalesce(o.source, '')
 FROM order_messages m LEFT JOIN orders o ON o.id = m.order_id WHERE m.file_id = ? ORDER BY m.id`, fileID)
@@ -301,7 +301,7 @@ FROM order_messages m LEFT JOIN orders o ON o.id = m.order_id WHERE m.file_id = 
 }
 
 // Ready counts the ready messages of a stream and partner.
-func Ready(ctx context.Context, q Querier, stream, partner string) (int64, error) {
+func Ready(ctx context.Context, q db.Querier, stream, partner string) (int64, error) {
 	var n int64
 	err := q.QueryRowContext(ctx, `SELECT count(*) FROM order_messages WHERE stream = ? AND partner = ? AND status = 'ready'`, stream, partner).Scan(&n)
 	return n, err

@@ -10,11 +10,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/posbridge/posbridge/internal/config"
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/format"
 	"github.com/posbridge/posbridge/internal/fsx"
 	"github.com/posbridge/posbridge/internal/imports"
+	"github.com/posbridge/posbridge/internal/partner"
 )
 
 // FuzzOrders feeds GoFrugal order files to import orders, each on a fresh
@@ -40,7 +40,7 @@ func FuzzOrders(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	fresh := template(f)
-	p := config.Partner{Profile: config.ProfileStorePOS, SKUCode: config.SKUCodeUPC, Warehouse: "S01"}
+	p := partner.Profile{Name: "shop", Kind: partner.StorePOS, SKUCode: partner.SKUCodeUPC, Warehouse: "S01"}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ctx := context.Background()
 		d := fresh(t)
@@ -49,7 +49,7 @@ func FuzzOrders(f *testing.F) {
 			t.Fatal(err)
 		}
 		before := dump(t, d)
-		res, first, err := Import(ctx, d, "shop", p, path, imports.Options{MaxFieldLength: 1000})
+		res, first, err := Import(ctx, d, p, path, imports.Options{MaxFieldLength: 1000})
 		if err != nil {
 			if !errors.Is(err, imports.ErrFile) && !errors.Is(err, fsx.ErrEncoding) {
 				t.Fatalf("import failed, not as a file: %v", err)
@@ -70,7 +70,7 @@ func FuzzOrders(f *testing.F) {
 			return // a key given twice: the later one wins, again on every import
 		}
 		after := dump(t, d)
-		_, st, err := Import(ctx, d, "shop", p, path, imports.Options{MaxFieldLength: 1000, Force: true})
+		_, st, err := Import(ctx, d, p, path, imports.Options{MaxFieldLength: 1000, Force: true})
 		if err != nil {
 			t.Fatalf("the same file again: %v", err)
 		}

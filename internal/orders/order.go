@@ -49,7 +49,7 @@ type Order struct {
 	ExternalKey string
 	Channel     string
 	// Warehouse is ours, where the order's stock is reserved: the one
-	// the partner's LocationID maps to (config.Partner.WarehouseFor).
+	// the partner's LocationID maps to (partner.Profile.WarehouseFor).
 	Warehouse string
 	// LocationID is the partner's locationId as the order gave it;
 	// LocationCode the partner's location the order stands for (its
@@ -112,13 +112,6 @@ func OnlineStatus(status string) string {
 	return "Pending"
 }
 
-// Querier is a connection or transaction.
-type Querier interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
 const orderCols = `o.id, o.order_code, o.partner, o.external_key, o.channel, o.warehouse, o.location_id, o.location_code, o.customer, o.status,
   o.payment_method, o.order_time, o.customer_name, o.customer_mobile, o.customer_email, o.ship_name, o.ship_address1,
   o.ship_address2, o.ship_city, o.ship_state, o.ship_country, o.ship_zip, o.ship_phone, o.ship_email, o.total_quantity,
@@ -156,7 +149,7 @@ func scanOrder(s interface{ Scan(...any) error }) (Order, error) {
 }
 
 // load reads an order and its lines by id.
-func load(ctx context.Context, q Querier, id int64) (Order, error) {
+func load(ctx context.Context, q db.Querier, id int64) (Order, error) {
 	o, err := scanOrder(q.QueryRowContext(ctx, lineShort(orderShort)+`SELECT `+orderCols+` FROM orders o WHERE o.id = :order`, sql.Named("order", id)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return o, ErrNotFound
@@ -184,7 +177,7 @@ FROM order_lines l LEFT JOIN skus s ON s.item = l.item AND s.sku = l.sku WHERE l
 
 // find resolves an order argument: our order code, else a partner's key
 // when only one partner has it.
-func find(ctx context.Context, q Querier, code string) (int64, error) {
+func find(ctx context.Context, q db.Querier, code string) (int64, error) {
 	rows, err := q.QueryContext(ctx, `SELECT id FROM orders WHERE order_code = ?1
 UNION ALL SELECT id FROM orders WHERE external_key = ?1 AND NOT EXISTS (SELECT 1 FROM orders WHERE order_code = ?1) LIMIT 2`, code)
 	if err != nil {
@@ -257,7 +250,7 @@ func List(ctx context.Context, d *db.DB, f Filter, fn func(Order) error) error {
 // trigger rule.
 type stock struct {
 	ctx  context.Context
-	q    Querier
+	q    db.Querier
 	seq  int64
 	trig int64
 	// allowNegative lets a shipment take on hand below zero
@@ -390,7 +383,7 @@ func Cancel(ctx context.Context, d *db.DB, code string, line, qty int64) (Change
 	return ch, err
 }
 
-func cancel(ctx context.Context, q Querier, s *stock, id, line, qty int64) (Change, error) {
+func cancel(ctx context.Context, q db.Querier, s *stock, id, line, qty int64) (Change, error) {
 	o, err := load(ctx, q, id)
 	if err != nil {
 		return Change{}, err
@@ -476,7 +469,7 @@ func Complete(ctx context.Context, d *db.DB, code string, allowNegative bool) (C
 	return ch, err
 }
 
-func complete(ctx context.Context, q Querier, s *stock, id int64) (Change, error) {
+func complete(ctx context.Context, q db.Querier, s *stock, id int64) (Change, error) {
 	o, err := load(ctx, q, id)
 	if err != nil {
 		return Change{}, err
@@ -514,7 +507,7 @@ func complete(ctx context.Context, q Querier, s *stock, id int64) (Change, error
 }
 
 // setStatus writes the order's new status and queues its status message.
-func setStatus(ctx context.Context, q Querier, o *Order) error {
+func setStatus(ctx context.Context, q db.Querier, o *Order) error {
 	o.UpdatedAt = db.Now()
 	if _, err := q.ExecContext(ctx, `UPDATE orders SET status = ?, updated_at = ? WHERE id = ?`, o.Status, o.UpdatedAt, o.ID); err != nil {
 		return err
@@ -525,7 +518,7 @@ func setStatus(ctx context.Context, q Querier, o *Order) error {
 // queueStatus makes sure a status message for the order is ready: one
 // ready message per order, whatever the number of changes before the
 // export.
-func queueStatus(ctx context.Context, q Querier, o *Order) error {
+func queueStatus(ctx context.Context, q db.Querier, o *Order) error {
 	now := db.Now()
 	_, err := q.ExecContext(ctx, `INSERT INTO order_messages(stream, partner, order_id, event_type, status, created_at, updated_at)
 VALUES ('status', ?, ?, ?, 'ready', ?, ?)

@@ -12,9 +12,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/posbridge/posbridge/internal/config"
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/imports"
+	"github.com/posbridge/posbridge/internal/partner"
 )
 
 func TestParseTime(t *testing.T) {
@@ -88,8 +88,8 @@ func TestReserveCancelComplete(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "o.json")
 	os.WriteFile(path, []byte(`{"ONLINEREFERENCENO": "W1", "CreatedAt": "2026-03-01 10:00:00",
 	  "orderItems": [{"rowNo": 1, "itemReferenceCode": "111", "quantity": 7}]}`), 0o644)
-	p := config.Partner{Profile: config.ProfileStorePOS, SKUCode: config.SKUCodeUPC, Warehouse: "S01"}
-	res, st, err := Import(ctx, d, "shop", p, path, imports.Options{})
+	p := partner.Profile{Name: "shop", Kind: partner.StorePOS, SKUCode: partner.SKUCodeUPC, Warehouse: "S01"}
+	res, st, err := Import(ctx, d, p, path, imports.Options{})
 	if err != nil || res.Applied != 1 || st.Added != 1 || st.Short != 1 {
 		t.Fatalf("import: %+v %+v %v", res, st, err)
 	}
@@ -247,12 +247,12 @@ func TestCustomerLimits(t *testing.T) {
 func TestShortStock(t *testing.T) {
 	ctx := context.Background()
 	d := seed(t)
-	p := config.Partner{Profile: config.ProfileStorePOS, SKUCode: config.SKUCodeUPC, Warehouse: "S01"}
+	p := partner.Profile{Name: "shop", Kind: partner.StorePOS, SKUCode: partner.SKUCodeUPC, Warehouse: "S01"}
 	imp := func(body string, o imports.Options) *imports.Result {
 		t.Helper()
 		path := filepath.Join(t.TempDir(), "o.json")
 		os.WriteFile(path, []byte(body), 0o644)
-		res, _, err := Import(ctx, d, "shop", p, path, o)
+		res, _, err := Import(ctx, d, p, path, o)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -313,8 +313,8 @@ func TestReserveRange(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "o.json")
 	os.WriteFile(path, []byte(`{"onlineReferenceNo": "W1", "createdAt": "2026-03-01 10:00:00", "orderItems": [{"rowNo": 1, "itemReferenceCode": "111", "quantity": 2}]}`), 0o644)
-	p := config.Partner{Profile: config.ProfileStorePOS, SKUCode: config.SKUCodeUPC, Warehouse: "S01"}
-	res, _, err := Import(ctx, d, "shop", p, path, imports.Options{})
+	p := partner.Profile{Name: "shop", Kind: partner.StorePOS, SKUCode: partner.SKUCodeUPC, Warehouse: "S01"}
+	res, _, err := Import(ctx, d, p, path, imports.Options{})
 	if err != nil || res.Rejected != 1 {
 		t.Fatalf("import: %+v %v, want 1 rejected", res, err)
 	}

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/posbridge/posbridge/internal/config"
 	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/partner"
 )
 
 // documentedTime is the time shape of the sales posting page's sample
@@ -74,7 +74,7 @@ WHERE m.stream = 'events' AND `
 
 // eachEvent calls fn for the events that match cond, in id order, until
 // fn returns false or an error.
-func eachEvent(ctx context.Context, q Querier, fn func(eventRow) (bool, error), cond string, args ...any) error {
+func eachEvent(ctx context.Context, q db.Querier, fn func(eventRow) (bool, error), cond string, args ...any) error {
 	rows, err := q.QueryContext(ctx, eventQuery+cond+` ORDER BY m.id`, args...)
 	if err != nil {
 		return err
@@ -106,7 +106,7 @@ func eachEvent(ctx context.Context, q Querier, fn func(eventRow) (bool, error), 
 // It fails, naming the fields as the page does, when a field the page
 // marks mandatory would be empty or a line number leaves no room in
 // omsSubOrderItemId.
-func render(r eventRow, p config.Partner) (Event, error) {
+func render(r eventRow, p partner.Profile) (Event, error) {
 	if r.bad != nil {
 		return Event{}, r.bad
 	}
@@ -196,7 +196,7 @@ func postingTime(s, timeFormat string) (string, error) {
 	if err != nil {
 		return s, fmt.Errorf("%q is not a stored time", s)
 	}
-	if timeFormat == config.TimeISO8601 {
+	if timeFormat == partner.TimeISO8601 {
 		return t.Format(db.TimeLayout), nil
 	}
 	return t.Format(documentedTime), nil
@@ -232,10 +232,10 @@ func (a EventAddress) missing(prefix string) []string {
 	return out
 }
 
-// readyEvents renders the ready events of partner in id order until limit
+// readyEvents renders the ready events of partner p in id order until limit
 // of them render (0: all): it returns the ids of those, and the events
 // that do not render.
-func readyEvents(ctx context.Context, q Querier, partner string, p config.Partner, limit int) ([]int64, []Held, error) {
+func readyEvents(ctx context.Context, q db.Querier, p partner.Profile, limit int) ([]int64, []Held, error) {
 	var ids []int64
 	var held []Held
 	// A receiver applies an order's events in their order: after a held
@@ -255,22 +255,22 @@ func readyEvents(ctx context.Context, q Querier, partner string, p config.Partne
 		}
 		ids = append(ids, r.id)
 		return limit <= 0 || len(ids) < limit, nil
-	}, `m.partner = ? AND m.status = 'ready'`, partner)
+	}, `m.partner = ? AND m.status = 'ready'`, p.Name)
 	return ids, held, err
 }
 
-// ReadyEvents counts the ready events of partner that can go out, and
+// ReadyEvents counts the ready events of partner p that can go out, and
 // returns those that cannot (Held).
-func ReadyEvents(ctx context.Context, q Querier, partner string, p config.Partner) (int64, []Held, error) {
-	ids, held, err := readyEvents(ctx, q, partner, p, 0)
+func ReadyEvents(ctx context.Context, q db.Querier, p partner.Profile) (int64, []Held, error) {
+	ids, held, err := readyEvents(ctx, q, p, 0)
 	return int64(len(ids)), held, err
 }
 
 // ClaimEvents takes the ready events of partner p that can go out into
 // export file fileID, in id order; limit 0 means all. The others stay
 // ready and are returned (Held). It returns how many it took.
-func ClaimEvents(ctx context.Context, q Querier, partner string, p config.Partner, fileID, runID int64, limit int) (int64, []Held, error) {
-	ids, held, err := readyEvents(ctx, q, partner, p, limit)
+func ClaimEvents(ctx context.Context, q db.Querier, p partner.Profile, fileID, runID int64, limit int) (int64, []Held, error) {
+	ids, held, err := readyEvents(ctx, q, p, limit)
 	if err != nil {
 		return 0, held, err
 	}
@@ -279,7 +279,7 @@ func ClaimEvents(ctx context.Context, q Querier, partner string, p config.Partne
 }
 
 // claimIDs takes the ready messages ids into export file fileID.
-func claimIDs(ctx context.Context, q Querier, ids []int64, fileID, runID int64) (int64, error) {
+func claimIDs(ctx context.Context, q db.Querier, ids []int64, fileID, runID int64) (int64, error) {
 	if len(ids) == 0 {
 		return 0, nil
 	}
@@ -302,7 +302,7 @@ type Check func(payload []byte) *Held
 
 // readyChecked lists the ready messages of stream for partner whose
 // payload passes check, in id order (limit 0: all), and holds the others.
-func readyChecked(ctx context.Context, q Querier, stream, partner string, limit int, check Check) ([]int64, []Held, error) {
+func readyChecked(ctx context.Context, q db.Querier, stream, partner string, limit int, check Check) ([]int64, []Held, error) {
 	rows, err := q.QueryContext(ctx, `SELECT id, payload FROM order_messages WHERE stream = ? AND partner = ? AND status = 'ready' ORDER BY id`,
 		stream, partner)
 	if err != nil {
@@ -329,7 +329,7 @@ func readyChecked(ctx context.Context, q Querier, stream, partner string, limit 
 
 // ReadyChecked counts the ready messages of stream for partner that pass
 // check, and returns those that do not (Held).
-func ReadyChecked(ctx context.Context, q Querier, stream, partner string, check Check) (int64, []Held, error) {
+func ReadyChecked(ctx context.Context, q db.Querier, stream, partner string, check Check) (int64, []Held, error) {
 	ids, held, err := readyChecked(ctx, q, stream, partner, 0, check)
 	return int64(len(ids)), held, err
 }
@@ -337,7 +337,7 @@ func ReadyChecked(ctx context.Context, q Querier, stream, partner string, check 
 // ClaimChecked takes the ready messages of stream for partner that pass
 // check into export file fileID, in id order; limit 0 means all. The
 // others stay ready and are returned (Held).
-func ClaimChecked(ctx context.Context, q Querier, stream, partner string, fileID, runID int64, limit int, check Check) (int64, []Held, error) {
+func ClaimChecked(ctx context.Context, q db.Querier, stream, partner string, fileID, runID int64, limit int, check Check) (int64, []Held, error) {
 	ids, held, err := readyChecked(ctx, q, stream, partner, limit, check)
 	if err != nil {
 		return 0, held, err
@@ -350,7 +350,7 @@ func ClaimChecked(ctx context.Context, q Querier, stream, partner string, fileID
 // posting, one JSON object a line, in id order. An event that no longer
 // renders (its customer changed since the claim) fails the file, whose
 // events are then ready again.
-func EventMessages(ctx context.Context, q Querier, fileID int64, p config.Partner, emit func(line []byte) error) error {
+func EventMessages(ctx context.Context, q db.Querier, fileID int64, p partner.Profile, emit func(line []byte) error) error {
 	return eachEvent(ctx, q, func(r eventRow) (bool, error) {
 		e, err := render(r, p)
 		if err != nil {

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/posbridge/posbridge/internal/config"
 	"github.com/posbridge/posbridge/internal/imports"
+	"github.com/posbridge/posbridge/internal/partner"
 )
 
 // postingRow is an event row whose every mandatory field is set.
@@ -26,15 +26,15 @@ func postingRow() eventRow {
 
 func TestRenderTypesAndTimes(t *testing.T) {
 	for _, tc := range []struct {
-		p    config.Partner
+		p    partner.Profile
 		want []string
 	}{
-		{config.Partner{}, []string{`"messageId":786651,`, `"omsSubOrderId":128876,`, `"omsSubOrderItemId":128876000002,`,
+		{partner.Profile{}, []string{`"messageId":786651,`, `"omsSubOrderId":128876,`, `"omsSubOrderItemId":128876000002,`,
 			`"eventTime":"23-08-2023T12:09:18"`, `"createdAt":"23-08-2023T12:07:18"`, `"orderTime":"23-08-2023T12:06:18"`,
 			`"channelType":"ERP"`, `"isPriority":false`, `"sellingPricePerUnit":1200.00`}},
-		{config.Partner{TimeFormat: config.TimeDocumented, ChannelType: "MARKETPLACE"}, []string{`"orderTime":"23-08-2023T12:06:18"`,
+		{partner.Profile{TimeFormat: partner.TimeDocumented, ChannelType: "MARKETPLACE"}, []string{`"orderTime":"23-08-2023T12:06:18"`,
 			`"channelType":"MARKETPLACE"`}},
-		{config.Partner{TimeFormat: config.TimeISO8601}, []string{`"eventTime":"2023-08-23T12:09:18Z"`, `"orderTime":"2023-08-23T12:06:18Z"`}},
+		{partner.Profile{TimeFormat: partner.TimeISO8601}, []string{`"eventTime":"2023-08-23T12:09:18Z"`, `"orderTime":"2023-08-23T12:06:18Z"`}},
 	} {
 		e, err := render(postingRow(), tc.p)
 		if err != nil {
@@ -56,7 +56,7 @@ func TestRenderAddresses(t *testing.T) {
 	r.customer = EventAddress{Name: "Abhinav Singh", Email: "a@example.com"}
 	r.data.Customer = EventAddress{Name: "A. Singh", Phone: "9800000078"}
 	r.data.Ship = EventAddress{Name: "Office", Line1: "MG Road 1", City: "Bangalore", State: "KARNATAKA", Zip: "560001", Country: "IN"}
-	e, err := render(r, config.Partner{})
+	e, err := render(r, partner.Profile{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func TestRenderAddresses(t *testing.T) {
 	// The flat of one address never joins the street of another.
 	r = postingRow()
 	r.data.Ship.Line1, r.data.Ship.Line2 = "MG Road 1", ""
-	if e, _ := render(r, config.Partner{}); e.ShippingAddress.Line2 != "" || e.BillingAddress.Line2 != "South vihar colony" {
+	if e, _ := render(r, partner.Profile{}); e.ShippingAddress.Line2 != "" || e.BillingAddress.Line2 != "South vihar colony" {
 		t.Errorf("line2: shipping %q, billing %q", e.ShippingAddress.Line2, e.BillingAddress.Line2)
 	}
 }
@@ -98,7 +98,7 @@ func TestRenderRefusesEmptyMandatory(t *testing.T) {
 	} {
 		r := postingRow()
 		tc.change(&r)
-		if _, err := render(r, config.Partner{}); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := render(r, partner.Profile{}); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
 		}
 	}
@@ -120,7 +120,7 @@ func TestRenderPayloadOfBefore(t *testing.T) {
 	if err := json.Unmarshal([]byte(old), &r.data); err != nil {
 		t.Fatal(err)
 	}
-	e, err := render(r, config.Partner{})
+	e, err := render(r, partner.Profile{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,8 +144,8 @@ func TestClaimEventsHolds(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "o.json")
 	os.WriteFile(path, []byte("["+order("W1", "Boulder")+","+order("W2", "")+","+order("W3", "Boulder")+"]"), 0o644)
-	p := config.Partner{Profile: config.ProfileStorePOS, SKUCode: config.SKUCodeUPC, Location: "101", Warehouse: "S01"}
-	if res, _, err := Import(ctx, d, "shop", p, path, imports.Options{}); err != nil || res.Applied != 3 {
+	p := partner.Profile{Name: "shop", Kind: partner.StorePOS, SKUCode: partner.SKUCodeUPC, Location: "101", Warehouse: "S01"}
+	if res, _, err := Import(ctx, d, p, path, imports.Options{}); err != nil || res.Applied != 3 {
 		t.Fatalf("import: %+v %v", res, err)
 	}
 	if _, err := d.ExecContext(ctx, `UPDATE order_messages SET payload = '{"eventType":' WHERE stream = 'events'
@@ -156,7 +156,7 @@ func TestClaimEventsHolds(t *testing.T) {
 	if _, err := Cancel(ctx, d, "SO0000003", 0, 0); err != nil {
 		t.Fatal(err)
 	}
-	n, held, err := ClaimEvents(ctx, d, "shop", p, 99, 0, 0)
+	n, held, err := ClaimEvents(ctx, d, p, 99, 0, 0)
 	if err != nil || n != 1 || len(held) != 3 {
 		t.Fatalf("ClaimEvents: %d %+v %v; want 1 claimed, 3 held", n, held, err)
 	}

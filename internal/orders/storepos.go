@@ -16,7 +16,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/posbridge/posbridge/internal/config"
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/format"
 	"github.com/posbridge/posbridge/internal/imports"
@@ -28,7 +27,7 @@ import (
 // Kind is the file ledger kind of order files.
 const Kind = "orders"
 
-// The fields of GoFrugal's "Create a sales order" (PARTNERS.md B), spelled
+// The fields of GoFrugal's "Create a sales order" (docs/partners.md, store-pos), spelled
 // as its pages spell them and in the order its "Retrieve a sales order"
 // response writes them. An order is read by these names in any letter
 // case, kept by them as the partner wrote the values, and written back by
@@ -363,38 +362,37 @@ type Stats struct {
 	Added, Updated, Unchanged, Short int64
 }
 
-// Upload is the order upload of partner name, for imports.Run; stats
+// Upload is the order upload of partner p, for imports.Run; stats
 // collects what became of the orders.
-func Upload(name string, p config.Partner, stats *Stats) imports.Upload {
-	return imports.Upload{Kind: Kind, What: "orders", Partner: name, Open: func(f *os.File, path string, o *imports.Options) ([]string, func(*imports.Session) error, error) {
+func Upload(p partner.Profile, stats *Stats) imports.Upload {
+	return imports.Upload{Kind: Kind, What: "orders", Partner: p.Name, Open: func(f *os.File, path string, o *imports.Options) ([]string, func(*imports.Session) error, error) {
 		return rejectHeader, func(s *imports.Session) error {
-			im := &importer{s: s, path: path, partner: name, p: p, stats: stats, st: &stock{ctx: s.Ctx, q: s.Conn, allowNegative: s.Opts.AllowNegative},
+			im := &importer{s: s, path: path, p: p, stats: stats, st: &stock{ctx: s.Ctx, q: s.Conn, allowNegative: s.Opts.AllowNegative},
 				loaded: map[string]bool{}}
 			return im.run(f)
 		}, nil
 	}}
 }
 
-// Import applies an order file of partner name.
-func Import(ctx context.Context, d *db.DB, name string, p config.Partner, path string, o imports.Options) (*imports.Result, Stats, error) {
+// Import applies an order file of partner p.
+func Import(ctx context.Context, d *db.DB, p partner.Profile, path string, o imports.Options) (*imports.Result, Stats, error) {
 	var st Stats
-	res, err := imports.Run(ctx, d, Upload(name, p, &st), path, o)
+	res, err := imports.Run(ctx, d, Upload(p, &st), path, o)
 	return res, st, err
 }
 
 type importer struct {
-	s       *imports.Session
-	path    string
-	partner string
-	p       config.Partner
-	stats   *Stats
-	st      *stock
+	s     *imports.Session
+	path  string
+	p     partner.Profile
+	stats *Stats
+	st    *stock
 	// loaded caches whether a warehouse that a locationId maps to is loaded.
 	loaded map[string]bool
 }
 
 func (im *importer) run(f io.Reader) error {
-	return partner.EachRecord(im.s, im.partner, im.p, "orders reserve stock there", "orders", f, im.order)
+	return partner.EachRecord(im.s, im.p, "orders reserve stock there", "orders", f, im.order)
 }
 
 // rejectError is why an order is rejected; row is the rowNo of the line
@@ -601,14 +599,14 @@ func (im *importer) check(so salesOrder) (*parsed, error) {
 }
 
 // place finds our warehouse for the order's locationId
-// (config.Partner.WarehouseFor): the partner's warehouse without one, a
+// (partner.Profile.WarehouseFor): the partner's warehouse without one, a
 // mapped warehouse that is loaded, else the order is rejected.
 func (im *importer) place(pr *parsed) error {
 	pr.locationID = pr.head.str("locationId")
 	w, ok := im.p.WarehouseFor(pr.locationID)
 	if !ok {
 		return fieldErr("locationId", "locationId %s is not a location of partner %s: map it to one of our warehouses in partners.%s.locations",
-			pr.head["locationId"], im.partner, im.partner)
+			pr.head["locationId"], im.p.Name, im.p.Name)
 	}
 	pr.warehouse, pr.location = w, pr.locationID
 	if pr.location == "" {
@@ -622,7 +620,7 @@ func (im *importer) place(pr *parsed) error {
 		im.loaded[w] = loaded
 	}
 	if !loaded {
-		return fieldErr("locationId", "locationId %s is our warehouse %s (partners.%s.locations), which is not loaded", pr.head["locationId"], w, im.partner)
+		return fieldErr("locationId", "locationId %s is our warehouse %s (partners.%s.locations), which is not loaded", pr.head["locationId"], w, im.p.Name)
 	}
 	return nil
 }
@@ -699,14 +697,14 @@ func (im *importer) resolve(ref, itemID string) (item, sku string, err error) {
 		return "", "", fieldErr("itemReferenceCode", "itemReferenceCode (or, for an item without SKUs, itemId) is required")
 	case ref == "":
 		// itemId alone: our item without SKUs.
-		p, code, field = config.Partner{SKUCode: config.SKUCodeItem}, itemID, "itemId"
-	case p.SKUCode == config.SKUCodeItem:
+		p, code, field = partner.Profile{SKUCode: partner.SKUCodeItem}, itemID, "itemId"
+	case p.SKUCode == partner.SKUCodeItem:
 		if itemID == "" {
-			return "", "", fieldErr("itemId", "itemId is required with itemReferenceCode %q (partners.%s.sku_code is item: itemId is our item, itemReferenceCode our SKU)", ref, im.partner)
+			return "", "", fieldErr("itemId", "itemId is required with itemReferenceCode %q (partners.%s.sku_code is item: itemId is our item, itemReferenceCode our SKU)", ref, im.p.Name)
 		}
 		code = itemID + "/" + ref
 	}
-	item, sku, err = partner.Resolve(s.Ctx, s.Conn, im.partner, p, code)
+	item, sku, err = partner.Resolve(s.Ctx, s.Conn, p, code)
 	var ce *partner.CodeError
 	switch {
 	case !errors.As(err, &ce):
@@ -738,7 +736,7 @@ func (im *importer) apply(pr *parsed) (err error) {
 	var id int64
 	var sha, status string
 	err = s.Conn.QueryRowContext(s.Ctx, `SELECT id, content_sha, status FROM orders WHERE partner = ? AND external_key = ?`,
-		im.partner, pr.key).Scan(&id, &sha, &status)
+		im.p.Name, pr.key).Scan(&id, &sha, &status)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		err = im.add(pr)
@@ -763,16 +761,14 @@ func (im *importer) add(pr *parsed) error {
 	if err != nil {
 		return err
 	}
-	var seq int64
-	err = s.Conn.QueryRowContext(s.Ctx, `INSERT INTO sequences(kind, last) VALUES ('orders', 1)
-ON CONFLICT(kind) DO UPDATE SET last = last + 1 RETURNING last`).Scan(&seq)
+	seq, err := db.NextSequence(s.Ctx, s.Conn, "orders")
 	if err != nil {
 		return err
 	}
 	now := db.Now()
 	res, err := s.Conn.ExecContext(s.Ctx, `INSERT INTO orders(order_code, partner, external_key, warehouse, status, content_sha, file_id,
   order_time, created_at, updated_at) VALUES (?, ?, ?, ?, 'open', '', ?, '', ?, ?)`,
-		fmt.Sprintf("SO%07d", seq), im.partner, pr.key, pr.warehouse, s.FileID, now, now)
+		fmt.Sprintf("SO%07d", seq), im.p.Name, pr.key, pr.warehouse, s.FileID, now, now)
 	if err != nil {
 		return err
 	}
@@ -810,7 +806,7 @@ func (im *importer) header(pr *parsed, id int64, customer string) error {
 	h := pr.head
 	channel := h.str("Channel")
 	if channel == "" {
-		channel = im.partner
+		channel = im.p.Name
 	}
 	_, err := im.s.Conn.ExecContext(im.s.Ctx, `UPDATE orders SET channel = ?, warehouse = ?, location_code = ?, location_id = ?,
   customer = ?, payment_method = ?, order_time = ?, customer_name = ?, customer_mobile = ?, customer_email = ?, ship_name = ?,
@@ -964,9 +960,8 @@ ORDER BY customer LIMIT 1`, mobile).Scan(&c)
 	first, last := splitName(h.str("customerName"))
 	now := db.Now()
 	for {
-		var n int64
-		if err := s.Conn.QueryRowContext(s.Ctx, `INSERT INTO sequences(kind, last) VALUES ('online_customers', 1)
-ON CONFLICT(kind) DO UPDATE SET last = last + 1 RETURNING last`).Scan(&n); err != nil {
+		n, err := db.NextSequence(s.Ctx, s.Conn, "online_customers")
+		if err != nil {
 			return "", err
 		}
 		c = fmt.Sprintf("W%07d", n)

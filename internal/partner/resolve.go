@@ -2,13 +2,11 @@ package partner
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
 
-	"github.com/posbridge/posbridge/internal/config"
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/imports"
 )
@@ -29,31 +27,26 @@ func (e *CodeError) Error() string {
 	return fmt.Sprintf("unknown SKU code %q: %s", e.Code, e.Reason)
 }
 
-// Queryer runs queries: a connection or transaction.
-type Queryer interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-}
-
-// Resolve finds our live item and SKU that partner name (p) calls code,
-// by its sku_code: the cross reference (xref, the default), the UPC (upc),
+// Resolve finds our live item and SKU that partner p calls code, by its
+// sku_code: the cross reference (xref, the default), the UPC (upc),
 // or our codes written ITEM/SKU, or ITEM for an item without SKUs (item);
 // the way the partner exports name SKUs. A code that names no SKU or
 // several is a *CodeError.
-func Resolve(ctx context.Context, q Queryer, name string, p config.Partner, code string) (item, sku string, err error) {
+func Resolve(ctx context.Context, q db.Querier, p Profile, code string) (item, sku string, err error) {
 	var query, reason string
 	var args []any
 	switch p.SKUCode {
-	case config.SKUCodeUPC:
+	case SKUCodeUPC:
 		query, reason, args = `SELECT item, sku FROM skus WHERE upc = ? AND upc <> '' AND deleted_at IS NULL LIMIT 2`,
 			"no SKU has that UPC", []any{code}
-	case config.SKUCodeItem:
+	case SKUCodeItem:
 		it, sk, _ := strings.Cut(code, "/")
 		query, reason, args = `SELECT item, sku FROM skus WHERE item = ? AND sku = ? AND deleted_at IS NULL`,
 			fmt.Sprintf("no item/SKU %s/%s", it, sk), []any{it, sk}
 	default:
 		query = `SELECT x.item, x.sku FROM sku_xref x JOIN skus s ON s.item = x.item AND s.sku = x.sku AND s.deleted_at IS NULL
 WHERE x.partner = ? AND x.external_code = ?`
-		reason, args = fmt.Sprintf("not in the cross reference of partner %s (xref load)", name), []any{name, code}
+		reason, args = fmt.Sprintf("not in the cross reference of partner %s (xref load)", p.Name), []any{p.Name, code}
 	}
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
@@ -79,21 +72,19 @@ WHERE x.partner = ? AND x.external_code = ?`
 	return "", "", &CodeError{Code: code, Ambiguous: true}
 }
 
-// WarehouseProblem says what is wrong with the warehouse of partner name
-// (p): not set, or not loaded; "" when it is fine. use says what the
+// WarehouseProblem says what is wrong with the warehouse of partner p:
+// not set, or not loaded; "" when it is fine. use says what the
 // warehouse is for. The error is the database's.
-func WarehouseProblem(ctx context.Context, q interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}, name string, p config.Partner, use string) (string, error) {
+func WarehouseProblem(ctx context.Context, q db.Querier, p Profile, use string) (string, error) {
 	if p.Warehouse == "" {
-		return fmt.Sprintf("partners.%s.warehouse is not set: %s", name, use), nil
+		return fmt.Sprintf("partners.%s.warehouse is not set: %s", p.Name, use), nil
 	}
 	var ok bool
 	if err := q.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM warehouses WHERE warehouse = ?)`, p.Warehouse).Scan(&ok); err != nil {
 		return "", db.Classify(err)
 	}
 	if !ok {
-		return fmt.Sprintf("warehouse %s of partners.%s is not loaded", p.Warehouse, name), nil
+		return fmt.Sprintf("warehouse %s of partners.%s is not loaded", p.Warehouse, p.Name), nil
 	}
 	return "", nil
 }
@@ -103,9 +94,9 @@ func WarehouseProblem(ctx context.Context, q interface {
 // gets each object of the file (imports.EachJSON: an object, an array or
 // NDJSON) until it fails or the run is interrupted. A missing or unloaded
 // warehouse fails the file (imports.ErrFile).
-func EachRecord(s *imports.Session, name string, p config.Partner, use, what string, f io.Reader,
+func EachRecord(s *imports.Session, p Profile, use, what string, f io.Reader,
 	fn func(n, line int, raw json.RawMessage) error) error {
-	problem, err := WarehouseProblem(s.Ctx, s.Conn, name, p, use)
+	problem, err := WarehouseProblem(s.Ctx, s.Conn, p, use)
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,6 @@ import (
 	"strings"
 
 	"github.com/posbridge/posbridge/internal/catalog"
-	"github.com/posbridge/posbridge/internal/config"
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/format"
 	"github.com/posbridge/posbridge/internal/fsx"
@@ -485,7 +484,7 @@ func listingRow(ctx context.Context, conn *sql.Conn, n, line int, raw json.RawMe
 		}
 		return x, nil
 	}
-	item, sku, err := Resolve(ctx, conn, "", config.Partner{SKUCode: config.SKUCodeUPC}, x.m.Barcode)
+	item, sku, err := Resolve(ctx, conn, Profile{SKUCode: SKUCodeUPC}, x.m.Barcode)
 	var ce *CodeError
 	switch {
 	case errors.As(err, &ce) && ce.Ambiguous:

@@ -54,7 +54,7 @@ func FuzzReturns(f *testing.F) {
 		}
 		before := state()
 		opts := imports.Options{MaxFieldLength: 1000}
-		res, first, err := Import(ctx, d, "increff", oms, path, opts)
+		res, first, err := Import(ctx, d, oms, path, opts)
 		if err != nil && !errors.Is(err, imports.ErrFile) && !errors.Is(err, fsx.ErrEncoding) {
 			t.Fatalf("import failed, not as a file: %v", err)
 		}
@@ -78,7 +78,7 @@ func FuzzReturns(f *testing.F) {
 		}
 		after := state()
 		opts.Force = true
-		_, st, err := Import(ctx, d, "increff", oms, path, opts)
+		_, st, err := Import(ctx, d, oms, path, opts)
 		if err != nil {
 			t.Fatalf("the same file again: %v", err)
 		}

@@ -109,7 +109,7 @@ func scanReturn(s interface{ Scan(...any) error }) (Return, error) {
 }
 
 // load reads a return and its items by id.
-func load(ctx context.Context, q orders.Querier, id int64) (Return, error) {
+func load(ctx context.Context, q db.Querier, id int64) (Return, error) {
 	r, err := scanReturn(q.QueryRowContext(ctx, `SELECT `+returnCols+` FROM returns r WHERE r.id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, ErrNotFound
@@ -136,7 +136,7 @@ func load(ctx context.Context, q orders.Querier, id int64) (Return, error) {
 }
 
 // find resolves a return code (returnOrderCode), of partner when given.
-func find(ctx context.Context, q orders.Querier, partner, code string) (int64, error) {
+func find(ctx context.Context, q db.Querier, partner, code string) (int64, error) {
 	rows, err := q.QueryContext(ctx, `SELECT id, partner FROM returns WHERE return_code = ? AND (? = '' OR partner = ?) ORDER BY id LIMIT 2`,
 		code, partner, partner)
 	if err != nil {
@@ -311,7 +311,7 @@ WHERE return_id = ? AND item_code = ?`, it.QCStatus, it.QCReason, now, it.Locati
 // location is where a passed item goes: the one asked for, else the stock
 // row of its SKU in the warehouse with the most on hand (first by name on
 // a tie), else no location.
-func location(ctx context.Context, q orders.Querier, it Item, warehouse, want string) (string, error) {
+func location(ctx context.Context, q db.Querier, it Item, warehouse, want string) (string, error) {
 	if want != "" {
 		return want, nil
 	}
@@ -327,7 +327,7 @@ ORDER BY on_hand DESC, location LIMIT 1`, it.Item, it.SKU, warehouse).Scan(&loc)
 // setStatus brings a return's status in line with its items: the status
 // follows the live (not cancelled) items; with none left the return is
 // cancelled, from the first time it was found so.
-func setStatus(ctx context.Context, q orders.Querier, id int64) error {
+func setStatus(ctx context.Context, q db.Querier, id int64) error {
 	_, err := q.ExecContext(ctx, `UPDATE returns SET updated_at = ?2,
   status = coalesce((SELECT CASE WHEN count(*) = 0 THEN NULL WHEN sum(received) = 0 THEN 'expected'
     WHEN sum(received) = count(*) THEN 'closed' ELSE 'received' END FROM return_items WHERE return_id = ?1 AND cancelled_at IS NULL), status),
@@ -394,7 +394,7 @@ type UpdateItem struct {
 // queueUpdate puts the result of item into the return's ready update (a
 // new one when none is ready: the last one went out or is being written)
 // and rewrites that update's payload. It returns the update's id.
-func queueUpdate(ctx context.Context, q orders.Querier, id int64, item string) (int64, error) {
+func queueUpdate(ctx context.Context, q db.Querier, id int64, item string) (int64, error) {
 	var msg int64
 	err := q.QueryRowContext(ctx, `SELECT id FROM order_messages WHERE stream = ? AND return_id = ? AND status = 'ready'
 ORDER BY id DESC LIMIT 1`, orders.StreamReturns, id).Scan(&msg)
@@ -414,7 +414,7 @@ SELECT ?, partner, id, ?, 'ready', ?, ? FROM returns WHERE id = ? RETURNING id`,
 
 // refreshUpdates rewrites the payload of the return's ready updates: a
 // changed re-send of the return before they went out goes out in them.
-func refreshUpdates(ctx context.Context, q orders.Querier, id int64) error {
+func refreshUpdates(ctx context.Context, q db.Querier, id int64) error {
 	rows, err := q.QueryContext(ctx, `SELECT id FROM order_messages WHERE stream = ? AND return_id = ? AND status = 'ready'`,
 		orders.StreamReturns, id)
 	if err != nil {
@@ -443,7 +443,7 @@ func refreshUpdates(ctx context.Context, q orders.Querier, id int64) error {
 
 // writeUpdate writes the payload of update msg: the return as it is now
 // and the items whose results it carries.
-func writeUpdate(ctx context.Context, q orders.Querier, id, msg int64) error {
+func writeUpdate(ctx context.Context, q db.Querier, id, msg int64) error {
 	r, err := load(ctx, q, id)
 	if err != nil {
 		return err

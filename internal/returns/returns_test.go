@@ -12,15 +12,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/posbridge/posbridge/internal/config"
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/imports"
 	"github.com/posbridge/posbridge/internal/orders"
+	"github.com/posbridge/posbridge/internal/partner"
 )
 
 // oms is an external OMS partner naming SKUs by UPC; its returns go to
 // warehouse RET.
-var oms = config.Partner{Profile: config.ProfileExternalOMS, SKUCode: config.SKUCodeUPC, Location: "WH-RET", Warehouse: "RET"}
+var oms = partner.Profile{Name: "oms", Kind: partner.ExternalOMS, SKUCode: partner.SKUCodeUPC, Location: "WH-RET", Warehouse: "RET"}
 
 // template is a seeded database that seed copies: migrating a new
 // database for every test takes a third of a second under -race.
@@ -169,7 +169,7 @@ func TestImportForms(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			d := seed(t)
-			res, st, err := Import(ctx, d, "oms", oms, write(t, "r.json", c.file), imports.Options{})
+			res, st, err := Import(ctx, d, oms, write(t, "r.json", c.file), imports.Options{})
 			if err != nil || res.Read != 2 || res.Applied != 2 || res.Rejected != 0 || st != (Stats{Added: 2}) {
 				t.Fatalf("import: %+v %+v %v", res, st, err)
 			}
@@ -207,15 +207,15 @@ func TestImportResend(t *testing.T) {
  {"returnItemCode":"RI-1","channelSkuCode":"222","reason":"wrong colour"},
  {"returnItemCode":"RI-2","channelSkuCode":"222"},
  {"returnItemCode":"RI-3","channelSkuCode":"222"}]}`
-	if res, st, err := Import(ctx, d, "oms", oms, write(t, "r.json", first), o); err != nil || res.Applied != 1 || st.Added != 1 {
+	if res, st, err := Import(ctx, d, oms, write(t, "r.json", first), o); err != nil || res.Applied != 1 || st.Added != 1 {
 		t.Fatalf("first import: %+v %+v %v", res, st, err)
 	}
 
-	res, st, err := Import(ctx, d, "oms", oms, write(t, "again.json", first), o)
+	res, st, err := Import(ctx, d, oms, write(t, "again.json", first), o)
 	if err != nil || res.SameAs == "" || res.Read != 0 || st != (Stats{}) {
 		t.Errorf("same bytes again: %+v %+v %v; want skipped as the same file", res, st, err)
 	}
-	res, st, err = Import(ctx, d, "oms", oms, write(t, "spaced.json", strings.ReplaceAll(first, `":"`, `": "`)), o)
+	res, st, err = Import(ctx, d, oms, write(t, "spaced.json", strings.ReplaceAll(first, `":"`, `": "`)), o)
 	if err != nil || res.SameAs != "" || res.Applied != 1 || st != (Stats{Unchanged: 1}) {
 		t.Errorf("same content in other bytes: %+v %+v %v; want 1 unchanged", res, st, err)
 	}
@@ -239,7 +239,7 @@ func TestImportResend(t *testing.T) {
  {"returnItemCode":"RI-2","channelSkuCode":"111","quantity":4},
  {"returnItemCode":"RI-4","channelSkuCode":"222","reason":"new"}]}`
 	warned = nil
-	res, st, err = Import(ctx, d, "oms", oms, write(t, "changed.json", changed), o)
+	res, st, err = Import(ctx, d, oms, write(t, "changed.json", changed), o)
 	if err != nil || res.Applied != 1 || st != (Stats{Updated: 1}) {
 		t.Fatalf("changed re-send: %+v %+v %v; want 1 updated", res, st, err)
 	}
@@ -262,7 +262,7 @@ func TestImportResend(t *testing.T) {
 		t.Errorf("ready update after the re-send: %s", payload)
 	}
 	// The changed content re-sent in other bytes is unchanged.
-	res, st, err = Import(ctx, d, "oms", oms, write(t, "changed2.json", "["+changed+"]"), o)
+	res, st, err = Import(ctx, d, oms, write(t, "changed2.json", "["+changed+"]"), o)
 	if err != nil || res.Applied != 1 || st != (Stats{Unchanged: 1}) {
 		t.Errorf("changed content again: %+v %+v %v; want 1 unchanged", res, st, err)
 	}
@@ -277,7 +277,7 @@ func TestImportRejects(t *testing.T) {
    "orderItems": [{"returnItemCode": "RI-1", "channelSkuCode": "111"}, {"returnItemCode": "RI-2", "channelSkuCode": "999"}]},
   {"returnOrderCode": "RET-9", "orderType": "CUSTOMER_RETURN", "orderItems": [{"returnItemCode": "RI-1", "channelSkuCode": "222"}]}
 ]`
-	res, st, err := Import(ctx, d, "oms", oms, write(t, "bad-sku.json", file), imports.Options{})
+	res, st, err := Import(ctx, d, oms, write(t, "bad-sku.json", file), imports.Options{})
 	if err != nil || res.Read != 2 || res.Applied != 1 || res.Rejected != 1 || st != (Stats{Added: 1}) {
 		t.Fatalf("import: %+v %+v %v", res, st, err)
 	}
@@ -333,7 +333,7 @@ func TestImportRejectReasons(t *testing.T) {
 		lines = append(lines, c.ret)
 	}
 	file := "[\n" + strings.Join(lines, ",\n") + ",\n" + `{"returnOrderCode":"OK","orderType":"SELF_SHIP",` + item + "}\n]"
-	res, _, err := Import(ctx, d, "oms", oms, write(t, "bad.json", file), imports.Options{})
+	res, _, err := Import(ctx, d, oms, write(t, "bad.json", file), imports.Options{})
 	if err != nil || res.Read != int64(len(cases)+1) || res.Applied != 1 || res.Rejected != int64(len(cases)) {
 		t.Fatalf("import: %+v %v", res, err)
 	}
@@ -367,7 +367,9 @@ func TestAmbiguousCode(t *testing.T) {
 	// The same bytes from two partners: each is applied for its own partner
 	// (the file ledger's "same content" is per partner).
 	for _, name := range []string{"oms", "oms2"} {
-		if res, _, err := Import(ctx, d, name, oms, write(t, name+".json", file), imports.Options{}); err != nil || res.Applied != 1 {
+		p := oms
+		p.Name = name
+		if res, _, err := Import(ctx, d, p, write(t, name+".json", file), imports.Options{}); err != nil || res.Applied != 1 {
 			t.Fatalf("import for %s: %+v %v", name, res, err)
 		}
 	}
@@ -400,7 +402,7 @@ func TestImportInvalidJSON(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			d := seed(t)
-			res, _, err := Import(ctx, d, "oms", oms, write(t, "bad.json", c.file), imports.Options{})
+			res, _, err := Import(ctx, d, oms, write(t, "bad.json", c.file), imports.Options{})
 			if !errors.Is(err, imports.ErrFile) || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("import: %+v %v; want ErrFile with %q", res, err, c.want)
 			}
@@ -418,7 +420,7 @@ func receiveSetup(t *testing.T) *db.DB {
 	d := seed(t)
 	file := `{"returnOrderCode":"RET-1","orderType":"CUSTOMER_RETURN","orderItems":[{"returnItemCode":"RI-1","channelSkuCode":"111","quantity":2},
  {"returnItemCode":"RI-2","channelSkuCode":"222","reason":"damaged"},{"returnItemCode":"RI-3","channelSkuCode":"222"}]}`
-	if res, _, err := Import(context.Background(), d, "oms", oms, write(t, "r.json", file), imports.Options{}); err != nil || res.Applied != 1 {
+	if res, _, err := Import(context.Background(), d, oms, write(t, "r.json", file), imports.Options{}); err != nil || res.Applied != 1 {
 		t.Fatalf("import: %+v %v", res, err)
 	}
 	return d
@@ -609,7 +611,7 @@ func TestCancel(t *testing.T) {
 	apply := func(file string) (*imports.Result, Stats, string) {
 		t.Helper()
 		n++
-		res, st, err := Import(ctx, d, "oms", oms, write(t, fmt.Sprintf("c%d.json", n), file), o)
+		res, st, err := Import(ctx, d, oms, write(t, fmt.Sprintf("c%d.json", n), file), o)
 		if err != nil {
 			t.Fatalf("import %s: %v", file, err)
 		}

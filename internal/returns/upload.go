@@ -14,7 +14,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/posbridge/posbridge/internal/config"
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/format"
 	"github.com/posbridge/posbridge/internal/imports"
@@ -88,36 +87,35 @@ type Stats struct {
 	Added, Updated, Unchanged, Cancelled int64
 }
 
-// Upload is the return expectation upload of partner name, for
-// imports.Run; stats collects what became of the returns.
-func Upload(name string, p config.Partner, stats *Stats) imports.Upload {
-	return imports.Upload{Kind: Kind, What: "returns", Partner: name, Open: func(f *os.File, path string, o *imports.Options) ([]string, func(*imports.Session) error, error) {
+// Upload is the return expectation upload of partner p, for imports.Run;
+// stats collects what became of the returns.
+func Upload(p partner.Profile, stats *Stats) imports.Upload {
+	return imports.Upload{Kind: Kind, What: "returns", Partner: p.Name, Open: func(f *os.File, path string, o *imports.Options) ([]string, func(*imports.Session) error, error) {
 		return rejectHeader, func(s *imports.Session) error {
-			im := &importer{s: s, path: path, partner: name, p: p, stats: stats}
+			im := &importer{s: s, path: path, p: p, stats: stats}
 			return im.run(f)
 		}, nil
 	}}
 }
 
-// Import applies a return expectation file of partner name.
-func Import(ctx context.Context, d *db.DB, name string, p config.Partner, path string, o imports.Options) (*imports.Result, Stats, error) {
+// Import applies a return expectation file of partner p.
+func Import(ctx context.Context, d *db.DB, p partner.Profile, path string, o imports.Options) (*imports.Result, Stats, error) {
 	var st Stats
-	res, err := imports.Run(ctx, d, Upload(name, p, &st), path, o)
+	res, err := imports.Run(ctx, d, Upload(p, &st), path, o)
 	return res, st, err
 }
 
 type importer struct {
-	s       *imports.Session
-	path    string
-	partner string
-	p       config.Partner
-	stats   *Stats
+	s     *imports.Session
+	path  string
+	p     partner.Profile
+	stats *Stats
 }
 
 // run reads a JSON object, an array of objects, or objects one after the
 // other (NDJSON), and applies each return.
 func (im *importer) run(f io.Reader) error {
-	return partner.EachRecord(im.s, im.partner, im.p, "returned stock goes there", "returns", f, im.apply)
+	return partner.EachRecord(im.s, im.p, "returned stock goes there", "returns", f, im.apply)
 }
 
 // rejectError is why a return is rejected, and which item and field.
@@ -225,13 +223,13 @@ func (im *importer) event(e expectation) error {
 	}
 }
 
-// orderTypes are the return order types PARTNERS.md A names.
+// orderTypes are the return order types of docs/returns.md section 2.
 var orderTypes = []string{"SELF_SHIP", "CUSTOMER_RETURN", "RETURN_TO_ORIGIN"}
 
 // check validates a return and maps its items to our SKUs.
 func (im *importer) check(e expectation) (*parsed, error) {
 	tr := strings.TrimSpace
-	pr := &parsed{Return: Return{Partner: im.partner, Code: tr(e.ReturnOrderCode), ForwardOrderCode: tr(e.ForwardOrderCode),
+	pr := &parsed{Return: Return{Partner: im.p.Name, Code: tr(e.ReturnOrderCode), ForwardOrderCode: tr(e.ForwardOrderCode),
 		LocationCode: tr(e.LocationCode), Warehouse: im.p.Warehouse, Channel: tr(e.ChannelName),
 		EventType: strings.ToUpper(tr(e.EventType)), OrderType: strings.ToUpper(tr(e.OrderType)),
 		AwbNumber: tr(e.AwbNumber), Transporter: tr(e.Transporter)}}
@@ -253,10 +251,10 @@ func (im *importer) check(e expectation) (*parsed, error) {
 		pr.LocationCode = im.p.Location
 	case im.p.Location != "" && pr.LocationCode != im.p.Location:
 		return nil, rejectf("locationCode", "locationCode %q is not the location of partner %s (%s, our warehouse %s)",
-			pr.LocationCode, im.partner, im.p.Location, im.p.Warehouse)
+			pr.LocationCode, im.p.Name, im.p.Location, im.p.Warehouse)
 	}
 	if pr.Channel == "" {
-		pr.Channel = im.partner
+		pr.Channel = im.p.Name
 	}
 	when, field := tr(e.ReturnOrderTime), "returnOrderTime"
 	if c := tr(e.CreatedAt); c != "" {
@@ -329,7 +327,7 @@ func (im *importer) check(e expectation) (*parsed, error) {
 // sku_code: its cross reference, a UPC, or ITEM/SKU (ITEM alone for an
 // item without SKUs).
 func (im *importer) resolve(code string) (item, sku string, err error) {
-	item, sku, err = partner.Resolve(im.s.Ctx, im.s.Conn, im.partner, im.p, code)
+	item, sku, err = partner.Resolve(im.s.Ctx, im.s.Conn, im.p, code)
 	var ce *partner.CodeError
 	switch {
 	case !errors.As(err, &ce):
@@ -364,7 +362,7 @@ func (im *importer) save(pr *parsed) error {
 		var id int64
 		var sha, cancelled string
 		err := s.Conn.QueryRowContext(s.Ctx, `SELECT id, content_sha, coalesce(cancelled_at, '') FROM returns WHERE partner = ? AND return_code = ?`,
-			im.partner, pr.Code).Scan(&id, &sha, &cancelled)
+			im.p.Name, pr.Code).Scan(&id, &sha, &cancelled)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			return im.add(pr)
@@ -385,7 +383,7 @@ func (im *importer) add(pr *parsed) error {
 	s := im.s
 	now := db.Now()
 	res, err := s.Conn.ExecContext(s.Ctx, `INSERT INTO returns(partner, return_code, order_type, warehouse, content_sha, file_id, created_at, updated_at)
-VALUES (?, ?, ?, ?, '', ?, ?, ?)`, im.partner, pr.Code, pr.OrderType, pr.Warehouse, s.FileID, now, now)
+VALUES (?, ?, ?, ?, '', ?, ?, ?)`, im.p.Name, pr.Code, pr.OrderType, pr.Warehouse, s.FileID, now, now)
 	if err != nil {
 		return err
 	}
@@ -490,10 +488,10 @@ func (im *importer) cancel(e expectation, ev string) error {
 		return rejectf("status", "status %q: a %s has status %s", e.Status, EventCancel, statusCancelled)
 	}
 	var id int64
-	err := s.Conn.QueryRowContext(s.Ctx, `SELECT id FROM returns WHERE partner = ? AND return_code = ?`, im.partner, code).Scan(&id)
+	err := s.Conn.QueryRowContext(s.Ctx, `SELECT id FROM returns WHERE partner = ? AND return_code = ?`, im.p.Name, code).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return rejectf("returnOrderCode", "%s: return %s does not exist for partner %s: nothing to cancel (its %s was not imported, or was rejected)",
-			ev, code, im.partner, EventCreate)
+			ev, code, im.p.Name, EventCreate)
 	}
 	if err != nil {
 		return err

@@ -9,13 +9,6 @@ import (
 	"github.com/posbridge/posbridge/internal/db"
 )
 
-// Querier reads and writes on a *db.DB, *sql.Conn or *sql.Tx.
-type Querier interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
 const selectStores = `SELECT store, name, active, address1, address2, city, state, postal_code, country, phone,
   email, warehouse, ship_for_pickup, source_code, external_id, created_at, updated_at FROM stores`
 
@@ -30,7 +23,7 @@ func scan(row scanner) (Store, error) {
 }
 
 // Get returns one store, or an error wrapping ErrNotFound.
-func Get(ctx context.Context, q Querier, store string) (Store, error) {
+func Get(ctx context.Context, q db.Querier, store string) (Store, error) {
 	s, err := scan(q.QueryRowContext(ctx, selectStores+` WHERE store = ?`, store))
 	if errors.Is(err, sql.ErrNoRows) {
 		return s, fmt.Errorf("%w: %q", ErrNotFound, store)
@@ -43,7 +36,7 @@ func Get(ctx context.Context, q Querier, store string) (Store, error) {
 
 // List calls fn for every store in store number order, only the active
 // ones when activeOnly is set.
-func List(ctx context.Context, q Querier, activeOnly bool, fn func(Store) error) error {
+func List(ctx context.Context, q db.Querier, activeOnly bool, fn func(Store) error) error {
 	query := selectStores
 	if activeOnly {
 		query += ` WHERE active = 1`
@@ -69,7 +62,7 @@ func List(ctx context.Context, q Querier, activeOnly bool, fn func(Store) error)
 }
 
 // Warehouses returns the warehouse check of Check, reading through q.
-func Warehouses(ctx context.Context, q Querier) WarehouseExists {
+func Warehouses(ctx context.Context, q db.Querier) WarehouseExists {
 	return func(wh string) (bool, error) {
 		var one int
 		err := q.QueryRowContext(ctx, `SELECT 1 FROM warehouses WHERE warehouse = ?`, wh).Scan(&one)
@@ -95,7 +88,7 @@ const (
 // save writes s over the store of the same number, if any. Timestamps are
 // the database's: created_at when the store is added, updated_at when a
 // field changes.
-func save(ctx context.Context, q Querier, s Store) (change, error) {
+func save(ctx context.Context, q db.Querier, s Store) (change, error) {
 	old, err := Get(ctx, q, s.Store)
 	switch {
 	case errors.Is(err, ErrNotFound):

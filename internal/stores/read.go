@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/posbridge/posbridge/internal/format"
@@ -30,21 +30,19 @@ type reader struct {
 // attributes (or child elements). kind is auto (by the file name), csv or
 // xml. Problems with the file as a whole wrap imports.ErrFile.
 func newReader(r io.Reader, path, kind string) (*reader, error) {
-	if kind == "" || kind == "auto" {
-		kind = "csv"
-		if strings.EqualFold(filepath.Ext(path), ".xml") {
-			kind = "xml"
-		}
+	kind, err := format.Detect(path, kind)
+	if err != nil {
+		return nil, err
 	}
 	switch kind {
-	case "csv":
+	case format.CSV:
 		rr, err := format.NewCSVReader(r)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", imports.ErrFile, err)
 		}
 		var missing []string
 		for _, c := range required {
-			if !contains(rr.Header(), c) {
+			if !slices.Contains(rr.Header(), c) {
 				missing = append(missing, fmt.Sprintf("%q", c))
 			}
 		}
@@ -53,24 +51,14 @@ func newReader(r io.Reader, path, kind string) (*reader, error) {
 		}
 		s := &reader{rr: rr}
 		for _, h := range rr.Header() {
-			if !contains(Columns, h) {
+			if !slices.Contains(Columns, h) {
 				s.notes = append(s.notes, fmt.Sprintf("ignoring unknown column %q", h))
 			}
 		}
 		return s, nil
-	case "xml":
+	default:
 		return &reader{rr: format.NewXMLReader(r, "Stores", "Store", Columns)}, nil
 	}
-	return nil, fmt.Errorf("unknown format %q: want auto, csv or xml", kind)
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // header names the fields of row.raw.

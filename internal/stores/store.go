@@ -32,7 +32,7 @@ type Store struct {
 
 // Record is a store as text, the way the upload and the command line give
 // it: flags as Y/N (or true/false, 1/0). The csv tags are the columns of
-// FORMATS.md section 2; the XML form uses the same names as attributes.
+// docs/stores.md section 1; the XML form uses the same names as attributes.
 type Record struct {
 	Store         string `csv:"store"`
 	Name          string `csv:"name"`

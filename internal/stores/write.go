@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/format"
 )
 
@@ -15,7 +16,7 @@ import (
 // spreadsheets: guard (csv.formula_guard) quotes the cells a spreadsheet
 // would run as formulas, which the upload reads back as they were. It
 // returns the number of stores written.
-func Export(ctx context.Context, q Querier, w io.Writer, kind string, guard bool) (int, error) {
+func Export(ctx context.Context, q db.Querier, w io.Writer, kind string, guard bool) (int, error) {
 	var put func(Record) error
 	var end func() error
 	switch kind {

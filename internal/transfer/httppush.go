@@ -755,7 +755,7 @@ func (w *ledgerWriter) write(ctx context.Context, batch []ledgerOp) error {
 }
 
 // ExecContext runs query as a statement prepared once on the writer's
-// connection (ledger.Execer); only run calls it, inside its transaction.
+// connection (db.Execer); only run calls it, inside its transaction.
 func (w *ledgerWriter) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	st, ok := w.stmts[query]
 	if !ok {

@@ -223,7 +223,7 @@ func mtimeKey(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 // stmts runs the ledger's statements prepared once per run: with many
 // small files, parsing the same SQL for each row costs as much as the
-// transfer. It satisfies ledger.Execer and ledger.Querier.
+// transfer. It satisfies db.Querier.
 type stmts struct {
 	d  *db.DB
 	mu sync.Mutex

@@ -2,7 +2,6 @@ package trigger_test
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -676,5 +675,3 @@ func TestListFilters(t *testing.T) {
 		})
 	}
 }
-
-var _ trigger.Execer = (*sql.Conn)(nil)

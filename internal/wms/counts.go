@@ -7,9 +7,9 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/posbridge/posbridge/internal/config"
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/imports"
+	"github.com/posbridge/posbridge/internal/partner"
 )
 
 // The shapes import counts reads, by the names of Ongoing's pages.
@@ -95,17 +95,17 @@ func (a adjustment) rec(n int, shape string, event num) []string {
 		string(a.warehouseCode), string(a.numberOfItems), string(a.cause)}
 }
 
-// Counts is the stock adjustment upload of WMS partner name.
-func Counts(name string, p config.Partner, stats *Stats) imports.Upload {
-	return upload(KindCounts, countHeader, name, p, stats, (*importer).count)
+// Counts is the stock adjustment upload of WMS partner p.
+func Counts(p partner.Profile, stats *Stats) imports.Upload {
+	return upload(KindCounts, countHeader, p, stats, (*importer).count)
 }
 
 // ImportCounts applies a file of Ongoing stock adjustments of WMS partner
-// name: inventory transaction webhooks and inventory adjustments GET
+// p: inventory transaction webhooks and inventory adjustments GET
 // responses, each adjustment a signed adjustment (code A), once.
-func ImportCounts(ctx context.Context, d *db.DB, name string, p config.Partner, path string, o imports.Options) (*imports.Result, Stats, error) {
+func ImportCounts(ctx context.Context, d *db.DB, p partner.Profile, path string, o imports.Options) (*imports.Result, Stats, error) {
 	var st Stats
-	res, err := imports.Run(ctx, d, Counts(name, p, &st), path, o)
+	res, err := imports.Run(ctx, d, Counts(p, &st), path, o)
 	return res, st, err
 }
 
@@ -242,7 +242,7 @@ func (im *importer) adjust(line int, a adjustment) (reason, err error) {
 	s := im.s
 	var src string
 	err = s.Conn.QueryRowContext(s.Ctx, `SELECT source FROM wms_adjustments WHERE partner = ? AND inventory_id = ? AND article = ?
-  AND location = ? AND batch = ? AND serial = ?`, im.partner, inv, code, string(a.bin), string(a.batch), string(a.serial)).Scan(&src)
+  AND location = ? AND batch = ? AND serial = ?`, im.p.Name, inv, code, string(a.bin), string(a.batch), string(a.serial)).Scan(&src)
 	switch {
 	case err == nil:
 		im.note(line, fmt.Sprintf("inventoryId %d, article %s, location %s: applied before from %s: stock is unchanged", inv, code, a.bin, src))
@@ -262,6 +262,6 @@ func (im *importer) adjust(line int, a adjustment) (reason, err error) {
 	}
 	_, err = s.Conn.ExecContext(s.Ctx, `INSERT INTO wms_adjustments(partner, inventory_id, article, location, batch, serial, warehouse,
   quantity, source, applied_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		im.partner, inv, code, string(a.bin), string(a.batch), string(a.serial), w, delta, a.source, db.Now())
+		im.p.Name, inv, code, string(a.bin), string(a.batch), string(a.serial), w, delta, a.source, db.Now())
 	return nil, db.Classify(err)
 }

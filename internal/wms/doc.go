@@ -1,5 +1,5 @@
 // Package wms reads the messages of a warehouse system serving stores
-// (partner profile wms: Ongoing WMS, PARTNERS.md C) as the partner sends
+// (partner profile wms: Ongoing WMS, docs/partners.md section 5) as the partner sends
 // them: the inbound transaction webhook and the purchase order GET
 // (receipts), the inventory transaction webhook and the inventory
 // adjustments GET (counts). They are adapters that turn the messages into

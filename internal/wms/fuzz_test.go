@@ -85,7 +85,7 @@ func FuzzWMS(f *testing.F) {
 		}
 		before := state()
 		opts := imports.Options{MaxFieldLength: 1000}
-		res, _, err := run(ctx, d, "ongoing", wmsPartner, path, opts)
+		res, _, err := run(ctx, d, wmsPartner, path, opts)
 		if err != nil && !errors.Is(err, imports.ErrFile) && !errors.Is(err, fsx.ErrEncoding) {
 			t.Fatalf("import failed, not as a file: %v", err)
 		}
@@ -108,7 +108,7 @@ func FuzzWMS(f *testing.F) {
 		}
 		after := stock(t, d)
 		opts.Force = true
-		if _, _, err := run(ctx, d, "ongoing", wmsPartner, path, opts); err != nil {
+		if _, _, err := run(ctx, d, wmsPartner, path, opts); err != nil {
 			t.Fatalf("the same file again: %v", err)
 		}
 		if got := stock(t, d); got != after {

@@ -7,10 +7,10 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/posbridge/posbridge/internal/config"
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/format"
 	"github.com/posbridge/posbridge/internal/imports"
+	"github.com/posbridge/posbridge/internal/partner"
 )
 
 // The shapes import receipts reads, by the names of Ongoing's pages.
@@ -89,17 +89,17 @@ type purchaseOrderLine struct {
 	} `json:"articleItems"`
 }
 
-// Receipts is the purchase order reception upload of WMS partner name.
-func Receipts(name string, p config.Partner, stats *Stats) imports.Upload {
-	return upload(KindReceipts, receiptHeader, name, p, stats, (*importer).receipt)
+// Receipts is the purchase order reception upload of WMS partner p.
+func Receipts(p partner.Profile, stats *Stats) imports.Upload {
+	return upload(KindReceipts, receiptHeader, p, stats, (*importer).receipt)
 }
 
-// ImportReceipts applies a file of Ongoing receptions of WMS partner name:
+// ImportReceipts applies a file of Ongoing receptions of WMS partner p:
 // inbound transaction webhooks and purchase order GET responses, each
 // raising stock by what was received and not applied before.
-func ImportReceipts(ctx context.Context, d *db.DB, name string, p config.Partner, path string, o imports.Options) (*imports.Result, Stats, error) {
+func ImportReceipts(ctx context.Context, d *db.DB, p partner.Profile, path string, o imports.Options) (*imports.Result, Stats, error) {
 	var st Stats
-	res, err := imports.Run(ctx, d, Receipts(name, p, &st), path, o)
+	res, err := imports.Run(ctx, d, Receipts(p, &st), path, o)
 	return res, st, err
 }
 
@@ -454,7 +454,7 @@ func (im *importer) poLine(id int64) (lineState, error) {
 	s := im.s
 	st := lineState{found: true}
 	err := s.Conn.QueryRowContext(s.Ctx, `SELECT received, article, warehouse FROM wms_po_lines WHERE partner = ? AND line_id = ?`,
-		im.partner, id).Scan(&st.received, &st.article, &st.warehouse)
+		im.p.Name, id).Scan(&st.received, &st.article, &st.warehouse)
 	if errors.Is(err, sql.ErrNoRows) {
 		return lineState{}, nil
 	}
@@ -483,7 +483,7 @@ ON CONFLICT(partner, line_id) DO UPDATE SET purchase_order_id = coalesce(exclude
   purchase_order = CASE WHEN excluded.purchase_order <> '' THEN excluded.purchase_order ELSE purchase_order END,
   row_number = CASE WHEN excluded.row_number <> '' THEN excluded.row_number ELSE row_number END, warehouse = excluded.warehouse,
   advised = coalesce(excluded.advised, advised), received = excluded.received, source = excluded.source, updated_at = excluded.updated_at`,
-		im.partner, l.id, poID, l.po, l.row, l.article, l.item, l.sku, l.warehouse, l.advised, l.received, l.source, db.Now())
+		im.p.Name, l.id, poID, l.po, l.row, l.article, l.item, l.sku, l.warehouse, l.advised, l.received, l.source, db.Now())
 	return db.Classify(err)
 }
 
@@ -492,7 +492,7 @@ func (im *importer) itemCounted(id int64) (bool, error) {
 	s := im.s
 	var ok bool
 	err := s.Conn.QueryRowContext(s.Ctx, `SELECT EXISTS (SELECT 1 FROM wms_po_items WHERE partner = ? AND article_item_id = ?)`,
-		im.partner, id).Scan(&ok)
+		im.p.Name, id).Scan(&ok)
 	return ok, db.Classify(err)
 }
 
@@ -500,6 +500,6 @@ func (im *importer) itemCounted(id int64) (bool, error) {
 func (im *importer) countItem(id, line int64) error {
 	s := im.s
 	_, err := s.Conn.ExecContext(s.Ctx, `INSERT INTO wms_po_items(partner, article_item_id, line_id) VALUES (?, ?, ?)
-ON CONFLICT DO NOTHING`, im.partner, id, line)
+ON CONFLICT DO NOTHING`, im.p.Name, id, line)
 	return db.Classify(err)
 }

@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/posbridge/posbridge/internal/config"
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/format"
 	"github.com/posbridge/posbridge/internal/imports"
@@ -45,15 +44,14 @@ const shown = 10
 // importer is what receipts and counts share: the session, the partner
 // and the applier the transactions go through.
 type importer struct {
-	s       *imports.Session
-	path    string
-	kind    string
-	partner string
-	p       config.Partner
-	ap      *imports.Applier
-	stats   *Stats
-	skus    map[string]skuResult
-	locs    map[[3]string]string
+	s     *imports.Session
+	path  string
+	kind  string
+	p     partner.Profile
+	ap    *imports.Applier
+	stats *Stats
+	skus  map[string]skuResult
+	locs  map[[3]string]string
 }
 
 type skuResult struct {
@@ -64,9 +62,9 @@ type skuResult struct {
 // upload is the frame of both WMS uploads: the partner's warehouse must be
 // loaded; the file applies whole or not at all, because a message applied
 // in part could not be re-sent (its id would be taken).
-func upload(kind string, header []string, name string, p config.Partner, stats *Stats,
+func upload(kind string, header []string, p partner.Profile, stats *Stats,
 	record func(im *importer, n, line int, raw json.RawMessage) error) imports.Upload {
-	return imports.Upload{Kind: kind, What: "messages", Partner: name, Open: func(f *os.File, path string, o *imports.Options) ([]string, func(*imports.Session) error, error) {
+	return imports.Upload{Kind: kind, What: "messages", Partner: p.Name, Open: func(f *os.File, path string, o *imports.Options) ([]string, func(*imports.Session) error, error) {
 		o.AllOrNothing = true
 		return header, func(s *imports.Session) error {
 			ap, err := imports.NewApplier(s)
@@ -74,9 +72,9 @@ func upload(kind string, header []string, name string, p config.Partner, stats *
 				return err
 			}
 			defer ap.Close()
-			im := &importer{s: s, path: path, kind: kind, partner: name, p: p, ap: ap, stats: stats,
+			im := &importer{s: s, path: path, kind: kind, p: p, ap: ap, stats: stats,
 				skus: map[string]skuResult{}, locs: map[[3]string]string{}}
-			err = partner.EachRecord(s, name, p, "the WMS's stock is kept there", "Ongoing messages", f, func(n, line int, raw json.RawMessage) error {
+			err = partner.EachRecord(s, p, "the WMS's stock is kept there", "Ongoing messages", f, func(n, line int, raw json.RawMessage) error {
 				return record(im, n, line, raw)
 			})
 			if err != nil {
@@ -224,7 +222,7 @@ func (im *importer) goodsOwner(field string, v num) error {
 	}
 	if id != im.p.GoodsOwnerID {
 		return fmt.Errorf("%s %d: another goods owner: partner %s is goods owner %d (partners.%s.goods_owner_id)",
-			field, id, im.partner, im.p.GoodsOwnerID, im.partner)
+			field, id, im.p.Name, im.p.GoodsOwnerID, im.p.Name)
 	}
 	return nil
 }
@@ -236,7 +234,7 @@ func (im *importer) goodsOwner(field string, v num) error {
 func (im *importer) warehouse(field string, code imports.Flex) (string, error) {
 	w, ok := im.p.WarehouseFor(string(code))
 	if !ok {
-		return "", fmt.Errorf("%s %q: unknown warehouse: not in partners.%s.locations", field, code, im.partner)
+		return "", fmt.Errorf("%s %q: unknown warehouse: not in partners.%s.locations", field, code, im.p.Name)
 	}
 	return w, nil
 }
@@ -247,7 +245,7 @@ func (im *importer) resent(id string, line int) (bool, error) {
 	s := im.s
 	var kind, file, at string
 	err := s.Conn.QueryRowContext(s.Ctx, `SELECT e.kind, coalesce(f.name, ''), e.applied_at FROM partner_events e
-LEFT JOIN files f ON f.id = e.file_id WHERE e.partner = ? AND e.event_id = ?`, im.partner, id).Scan(&kind, &file, &at)
+LEFT JOIN files f ON f.id = e.file_id WHERE e.partner = ? AND e.event_id = ?`, im.p.Name, id).Scan(&kind, &file, &at)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return false, nil
@@ -265,7 +263,7 @@ LEFT JOIN files f ON f.id = e.file_id WHERE e.partner = ? AND e.event_id = ?`, i
 func (im *importer) applied(id string) error {
 	s := im.s
 	_, err := s.Conn.ExecContext(s.Ctx, `INSERT INTO partner_events(partner, event_id, kind, file_id, applied_at) VALUES (?, ?, ?, ?, ?)`,
-		im.partner, id, im.kind, s.FileID, db.Now())
+		im.p.Name, id, im.kind, s.FileID, db.Now())
 	if err != nil {
 		return db.Classify(err)
 	}
@@ -332,7 +330,7 @@ func (im *importer) article(code string) (item, sku string, reason, err error) {
 	if r, ok := im.skus[code]; ok {
 		return r.item, r.sku, r.reason, nil
 	}
-	item, sku, err = partner.Resolve(im.s.Ctx, im.s.Conn, im.partner, im.p, code)
+	item, sku, err = partner.Resolve(im.s.Ctx, im.s.Conn, im.p, code)
 	var ce *partner.CodeError
 	switch {
 	case errors.As(err, &ce) && ce.Ambiguous:
@@ -376,7 +374,7 @@ func (im *importer) apply(t imports.Transaction) (reason, err error) {
 	if t.Location, e = im.location(t.Item, t.SKU, t.Warehouse); e != nil {
 		return nil, e
 	}
-	t.User = im.partner
+	t.User = im.p.Name
 	reason, err = im.ap.Apply(t)
 	if err == nil && reason == nil {
 		im.s.Result.Applied++

@@ -8,12 +8,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/posbridge/posbridge/internal/config"
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/imports"
+	"github.com/posbridge/posbridge/internal/partner"
 )
 
-var wmsPartner = config.Partner{Profile: config.ProfileWMS, SKUCode: config.SKUCodeUPC, Warehouse: "S01", GoodsOwnerID: 159,
+var wmsPartner = partner.Profile{Name: "w", Kind: partner.WMS, SKUCode: partner.SKUCodeUPC, Warehouse: "S01", GoodsOwnerID: 159,
 	Locations: map[string]string{"store-01": "S01", "store-02": "S02"}}
 
 // seedSQL makes a state with two SKUs: RED S (UPC 111) with 5 on hand
@@ -105,13 +105,13 @@ func poGet(received, wh string, items ...int) string {
 }
 
 // run imports the files in turn and returns the last result.
-func run(t *testing.T, d *db.DB, imp func(context.Context, *db.DB, string, config.Partner, string, imports.Options) (*imports.Result, Stats, error),
+func run(t *testing.T, d *db.DB, imp func(context.Context, *db.DB, partner.Profile, string, imports.Options) (*imports.Result, Stats, error),
 	files []string) *imports.Result {
 	t.Helper()
 	var res *imports.Result
 	for i, f := range files {
 		var err error
-		res, _, err = imp(context.Background(), d, "w", wmsPartner, write(t, fmt.Sprintf("f%d.json", i), f), imports.Options{})
+		res, _, err = imp(context.Background(), d, wmsPartner, write(t, fmt.Sprintf("f%d.json", i), f), imports.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,5 +1,5 @@
 -- Returns (issue 8): return expectations of an external OMS partner
--- (PARTNERS.md A), the QC result of each returned item, and the return
+-- (docs/returns.md), the QC result of each returned item, and the return
 -- updates that send the results back, exactly once.
 
 -- One row per return. (partner, return_code) is the partner's key
