@@ -132,11 +132,25 @@ func Now() string { return time.Now().UTC().Format(TimeLayout) }
 // TimeLayout is the layout of stored timestamps.
 const TimeLayout = "2006-01-02T15:04:05Z"
 
+// NullID is the value of a nullable id column such as run_id: NULL for
+// no id (0 or below).
+func NullID(id int64) any {
+	if id <= 0 {
+		return nil
+	}
+	return id
+}
+
 // Backup writes a consistent copy of the live database to dest with VACUUM
 // INTO, first to a temporary name beside dest, then renamed into place.
 func (d *DB) Backup(ctx context.Context, dest string, overwrite bool) error {
 	if _, err := os.Stat(dest); err == nil && !overwrite {
 		return fmt.Errorf("backup to %q: file exists (use --force to replace it)", dest)
+	}
+	// SQLite names a missing folder only as "unable to open database
+	// file": say which folder, and what to do.
+	if dir := filepath.Dir(dest); !isDir(dir) {
+		return fmt.Errorf("backup to %q: folder %s does not exist: create it (mkdir -p %s) or name a file in another folder", dest, dir, dir)
 	}
 	tmp := dest + ".tmp-backup"
 	os.Remove(tmp)
@@ -154,6 +168,11 @@ func (d *DB) Backup(ctx context.Context, dest string, overwrite bool) error {
 		return fmt.Errorf("backup to %q: %w", dest, err)
 	}
 	return nil
+}
+
+func isDir(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.IsDir()
 }
 
 // TableCounts returns the number of rows of every table of the schema.

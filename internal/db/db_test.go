@@ -290,6 +290,12 @@ func TestBackup(t *testing.T) {
 		t.Fatalf("backup row counts %v, want %v", got, want)
 	}
 
+	// A missing folder is named, with the fix.
+	err = d.Backup(ctx, filepath.Join(t.TempDir(), "nowhere", "b.db"), false)
+	if err == nil || !strings.Contains(err.Error(), "nowhere does not exist: create it (mkdir -p ") {
+		t.Errorf("Backup into a missing folder: %v", err)
+	}
+
 	// A later backup does not replace the file unless told to.
 	if err := addWarehouse(ctx, d, "WH4"); err != nil {
 		t.Fatal(err)
