@@ -830,7 +830,33 @@ var secretWords = []string{"password", "passphrase", "secret", "token", "private
 // Redacted returns the configuration as nested maps keyed like the YAML file,
 // with the values of secret-looking keys replaced by "***".
 func (c *Config) Redacted() map[string]any {
-	return redact(reflect.ValueOf(*c)).(map[string]any)
+	m := redact(reflect.ValueOf(*c)).(map[string]any)
+	// A site shows the settings of its type only: a local site has no
+	// host or base_url to show. (An unknown type shows all: validate
+	// names the type.)
+	sites, _ := m["sites"].(map[string]any)
+	for name, s := range sites {
+		keys, known := siteKeys[c.Sites[name].Type]
+		fields, ok := s.(map[string]any)
+		if !known || !ok {
+			continue
+		}
+		for k := range fields {
+			if !slices.Contains(keys, k) {
+				delete(fields, k)
+			}
+		}
+	}
+	return m
+}
+
+// siteKeys are the settings that mean something for each type of site.
+var siteKeys = map[string][]string{
+	"local": {"type", "dir", "folders", "parallel", "retries"},
+	"sftp": {"type", "host", "port", "user", "key_file", "key_passphrase_env", "password_env", "known_hosts",
+		"connect_timeout", "idle_timeout", "retries", "parallel", "root", "folders"},
+	"http": {"type", "base_url", "ca_file", "bearer_env", "basic_user", "password_env", "header", "header_env",
+		"timeout", "retries", "backoff", "backoff_max", "rate", "parallel", "health_path", "http2", "success", "folders"},
 }
 
 func redact(v reflect.Value) any {

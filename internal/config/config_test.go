@@ -2,9 +2,11 @@ package config_test
 
 import (
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -551,6 +553,31 @@ func TestTranslatedIntoTheDomains(t *testing.T) {
 	for _, pair := range [][2]any{{j, config.Job{}}, {j.Steps[0], config.Step{}}} {
 		if got, want := reflect.TypeOf(pair[0]).NumField(), reflect.TypeOf(pair[1]).NumField(); got != want {
 			t.Errorf("%T has %d fields, %T %d: a setting the domain does not see", pair[0], got, pair[1], want)
+		}
+	}
+}
+
+// config show prints each site's own settings: no host on a local site,
+// no base_url on an sftp one.
+func TestRedactedShowsEachSiteItsKeys(t *testing.T) {
+	inCleanDir(t)
+	path := writeFile(t, "sites:\n  drop:\n    type: local\n    dir: /srv/drop\n  partner:\n    type: sftp\n    host: h\n    user: u\n"+
+		"  api:\n    type: http\n    base_url: https://pos.example.com\n    bearer_env: T\n")
+	cfg, err := config.Load(config.Options{File: path, LookupEnv: env(t, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sites := cfg.Redacted()["sites"].(map[string]any)
+	keys := func(site string) string {
+		return strings.Join(slices.Sorted(maps.Keys(sites[site].(map[string]any))), " ")
+	}
+	for site, want := range map[string]string{
+		"drop":    "dir folders parallel retries type",
+		"partner": "connect_timeout folders host idle_timeout key_file key_passphrase_env known_hosts parallel password_env port retries root type user",
+		"api":     "backoff backoff_max base_url basic_user bearer_env ca_file folders header header_env health_path http2 parallel password_env rate retries success timeout type",
+	} {
+		if got := keys(site); got != want {
+			t.Errorf("%s shows %s\nwant %s", site, got, want)
 		}
 	}
 }
