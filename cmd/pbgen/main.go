@@ -22,7 +22,8 @@ const maxRows = 1_000_000_000
 
 // transactionColumns are the columns of the inventory transaction upload
 // that pbgen fills, a subset of what the import reads (docs/imports.md
-// section 2).
+// section 2; TestTransactionColumnsAreTheImports holds them to
+// imports.TransactionColumns).
 var transactionColumns = []string{"transaction_code", "item", "sku", "warehouse", "quantity", "to_warehouse", "reason",
 	"reference", "transaction_date", "user"}
 

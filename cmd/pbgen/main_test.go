@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/posbridge/posbridge/internal/imports"
 )
 
 var allKinds = []string{"warehouses", "items", "vendors", "customers", "invoices", "inventory"}
@@ -403,6 +406,23 @@ func TestPermuterIsOneToOne(t *testing.T) {
 				t.Fatalf("%+v: apply(%d) = %d repeats or is out of range", p, i, v)
 			}
 			seen[v] = true
+		}
+	}
+}
+
+// TestTransactionColumnsAreTheImports holds the transaction header pbgen
+// writes to the columns the import reads: every column one of them, and
+// every column the import requires there, item among them.
+func TestTransactionColumnsAreTheImports(t *testing.T) {
+	names, required := imports.TransactionColumns()
+	for _, c := range transactionColumns {
+		if !slices.Contains(names, c) {
+			t.Errorf("pbgen writes column %q, which the import does not read (it reads %v)", c, names)
+		}
+	}
+	for _, c := range append(required, "item") {
+		if !slices.Contains(transactionColumns, c) {
+			t.Errorf("pbgen does not write column %q, which the import requires", c)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 )
 
 // ---- inventory transactions ----
@@ -53,7 +54,7 @@ func (g *txnGen) txn() (code string, s itemSKU, wh string, qty int64, to string)
 		code, qty = "P", 1+r.Int64N(3)
 	case p < 90:
 		code, qty = "T", 1+r.Int64N(10)
-		to = inventoryWarehouses[(indexOf(inventoryWarehouses, wh)+1+r.IntN(len(inventoryWarehouses)-1))%len(inventoryWarehouses)]
+		to = inventoryWarehouses[(slices.Index(inventoryWarehouses, wh)+1+r.IntN(len(inventoryWarehouses)-1))%len(inventoryWarehouses)]
 	case p < 95:
 		code, qty = "O", r.Int64N(200)
 	default:
@@ -61,15 +62,6 @@ func (g *txnGen) txn() (code string, s itemSKU, wh string, qty int64, to string)
 	}
 	g.n++
 	return
-}
-
-func indexOf(list []string, s string) int {
-	for i, v := range list {
-		if v == s {
-			return i
-		}
-	}
-	return 0
 }
 
 func (g *txnGen) row(rec []string, change bool) {

@@ -783,7 +783,7 @@ jobs:
 			for k := range m {
 				keys = append(keys, k)
 			}
-			t.Errorf("internal/cli/jobs.go jobs show --output json writes job.Plan, which has no json tags: keys %v "+
+			t.Errorf("internal/cli/cmd_jobs.go jobs show --output json writes job.Plan, which has no json tags: keys %v "+
 				"(Go field names, and Job.Steps[].Flags etc.), unlike jobs list --output json (name, steps, locks, ...)", keys)
 		}
 	})

@@ -270,6 +270,22 @@ type loader struct {
 	seq int64
 }
 
+// stmt is one statement of a merge with its arguments.
+type stmt struct {
+	q    string
+	args []any
+}
+
+// execAll runs statements in order up to the first that fails.
+func (l *loader) execAll(steps []stmt) error {
+	for _, s := range steps {
+		if _, err := l.exec(s.q, s.args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (l *loader) exec(q string, args ...any) (int64, error) {
 	defer l.trace(q, time.Now())
 	r, err := l.conn.ExecContext(l.ctx, q, args...)

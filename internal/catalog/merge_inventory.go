@@ -47,10 +47,7 @@ func mergeInventory(l *loader) error {
 	if err != nil {
 		return err
 	}
-	steps := []struct {
-		q    string
-		args []any
-	}{
+	steps := []stmt{
 		{q: `INSERT INTO events(record_key, sub_key, capture)
 SELECT s.item, s.sku, CASE WHEN v.item IS NULL AND NOT EXISTS (SELECT 1 FROM inventory w WHERE w.item = s.item AND w.sku = s.sku) THEN 'A' ELSE 'C' END
 FROM stage s LEFT JOIN inventory v ON ` + match + `
@@ -61,10 +58,8 @@ ON CONFLICT(item, sku, warehouse, location) DO UPDATE SET on_hand = excluded.on_
   threshold = coalesce(excluded.threshold, inventory.threshold), change_seq = excluded.change_seq, updated_at = excluded.updated_at`,
 			args: []any{l.now, seq}},
 	}
-	for _, s := range steps {
-		if _, err := l.exec(s.q, s.args...); err != nil {
-			return err
-		}
+	if err := l.execAll(steps); err != nil {
+		return err
 	}
 	if err := l.countActions("stage"); err != nil {
 		return err

@@ -88,10 +88,7 @@ func mergeInvoices(l *loader) error {
 	if err != nil {
 		return err
 	}
-	steps := []struct {
-		q    string
-		args []any
-	}{
+	steps := []stmt{
 		{q: `UPDATE firsts SET action = coalesce((SELECT CASE
     WHEN h.deleted_at IS NOT NULL THEN 'A'
     WHEN ` + differs("h", "f", invoiceHeaderCols) + ` THEN 'C'
@@ -109,10 +106,8 @@ ON CONFLICT(invoice) DO UPDATE SET ` + setExcluded(invoiceHeaderCols) + `change_
 		{q: `INSERT INTO invoice_lines(invoice, line_no, ` + strings.TrimSuffix(list(invoiceLineCols, ""), ", ") + `)
 SELECT s.invoice, s.line_no, ` + strings.TrimSuffix(list(invoiceLineCols, "s."), ", ") + ` FROM stage s JOIN firsts ON firsts.key = s.invoice WHERE firsts.action <> ''`},
 	}
-	for _, s := range steps {
-		if _, err := l.exec(s.q, s.args...); err != nil {
-			return err
-		}
+	if err := l.execAll(steps); err != nil {
+		return err
 	}
 	if err := l.countActions("firsts"); err != nil {
 		return err

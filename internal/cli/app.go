@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/pflag"
@@ -106,6 +107,17 @@ func (a *App) ConfigDB(ctx context.Context) (*config.Config, *db.DB, error) {
 	}
 	d, err := a.DB(ctx)
 	return cfg, d, err
+}
+
+// jobsDB loads the configuration and its jobs and opens the database, for
+// the commands that show jobs with their runs.
+func (a *App) jobsDB(ctx context.Context) (*config.Config, *job.Set, *db.DB, error) {
+	cfg, jobs, err := a.Jobs()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	d, err := a.DB(ctx)
+	return cfg, jobs, d, err
 }
 
 // recordRun records the run of a state-changing command around do, unless
@@ -238,4 +250,12 @@ func (a *App) progress(total int64, what string) (func(int64), func()) {
 		progressbar.OptionClearOnFinish(),
 	)
 	return func(n int64) { bar.Set64(n) }, func() { bar.Finish() }
+}
+
+// reapQuietly marks runs of dead processes failed before they are shown;
+// a busy database leaves that to the next run.
+func reapQuietly(ctx context.Context, d *db.DB) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	ledger.ReapDead(ctx, d, 0)
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -160,4 +161,38 @@ func (r *records) close() error {
 		return err
 	}
 	return nil
+}
+
+// dash shows an empty cell as "-".
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// exitText shows a run's exit code, "-" while it has none.
+func exitText(code *int) string {
+	if code == nil {
+		return "-"
+	}
+	return strconv.Itoa(*code)
+}
+
+// shorten cuts s to n bytes with "..." for a table cell.
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
+}
+
+// dryRunPrefix starts every line that reports a dry run, so that no one
+// takes it for a run that changed something; it is empty when dry is
+// false.
+func dryRunPrefix(dry bool) string {
+	if dry {
+		return "dry run, nothing changed: "
+	}
+	return ""
 }

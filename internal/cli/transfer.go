@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -15,9 +15,7 @@ import (
 
 	"github.com/posbridge/posbridge/internal/config"
 	"github.com/posbridge/posbridge/internal/db"
-	"github.com/posbridge/posbridge/internal/export"
-	"github.com/posbridge/posbridge/internal/job"
-	"github.com/posbridge/posbridge/internal/ledger"
+	"github.com/posbridge/posbridge/internal/partner"
 	"github.com/posbridge/posbridge/internal/transfer"
 )
 
@@ -92,7 +90,6 @@ func siteRetry(sc config.Site) transfer.Retry {
 	return transfer.Retry{Retries: sc.Retries, Backoff: time.Second}
 }
 
-// closeSite ends an sftp session; a local site has nothing to close.
 // site loads the configuration and opens the named site.
 func (a *App) site(name string) (*config.Config, config.Site, transfer.Site, error) {
 	cfg, err := a.Config()
@@ -103,30 +100,20 @@ func (a *App) site(name string) (*config.Config, config.Site, transfer.Site, err
 	return cfg, sc, site, err
 }
 
+// closeSite ends an sftp session; a local site has nothing to close.
 func closeSite(s transfer.Site) {
 	if c, ok := s.(interface{ Close() error }); ok {
 		c.Close()
 	}
 }
 
-// siteLabel names what a site stands for in messages.
-func siteLabel(sc config.Site, s transfer.Site) string {
-	if st, ok := s.(fmt.Stringer); ok && sc.Type == "sftp" {
-		return "sftp " + st.String()
-	}
-	return "folder " + sc.Dir
-}
-
+// siteNames lists the configured sites for a message about one that is
+// not.
 func siteNames(cfg *config.Config) string {
 	if len(cfg.Sites) == 0 {
 		return "none; add them under sites: in the config"
 	}
-	names := make([]string, 0, len(cfg.Sites))
-	for n := range cfg.Sites {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return strings.Join(names, ", ")
+	return strings.Join(slices.Sorted(maps.Keys(cfg.Sites)), ", ")
 }
 
 // folder resolves a site folder given as a role of the site's folders
@@ -147,277 +134,20 @@ func folder(name string, sc config.Site, site transfer.Site, p string) (string, 
 	return "", usageErr("site %s: %v", name, err)
 }
 
-type pushOptions struct {
-	site, from, outbox, to, pattern string
-	overwrite, dryRun               bool
-	output                          outputFlag
-	http                            httpFlags
-}
-
-func newPushCmd(app *App) *cobra.Command {
-	var o pushOptions
-	cmd := &cobra.Command{
-		Use:   "push --site S [FILE...|--from DIR|--outbox NAME] [--to REMOTE_DIR | --endpoint PATH]",
-		Short: "Upload files to a site, never exposing half a file",
-		Long: `Upload each file to a temporary name (.NAME.tmp) in the site folder, check the
-size there, rename it to its name (failing when another file has that name,
-unless --overwrite), record the transfer, then move the local file to sent/
-beside it. A marker F.done is uploaded right after F, and never for an F that
-failed. A push killed at any point is finished by the next one, which finds
-its own file on the site (the push recovery rule in docs/transfers.md).
-
---outbox NAME pushes the folder an export writes to, read from the config:
-items, vendors, invoices, customers, inventory, engagement, mass-customers, or
-partner:NAME for the exports for a partner (export.outbox/partners/NAME).
-
---to is a folder of the site, or the name of one of its configured folders
-(inbox, outbox, archive, error); the default is the site's inbox folder. On
-an sftp site a folder with a leading / is absolute on the server, as for
-the OpenSSH sftp client, and any other counts from the login folder; a
-site with root: refuses folders outside it (exit 2).
-
-To an http site (a partner's REST API), each record of an NDJSON or JSON
-array file is one request to --endpoint (--per file: the file is one body).
-An answer counts when it is 2xx and, for a partner that answers in the body
-(an external OMS, or success: has_error_false), says "hasError": false. Each
-record is recorded by its key (its messageId, else the file's sha256 and its
-number), sent with an Idempotency-Key header, and never sent again once
-answered; a refused record goes to sent/FILE.rejects.csv (exit 3). 5xx, 408,
-429 and network errors are retried, then exit 75 with the file left for the
-next run. --partner P takes the site and endpoint from partners.P (--what
-order-events, orders, ...). See docs/transfers.md.`,
-		Example: `  posbridge push --site partner --outbox items --pattern '*.xml'
-  posbridge push --site partner --from data/outbox/items --to /srv/in
-  posbridge push --site partner items_20260101T000000Z_1.xml --to inbox
-  posbridge push --site partner --from data/outbox/items --dry-run
-  posbridge push --site pos-api --endpoint /pos/sales events.ndjson
-  posbridge push --partner increff --outbox partner:increff
-  posbridge push --partner estore --what orders orders.json`,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if o.site == "" && o.http.partner == "" {
-				return usageErr("push needs --site")
-			}
-			if o.outbox != "" {
-				if o.from != "" || len(args) > 0 {
-					return usageErr("--outbox stands for --from: give files, --from DIR or --outbox NAME, one of them")
-				}
-				var err error
-				if o.from, err = app.outboxFolder(o.outbox); err != nil {
-					return err
-				}
-			}
-			if o.http.used(cmd) || app.isHTTPSite(o.site) {
-				return pushHTTP(cmd, app, &o, args)
-			}
-			if (len(args) == 0) == (o.from == "") {
-				return usageErr("push takes files, --from DIR or --outbox NAME, one of them")
-			}
-			if o.pattern != "" && o.from == "" {
-				return usageErr("--pattern goes with --from")
-			}
-			if _, err := filepath.Match(o.pattern, ""); err != nil {
-				return usageErr("--pattern %q: %v", o.pattern, err)
-			}
-			cfg, sc, site, err := app.site(o.site)
-			if err != nil {
-				return err
-			}
-			defer closeSite(site)
-			to := o.to
-			if to == "" {
-				to = "inbox"
-				if _, ok := sc.Folders[to]; !ok {
-					return usageErr("push needs --to: site %s has no inbox folder configured", o.site)
-				}
-			}
-			dir, err := folder(o.site, sc, site, to)
-			if err != nil {
-				return err
-			}
-			po := transfer.PushOptions{SiteName: strings.ToLower(o.site), Files: args, FromDir: o.from, Pattern: o.pattern,
-				To: dir, Overwrite: o.overwrite, DryRun: o.dryRun, LockDir: cfg.LockDir(),
-				Parallel: sc.Parallel, Retry: siteRetry(sc)}
-			d, err := app.DB(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return runTransfer(cmd.Context(), app, d, "push "+po.SiteName, o.dryRun, o.output.value, &po.RunID,
-				func(ctx context.Context) (*transfer.Result, error) { return transfer.Push(ctx, d, site, po) })
-		},
-	}
-	f := cmd.Flags()
-	f.StringVar(&o.site, "site", "", "site name (config sites)")
-	f.StringVar(&o.from, "from", "", "local folder whose files to push")
-	f.StringVar(&o.outbox, "outbox", "", "push the folder an export writes to: items, vendors, ..., or partner:NAME (instead of --from)")
-	f.StringVar(&o.to, "to", "", "site folder, or a configured folder name (default: inbox)")
-	f.StringVar(&o.pattern, "pattern", "", "with --from: only names matching this glob")
-	f.BoolVar(&o.overwrite, "overwrite", false, "replace a file of the same name on the site")
-	f.BoolVar(&o.dryRun, "dry-run", false, "show what would be pushed and change nothing")
-	o.http.addPush(cmd)
-	o.output.add(cmd, "text", "json")
-	// A push step locks its site, and the folders of its files or the
-	// folder it pushes from.
-	app.declareStep(cmd, func(args []string) (job.Command, error) {
-		from := o.from
-		if o.outbox != "" {
-			dir, err := app.outboxFolder(o.outbox)
-			if err != nil {
-				return job.Command{}, err
-			}
-			from = dir
-		}
-		site, err := app.stepSite("push", o.site, o.http.partner)
-		if err != nil {
-			return job.Command{}, err
-		}
-		locks := []string{job.SiteLock(site)}
-		for _, p := range args {
-			locks = append(locks, job.PathLock(p))
-		}
-		return job.Command{Locks: append(locks, folderLocks(from)...)}, nil
-	})
-	return cmd
-}
-
-// outboxFolder is the folder the export called name writes to by default
-// (push --outbox); an unknown name is a usage error listing the names.
-func (a *App) outboxFolder(name string) (string, error) {
-	cfg, err := a.Config()
+// runTransfer opens the database and records the run around a push or
+// pull, storing its id in *runID (the RunID field of the options do hands
+// on), and reports each file.
+func runTransfer(ctx context.Context, app *App, command string, dryRun bool, output string, runID *int64,
+	do func(ctx context.Context, d *db.DB) (*transfer.Result, error)) error {
+	d, err := app.DB(ctx)
 	if err != nil {
-		return "", err
+		return err
 	}
-	o := export.Outbox{Dir: cfg.OutboxDir(), MassCustomers: cfg.Export.MassCustomers.Folder,
-		Partners: slices.Sorted(maps.Keys(cfg.Partners))}
-	dir, err := o.Folder(name)
-	if err != nil {
-		return "", usageErr("--outbox %v", err)
-	}
-	return dir, nil
-}
-
-type pullOptions struct {
-	site, from, to, pattern, after string
-	minAge, stableWait             time.Duration
-	requireMarker, dryRun          bool
-	output                         outputFlag
-	http                           httpFlags
-}
-
-func newPullCmd(app *App) *cobra.Command {
-	var o pullOptions
-	cmd := &cobra.Command{
-		Use:   "pull --site S (--from REMOTE_DIR | --endpoint PATH) --to DIR",
-		Short: "Fetch the finished files of a site folder, each once",
-		Long: `List the site folder and fetch every file that is finished: files younger than
---min-age are left, the folder is looked at twice --stable-wait apart and a file
-whose size or time changed is left, and with --require-marker a file F is only
-fetched once F.done is there (the marker is fetched after it). Names starting
-with "." (temporary files) are never fetched; names holding "/", ".." or control
-characters are refused.
-
-Each file is written to a temporary name in --to (mode 0600), its size checked,
-synced and renamed, the transfer is recorded, and only then is the remote file
-kept, deleted or moved to the site's archive folder (--after). A file already
-fetched (same site, path, size and time) is skipped; the same name with new
-content is fetched. Two pulls of one site never run at once: the second exits 75.
-
-From an http site, --endpoint is a list GET page by page (--page-param NAME,
-pages from 1) until an empty page, a page with fewer than --page-size items or
-the same page again; each page is one file in --to, written like a pulled file
-and recorded. A page with the sha256 of one fetched before is not written
-again. --since-param NAME sends the start time of the last pull of the
-endpoint that finished (RFC 3339, UTC), so only what is new comes. --partner P
---what W takes the site and endpoint from partners.P; --to then defaults to
-DATA_DIR/inbox/P/W. See docs/transfers.md.`,
-		Example: `  posbridge pull --site partner --from outbox --to data/inbox --after archive
-  posbridge pull --site partner --from outbox --to data/inbox --pattern '*.csv' --require-marker
-  posbridge pull --site partner --from outbox --to data/inbox --dry-run
-  posbridge pull --site wms-api --endpoint /api/v1/purchaseOrders --to data/inbox/po --page-param page --since-param lastReceivedFrom
-  posbridge pull --partner ongoing --what purchase-orders`,
-		Args: noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if o.http.used(cmd) || app.isHTTPSite(o.site) {
-				if o.site == "" && o.http.partner == "" {
-					return usageErr("pull needs --site (or --partner)")
-				}
-				return pullHTTP(cmd, app, &o)
-			}
-			if o.site == "" || o.from == "" || o.to == "" {
-				return usageErr("pull needs --site, --from and --to")
-			}
-			switch o.after {
-			case transfer.AfterKeep, transfer.AfterDelete, transfer.AfterArchive:
-			default:
-				return usageErr("--after %q: want keep, delete or archive", o.after)
-			}
-			if o.minAge < 0 || o.stableWait < 0 {
-				return usageErr("--min-age and --stable-wait must not be negative")
-			}
-			if _, err := filepath.Match(o.pattern, ""); err != nil {
-				return usageErr("--pattern %q: %v", o.pattern, err)
-			}
-			cfg, sc, site, err := app.site(o.site)
-			if err != nil {
-				return err
-			}
-			defer closeSite(site)
-			from, err := folder(o.site, sc, site, o.from)
-			if err != nil {
-				return err
-			}
-			po := transfer.PullOptions{SiteName: strings.ToLower(o.site), From: from, To: o.to, Pattern: o.pattern,
-				After: o.after, MinAge: o.minAge, StableWait: o.stableWait, RequireMarker: o.requireMarker,
-				DryRun: o.dryRun, LockDir: cfg.LockDir(), Parallel: sc.Parallel, Retry: siteRetry(sc)}
-			if o.after == transfer.AfterArchive {
-				if sc.Folders["archive"] == "" {
-					return fmt.Errorf("%w: --after archive: site %s has no archive folder (sites.%s.folders.archive)",
-						config.ErrInvalid, o.site, po.SiteName)
-				}
-				if po.ArchiveDir, err = folder(o.site, sc, site, "archive"); err != nil {
-					return err
-				}
-			}
-			d, err := app.DB(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return runTransfer(cmd.Context(), app, d, "pull "+po.SiteName, o.dryRun, o.output.value, &po.RunID,
-				func(ctx context.Context) (*transfer.Result, error) { return transfer.Pull(ctx, d, site, po) })
-		},
-	}
-	f := cmd.Flags()
-	f.StringVar(&o.site, "site", "", "site name (config sites)")
-	f.StringVar(&o.from, "from", "", "site folder, or a configured folder name such as outbox")
-	f.StringVar(&o.to, "to", "", "local folder the files go to")
-	f.StringVar(&o.pattern, "pattern", "", "only names matching this glob")
-	f.StringVar(&o.after, "after", transfer.AfterKeep, "what happens to a fetched remote file: keep, delete or archive")
-	f.DurationVar(&o.minAge, "min-age", 30*time.Second, "leave files modified less than this long ago")
-	f.DurationVar(&o.stableWait, "stable-wait", 2*time.Second, "time between the two looks at the folder")
-	f.BoolVar(&o.requireMarker, "require-marker", false, "fetch F only when F.done is there")
-	f.BoolVar(&o.dryRun, "dry-run", false, "show what would be fetched and change nothing")
-	o.http.addPull(cmd)
-	o.output.add(cmd, "text", "json")
-	// A pull step locks its site and the folder it fills.
-	app.declareStep(cmd, func([]string) (job.Command, error) {
-		site, err := app.stepSite("pull", o.site, o.http.partner)
-		if err != nil {
-			return job.Command{}, err
-		}
-		return job.Command{Locks: append([]string{job.SiteLock(site)}, folderLocks(o.to)...)}, nil
-	})
-	return cmd
-}
-
-// runTransfer records the run around a push or pull, storing its id in
-// *runID (the RunID field of the options do hands on), and reports each
-// file.
-func runTransfer(ctx context.Context, app *App, d *db.DB, command string, dryRun bool, output string, runID *int64,
-	do func(ctx context.Context) (*transfer.Result, error)) error {
 	var res *transfer.Result
-	err := app.recordRun(ctx, d, command, dryRun, func(id int64) (any, bool, error) {
+	err = app.recordRun(ctx, d, command, dryRun, func(id int64) (any, bool, error) {
 		*runID = id
 		var err error
-		res, err = do(ctx)
+		res, err = do(ctx, d)
 		return res, false, err
 	})
 	if res == nil {
@@ -441,7 +171,7 @@ func runTransfer(ctx context.Context, app *App, d *db.DB, command string, dryRun
 		}
 	}
 	if res.DryRun {
-		fmt.Fprintf(app.Out, "dry run, nothing changed: %s: %d would be %s, %d skipped, %d failed\n", command, res.Would, verb, res.Skip, res.Failed)
+		fmt.Fprintf(app.Out, "%s%s: %d would be %s, %d skipped, %d failed\n", dryRunPrefix(true), command, res.Would, verb, res.Skip, res.Failed)
 		return err
 	}
 	fmt.Fprintf(app.Out, "%s: %d %s, %d skipped, %d failed\n", command, res.Done, verb, res.Skip, res.Failed)
@@ -469,225 +199,149 @@ func reason(f transfer.FileResult) string {
 	return "; " + f.Reason
 }
 
-func newSitesCmd(app *App) *cobra.Command {
-	var out outputFlag
-	list := &cobra.Command{
-		Use:     "list",
-		Short:   "List the configured sites",
-		Example: `  posbridge sites list`,
-		Args:    noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := app.Config()
-			if err != nil {
-				return err
-			}
-			names := make([]string, 0, len(cfg.Sites))
-			for n := range cfg.Sites {
-				names = append(names, n)
-			}
-			sort.Strings(names)
-			w := app.newRecords(out.value, "name", "type", "where", "folders")
-			for _, n := range names {
-				s := cfg.Sites[n]
-				where := s.Dir
-				switch s.Type {
-				case "sftp":
-					where = fmt.Sprintf("%s@%s:%d", s.User, s.Host, s.Port)
-				case "http":
-					where = s.BaseURL
-				}
-				roles := make([]string, 0, len(s.Folders))
-				for r, p := range s.Folders {
-					roles = append(roles, r+"="+p)
-				}
-				sort.Strings(roles)
-				obj := map[string]any{"name": n, "type": s.Type, "where": where, "folders": s.Folders}
-				if err := w.add(obj, n, s.Type, where, strings.Join(roles, " ")); err != nil {
-					return err
-				}
-			}
-			return w.close()
-		},
-	}
-	out.add(list, "table", "json", "csv")
-
-	test := &cobra.Command{
-		Use:   "test SITE",
-		Short: "Check that a site and each of its folders can be reached and written",
-		Long: `For a local site: the folder exists, and each configured folder exists and takes
-a new file (a temporary file is created and removed). For an sftp site: connect,
-verify the host key against known_hosts, log in, list the login folder, then
-the same checks for each configured folder. For an http site: one authenticated
-GET of its health_path (default: the base URL), reporting the TLS version, the
-answer and the latency; 401 or 403 is a failure. Prints one line per check and
-exits 1 when one failed (75 when the server cannot be reached).`,
-		Example: `  posbridge sites test partner`,
-		Args:    exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if app.isHTTPSite(args[0]) {
-				cfg, _ := app.Config()
-				return testHTTPSite(cmd, app, strings.ToLower(args[0]), cfg.Sites[strings.ToLower(args[0])])
-			}
-			_, sc, site, err := app.site(args[0])
-			if err != nil {
-				return err
-			}
-			defer closeSite(site)
-			if sc.Type == "sftp" {
-				fmt.Fprintf(app.Out, "ok     site %s: connected to %s, host key verified, logged in\n", args[0], siteLabel(sc, site))
-				// The login folder of a partner's server is often
-				// read-only: it is only listed. With a root, the root
-				// is, and nothing outside it.
-				start, what := "", "login folder"
-				if sc.Root != "" {
-					start, what = sc.Root, "root "+sc.Root
-				}
-				if _, err := site.List(start); err != nil {
-					fmt.Fprintf(app.Out, "FAILED site %s: %s: %v\n", args[0], what, err)
-					return fmt.Errorf("site %s: %w", args[0], err)
-				}
-				fmt.Fprintf(app.Out, "ok     site %s: %s listed\n", args[0], what)
-			} else {
-				if err := transfer.Probe(site, ""); err != nil {
-					fmt.Fprintf(app.Out, "FAILED site %s: %s: %v\n", args[0], siteLabel(sc, site), err)
-					return fmt.Errorf("site %s: %w", args[0], err)
-				}
-				fmt.Fprintf(app.Out, "ok     site %s: %s listed and writable\n", args[0], siteLabel(sc, site))
-			}
-			roles := make([]string, 0, len(sc.Folders))
-			for r := range sc.Folders {
-				roles = append(roles, r)
-			}
-			sort.Strings(roles)
-			failed := 0
-			var refused error // a configured folder the site refuses: fix the config
-			for _, r := range roles {
-				if err := transfer.Probe(site, sc.Folders[r]); err != nil {
-					failed++
-					fmt.Fprintf(app.Out, "FAILED folder %s (%s): %v\n", r, sc.Folders[r], err)
-					if errors.Is(err, transfer.ErrOutsideRoot) || errors.Is(err, transfer.ErrBadName) {
-						refused = fmt.Errorf("%w: sites.%s.folders.%s: %v", config.ErrInvalid, strings.ToLower(args[0]), r, err)
-					}
-					continue
-				}
-				fmt.Fprintf(app.Out, "ok     folder %s (%s): listed and writable\n", r, sc.Folders[r])
-			}
-			if refused != nil {
-				return refused
-			}
-			if failed > 0 {
-				if b, ok := site.(interface{ Broken() error }); ok && b.Broken() != nil {
-					return fmt.Errorf("site %s: %d of %d folders failed: %w", args[0], failed, len(roles), b.Broken())
-				}
-				return fmt.Errorf("site %s: %d of %d folders failed", args[0], failed, len(roles))
-			}
-			return nil
-		},
-	}
-
-	var lsOut outputFlag
-	ls := &cobra.Command{
-		Use:     "ls SITE [PATH]",
-		Short:   "List a folder of a site",
-		Example: `  posbridge sites ls partner outbox`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) < 1 || len(args) > 2 {
-				return usageErr("%s takes a site and an optional folder (see '%s --help')", cmd.CommandPath(), cmd.CommandPath())
-			}
-			return nil
-		},
-		RunE: func(cmd *cobra.Command, args []string) error {
-			_, sc, site, err := app.site(args[0])
-			if err != nil {
-				return err
-			}
-			defer closeSite(site)
-			dir := ""
-			if len(args) == 2 {
-				if dir, err = folder(args[0], sc, site, args[1]); err != nil {
-					return err
-				}
-			}
-			entries, err := site.List(dir)
-			if err != nil {
-				return err
-			}
-			w := app.newRecords(lsOut.value, "name", "size", "mtime", "type")
-			for _, e := range entries {
-				kind := "file"
-				if e.IsDir {
-					kind = "dir"
-				}
-				mt := e.ModTime.UTC().Format(time.RFC3339)
-				obj := map[string]any{"name": e.Name, "size": e.Size, "mtime": mt, "type": kind}
-				if err := w.add(obj, e.Name, e.Size, mt, kind); err != nil {
-					return err
-				}
-			}
-			return w.close()
-		},
-	}
-	lsOut.add(ls, "table", "json", "csv")
-	g := groupCmd("sites", "The configured sites: list, test, ls", list, test, ls)
-	g.Long = `Sites are the places files are pushed to and pulled from, configured under
-sites: by name, type local (a folder), sftp (an SFTP server) or http (a partner's REST API).
-See docs/transfers.md.`
-	return g
+// httpFlags are the flags of push and pull for http sites.
+type httpFlags struct {
+	endpoint, method, per string
+	partner, what         string
+	query                 []string
+	pageParam, sinceParam string
+	sizeParam             string
+	pageSize, maxPages    int
 }
 
-func newTransfersCmd(app *App) *cobra.Command {
-	var site, status string
-	var deliveries bool
-	var out outputFlag
-	list := &cobra.Command{
-		Use:   "list",
-		Short: "List the transfer ledger: every file pushed or pulled",
-		Example: `  posbridge transfers list --site partner --status failed
-  posbridge transfers list --output json
-  posbridge transfers list --deliveries --site pos-api --status rejected`,
-		Args: noArgs,
-		PreRunE: func(cmd *cobra.Command, args []string) error {
-			if deliveries {
-				switch status {
-				case "", ledger.DeliveryStarted, ledger.DeliveryDone, ledger.DeliveryRejected, ledger.DeliveryFailed:
-					return nil
-				}
-				return usageErr("--status %q: with --deliveries want started, done, rejected or failed", status)
-			}
-			switch status {
-			case "", ledger.TransferStarted, ledger.TransferDone, ledger.TransferFailed, ledger.TransferSkipped:
-				return nil
-			}
-			return usageErr("--status %q: want started, done, failed or skipped", status)
-		},
-		RunE: func(cmd *cobra.Command, args []string) error {
-			d, err := app.DB(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if deliveries {
-				w := app.newRecords(out.value, "id", "site", "endpoint", "key", "record", "local_path", "status", "code", "attempts", "updated", "error")
-				err = ledger.ListDeliveries(cmd.Context(), d, ledger.TransferFilter{Site: strings.ToLower(site), Status: status}, func(x ledger.Delivery) error {
-					return w.add(x, x.ID, x.Site, x.Endpoint, x.Key, x.Record, x.LocalPath, x.Status, x.HTTPStatus, x.Attempts, x.UpdatedAt, x.Error)
-				})
-				if err != nil {
-					return err
-				}
-				return w.close()
-			}
-			w := app.newRecords(out.value, "id", "site", "direction", "remote_path", "local_path", "size", "status", "updated", "error")
-			err = ledger.ListTransfers(cmd.Context(), d, ledger.TransferFilter{Site: strings.ToLower(site), Status: status}, func(t ledger.Transfer) error {
-				return w.add(t, t.ID, t.Site, t.Direction, t.RemotePath, t.LocalPath, t.Size, t.Status, t.UpdatedAt, t.Error)
-			})
-			if err != nil {
-				return err
-			}
-			return w.close()
-		},
+func (h *httpFlags) addPush(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&h.endpoint, "endpoint", "", "http site: the path records go to (default: the partner's endpoint for --what)")
+	f.StringVar(&h.method, "method", http.MethodPost, "http site: POST or PUT")
+	f.StringVar(&h.per, "per", "record", "http site: one request per record, or the whole file as one body (record or file)")
+	h.addPartner(cmd, "what the file holds: order-events, orders, ... (partners.P.endpoints)")
+}
+
+func (h *httpFlags) addPull(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&h.endpoint, "endpoint", "", "http site: the list to GET (default: the partner's endpoint for --what)")
+	f.StringArrayVar(&h.query, "query", nil, "http site: a query parameter k=v (repeatable)")
+	f.StringVar(&h.pageParam, "page-param", "", "http site: the page number parameter (pages from 1); without it one GET")
+	f.StringVar(&h.sinceParam, "since-param", "", "http site: the parameter that gets the time of the last pull that finished")
+	f.IntVar(&h.pageSize, "page-size", 0, "http site: items a full page holds; a page with fewer is the last")
+	f.StringVar(&h.sizeParam, "size-param", "", "http site: the parameter that sends --page-size")
+	f.IntVar(&h.maxPages, "max-pages", 1000, "http site: fail a pull that has more pages than this")
+	h.addPartner(cmd, "the list to collect: purchase-orders, inventory-adjustments, ... (partners.P.endpoints)")
+}
+
+func (h *httpFlags) addPartner(cmd *cobra.Command, what string) {
+	cmd.Flags().StringVar(&h.partner, "partner", "", "partner (config partners): its site and endpoints")
+	cmd.Flags().StringVar(&h.what, "what", "", what)
+}
+
+// used says a flag only http sites take was given.
+func (h *httpFlags) used(cmd *cobra.Command) bool {
+	for _, n := range []string{"endpoint", "method", "per", "partner", "what", "query", "page-param", "since-param", "page-size", "size-param", "max-pages"} {
+		if f := cmd.Flags().Lookup(n); f != nil && f.Changed {
+			return true
+		}
 	}
-	list.Flags().StringVar(&site, "site", "", "only this site")
-	list.Flags().StringVar(&status, "status", "", "only this status: started, done, failed or skipped (with --deliveries: started, done, rejected or failed)")
-	list.Flags().BoolVar(&deliveries, "deliveries", false, "the records delivered to http sites, by key, with the answer's status code")
-	out.add(list, "table", "json", "csv")
-	return groupCmd("transfers", "The ledger of files pushed to and pulled from sites", list)
+	return false
+}
+
+// httpTarget is the site and endpoint of an http push or pull.
+type httpTarget struct {
+	siteName string
+	sc       config.Site
+	endpoint string
+	partner  partner.Profile
+	// wrap is the key each record is wrapped in (a store POS's sales
+	// order: salesOrder).
+	wrap string
+}
+
+// defaultWhat is what a partner takes when push --partner has no --what.
+var defaultWhat = map[string]string{partner.ExternalOMS: "order-events", partner.StorePOS: "orders"}
+
+// target resolves --site, --partner, --what and --endpoint.
+func (h *httpFlags) target(cfg *config.Config, site string, push bool) (httpTarget, error) {
+	t := httpTarget{siteName: strings.ToLower(site), endpoint: h.endpoint}
+	if h.partner != "" {
+		p, err := cfg.Partner(strings.ToLower(h.partner))
+		if err != nil {
+			return t, fmt.Errorf("%w: %w", errUsage, err)
+		}
+		t.partner = p
+		if t.siteName == "" {
+			if t.siteName = p.Site; t.siteName == "" {
+				return t, usageErr("partner %s has no site (partners.%s.site): give --site", h.partner, strings.ToLower(h.partner))
+			}
+		}
+		what := h.what
+		if what == "" && push {
+			what = defaultWhat[p.Kind]
+		}
+		if t.endpoint == "" {
+			if what == "" {
+				return t, usageErr("--partner %s needs --what (configured: %s)", h.partner, endpointNames(p))
+			}
+			if t.endpoint = p.Endpoints[what]; t.endpoint == "" {
+				return t, usageErr("partner %s has no endpoint for %q (partners.%s.endpoints; configured: %s)",
+					h.partner, what, strings.ToLower(h.partner), endpointNames(p))
+			}
+		}
+		if push && what == "orders" && p.Kind == partner.StorePOS {
+			t.wrap = "salesOrder"
+		}
+	} else if h.what != "" {
+		return t, usageErr("--what goes with --partner")
+	}
+	if t.siteName == "" {
+		return t, usageErr("give --site or --partner")
+	}
+	sc, ok := cfg.Sites[t.siteName]
+	if !ok {
+		return t, usageErr("unknown site %q (configured: %s)", t.siteName, siteNames(cfg))
+	}
+	if sc.Type != "http" {
+		return t, usageErr("site %s is of type %s: --endpoint, --partner and the other http flags go with an http site", t.siteName, sc.Type)
+	}
+	t.sc = sc
+	if t.endpoint == "" {
+		return t, usageErr("an http site needs --endpoint PATH (or --partner P --what W)")
+	}
+	if !strings.HasPrefix(t.endpoint, "/") {
+		return t, usageErr("--endpoint %q: want a path starting with /", t.endpoint)
+	}
+	if t.partner.Kind == "" {
+		// Without --partner, the partner whose site this is says how it
+		// answers.
+		t.partner, _ = cfg.SitePartner(t.siteName)
+	}
+	return t, nil
+}
+
+func endpointNames(p partner.Profile) string {
+	if len(p.Endpoints) == 0 {
+		return "none"
+	}
+	return strings.Join(slices.Sorted(maps.Keys(p.Endpoints)), ", ")
+}
+
+// openHTTP prepares an http site; the answer rule is the site's success
+// setting, else the partner profile's (an external OMS answers hasError).
+func openHTTP(name string, sc config.Site, p partner.Profile, dryRun bool) (*transfer.HTTPSite, error) {
+	rule := sc.Success
+	if rule == "" && p.Kind == partner.ExternalOMS {
+		rule = config.SuccessHasErrorFalse
+	}
+	h, err := transfer.NewHTTP(transfer.HTTPConfig{Name: name, BaseURL: sc.BaseURL, CAFile: sc.CAFile,
+		BearerEnv: sc.BearerEnv, BasicUser: sc.BasicUser, PasswordEnv: sc.PasswordEnv, Header: sc.Header, HeaderEnv: sc.HeaderEnv,
+		Timeout: sc.Timeout, Retries: sc.Retries, Backoff: sc.Backoff, BackoffMax: sc.BackoffMax, Rate: sc.Rate,
+		Parallel: sc.Parallel, HealthPath: sc.HealthPath, HTTP2: sc.HTTP2, HasErrorRule: rule == config.SuccessHasErrorFalse, NoCredentials: dryRun})
+	if err != nil {
+		return nil, fmt.Errorf("site %s: %w", name, err)
+	}
+	return h, nil
+}
+
+// isHTTPSite says the named site is configured with type http.
+func (a *App) isHTTPSite(name string) bool {
+	cfg, err := a.Config()
+	return err == nil && cfg.Sites[strings.ToLower(name)].Type == "http"
 }

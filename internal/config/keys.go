@@ -3,7 +3,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"reflect"
 	"strconv"
@@ -22,19 +21,11 @@ const MaxFileSize = 1 << 20
 // readFile reads the config file: a regular file (a named pipe would
 // block the read) in UTF-8, of at most MaxFileSize bytes.
 func readFile(file string) ([]byte, error) {
-	f, err := fsx.OpenText(file)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > MaxFileSize {
+	data, err := fsx.ReadText(file, MaxFileSize)
+	if errors.Is(err, fsx.ErrTooLarge) {
 		return nil, fmt.Errorf("larger than %d KiB: not a configuration file", MaxFileSize>>10)
 	}
-	return data, nil
+	return data, err
 }
 
 // namedSections are the settings whose keys are names the user chose,

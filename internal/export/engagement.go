@@ -232,15 +232,8 @@ func feed(ctx context.Context, d *db.DB, fk *feedKind, o Options) (*Result, erro
 	defer end()
 	res.Watermarks = map[string]int64{}
 	if !o.DryRun {
-		// The kind's row exists before the feed reads: from now on loads
-		// keep deleted records as tombstones until the feed sends them.
-		err := db.WithTx(ctx, conn, true, func() error {
-			_, err := conn.ExecContext(ctx, `INSERT INTO feed_watermarks(kind, updated_at) VALUES (?, ?) ON CONFLICT(kind) DO NOTHING`,
-				fk.name, db.Now())
-			return err
-		})
-		if err != nil {
-			return res, fmt.Errorf("export %s: %w", fk.name, db.Classify(err))
+		if err := openWatermark(ctx, conn, fk.name); err != nil {
+			return res, err
 		}
 	}
 	f, err := feedFile(ctx, d, conn, fk, &o)
@@ -253,11 +246,50 @@ func feed(ctx context.Context, d *db.DB, fk *feedKind, o Options) (*Result, erro
 	if err != nil {
 		return res, err
 	}
-	var mark sql.NullInt64
-	if err := conn.QueryRowContext(ctx, `SELECT change_seq FROM feed_watermarks WHERE kind = ?`, fk.name).Scan(&mark); err == nil && mark.Valid {
-		res.Watermarks[fk.name] = mark.Int64
+	if mark, ok := watermark(ctx, conn, fk.name); ok {
+		res.Watermarks[fk.name] = mark
 	}
 	return res, nil
+}
+
+// openWatermark makes sure the watermark row of kind exists before its
+// feed reads: from then on loads keep deleted records as tombstones until
+// the feed sends them.
+func openWatermark(ctx context.Context, conn *sql.Conn, kind string) error {
+	err := db.WithTx(ctx, conn, true, func() error {
+		_, err := conn.ExecContext(ctx, `INSERT INTO feed_watermarks(kind, updated_at) VALUES (?, ?) ON CONFLICT(kind) DO NOTHING`,
+			kind, db.Now())
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("export %s: %w", kind, db.Classify(err))
+	}
+	return nil
+}
+
+// raiseWatermark moves the watermark of kind up to high without a file,
+// when there is nothing to send up to high: the next feed is not a first
+// feed, and tombstones up to high may go.
+func raiseWatermark(ctx context.Context, conn *sql.Conn, kind string, high int64) error {
+	err := db.WithTx(ctx, conn, true, func() error {
+		_, err := conn.ExecContext(ctx, `UPDATE feed_watermarks SET change_seq = max(coalesce(change_seq, 0), ?), updated_at = ?
+WHERE kind = ?`, high, db.Now(), kind)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("export %s: move watermark: %w", kind, db.Classify(err))
+	}
+	return nil
+}
+
+// watermark reads the watermark of kind, for the result: ok is false when
+// the kind has none.
+func watermark(ctx context.Context, conn *sql.Conn, kind string) (mark int64, ok bool) {
+	var m sql.NullInt64
+	if err := conn.QueryRowContext(ctx, `SELECT change_seq FROM feed_watermarks WHERE kind = ?`, kind).Scan(&m); err == nil && m.Valid {
+		return m.Int64, true
+	}
+	return 0, false
 }
 
 // feedFile reads the kind's new records from one snapshot of the database,
@@ -283,18 +315,7 @@ func feedFile(ctx context.Context, d *db.DB, conn *sql.Conn, fk *feedKind, o *Op
 		if o.DryRun || o.Since != "" || (mark.Valid && mark.Int64 >= high) {
 			return nil, nil
 		}
-		// Nothing to send up to high: the watermark moves without a file,
-		// so the next feed is not a first feed and tombstones up to high
-		// may go.
-		err := db.WithTx(ctx, conn, true, func() error {
-			_, err := conn.ExecContext(ctx, `UPDATE feed_watermarks SET change_seq = max(coalesce(change_seq, 0), ?), updated_at = ?
-WHERE kind = ?`, high, db.Now(), fk.name)
-			return err
-		})
-		if err != nil {
-			return nil, fmt.Errorf("export %s: move watermark: %w", fk.name, db.Classify(err))
-		}
-		return nil, nil
+		return nil, raiseWatermark(ctx, conn, fk.name, high)
 	}
 	if o.DryRun {
 		files, err := planFiles(ctx, conn, fk.name, o, records, records)
@@ -324,13 +345,8 @@ WHERE kind = ?`, high, db.Now(), fk.name)
 		return fk.records(ctx, snap, w, cond, args, emit)
 	})
 	endSnap()
-	if err != nil {
-		abandon(conn, fileID, f.Path, err)
-		return nil, fmt.Errorf("export %s: write %s: %w (the next feed sends its records)", fk.name, f.Name, err)
-	}
-	f.SHA256, f.Size, f.Records = wr.SHA256, wr.Size, wr.Records
-	if err := deliver(ctx, conn, fileID, f.Path, wr, o.Marker); err != nil {
-		return nil, fmt.Errorf("export %s: %s: %w", fk.name, f.Name, err)
+	if err := finish(ctx, conn, fk.name, fileID, &f, wr, err, "the next feed sends its records", o.Marker); err != nil {
+		return nil, err
 	}
 	return &f, nil
 }

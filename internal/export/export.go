@@ -322,7 +322,7 @@ func startFile(ctx context.Context, conn *sql.Conn, k *kind, o *Options, claim f
 		f.Name = fileName(k.name, time.Now().UTC(), seq, o.Format)
 		f.Path, _ = filepath.Abs(filepath.Join(o.Dir, f.Name))
 		res, err := conn.ExecContext(ctx, `INSERT INTO files(direction, kind, name, path, sha256, size, status, sequence, marker, run_id, created_at)
-VALUES ('out', ?, ?, ?, '', 0, ?, ?, ?, ?, ?)`, k.name, f.Name, f.Path, fileWriting, seq, o.Marker, nullID(o.RunID), db.Now())
+VALUES ('out', ?, ?, ?, '', 0, ?, ?, ?, ?, ?)`, k.name, f.Name, f.Path, fileWriting, seq, o.Marker, db.NullID(o.RunID), db.Now())
 		if err != nil {
 			return err
 		}
@@ -363,16 +363,30 @@ func exportFile(ctx context.Context, conn *sql.Conn, k *kind, o *Options) (*File
 	w, err := writeFile(k, o, f.Path, f.Records, func(emit func(node) error) error {
 		return k.records(ctx, conn, fileID, o, emit)
 	})
-	if err != nil {
-		abandon(conn, fileID, f.Path, err)
-		return nil, fmt.Errorf("export %s: write %s: %w (its triggers are ready again)", k.name, f.Name, err)
-	}
-	// For CSV a record is a data row, as the marker and the ledger count.
-	f.SHA256, f.Size, f.Records = w.SHA256, w.Size, w.Records
-	if err := deliver(ctx, conn, fileID, f.Path, w, o.Marker); err != nil {
-		return nil, fmt.Errorf("export %s: %s: %w", k.name, f.Name, err)
+	if err := finish(ctx, conn, k.name, fileID, &f, w, err, "its triggers are ready again", o.Marker); err != nil {
+		return nil, err
 	}
 	return &f, nil
+}
+
+// finish ends the file f that writeFile or writeLines wrote, err saying
+// how the writing went. A file not written gives its records back
+// (abandon); the error says what becomes of them (then), if it says
+// anything. A written file takes what was written (for CSV a record is a
+// data row, as the marker and the ledger count) and is delivered.
+func finish(ctx context.Context, conn *sql.Conn, kind string, fileID int64, f *File, w written, err error, then string, marker bool) error {
+	if err != nil {
+		abandon(conn, fileID, f.Path, err)
+		if then != "" {
+			return fmt.Errorf("export %s: write %s: %w (%s)", kind, f.Name, err, then)
+		}
+		return fmt.Errorf("export %s: write %s: %w", kind, f.Name, err)
+	}
+	f.SHA256, f.Size, f.Records = w.SHA256, w.Size, w.Records
+	if err := deliver(ctx, conn, fileID, f.Path, w, marker); err != nil {
+		return fmt.Errorf("export %s: %s: %w", kind, f.Name, err)
+	}
+	return nil
 }
 
 // probe checks that dir takes a new file.
@@ -383,13 +397,6 @@ func probe(dir string) error {
 	}
 	p.Close()
 	return os.Remove(p.Name())
-}
-
-func nullID(id int64) any {
-	if id <= 0 {
-		return nil
-	}
-	return id
 }
 
 // written is what writeFile produced.

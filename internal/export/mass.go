@@ -69,13 +69,8 @@ func MassCustomers(ctx context.Context, d *db.DB, o Options) (*Result, error) {
 		w, err := writeFile(k, &o, f.Path, records, func(emit func(node) error) error {
 			return flatRecords(ctx, conn, "Customer", `SELECT 'A', `+customerCols+` `+where+` ORDER BY c.customer`, customerAttrs, emit, args...)
 		})
-		if err != nil {
-			abandon(conn, fileID, f.Path, err)
-			return fmt.Errorf("export %s: write %s: %w", k.name, f.Name, err)
-		}
-		f.SHA256, f.Size, f.Records = w.SHA256, w.Size, w.Records
-		if err := deliver(ctx, conn, fileID, f.Path, w, o.Marker); err != nil {
-			return fmt.Errorf("export %s: %s: %w", k.name, f.Name, err)
+		if err := finish(ctx, conn, k.name, fileID, &f, w, err, "", o.Marker); err != nil {
+			return err
 		}
 		res.Files = append(res.Files, f)
 		return nil

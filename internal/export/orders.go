@@ -40,6 +40,10 @@ type OrdersResult struct {
 	Held []orders.Held `json:"held,omitempty"`
 }
 
+// Partial says the export held messages back: they were not sent, so the
+// run rejected records (exit 3) though it did all it could.
+func (r *OrdersResult) Partial() bool { return r != nil && len(r.Held) > 0 }
+
 // Orders exports the ready order messages of a stream (orders.StreamEvents,
 // orders.StreamStatus or orders.StreamReturns) of partner p, as NDJSON files
 // (one message per line) named <kind>_<yyyymmddThhmmssZ>_<seq>.ndjson in
@@ -122,13 +126,9 @@ func Orders(ctx context.Context, d *db.DB, stream string, p partner.Profile, o O
 			return res, err
 		}
 		w, err := writeLines(&o, f.Path, f.Records, write(fileID))
-		if err != nil {
-			abandon(conn, fileID, f.Path, err)
-			return res, fmt.Errorf("export %s: write %s: %w (its messages are ready again)", k.name, f.Name, err)
-		}
-		f.SHA256, f.Size = w.SHA256, w.Size
-		if err := deliver(ctx, conn, fileID, f.Path, w, o.Marker); err != nil {
-			return res, fmt.Errorf("export %s: %s: %w", k.name, f.Name, err)
+		// A written file has the records of its claim (writeLines).
+		if err := finish(ctx, conn, k.name, fileID, &f, w, err, "its messages are ready again", o.Marker); err != nil {
+			return res, err
 		}
 		res.Files = append(res.Files, f)
 		if o.MaxRecords <= 0 {

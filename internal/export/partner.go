@@ -55,6 +55,10 @@ type PartnerResult struct {
 	Watermark *int64 `json:"watermark,omitempty"`
 }
 
+// Partial says SKUs in scope were not sent for want of a code (or price):
+// the run rejected records (exit 3) though it sent all it could.
+func (r *PartnerResult) Partial() bool { return r != nil && r.Unmapped > 0 }
+
 // PartnerKind is the file kind (and watermark) of a partner's inventory
 // export: partner_inventory_<name>.
 func PartnerKind(name string) string { return "partner_inventory_" + name }
@@ -140,19 +144,13 @@ func PartnerInventory(ctx context.Context, d *db.DB, p partner.Profile, full boo
 	}
 	defer end()
 	if !o.DryRun {
-		err := db.WithTx(ctx, conn, true, func() error {
-			_, err := conn.ExecContext(ctx, `INSERT INTO feed_watermarks(kind, updated_at) VALUES (?, ?) ON CONFLICT(kind) DO NOTHING`,
-				k.name, db.Now())
-			return err
-		})
-		if err != nil {
-			return res, fmt.Errorf("export %s: %w", k.name, db.Classify(err))
+		if err := openWatermark(ctx, conn, k.name); err != nil {
+			return res, err
 		}
 	}
 	err = partnerFile(ctx, d, conn, k, p, full, &o, res)
-	var mark sql.NullInt64
-	if qerr := conn.QueryRowContext(ctx, `SELECT change_seq FROM feed_watermarks WHERE kind = ?`, k.name).Scan(&mark); qerr == nil && mark.Valid {
-		res.Watermark = &mark.Int64
+	if mark, ok := watermark(ctx, conn, k.name); ok {
+		res.Watermark = &mark
 	}
 	return res, err
 }
@@ -207,15 +205,7 @@ FROM `+from+` WHERE `+cond, args...).Scan(&records, &res.Unmapped)
 		}
 		// Nothing to send up to high (or only SKUs without a code, which
 		// are reported): the watermark moves without a file.
-		err := db.WithTx(ctx, conn, true, func() error {
-			_, err := conn.ExecContext(ctx, `UPDATE feed_watermarks SET change_seq = max(coalesce(change_seq, 0), ?), updated_at = ?
-WHERE kind = ?`, high, db.Now(), k.name)
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("export %s: move watermark: %w", k.name, db.Classify(err))
-		}
-		return nil
+		return raiseWatermark(ctx, conn, k.name, high)
 	}
 	if err := prepareDir(k, o.Dir); err != nil {
 		return err
@@ -265,13 +255,8 @@ FROM ` + from + ` WHERE ` + cond + ` AND ` + reason + ` IS NULL ORDER BY k.item,
 		err = fmt.Errorf("wrote %d products, the count has %d", wr.Records, records)
 		os.Remove(tmpPath(f.Path))
 	}
-	if err != nil {
-		abandon(conn, fileID, f.Path, err)
-		return fmt.Errorf("export %s: write %s: %w (the next run sends its records)", k.name, f.Name, err)
-	}
-	f.SHA256, f.Size, f.Records = wr.SHA256, wr.Size, wr.Records
-	if err := deliver(ctx, conn, fileID, f.Path, wr, o.Marker); err != nil {
-		return fmt.Errorf("export %s: %s: %w", k.name, f.Name, err)
+	if err := finish(ctx, conn, k.name, fileID, &f, wr, err, "the next run sends its records", o.Marker); err != nil {
+		return err
 	}
 	res.Files = append(res.Files, f)
 	return nil

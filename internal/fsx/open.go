@@ -118,6 +118,28 @@ func OpenText(path string) (*os.File, error) {
 	return f, nil
 }
 
+// ErrTooLarge is ReadText's refusal of a file larger than it takes.
+var ErrTooLarge = errors.New("file too large")
+
+// ReadText reads the text file at path (OpenText) whole when it has at
+// most max bytes; a larger one is refused with ErrTooLarge, read no
+// further than max+1 bytes.
+func ReadText(path string, max int64) ([]byte, error) {
+	f, err := OpenText(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > max {
+		return nil, ErrTooLarge
+	}
+	return data, nil
+}
+
 // sniffEncoding names the UTF-16 or UTF-32 encoding that b, the start of
 // a file, is written in, or returns "".
 func sniffEncoding(b []byte) string {

@@ -111,6 +111,21 @@ func TestOpenText(t *testing.T) {
 	}
 }
 
+func TestReadText(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "request.xml")
+	os.WriteFile(path, []byte("<Message/>"), 0o640)
+	if b, err := fsx.ReadText(path, 10); err != nil || string(b) != "<Message/>" {
+		t.Fatalf("ReadText of 10 bytes at most 10: %q, %v", b, err)
+	}
+	if b, err := fsx.ReadText(path, 9); !errors.Is(err, fsx.ErrTooLarge) || b != nil {
+		t.Fatalf("ReadText of 10 bytes at most 9: %q, %v, want ErrTooLarge", b, err)
+	}
+	if _, err := fsx.ReadText(dir, 10); !errors.Is(err, fsx.ErrNotRegular) {
+		t.Fatalf("ReadText of a folder: %v, want ErrNotRegular", err)
+	}
+}
+
 func TestContextReader(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := fsx.ContextReader(ctx, strings.NewReader("0123456789"))

@@ -176,13 +176,6 @@ func applyTransactions(s *Session, src source, path string) error {
 	return err
 }
 
-func nullID(id int64) any {
-	if id <= 0 {
-		return nil
-	}
-	return id
-}
-
 // checked is a batch of records with their field checks done.
 type checked struct {
 	items []checkedRecord

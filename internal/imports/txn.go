@@ -3,6 +3,7 @@ package imports
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/posbridge/posbridge/internal/format"
@@ -82,6 +83,13 @@ var txnColumns = []string{"transaction_code", "item", "sku", "upc", "retail_ref"
 	"to_item", "to_sku", "to_warehouse", "to_location", "reason", "reference", "transaction_date", "user"}
 
 var txnRequired = []string{"transaction_code", "warehouse", "quantity"}
+
+// TransactionColumns returns the CSV columns of the inventory transaction
+// upload and those a file must have; it must also have item, upc or
+// retail_ref.
+func TransactionColumns() (names, required []string) {
+	return slices.Clone(txnColumns), slices.Clone(txnRequired)
+}
 
 // txn is one transaction after its fields were checked.
 type txn struct {

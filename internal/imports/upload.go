@@ -23,6 +23,9 @@ type Upload struct {
 	// Partner is the partner the file comes from, for a partner's upload:
 	// the same content is applied once per partner.
 	Partner string
+	// AllOrNothing makes the file apply whole or not at all whatever the
+	// options say: for messages that a part applied could not bring again.
+	AllOrNothing bool
 	// Open starts reading the file: it returns the reject file's columns
 	// and the function that applies the records inside the transaction.
 	Open func(f *os.File, path string, o *Options) (header []string, apply func(s *Session) error, err error)
@@ -48,6 +51,7 @@ func (s *Session) Reject(line int, msg string, raw []string) error {
 
 // Run applies one upload file of kind u.
 func Run(ctx context.Context, d *db.DB, u Upload, path string, o Options) (*Result, error) {
+	o.AllOrNothing = o.AllOrNothing || u.AllOrNothing
 	if o.Warn == nil {
 		o.Warn = func(string) {}
 	}
@@ -96,7 +100,7 @@ func Run(ctx context.Context, d *db.DB, u Upload, path string, o Options) (*Resu
 	}()
 	abs, _ := filepath.Abs(path)
 	ins, err := conn.ExecContext(ctx, `INSERT INTO files(direction, kind, partner, name, path, sha256, size, status, run_id, created_at)
-VALUES ('in', ?, ?, ?, ?, ?, ?, 'importing', ?, ?)`, u.Kind, u.Partner, filepath.Base(path), abs, sum, size, nullID(o.RunID), db.Now())
+VALUES ('in', ?, ?, ?, ?, ?, ?, 'importing', ?, ?)`, u.Kind, u.Partner, filepath.Base(path), abs, sum, size, db.NullID(o.RunID), db.Now())
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", path, db.Classify(err))
 	}
@@ -147,6 +151,14 @@ VALUES ('in', ?, ?, ?, ?, ?, ?, 'importing', ?, ?)`, u.Kind, u.Partner, filepath
 	}
 	done = true
 	return res, nil
+}
+
+// RunWithStats is Run for an upload that keeps statistics of its own
+// beside the Result: upload makes it for p with the statistics to fill.
+func RunWithStats[P, S any](ctx context.Context, d *db.DB, upload func(P, *S) Upload, p P, path string, o Options) (*Result, S, error) {
+	var st S
+	res, err := Run(ctx, d, upload(p, &st), path, o)
+	return res, st, err
 }
 
 // maxWarnings is how many warnings one file's import reports: a header

@@ -413,19 +413,13 @@ func parseRequest(data []byte, req *request) (string, error) {
 
 // readRequest reads a request file of at most MaxRequestSize bytes.
 func readRequest(path string) ([]byte, error) {
-	f, err := fsx.OpenText(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxRequestSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > MaxRequestSize {
+	data, err := fsx.ReadText(path, MaxRequestSize)
+	switch {
+	case errors.Is(err, fsx.ErrTooLarge):
 		return nil, fmt.Errorf("request file is larger than %d bytes: a request is one element", MaxRequestSize)
-	}
-	if len(bytes.TrimSpace(data)) == 0 {
+	case err != nil:
+		return nil, err
+	case len(bytes.TrimSpace(data)) == 0:
 		return nil, errors.New("request file is empty")
 	}
 	return data, nil

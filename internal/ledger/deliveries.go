@@ -46,10 +46,7 @@ type Delivery struct {
 // has the answer by the time it writes the row (d.Status set) writes the
 // attempt and its answer in one.
 func StartDelivery(ctx context.Context, q db.Execer, d Delivery) error {
-	var run any
-	if d.RunID > 0 {
-		run = d.RunID
-	}
+	run := db.NullID(d.RunID)
 	if d.Status == "" {
 		d.Status = DeliveryStarted
 	}

@@ -31,10 +31,7 @@ type File struct {
 
 // RecordFile adds f to the ledger inside the caller's transaction.
 func RecordFile(ctx context.Context, q db.Execer, f File) error {
-	var run any
-	if f.RunID > 0 {
-		run = f.RunID
-	}
+	run := db.NullID(f.RunID)
 	_, err := q.ExecContext(ctx, `INSERT INTO files(direction, kind, name, path, sha256, size, records, rejected, status, mode, run_id, created_at)
 VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`, f.Direction, f.Kind, f.Name, f.Path, f.SHA256, f.Size, f.Records, f.Rejected, f.Status, f.Mode, run, db.Now())
 	if err != nil {

@@ -63,12 +63,8 @@ func StartRun(ctx context.Context, d *db.DB, command, job string) (int64, error)
 // InsertRun records the start of r by this process, inside the caller's
 // transaction or on the database, and returns its id.
 func InsertRun(ctx context.Context, q db.Execer, r Run) (int64, error) {
-	var parent any
-	if r.Parent > 0 {
-		parent = r.Parent
-	}
 	res, err := q.ExecContext(ctx, `INSERT INTO runs(command, job, parent_id, step, status, started_at, host, pid, pid_start)
-VALUES (?,?,?,?,?,?,?,?,?)`, r.Command, r.Job, parent, r.Step, RunRunning, db.Now(), Hostname(), os.Getpid(), ProcessStart(os.Getpid()))
+VALUES (?,?,?,?,?,?,?,?,?)`, r.Command, r.Job, db.NullID(r.Parent), r.Step, RunRunning, db.Now(), Hostname(), os.Getpid(), ProcessStart(os.Getpid()))
 	if err != nil {
 		return 0, fmt.Errorf("record run: %w", db.Classify(err))
 	}

@@ -59,10 +59,7 @@ type Transfer struct {
 
 // StartTransfer records a transfer as started and returns its id.
 func StartTransfer(ctx context.Context, q db.Execer, t Transfer) (int64, error) {
-	var run any
-	if t.RunID > 0 {
-		run = t.RunID
-	}
+	run := db.NullID(t.RunID)
 	now := db.Now()
 	res, err := q.ExecContext(ctx, `INSERT INTO transfers(site, direction, local_path, remote_path, size, mtime, sha256, status, attempts, error, stage, temp_path, temp_mtime, run_id, created_at, updated_at)
 VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, t.Site, t.Direction, t.LocalPath, t.RemotePath, t.Size, t.MTime, t.SHA256, TransferStarted, 1, "",
@@ -93,10 +90,7 @@ func EndTransfer(ctx context.Context, q db.Execer, id int64, status string, size
 // started, one attempt more, and t's local path, size, mtime, checksum,
 // stage, temporary name and run. The ledger keeps one row per file this way.
 func RestartTransfer(ctx context.Context, q db.Execer, id int64, t Transfer) error {
-	var run any
-	if t.RunID > 0 {
-		run = t.RunID
-	}
+	run := db.NullID(t.RunID)
 	_, err := q.ExecContext(ctx, `UPDATE transfers SET status=?, attempts=attempts+1, error='', local_path=?, size=?, mtime=?, sha256=?,
  stage=?, temp_path=?, temp_mtime=?, run_id=coalesce(?, run_id), updated_at=? WHERE id=?`,
 		TransferStarted, t.LocalPath, t.Size, t.MTime, t.SHA256, t.Stage, t.TempPath, t.TempMTime, run, db.Now(), id)

@@ -231,7 +231,7 @@ func Claim(ctx context.Context, q db.Querier, stream, partner string, fileID, ru
 	}
 	res, err := q.ExecContext(ctx, `UPDATE order_messages SET status = 'processing', file_id = ?, run_id = ?, updated_at = ?
 WHERE id IN (SELECT id FROM order_messages WHERE stream = ? AND partner = ? AND status = 'ready' ORDER BY id LIMIT ?)`,
-		fileID, nullID(runID), db.Now(), stream, partner, limit)
+		fileID, db.NullID(runID), db.Now(), stream, partner, limit)
 	if err != nil {
 		return 0, err
 	}
@@ -305,11 +305,4 @@ func Ready(ctx context.Context, q db.Querier, stream, partner string) (int64, er
 	var n int64
 	err := q.QueryRowContext(ctx, `SELECT count(*) FROM order_messages WHERE stream = ? AND partner = ? AND status = 'ready'`, stream, partner).Scan(&n)
 	return n, err
-}
-
-func nullID(id int64) any {
-	if id <= 0 {
-		return nil
-	}
-	return id
 }

@@ -288,7 +288,7 @@ func claimIDs(ctx context.Context, q db.Querier, ids []int64, fileID, runID int6
 		return 0, err
 	}
 	res, err := q.ExecContext(ctx, `UPDATE order_messages SET status = 'processing', file_id = ?, run_id = ?, updated_at = ?
-WHERE id IN (SELECT value FROM json_each(?)) AND status = 'ready'`, fileID, nullID(runID), db.Now(), string(list))
+WHERE id IN (SELECT value FROM json_each(?)) AND status = 'ready'`, fileID, db.NullID(runID), db.Now(), string(list))
 	if err != nil {
 		return 0, err
 	}

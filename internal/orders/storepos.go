@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"regexp"
 	"strings"
 	"time"
@@ -365,20 +364,16 @@ type Stats struct {
 // Upload is the order upload of partner p, for imports.Run; stats
 // collects what became of the orders.
 func Upload(p partner.Profile, stats *Stats) imports.Upload {
-	return imports.Upload{Kind: Kind, What: "orders", Partner: p.Name, Open: func(f *os.File, path string, o *imports.Options) ([]string, func(*imports.Session) error, error) {
-		return rejectHeader, func(s *imports.Session) error {
-			im := &importer{s: s, path: path, p: p, stats: stats, st: &stock{ctx: s.Ctx, q: s.Conn, allowNegative: s.Opts.AllowNegative},
-				loaded: map[string]bool{}}
-			return im.run(f)
-		}, nil
-	}}
+	return partner.Upload(Kind, "orders", p, rejectHeader, func(s *imports.Session, f io.Reader, path string) error {
+		im := &importer{s: s, path: path, p: p, stats: stats, st: &stock{ctx: s.Ctx, q: s.Conn, allowNegative: s.Opts.AllowNegative},
+			loaded: map[string]bool{}}
+		return im.run(f)
+	})
 }
 
 // Import applies an order file of partner p.
 func Import(ctx context.Context, d *db.DB, p partner.Profile, path string, o imports.Options) (*imports.Result, Stats, error) {
-	var st Stats
-	res, err := imports.Run(ctx, d, Upload(p, &st), path, o)
-	return res, st, err
+	return imports.RunWithStats(ctx, d, Upload, p, path, o)
 }
 
 type importer struct {

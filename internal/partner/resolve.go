@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/posbridge/posbridge/internal/db"
@@ -87,6 +88,16 @@ func WarehouseProblem(ctx context.Context, q db.Querier, p Profile, use string) 
 		return fmt.Sprintf("warehouse %s of partners.%s is not loaded", p.Warehouse, p.Name), nil
 	}
 	return "", nil
+}
+
+// Upload is the upload of partner p's JSON messages for imports.Run: kind
+// is its file ledger kind, what names its records, header the columns of
+// its rejects after line and error, and apply applies the records of file
+// f (at path) inside the session, EachRecord at its heart.
+func Upload(kind, what string, p Profile, header []string, apply func(s *imports.Session, f io.Reader, path string) error) imports.Upload {
+	return imports.Upload{Kind: kind, What: what, Partner: p.Name, Open: func(f *os.File, path string, o *imports.Options) ([]string, func(*imports.Session) error, error) {
+		return header, func(s *imports.Session) error { return apply(s, f, path) }, nil
+	}}
 }
 
 // EachRecord reads a partner's JSON upload inside its import session: the

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"reflect"
 	"sort"
 	"strings"
@@ -90,19 +89,15 @@ type Stats struct {
 // Upload is the return expectation upload of partner p, for imports.Run;
 // stats collects what became of the returns.
 func Upload(p partner.Profile, stats *Stats) imports.Upload {
-	return imports.Upload{Kind: Kind, What: "returns", Partner: p.Name, Open: func(f *os.File, path string, o *imports.Options) ([]string, func(*imports.Session) error, error) {
-		return rejectHeader, func(s *imports.Session) error {
-			im := &importer{s: s, path: path, p: p, stats: stats}
-			return im.run(f)
-		}, nil
-	}}
+	return partner.Upload(Kind, "returns", p, rejectHeader, func(s *imports.Session, f io.Reader, path string) error {
+		im := &importer{s: s, path: path, p: p, stats: stats}
+		return im.run(f)
+	})
 }
 
 // Import applies a return expectation file of partner p.
 func Import(ctx context.Context, d *db.DB, p partner.Profile, path string, o imports.Options) (*imports.Result, Stats, error) {
-	var st Stats
-	res, err := imports.Run(ctx, d, Upload(p, &st), path, o)
-	return res, st, err
+	return imports.RunWithStats(ctx, d, Upload, p, path, o)
 }
 
 type importer struct {

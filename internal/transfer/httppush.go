@@ -104,16 +104,10 @@ type record struct {
 // pushHTTPFile sends the records of one file.
 func pushHTTPFile(ctx context.Context, st *stmts, w *ledgerWriter, site *HTTPSite, o HTTPPushOptions, local string) FileResult {
 	fr := FileResult{Local: local, Remote: o.Method + " " + o.Endpoint, Status: "failed"}
-	info, err := os.Stat(local)
-	if err != nil {
-		fr.Reason = err.Error()
+	info, ok := fr.stat(local)
+	if !ok {
 		return fr
 	}
-	if !info.Mode().IsRegular() {
-		fr.Reason = "not a regular file"
-		return fr
-	}
-	fr.Size = info.Size()
 	// The first pass checks the whole file, takes its sha256 and the
 	// records' keys before anything is sent: a file broken in the middle
 	// sends nothing.

@@ -112,16 +112,35 @@ func Pull(ctx context.Context, d *db.DB, site Site, o PullOptions) (*Result, err
 	}
 	defer release()
 	o.dirSync = &groupSync{sync: func() error { return fsx.SyncDir(o.To) }}
-	var first []Entry
-	if err := o.Retry.do(ctx, site, func() (err error) {
-		first, err = site.List(from)
-		return err
-	}); err != nil {
+	// list reads the remote folder, retried as every call to the site.
+	list := func() (entries []Entry, err error) {
+		err = o.Retry.do(ctx, site, func() (err error) {
+			entries, err = site.List(from)
+			return err
+		})
+		return entries, err
+	}
+	first, err := list()
+	if err != nil {
 		return nil, err
 	}
 	now := o.Now()
 	files := map[string]Entry{}
 	var candidates []Entry
+	// settle takes e into this run, or finishes it when the ledger has it
+	// fetched: a run that died between the ledger and --after left it.
+	settle := func(e Entry, fr FileResult) error {
+		done, err := ledger.Fetched(ctx, st, o.SiteName, fr.Remote, e.Size, mtimeKey(e.ModTime))
+		switch {
+		case err != nil:
+			return err
+		case done:
+			res.add(finishFetched(site, o, fr, archive, e.Name, now))
+		default:
+			candidates = append(candidates, e)
+		}
+		return nil
+	}
 	for _, e := range first {
 		if e.IsDir || strings.HasPrefix(e.Name, ".") {
 			continue
@@ -149,16 +168,10 @@ func Pull(ctx context.Context, d *db.DB, site Site, o PullOptions) (*Result, err
 		case o.RequireMarker && !marked:
 			fr.Reason = "no marker " + e.Name + markerSuffix
 		default:
-			done, err := ledger.Fetched(ctx, st, o.SiteName, fr.Remote, e.Size, mtimeKey(e.ModTime))
-			if err != nil {
+			if err := settle(e, fr); err != nil {
 				return res, err
 			}
-			if !done {
-				candidates = append(candidates, e)
-				continue
-			}
-			// A run that died between the ledger and --after left it.
-			fr = finishFetched(site, o, fr, archive, e.Name, now)
+			continue
 		}
 		res.add(fr)
 	}
@@ -186,15 +199,9 @@ func Pull(ctx context.Context, d *db.DB, site Site, o PullOptions) (*Result, err
 			continue
 		}
 		fr := FileResult{Remote: join(from, e.Name), Local: filepath.Join(o.To, e.Name), Size: e.Size, Status: "skipped"}
-		done, err := ledger.Fetched(ctx, st, o.SiteName, fr.Remote, e.Size, mtimeKey(e.ModTime))
-		if err != nil {
+		if err := settle(e, fr); err != nil {
 			return res, err
 		}
-		if !done {
-			candidates = append(candidates, e)
-			continue
-		}
-		res.add(finishFetched(site, o, fr, archive, e.Name, now))
 	}
 	if len(candidates) == 0 {
 		return res, res.errOn(site)
@@ -205,11 +212,8 @@ func Pull(ctx context.Context, d *db.DB, site Site, o PullOptions) (*Result, err
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	var second []Entry
-	if err := o.Retry.do(ctx, site, func() (err error) {
-		second, err = site.List(from)
-		return err
-	}); err != nil {
+	second, err := list()
+	if err != nil {
 		return nil, err
 	}
 	again := map[string]Entry{}

@@ -179,16 +179,10 @@ func pushOne(ctx context.Context, d *stmts, site Site, o PushOptions, to, local 
 		fr.Reason = err.Error()
 		return fr
 	}
-	info, err := os.Stat(local)
-	if err != nil {
-		fr.Reason = err.Error()
+	info, ok := fr.stat(local)
+	if !ok {
 		return fr
 	}
-	if !info.Mode().IsRegular() {
-		fr.Reason = "not a regular file"
-		return fr
-	}
-	fr.Size = info.Size()
 	if o.DryRun {
 		fr.Status = "would"
 		return fr

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -46,6 +47,23 @@ type FileResult struct {
 	// lost is set when the file failed because the site could not be
 	// reached, after the retries.
 	lost error
+}
+
+// stat reads the file to send: its size goes into fr, or why it cannot
+// be sent into fr.Reason (it cannot be read, or it is not a regular file:
+// a named pipe would block the send). ok is false when it cannot.
+func (fr *FileResult) stat(local string) (info os.FileInfo, ok bool) {
+	info, err := os.Stat(local)
+	switch {
+	case err != nil:
+		fr.Reason = err.Error()
+	case !info.Mode().IsRegular():
+		fr.Reason = "not a regular file"
+	default:
+		fr.Size = info.Size()
+		return info, true
+	}
+	return nil, false
 }
 
 func (r *Result) add(f FileResult) {

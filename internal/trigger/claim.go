@@ -28,7 +28,7 @@ func Claim(ctx context.Context, q db.Querier, code string, fileID, runID int64, 
 	}
 	res, err := q.ExecContext(ctx, `UPDATE triggers SET status = 'processing', file_id = ?1, run_id = ?2,
   attempts = attempts + 1, updated_at = ?3
-WHERE file_code = ?4 AND status = 'ready'`+which, fileID, nullID(runID), db.Now(), code, limit)
+WHERE file_code = ?4 AND status = 'ready'`+which, fileID, db.NullID(runID), db.Now(), code, limit)
 	if err != nil {
 		return 0, 0, fmt.Errorf("claim %s triggers: %w", code, db.Classify(err))
 	}
@@ -38,13 +38,6 @@ WHERE file_code = ?4 AND status = 'ready'`+which, fileID, nullID(runID), db.Now(
 	}
 	err = q.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT DISTINCT `+unit+` FROM triggers WHERE file_id = ?)`, fileID).Scan(&records)
 	return records, triggers, err
-}
-
-func nullID(id int64) any {
-	if id <= 0 {
-		return nil
-	}
-	return id
 }
 
 // Complete marks the triggers of export file fileID processed.

@@ -97,50 +97,36 @@ func (a adjustment) rec(n int, shape string, event num) []string {
 
 // Counts is the stock adjustment upload of WMS partner p.
 func Counts(p partner.Profile, stats *Stats) imports.Upload {
-	return upload(KindCounts, countHeader, p, stats, (*importer).count)
+	return upload(KindCounts, countHeader, p, stats, countShape)
 }
 
 // ImportCounts applies a file of Ongoing stock adjustments of WMS partner
 // p: inventory transaction webhooks and inventory adjustments GET
 // responses, each adjustment a signed adjustment (code A), once.
 func ImportCounts(ctx context.Context, d *db.DB, p partner.Profile, path string, o imports.Options) (*imports.Result, Stats, error) {
-	var st Stats
-	res, err := imports.Run(ctx, d, Counts(p, &st), path, o)
-	return res, st, err
+	return imports.RunWithStats(ctx, d, Counts, p, path, o)
 }
 
-// count applies the n-th record of a counts file, which starts at line, by
-// its shape: the webhook has webhookEventId and transaction; an article
-// of the GET has inventoryAdjustments.
-func (im *importer) count(n, line int, raw json.RawMessage) error {
-	k, err := keys(raw)
-	if ferr := im.fields(raw); ferr != nil {
-		err = ferr
-	}
+// countShape tells the shape of a record of a counts file by its keys:
+// the webhook has webhookEventId and transaction; an article of the GET
+// has inventoryAdjustments.
+func countShape(k map[string]bool) (shapeFunc, string) {
 	switch {
-	case err != nil:
-		im.s.Result.Read++
-		return im.reject(line, recordName(n, "", ""), "", decodeError(err), adjustment{}.rec(n, "", ""))
 	case k["webhookeventid"] && k["transaction"]:
-		return im.inventoryTransaction(n, line, raw)
+		return (*importer).inventoryTransaction, ""
 	case k["inventoryadjustments"] && !k["webhookeventid"]:
-		return im.adjustments(n, line, raw)
-	}
-	reason := unknownShape(k, countShapes)
-	switch {
+		return (*importer).adjustments, ""
 	case k["adjustments"]:
-		reason = "a flattened count (webhookEventId with adjustments) is not an Ongoing message and is not read: want " + countShapes
+		return nil, "a flattened count (webhookEventId with adjustments) is not an Ongoing message and is not read: want " + countShapes
 	case k["articleitem"] || k["purchaseorderlines"] || k["purchaseorderid"]:
-		reason = "a reception, which import receipts reads: want " + countShapes
+		return nil, "a reception, which import receipts reads: want " + countShapes
 	}
-	im.s.Result.Read++
-	return im.reject(line, recordName(n, "", ""), "", reason, adjustment{}.rec(n, "", ""))
+	return nil, unknownShape(k, countShapes)
 }
 
 // inventoryTransaction applies an "Inventory transaction has been
 // performed" webhook.
 func (im *importer) inventoryTransaction(n, line int, raw json.RawMessage) error {
-	im.s.Result.Read++
 	var ev inventoryWebhook
 	err := json.Unmarshal(raw, &ev)
 	a := adjustment{inventoryID: ev.Inventory.InventoryID, numberOfItems: ev.Transaction.TransactionNumberOfItems,
@@ -148,30 +134,14 @@ func (im *importer) inventoryTransaction(n, line int, raw json.RawMessage) error
 		cause: ev.Transaction.InventoryAdjustmentCause.Code, warehouseCode: ev.Location.Warehouse.WarehouseCode,
 		counted: isTrue(ev.Inventory.IsCountInventory), idField: "inventory.inventoryId",
 		qtyField: "transaction.transactionNumberOfItems", whField: "location.warehouse.warehouseCode"}
-	rec := a.rec(n, shapeInventory, ev.WebhookEventID)
-	who := recordName(n, shapeInventory, "")
-	if err != nil {
-		return im.reject(line, who, "", decodeError(err), rec)
-	}
-	id, e := ident("webhookEventId", ev.WebhookEventID)
-	if e != nil {
-		return im.reject(line, who, "", e.Error(), rec)
-	}
-	ids := fmt.Sprint(id)
-	if again, err := im.resent(ids, line); err != nil || again {
-		return err
-	}
-	a.source = "webhookEventId " + ids
-	reason := im.goodsOwner("goodsOwnerId", ev.GoodsOwnerID)
-	if reason == nil {
-		if reason, err = im.adjust(line, a); err != nil {
-			return err
-		}
-	}
-	if reason != nil {
-		return im.reject(line, recordName(n, shapeInventory, "webhookEventId "+ids), "", reason.Error(), rec)
-	}
-	return im.applied(ids)
+	return im.webhook(n, line, shapeInventory, ev.WebhookEventID, err, a.rec(n, shapeInventory, ev.WebhookEventID),
+		func(id string) (reason, err error) {
+			a.source = "webhookEventId " + id
+			if reason := im.goodsOwner("goodsOwnerId", ev.GoodsOwnerID); reason != nil {
+				return reason, nil
+			}
+			return im.adjust(line, a)
+		})
 }
 
 // adjustments applies one article of a GET /api/v1/inventoryAdjustments
@@ -188,33 +158,17 @@ func (im *importer) adjustments(n, line int, raw json.RawMessage) error {
 		s.Result.Read++
 		return im.reject(line, who, "", decodeError(err), adjustment{article: g.Article.ArticleNumber}.rec(n, shapeAdjustments, ""))
 	}
-	if len(g.InventoryAdjustments) == 0 {
-		s.Result.Read++
-		im.note(line, fmt.Sprintf("article %s has no inventoryAdjustments: nothing to apply", g.Article.ArticleNumber))
-		return nil
-	}
-	rejected := s.Result.Rejected
-	for i, ga := range g.InventoryAdjustments {
-		s.Result.Read++
-		a := adjustment{inventoryID: ga.InventoryID, numberOfItems: ga.NumberOfItems, article: g.Article.ArticleNumber,
-			bin: ga.Location, batch: ga.BatchNumber, serial: ga.Serial, cause: ga.InventoryAdjustmentCause.Code,
-			warehouseCode: ga.Warehouse.Code, idField: "inventoryId", qtyField: "numberOfItems", whField: "warehouse.code",
-			source: "GET inventoryAdjustments"}
-		reason, err := im.adjust(line, a)
-		if err != nil {
-			return err
-		}
-		if reason != nil {
-			where := fmt.Sprintf("inventoryAdjustments[%d] (inventoryId %s)", i, ga.InventoryID)
-			if err := im.reject(line, who, where, reason.Error(), a.rec(n, shapeAdjustments, "")); err != nil {
-				return err
-			}
-		}
-	}
-	if s.Result.Rejected == rejected {
-		im.stats.Messages++
-	}
-	return nil
+	return im.lines(line, who, len(g.InventoryAdjustments),
+		fmt.Sprintf("article %s has no inventoryAdjustments: nothing to apply", g.Article.ArticleNumber),
+		func(i int) (string, []string, error, error) {
+			ga := g.InventoryAdjustments[i]
+			a := adjustment{inventoryID: ga.InventoryID, numberOfItems: ga.NumberOfItems, article: g.Article.ArticleNumber,
+				bin: ga.Location, batch: ga.BatchNumber, serial: ga.Serial, cause: ga.InventoryAdjustmentCause.Code,
+				warehouseCode: ga.Warehouse.Code, idField: "inventoryId", qtyField: "numberOfItems", whField: "warehouse.code",
+				source: "GET inventoryAdjustments"}
+			reason, err := im.adjust(line, a)
+			return fmt.Sprintf("inventoryAdjustments[%d] (inventoryId %s)", i, ga.InventoryID), a.rec(n, shapeAdjustments, ""), reason, err
+		})
 }
 
 // adjust applies one stock adjustment: its signed number of items as an

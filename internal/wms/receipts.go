@@ -91,79 +91,48 @@ type purchaseOrderLine struct {
 
 // Receipts is the purchase order reception upload of WMS partner p.
 func Receipts(p partner.Profile, stats *Stats) imports.Upload {
-	return upload(KindReceipts, receiptHeader, p, stats, (*importer).receipt)
+	return upload(KindReceipts, receiptHeader, p, stats, receiptShape)
 }
 
 // ImportReceipts applies a file of Ongoing receptions of WMS partner p:
 // inbound transaction webhooks and purchase order GET responses, each
 // raising stock by what was received and not applied before.
 func ImportReceipts(ctx context.Context, d *db.DB, p partner.Profile, path string, o imports.Options) (*imports.Result, Stats, error) {
-	var st Stats
-	res, err := imports.Run(ctx, d, Receipts(p, &st), path, o)
-	return res, st, err
+	return imports.RunWithStats(ctx, d, Receipts, p, path, o)
 }
 
-// receipt applies the n-th record of a receipts file, which starts at
-// line, by its shape: a GET has purchaseOrderLines and no webhookEventId;
-// an inbound transaction webhook has webhookEventId and articleItem (or
-// movement) but no transaction (the inventory transaction webhook has
-// articleItem too); a purchase order webhook has webhookEventId and
-// purchaseOrderId but no lines.
-func (im *importer) receipt(n, line int, raw json.RawMessage) error {
-	k, err := keys(raw)
-	if ferr := im.fields(raw); ferr != nil {
-		err = ferr
-	}
+// receiptShape tells the shape of a record of a receipts file by its
+// keys: a GET has purchaseOrderLines and no webhookEventId; an inbound
+// transaction webhook has webhookEventId and articleItem (or movement)
+// but no transaction (the inventory transaction webhook has articleItem
+// too); a purchase order webhook has webhookEventId and purchaseOrderId
+// but no lines.
+func receiptShape(k map[string]bool) (shapeFunc, string) {
 	switch {
-	case err != nil:
-		im.s.Result.Read++
-		return im.reject(line, recordName(n, "", ""), "", decodeError(err), []string{fmt.Sprint(n), "", "", "", "", "", "", ""})
 	case k["purchaseorderlines"] && !k["webhookeventid"]:
-		return im.purchaseOrder(n, line, raw)
+		return (*importer).purchaseOrder, ""
 	case k["webhookeventid"] && (k["articleitem"] || k["movement"]) && !k["transaction"]:
-		return im.inbound(n, line, raw)
+		return (*importer).inbound, ""
 	case k["webhookeventid"] && k["purchaseorderid"]:
-		return im.poReceived(n, line, raw)
-	}
-	reason := unknownShape(k, receiptShapes)
-	switch {
+		return (*importer).poReceived, ""
 	case k["lines"] || k["purchaseorderlines"]:
-		reason = "a flattened reception (purchaseOrderNumber with lines) is not an Ongoing message and is not read: want " + receiptShapes
+		return nil, "a flattened reception (purchaseOrderNumber with lines) is not an Ongoing message and is not read: want " + receiptShapes
 	case k["transaction"] || k["inventoryadjustments"] || k["adjustments"]:
-		reason = "a stock adjustment, which import counts reads: want " + receiptShapes
+		return nil, "a stock adjustment, which import counts reads: want " + receiptShapes
 	}
-	im.s.Result.Read++
-	return im.reject(line, recordName(n, "", ""), "", reason, []string{fmt.Sprint(n), "", "", "", "", "", "", ""})
+	return nil, unknownShape(k, receiptShapes)
 }
 
 // inbound applies an "Inbound transaction has been performed" webhook.
 func (im *importer) inbound(n, line int, raw json.RawMessage) error {
-	im.s.Result.Read++
 	var ev inboundWebhook
 	err := json.Unmarshal(raw, &ev)
 	po, l := ev.PurchaseOrder, ev.PurchaseOrder.PurchaseOrderLine
 	rec := []string{fmt.Sprint(n), shapeInbound, string(ev.WebhookEventID), string(po.PurchaseOrderNumber), string(l.ID),
 		string(l.RowNumber), string(ev.Article.ArticleNumber), string(ev.ArticleItem.NumberOfItems)}
-	who := recordName(n, shapeInbound, "")
-	if err != nil {
-		return im.reject(line, who, "", decodeError(err), rec)
-	}
-	id, e := ident("webhookEventId", ev.WebhookEventID)
-	if e != nil {
-		return im.reject(line, who, "", e.Error(), rec)
-	}
-	ids := fmt.Sprint(id)
-	if again, err := im.resent(ids, line); err != nil || again {
-		return err
-	}
-	reason, err := im.received(line, ids, ev)
-	if err != nil {
-		return err
-	}
-	if reason != nil {
-		return im.reject(line, recordName(n, shapeInbound, "webhookEventId "+ids), "", reason.Error(), rec)
-	}
-	return im.applied(ids)
+	return im.webhook(n, line, shapeInbound, ev.WebhookEventID, err, rec, func(id string) (reason, err error) {
+		return im.received(line, id, ev)
+	})
 }
 
 // received applies the article item an inbound transaction webhook
@@ -212,13 +181,11 @@ func (im *importer) received(line int, id string, ev inboundWebhook) (reason, er
 	if e != nil {
 		return e, nil
 	}
-	st, err := im.poLine(lineID)
-	switch {
-	case err != nil:
-		return nil, err
-	case st.found && st.article != code:
-		return fmt.Errorf("articleNumber %q: purchase order line %d was received as article %q", code, lineID, st.article), nil
-	case st.found:
+	st, reason, err := im.poLine(lineID, code)
+	if err != nil || reason != nil {
+		return reason, err
+	}
+	if st.found {
 		t.Warehouse = st.warehouse
 	}
 	if articleItem != 0 {
@@ -313,32 +280,15 @@ func (im *importer) purchaseOrder(n, line int, raw json.RawMessage) error {
 	if e != nil {
 		return whole(e.Error())
 	}
-	if len(g.PurchaseOrderLines) == 0 {
-		s.Result.Read++
-		im.note(line, fmt.Sprintf("purchase order %s has no purchaseOrderLines: nothing to apply", po))
-		return nil
-	}
-	rejected := s.Result.Rejected
 	seen := map[int64]bool{}
-	for i, l := range g.PurchaseOrderLines {
-		s.Result.Read++
-		rec := []string{fmt.Sprint(n), shapePOGet, "", po, string(l.ID), string(l.RowNumber), string(l.Article.ArticleNumber),
-			string(l.ReceivedNumberOfItems)}
-		reason, err := im.lineReceived(line, info.PurchaseOrderID, po, w, l, seen)
-		if err != nil {
-			return err
-		}
-		if reason != nil {
-			where := fmt.Sprintf("purchaseOrderLines[%d] (id %s, rowNumber %s)", i, l.ID, l.RowNumber)
-			if err := im.reject(line, who, where, reason.Error(), rec); err != nil {
-				return err
-			}
-		}
-	}
-	if s.Result.Rejected == rejected {
-		im.stats.Messages++
-	}
-	return nil
+	return im.lines(line, who, len(g.PurchaseOrderLines), fmt.Sprintf("purchase order %s has no purchaseOrderLines: nothing to apply", po),
+		func(i int) (string, []string, error, error) {
+			l := g.PurchaseOrderLines[i]
+			rec := []string{fmt.Sprint(n), shapePOGet, "", po, string(l.ID), string(l.RowNumber), string(l.Article.ArticleNumber),
+				string(l.ReceivedNumberOfItems)}
+			reason, err := im.lineReceived(line, info.PurchaseOrderID, po, w, l, seen)
+			return fmt.Sprintf("purchaseOrderLines[%d] (id %s, rowNumber %s)", i, l.ID, l.RowNumber), rec, reason, err
+		})
 }
 
 // lineReceived applies one line of a purchase order GET into warehouse w:
@@ -382,12 +332,10 @@ func (im *importer) lineReceived(line int, poID num, po, w string, l purchaseOrd
 	if err != nil || reason != nil {
 		return reason, err
 	}
-	st, err := im.poLine(id)
+	st, reason, err := im.poLine(id, code)
 	switch {
-	case err != nil:
-		return nil, err
-	case st.found && st.article != code:
-		return fmt.Errorf("articleNumber %q: purchase order line %d was received as article %q", code, id, st.article), nil
+	case err != nil || reason != nil:
+		return reason, err
 	case received < st.received:
 		return fmt.Errorf("receivedNumberOfItems %s went down: purchase order %s line %d had %d received and applied before; "+
 			"stock is never taken back silently (post the correction as a stock adjustment in Ongoing)", l.ReceivedNumberOfItems, po, id, st.received), nil
@@ -450,15 +398,23 @@ type lineState struct {
 	article, warehouse string
 }
 
-func (im *importer) poLine(id int64) (lineState, error) {
+// poLine reads what was applied for purchase order line id before; reason
+// says why article code cannot be received on it: it was received as
+// another article.
+func (im *importer) poLine(id int64, code string) (st lineState, reason, err error) {
 	s := im.s
-	st := lineState{found: true}
-	err := s.Conn.QueryRowContext(s.Ctx, `SELECT received, article, warehouse FROM wms_po_lines WHERE partner = ? AND line_id = ?`,
+	st = lineState{found: true}
+	err = s.Conn.QueryRowContext(s.Ctx, `SELECT received, article, warehouse FROM wms_po_lines WHERE partner = ? AND line_id = ?`,
 		im.p.Name, id).Scan(&st.received, &st.article, &st.warehouse)
-	if errors.Is(err, sql.ErrNoRows) {
-		return lineState{}, nil
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return lineState{}, nil, nil
+	case err != nil:
+		return st, nil, db.Classify(err)
+	case st.article != code:
+		return st, fmt.Errorf("articleNumber %q: purchase order line %d was received as article %q", code, id, st.article), nil
 	}
-	return st, db.Classify(err)
+	return st, nil, nil
 }
 
 // lineRow is a purchase order line with its new running total.

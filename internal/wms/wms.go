@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
+	"io"
 	"sort"
 	"strings"
 
@@ -59,34 +59,38 @@ type skuResult struct {
 	reason    error
 }
 
+// shapeFunc applies a record of one shape: the n-th of the file, which
+// starts at line.
+type shapeFunc func(im *importer, n, line int, raw json.RawMessage) error
+
 // upload is the frame of both WMS uploads: the partner's warehouse must be
 // loaded; the file applies whole or not at all, because a message applied
-// in part could not be re-sent (its id would be taken).
+// in part could not be re-sent (its id would be taken). route tells a
+// record's shape from its keys (record).
 func upload(kind string, header []string, p partner.Profile, stats *Stats,
-	record func(im *importer, n, line int, raw json.RawMessage) error) imports.Upload {
-	return imports.Upload{Kind: kind, What: "messages", Partner: p.Name, Open: func(f *os.File, path string, o *imports.Options) ([]string, func(*imports.Session) error, error) {
-		o.AllOrNothing = true
-		return header, func(s *imports.Session) error {
-			ap, err := imports.NewApplier(s)
-			if err != nil {
-				return err
-			}
-			defer ap.Close()
-			im := &importer{s: s, path: path, kind: kind, p: p, ap: ap, stats: stats,
-				skus: map[string]skuResult{}, locs: map[[3]string]string{}}
-			err = partner.EachRecord(s, p, "the WMS's stock is kept there", "Ongoing messages", f, func(n, line int, raw json.RawMessage) error {
-				return record(im, n, line, raw)
-			})
-			if err != nil {
-				return err
-			}
-			if s.Result.Applied == 0 || s.Result.Rejected > 0 {
-				return nil // Run rolls the work back
-			}
-			s.Result.Triggers, err = ap.Finish()
+	route func(k map[string]bool) (apply shapeFunc, reason string)) imports.Upload {
+	u := partner.Upload(kind, "messages", p, header, func(s *imports.Session, f io.Reader, path string) error {
+		ap, err := imports.NewApplier(s)
+		if err != nil {
 			return err
-		}, nil
-	}}
+		}
+		defer ap.Close()
+		im := &importer{s: s, path: path, kind: kind, p: p, ap: ap, stats: stats,
+			skus: map[string]skuResult{}, locs: map[[3]string]string{}}
+		err = partner.EachRecord(s, p, "the WMS's stock is kept there", "Ongoing messages", f, func(n, line int, raw json.RawMessage) error {
+			return im.record(n, line, raw, route, len(header))
+		})
+		if err != nil {
+			return err
+		}
+		if s.Result.Applied == 0 || s.Result.Rejected > 0 {
+			return nil // Run rolls the work back
+		}
+		s.Result.Triggers, err = ap.Finish()
+		return err
+	})
+	u.AllOrNothing = true
+	return u
 }
 
 // keptFields are the fields of the Ongoing messages that posbridge reads;
@@ -99,6 +103,90 @@ var keptFields = partner.Kept(inboundWebhook{}, purchaseOrderGet{}, inventoryWeb
 // as Ongoing writes it.
 func (im *importer) fields(raw json.RawMessage) error {
 	return partner.CheckFields(raw, im.s.Opts.MaxFieldLength, keptFields)
+}
+
+// record applies the n-th record of a file, which starts at line, by its
+// shape, which route tells from its keys: the function that applies it,
+// or why it is none of the upload's shapes. A record of no shape is
+// rejected with only its number of the columns of the rejects file.
+func (im *importer) record(n, line int, raw json.RawMessage, route func(k map[string]bool) (shapeFunc, string), columns int) error {
+	k, err := keys(raw)
+	if ferr := im.fields(raw); ferr != nil {
+		err = ferr
+	}
+	var reason string
+	if err != nil {
+		reason = decodeError(err)
+	} else {
+		var apply shapeFunc
+		if apply, reason = route(k); apply != nil {
+			return apply(im, n, line, raw)
+		}
+	}
+	im.s.Result.Read++
+	rec := make([]string, columns)
+	rec[0] = fmt.Sprint(n)
+	return im.reject(line, recordName(n, "", ""), "", reason, rec)
+}
+
+// webhook applies the n-th record of a file, a webhook of shape that
+// json.Unmarshal decoded with err, once by its webhookEventId: rec is the
+// record as the rejects file shows it, and apply applies it by its id and
+// says why it is rejected.
+func (im *importer) webhook(n, line int, shape string, event num, err error, rec []string, apply func(id string) (reason, err error)) error {
+	im.s.Result.Read++
+	who := recordName(n, shape, "")
+	if err != nil {
+		return im.reject(line, who, "", decodeError(err), rec)
+	}
+	id, e := ident("webhookEventId", event)
+	if e != nil {
+		return im.reject(line, who, "", e.Error(), rec)
+	}
+	ids := fmt.Sprint(id)
+	if again, err := im.resent(ids, line); err != nil || again {
+		return err
+	}
+	reason, err := apply(ids)
+	if err != nil {
+		return err
+	}
+	if reason != nil {
+		return im.reject(line, recordName(n, shape, "webhookEventId "+ids), "", reason.Error(), rec)
+	}
+	return im.applied(ids)
+}
+
+// lines applies the count lines of a GET response, the record who names,
+// which starts at line; with none it notes none, nothing to apply. apply
+// applies line i and says where in the record it is, how the rejects file
+// shows it and why it is rejected. Each line counts as read; the record
+// counts as applied when no line was rejected.
+func (im *importer) lines(line int, who string, count int, none string,
+	apply func(i int) (where string, rec []string, reason, err error)) error {
+	s := im.s
+	if count == 0 {
+		s.Result.Read++
+		im.note(line, none)
+		return nil
+	}
+	rejected := s.Result.Rejected
+	for i := range count {
+		s.Result.Read++
+		where, rec, reason, err := apply(i)
+		if err != nil {
+			return err
+		}
+		if reason != nil {
+			if err := im.reject(line, who, where, reason.Error(), rec); err != nil {
+				return err
+			}
+		}
+	}
+	if s.Result.Rejected == rejected {
+		im.stats.Messages++
+	}
+	return nil
 }
 
 // keys reads the top-level keys of a record, lower case, after

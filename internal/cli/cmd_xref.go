@@ -1,14 +1,11 @@
 package cli
 
 import (
-	"context"
 	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
-	"github.com/posbridge/posbridge/internal/config"
-	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/partner"
 )
 
@@ -21,21 +18,6 @@ xref delete removes one. PARTNER is a name under partners in the config.
 See docs/partners.md.`
 	addSubs(group, newXrefLoadCmd(app), newXrefListCmd(app), newXrefDeleteCmd(app))
 	return group
-}
-
-// partnerDB loads the configuration, checks that partner name is
-// configured (a usage error otherwise), and opens the database.
-func (a *App) partnerDB(ctx context.Context, name string) (*config.Config, partner.Profile, *db.DB, error) {
-	cfg, err := a.Config()
-	if err != nil {
-		return nil, partner.Profile{}, nil, err
-	}
-	p, err := cfg.Partner(name)
-	if err != nil {
-		return cfg, p, nil, fmt.Errorf("%w: %w", errUsage, err)
-	}
-	d, err := a.DB(ctx)
-	return cfg, p, d, err
 }
 
 func newXrefLoadCmd(app *App) *cobra.Command {

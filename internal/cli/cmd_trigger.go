@@ -1,14 +1,17 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/job"
 	"github.com/posbridge/posbridge/internal/trigger"
 )
@@ -33,14 +36,14 @@ item and inventory triggers. FILE is the export file a processed trigger went in
 		Args: noArgs,
 		PreRunE: func(cmd *cobra.Command, args []string) error {
 			f.Code = strings.ToUpper(f.Code)
-			if f.Code != "" && !contains(trigger.Codes, f.Code) {
+			if f.Code != "" && !slices.Contains(trigger.Codes, f.Code) {
 				return usageErr("--type %q: want one of %s", f.Code, strings.Join(trigger.Codes, ", "))
 			}
 			f.Status = strings.ToLower(f.Status)
 			if f.Status == "x" {
 				f.Status = trigger.StatusProcessed
 			}
-			if f.Status != "" && !contains(trigger.Statuses, f.Status) {
+			if f.Status != "" && !slices.Contains(trigger.Statuses, f.Status) {
 				return usageErr("--status %q: want one of %s", f.Status, strings.Join(trigger.Statuses, ", "))
 			}
 			if f.Limit < 0 {
@@ -89,15 +92,18 @@ item and inventory triggers. FILE is the export file a processed trigger went in
 	return cmd
 }
 
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
+// triggersDB reads the trigger ids of args and opens the database.
+func triggersDB(cmd *cobra.Command, app *App, args []string) ([]int64, *db.DB, error) {
+	ids, err := parseIDs(args)
+	if err != nil {
+		return nil, nil, err
 	}
-	return false
+	d, err := app.DB(cmd.Context())
+	return ids, d, err
 }
 
+// parseIDs reads trigger ids; anything but a positive number is a usage
+// error.
 func parseIDs(args []string) ([]int64, error) {
 	ids := make([]int64, 0, len(args))
 	for _, a := range args {
@@ -118,11 +124,7 @@ func newTriggerShowCmd(app *App) *cobra.Command {
 		Example: `  posbridge trigger show 42`,
 		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ids, err := parseIDs(args)
-			if err != nil {
-				return err
-			}
-			d, err := app.DB(cmd.Context())
+			ids, d, err := triggersDB(cmd, app, args)
 			if err != nil {
 				return err
 			}
@@ -161,7 +163,7 @@ initial full load to a new POS, then export as usual.`,
   posbridge trigger generate --type customer --where-class RT --dry-run`,
 		Args: noArgs,
 		PreRunE: func(cmd *cobra.Command, args []string) error {
-			if !contains(trigger.GenerateKinds, o.Kind) {
+			if !slices.Contains(trigger.GenerateKinds, o.Kind) {
 				return usageErr("--type %q: want one of %s", o.Kind, strings.Join(trigger.GenerateKinds, ", "))
 			}
 			return nil
@@ -181,12 +183,8 @@ initial full load to a new POS, then export as usual.`,
 			if out.value == "json" {
 				return writeJSON(app.Out, res)
 			}
-			prefix := ""
-			if o.DryRun {
-				prefix = "dry run, nothing changed: "
-			}
 			fmt.Fprintf(app.Out, "%sgenerate %s (%s): %d selected, %d created, %d skipped (already pending)\n",
-				prefix, o.Kind, res.FileCode, res.Selected, res.Created, res.Skipped)
+				dryRunPrefix(o.DryRun), o.Kind, res.FileCode, res.Selected, res.Created, res.Skipped)
 			return nil
 		},
 	}
@@ -210,20 +208,9 @@ func newTriggerRetryCmd(app *App) *cobra.Command {
 			if all == (len(args) > 0) {
 				return usageErr("give trigger ids or --all-errors, not both or neither")
 			}
-			ids, err := parseIDs(args)
-			if err != nil {
-				return err
-			}
-			d, err := app.DB(cmd.Context())
-			if err != nil {
-				return err
-			}
-			n, err := trigger.Retry(cmd.Context(), d, ids, all)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(app.Out, "%d triggers made ready\n", n)
-			return nil
+			return changeTriggers(cmd, app, args, "made ready", func(ctx context.Context, d *db.DB, ids []int64) (int64, error) {
+				return trigger.Retry(ctx, d, ids, all)
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&all, "all-errors", false, "retry every trigger in error")
@@ -239,22 +226,26 @@ func newTriggerDeleteCmd(app *App) *cobra.Command {
 			if len(args) == 0 {
 				return usageErr("give at least one trigger id")
 			}
-			ids, err := parseIDs(args)
-			if err != nil {
-				return err
-			}
-			d, err := app.DB(cmd.Context())
-			if err != nil {
-				return err
-			}
-			n, err := trigger.Delete(cmd.Context(), d, ids)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(app.Out, "%d triggers deleted\n", n)
-			return nil
+			return changeTriggers(cmd, app, args, "deleted", trigger.Delete)
 		},
 	}
+}
+
+// changeTriggers applies change to the triggers whose ids are args, the
+// way retry and delete do, and says how many it changed: "2 triggers
+// deleted".
+func changeTriggers(cmd *cobra.Command, app *App, args []string, done string,
+	change func(ctx context.Context, d *db.DB, ids []int64) (int64, error)) error {
+	ids, d, err := triggersDB(cmd, app, args)
+	if err != nil {
+		return err
+	}
+	n, err := change(cmd.Context(), d, ids)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(app.Out, "%d triggers %s\n", n, done)
+	return nil
 }
 
 func newTriggerPurgeCmd(app *App) *cobra.Command {
@@ -288,11 +279,7 @@ records that no trigger still needs.`,
 			if err != nil {
 				return err
 			}
-			prefix := ""
-			if dry {
-				prefix = "dry run, nothing changed: "
-			}
-			fmt.Fprintf(app.Out, "%s%d processed triggers older than %s purged\n", prefix, n, formatAge(age))
+			fmt.Fprintf(app.Out, "%s%d processed triggers older than %s purged\n", dryRunPrefix(dry), n, formatAge(age))
 			return nil
 		},
 	}

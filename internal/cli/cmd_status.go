@@ -49,11 +49,7 @@ prints nothing unless --output or --check asks for it too.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			cfg, jobs, err := app.Jobs()
-			if err != nil {
-				return err
-			}
-			d, err := app.DB(ctx)
+			cfg, jobs, d, err := app.jobsDB(ctx)
 			if err != nil {
 				return err
 			}
@@ -129,18 +125,7 @@ func writeStatus(app *App, rep *ops.Report) {
 		fmt.Fprintln(w)
 		t = newTable(w, "JOB", "LAST RUN", "STARTED", "RESULT", "EXIT", "NEXT", "NOTE")
 		for _, j := range rep.Jobs {
-			run, started, result, exit := "-", "-", "never run", "-"
-			if r := j.LastRun; r != nil {
-				run, started, result, exit = fmt.Sprint(r.ID), r.Started, r.Status, exitText(r.ExitCode)
-			}
-			note := ""
-			switch {
-			case j.Running != nil:
-				note = fmt.Sprintf("running: run %d, pid %d on %s", j.Running.RunID, j.Running.PID, j.Running.Host)
-			case j.Missed != "":
-				note = "MISSED run expected at " + j.Missed
-			}
-			t.row(j.Name, run, started, result, exit, dash(j.Next), note)
+			t.row(append([]any{j.Name}, jobRunCells(j.LastRun, "never run", j.Next, j.Missed, j.Running)...)...)
 		}
 		t.flush()
 	}

@@ -6,9 +6,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/posbridge/posbridge/internal/config"
 	"github.com/posbridge/posbridge/internal/job"
-	"go.yaml.in/yaml/v3"
 )
 
 func newConfigCmd(app *App) *cobra.Command {

@@ -1,61 +1,14 @@
 package cli
 
 import (
-	"context"
 	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
-	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/imports"
-	"github.com/posbridge/posbridge/internal/partner"
 	"github.com/posbridge/posbridge/internal/returns"
 )
-
-// newImportReturnsCmd is import returns: the upload frame of every import
-// with the return expectations of an external-oms partner.
-func newImportReturnsCmd(app *App) *cobra.Command {
-	var p partner.Profile
-	cmd := newImportKindCmd(app, importer{
-		name:  "returns",
-		short: "Apply return expectations of an external-oms partner (JSON)",
-		long: `Apply the return messages of an external-oms partner (Increff's "Push Return
-Order Expectations" and return events): a JSON file holds one message, an
-array of them, or one a line (NDJSON): forwardOrderCode, returnOrderCode,
-locationCode, channelName, eventType, returnOrderTime, orderType
-SELF_SHIP|CUSTOMER_RETURN|RETURN_TO_ORIGIN, awbNumber, transporter,
-orderItems[] with returnItemCode, channelSkuCode, reason; keys in any letter
-case, each once; the documented strings as JSON strings.
-
-RETURN_ORDER_CREATE, _UPDATE and _COMPLETE carry the return: returnOrderCode
-is its key, the same return again changes nothing, a changed one updates it
-and its items not yet received. RETURN_ORDER_CANCEL cancels the return and
-its items, RETURN_ORDER_PARTIAL_CANCEL the items with status CANCELLED; a
-cancelled item can no longer be received. A cancel of a return that does not
-exist, or of an item already received, is rejected. channelSkuCode names a
-SKU through the partner's sku_code. A bad message is rejected whole, into
-FILE.rejects.csv (exit 3); invalid JSON fails the file (exit 1). See
-docs/returns.md.`,
-		example: `  posbridge import returns --partner increff returns.ndjson
-  posbridge import returns --partner increff /srv/drop/increff/returns`,
-		apply: func(ctx context.Context, d *db.DB, path string, o imports.Options) (*imports.Result, error) {
-			res, st, err := returns.Import(ctx, d, p, path, o)
-			if res != nil && res.Applied > 0 {
-				prefix := ""
-				if o.DryRun {
-					prefix = "dry run, nothing changed: "
-				}
-				app.logger().Info(fmt.Sprintf("%sreturns %s: %d added, %d updated, %d unchanged, %d cancelled", prefix, path,
-					st.Added, st.Updated, st.Unchanged, st.Cancelled))
-			}
-			return res, err
-		},
-	})
-	addPartnerFlag(cmd, app, &p, "the external-oms partner the returns come from (partners.NAME)", partner.ExternalOMS)
-	cmd.Flags().MarkHidden("format") // always JSON
-	return cmd
-}
 
 func newReturnsCmd(app *App) *cobra.Command {
 	group := groupCmd("returns", "Returns of an external OMS: list, show, receive with QC",
@@ -68,16 +21,17 @@ partner's returnOrderCode. See docs/returns.md.`
 	return group
 }
 
-// returnErr gives the errors of a returns command their exit code: an
-// unknown return or item, or a refused receipt, is the operator's mistake
-// (exit 2); a return the partner cancelled is not (exit 1): the goods that
-// arrived are not the partner's return any more.
-func returnErr(err error) error {
+// returnErr gives the errors of a returns command their wording and exit
+// code: an unknown return is not found, as for every show command; an
+// unknown item, an item received already or a return the partner
+// cancelled failed with nothing changed: all exit 1. Exit 2 is for a wrong
+// command line.
+func returnErr(err error, code string) error {
 	switch {
-	case errors.Is(err, returns.ErrCancelled):
+	case errors.Is(err, returns.ErrNotFound):
+		return notFound("return", code, "returns list")
+	case errors.Is(err, returns.ErrNoItem), errors.Is(err, returns.ErrRefused), errors.Is(err, returns.ErrCancelled):
 		return fmt.Errorf("%w; nothing changed", err)
-	case errors.Is(err, returns.ErrNotFound) || errors.Is(err, returns.ErrNoItem) || errors.Is(err, returns.ErrRefused):
-		return fmt.Errorf("%w: %v; nothing changed", errUsage, err)
 	}
 	return err
 }
@@ -214,7 +168,7 @@ no stock raised.`,
 				return res, false, err
 			})
 			if err != nil {
-				return returnErr(err)
+				return returnErr(err, rc.Return)
 			}
 			it := res.Item
 			stock := "no stock change"

@@ -12,7 +12,8 @@ import (
 
 	"github.com/posbridge/posbridge/internal/config"
 	"github.com/posbridge/posbridge/internal/export"
-	"github.com/posbridge/posbridge/internal/ledger"
+	"github.com/posbridge/posbridge/internal/orders"
+	"github.com/posbridge/posbridge/internal/partner"
 )
 
 type exportOptions struct {
@@ -134,7 +135,7 @@ func newExportKindCmd(app *App, kind string) *cobra.Command {
 	app.declareExport(cmd, &o.out)
 	o.addFramingFlags(cmd)
 	if kind == "inventory" {
-		addPartnerFlags(cmd, &o)
+		addInventoryPartnerFlags(cmd, &o)
 	}
 	return cmd
 }
@@ -284,14 +285,11 @@ func (r exportReport) files(w io.Writer, res *export.Result) {
 	}
 }
 
-// dryRunPrefix starts the lines of a dry run.
-const dryRunPrefix = "dry run, nothing changed: "
-
 func (r exportReport) file(w io.Writer, dryRun bool, f export.File) {
 	label := cmp.Or(r.label, r.kind)
 	switch {
 	case dryRun:
-		fmt.Fprintf(w, "%s%s: would write %s (%d %s)\n", dryRunPrefix, label, f.Path, f.Records, r.unit)
+		fmt.Fprintf(w, "%s%s: would write %s (%d %s)\n", dryRunPrefix(true), label, f.Path, f.Records, r.unit)
 	case r.triggers:
 		fmt.Fprintf(w, "%s: wrote %s (%d %s, %d triggers, sha256 %s)\n", label, f.Path, f.Records, r.unit, f.Triggers, f.SHA256)
 	default:
@@ -300,11 +298,7 @@ func (r exportReport) file(w io.Writer, dryRun bool, f export.File) {
 }
 
 func (r exportReport) nothing(w io.Writer, dryRun bool) {
-	prefix := ""
-	if dryRun {
-		prefix = dryRunPrefix
-	}
-	fmt.Fprintf(w, "%s%s: nothing to export\n", prefix, cmp.Or(r.label, r.kind))
+	fmt.Fprintf(w, "%s%s: nothing to export\n", dryRunPrefix(dryRun), cmp.Or(r.label, r.kind))
 }
 
 func newExportEngagementCmd(app *App) *cobra.Command {
@@ -364,41 +358,204 @@ func printFeed(w io.Writer, res *export.Result) {
 	}
 }
 
-func newFilesCmd(app *App) *cobra.Command {
-	var direction, kind string
-	var out outputFlag
-	list := &cobra.Command{
-		Use:   "list",
-		Short: "List the file ledger: loads and imports in, exports out",
-		Example: `  posbridge files list --direction out --kind items
-  posbridge files list --output json`,
+// heldErr reports the order events or return updates an export held
+// back, one a line on stderr, and makes the run exit 3; nil when there are
+// none.
+func heldErr(app *App, name, partner string, held []orders.Held) error {
+	if len(held) == 0 {
+		return nil
+	}
+	for _, h := range held {
+		app.logger().Warn("not sent: " + h.String())
+	}
+	fix := "their order or customer is fixed"
+	if name == "return-updates" {
+		fix = "their return has what they lack (a RETURN_ORDER_UPDATE)"
+	}
+	return fmt.Errorf("%w: %s %s: %d events not sent; they stay ready and go out with the first export after %s",
+		errRejected, name, partner, len(held), fix)
+}
+
+// newExportOrdersCmd is export order-events, order-status or
+// return-updates: the messages of a partner's orders and returns.
+func newExportOrdersCmd(app *App, name string) *cobra.Command {
+	var o exportOptions
+	var partnerName string
+	short, long := "Write the ready order events of a partner's orders (NDJSON sales posting)", `Write the order events (SUBORDER_CREATE, SUBORDER_PARTIAL_CANCEL, SUBORDER_CANCEL,
+SUBORDER_COMPLETE) of the partner's orders that no file holds yet, one JSON
+object per line, into <export.outbox>/partners/<partner>/order_events_<ts>_<seq>.ndjson,
+in the shape of Increff's sales posting to a POS: messageId, omsSubOrderId and
+omsSubOrderItemId are numbers, times dd-MM-yyyy'T'HH:mm:ss in UTC
+(partners.P.time_format: iso8601 for 2026-03-01T10:15:00Z), channelType from
+partners.P.channel_type (default ERP), the billing address the customer's.
+Each event's messageId is its id in the state: a file written again after a
+crash carries the same ids, so the receiver's de-duplication holds. An event
+with a field the sales posting requires left empty (a city, an email, ...) is
+not sent, nor are the later events of its order: it is listed on stderr with
+its order and field, stays ready for the next export, and the run exits 3.`
+	if name == "order-status" {
+		short, long = "Write the status of the partner's orders that changed (pending, delivered, cancelled)", `Write each of the partner's orders whose status changed since the last export
+(new orders: pending; completed: delivered; cancelled: cancelled) in the shape
+of GoFrugal's "Retrieve a sales order" response, {"messageId": N, "salesOrder":
+{... the order as the partner sent it ..., "status": "pending", "updatedAt": ...}},
+one a line, into <export.outbox>/partners/<partner>/order_status_<ts>_<seq>.ndjson.
+Several changes before an export make one message with the latest status.`
+	}
+	profiles := []string(nil)
+	if name == "return-updates" {
+		profiles = []string{partner.ExternalOMS}
+		short, long = "Write the QC results of the partner's returns (NDJSON return updates)", `Write a return update (eventType RETURN_ORDER_PROCESSED) for each of the
+partner's returns with QC results recorded since its last update: the return's
+keys and, per item, qcStatus and qcReason; one JSON object per line, into
+<export.outbox>/partners/<partner>/return_updates_<ts>_<seq>.ndjson.`
+	}
+	cmd := &cobra.Command{
+		Use:   name,
+		Short: short,
+		Long: long + `
+
+Exactly once like every export: claimed, written under a temporary name,
+synced, renamed, completed; a run that died is finished or undone by the next.
+With nothing ready no file is written (exit 0). See docs/orders.md and
+docs/returns.md.`,
+		Example: fmt.Sprintf(`  posbridge export %[1]s --partner shop
+  posbridge export %[1]s --partner shop --marker`, name),
 		Args: noArgs,
-		PreRunE: func(cmd *cobra.Command, args []string) error {
-			if direction != "" && direction != "in" && direction != "out" {
-				return usageErr("--direction %q: want in or out", direction)
-			}
-			return nil
-		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			d, err := app.DB(cmd.Context())
+			ctx := cmd.Context()
+			cfg, err := app.Config()
 			if err != nil {
 				return err
 			}
-			w := app.newRecords(out.value, "id", "direction", "kind", "name", "records", "rejected", "status", "sha256", "created", "error")
-			err = ledger.ListFiles(cmd.Context(), d, ledger.FileFilter{Direction: direction, Kind: kind}, func(f ledger.File, msg string) error {
-				obj := map[string]any{"id": f.ID, "direction": f.Direction, "kind": f.Kind, "name": f.Name, "path": f.Path,
-					"records": f.Records, "rejected": f.Rejected, "status": f.Status, "sha256": f.SHA256, "size": f.Size,
-					"run_id": f.RunID, "created_at": f.CreatedAt, "error": msg}
-				return w.add(obj, f.ID, f.Direction, f.Kind, f.Name, f.Records, f.Rejected, f.Status, f.SHA256, f.CreatedAt, msg)
+			p, err := partnerOf(cfg, partnerName, profiles...)
+			if err != nil {
+				return err
+			}
+			eo := export.Options{Dir: o.out, Outbox: cfg.OutboxDir(), LockDir: cfg.LockDir(), LockWait: cfg.Export.LockWait,
+				MaxRecords: cfg.Export.MaxRecords, Marker: cfg.Export.Marker || o.marker, DryRun: o.dryRun}
+			if cmd.Flags().Changed("max-records") {
+				if o.maxRecords < 0 {
+					return usageErr("--max-records must be 0 (one file) or more")
+				}
+				eo.MaxRecords = o.maxRecords
+			}
+			d, err := app.DB(ctx)
+			if err != nil {
+				return err
+			}
+			var res *export.OrdersResult
+			err = app.recordRun(ctx, d, "export "+name, eo.DryRun, func(id int64) (any, bool, error) {
+				eo.RunID = id
+				var err error
+				res, err = export.Orders(ctx, d, export.OrderKinds[name], p, eo)
+				return res, res.Partial(), err
 			})
+			rep := exportReport{kind: name, label: name + " " + partnerName, unit: "messages", again: "their messages are ready again"}
+			if res != nil {
+				rep.recovered(app.logger(), res.Result)
+			}
 			if err != nil {
 				return err
 			}
-			return w.close()
+			if o.output.value == "json" {
+				if err := writeJSON(app.Out, res); err != nil {
+					return err
+				}
+				return heldErr(app, name, partnerName, res.Held)
+			}
+			rep.files(app.Out, res.Result)
+			return heldErr(app, name, partnerName, res.Held)
 		},
 	}
-	list.Flags().StringVar(&direction, "direction", "", "in or out")
-	list.Flags().StringVar(&kind, "kind", "", "file kind, such as items or load-items")
-	out.add(list, "table", "json", "csv")
-	return groupCmd("files", "The ledger of files in and out", list)
+	f := cmd.Flags()
+	f.StringVar(&partnerName, "partner", "", "the partner whose orders' messages to write (partners.NAME)")
+	f.StringVar(&o.out, "out", "", "output folder (default: <export.outbox>/partners/<partner>)")
+	app.declareExport(cmd, &o.out)
+	f.IntVar(&o.maxRecords, "max-records", -1, "at most this many messages per file, 0 for one file (default: export.max_records)")
+	f.BoolVar(&o.marker, "marker", false, "write F.done (count and sha256) beside every file F (default: export.marker)")
+	f.BoolVar(&o.dryRun, "dry-run", false, "show what would be written and change nothing")
+	o.output.add(cmd, "text", "json")
+	return cmd
+}
+
+// addInventoryPartnerFlags adds --partner and --full to export inventory.
+func addInventoryPartnerFlags(cmd *cobra.Command, o *exportOptions) {
+	cmd.Flags().StringVar(&o.partner, "partner", "", "write the inventory of this partner (partners in the config) in its profile's shape")
+	cmd.Flags().BoolVar(&o.full, "full", false, "with --partner: send every SKU with a code, not only the changed ones")
+	cmd.Example += `
+  posbridge export inventory --partner shopify
+  posbridge export inventory --partner shopify --full`
+	cmd.Long = `Without --partner: export the ready inventory triggers in the OMS format.
+
+With --partner P: write P's stock in the shape of its profile (docs/partners.md)
+into --out (default <export.outbox>/partners/P/): for external-oms, NDJSON
+batches of at most 300 {channelSkuCode, quantity} per line with P's
+locationCode; for store-pos, a JSON array of the stock and price list; for
+wms, Ongoing's inventoryPerWarehouse shape: a JSON array of {articleNumber,
+inventoryPerWarehouse: [{warehouseId (partners.P.warehouse_id), numberOfItems
+(on hand), numberOfLockedItems (0), sellableNumberOfItems (on hand less
+reserved, may be negative), availableForSaleNumberOfItems (never below 0)}]},
+decimals as Ongoing writes them (14.0). The store-pos and
+external-oms quantity is on hand less reserved in partners.P.warehouse, summed over its
+locations, never below 0. The first export, and --full, send every SKU that
+has a code; the others the SKUs whose stock, code or item/SKU record changed
+since the last export to P, by the change sequence and a watermark that moves
+with the file, exactly once also when a run dies. SKUs without a code are not
+sent: they are listed on stderr and in unmapped/ of the output folder, exit 3.`
+}
+
+func runPartnerInventory(cmd *cobra.Command, app *App, o *exportOptions) error {
+	ctx := cmd.Context()
+	if cmd.Flags().Changed("format") || cmd.Flags().Changed("max-records") {
+		return usageErr("--format and --max-records do not go with --partner: the partner's profile sets the format")
+	}
+	cfg, p, d, err := app.partnerDB(ctx, o.partner)
+	if err != nil {
+		return err
+	}
+	// A partner that can have no export records no run.
+	if err := export.CheckPartner(ctx, d, p); err != nil {
+		return err
+	}
+	eo, err := o.options(cmd, cfg)
+	if err != nil {
+		return err
+	}
+	kind := export.PartnerKind(o.partner)
+	var res *export.PartnerResult
+	err = app.recordRun(ctx, d, "export inventory --partner "+o.partner, eo.DryRun, func(id int64) (any, bool, error) {
+		eo.RunID = id
+		var err error
+		res, err = export.PartnerInventory(ctx, d, p, o.full, eo)
+		return res, res.Partial(), err
+	})
+	log := app.logger()
+	rep := exportReport{kind: kind, unit: "products", again: "this run sends their records"}
+	if res != nil {
+		rep.recovered(log, &res.Result)
+	}
+	if err != nil {
+		return err
+	}
+	if o.output.value == "json" {
+		if err := writeJSON(app.Out, res); err != nil {
+			return err
+		}
+	} else {
+		rep.files(app.Out, &res.Result)
+	}
+	if !res.Partial() {
+		return nil
+	}
+	for _, s := range res.UnmappedSample {
+		log.Warn("not sent: " + s)
+	}
+	where := res.UnmappedFile
+	if res.DryRun {
+		where = "not written in a dry run"
+	}
+	if int64(len(res.UnmappedSample)) < res.Unmapped {
+		log.Warn(fmt.Sprintf("and %d more SKUs not sent", res.Unmapped-int64(len(res.UnmappedSample))))
+	}
+	return fmt.Errorf("%w: %d SKUs were not sent to %s: no code (or price) for the partner (%s)", errRejected, res.Unmapped, o.partner, where)
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"io"
+	"maps"
 	"slices"
 	"strings"
 
@@ -139,7 +140,7 @@ func (a *App) completionNames(names func(*config.Config) []cobra.Completion) []c
 
 func jobChoices(cfg *config.Config) []cobra.Completion {
 	var out []cobra.Completion
-	for _, name := range sortedKeys(cfg.Jobs) {
+	for _, name := range slices.Sorted(maps.Keys(cfg.Jobs)) {
 		out = append(out, withDesc(name, cfg.Jobs[name].Description))
 	}
 	return out
@@ -147,7 +148,7 @@ func jobChoices(cfg *config.Config) []cobra.Completion {
 
 func siteChoices(cfg *config.Config) []cobra.Completion {
 	var out []cobra.Completion
-	for _, name := range sortedKeys(cfg.Sites) {
+	for _, name := range slices.Sorted(maps.Keys(cfg.Sites)) {
 		s := cfg.Sites[name]
 		desc := s.Type + " " + s.Dir
 		if s.Type == "sftp" {

@@ -163,9 +163,7 @@ func runLoad(cmd *cobra.Command, app *App, kind, path string, o *loadOptions) er
 
 func summaryLine(r *catalog.Result) string {
 	var b strings.Builder
-	if r.DryRun {
-		b.WriteString("dry run, nothing changed: ")
-	}
+	b.WriteString(dryRunPrefix(r.DryRun))
 	if r.SameAs != "" {
 		fmt.Fprintf(&b, "%s %s: nothing to do, same content as %s (use --force to compare row by row)", r.Kind, r.File, r.SameAs)
 		return b.String()

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,49 +8,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/format"
 	"github.com/posbridge/posbridge/internal/fsx"
-	"github.com/posbridge/posbridge/internal/imports"
 	"github.com/posbridge/posbridge/internal/stores"
 )
-
-// storesImporter is the store upload of the import command group. Its
-// summary line is the one of every upload; what became of the stores
-// (added, changed, unchanged) is logged beside it.
-func storesImporter(app *App) importer {
-	return importer{
-		name:  "stores",
-		short: "Create or update stores of the store cross reference",
-		long: `Create or update store cross reference records from CSV (columns store, name,
-active required; address1, address2, city, state, postal_code, country, phone,
-email, warehouse, ship_for_pickup, source_code, external_id; any order) or XML
-(a <Stores> root with one <Store> element per store, the column names as
-attributes). A store in the file replaces the fields of the store of the same
-number; stores not in the file are kept. Records are validated with the
-messages of the OMS store upload, such as "Store name is required." or
-"Country is invalid."; a store given twice in one file is rejected the second
-time.`,
-		example: `  posbridge import stores stores.csv
-  posbridge import stores /srv/drop/stores --all-or-nothing
-  posbridge import stores stores.xml --dry-run`,
-		apply: func(ctx context.Context, d *db.DB, path string, o imports.Options) (*imports.Result, error) {
-			res, err := stores.ImportStores(ctx, d, path, o)
-			if res == nil {
-				return nil, err
-			}
-			if res.Applied > 0 {
-				prefix := ""
-				if o.DryRun {
-					prefix = "dry run, nothing changed: "
-				}
-				app.logger().Info(fmt.Sprintf("%sstores %s: %d added, %d changed, %d unchanged",
-					prefix, path, res.Added, res.Changed, res.Unchanged))
-			}
-			return &res.Result, err
-		},
-	}
-}
 
 func newStoresCmd(app *App) *cobra.Command {
 	group := groupCmd("stores", "The store cross reference: list, show, add, update, delete, export",
