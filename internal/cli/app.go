@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"fmt"
+	"github.com/posbridge/posbridge/internal/imports"
 	"io"
 	"log/slog"
 	"os"
@@ -231,6 +233,20 @@ func dropTime(groups []string, at slog.Attr) slog.Attr {
 }
 
 // stderrIsTerminal says whether progress bars may be drawn.
+// settling is when a file of an inbox is left for the next run: younger
+// than import.min_age, unless a pull wrote it whole (the transfer ledger
+// says so).
+func (a *App) settling(ctx context.Context, cfg *config.Config, d *db.DB) imports.Folders {
+	log := a.logger()
+	return imports.Folders{MinAge: cfg.Import.MinAge, Whole: func(path string, info os.FileInfo) bool {
+		whole, err := ledger.PulledWhole(ctx, d, path, info)
+		if err != nil {
+			log.Warn(fmt.Sprintf("%s: %v; left for the next run", path, err))
+		}
+		return whole
+	}}
+}
+
 func (a *App) stderrIsTerminal() bool {
 	f, ok := a.Err.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd())) && !a.Quiet

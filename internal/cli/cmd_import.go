@@ -115,8 +115,8 @@ func runImport(cmd *cobra.Command, app *App, im importer, args []string, o *impo
 	}
 	var failed, rejected, busy int
 	var results []*imports.Result
-	folders := imports.Folders{MinAge: cfg.Import.MinAge, Processed: cfg.Import.ProcessedDir, Error: cfg.Import.ErrorDir,
-		Warn: func(msg string) { log.Warn(msg) }}
+	folders := app.settling(ctx, cfg, d)
+	folders.Processed, folders.Error, folders.Warn = cfg.Import.ProcessedDir, cfg.Import.ErrorDir, func(msg string) { log.Warn(msg) }
 	imports.Paths(args, folders, func(path, rejectsDir string) (*imports.Result, error) {
 		opts := io
 		opts.RejectsDir = rejectsDir

@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/posbridge/posbridge/internal/format"
-	"github.com/posbridge/posbridge/internal/imports"
 	"github.com/posbridge/posbridge/internal/inquiry"
 	"github.com/posbridge/posbridge/internal/job"
 )
@@ -457,7 +456,7 @@ func runInquireRequests(cmd *cobra.Command, app *App, requests, responses string
 	if err != nil {
 		return err
 	}
-	o := inquiry.RequestOptions{Responses: responses, Folders: imports.Folders{MinAge: cfg.Import.MinAge},
+	o := inquiry.RequestOptions{Responses: responses, Folders: app.settling(ctx, cfg, d),
 		Source: cfg.Export.Source, Company: cfg.Company.Number}
 	res := &requestsResult{Files: []inquiry.Outcome{}}
 	log := app.logger()

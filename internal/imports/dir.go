@@ -17,8 +17,10 @@ import (
 // Folders says where directory mode moves files.
 type Folders struct {
 	// MinAge leaves files modified more recently for the next run: they
-	// may still be being written.
+	// may still be being written. Whole, when set, says a young file is
+	// complete all the same (a pull wrote it: ledger.PulledWhole).
 	MinAge time.Duration
+	Whole  func(path string, info os.FileInfo) bool
 	// Processed and Error are where files go after their transaction; empty
 	// means processed/ and error/ inside the input folder.
 	Processed, Error string
@@ -26,6 +28,12 @@ type Folders struct {
 	// is not a regular file (a named pipe would block its reader); nil
 	// says nothing.
 	Warn func(string)
+}
+
+// Settling says a file of the folder is left for the next run: modified
+// less than MinAge ago, and not known to be whole.
+func (f Folders) Settling(path string, info os.FileInfo) bool {
+	return time.Since(info.ModTime()) < f.MinAge && (f.Whole == nil || !f.Whole(path, info))
 }
 
 // Outcome is what happened to one file of a run.
@@ -125,7 +133,7 @@ func dir(folder string, f Folders, run ImportFunc, each func(Outcome)) {
 		if errors.Is(err, os.ErrNotExist) {
 			continue // taken away meanwhile
 		}
-		if err == nil && time.Since(st.ModTime()) < f.MinAge {
+		if err == nil && f.Settling(path, st) {
 			each(Outcome{Path: path, Waiting: true})
 			continue
 		}

@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/format"
@@ -270,7 +269,7 @@ func AnswerFolder(ctx context.Context, d *db.DB, folder string, o RequestOptions
 		if errors.Is(err, os.ErrNotExist) {
 			continue // taken away meanwhile
 		}
-		if err == nil && time.Since(st.ModTime()) < o.Folders.MinAge {
+		if err == nil && o.Folders.Settling(path, st) {
 			each(Outcome{Request: path, Waiting: true, Status: "waiting"})
 			continue
 		}

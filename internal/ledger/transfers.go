@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/posbridge/posbridge/internal/db"
 )
@@ -140,6 +142,39 @@ WHERE site = ? AND remote_path = ? AND size = ? AND mtime = ? AND status = 'done
 		return false, fmt.Errorf("read transfer ledger: %w", db.Classify(err))
 	}
 	return n > 0, nil
+}
+
+// recentPulls is how far back PulledWhole looks, in transfers: a file
+// that young (import.min_age, seconds) was pulled among the last few.
+const recentPulls = 1000
+
+// PulledWhole says whether the file at path (info is its os.Stat) is the
+// one a recent pull wrote: a pull renames a file into place only once it
+// is complete and synced, so an import need not wait for it to settle
+// (import.min_age) as for a file a partner drops. The same size and the
+// same file on disk as the pull's local path, among the last recentPulls
+// transfers; a file changed since has another size or is another file,
+// and waits like any other.
+func PulledWhole(ctx context.Context, q db.Querier, path string, info os.FileInfo) (bool, error) {
+	rows, err := q.QueryContext(ctx, `SELECT local_path FROM (SELECT local_path, direction, status, size FROM transfers ORDER BY id DESC LIMIT ?)
+WHERE direction = 'pull' AND status = 'done' AND size = ?`, recentPulls, info.Size())
+	if err != nil {
+		return false, fmt.Errorf("read transfer ledger: %w", db.Classify(err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var local string
+		if err := rows.Scan(&local); err != nil {
+			return false, fmt.Errorf("read transfer ledger: %w", db.Classify(err))
+		}
+		if filepath.Base(local) != info.Name() {
+			continue
+		}
+		if st, err := os.Stat(local); err == nil && os.SameFile(st, info) {
+			return true, nil
+		}
+	}
+	return false, rows.Err()
 }
 
 // TransferFilter selects rows of the transfer ledger; zero fields select all.
