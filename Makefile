@@ -1,6 +1,6 @@
 # posbridge: see README.md. Only the Go toolchain is needed for build, demo
-# and test; the SFTP and XSD tests use openssh-server and libxml2-utils when
-# installed (.ci/run installs them).
+# and test; the SFTP, XSD and PostgreSQL tests use openssh-server,
+# libxml2-utils and postgresql when installed (.ci/run installs them).
 GO      ?= go
 BIN     := bin
 DEMO    := demo-data

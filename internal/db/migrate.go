@@ -14,7 +14,7 @@ import (
 	"strings"
 )
 
-//go:embed migrations/*.sql
+//go:embed migrations/*.sql migrations_pg/*.sql
 var migrationFS embed.FS
 
 // Migration is one numbered schema change.
@@ -26,7 +26,19 @@ type Migration struct {
 
 // Migrations returns the embedded migrations in order.
 func Migrations() []Migration {
-	entries, err := fs.ReadDir(migrationFS, "migrations")
+	return readMigrations("migrations")
+}
+
+// PGMigrations returns the embedded PostgreSQL migrations in order: the
+// same versions and names as Migrations, each giving a PostgreSQL database
+// the schema its SQLite namesake gives a SQLite file (schema_parity_test.go).
+func PGMigrations() []Migration {
+	return readMigrations("migrations_pg")
+}
+
+// readMigrations reads the migrations embedded from dir, in version order.
+func readMigrations(dir string) []Migration {
+	entries, err := fs.ReadDir(migrationFS, dir)
 	if err != nil {
 		panic(err) // embedded at build time: cannot fail
 	}
@@ -38,7 +50,7 @@ func Migrations() []Migration {
 		if !ok || err != nil {
 			panic(fmt.Sprintf("migration %q: name must start with a number and _", name))
 		}
-		b, _ := migrationFS.ReadFile("migrations/" + name)
+		b, _ := migrationFS.ReadFile(dir + "/" + name)
 		ms = append(ms, Migration{Version: v, Name: strings.TrimSuffix(name, ".sql"), SQL: string(b)})
 	}
 	sort.Slice(ms, func(i, j int) bool { return ms[i].Version < ms[j].Version })

@@ -1,0 +1,8 @@
+-- Nothing to do on PostgreSQL. The SQLite migration of this number
+-- rewrites the triggers table's CHECK constraints from IN (...) to
+-- = ... OR ..., because SQLite evaluates an IN list of three or more
+-- constants through a temporary index built for each row checked, and it
+-- can only do so by rebuilding the table. PostgreSQL evaluates an IN list
+-- as = ANY of an array, with no such cost, so the CHECKs of migration 1
+-- stay as they are; columns, rows, ids, indexes and the identity sequence
+-- are already what the rebuild gives on SQLite.
