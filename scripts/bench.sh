@@ -15,7 +15,16 @@
 # rows into a database of their own and time LOOKUPS (default 1000) random
 # inventory inquiries and customer searches with bin/pbinqbench; ONLY=inquiries
 # runs only them.
+# QUICK=1 (make bench-quick) runs only the workloads of issue 18's table, at
+# ROWS 100000, SMALL 10000, FILES 500 and no big file (BIG_MIB 0) unless set,
+# into bench-out/quick, in about a minute, and prints the issue's targets
+# table: each ratio beside its target, so a regression shows in a session.
+# make bench prints the same table after its own.
 set -eu
+if [ "${QUICK:-}" = 1 ]; then
+	ROWS=${ROWS:-100000} SMALL=${SMALL:-10000} FILES=${FILES:-500} BIG_MIB=${BIG_MIB:-0}
+	OUT=${OUT:-bench-out/quick}
+fi
 ROWS=${ROWS:-1000000}
 SMALL=${SMALL:-100000}
 OUT=${OUT:-bench-out}
@@ -41,9 +50,10 @@ secs() { awk -v n="$1" '$1==n {print $2}' times; }
 kib() { awk -v n="$1" '$1==n {print $3}' times; }
 ratio() { awk -v a="$(secs "$1")" -v b="$(secs "$2")" 'BEGIN {printf "%.2f", a/b}'; }
 
-# bench_transfers: push and pull one BIG_MIB file and FILES files of 20 KiB
-# with posbridge and with the OpenSSH sftp client (put/get, sftp -b with
-# mput/mget), against sshd on a free loopback port. Writes transfers.rows.
+# bench_transfers: push and pull one BIG_MIB file (none when BIG_MIB is 0)
+# and FILES files of 20 KiB with posbridge and with the OpenSSH sftp client
+# (put/get, sftp -b with mput/mget), against sshd on a free loopback port.
+# Writes transfers.rows.
 bench_transfers() {
 	: >transfers.rows
 	for tool in /usr/sbin/sshd ssh-keygen sftp; do
@@ -118,20 +128,24 @@ bench_transfers() {
 	chmod +x "$PBT" "$SFTP"
 	"$PBT" init -q >/dev/null
 
-	echo "transfers: one $big_mib MiB file and $nfiles files of 20 KiB, sshd on 127.0.0.1:$port, parallel $par"
+	big="one $big_mib MiB file"
+	[ "$big_mib" -gt 0 ] || big="no big file"
+	echo "transfers: $big and $nfiles files of 20 KiB, sshd on 127.0.0.1:$port, parallel $par"
 	mkdir -p up down ref-down small-up small-ref small-down small-ref-down
-	head -c "$((big_mib * 1048576))" /dev/urandom >up/big.bin
-	cat up/big.bin >/dev/null
-	printf 'put up/big.bin ref/big.bin\n' >put.batch
-	printf 'get in/big.bin ref-down/big.bin\n' >get.batch
-	t sftp_put_big "$SFTP" put.batch
-	rm -f "$sd/site/ref/big.bin"
-	t push_big "$PBT" push --site bench up/big.bin --to in -q
-	t sftp_get_big "$SFTP" get.batch
-	rm -f ref-down/big.bin
-	t pull_big "$PBT" pull --site bench --from in --to down --pattern big.bin --min-age 0s --stable-wait 0s -q
-	cmp -s up/sent/big.bin down/big.bin || { echo "bench: pulled big.bin differs"; exit 1; }
-	rm -f up/sent/big.bin down/big.bin "$sd/site/in/big.bin"
+	if [ "$big_mib" -gt 0 ]; then
+		head -c "$((big_mib * 1048576))" /dev/urandom >up/big.bin
+		cat up/big.bin >/dev/null
+		printf 'put up/big.bin ref/big.bin\n' >put.batch
+		printf 'get in/big.bin ref-down/big.bin\n' >get.batch
+		t sftp_put_big "$SFTP" put.batch
+		rm -f "$sd/site/ref/big.bin"
+		t push_big "$PBT" push --site bench up/big.bin --to in -q
+		t sftp_get_big "$SFTP" get.batch
+		rm -f ref-down/big.bin
+		t pull_big "$PBT" pull --site bench --from in --to down --pattern big.bin --min-age 0s --stable-wait 0s -q
+		cmp -s up/sent/big.bin down/big.bin || { echo "bench: pulled big.bin differs"; exit 1; }
+		rm -f up/sent/big.bin down/big.bin "$sd/site/in/big.bin"
+	fi
 
 	head -c "$((nfiles * 20480))" /dev/urandom | (cd small-up && split -b 20480 -a 5 -d - f)
 	cp small-up/* small-ref/
@@ -150,8 +164,10 @@ bench_transfers() {
 	# A throughput ratio: the reference's seconds over ours (above 1 is faster).
 	speed() { awk -v a="$(secs "$1")" -v b="$(secs "$2")" 'BEGIN {printf "%.2f", b/a}'; }
 	{
-		echo "| push 1 file of $big_mib MiB ($(tput push_big) MiB/s) | $(secs push_big) | $(( $(kib push_big) / 1024 )) | $(speed push_big sftp_put_big)x throughput | sftp put $(secs sftp_put_big) s ($(tput sftp_put_big) MiB/s) |"
-		echo "| pull 1 file of $big_mib MiB ($(tput pull_big) MiB/s) | $(secs pull_big) | $(( $(kib pull_big) / 1024 )) | $(speed pull_big sftp_get_big)x throughput | sftp get $(secs sftp_get_big) s ($(tput sftp_get_big) MiB/s) |"
+		if [ "$big_mib" -gt 0 ]; then
+			echo "| push 1 file of $big_mib MiB ($(tput push_big) MiB/s) | $(secs push_big) | $(( $(kib push_big) / 1024 )) | $(speed push_big sftp_put_big)x throughput | sftp put $(secs sftp_put_big) s ($(tput sftp_put_big) MiB/s) |"
+			echo "| pull 1 file of $big_mib MiB ($(tput pull_big) MiB/s) | $(secs pull_big) | $(( $(kib pull_big) / 1024 )) | $(speed pull_big sftp_get_big)x throughput | sftp get $(secs sftp_get_big) s ($(tput sftp_get_big) MiB/s) |"
+		fi
 		echo "| push $nfiles files of 20 KiB ($(fps push_small) files/s, parallel $par) | $(secs push_small) | $(( $(kib push_small) / 1024 )) | $(speed push_small sftp_mput_small)x files/s | sftp -b mput $(secs sftp_mput_small) s ($(fps sftp_mput_small) files/s) |"
 		echo "| pull $nfiles files of 20 KiB ($(fps pull_small) files/s, parallel $par) | $(secs pull_small) | $(( $(kib pull_small) / 1024 )) | $(speed pull_small sftp_mget_small)x files/s | sftp -b mget $(secs sftp_mget_small) s ($(fps sftp_mget_small) files/s) |"
 	} >transfers.rows
@@ -357,90 +373,171 @@ if [ "${ONLY:-}" = transfers ]; then
 	exit 0
 fi
 
-echo "generating $ROWS item rows (seed 1) and a copy with 1% changed"
-$GEN -kind vendors -rows 5000 -seed 1 -o vendors.csv
-$GEN -kind items -rows "$ROWS" -seed 1 -o items.csv
-$GEN -kind items -rows "$ROWS" -seed 1 -change-pct 1 -o items-1pct.csv
-$GEN -kind items -rows "$SMALL" -seed 1 -o items-small.csv
+# bench_data: the loads, trigger generate, exports, mass customer download
+# and inventory transaction imports against the sqlite3 shell, at ROWS
+# rows, and the memory runs at SMALL rows. Writes times.
+bench_data() {
+	echo "generating $ROWS item rows (seed 1) and a copy with 1% changed"
+	$GEN -kind vendors -rows 5000 -seed 1 -o vendors.csv
+	$GEN -kind items -rows "$ROWS" -seed 1 -o items.csv
+	$GEN -kind items -rows "$ROWS" -seed 1 -change-pct 1 -o items-1pct.csv
+	$GEN -kind items -rows "$SMALL" -seed 1 -o items-small.csv
 
-export POSBRIDGE_DATA_DIR=$(pwd)/data
-: >times
-$PB init -q >/dev/null
-$PB load vendors vendors.csv -q >/dev/null
+	export POSBRIDGE_DATA_DIR=$(pwd)/data
+	: >times
+	$PB init -q >/dev/null
+	$PB load vendors vendors.csv -q >/dev/null
 
-t sqlite3_import sqlite3 -cmd '.mode csv' ref.db '.import items.csv t'
-t load_first "$PB" load items items.csv -q
-t load_identical "$PB" load items items.csv -q
-t load_identical_force "$PB" load items items.csv -q --force
-t load_1pct "$PB" load items items-1pct.csv -q
+	t sqlite3_import sqlite3 -cmd '.mode csv' ref.db '.import items.csv t'
+	t load_first "$PB" load items items.csv -q
+	t load_identical "$PB" load items items.csv -q
+	t load_identical_force "$PB" load items items.csv -q --force
+	t load_1pct "$PB" load items items-1pct.csv -q
 
-# trigger generate on every SKU: first mark the load's triggers processed,
-# so generate has work; the reference runs the same INSERT ... SELECT on a
-# copy of the same database in the sqlite3 shell.
-sqlite3 data/posbridge.db "UPDATE triggers SET status='processed', processed_at='2000-01-01T00:00:00Z'; PRAGMA wal_checkpoint(TRUNCATE);" >/dev/null
-cp data/posbridge.db gen-ref.db
-t generate "$PB" trigger generate --type item -q
-t sqlite3_insert_select sqlite3 gen-ref.db "INSERT INTO triggers(file_code, record_key, sub_key, capture, status, created_at, updated_at)
+	# trigger generate on every SKU: first mark the load's triggers processed,
+	# so generate has work; the reference runs the same INSERT ... SELECT on a
+	# copy of the same database in the sqlite3 shell.
+	sqlite3 data/posbridge.db "UPDATE triggers SET status='processed', processed_at='2000-01-01T00:00:00Z'; PRAGMA wal_checkpoint(TRUNCATE);" >/dev/null
+	cp data/posbridge.db gen-ref.db
+	t generate "$PB" trigger generate --type item -q
+	t sqlite3_insert_select sqlite3 gen-ref.db "INSERT INTO triggers(file_code, record_key, sub_key, capture, status, created_at, updated_at)
 SELECT 'SKU', s.item, s.sku, 'A', 'ready', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z' FROM skus s JOIN items i ON i.item = s.item
 WHERE s.deleted_at IS NULL AND i.deleted_at IS NULL
 ON CONFLICT(file_code, record_key, sub_key) WHERE status IN ('ready','error') DO NOTHING;"
 
-# Exports of every SKU trigger (issue 3): make the generated triggers ready
-# for each run; the reference dumps the same joined rows with the sqlite3
-# shell. The mass customer download likewise against a dump of customers.
-reset_triggers() {
-	sqlite3 data/posbridge.db "UPDATE triggers SET status='ready', file_id=NULL, processed_at=NULL
+	# Exports of every SKU trigger (issue 3): make the generated triggers ready
+	# for each run; the reference dumps the same joined rows with the sqlite3
+	# shell. The mass customer download likewise against a dump of customers.
+	reset_triggers() {
+		sqlite3 data/posbridge.db "UPDATE triggers SET status='ready', file_id=NULL, processed_at=NULL
 WHERE file_id = (SELECT max(id) FROM files WHERE direction = 'out' AND kind = 'items');" >/dev/null
-}
-cp data/posbridge.db dump-ref.db
-t sqlite3_dump_items sqlite3 -csv dump-ref.db "SELECT t.capture, i.item, i.description, i.item_class, i.vendor, i.status, k.sku, k.sku_description,
+	}
+	cp data/posbridge.db dump-ref.db
+	t sqlite3_dump_items sqlite3 -csv dump-ref.db "SELECT t.capture, i.item, i.description, i.item_class, i.vendor, i.status, k.sku, k.sku_description,
   k.color, k.size, k.width, k.upc, k.retail_ref, k.price, k.cost FROM triggers t JOIN skus k ON k.item = t.record_key AND k.sku = t.sub_key
   JOIN items i ON i.item = k.item WHERE t.file_code = 'SKU' AND t.status = 'ready' ORDER BY i.item, k.sku"
-t export_items_csv "$PB" export items --format csv -q
-reset_triggers
-t export_items_xml "$PB" export items --format xml -q
+	t export_items_csv "$PB" export items --format csv -q
+	reset_triggers
+	t export_items_xml "$PB" export items --format xml -q
 
-$GEN -kind customers -rows "$ROWS" -seed 1 -o customers.csv
-"$PB" load customers customers.csv -q >/dev/null
-cp data/posbridge.db dump-cust.db
-t sqlite3_dump_customers sqlite3 -csv dump-cust.db "SELECT 'A', customer, alt_customer, customer_class, first_name, last_name, company_name,
+	$GEN -kind customers -rows "$ROWS" -seed 1 -o customers.csv
+	"$PB" load customers customers.csv -q >/dev/null
+	cp data/posbridge.db dump-cust.db
+	t sqlite3_dump_customers sqlite3 -csv dump-cust.db "SELECT 'A', customer, alt_customer, customer_class, first_name, last_name, company_name,
   address1, address2, city, state, postal_code, country, email, phone, email_opt_in FROM customers
   WHERE deleted_at IS NULL AND customer_class IN ('RT', 'WH', 'EM') ORDER BY customer"
-t export_mass_csv "$PB" export mass-customers --class RT,WH,EM --out mass --format csv -q
-t export_mass_xml "$PB" export mass-customers --class RT,WH,EM --out mass --format xml -q
+	t export_mass_csv "$PB" export mass-customers --class RT,WH,EM --out mass --format csv -q
+	t export_mass_xml "$PB" export mass-customers --class RT,WH,EM --out mass --format xml -q
 
-# Inventory transaction imports (issue 4): ROWS transactions over 50,000
-# item/SKU/warehouse combinations (10,000 SKUs in 5 warehouses), CSV and the
-# OMS XML, each into the same fresh database; the reference imports the CSV
-# into a plain table with the sqlite3 shell. Stock may go below zero, so
-# every record applies.
-$GEN -kind warehouses -rows 5 -o tx-wh.csv
-$GEN -kind items -rows 10000 -o tx-items.csv
-$GEN -kind transactions -rows "$ROWS" -item-rows 10000 -o tx.csv
-$GEN -kind transactions -rows "$ROWS" -item-rows 10000 -xml -o tx.xml
-$GEN -kind transactions -rows "$SMALL" -item-rows 10000 -o tx-small.csv
-printf 'import:\n  allow_negative_on_hand: true\n' > tx.yaml
-export POSBRIDGE_DATA_DIR="$(pwd)/data-tx"
-"$PB" --config tx.yaml init -q >/dev/null
-"$PB" --config tx.yaml load warehouses tx-wh.csv -q >/dev/null
-"$PB" --config tx.yaml load items tx-items.csv -q >/dev/null 2>&1
-cp data-tx/posbridge.db tx-base.db
-fresh_tx() { rm -f data-tx/posbridge.db-wal data-tx/posbridge.db-shm; cp tx-base.db data-tx/posbridge.db; }
-t sqlite3_import_tx sqlite3 -cmd '.mode csv' tx-ref.db '.import tx.csv t'
-fresh_tx
-t import_tx_csv "$PB" --config tx.yaml import inventory-transactions tx.csv -q
-fresh_tx
-t import_tx_xml "$PB" --config tx.yaml import inventory-transactions tx.xml -q
-fresh_tx
-t import_tx_csv_small "$PB" --config tx.yaml import inventory-transactions tx-small.csv -q
+	# Inventory transaction imports (issue 4): ROWS transactions over 50,000
+	# item/SKU/warehouse combinations (10,000 SKUs in 5 warehouses), CSV and the
+	# OMS XML, each into the same fresh database; the reference imports the CSV
+	# into a plain table with the sqlite3 shell. Stock may go below zero, so
+	# every record applies.
+	$GEN -kind warehouses -rows 5 -o tx-wh.csv
+	$GEN -kind items -rows 10000 -o tx-items.csv
+	$GEN -kind transactions -rows "$ROWS" -item-rows 10000 -o tx.csv
+	$GEN -kind transactions -rows "$ROWS" -item-rows 10000 -xml -o tx.xml
+	$GEN -kind transactions -rows "$SMALL" -item-rows 10000 -o tx-small.csv
+	printf 'import:\n  allow_negative_on_hand: true\n' > tx.yaml
+	export POSBRIDGE_DATA_DIR="$(pwd)/data-tx"
+	"$PB" --config tx.yaml init -q >/dev/null
+	"$PB" --config tx.yaml load warehouses tx-wh.csv -q >/dev/null
+	"$PB" --config tx.yaml load items tx-items.csv -q >/dev/null 2>&1
+	cp data-tx/posbridge.db tx-base.db
+	fresh_tx() { rm -f data-tx/posbridge.db-wal data-tx/posbridge.db-shm; cp tx-base.db data-tx/posbridge.db; }
+	t sqlite3_import_tx sqlite3 -cmd '.mode csv' tx-ref.db '.import tx.csv t'
+	fresh_tx
+	t import_tx_csv "$PB" --config tx.yaml import inventory-transactions tx.csv -q
+	fresh_tx
+	t import_tx_xml "$PB" --config tx.yaml import inventory-transactions tx.xml -q
+	fresh_tx
+	t import_tx_csv_small "$PB" --config tx.yaml import inventory-transactions tx-small.csv -q
 
-# Memory against size: the first load of SMALL rows into a new database.
-export POSBRIDGE_DATA_DIR=$(pwd)/data-small
-$PB init -q >/dev/null
-$PB load vendors vendors.csv -q >/dev/null
-t load_first_small "$PB" load items items-small.csv -q
-t export_items_xml_small env POSBRIDGE_DATA_DIR="$(pwd)/data-small" "$PB" export items --format xml -q
+	# Memory against size: the first load of SMALL rows into a new database.
+	export POSBRIDGE_DATA_DIR=$(pwd)/data-small
+	$PB init -q >/dev/null
+	$PB load vendors vendors.csv -q >/dev/null
+	t load_first_small "$PB" load items items-small.csv -q
+	t export_items_xml_small env POSBRIDGE_DATA_DIR="$(pwd)/data-small" "$PB" export items --format xml -q
+}
 
+# target_row LABEL NAME REF REFLABEL CMP TARGET CAP [SMALLNAME]: a row of
+# targets from times. CMP le: a time ratio, NAME's seconds over REF's, met at
+# most TARGET; ge: a speed ratio, REF's seconds over NAME's, met at least
+# TARGET. CAP is the peak RSS cap in MiB (- for none); SMALLNAME, the same
+# workload at SMALL rows, shows whether memory stays flat.
+target_row() {
+	label=$1 n=$2 r=$3 rl=$4 cmp=$5 tgt=$6 cap=$7 sm=${8:-}
+	sign="≤"
+	if [ "$cmp" = ge ]; then sign="≥"; fi
+	if [ -z "$(secs "$n")" ] || [ -z "$(secs "$r")" ]; then
+		echo "| $label | | $rl | | | $sign ${tgt}x | not run | | | |"
+		return 0
+	fi
+	rt=$(awk -v a="$(secs "$n")" -v b="$(secs "$r")" -v c="$cmp" -v g="$tgt" -v s="$sign" 'BEGIN {
+		d = c == "ge" ? a : b
+		if (d == 0) { printf "– | %s %sx | under 0.01 s: too small to time", s, g; exit }
+		x = sprintf("%.2f", c == "ge" ? b / a : a / b)
+		m = (c == "ge" ? x + 0 >= g + 0 : x + 0 <= g + 0) ? "met" : "not met"
+		printf "%sx | %s %sx | %s", x, s, g, m }')
+	mib=$(( $(kib "$n") / 1024 ))
+	most=$mib
+	rss=$mib
+	if [ -n "$sm" ] && [ -n "$(kib "$sm")" ]; then
+		rss="$mib (at $SMALL: $(( $(kib "$sm") / 1024 )))"
+		if [ $(( $(kib "$sm") / 1024 )) -gt "$most" ]; then most=$(( $(kib "$sm") / 1024 )); fi
+	fi
+	capcol="– | "
+	if [ "$cap" != - ]; then
+		capcol="≤ $cap | not met"
+		if [ "$most" -le "$cap" ]; then capcol="≤ $cap | met"; fi
+	fi
+	echo "| $label | $(secs "$n") | $rl | $(secs "$r") | $rt | $rss | $capcol |"
+}
+
+# targets: issue 18's table, each workload of the issue beside its
+# reference, target and peak RSS cap, from the times of bench_data and
+# bench_transfers.
+targets() {
+	nf=${FILES:-2000}
+	echo "| workload | seconds | reference | reference s | ratio | target | met | peak RSS MiB | RSS cap | met |"
+	echo "|---|---:|---|---:|---:|---|---|---:|---|---|"
+	target_row "\`load items\` first load, $ROWS rows" load_first sqlite3_import "sqlite3 \`.import\`" le 4 150 load_first_small
+	target_row "\`load items --force\`, identical" load_identical_force sqlite3_import "the same" le 2 150
+	target_row "\`load items\`, 1% changed" load_1pct sqlite3_import "the same" le 2 150
+	target_row "\`export items\` CSV, $ROWS triggers" export_items_csv sqlite3_dump_items "sqlite3 \`-csv\` dump of the joined rows" le 2 64
+	target_row "\`export items\` XML" export_items_xml sqlite3_dump_items "the same" le 3 64 export_items_xml_small
+	target_row "\`export mass-customers\` CSV, $ROWS" export_mass_csv sqlite3_dump_customers "sqlite3 \`-csv\` dump of customers" le 1.5 64
+	target_row "\`import inventory-transactions\` CSV, $ROWS" import_tx_csv sqlite3_import_tx "sqlite3 \`.import\` of the CSV" le 3 128 import_tx_csv_small
+	target_row "\`import inventory-transactions\` XML" import_tx_xml sqlite3_import_tx "the same" le 4 128
+	target_row "\`push\` $nf × 20 KiB, sshd (files/s)" push_small sftp_mput_small "\`sftp -b\` mput" ge 1.5 -
+	target_row "\`pull\` $nf × 20 KiB, sshd (files/s)" pull_small sftp_mget_small "\`sftp -b\` mget" ge 1.5 -
+}
+
+# The load average of the shared machine, for the header of a run.
+loadavg() { cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown; }
+
+if [ "${QUICK:-}" = 1 ]; then
+	load_start=$(loadavg)
+	echo "bench-quick: $ROWS rows, $SMALL for memory, $FILES small files; load average $load_start"
+	bench_data
+	bench_transfers
+	{
+		echo "# make bench-quick results (issue 18's targets)"
+		echo
+		echo "$(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $(uname -m), sqlite3 $(sqlite3 --version | cut -d' ' -f1), $(ssh -V 2>&1 | cut -d, -f1), $(go version 2>/dev/null | cut -d' ' -f3), $($PB version | head -1);" \
+			"load average $load_start at the start, $(loadavg) at the end; $ROWS rows ($SMALL for memory), $FILES small files"
+		echo
+		targets
+		grep skipped transfers.rows || true
+	} >"$results"
+	echo
+	cat "$results"
+	exit 0
+fi
+
+bench_data
 bench_transfers
 bench_http
 bench_inquiries
@@ -475,6 +572,10 @@ bench_inquiries
 	echo "| lookups ($ROWS customers, $ROWS SKUs) | n | p50 ms | p99 ms | reference p50 ms | reference p99 ms | ratio p50 | ratio p99 | reference |"
 	echo "|---|---:|---:|---:|---:|---:|---:|---:|---|"
 	cat inquiries.lookups
+	echo
+	echo "Issue 18's targets (make bench-quick prints the same at 100,000 rows):"
+	echo
+	targets
 } >"$results"
 echo
 cat "$results"
