@@ -55,16 +55,18 @@ ON CONFLICT(item, sku) DO UPDATE SET ` + setExcluded(skuCols) + stampSet + `dele
 	// An item that changed form (SKUs instead of none, or back) loses the
 	// rows of its old form, whatever the mode; such a change adds rows.
 	if !l.firstLoad && l.res.Added > 0 {
-		if _, err := l.exec(`INSERT OR IGNORE INTO gone(record_key, sub_key)
+		if _, err := l.exec(`INSERT INTO gone(record_key, sub_key)
 SELECT k.item, k.sku FROM firsts g JOIN stage s ON s.rec = g.first JOIN skus k ON k.item = g.key
-WHERE k.deleted_at IS NULL AND (k.sku = '') <> (s.sku = '')`); err != nil {
+WHERE k.deleted_at IS NULL AND (k.sku = '') <> (s.sku = '')
+ON CONFLICT DO NOTHING`); err != nil {
 			return err
 		}
 	}
 	if l.deletesAllowed() {
-		if _, err := l.exec(`INSERT OR IGNORE INTO gone(record_key, sub_key)
+		if _, err := l.exec(`INSERT INTO gone(record_key, sub_key)
 SELECT k.item, k.sku FROM skus k WHERE k.deleted_at IS NULL
-  AND NOT EXISTS (SELECT 1 FROM stage s WHERE s.item = k.item AND s.sku = k.sku)`); err != nil {
+  AND NOT EXISTS (SELECT 1 FROM stage s WHERE s.item = k.item AND s.sku = k.sku)
+ON CONFLICT DO NOTHING`); err != nil {
 			return err
 		}
 	}

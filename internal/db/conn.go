@@ -27,7 +27,7 @@ type Querier interface {
 func NextSequence(ctx context.Context, q Querier, kind string) (int64, error) {
 	var n int64
 	err := q.QueryRowContext(ctx, `INSERT INTO sequences(kind, last) VALUES (?, 1)
-ON CONFLICT(kind) DO UPDATE SET last = last + 1 RETURNING last`, kind).Scan(&n)
+ON CONFLICT(kind) DO UPDATE SET last = sequences.last + 1 RETURNING last`, kind).Scan(&n)
 	return n, err
 }
 

@@ -321,7 +321,7 @@ func (a *applier) historySQL(rows int) string {
 	one := fmt.Sprintf("(%s, %s, '%s')", file, strings.TrimSuffix(strings.Repeat("?,", historyCols), ","), a.now)
 	return `INSERT INTO inventory_txns(file_id, line, code, effect, item, sku, warehouse, location, quantity,
   before_on_hand, after_on_hand, to_item, to_sku, to_warehouse, to_location, to_before, to_after,
-  reason, reference, txn_date, user, applied_at) VALUES ` + strings.TrimSuffix(strings.Repeat(one+",", rows), ",")
+  reason, reference, txn_date, "user", applied_at) VALUES ` + strings.TrimSuffix(strings.Repeat(one+",", rows), ",")
 }
 
 func (a *applier) addHistory(h []any) error {

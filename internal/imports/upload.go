@@ -99,12 +99,12 @@ func Run(ctx context.Context, d *db.DB, u Upload, path string, o Options) (*Resu
 		}
 	}()
 	abs, _ := filepath.Abs(path)
-	ins, err := conn.ExecContext(ctx, `INSERT INTO files(direction, kind, partner, name, path, sha256, size, status, run_id, created_at)
-VALUES ('in', ?, ?, ?, ?, ?, ?, 'importing', ?, ?)`, u.Kind, u.Partner, filepath.Base(path), abs, sum, size, db.NullID(o.RunID), db.Now())
+	var fileID int64
+	err = conn.QueryRowContext(ctx, `INSERT INTO files(direction, kind, partner, name, path, sha256, size, status, run_id, created_at)
+VALUES ('in', ?, ?, ?, ?, ?, ?, 'importing', ?, ?) RETURNING id`, u.Kind, u.Partner, filepath.Base(path), abs, sum, size, db.NullID(o.RunID), db.Now()).Scan(&fileID)
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", path, db.Classify(err))
 	}
-	fileID, _ := ins.LastInsertId()
 	// Everything after the ledger row can be undone on its own, so a file
 	// that applies nothing is still recorded.
 	if _, err := conn.ExecContext(ctx, "SAVEPOINT work"); err != nil {

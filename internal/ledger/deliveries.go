@@ -53,8 +53,8 @@ func StartDelivery(ctx context.Context, q db.Execer, d Delivery) error {
 	now := db.Now()
 	_, err := q.ExecContext(ctx, `INSERT INTO http_deliveries(site, endpoint, key, local_path, record, status, http_status, error, attempts, run_id, created_at, updated_at)
 VALUES (?,?,?,?,?,?,?,?,1,?,?,?)
-ON CONFLICT(site, endpoint, key) DO UPDATE SET status=excluded.status, attempts=attempts+1, local_path=excluded.local_path,
- record=excluded.record, http_status=excluded.http_status, error=excluded.error, run_id=coalesce(excluded.run_id, run_id), updated_at=excluded.updated_at`,
+ON CONFLICT(site, endpoint, key) DO UPDATE SET status=excluded.status, attempts=http_deliveries.attempts+1, local_path=excluded.local_path,
+ record=excluded.record, http_status=excluded.http_status, error=excluded.error, run_id=coalesce(excluded.run_id, http_deliveries.run_id), updated_at=excluded.updated_at`,
 		d.Site, d.Endpoint, d.Key, d.LocalPath, d.Record, d.Status, d.HTTPStatus, d.Error, run, now, now)
 	if err != nil {
 		return fmt.Errorf("record delivery of %q: %w", d.Key, db.Classify(err))

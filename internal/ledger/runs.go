@@ -62,13 +62,14 @@ func StartRun(ctx context.Context, d *db.DB, command, job string) (int64, error)
 
 // InsertRun records the start of r by this process, inside the caller's
 // transaction or on the database, and returns its id.
-func InsertRun(ctx context.Context, q db.Execer, r Run) (int64, error) {
-	res, err := q.ExecContext(ctx, `INSERT INTO runs(command, job, parent_id, step, status, started_at, host, pid, pid_start)
-VALUES (?,?,?,?,?,?,?,?,?)`, r.Command, r.Job, db.NullID(r.Parent), r.Step, RunRunning, db.Now(), Hostname(), os.Getpid(), ProcessStart(os.Getpid()))
+func InsertRun(ctx context.Context, q db.Querier, r Run) (int64, error) {
+	var id int64
+	err := q.QueryRowContext(ctx, `INSERT INTO runs(command, job, parent_id, step, status, started_at, host, pid, pid_start)
+VALUES (?,?,?,?,?,?,?,?,?) RETURNING id`, r.Command, r.Job, db.NullID(r.Parent), r.Step, RunRunning, db.Now(), Hostname(), os.Getpid(), ProcessStart(os.Getpid())).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("record run: %w", db.Classify(err))
 	}
-	return res.LastInsertId()
+	return id, nil
 }
 
 // AdoptRun makes a run row created for a job step the run of the command
@@ -311,12 +312,12 @@ type Activity struct {
 func RunActivity(ctx context.Context, d *db.DB, id int64) (Activity, error) {
 	var a Activity
 	err := d.QueryRowContext(ctx, `SELECT
- coalesce(sum(direction = 'in'), 0), coalesce(sum(direction = 'out'), 0), coalesce(sum(records), 0), coalesce(sum(rejected), 0)
+ count(*) FILTER (WHERE direction = 'in'), count(*) FILTER (WHERE direction = 'out'), coalesce(sum(records), 0), coalesce(sum(rejected), 0)
 FROM files WHERE run_id = ?`, id).Scan(&a.FilesIn, &a.FilesOut, &a.Records, &a.Rejected)
 	if err != nil {
 		return a, fmt.Errorf("files of run %d: %w", id, db.Classify(err))
 	}
-	err = d.QueryRowContext(ctx, `SELECT coalesce(sum(status = 'done'), 0), coalesce(sum(status = 'failed'), 0)
+	err = d.QueryRowContext(ctx, `SELECT count(*) FILTER (WHERE status = 'done'), count(*) FILTER (WHERE status = 'failed')
 FROM transfers WHERE run_id = ?`, id).Scan(&a.Transfers, &a.TransfersFailed)
 	if err != nil {
 		return a, fmt.Errorf("transfers of run %d: %w", id, db.Classify(err))
@@ -327,15 +328,17 @@ FROM transfers WHERE run_id = ?`, id).Scan(&a.Transfers, &a.TransfersFailed)
 // TreeActivity sums the files and transfers of run id and of every run
 // below it (the steps of a job, and theirs).
 func TreeActivity(ctx context.Context, d *db.DB, id int64) (Activity, error) {
-	const tree = `WITH RECURSIVE tree(id) AS (SELECT ? UNION SELECT r.id FROM runs r JOIN tree t ON r.parent_id = t.id)`
+	// The cast gives the parameter the type of the ids, which PostgreSQL
+	// does not infer from a UNION.
+	const tree = `WITH RECURSIVE tree(id) AS (SELECT CAST(? AS BIGINT) UNION SELECT r.id FROM runs r JOIN tree t ON r.parent_id = t.id)`
 	var a Activity
 	err := d.QueryRowContext(ctx, tree+` SELECT
- coalesce(sum(direction = 'in'), 0), coalesce(sum(direction = 'out'), 0), coalesce(sum(records), 0), coalesce(sum(rejected), 0)
+ count(*) FILTER (WHERE direction = 'in'), count(*) FILTER (WHERE direction = 'out'), coalesce(sum(records), 0), coalesce(sum(rejected), 0)
 FROM files WHERE run_id IN (SELECT id FROM tree)`, id).Scan(&a.FilesIn, &a.FilesOut, &a.Records, &a.Rejected)
 	if err != nil {
 		return a, fmt.Errorf("files of run %d: %w", id, db.Classify(err))
 	}
-	err = d.QueryRowContext(ctx, tree+` SELECT coalesce(sum(status = 'done'), 0), coalesce(sum(status = 'failed'), 0)
+	err = d.QueryRowContext(ctx, tree+` SELECT count(*) FILTER (WHERE status = 'done'), count(*) FILTER (WHERE status = 'failed')
 FROM transfers WHERE run_id IN (SELECT id FROM tree)`, id).Scan(&a.Transfers, &a.TransfersFailed)
 	if err != nil {
 		return a, fmt.Errorf("transfers of run %d: %w", id, db.Classify(err))

@@ -314,7 +314,7 @@ WHERE item = ? AND sku = ? AND warehouse = ? AND location = ?`, item, sku, wareh
 	}
 	_, err = s.q.ExecContext(s.ctx, `INSERT INTO inventory(item, sku, warehouse, location, on_hand, reserved, change_seq, updated_at)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-ON CONFLICT(item, sku, warehouse, location) DO UPDATE SET on_hand = on_hand + ?5, reserved = reserved + ?6,
+ON CONFLICT(item, sku, warehouse, location) DO UPDATE SET on_hand = inventory.on_hand + ?5, reserved = inventory.reserved + ?6,
   change_seq = ?7, updated_at = ?8`, item, sku, warehouse, location, dOnHand, dReserved, seq, db.Now())
 	if err != nil {
 		return err

@@ -761,13 +761,13 @@ func (im *importer) add(pr *parsed) error {
 		return err
 	}
 	now := db.Now()
-	res, err := s.Conn.ExecContext(s.Ctx, `INSERT INTO orders(order_code, partner, external_key, warehouse, status, content_sha, file_id,
-  order_time, created_at, updated_at) VALUES (?, ?, ?, ?, 'open', '', ?, '', ?, ?)`,
-		fmt.Sprintf("SO%07d", seq), im.p.Name, pr.key, pr.warehouse, s.FileID, now, now)
+	var id int64
+	err = s.Conn.QueryRowContext(s.Ctx, `INSERT INTO orders(order_code, partner, external_key, warehouse, status, content_sha, file_id,
+  order_time, created_at, updated_at) VALUES (?, ?, ?, ?, 'open', '', ?, '', ?, ?) RETURNING id`,
+		fmt.Sprintf("SO%07d", seq), im.p.Name, pr.key, pr.warehouse, s.FileID, now, now).Scan(&id)
 	if err != nil {
 		return err
 	}
-	id, _ := res.LastInsertId()
 	if err := im.header(pr, id, customer); err != nil {
 		return err
 	}

@@ -377,12 +377,12 @@ func (im *importer) save(pr *parsed) error {
 func (im *importer) add(pr *parsed) error {
 	s := im.s
 	now := db.Now()
-	res, err := s.Conn.ExecContext(s.Ctx, `INSERT INTO returns(partner, return_code, order_type, warehouse, content_sha, file_id, created_at, updated_at)
-VALUES (?, ?, ?, ?, '', ?, ?, ?)`, im.p.Name, pr.Code, pr.OrderType, pr.Warehouse, s.FileID, now, now)
+	var id int64
+	err := s.Conn.QueryRowContext(s.Ctx, `INSERT INTO returns(partner, return_code, order_type, warehouse, content_sha, file_id, created_at, updated_at)
+VALUES (?, ?, ?, ?, '', ?, ?, ?) RETURNING id`, im.p.Name, pr.Code, pr.OrderType, pr.Warehouse, s.FileID, now, now).Scan(&id)
 	if err != nil {
 		return err
 	}
-	id, _ := res.LastInsertId()
 	if err := im.header(pr, id); err != nil {
 		return err
 	}

@@ -211,7 +211,7 @@ func PendingSummary(ctx context.Context, d *db.DB) ([]Pending, error) {
 	pending, err := db.QueryAll(ctx, d, func(sc db.Scanner) (Pending, error) {
 		var p Pending
 		return p, sc.Scan(&p.FileCode, &p.Ready, &p.Error, &p.OldestReady)
-	}, `SELECT file_code, sum(status = 'ready'), sum(status = 'error'),
+	}, `SELECT file_code, count(*) FILTER (WHERE status = 'ready'), count(*) FILTER (WHERE status = 'error'),
  coalesce(min(CASE WHEN status = 'ready' THEN created_at END), '')
 FROM triggers WHERE status IN ('ready', 'error') GROUP BY file_code ORDER BY file_code`)
 	if err != nil {

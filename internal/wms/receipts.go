@@ -435,10 +435,10 @@ func (im *importer) saveLine(l lineRow) error {
 	}
 	_, err := s.Conn.ExecContext(s.Ctx, `INSERT INTO wms_po_lines(partner, line_id, purchase_order_id, purchase_order, row_number, article,
   item, sku, warehouse, advised, received, source, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT(partner, line_id) DO UPDATE SET purchase_order_id = coalesce(excluded.purchase_order_id, purchase_order_id),
-  purchase_order = CASE WHEN excluded.purchase_order <> '' THEN excluded.purchase_order ELSE purchase_order END,
-  row_number = CASE WHEN excluded.row_number <> '' THEN excluded.row_number ELSE row_number END, warehouse = excluded.warehouse,
-  advised = coalesce(excluded.advised, advised), received = excluded.received, source = excluded.source, updated_at = excluded.updated_at`,
+ON CONFLICT(partner, line_id) DO UPDATE SET purchase_order_id = coalesce(excluded.purchase_order_id, wms_po_lines.purchase_order_id),
+  purchase_order = CASE WHEN excluded.purchase_order <> '' THEN excluded.purchase_order ELSE wms_po_lines.purchase_order END,
+  row_number = CASE WHEN excluded.row_number <> '' THEN excluded.row_number ELSE wms_po_lines.row_number END, warehouse = excluded.warehouse,
+  advised = coalesce(excluded.advised, wms_po_lines.advised), received = excluded.received, source = excluded.source, updated_at = excluded.updated_at`,
 		im.p.Name, l.id, poID, l.po, l.row, l.article, l.item, l.sku, l.warehouse, l.advised, l.received, l.source, db.Now())
 	return db.Classify(err)
 }
