@@ -32,13 +32,13 @@ func checkInventory(l *loader) error {
 // from the file to zero; they count as deleted.
 func mergeInventory(l *loader) error {
 	// A file without a reserved column keeps the stored reservations.
-	resDiffers, newAvail, setReserved := ` OR v.reserved IS NOT s.reserved`, "(s.on_hand - s.reserved)", "reserved = excluded.reserved,"
+	resDiffers, newAvail, setReserved := ` OR v.reserved IS DISTINCT FROM s.reserved`, "(s.on_hand - s.reserved)", "reserved = excluded.reserved,"
 	if !l.present["reserved"] {
 		resDiffers, newAvail, setReserved = "", "(s.on_hand - coalesce(v.reserved, 0))", ""
 	}
 	match := `v.item = s.item AND v.sku = s.sku AND v.warehouse = s.warehouse AND v.location = s.location`
 	if err := l.classify(`LEFT JOIN inventory v ON `+match, `v.item IS NULL`,
-		`(v.on_hand IS NOT s.on_hand`+resDiffers+` OR (s.threshold IS NOT NULL AND v.threshold IS NOT s.threshold))`); err != nil {
+		`(v.on_hand IS DISTINCT FROM s.on_hand`+resDiffers+` OR (s.threshold IS NOT NULL AND v.threshold IS DISTINCT FROM s.threshold))`); err != nil {
 		return err
 	}
 	// Every stock row written is stamped with the load's change sequence

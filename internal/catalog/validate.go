@@ -119,8 +119,8 @@ func (l *loader) checkGroups() error {
 	}
 	var diff, names []string
 	for _, c := range g.cols {
-		diff = append(diff, fmt.Sprintf("f.%q IS NOT s.%q", c, c))
-		names = append(names, fmt.Sprintf("CASE WHEN f.%q IS NOT s.%q THEN '%s, ' ELSE '' END", c, c, l.k.plan.nameOf(c)))
+		diff = append(diff, fmt.Sprintf("f.%q IS DISTINCT FROM s.%q", c, c))
+		names = append(names, fmt.Sprintf("CASE WHEN f.%q IS DISTINCT FROM s.%q THEN '%s, ' ELSE '' END", c, c, l.k.plan.nameOf(c)))
 	}
 	cond := "(" + strings.Join(diff, " OR ") + ")"
 	msg := `'` + g.what + ` fields differ from line ' || f.src_line || ': ' || rtrim(` + strings.Join(names, " || ") + `, ', ')`
