@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
@@ -613,10 +612,11 @@ func (p *filePush) closeRejects() error {
 // key. The first failed write ends the push: every later call returns its
 // error.
 type ledgerWriter struct {
-	conn  *sql.Conn
-	stmts map[string]*sql.Stmt
-	kick  chan struct{} // wakes run before its tick
-	done  chan struct{}
+	// prepared is the writer's connection; only run uses it, inside its
+	// transactions.
+	prepared
+	kick chan struct{} // wakes run before its tick
+	done chan struct{}
 
 	mu      sync.Mutex
 	pending []ledgerOp
@@ -643,7 +643,7 @@ func newLedgerWriter(ctx context.Context, d *db.DB) (*ledgerWriter, error) {
 	if err != nil {
 		return nil, db.Classify(err)
 	}
-	w := &ledgerWriter{conn: conn, stmts: map[string]*sql.Stmt{}, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	w := &ledgerWriter{prepared: prepared{conn: conn}, kick: make(chan struct{}, 1), done: make(chan struct{})}
 	go w.run()
 	return w, nil
 }
@@ -748,20 +748,6 @@ func (w *ledgerWriter) write(ctx context.Context, batch []ledgerOp) error {
 	return nil
 }
 
-// ExecContext runs query as a statement prepared once on the writer's
-// connection (db.Execer); only run calls it, inside its transaction.
-func (w *ledgerWriter) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	st, ok := w.stmts[query]
-	if !ok {
-		var err error
-		if st, err = w.conn.PrepareContext(ctx, query); err != nil {
-			return nil, err
-		}
-		w.stmts[query] = st
-	}
-	return st.ExecContext(ctx, args...)
-}
-
 // Close commits what is queued and releases the connection.
 func (w *ledgerWriter) Close() error {
 	w.mu.Lock()
@@ -769,10 +755,7 @@ func (w *ledgerWriter) Close() error {
 	w.mu.Unlock()
 	w.wake()
 	<-w.done
-	for _, st := range w.stmts {
-		st.Close()
-	}
-	w.conn.Close()
+	w.prepared.Close()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.err

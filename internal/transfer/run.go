@@ -241,14 +241,57 @@ func mtimeKey(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 // stmts runs the ledger's statements prepared once per run: with many
 // small files, parsing the same SQL for each row costs as much as the
-// transfer. It satisfies db.Querier.
+// transfer. It satisfies db.Querier. Reads go to the pool; writes go one
+// at a time to a connection of the run's own: parallel files writing
+// through the pool opened a connection (reading the schema and preparing
+// the statement again) for each write beyond the pool's two idle ones,
+// which cost more than the writes.
 type stmts struct {
 	d  *db.DB
 	mu sync.Mutex
 	m  map[string]*sql.Stmt
+
+	// wmu guards w, the writes' connection, taken at the first write.
+	wmu sync.Mutex
+	w   prepared
 }
 
 func newStmts(d *db.DB) *stmts { return &stmts{d: d, m: map[string]*sql.Stmt{}} }
+
+// prepared runs statements on one connection, each prepared once. It is
+// not safe for concurrent use: its owner serialises the calls.
+type prepared struct {
+	conn *sql.Conn
+	m    map[string]*sql.Stmt
+}
+
+// ExecContext runs query on the connection (db.Execer).
+func (p *prepared) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, ok := p.m[query]
+	if !ok {
+		var err error
+		if st, err = p.conn.PrepareContext(ctx, query); err != nil {
+			return nil, err
+		}
+		if p.m == nil {
+			p.m = map[string]*sql.Stmt{}
+		}
+		p.m[query] = st
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+// Close releases the statements and the connection.
+func (p *prepared) Close() {
+	for _, st := range p.m {
+		st.Close()
+	}
+	p.m = nil
+	if p.conn != nil {
+		p.conn.Close()
+		p.conn = nil
+	}
+}
 
 func (s *stmts) get(ctx context.Context, query string) (*sql.Stmt, error) {
 	s.mu.Lock()
@@ -264,12 +307,19 @@ func (s *stmts) get(ctx context.Context, query string) (*sql.Stmt, error) {
 	return st, nil
 }
 
+// ExecContext runs a write on the run's connection; it is committed when
+// it returns, as on the pool.
 func (s *stmts) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	st, err := s.get(ctx, query)
-	if err != nil {
-		return nil, err
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.w.conn == nil {
+		conn, err := s.d.Conn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		s.w.conn = conn
 	}
-	return st.ExecContext(ctx, args...)
+	return s.w.ExecContext(ctx, query, args...)
 }
 
 func (s *stmts) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
@@ -289,7 +339,7 @@ func (s *stmts) QueryContext(ctx context.Context, query string, args ...any) (*s
 	return st.QueryContext(ctx, args...)
 }
 
-// Close releases the prepared statements.
+// Close releases the prepared statements and the run's connection.
 func (s *stmts) Close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -297,6 +347,9 @@ func (s *stmts) Close() {
 		st.Close()
 	}
 	s.m = nil
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.w.Close()
 }
 
 // groupSync runs a sync (of a folder) for callers that each need one
