@@ -189,15 +189,9 @@ func Run(ctx context.Context, d *db.DB, kindName string, o Options) (*Result, er
 	if o.DryRun {
 		return res, plan(ctx, conn, k, &o, res)
 	}
-	err = db.WithTx(ctx, conn, true, func() error {
-		res.Missing, err = trigger.MarkMissing(ctx, conn, k.code)
-		return err
-	})
-	if err != nil {
-		return res, err
-	}
+	var checked bool
 	for {
-		f, err := exportFile(ctx, conn, k, &o)
+		f, err := exportFile(ctx, conn, k, &o, &checked, &res.Missing)
 		if err != nil || f == nil {
 			return res, err
 		}
@@ -350,7 +344,16 @@ var errNothing = errors.New("nothing to claim")
 
 // exportFile claims one file's worth of triggers and delivers the file. It
 // returns nil when nothing is ready.
-func exportFile(ctx context.Context, conn *sql.Conn, k *kind, o *Options) (*File, error) {
+//
+// A trigger whose record was removed without a tombstone has nothing to
+// send: trigger.MarkMissing puts such triggers in error. That check reads
+// the record of every ready trigger, so it runs only when a file's records
+// did not find all the triggers it claimed, once per run (checked; missing
+// adds up what it marked): then the claimed triggers whose record is gone
+// leave the file in error, the ready ones are checked, the room left is
+// claimed and the file is written again under the same name, which is
+// what the check before the claim would have given.
+func exportFile(ctx context.Context, conn *sql.Conn, k *kind, o *Options, checked *bool, missing *int64) (*File, error) {
 	if err := prepareDir(k, o.Dir); err != nil {
 		return nil, err
 	}
@@ -360,13 +363,96 @@ func exportFile(ctx context.Context, conn *sql.Conn, k *kind, o *Options) (*File
 	if err != nil || fileID == 0 {
 		return nil, err
 	}
-	w, err := writeFile(k, o, f.Path, f.Records, func(emit func(node) error) error {
-		return k.records(ctx, conn, fileID, o, emit)
-	})
+	var w written
+	for {
+		var skus int64
+		w, err = writeFile(k, o, f.Path, f.Records, func(emit func(node) error) error {
+			return k.records(ctx, conn, fileID, o, func(n node) error {
+				skus += skuTriggers(n)
+				return emit(n)
+			})
+		})
+		var short claimShort
+		// A record not found is one less written; a SKU of an item not
+		// found is one SKU with a trigger less.
+		notFound := errors.As(err, &short) || (err == nil && k.code == trigger.CodeItem && skus != f.Triggers)
+		if *checked || !notFound {
+			break
+		}
+		*checked = true
+		os.Remove(tmpPath(f.Path))
+		var n int64
+		if n, err = recheck(ctx, conn, k, o, fileID, &f); err != nil {
+			abandon(conn, fileID, f.Path, err)
+			return nil, fmt.Errorf("export %s: check %s triggers: %w", k.name, k.code, err)
+		}
+		*missing += n
+		if f.Records == 0 {
+			return nil, nil
+		}
+	}
 	if err := finish(ctx, conn, k.name, fileID, &f, w, err, "its triggers are ready again", o.Marker); err != nil {
 		return nil, err
 	}
 	return &f, nil
+}
+
+// skuTriggers is the number of SKUs of item record n that carry a claimed
+// trigger (its action); the others are sent unchanged along with them.
+func skuTriggers(n node) int64 {
+	var c int64
+	for _, sku := range n.kids {
+		if len(sku.attrs) > 0 && sku.attrs[0].name == "action" && sku.attrs[0].value != "" {
+			c++
+		}
+	}
+	return c
+}
+
+// recheck puts the triggers of file fileID whose record is gone in error,
+// as if never claimed, and the ready ones too (trigger.MarkMissing), then
+// fills the room they leave in the file as a claim after the check would
+// have, in one transaction; f takes the new counts. When nothing is left,
+// the file and its sequence number are undone as a claim of nothing would
+// have left them (but for the file's id, which is not reused). It returns
+// the number of triggers put in error.
+func recheck(ctx context.Context, conn *sql.Conn, k *kind, o *Options, fileID int64, f *File) (missing int64, err error) {
+	err = db.WithTx(ctx, conn, true, func() error {
+		gone, err := trigger.MarkMissingClaimed(ctx, conn, k.code, fileID)
+		if err != nil {
+			return err
+		}
+		ready, err := trigger.MarkMissing(ctx, conn, k.code)
+		if err != nil {
+			return err
+		}
+		missing = gone + ready
+		if f.Records, f.Triggers, err = trigger.Claimed(ctx, conn, k.code, fileID); err != nil {
+			return err
+		}
+		if per := int64(o.perFile()); per > 0 && f.Records < per {
+			records, added, err := trigger.Claim(ctx, conn, k.code, fileID, o.RunID, int(per-f.Records))
+			if err != nil {
+				return err
+			}
+			if added > 0 {
+				f.Records, f.Triggers = records, f.Triggers+added
+			}
+		}
+		if f.Records > 0 {
+			return nil
+		}
+		// The kind's lock is held: no other file of it took a number.
+		if _, err := conn.ExecContext(ctx, `DELETE FROM files WHERE id = ?`, fileID); err != nil {
+			return err
+		}
+		if _, err := conn.ExecContext(ctx, `UPDATE sequences SET last = last - 1 WHERE kind = ? AND last = ?`, k.name, sequenceOf(f.Path)); err != nil {
+			return err
+		}
+		_, err = conn.ExecContext(ctx, `DELETE FROM sequences WHERE kind = ? AND last = 0`, k.name)
+		return err
+	})
+	return missing, db.Classify(err)
 }
 
 // finish ends the file f that writeFile or writeLines wrote, err saying
@@ -466,10 +552,18 @@ func writeFile(k *kind, o *Options, path string, records int64, source func(emit
 			rows = emitted
 		}
 		if err == nil && emitted != records {
-			err = fmt.Errorf("wrote %d records, the claim has %d", emitted, records)
+			err = claimShort{emitted, records}
 		}
 		return rows, err
 	})
+}
+
+// claimShort says a file's records were not all found: the claim has
+// more than were written.
+type claimShort struct{ emitted, records int64 }
+
+func (e claimShort) Error() string {
+	return fmt.Sprintf("wrote %d records, the claim has %d", e.emitted, e.records)
 }
 
 // writeOracle writes records in Oracle's framing: each record in a

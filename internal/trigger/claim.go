@@ -36,7 +36,23 @@ WHERE file_code = ?4 AND status = 'ready'`+which, fileID, db.NullID(runID), db.N
 	if triggers == 0 {
 		return 0, 0, nil
 	}
-	err = q.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT DISTINCT `+unit+` FROM triggers WHERE file_id = ?)`, fileID).Scan(&records)
+	records, err = claimedRecords(ctx, q, code, fileID)
+	return records, triggers, err
+}
+
+// claimedRecords counts the records of the triggers of export file fileID.
+func claimedRecords(ctx context.Context, q db.Querier, code string, fileID int64) (records int64, err error) {
+	err = q.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT DISTINCT `+recordUnit(code)+` FROM triggers WHERE file_id = ?)`, fileID).Scan(&records)
+	return records, err
+}
+
+// Claimed counts the records and the triggers that export file fileID
+// holds.
+func Claimed(ctx context.Context, q db.Querier, code string, fileID int64) (records, triggers int64, err error) {
+	if records, err = claimedRecords(ctx, q, code, fileID); err != nil {
+		return 0, 0, err
+	}
+	err = q.QueryRowContext(ctx, `SELECT count(*) FROM triggers WHERE file_id = ?`, fileID).Scan(&triggers)
 	return records, triggers, err
 }
 
@@ -89,6 +105,22 @@ FROM triggers t WHERE `+claimed+` AND p.`+pending+` AND `+sameKey,
 // MarkMissing puts the ready triggers of code whose record is gone without
 // a tombstone into error, with the reason, so the rest can be exported.
 func MarkMissing(ctx context.Context, q db.Execer, code string) (int64, error) {
+	return markMissing(ctx, q, code, `t.status = 'ready'`, "")
+}
+
+// MarkMissingClaimed is MarkMissing for the triggers that export file
+// fileID claimed: those whose record is gone are put in error and leave the
+// file as if never claimed (their attempt taken back), as MarkMissing
+// before the claim would have left them.
+func MarkMissingClaimed(ctx context.Context, q db.Execer, code string, fileID int64) (int64, error) {
+	return markMissing(ctx, q, code, `t.file_id = ?3 AND t.status = 'processing'`,
+		`, file_id = NULL, run_id = NULL, attempts = attempts - 1`, fileID)
+}
+
+// markMissing puts the triggers of code that which selects and whose
+// record is gone into error; set is added to the UPDATE, and args to its
+// arguments from ?3 on.
+func markMissing(ctx context.Context, q db.Execer, code, which, set string, args ...any) (int64, error) {
 	var exists, what string
 	switch code {
 	case CodeItem, CodeInventory:
@@ -102,9 +134,9 @@ func MarkMissing(ctx context.Context, q db.Execer, code string) (int64, error) {
 	default:
 		return 0, fmt.Errorf("unknown file code %q", code)
 	}
-	res, err := q.ExecContext(ctx, `UPDATE triggers AS t SET status = 'error', updated_at = ?2,
+	res, err := q.ExecContext(ctx, `UPDATE triggers AS t SET status = 'error', updated_at = ?2`+set+`,
   last_error = 'record not found: the `+what+` was removed without a tombstone, so there is nothing to send'
-WHERE t.file_code = ?1 AND t.status = 'ready' AND NOT EXISTS (`+exists+`)`, code, db.Now())
+WHERE t.file_code = ?1 AND `+which+` AND NOT EXISTS (`+exists+`)`, append([]any{code, db.Now()}, args...)...)
 	if err != nil {
 		return 0, fmt.Errorf("check %s triggers: %w", code, err)
 	}
