@@ -144,6 +144,20 @@ WHERE site = ? AND remote_path = ? AND size = ? AND mtime = ? AND status = 'done
 	return n > 0, nil
 }
 
+// PushedWhole says whether the file at local with this sha256 has a done
+// push row for the site already: a run killed between that row and moving
+// the file to sent/ leaves the file for the next run, which moves it
+// without a second row.
+func PushedWhole(ctx context.Context, q db.Querier, site, local, sum string) (bool, error) {
+	var done bool
+	err := q.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM transfers
+WHERE site = ? AND direction = 'push' AND local_path = ? AND sha256 = ? AND status = 'done')`, site, local, sum).Scan(&done)
+	if err != nil {
+		return false, fmt.Errorf("read transfer ledger: %w", db.Classify(err))
+	}
+	return done, nil
+}
+
 // recentPulls is how far back PulledWhole looks, in transfers: a file
 // that young (import.min_age, seconds) was pulled among the last few.
 const recentPulls = 1000

@@ -228,9 +228,14 @@ func pushHTTPFile(ctx context.Context, st *stmts, w *ledgerWriter, site *HTTPSit
 		MTime: mtimeKey(info.ModTime()), SHA256: sum, RunID: o.RunID}
 	// Every record is answered in the delivery ledger: the file row is a
 	// summary, and the file goes to sent/ even when it cannot be written.
-	id, err := ledger.StartTransfer(ctx, st, row)
-	if err == nil {
-		err = ledger.EndTransfer(ctx, st, id, ledger.TransferDone, fr.Size, sum, nil)
+	// A run killed after writing it, before the move, left it: one row a
+	// file.
+	done, err := ledger.PushedWhole(ctx, st, o.SiteName, local, sum)
+	if err == nil && !done {
+		var id int64
+		if id, err = ledger.StartTransfer(ctx, st, row); err == nil {
+			err = ledger.EndTransfer(ctx, st, id, ledger.TransferDone, fr.Size, sum, nil)
+		}
 	}
 	fr.Status, fr.Reason = "done", counts
 	if err != nil {
