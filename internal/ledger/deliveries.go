@@ -39,12 +39,12 @@ type Delivery struct {
 	UpdatedAt  string `json:"updated_at"`
 }
 
-// StartDelivery records that a request for d's key is going out, before
-// it goes: a new row, or the key's row again with one attempt more. A row
-// left started is a request whose answer was never recorded (the run was
-// killed): the next run sends it again, with the same key. A writer that
-// has the answer by the time it writes the row (d.Status set) writes the
-// attempt and its answer in one.
+// StartDelivery records an attempt of a request for d's key: a new row, or
+// the key's row again with one attempt more. A row left started is a
+// request whose answer was never recorded (the run was killed): the next
+// run sends it again, with the same key, as it does a key with no row. A
+// writer that has the answer by the time it writes the row (d.Status set)
+// writes the attempt and its answer in one.
 func StartDelivery(ctx context.Context, q db.Execer, d Delivery) error {
 	run := db.NullID(d.RunID)
 	if d.Status == "" {
