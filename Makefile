@@ -10,7 +10,7 @@ FUZZTIME ?= 10s
 
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build demo test fuzz lint bench bench-quick fmt vet clean man
+.PHONY: all build demo test test-postgres fuzz lint bench bench-quick fmt vet clean man
 
 all: build
 
@@ -40,6 +40,13 @@ test:
 	$(GO) vet ./...
 	@$(GO) build -o $(BIN)/testsummary ./scripts/testsummary
 	$(BIN)/testsummary $(GO) -count=1 ./...
+
+# The same suites with every posbridge database in PostgreSQL: a throwaway
+# server (Debian's postgresql package) on a free loopback port, a database
+# per test (internal/db/pgtest). CI runs it after make test.
+test-postgres:
+	@$(GO) build -o $(BIN)/testsummary ./scripts/testsummary
+	POSBRIDGE_TEST_BACKEND=postgres $(BIN)/testsummary $(GO) -count=1 ./...
 
 # gofmt and staticcheck (fetched through the Go module proxy).
 lint:

@@ -15,13 +15,16 @@ import (
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/db/pgtest"
 	_ "modernc.org/sqlite"
 )
 
 // TestMain lets the test binary stand in for the posbridge binary: scripts
 // run "exec posbridge ...", which re-executes this binary's main.
 func TestMain(m *testing.M) {
-	testscript.Main(m, map[string]func(){"posbridge": main})
+	testscript.Main(pgtest.WithServer(m), map[string]func(){"posbridge": main})
 }
 
 // TestScript runs the end-to-end stories in testdata/script, one per
@@ -86,6 +89,19 @@ func TestScript(t *testing.T) {
 	})
 }
 
+// openStateDB opens the database file for sqlq: under make
+// test-postgres the script's posbridge.db is its PostgreSQL database.
+func openStateDB(ts *testscript.TestScript, file string) (*sql.DB, error) {
+	if url := ts.Getenv("POSBRIDGE_DATABASE"); db.IsURL(url) && filepath.Base(file) == "posbridge.db" {
+		d, err := db.Open(context.Background(), url, db.Options{NoMigrate: true, Create: true})
+		if err != nil {
+			return nil, err
+		}
+		return d.DB, nil
+	}
+	return sql.Open("sqlite", "file:"+ts.MkAbs(file)+"?_pragma=busy_timeout(5000)")
+}
+
 // repoRoot finds the repository: the first folder above the test's working
 // directory that holds go.mod.
 func repoRoot() (string, error) {
@@ -111,6 +127,20 @@ func repoRoot() (string, error) {
 // files a load writes beside its input never land in the repository.
 func setup(env *testscript.Env, root string) error {
 	env.Setenv("POSBRIDGE_DATA_DIR", filepath.Join(env.WorkDir, "data"))
+	if pgtest.Wanted() {
+		// make test-postgres: the script's state in a database of its
+		// own on the test server instead of data/posbridge.db.
+		url, drop, err := pgtest.NewDatabase(filepath.Base(env.WorkDir))
+		if err != nil {
+			return err
+		}
+		env.Defer(func() {
+			if err := drop(); err != nil {
+				env.T().Log(err)
+			}
+		})
+		env.Setenv("POSBRIDGE_DATABASE", url)
+	}
 	env.Setenv("HOME", env.WorkDir)
 	env.Setenv("XDG_CONFIG_HOME", "")
 	env.Values[lockKey{}] = &dbLock{}
@@ -204,7 +234,7 @@ func cmdSQLQ(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 2 {
 		ts.Fatalf("usage: sqlq [-set VAR] DBFILE 'SQL'")
 	}
-	d, err := sql.Open("sqlite", "file:"+ts.MkAbs(args[0])+"?_pragma=busy_timeout(5000)")
+	d, err := openStateDB(ts, args[0])
 	ts.Check(err)
 	defer d.Close()
 	rows, err := d.Query(args[1])

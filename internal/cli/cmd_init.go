@@ -15,7 +15,8 @@ func newInitCmd(app *App) *cobra.Command {
 		Short: "Create the data folder and the database",
 		Long: `Create the data folder (data_dir) and the SQLite database in it, with the
 current schema. Running it again on an existing database only applies pending
-migrations.`,
+migrations. With database: postgres://... it creates the schema in that
+(existing, empty) PostgreSQL database instead.`,
 		Example: `  posbridge init --data-dir ./data`,
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -23,7 +24,10 @@ migrations.`,
 			if err != nil {
 				return err
 			}
-			_, statErr := os.Stat(cfg.DatabasePath())
+			existed, err := db.Exists(cmd.Context(), cfg.DatabasePath())
+			if err != nil {
+				return err
+			}
 			if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 				return fmt.Errorf("create data folder %q: %w", cfg.DataDir, err)
 			}
@@ -35,7 +39,7 @@ migrations.`,
 			if err != nil {
 				return err
 			}
-			if statErr == nil {
+			if existed {
 				fmt.Fprintf(app.Out, "database %s already exists (schema version %d)\n", d.Path, v)
 				return nil
 			}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -27,6 +28,22 @@ var ErrTooNew = errors.New("database schema is newer than this posbridge")
 // ErrBusy means another process held the database lock past the busy timeout.
 var ErrBusy = errors.New("database is busy")
 
+// ErrUnavailable means the database server could not be reached or the
+// connection to it was lost: try again later (the CLI exits 75).
+var ErrUnavailable = errors.New("database unavailable")
+
+// Dialect is the database engine of a DB: what differs between them is
+// decided by it, here in package db, and nowhere else.
+type Dialect string
+
+// The engines posbridge keeps its state in.
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+const defaultBusyTimeout = 10 * time.Second
+
 // Options tune Open.
 type Options struct {
 	BusyTimeout time.Duration
@@ -35,19 +52,32 @@ type Options struct {
 	Create bool
 	// NoMigrate leaves pending migrations for an explicit Migrate.
 	NoMigrate bool
+	// anyVersion opens a schema newer than the binary's (ReadVersion).
+	anyVersion bool
 }
 
 // DB is an open posbridge database.
 type DB struct {
 	*sql.DB
-	Path string
+	// Path is the SQLite file, or the PostgreSQL URL without its password.
+	Path    string
+	Dialect Dialect
 }
 
-// Open opens the database at path with WAL, synchronous=NORMAL, foreign keys,
+// Open opens the database target: a PostgreSQL URL (postgres://...) or
+// the path of a SQLite file (see openSQLite).
+func Open(ctx context.Context, target string, opts Options) (*DB, error) {
+	if IsURL(target) {
+		return openPostgres(ctx, target, opts)
+	}
+	return openSQLite(ctx, target, opts)
+}
+
+// openSQLite opens the database at path with WAL, synchronous=NORMAL, foreign keys,
 // a busy timeout and BEGIN IMMEDIATE for transactions, checks that it is a
 // SQLite file, and applies pending migrations. It refuses a database whose
 // schema is newer than the binary.
-func Open(ctx context.Context, path string, opts Options) (*DB, error) {
+func openSQLite(ctx context.Context, path string, opts Options) (*DB, error) {
 	if _, err := os.Stat(path); err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("open database %q: %w", path, err)
@@ -67,7 +97,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		f.Close()
 	}
 	if opts.BusyTimeout <= 0 {
-		opts.BusyTimeout = 10 * time.Second
+		opts.BusyTimeout = defaultBusyTimeout
 	}
 	if opts.CacheMiB <= 0 {
 		opts.CacheMiB = 8
@@ -84,7 +114,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open database %q: %w", path, err)
 	}
-	d := &DB{DB: sqldb, Path: path}
+	d := &DB{DB: sqldb, Path: path, Dialect: SQLite}
 	// page_size only takes effect before the first table is created; larger
 	// pages make the B-trees of million-row tables shallower.
 	if _, err := d.ExecContext(ctx, "PRAGMA page_size=8192"); err != nil {
@@ -111,9 +141,13 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	return d, nil
 }
 
-// Classify maps SQLite error codes that have a meaning of their own to the
-// sentinel errors of this package, keeping the original text.
+// Classify maps the errors of either engine that have a meaning of their
+// own to the sentinel errors of this package (ErrBusy, ErrUnavailable,
+// ErrNotDatabase), keeping the original text.
 func Classify(err error) error {
+	if err == nil || errors.Is(err, ErrBusy) || errors.Is(err, ErrUnavailable) {
+		return err
+	}
 	var se *sqlite.Error
 	if errors.As(err, &se) {
 		switch se.Code() & 0xff {
@@ -122,8 +156,9 @@ func Classify(err error) error {
 		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
 			return fmt.Errorf("%w: %v", ErrBusy, err)
 		}
+		return err
 	}
-	return err
+	return classifyPG(err)
 }
 
 // Now is the timestamp format of every *_at column: UTC, second precision.
@@ -144,6 +179,9 @@ func NullID(id int64) any {
 // Backup writes a consistent copy of the live database to dest with VACUUM
 // INTO, first to a temporary name beside dest, then renamed into place.
 func (d *DB) Backup(ctx context.Context, dest string, overwrite bool) error {
+	if d.Dialect == Postgres {
+		return fmt.Errorf("%w: db backup copies a SQLite file; back up PostgreSQL with its own tools, for example\n  pg_dump --format=custom --file=%s '%s'\n(see docs/operations.md, \"Several hosts\")", ErrNotSQLite, dest, d.Path)
+	}
 	if _, err := os.Stat(dest); err == nil && !overwrite {
 		return fmt.Errorf("backup to %q: file exists (use --force to replace it)", dest)
 	}
@@ -175,23 +213,30 @@ func isDir(path string) bool {
 	return err == nil && st.IsDir()
 }
 
+// ErrNotSQLite is what a SQLite-only operation says on PostgreSQL.
+var ErrNotSQLite = errors.New("not a SQLite database")
+
+// Tables names the tables of the schema, in name order.
+func (d *DB) Tables(ctx context.Context) ([]string, error) {
+	query := `SELECT name FROM sqlite_schema WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name`
+	if d.Dialect == Postgres {
+		query = `SELECT table_name FROM information_schema.tables
+WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY table_name`
+	}
+	names, err := QueryAll(ctx, d, func(sc Scanner) (string, error) {
+		var n string
+		return n, sc.Scan(&n)
+	}, query)
+	if err != nil {
+		return nil, fmt.Errorf("list tables: %w", err)
+	}
+	return names, nil
+}
+
 // TableCounts returns the number of rows of every table of the schema.
 func (d *DB) TableCounts(ctx context.Context) ([]TableCount, error) {
-	rows, err := d.QueryContext(ctx, `SELECT name FROM sqlite_schema WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name`)
+	names, err := d.Tables(ctx)
 	if err != nil {
-		return nil, err
-	}
-	var names []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		names = append(names, n)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	out := make([]TableCount, 0, len(names))
@@ -211,8 +256,8 @@ type TableCount struct {
 	Rows  int64  `json:"rows"`
 }
 
-// Tx runs fn in a BEGIN IMMEDIATE transaction on a connection of its own,
-// as WithTx does.
+// Tx runs fn in a write transaction on a connection of its own, as WithTx
+// does.
 func (d *DB) Tx(ctx context.Context, commit bool, fn func(conn *sql.Conn) error) error {
 	conn, err := d.Conn(ctx)
 	if err != nil {
@@ -222,10 +267,15 @@ func (d *DB) Tx(ctx context.Context, commit bool, fn func(conn *sql.Conn) error)
 	return WithTx(ctx, conn, commit, func() error { return fn(conn) })
 }
 
-// WithTx runs fn in a BEGIN IMMEDIATE transaction on conn and commits when
-// fn returns nil; otherwise, or when commit is false, it rolls back.
+// WithTx runs fn in a write transaction on conn and commits when fn
+// returns nil; otherwise, or when commit is false, it rolls back. On
+// SQLite it is BEGIN IMMEDIATE: the writer takes the database's write lock
+// first, so that no two writers interleave. On PostgreSQL it is READ
+// COMMITTED: writers run at once, and what must not interleave is held by
+// row locks (claims, sequences), unique constraints (ledgers) and the
+// locks table.
 func WithTx(ctx context.Context, conn *sql.Conn, commit bool, fn func() error) (err error) {
-	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+	if _, err := conn.ExecContext(ctx, BeginStatement(conn)); err != nil {
 		return fmt.Errorf("begin: %w", Classify(err))
 	}
 	defer func() {
@@ -243,11 +293,46 @@ func WithTx(ctx context.Context, conn *sql.Conn, commit bool, fn func() error) (
 	return fn()
 }
 
+// BeginStatement is the statement that opens a write transaction on conn.
+func BeginStatement(conn *sql.Conn) string {
+	if DialectOf(conn) == Postgres {
+		return "BEGIN"
+	}
+	return "BEGIN IMMEDIATE"
+}
+
+// DialectOf is the engine conn is connected to.
+func DialectOf(conn *sql.Conn) Dialect {
+	d := SQLite
+	conn.Raw(func(dc any) error {
+		if _, ok := dc.(pgConn); ok {
+			d = Postgres
+		}
+		return nil
+	})
+	return d
+}
+
 // IsConstraint reports whether err is a constraint violation (UNIQUE,
 // FOREIGN KEY, CHECK, NOT NULL).
 func IsConstraint(err error) bool {
 	var se *sqlite.Error
-	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_CONSTRAINT
+	if errors.As(err, &se) {
+		return se.Code()&0xff == sqlite3.SQLITE_CONSTRAINT
+	}
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && strings.HasPrefix(pe.Code, "23")
+}
+
+// IsUniqueViolation reports whether err is a UNIQUE or PRIMARY KEY
+// violation: another writer inserted the same key first.
+func IsUniqueViolation(err error) bool {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
 }
 
 // Scanner is a row to read columns from: *sql.Row or *sql.Rows.

@@ -65,12 +65,11 @@ func LatestVersion() int {
 
 // Version returns the schema version recorded in the database, 0 for a new file.
 func (d *DB) Version(ctx context.Context) (int, error) {
-	var n int
-	err := d.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE type='table' AND name='schema_migrations'`).Scan(&n)
+	ok, err := hasMigrations(ctx, d, d.Dialect)
 	if err != nil {
 		return 0, Classify(err)
 	}
-	if n == 0 {
+	if !ok {
 		return 0, nil
 	}
 	var v int
@@ -80,12 +79,43 @@ func (d *DB) Version(ctx context.Context) (int, error) {
 	return v, nil
 }
 
+// hasMigrations reports whether the schema_migrations table exists.
+func hasMigrations(ctx context.Context, q Querier, dialect Dialect) (bool, error) {
+	query := `SELECT count(*) FROM sqlite_schema WHERE type='table' AND name='schema_migrations'`
+	if dialect == Postgres {
+		query = `SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'schema_migrations'`
+	}
+	var n int
+	err := q.QueryRowContext(ctx, query).Scan(&n)
+	return n > 0, err
+}
+
+// Exists reports whether the database target holds a posbridge schema
+// already: the SQLite file exists, or the PostgreSQL database has the
+// schema_migrations table.
+func Exists(ctx context.Context, target string) (bool, error) {
+	if !IsURL(target) {
+		_, err := os.Stat(target)
+		return err == nil, nil
+	}
+	v, err := ReadVersion(ctx, target)
+	return v > 0, err
+}
+
 // ReadVersion returns the schema version of the database at path, as
 // Version does, without Open's side effects: it creates no file, applies
 // no migration, sets no pragma in the file and reads a newer schema's
 // version instead of refusing it, so that it can answer for a database
 // this binary cannot use. A missing file is ErrMissing.
 func ReadVersion(ctx context.Context, path string) (int, error) {
+	if IsURL(path) {
+		d, err := Open(ctx, path, Options{NoMigrate: true, anyVersion: true})
+		if err != nil {
+			return 0, err
+		}
+		defer d.Close()
+		return d.Version(ctx)
+	}
 	if _, err := os.Stat(path); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			err = ErrMissing
@@ -147,20 +177,35 @@ func (d *DB) Migrate(ctx context.Context) ([]string, error) {
 	}
 	conn, err := d.Conn(ctx)
 	if err != nil {
-		return nil, err
+		return nil, Classify(err)
 	}
 	defer conn.Close()
+	migrations := Migrations()
+	if d.Dialect == Postgres {
+		migrations = PGMigrations()
+	}
 	var applied []string
-	for _, m := range Migrations() {
+	for _, m := range migrations {
 		if m.Version <= cur {
 			continue
 		}
 		err := WithTx(ctx, conn, true, func() error {
+			// On PostgreSQL writers do not wait for each other: two hosts
+			// migrating at once take turns on this lock, released at
+			// commit.
+			if d.Dialect == Postgres {
+				if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, int64(migrationLock)); err != nil {
+					return err
+				}
+			}
 			// Another process may have applied it while we waited for the lock.
-			var done int
-			conn.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE name='schema_migrations'`).Scan(&done)
-			if done > 0 {
-				conn.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version=?`, m.Version).Scan(&done)
+			if ok, err := hasMigrations(ctx, conn, d.Dialect); err != nil {
+				return err
+			} else if ok {
+				var done int
+				if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version=?`, m.Version).Scan(&done); err != nil {
+					return err
+				}
 				if done > 0 {
 					return nil
 				}
@@ -172,7 +217,7 @@ func (d *DB) Migrate(ctx context.Context) ([]string, error) {
 			return err
 		})
 		if err != nil {
-			return applied, fmt.Errorf("apply migration %s to %q: %w", m.Name, d.Path, err)
+			return applied, fmt.Errorf("apply migration %s to %q: %w", m.Name, d.Path, Classify(err))
 		}
 		applied = append(applied, m.Name)
 	}

@@ -2,8 +2,6 @@ package db_test
 
 import (
 	"context"
-	"database/sql"
-	"database/sql/driver"
 	"fmt"
 	"go/ast"
 	"go/parser"
@@ -12,9 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/db/pgtest"
@@ -294,86 +289,13 @@ func sourceSQL(t *testing.T, file, marker string) string {
 }
 
 // openPG is a new PostgreSQL database with the PostgreSQL migrations
-// applied, opened as a *db.DB whose statements may use SQLite's
+// applied, opened as posbridge opens one: its statements may use SQLite's
 // placeholders.
 func openPG(t *testing.T) *db.DB {
 	t.Helper()
-	cfg, err := pgx.ParseConfig(pgtest.Start(t))
+	d, err := db.Open(context.Background(), pgtest.Start(t), db.Options{Create: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &db.DB{DB: sql.OpenDB(dollarConnector{stdlib.GetConnector(*cfg)})}
-	for _, m := range db.PGMigrations() {
-		if _, err := d.ExecContext(context.Background(), m.SQL); err != nil {
-			d.Close()
-			t.Fatalf("PostgreSQL migration %s: %v", m.Name, err)
-		}
-	}
 	return d
-}
-
-// dollarConnector connects to PostgreSQL through pgx, with each statement's
-// placeholders rewritten by dollarPlaceholders.
-type dollarConnector struct{ driver.Connector }
-
-func (c dollarConnector) Connect(ctx context.Context) (driver.Conn, error) {
-	conn, err := c.Connector.Connect(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return dollarConn{conn.(*stdlib.Conn)}, nil
-}
-
-type dollarConn struct{ *stdlib.Conn }
-
-func (c dollarConn) Prepare(query string) (driver.Stmt, error) {
-	return c.Conn.Prepare(dollarPlaceholders(query))
-}
-
-func (c dollarConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
-	return c.Conn.PrepareContext(ctx, dollarPlaceholders(query))
-}
-
-func (c dollarConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	return c.Conn.ExecContext(ctx, dollarPlaceholders(query), args)
-}
-
-func (c dollarConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	return c.Conn.QueryContext(ctx, dollarPlaceholders(query), args)
-}
-
-// dollarPlaceholders writes SQLite's placeholders of query, ? (the next
-// parameter) and ?n, as PostgreSQL's $n, outside quotes.
-func dollarPlaceholders(query string) string {
-	var b strings.Builder
-	var quote byte
-	next := 0
-	for i := 0; i < len(query); i++ {
-		c := query[i]
-		switch {
-		case quote != 0:
-			if c == quote {
-				quote = 0
-			}
-		case c == '\'' || c == '"':
-			quote = c
-		case c == '?':
-			j := i + 1
-			for j < len(query) && query[j] >= '0' && query[j] <= '9' {
-				j++
-			}
-			if j == i+1 {
-				next++
-				fmt.Fprintf(&b, "$%d", next)
-			} else {
-				n, _ := strconv.Atoi(query[i+1 : j])
-				next = n
-				fmt.Fprintf(&b, "$%d", n)
-			}
-			i = j - 1
-			continue
-		}
-		b.WriteByte(c)
-	}
-	return b.String()
 }

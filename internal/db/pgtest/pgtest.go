@@ -54,6 +54,33 @@ func Start(t testing.TB) string {
 	return srv.url(name)
 }
 
+// Backend is the name of the variable that runs the suites against
+// PostgreSQL: with POSBRIDGE_TEST_BACKEND=postgres (make test-postgres),
+// a test that opens a posbridge database (UseBackend) gets a new
+// PostgreSQL database instead of a SQLite file.
+const Backend = "POSBRIDGE_TEST_BACKEND"
+
+// Wanted reports whether the tests run against PostgreSQL ($Backend).
+func Wanted() bool { return os.Getenv(Backend) == "postgres" }
+
+// NewDatabase makes a new empty database on the shared server, as Start
+// does, for a runner with no *testing.T (a testscript Setup): it returns
+// the database's URL and the function that drops it. Unlike Start it never
+// skips: it is called when PostgreSQL was asked for.
+func NewDatabase(name string) (url string, drop func() error, err error) {
+	srv, db, err := newDatabase(name)
+	if err != nil {
+		return "", nil, fmt.Errorf("pgtest: %w", err)
+	}
+	drop = func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, err := srv.admin.ExecContext(ctx, `DROP DATABASE `+db+` WITH (FORCE)`)
+		return err
+	}
+	return srv.url(db), drop, nil
+}
+
 // newDatabase makes an empty database for the test named testName, on the
 // shared server, which it starts first if no test has.
 func newDatabase(testName string) (*server, string, error) {
