@@ -1,0 +1,192 @@
+package db_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/db/pgtest"
+)
+
+// The PostgreSQL backend's side of Open: what SQLite's tests above check
+// for a file, checked for a database URL.
+
+func TestPostgresOpenCreatesTheSchemaOnlyWhenAsked(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.Start(t)
+
+	_, err := db.Open(ctx, url, db.Options{})
+	if !errors.Is(err, db.ErrMissing) || !strings.Contains(err.Error(), "posbridge init") {
+		t.Fatalf("Open of an empty database without Create: error %v, want ErrMissing with the hint", err)
+	}
+	if ok, err := db.Exists(ctx, url); err != nil || ok {
+		t.Fatalf("Exists of an empty database = %v, %v; want false", ok, err)
+	}
+
+	d, err := db.Open(ctx, url, db.Options{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if d.Dialect != db.Postgres {
+		t.Errorf("Dialect = %q, want %q", d.Dialect, db.Postgres)
+	}
+	if v, err := d.Version(ctx); err != nil || v != db.LatestVersion() {
+		t.Fatalf("Version = %d, %v; want %d", v, err, db.LatestVersion())
+	}
+	if ok, err := db.Exists(ctx, url); err != nil || !ok {
+		t.Fatalf("Exists after Create = %v, %v; want true", ok, err)
+	}
+	// Again, without Create: the schema is there, nothing to apply.
+	d2, err := db.Open(ctx, url, db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d2.Close()
+	applied, err := d2.Migrate(ctx)
+	if err != nil || len(applied) != 0 {
+		t.Fatalf("Migrate of a current schema applied %v, %v; want nothing", applied, err)
+	}
+}
+
+func TestPostgresOpenRefusesANewerSchema(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.Start(t)
+	d, err := db.Open(ctx, url, db.Options{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	newer := db.LatestVersion() + 1
+	if _, err := d.ExecContext(ctx, `INSERT INTO schema_migrations(version, name, applied_at) VALUES (?, 'future', ?)`, newer, db.Now()); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	if _, err := db.Open(ctx, url, db.Options{}); !errors.Is(err, db.ErrTooNew) {
+		t.Fatalf("Open of a newer schema: error %v, want ErrTooNew", err)
+	}
+	if v, err := db.ReadVersion(ctx, url); err != nil || v != newer {
+		t.Fatalf("ReadVersion = %d, %v; want %d", v, err, newer)
+	}
+}
+
+// Hosts that migrate one database at once take turns: every migration is
+// applied and recorded once, and every Open succeeds.
+func TestPostgresConcurrentMigrations(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.Start(t)
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d, err := db.Open(ctx, url, db.Options{Create: true})
+			if err == nil {
+				d.Close()
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Open %d: %v", i, err)
+		}
+	}
+	d, err := db.Open(ctx, url, db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if n := count(t, d, `SELECT count(*) FROM schema_migrations`); n != int64(db.LatestVersion()) {
+		t.Errorf("schema_migrations has %d rows, want %d", n, db.LatestVersion())
+	}
+	if n := count(t, d, `SELECT count(DISTINCT version) FROM schema_migrations`); n != int64(db.LatestVersion()) {
+		t.Errorf("schema_migrations has %d versions, want %d", n, db.LatestVersion())
+	}
+}
+
+// A server that does not answer is "try again later" (exit 75), and the
+// password is never part of what is printed.
+func TestPostgresUnreachableAndPasswordNotShown(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close() // nothing listens there now
+	url := fmt.Sprintf("postgres://posbridge:s3cret-pw@127.0.0.1:%d/posbridge?sslmode=disable&connect_timeout=2", port)
+	_, err = db.Open(context.Background(), url, db.Options{})
+	if !errors.Is(err, db.ErrUnavailable) {
+		t.Errorf("Open of a closed port: error %v, want ErrUnavailable", err)
+	}
+	if err != nil && strings.Contains(err.Error(), "s3cret-pw") {
+		t.Errorf("error shows the password: %v", err)
+	}
+	if got := db.Redact(url); strings.Contains(got, "s3cret-pw") || !strings.Contains(got, "posbridge@127.0.0.1") {
+		t.Errorf("Redact(%q) = %q", url, got)
+	}
+}
+
+// A writer that waits for a row lock longer than the busy timeout fails
+// as busy (exit 75), as a SQLite writer does; a connection the server
+// ends is unavailable (exit 75).
+func TestPostgresBusyAndLostConnection(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.Start(t)
+	d, err := db.Open(ctx, url, db.Options{Create: true, BusyTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := d.ExecContext(ctx, `INSERT INTO sequences(kind, last) VALUES ('k', 1)`); err != nil {
+		t.Fatal(err)
+	}
+	holder, err := d.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	release := make(chan struct{})
+	held := make(chan struct{})
+	go db.WithTx(ctx, holder, false, func() error {
+		holder.ExecContext(ctx, `UPDATE sequences SET last = last + 1 WHERE kind = 'k'`)
+		close(held)
+		<-release
+		return nil
+	})
+	<-held
+	err = d.Tx(ctx, true, func(conn *sql.Conn) error {
+		_, err := db.NextSequence(ctx, conn, "k")
+		return db.Classify(err)
+	})
+	close(release)
+	if !errors.Is(err, db.ErrBusy) {
+		t.Errorf("writer behind a held row lock: error %v, want ErrBusy", err)
+	}
+
+	victim, err := d.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer victim.Close()
+	var pid int
+	if err := victim.QueryRowContext(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.ExecContext(ctx, `SELECT pg_terminate_backend(?)`, pid); err != nil {
+		t.Fatal(err)
+	}
+	var one int
+	err = victim.QueryRowContext(ctx, `SELECT 1`).Scan(&one)
+	if err := db.Classify(err); !errors.Is(err, db.ErrUnavailable) {
+		t.Errorf("query on a terminated connection: error %v, want ErrUnavailable", err)
+	}
+}
