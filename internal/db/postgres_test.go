@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -188,5 +189,30 @@ func TestPostgresBusyAndLostConnection(t *testing.T) {
 	err = victim.QueryRowContext(ctx, `SELECT 1`).Scan(&one)
 	if err := db.Classify(err); !errors.Is(err, db.ErrUnavailable) {
 		t.Errorf("query on a terminated connection: error %v, want ErrUnavailable", err)
+	}
+}
+
+// A database that sorts text by a language's rules is refused: keys and
+// files would come out in another order than on SQLite.
+func TestPostgresRefusesALanguageCollation(t *testing.T) {
+	ctx := context.Background()
+	testURL := pgtest.Start(t)
+	admin, err := sql.Open("pgx", testURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if _, err := admin.ExecContext(ctx, `CREATE DATABASE icu_en TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C' ENCODING 'UTF8'`); err != nil {
+		t.Fatalf("create an ICU database: %v", err)
+	}
+	t.Cleanup(func() { admin.ExecContext(context.Background(), `DROP DATABASE icu_en WITH (FORCE)`) })
+	u, err := url.Parse(testURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/icu_en"
+	_, err = db.Open(ctx, u.String(), db.Options{Create: true})
+	if !errors.Is(err, db.ErrCollation) || !strings.Contains(err.Error(), "ICU en-US") || !strings.Contains(err.Error(), "createdb --locale=C") {
+		t.Fatalf("Open of an ICU en-US database: error %v, want ErrCollation naming it and the createdb line", err)
 	}
 }
