@@ -13,9 +13,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver of openStateDB
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/db/pgtest"
 	_ "modernc.org/sqlite"
@@ -48,6 +50,12 @@ func TestScript(t *testing.T) {
 			if cond == "sshd" {
 				return sshdCondition() // sshd_test.go
 			}
+			// [sqlite] and [postgres]: the backend the suite runs against,
+			// for the few lines whose behaviour legitimately differs (a
+			// database file on disk, db backup, each engine's own SQL).
+			if cond == "sqlite" || cond == "postgres" {
+				return pgtest.Wanted() == (cond == "postgres"), nil
+			}
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
 		Cmds: map[string]func(*testscript.TestScript, bool, []string){
@@ -56,6 +64,7 @@ func TestScript(t *testing.T) {
 			"inflate":  cmdInflate,
 			"dblock":   cmdDBLock,
 			"dbunlock": cmdDBUnlock,
+			"timeago":  cmdTimeAgo,
 			"filelock": cmdFileLock,
 
 			// The export stories' commands, in export_cmds_test.go.
@@ -85,21 +94,24 @@ func TestScript(t *testing.T) {
 			"batches":  cmdBatches,
 			"httpsrv":  cmdHTTPSrv, // HTTPS partner servers, httpsrv_test.go
 			"sshd":     cmdSSHD,    // the OpenSSH sshd, sshd_test.go
+
+			"pgdatabase": cmdPGDatabase, // a PostgreSQL database, pgdb_test.go
 		},
 	})
 }
 
-// openStateDB opens the database file for sqlq: under make
-// test-postgres the script's posbridge.db is its PostgreSQL database.
-func openStateDB(ts *testscript.TestScript, file string) (*sql.DB, error) {
+// openStateDB opens the database file for sqlq and dblock: under make
+// test-postgres the script's posbridge.db is its PostgreSQL database (the
+// one POSBRIDGE_DATABASE names at the time), opened as it is, whatever its
+// schema version (db.Open would refuse a newer one), so its SQL must go
+// through db.Rebind.
+func openStateDB(ts *testscript.TestScript, file string) (*sql.DB, db.Dialect, error) {
 	if url := ts.Getenv("POSBRIDGE_DATABASE"); db.IsURL(url) && filepath.Base(file) == "posbridge.db" {
-		d, err := db.Open(context.Background(), url, db.Options{NoMigrate: true, Create: true})
-		if err != nil {
-			return nil, err
-		}
-		return d.DB, nil
+		d, err := sql.Open("pgx", url)
+		return d, db.Postgres, err
 	}
-	return sql.Open("sqlite", "file:"+ts.MkAbs(file)+"?_pragma=busy_timeout(5000)")
+	d, err := sql.Open("sqlite", "file:"+ts.MkAbs(file)+"?_pragma=busy_timeout(5000)")
+	return d, db.SQLite, err
 }
 
 // repoRoot finds the repository: the first folder above the test's working
@@ -125,8 +137,14 @@ func repoRoot() (string, error) {
 // config, the demo data in $WORK/demo and the bad-input files of
 // testdata/bad in $WORK/bad. Copies rather than links, so that the reject
 // files a load writes beside its input never land in the repository.
+//
+// It sets $DB to the script's database as posbridge prints it, and
+// $DB_TARGET to what POSBRIDGE_DATABASE holds at the start (empty on
+// SQLite), for a script that points POSBRIDGE_DATABASE elsewhere and back.
 func setup(env *testscript.Env, root string) error {
 	env.Setenv("POSBRIDGE_DATA_DIR", filepath.Join(env.WorkDir, "data"))
+	env.Setenv("DB", filepath.Join(env.WorkDir, "data", "posbridge.db"))
+	env.Setenv("DB_TARGET", "")
 	if pgtest.Wanted() {
 		// make test-postgres: the script's state in a database of its
 		// own on the test server instead of data/posbridge.db.
@@ -140,10 +158,13 @@ func setup(env *testscript.Env, root string) error {
 			}
 		})
 		env.Setenv("POSBRIDGE_DATABASE", url)
+		env.Setenv("DB", db.Redact(url))
+		env.Setenv("DB_TARGET", url)
 	}
 	env.Setenv("HOME", env.WorkDir)
 	env.Setenv("XDG_CONFIG_HOME", "")
 	env.Values[lockKey{}] = &dbLock{}
+	env.Values[scriptT{}] = env.T() // pgdatabase skips the script by it
 	env.Defer(env.Values[lockKey{}].(*dbLock).release)
 	for _, dir := range []string{"demo", "bad", "partners", "exports"} {
 		if err := copyDir(filepath.Join(root, "testdata", dir), filepath.Join(env.WorkDir, dir)); err != nil {
@@ -213,31 +234,43 @@ func cmdExitcode(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// cmdSQLQ runs SQL against a SQLite file and prints result rows like the
+// cmdSQLQ runs SQL against a SQLite file (or, under make test-postgres,
+// the script's database: see openStateDB) and prints result rows like the
 // sqlite3 shell: columns separated by |, NULL as an empty string.
 // Statements that return no rows (UPDATE, INSERT, ...) print nothing.
 // With -set, the query must return one value, which goes into the script
-// variable VAR instead (for ids the script needs later).
+// variable VAR instead (for ids the script needs later). Each ARG is the
+// value of the next ? of the SQL, with the escapes of unescapeText, for
+// characters no SQL literal spells on both engines (control characters).
 //
-//	sqlq [-set VAR] DBFILE 'SQL'
+//	sqlq [-set VAR] DBFILE 'SQL' [ARG...]
 func cmdSQLQ(ts *testscript.TestScript, neg bool, args []string) {
+	const usage = "usage: sqlq [-set VAR] DBFILE 'SQL' [ARG...]"
 	if neg {
 		ts.Fatalf("unsupported: ! sqlq")
 	}
 	var setVar string
 	if len(args) > 0 && args[0] == "-set" {
 		if len(args) < 2 {
-			ts.Fatalf("usage: sqlq [-set VAR] DBFILE 'SQL'")
+			ts.Fatalf(usage)
 		}
 		setVar, args = args[1], args[2:]
 	}
-	if len(args) != 2 {
-		ts.Fatalf("usage: sqlq [-set VAR] DBFILE 'SQL'")
+	if len(args) < 2 {
+		ts.Fatalf(usage)
 	}
-	d, err := openStateDB(ts, args[0])
+	var params []any
+	for _, a := range args[2:] {
+		params = append(params, unescapeText(ts, a))
+	}
+	d, dialect, err := openStateDB(ts, args[0])
 	ts.Check(err)
 	defer d.Close()
-	rows, err := d.Query(args[1])
+	query := args[1]
+	if dialect == db.Postgres {
+		query = db.Rebind(query)
+	}
+	rows, err := d.Query(query, params...)
 	if err != nil {
 		ts.Fatalf("sqlq: %v", err)
 	}
@@ -258,6 +291,10 @@ func cmdSQLQ(ts *testscript.TestScript, neg bool, args []string) {
 			case nil:
 			case []byte:
 				cells[i] = string(x)
+			case bool:
+				// A comparison is a boolean on PostgreSQL, an integer on
+				// SQLite: shown as the sqlite3 shell shows it.
+				cells[i] = map[bool]string{false: "0", true: "1"}[x]
 			default:
 				cells[i] = fmt.Sprint(x)
 			}
@@ -277,6 +314,22 @@ func cmdSQLQ(ts *testscript.TestScript, neg bool, args []string) {
 	for _, l := range lines {
 		fmt.Fprintln(ts.Stdout(), l)
 	}
+}
+
+// cmdTimeAgo sets the script variable VAR to the time DURATION (as
+// time.ParseDuration reads it) before now, as posbridge writes times
+// (UTC, db.TimeLayout), for the SQL of a script that backdates a row:
+//
+//	timeago VAR DURATION
+func cmdTimeAgo(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: timeago VAR DURATION")
+	}
+	d, err := time.ParseDuration(args[1])
+	if err != nil {
+		ts.Fatalf("timeago: %v", err)
+	}
+	ts.Setenv(args[0], time.Now().Add(-d).UTC().Format(db.TimeLayout))
 }
 
 // cmdInflate writes OUT as TEMPLATE with MARKER replaced by N 'x'
@@ -338,10 +391,15 @@ func (l *dbLock) release() {
 	}
 }
 
-// cmdDBLock takes the write lock of a SQLite database and holds it until
-// dbunlock or the end of the script:
+// cmdDBLock takes the write lock of a database and holds it until dbunlock
+// or the end of the script:
 //
 //	dblock DBFILE
+//
+// On SQLite it is the file's write lock (BEGIN IMMEDIATE). PostgreSQL has
+// no lock on the whole database: an EXCLUSIVE lock on every table of the
+// schema, in an open transaction, is the same for posbridge (writers wait,
+// and fail at the busy timeout; readers proceed).
 func cmdDBLock(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
 		ts.Fatalf("usage: dblock DBFILE")
@@ -350,16 +408,39 @@ func cmdDBLock(ts *testscript.TestScript, neg bool, args []string) {
 	if l.conn != nil {
 		ts.Fatalf("dblock: a database is already locked")
 	}
-	d, err := sql.Open("sqlite", "file:"+ts.MkAbs(args[0]))
+	d, dialect, err := openStateDB(ts, args[0])
 	ts.Check(err)
-	conn, err := d.Conn(context.Background())
+	ctx := context.Background()
+	conn, err := d.Conn(ctx)
 	ts.Check(err)
-	if _, err := conn.ExecContext(context.Background(), "BEGIN IMMEDIATE"); err != nil {
-		conn.Close()
-		d.Close()
+	l.db, l.conn = d, conn
+	if dialect == db.SQLite {
+		_, err = conn.ExecContext(ctx, "BEGIN IMMEDIATE")
+	} else {
+		err = lockAllTables(ctx, conn)
+	}
+	if err != nil {
+		l.release()
 		ts.Fatalf("dblock: %v", err)
 	}
-	l.db, l.conn = d, conn
+}
+
+// lockAllTables begins a transaction on conn, a PostgreSQL connection, and
+// takes an EXCLUSIVE lock on every table of the current schema.
+func lockAllTables(ctx context.Context, conn *sql.Conn) error {
+	var tables string
+	err := conn.QueryRowContext(ctx, `SELECT coalesce(string_agg(quote_ident(tablename), ', '), '') FROM pg_tables WHERE schemaname = current_schema()`).Scan(&tables)
+	if err != nil {
+		return err
+	}
+	if tables == "" {
+		return errors.New("no tables to lock: run posbridge init first")
+	}
+	if _, err := conn.ExecContext(ctx, "BEGIN"); err != nil {
+		return err
+	}
+	_, err = conn.ExecContext(ctx, "LOCK TABLE "+tables+" IN EXCLUSIVE MODE")
+	return err
 }
 
 // cmdDBUnlock releases the lock taken by dblock.

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/spf13/cobra"
 
@@ -42,8 +41,12 @@ a newer posbridge is refused.`,
 	}
 	var out outputFlag
 	status := &cobra.Command{
-		Use:     "status",
-		Short:   "Show the database path, schema version and row counts",
+		Use:   "status",
+		Short: "Show the database, its engine, size, schema version and row counts",
+		Long: `Show the database (the SQLite file, or the PostgreSQL URL without its
+password), its backend (sqlite or postgres) and the engine's version, its
+size (the SQLite file; pg_database_size on PostgreSQL), its schema version
+against this binary's, and the rows of every table.`,
 		Example: `  posbridge db status --output json`,
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -55,23 +58,26 @@ a newer posbridge is refused.`,
 			if err != nil {
 				return err
 			}
+			info, err := d.Info(cmd.Context())
+			if err != nil {
+				return err
+			}
 			counts, err := d.TableCounts(cmd.Context())
 			if err != nil {
 				return err
 			}
-			var size int64
-			if st, err := os.Stat(d.Path); err == nil {
-				size = st.Size()
-			}
 			latest := db.LatestVersion()
 			if out.value == "json" {
 				return writeJSON(app.Out, map[string]any{
-					"path": d.Path, "schema_version": v, "latest_version": latest,
-					"pending_migrations": latest - v, "size_bytes": size, "tables": counts,
+					"path": d.Path, "backend": info.Backend, "server_version": info.ServerVersion,
+					"schema_version": v, "latest_version": latest,
+					"pending_migrations": latest - v, "size_bytes": info.SizeBytes, "tables": counts,
 				})
 			}
 			fmt.Fprintf(app.Out, "database:       %s\n", d.Path)
-			fmt.Fprintf(app.Out, "size:           %d bytes\n", size)
+			fmt.Fprintf(app.Out, "backend:        %s\n", info.Backend)
+			fmt.Fprintf(app.Out, "server version: %s\n", info.ServerVersion)
+			fmt.Fprintf(app.Out, "size:           %d bytes\n", info.SizeBytes)
 			fmt.Fprintf(app.Out, "schema version: %d (this binary: %d", v, latest)
 			if v < latest {
 				fmt.Fprintf(app.Out, "; %d pending, run 'posbridge db migrate'", latest-v)
@@ -108,5 +114,77 @@ temporary name and renamed when complete.`,
 	}
 	backup.Flags().BoolVar(&force, "force", false, "replace FILE if it exists")
 	app.declareStep(backup, locking())
-	return groupCmd("db", "Manage the database: migrate, status, backup", migrate, status, backup)
+	return groupCmd("db", "Manage the database: migrate, status, backup, copy", migrate, status, backup, newDBCopyCmd(app))
+}
+
+func newDBCopyCmd(app *App) *cobra.Command {
+	var to string
+	var out outputFlag
+	cmd := &cobra.Command{
+		Use:   "copy --to URL",
+		Short: "Copy the SQLite database into an empty PostgreSQL database",
+		Long: `Copy the whole state of the configured SQLite database (every table, the
+file sequences and the ledgers included) into the empty PostgreSQL database
+of URL: create the schema there, copy every table, then read each back and
+compare its row count and checksum with the SQLite side. All of it is one
+PostgreSQL transaction: a copy that fails leaves the target empty. A target
+that has posbridge tables already is refused.
+
+The SQLite database is read in one read transaction, as it stands when the
+copy starts; stop the cron jobs and timers first, so that nothing is written
+to it afterwards, then point 'database:' at URL (docs/operations.md,
+"Several hosts"). The password comes from the URL, PGPASSWORD or ~/.pgpass
+and is never printed.`,
+		Example: `  posbridge db copy --to 'postgres://posbridge@db1.example.com:5432/posbridge?sslmode=verify-full'`,
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if to == "" {
+				return usageErr("db copy needs --to URL, the PostgreSQL database to copy to")
+			}
+			if !db.IsURL(to) {
+				return usageErr("--to %q: not a PostgreSQL URL (postgres://USER@HOST:PORT/DATABASE)", to)
+			}
+			cfg, err := app.Config()
+			if err != nil {
+				return err
+			}
+			if from := cfg.DatabasePath(); db.IsURL(from) {
+				return usageErr("db copy copies a SQLite database, and the configured database %s is PostgreSQL already", db.Redact(from))
+			}
+			d, err := app.DB(cmd.Context())
+			if err != nil {
+				return err
+			}
+			tables, err := d.CopyTo(cmd.Context(), to, db.Options{BusyTimeout: cfg.DB.BusyTimeout})
+			if err != nil {
+				return err
+			}
+			var rows int64
+			for _, t := range tables {
+				rows += t.Rows
+			}
+			v, err := d.Version(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if out.value == "json" {
+				return writeJSON(app.Out, map[string]any{
+					"from": d.Path, "to": db.Redact(to), "schema_version": v, "rows": rows, "tables": tables,
+				})
+			}
+			t := newTable(app.Out, "TABLE", "ROWS", "CHECKSUM", "CHECK")
+			for _, c := range tables {
+				t.row(c.Table, c.Rows, c.Checksum[:16], "ok")
+			}
+			if err := t.flush(); err != nil {
+				return err
+			}
+			fmt.Fprintf(app.Out, "copied %d tables, %d rows from %s to %s (schema version %d)\n",
+				len(tables), rows, d.Path, db.Redact(to), v)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&to, "to", "", "URL of the empty PostgreSQL database to copy to (postgres://USER@HOST:PORT/DATABASE)")
+	out.add(cmd, "table", "json")
+	return cmd
 }

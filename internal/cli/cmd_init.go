@@ -16,7 +16,9 @@ func newInitCmd(app *App) *cobra.Command {
 		Long: `Create the data folder (data_dir) and the SQLite database in it, with the
 current schema. Running it again on an existing database only applies pending
 migrations. With database: postgres://... it creates the schema in that
-(existing, empty) PostgreSQL database instead.`,
+PostgreSQL database instead, which its administrator has created, empty and
+with the C locale (docs/operations.md, "Several hosts"); to bring an
+existing SQLite state along, use 'posbridge db copy --to URL' instead.`,
 		Example: `  posbridge init --data-dir ./data`,
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -176,10 +176,15 @@ func (a *App) databaseVersion(cmd *cobra.Command) databaseVersion {
 	if err != nil {
 		return databaseVersion{Status: dbNotConfigured, Error: err.Error()}
 	}
-	d := databaseVersion{Path: cfg.DatabasePath()}
-	v, err := db.ReadVersion(cmd.Context(), d.Path)
+	target := cfg.DatabasePath()
+	d := databaseVersion{Path: db.Redact(target)}
+	v, err := db.ReadVersion(cmd.Context(), target)
 	switch {
-	case errors.Is(err, db.ErrMissing):
+	// A PostgreSQL database is created by its administrator, and the
+	// schema in it by init: without the schema it is not created yet, as
+	// a missing SQLite file (an empty SQLite file is version 0 instead,
+	// which migrate brings up to date).
+	case errors.Is(err, db.ErrMissing), err == nil && v == 0 && db.IsURL(target):
 		d.Status = dbNotCreated
 	case err != nil:
 		d.Status, d.Error = dbError, err.Error()

@@ -81,6 +81,11 @@ func NewDatabase(name string) (url string, drop func() error, err error) {
 	return srv.url(db), drop, nil
 }
 
+// Unavailable is what a runner without a *testing.T does with an error of
+// NewDatabase, as Start does: skip (true) when PostgreSQL is not installed,
+// except under CI=true; fail otherwise. msg says why.
+func Unavailable(err error) (skip bool, msg string) { return unavailable(os.Getenv("CI"), err) }
+
 // newDatabase makes an empty database for the test named testName, on the
 // shared server, which it starts first if no test has.
 func newDatabase(testName string) (*server, string, error) {
