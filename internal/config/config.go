@@ -21,6 +21,7 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
+	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/job"
 	"github.com/posbridge/posbridge/internal/partner"
 )
@@ -828,9 +829,12 @@ func isLoopback(host string) bool {
 var secretWords = []string{"password", "passphrase", "secret", "token", "private_key"}
 
 // Redacted returns the configuration as nested maps keyed like the YAML file,
-// with the values of secret-looking keys replaced by "***".
+// with the values of secret-looking keys replaced by "***" and the
+// password of a database URL left out.
 func (c *Config) Redacted() map[string]any {
 	m := redact(reflect.ValueOf(*c)).(map[string]any)
+	// A PostgreSQL URL may carry a password.
+	m["database"] = db.Redact(c.Database)
 	// A site shows the settings of its type only: a local site has no
 	// host or base_url to show. (An unknown type shows all: validate
 	// names the type.)

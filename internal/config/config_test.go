@@ -581,3 +581,18 @@ func TestRedactedShowsEachSiteItsKeys(t *testing.T) {
 		}
 	}
 }
+
+// A PostgreSQL URL in database: may carry a password: config show leaves
+// it out and keeps the rest.
+func TestRedactedLeavesOutTheDatabasePassword(t *testing.T) {
+	inCleanDir(t)
+	c, err := config.Load(config.Options{LookupEnv: env(t, map[string]string{
+		"POSBRIDGE_DATABASE": "postgres://pb:s3cret@db1.example:5432/posbridge?sslmode=require"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c.Redacted()["database"]
+	if got != "postgres://pb@db1.example:5432/posbridge?sslmode=require" {
+		t.Errorf("database shown as %v, want the URL without its password", got)
+	}
+}
