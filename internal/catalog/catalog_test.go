@@ -13,6 +13,7 @@ import (
 
 	"github.com/posbridge/posbridge/internal/catalog"
 	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/db/dbtest"
 )
 
 // fixture is a fresh database and a folder for the files loaded into it.
@@ -25,13 +26,7 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	dir := t.TempDir()
-	d, err := db.Open(context.Background(), filepath.Join(dir, "posbridge.db"), db.Options{Create: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	return &fixture{t: t, d: d, dir: dir}
+	return &fixture{t: t, d: dbtest.Open(t), dir: t.TempDir()}
 }
 
 // load writes content to a new file (.xml when it starts with "<") and
@@ -586,10 +581,73 @@ func TestChangeSequence(t *testing.T) {
 	f.delta("invoices", "invoice,order,customer,invoice_date,line,item,sku,quantity,unit_price\n"+
 		"I1,O1,C1,2026-01-02,1,IT2,,2,3.50\n") // 8: I1 changes, keeps 7
 	equal(t, "counter", rows(`SELECT last FROM sequences WHERE kind = 'catalog_changes'`), []string{"8"})
-	equal(t, "customers", rows(`SELECT customer || ' ' || change_seq || ' ' || added_seq || ' ' || (deleted_at IS NULL) FROM customers ORDER BY 1`),
-		[]string{"C1 5 5 1", "C2 1 1 1", "C3 3 1 1"})
+	equal(t, "customers", rows(`SELECT customer || ' ' || change_seq || ' ' || added_seq || ' ' || CASE WHEN deleted_at IS NULL THEN 'live' ELSE 'tombstone' END FROM customers ORDER BY 1`),
+		[]string{"C1 5 5 live", "C2 1 1 live", "C3 3 1 live"})
 	equal(t, "items", rows(`SELECT item || ' ' || change_seq FROM items ORDER BY 1`), []string{"IT1 6", "IT2 2"})
 	equal(t, "skus", rows(`SELECT item || '/' || sku || ' ' || change_seq || ' ' || added_seq FROM skus ORDER BY 1`),
 		[]string{"IT1/S1 6 2", "IT1/S2 2 2", "IT2/ 2 2"})
 	equal(t, "invoices", rows(`SELECT invoice || ' ' || change_seq FROM invoices`), []string{"I1 7"})
+}
+
+// The rejects of one line (XML holds several records on one line) come in
+// the same order on both engines: those rejected as read first, then
+// those rejected against the other rows.
+func TestRejectsOfOneLine(t *testing.T) {
+	f := newFixture(t)
+	path := filepath.Join(f.dir, "items.xml")
+	content := `<Items><Item item="IT7" description="A"/><Item item="IT7" description="B"/><Item item="IT8"/></Items>` + "\n"
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, err := catalog.Load(context.Background(), f.d, "items", path, catalog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rej, err := os.ReadFile(res.RejectsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(string(rej)), "\n")[1:] {
+		fields := strings.SplitN(line, ",", 3)
+		got = append(got, fields[0]+" "+fields[1])
+	}
+	equal(t, "rejects", got, []string{"1 field description is required", "1 duplicate key item IT7 sku : first on line 1"})
+}
+
+// Full loads of one kind at once apply one after the other, as a
+// database with one writer runs them: the state is one file's, never a
+// mix of both.
+func TestConcurrentFullLoads(t *testing.T) {
+	f := newFixture(t)
+	var files [2]string
+	for i := range files {
+		var b strings.Builder
+		b.WriteString("vendor,name\n")
+		for v := range 2000 {
+			fmt.Fprintf(&b, "V%d%04d,Vendor %d\n", i, v, v)
+		}
+		files[i] = filepath.Join(f.dir, fmt.Sprintf("vendors-%d.csv", i))
+		if err := os.WriteFile(files[i], []byte(b.String()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for round := range 3 {
+		errs := make(chan error, len(files))
+		for _, path := range files {
+			go func() {
+				_, err := catalog.Load(context.Background(), f.d, "vendors", path, catalog.Options{Mode: catalog.ModeFull, Force: true})
+				errs <- err
+			}()
+		}
+		for range files {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		live := f.strings(`SELECT DISTINCT substr(vendor, 1, 2) FROM vendors WHERE deleted_at IS NULL`)
+		if len(live) != 1 {
+			t.Fatalf("round %d: live vendors of files %q, want those of one file", round, live)
+		}
+	}
 }

@@ -13,11 +13,13 @@ import (
 const ChangeCounter = "catalog_changes"
 
 // NextChangeSeq takes the next number of the change sequence. Call it
-// inside the write transaction (BEGIN IMMEDIATE) that stamps it on the
-// rows it writes: SQLite runs one writer at a time, so a transaction that
-// commits later always has a larger number, and "change_seq > watermark"
-// finds every change an export has not sent. Take one number per
-// transaction and stamp it on every row the transaction changes.
+// inside the write transaction (db.WithTx) that stamps it on the rows it
+// writes: a transaction that commits later then always has a larger
+// number, and "change_seq > watermark" finds every change an export has
+// not sent. On SQLite one writer runs at a time; on PostgreSQL the
+// counter's row stays locked by the transaction that took a number until
+// it ends, so the next number is taken only after that. Take one number
+// per transaction and stamp it on every row the transaction changes.
 func NextChangeSeq(ctx context.Context, q db.Querier) (int64, error) {
 	return db.NextSequence(ctx, q, ChangeCounter)
 }

@@ -138,7 +138,7 @@ func Load(ctx context.Context, d *db.DB, kind, path string, opts Options) (*Resu
 		return nil, err
 	}
 	defer conn.Close()
-	l := &loader{ctx: ctx, conn: conn, k: k, opts: opts, now: db.Now(),
+	l := &loader{ctx: ctx, conn: conn, dialect: db.DialectOf(conn), k: k, opts: opts, now: db.Now(),
 		res: &Result{Kind: kind, File: path, Mode: opts.Mode, DryRun: opts.DryRun}}
 	defer l.dropTemp()
 	if err := l.guessFirstLoad(); err != nil {
@@ -156,6 +156,9 @@ func Load(ctx context.Context, d *db.DB, kind, path string, opts Options) (*Resu
 	l.res.SHA256 = hex.EncodeToString(hash.Sum(nil))
 
 	err = db.WithTx(ctx, conn, !opts.DryRun, func() error {
+		if err := l.applyAlone(); err != nil {
+			return err
+		}
 		if err := l.validateStaged(); err != nil {
 			return err
 		}
@@ -249,12 +252,13 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // loader holds one load's connection and counters; the staging tables live
 // on its connection.
 type loader struct {
-	ctx  context.Context
-	conn *sql.Conn
-	k    *kindSpec
-	opts Options
-	now  string
-	res  *Result
+	ctx     context.Context
+	conn    *sql.Conn
+	dialect db.Dialect
+	k       *kindSpec
+	opts    Options
+	now     string
+	res     *Result
 	// header is the file's column order, which reject files keep.
 	header []string
 	// firstLoad is set by classify when the kind's table was empty.
@@ -313,14 +317,34 @@ func firstLine(q string) string {
 // guessFirstLoad stages rows as new when the kind's table is empty now:
 // the first load of a million rows then needs no classification pass.
 func (l *loader) guessFirstLoad() error {
-	empty, err := l.count(`SELECT NOT EXISTS (SELECT 1 FROM ` + l.k.table + `)`)
+	empty, err := l.tableEmpty()
 	if err != nil {
 		return fmt.Errorf("load %s: %w", l.k.name, db.Classify(err))
 	}
-	if empty == 1 {
+	if empty {
 		l.stagedAs = "A"
 	}
 	return nil
+}
+
+// applyAlone makes the loads of one kind apply one at a time, as they do
+// on SQLite, where every writer does: on PostgreSQL the load's write
+// transaction first takes a lock on its kind, held until it ends, which
+// a second load waits for (up to the busy timeout). Two full loads
+// applied at once would otherwise each keep the records the other added.
+func (l *loader) applyAlone() error {
+	if l.dialect != db.Postgres {
+		return nil
+	}
+	_, err := l.exec(`SELECT pg_advisory_xact_lock(hashtextextended(?, 0))`, "load "+l.k.name)
+	return err
+}
+
+// tableEmpty reports whether the kind's table has no rows.
+func (l *loader) tableEmpty() (bool, error) {
+	var empty bool
+	err := l.conn.QueryRowContext(l.ctx, `SELECT NOT EXISTS (SELECT 1 FROM `+l.k.table+`)`).Scan(&empty)
+	return empty, err
 }
 
 // given returns the columns of cols that the file has.
@@ -347,8 +371,27 @@ func (l *loader) warn(format string, args ...any) {
 
 func (l *loader) dropTemp() {
 	for _, t := range tempTables {
-		l.conn.ExecContext(context.Background(), "DROP TABLE IF EXISTS temp."+t)
+		l.conn.ExecContext(context.Background(), l.dropTempSQL(t))
 	}
+}
+
+// dropTempSQL drops the temporary table t of the load's connection,
+// named in the engine's schema of temporary tables so that a permanent
+// table of the same name is never touched.
+func (l *loader) dropTempSQL(t string) string {
+	if l.dialect == db.Postgres {
+		return "DROP TABLE IF EXISTS pg_temp." + t
+	}
+	return "DROP TABLE IF EXISTS temp." + t
+}
+
+// withoutRowid ends the CREATE TABLE of a temporary table keyed by text:
+// on SQLite the rows are then stored in the key's B-tree alone.
+func (l *loader) withoutRowid() string {
+	if l.dialect == db.Postgres {
+		return ""
+	}
+	return " WITHOUT ROWID"
 }
 
 func quoteList(cols []string) string {
@@ -374,7 +417,9 @@ func (l *loader) writeRejects(path string) error {
 	if l.opts.DryRun {
 		return nil
 	}
-	rows, err := l.conn.QueryContext(l.ctx, `SELECT src_line, error, fields, staged FROM rejects ORDER BY src_line, rec`)
+	// On one line, the rows rejected as read (no rec) come first on both
+	// engines: PostgreSQL would sort their NULLs last.
+	rows, err := l.conn.QueryContext(l.ctx, `SELECT src_line, error, fields, staged FROM rejects ORDER BY src_line, coalesce(rec, 0)`)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/trigger"
 )
 
@@ -70,11 +71,11 @@ var kinds = map[string]*kindSpec{
 // rows aliased a and b.
 func differs(a, b string, cols []string) string {
 	if len(cols) == 0 {
-		return "(0)"
+		return "(false)"
 	}
 	parts := make([]string, len(cols))
 	for i, c := range cols {
-		parts[i] = fmt.Sprintf("%s.%s IS NOT %s.%s", a, c, b, c)
+		parts[i] = fmt.Sprintf("%s.%s IS DISTINCT FROM %s.%s", a, c, b, c)
 	}
 	return "(" + strings.Join(parts, " OR ") + ")"
 }
@@ -146,11 +147,11 @@ func (l *loader) countActions(table string) error {
 // before the load, empty otherwise), so only the rows that differ from that
 // are written: nothing at all on a first load, only the changes on a reload.
 func (l *loader) classify(joins, isNew, isChanged string) error {
-	empty, err := l.count(`SELECT NOT EXISTS (SELECT 1 FROM ` + l.k.table + `)`)
+	empty, err := l.tableEmpty()
 	if err != nil {
 		return err
 	}
-	l.firstLoad = empty == 1
+	l.firstLoad = empty
 	switch {
 	case l.firstLoad && l.stagedAs == trigger.Added:
 		return nil
@@ -171,17 +172,20 @@ WHERE stage.rec = x.rec`); err != nil {
 	}
 	// A reload changes few rows: the steps that follow find them through
 	// this index instead of scanning the whole staging table each time.
-	_, err = l.exec(`CREATE INDEX temp.stage_action ON stage(action) WHERE action <> ''`)
+	// (Both engines put the index of a temporary table with it.)
+	_, err = l.exec(`CREATE INDEX stage_action ON stage(action) WHERE action <> ''`)
 	return err
 }
 
-// bulk runs fn, which fills tables; on a first load it drops their
-// secondary indexes first and builds them again afterwards, in the same
-// transaction: building an index from a full table sorts once, where
+// bulk runs fn, which fills tables; on a first load into SQLite it drops
+// their secondary indexes first and builds them again afterwards, in the
+// same transaction: building an index from a full table sorts once, where
 // inserting a million rows in the order of another key scatters writes
-// over the whole index.
+// over the whole index. PostgreSQL keeps its indexes: dropping one would
+// lock the table against the readers of every other host until the load
+// commits.
 func (l *loader) bulk(fn func() error, tables ...string) error {
-	if !l.firstLoad {
+	if !l.firstLoad || l.dialect == db.Postgres {
 		return fn()
 	}
 	type index struct{ name, sql string }

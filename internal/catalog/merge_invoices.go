@@ -65,12 +65,17 @@ func (l *loader) checkInvoiceTotals() error {
 	if _, err := l.exec(`CREATE TEMP TABLE badtotals (rec INTEGER PRIMARY KEY, msg TEXT NOT NULL)`); err != nil {
 		return err
 	}
+	ins := newStager(l, "badtotals", 2, "")
+	defer ins.close()
 	for _, b := range bads {
-		if _, err := l.exec(`INSERT INTO badtotals VALUES (?, ?)`, b.rec, b.msg); err != nil {
+		if err := ins.add([]any{b.rec, b.msg}); err != nil {
 			return err
 		}
 	}
-	return l.rejectFrom(`stage s JOIN badtotals b ON b.rec = s.rec`, `1`, `b.msg`)
+	if err := ins.flush(); err != nil {
+		return err
+	}
+	return l.rejectFrom(`stage s JOIN badtotals b ON b.rec = s.rec`, `true`, `b.msg`)
 }
 
 // mergeInvoices merges invoices as wholes: an invoice is its rows grouped

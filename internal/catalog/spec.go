@@ -106,7 +106,8 @@ func (p plan) stageDDL(table string) string {
 		aff := "TEXT"
 		switch c.typ {
 		case "int", "qty", "decimal", "flag":
-			aff = "INTEGER"
+			// 64 bits on PostgreSQL too (amounts are ten-thousandths).
+			aff = "BIGINT"
 		}
 		fmt.Fprintf(&b, ", %q %s", c.col, aff)
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/posbridge/posbridge/internal/format"
@@ -42,13 +43,16 @@ func (l *loader) stage(r io.Reader, path string) error {
 	}
 	l.header = rr.Header()
 	for _, t := range tempTables {
-		if _, err := l.exec("DROP TABLE IF EXISTS temp." + t); err != nil {
+		if _, err := l.exec(l.dropTempSQL(t)); err != nil {
 			return err
 		}
 	}
 	ddl := []string{
 		l.k.plan.stageDDL("stage"),
-		`CREATE TEMP TABLE rejects (src_line INTEGER NOT NULL, rec INTEGER, error TEXT NOT NULL, fields TEXT NOT NULL, staged INTEGER NOT NULL DEFAULT 0)`,
+		// group_key is the record's group (group.by) a rejected row belongs
+		// to, when the kind has groups.
+		`CREATE TEMP TABLE rejects (src_line INTEGER NOT NULL, rec INTEGER, error TEXT NOT NULL, fields TEXT NOT NULL,
+  staged INTEGER NOT NULL DEFAULT 0, group_key TEXT)`,
 		`CREATE TEMP TABLE gone (record_key TEXT NOT NULL, sub_key TEXT NOT NULL DEFAULT '', PRIMARY KEY (record_key, sub_key))`,
 		`CREATE TEMP TABLE cancelled (record_key TEXT NOT NULL, sub_key TEXT NOT NULL DEFAULT '', PRIMARY KEY (record_key, sub_key))`,
 		`CREATE TEMP TABLE events (record_key TEXT NOT NULL, sub_key TEXT NOT NULL DEFAULT '', capture TEXT NOT NULL)`,
@@ -59,7 +63,10 @@ func (l *loader) stage(r io.Reader, path string) error {
 		}
 	}
 	// Writes to temporary tables take no lock on the database, so staging
-	// runs in its own transaction before the write transaction.
+	// runs in its own transaction before the write transaction. It is a
+	// plain BEGIN, not db.WithTx: on SQLite a write transaction (BEGIN
+	// IMMEDIATE) would hold every other writer off while the file is
+	// parsed; on PostgreSQL both are BEGIN.
 	if _, err := l.exec("BEGIN"); err != nil {
 		return err
 	}
@@ -75,13 +82,11 @@ func (l *loader) stage(r io.Reader, path string) error {
 	batches := make(chan parsed, 8)
 	go l.parse(ctx, rr, batches)
 
-	ins := newStager(l, len(l.k.plan.cols)+2, l.stagedAs)
+	ins := newStager(l, "stage", len(l.k.plan.cols)+2, ",'"+l.stagedAs+"'")
 	defer ins.close()
-	rejStmt, err := l.conn.PrepareContext(l.ctx, `INSERT INTO rejects(src_line, error, fields) VALUES (?,?,?)`)
-	if err != nil {
-		return err
-	}
-	defer rejStmt.Close()
+	rej := newStager(l, "rejects(src_line, error, fields, group_key)", 4, "")
+	defer rej.close()
+	groupField := l.groupField()
 	for b := range batches {
 		if b.err != nil {
 			return b.err
@@ -89,8 +94,9 @@ func (l *loader) stage(r io.Reader, path string) error {
 		l.res.Read += b.read
 		for _, rj := range b.rejects {
 			l.res.Rejected++
-			js, _ := json.Marshal(format.Clip(rj.fields))
-			if _, err := rejStmt.ExecContext(l.ctx, rj.line, rj.msg, string(js)); err != nil {
+			fields := format.Clip(rj.fields)
+			js, _ := json.Marshal(fields)
+			if err := rej.add([]any{rj.line, rj.msg, string(js), rawGroupKey(fields, groupField)}); err != nil {
 				return err
 			}
 		}
@@ -104,6 +110,9 @@ func (l *loader) stage(r io.Reader, path string) error {
 		return err
 	}
 	if err := ins.flush(); err != nil {
+		return err
+	}
+	if err := rej.flush(); err != nil {
 		return err
 	}
 	// The parser is done (batches is closed): its notes are complete.
@@ -123,6 +132,25 @@ func (l *loader) stage(r io.Reader, path string) error {
 	}
 	committed = true
 	return nil
+}
+
+// groupField is the position in the file's header of the column that
+// groups rows into records (group.by), -1 when the kind has no groups.
+func (l *loader) groupField() int {
+	if l.k.group == nil {
+		return -1
+	}
+	return slices.Index(l.header, l.k.group.by)
+}
+
+// rawGroupKey is the group of a row rejected as read, from its field at
+// position i: NULL when it has none, or none a staged row could have
+// (text that is no valid text never is a key).
+func rawGroupKey(fields []string, i int) any {
+	if i < 0 || i >= len(fields) || format.CheckText(fields[i], 0) != nil {
+		return nil
+	}
+	return fields[i]
 }
 
 // tempTables are the loader's temporary tables, dropped before and after.
@@ -244,28 +272,34 @@ func (l *loader) openRows(r io.Reader, path string) (format.RowReader, error) {
 	}
 }
 
-// stager inserts staged rows many at a time with one prepared statement.
+// stager inserts rows many at a time with one prepared statement, one
+// round trip for each batch of rows on PostgreSQL.
 type stager struct {
 	l       *loader
+	into    string
 	width   int
 	perStmt int
 	pending []any
 	full    *sql.Stmt
-	action  string
+	// more is SQL that follows each row's parameters in its VALUES
+	// (the action the staging table's rows start with).
+	more string
 }
 
-func newStager(l *loader, width int, action string) *stager {
+// newStager inserts rows of width values into, a table and its columns,
+// each row's values followed by more.
+func newStager(l *loader, into string, width int, more string) *stager {
 	per := 30000 / width
 	if per > 200 {
 		per = 200
 	}
-	return &stager{l: l, width: width, perStmt: per, action: action}
+	return &stager{l: l, into: into, width: width, perStmt: per, more: more}
 }
 
 func (s *stager) sql(rows int) string {
 	var b strings.Builder
-	b.WriteString("INSERT INTO stage VALUES ")
-	one := "(" + strings.TrimSuffix(strings.Repeat("?,", s.width), ",") + ",'" + s.action + "')"
+	b.WriteString("INSERT INTO " + s.into + " VALUES ")
+	one := "(" + strings.TrimSuffix(strings.Repeat("?,", s.width), ",") + s.more + ")"
 	for i := 0; i < rows; i++ {
 		if i > 0 {
 			b.WriteByte(',')

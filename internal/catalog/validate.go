@@ -19,8 +19,13 @@ func (l *loader) rejectFrom(from, cond, msg string, args ...any) error {
 	for i, c := range l.k.plan.cols {
 		cols[i] = fmt.Sprintf("s.%q", c.col)
 	}
-	n, err := l.exec(`INSERT INTO rejects(src_line, rec, error, fields, staged)
-SELECT s.src_line, s.rec, `+msg+`, json_array(`+strings.Join(cols, ", ")+`), 1 FROM `+from+` WHERE `+cond, args...)
+	groupKey := "NULL"
+	if g := l.k.group; g != nil {
+		groupKey = fmt.Sprintf("s.%q", g.by)
+	}
+	n, err := l.exec(`INSERT INTO rejects(src_line, rec, error, fields, staged, group_key)
+SELECT s.src_line, s.rec, `+msg+`, CAST(`+l.jsonArray()+`(`+strings.Join(cols, ", ")+`) AS TEXT), 1, `+groupKey+`
+FROM `+from+` WHERE `+cond, args...)
 	if err != nil {
 		return err
 	}
@@ -30,6 +35,15 @@ SELECT s.src_line, s.rec, `+msg+`, json_array(`+strings.Join(cols, ", ")+`), 1 F
 	l.res.Rejected += n
 	_, err = l.exec(`DELETE FROM stage WHERE rec IN (SELECT rec FROM rejects WHERE staged = 1)`)
 	return err
+}
+
+// jsonArray is the SQL function that makes a JSON array of its
+// arguments, what the rejects table keeps a staged row's values as.
+func (l *loader) jsonArray() string {
+	if l.dialect == db.Postgres {
+		return "json_build_array"
+	}
+	return "json_array"
 }
 
 // validateStaged runs the checks that need the whole file or the state.
@@ -71,14 +85,10 @@ func (l *loader) validateStaged() error {
 // rejected.
 func (l *loader) rejectDuplicates() error {
 	keys := l.k.plan.keyCols()
-	_, err := l.exec(fmt.Sprintf(`CREATE UNIQUE INDEX temp.stage_key ON stage(%s)`, quoteList(keys)))
-	if err == nil {
-		return nil
-	}
-	if !db.IsConstraint(err) {
+	if unique, err := l.createUniqueKey(quoteList(keys)); err != nil || unique {
 		return err
 	}
-	if _, err := l.exec(fmt.Sprintf(`CREATE INDEX temp.stage_key ON stage(%s)`, quoteList(keys))); err != nil {
+	if _, err := l.exec(fmt.Sprintf(`CREATE INDEX stage_key ON stage(%s)`, quoteList(keys))); err != nil {
 		return err
 	}
 	var match, show []string
@@ -91,12 +101,33 @@ func (l *loader) rejectDuplicates() error {
 		`'duplicate key ' || `+strings.Join(show, ` || ' ' || `)+` || ': first on line ' || (SELECT f.src_line FROM stage f WHERE f.rec = `+first+`)`)
 }
 
+// createUniqueKey creates the unique index stage_key over cols, or
+// reports false when two staged rows have the same key. It tries under a
+// savepoint: on PostgreSQL a failed statement ends the transaction.
+func (l *loader) createUniqueKey(cols string) (unique bool, err error) {
+	if _, err := l.exec(`SAVEPOINT stage_key`); err != nil {
+		return false, err
+	}
+	_, err = l.exec(`CREATE UNIQUE INDEX stage_key ON stage(` + cols + `)`)
+	unique = err == nil
+	if err != nil {
+		if !db.IsConstraint(err) {
+			return false, err
+		}
+		if _, err := l.exec(`ROLLBACK TO SAVEPOINT stage_key`); err != nil {
+			return false, err
+		}
+	}
+	_, err = l.exec(`RELEASE SAVEPOINT stage_key`)
+	return unique, err
+}
+
 // buildFirsts (re)creates the table firsts: per group key its first staged
 // line, and an action the merge may fill in.
 func (l *loader) buildFirsts(g *group) error {
 	steps := []string{
-		`DROP TABLE IF EXISTS temp.firsts`,
-		`CREATE TEMP TABLE firsts (key TEXT PRIMARY KEY, first INTEGER NOT NULL, action TEXT NOT NULL DEFAULT '') WITHOUT ROWID`,
+		l.dropTempSQL("firsts"),
+		`CREATE TEMP TABLE firsts (key TEXT PRIMARY KEY, first INTEGER NOT NULL, action TEXT NOT NULL DEFAULT '')` + l.withoutRowid(),
 		fmt.Sprintf(`INSERT INTO firsts(key, first) SELECT %q, min(rec) FROM stage GROUP BY %q`, g.by, g.by),
 	}
 	for _, q := range steps {
@@ -133,22 +164,9 @@ func (l *loader) checkGroups() error {
 }
 
 // rejectWholeGroups rejects the remaining rows of every group that lost a
-// row to a reject, whether at reading (raw fields in file order) or later
-// (staged values in struct order).
+// row to a reject, whether at reading or later (rejects.group_key).
 func (l *loader) rejectWholeGroups(g *group) error {
-	raw, staged := -1, -1
-	for i, h := range l.header {
-		if h == g.by {
-			raw = i
-		}
-	}
-	for i, c := range l.k.plan.cols {
-		if c.col == g.by {
-			staged = i
-		}
-	}
-	keyOf := fmt.Sprintf(`json_extract(fields, '$[' || CASE staged WHEN 1 THEN %d ELSE %d END || ']')`, staged, raw)
-	return l.rejectWhere(fmt.Sprintf(`s.%q IN (SELECT %s FROM rejects)`, g.by, keyOf),
+	return l.rejectWhere(fmt.Sprintf(`s.%q IN (SELECT group_key FROM rejects)`, g.by),
 		fmt.Sprintf(`'%s ' || s.%q || ' not applied: another of its lines was rejected'`, g.by, g.by))
 }
 

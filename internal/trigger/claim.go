@@ -2,6 +2,7 @@ package trigger
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 
 	"github.com/posbridge/posbridge/internal/db"
@@ -19,16 +20,27 @@ func recordUnit(code string) string {
 // Claim takes up to limit records' worth of ready triggers of code (all of
 // them when limit is 0), in key order, for the export file fileID: they
 // become processing. It returns the number of records and triggers.
-func Claim(ctx context.Context, q db.Querier, code string, fileID, runID int64, limit int) (records, triggers int64, err error) {
+//
+// On PostgreSQL, where exports on several hosts write at once, the claim
+// locks the rows it takes with FOR UPDATE SKIP LOCKED: it passes over the
+// triggers another transaction holds (another export's claim, a load
+// folding into them) instead of waiting for it, and leaves them for the
+// next file. With a limit, the records are chosen before the rows are
+// locked, so a claim may take fewer records, or none, while another
+// holds the first ones.
+func Claim(ctx context.Context, conn *sql.Conn, code string, fileID, runID int64, limit int) (records, triggers int64, err error) {
 	unit := recordUnit(code)
-	which := ""
+	which := `file_code = ?4 AND status = 'ready'`
 	if limit > 0 {
-		which = ` AND (` + unit + `) IN (
+		which += ` AND (` + unit + `) IN (
   SELECT DISTINCT ` + unit + ` FROM triggers WHERE file_code = ?4 AND status = 'ready' ORDER BY ` + unit + ` LIMIT ?5)`
 	}
-	res, err := q.ExecContext(ctx, `UPDATE triggers SET status = 'processing', file_id = ?1, run_id = ?2,
+	if db.DialectOf(conn) == db.Postgres {
+		which = `id IN (SELECT id FROM triggers WHERE ` + which + ` FOR UPDATE SKIP LOCKED)`
+	}
+	res, err := conn.ExecContext(ctx, `UPDATE triggers SET status = 'processing', file_id = ?1, run_id = ?2,
   attempts = attempts + 1, updated_at = ?3
-WHERE file_code = ?4 AND status = 'ready'`+which, fileID, db.NullID(runID), db.Now(), code, limit)
+WHERE `+which, fileID, db.NullID(runID), db.Now(), code, limit)
 	if err != nil {
 		return 0, 0, fmt.Errorf("claim %s triggers: %w", code, db.Classify(err))
 	}
@@ -36,13 +48,13 @@ WHERE file_code = ?4 AND status = 'ready'`+which, fileID, db.NullID(runID), db.N
 	if triggers == 0 {
 		return 0, 0, nil
 	}
-	records, err = claimedRecords(ctx, q, code, fileID)
+	records, err = claimedRecords(ctx, conn, code, fileID)
 	return records, triggers, err
 }
 
 // claimedRecords counts the records of the triggers of export file fileID.
 func claimedRecords(ctx context.Context, q db.Querier, code string, fileID int64) (records int64, err error) {
-	err = q.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT DISTINCT `+recordUnit(code)+` FROM triggers WHERE file_id = ?)`, fileID).Scan(&records)
+	err = q.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT DISTINCT `+recordUnit(code)+` FROM triggers WHERE file_id = ?) AS records`, fileID).Scan(&records)
 	return records, err
 }
 

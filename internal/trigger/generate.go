@@ -70,7 +70,7 @@ func Generate(ctx context.Context, d *db.DB, opts GenerateOptions) (GenerateResu
 		args = append(args, opts.Class)
 	}
 	err := d.Tx(ctx, !opts.DryRun, func(conn *sql.Conn) error {
-		if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM (`+sel+`)`, args...).Scan(&res.Selected); err != nil {
+		if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM (`+sel+`) AS src`, args...).Scan(&res.Selected); err != nil {
 			return err
 		}
 		now := db.Now()

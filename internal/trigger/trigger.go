@@ -225,12 +225,18 @@ var ErrNotInError = errors.New("trigger is not in error status")
 
 // forIDs hands fn the status of each trigger in ids, inside the caller's
 // transaction; ids that do not exist fail the call with ErrNotFound after
-// the others were seen.
+// the others were seen. On PostgreSQL it locks each trigger as it reads
+// it, so that no export claims it before the transaction ends (on SQLite
+// the write transaction already holds every other writer off).
 func forIDs(ctx context.Context, conn *sql.Conn, ids []int64, fn func(id int64, status string) error) error {
+	read := `SELECT status FROM triggers WHERE id = ?`
+	if db.DialectOf(conn) == db.Postgres {
+		read += ` FOR UPDATE`
+	}
 	var missing []int64
 	for _, id := range ids {
 		var status string
-		err := conn.QueryRowContext(ctx, `SELECT status FROM triggers WHERE id = ?`, id).Scan(&status)
+		err := conn.QueryRowContext(ctx, read, id).Scan(&status)
 		if errors.Is(err, sql.ErrNoRows) {
 			missing = append(missing, id)
 			continue
@@ -393,10 +399,13 @@ func PurgeTombstones(ctx context.Context, q db.Querier, fileID int64) error {
 		}
 	}
 	scope := ``
+	// PostgreSQL refuses an argument the statement has no parameter for.
+	var args []any
 	if fileID > 0 {
 		scope = ` AND item IN (SELECT record_key FROM triggers WHERE file_id = ?1 AND capture = 'D')`
+		args = append(args, fileID)
 	}
 	_, err := q.ExecContext(ctx, `DELETE FROM items WHERE deleted_at IS NOT NULL`+scope+`
-  AND NOT EXISTS (SELECT 1 FROM skus s WHERE s.item = items.item)`, fileID)
+  AND NOT EXISTS (SELECT 1 FROM skus s WHERE s.item = items.item)`, args...)
 	return err
 }

@@ -4,24 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/db/dbtest"
 	"github.com/posbridge/posbridge/internal/trigger"
 )
 
 func openDB(t *testing.T) *db.DB {
 	t.Helper()
-	d, err := db.Open(context.Background(), filepath.Join(t.TempDir(), "posbridge.db"), db.Options{Create: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	return d
+	return dbtest.Open(t)
 }
 
 func exec(t *testing.T, d *db.DB, q string, args ...any) {
@@ -44,13 +39,13 @@ func seed(t *testing.T, d *db.DB, code, key, sub, capture, status string, at, pr
 	if processedAt != "" {
 		p = processedAt
 	}
-	res, err := d.ExecContext(context.Background(), `INSERT INTO triggers(file_code, record_key, sub_key, capture, status, last_error, attempts, created_at, updated_at, processed_at)
-VALUES (?,?,?,?,?,?,?,?,?,?)`, code, key, sub, capture, status, map[bool]string{true: "partner rejected it"}[status == trigger.StatusError],
-		map[bool]int{true: 3}[status == trigger.StatusError], at, at, p)
+	var id int64
+	err := d.QueryRowContext(context.Background(), `INSERT INTO triggers(file_code, record_key, sub_key, capture, status, last_error, attempts, created_at, updated_at, processed_at)
+VALUES (?,?,?,?,?,?,?,?,?,?) RETURNING id`, code, key, sub, capture, status, map[bool]string{true: "partner rejected it"}[status == trigger.StatusError],
+		map[bool]int{true: 3}[status == trigger.StatusError], at, at, p).Scan(&id)
 	if err != nil {
 		t.Fatalf("seed trigger: %v", err)
 	}
-	id, _ := res.LastInsertId()
 	return id
 }
 
