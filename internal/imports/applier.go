@@ -1,11 +1,15 @@
 package imports
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/posbridge/posbridge/internal/catalog"
 	"github.com/posbridge/posbridge/internal/db"
@@ -44,29 +48,33 @@ type applier struct {
 	stmts   map[string]*sql.Stmt
 	history []any
 	histAll *sql.Stmt
+	// copyHistory writes the history by COPY (PostgreSQL).
+	copyHistory bool
 }
 
 // historyCols are the history values bound per transaction; the file id
 // and the time are the same for a whole file and go in as literals.
 const historyCols = 20
 
-// historyPerStmt rows go into one INSERT of the history.
-const historyPerStmt = 100
+// historyPerStmt rows go into one INSERT of the history on SQLite,
+// historyPerCopy into one COPY on PostgreSQL.
+const (
+	historyPerStmt = 100
+	historyPerCopy = 10000
+)
 
 func newApplier(ctx context.Context, conn *sql.Conn, fileID int64, o *Options) (*applier, error) {
 	a := &applier{ctx: ctx, conn: conn, fileID: fileID, o: o, now: db.Now(),
 		balances: map[stockKey]*balance{}, known: map[skuKey]bool{}, byUPC: map[string]*skuKey{}, byRef: map[string]*skuKey{},
-		whs: map[string]bool{}, hadStock: map[skuKey]bool{}, events: map[skuKey]string{}, stmts: map[string]*sql.Stmt{}}
+		whs: map[string]bool{}, hadStock: map[skuKey]bool{}, events: map[skuKey]string{}, stmts: map[string]*sql.Stmt{},
+		copyHistory: db.DialectOf(conn) == db.Postgres}
 	queries := map[string]string{
-		"sku":       `SELECT 1 FROM skus WHERE item = ? AND sku = ? AND deleted_at IS NULL`,
 		"upc":       `SELECT item, sku FROM skus WHERE upc = ? AND deleted_at IS NULL ORDER BY item, sku LIMIT 2`,
 		"ref":       `SELECT item, sku FROM skus WHERE retail_ref = ? AND deleted_at IS NULL ORDER BY item, sku LIMIT 2`,
 		"warehouse": `SELECT 1 FROM warehouses WHERE warehouse = ?`,
-		"balance":   `SELECT on_hand, reserved, coalesce(threshold, 0) FROM inventory WHERE item = ? AND sku = ? AND warehouse = ? AND location = ?`,
-		"stocked":   `SELECT EXISTS (SELECT 1 FROM inventory WHERE item = ? AND sku = ?)`,
-		"write": `INSERT INTO inventory(item, sku, warehouse, location, on_hand, reserved, updated_at, change_seq) VALUES (?, ?, ?, ?, ?, 0, ?, ?)
-ON CONFLICT(item, sku, warehouse, location) DO UPDATE SET on_hand = excluded.on_hand, updated_at = excluded.updated_at,
-  change_seq = excluded.change_seq`,
+		// A SKU's row, with its stock rows if it has any.
+		"stock": `SELECT v.warehouse, v.location, v.on_hand, v.reserved, coalesce(v.threshold, 0)
+FROM skus k LEFT JOIN inventory v ON v.item = k.item AND v.sku = k.sku WHERE k.item = ? AND k.sku = ? AND k.deleted_at IS NULL`,
 	}
 	for name, q := range queries {
 		st, err := conn.PrepareContext(ctx, q)
@@ -98,11 +106,15 @@ func (a *applier) resolve(item, sku, upc, ref string) (skuKey, error) {
 		k := skuKey{item, sku}
 		ok, seen := a.known[k]
 		if !seen {
-			err := a.stmts["sku"].QueryRowContext(a.ctx, item, sku).Scan(new(int))
-			if err != nil && !errors.Is(err, sql.ErrNoRows) {
-				return k, fail(err)
+			// A SKU whose stock was read (found by its UPC) exists; its
+			// balances may have changed since and must not be read again.
+			_, ok = a.hadStock[k]
+			if !ok {
+				var err error
+				if ok, err = a.readStock(k); err != nil {
+					return k, err
+				}
 			}
-			ok = err == nil
 			a.known[k] = ok
 		}
 		if !ok {
@@ -171,20 +183,55 @@ func (a *applier) warehouse(w string) error {
 	return nil
 }
 
+// balance is the balance of k, whose SKU exists.
 func (a *applier) balance(k stockKey) (*balance, error) {
-	if b, ok := a.balances[k]; ok {
-		return b, nil
+	sk := skuKey{k.item, k.sku}
+	if _, read := a.hadStock[sk]; !read {
+		if _, err := a.readStock(sk); err != nil {
+			return nil, err
+		}
 	}
-	b := &balance{}
-	err := a.stmts["balance"].QueryRowContext(a.ctx, k.item, k.sku, k.warehouse, k.location).Scan(&b.onHand, &b.reserved, &b.threshold)
-	switch {
-	case err == nil:
-		b.exists = true
-	case !errors.Is(err, sql.ErrNoRows):
-		return nil, fail(err)
+	b, ok := a.balances[k]
+	if !ok {
+		b = &balance{}
+		a.balances[k] = b
 	}
-	a.balances[k] = b
 	return b, nil
+}
+
+// readStock reads the balances of all the stock rows of SKU k at once, and
+// says whether the SKU exists. It runs once per SKU (hadStock says it
+// did): one round trip per SKU rather than one per warehouse and location,
+// which on PostgreSQL is what an import of many rows spends its time on.
+// Nothing of the file is written before finish, so what it reads is the
+// stock as it was before the file.
+func (a *applier) readStock(k skuKey) (exists bool, err error) {
+	rows, err := a.stmts["stock"].QueryContext(a.ctx, k.item, k.sku)
+	if err != nil {
+		return false, fail(err)
+	}
+	defer rows.Close()
+	stocked := false
+	for rows.Next() {
+		exists = true
+		var warehouse, location sql.NullString
+		var onHand, reserved sql.NullInt64
+		var threshold int64
+		if err := rows.Scan(&warehouse, &location, &onHand, &reserved, &threshold); err != nil {
+			return false, fail(err)
+		}
+		if !warehouse.Valid {
+			continue // the SKU without stock rows
+		}
+		stocked = true
+		a.balances[stockKey{k.item, k.sku, warehouse.String, location.String}] = &balance{
+			onHand: onHand.Int64, reserved: reserved.Int64, threshold: threshold, exists: true}
+	}
+	if err := rows.Err(); err != nil {
+		return false, fail(err)
+	}
+	a.hadStock[k] = stocked
+	return exists, nil
 }
 
 // change is one side of a transaction: a balance and its new on hand.
@@ -298,16 +345,27 @@ func (a *applier) capture(c change) error {
 	if a.events[k] != "" {
 		return nil
 	}
-	stocked, seen := a.hadStock[k]
-	if !seen {
-		if err := a.stmts["stocked"].QueryRowContext(a.ctx, k.item, k.sku).Scan(&stocked); err != nil {
-			return fail(err)
-		}
-		a.hadStock[k] = stocked
-	}
+	// balance read the SKU's stock rows before any change of it.
 	a.events[k] = trigger.Changed
-	if !stocked {
+	if !a.hadStock[k] {
 		a.events[k] = trigger.Added
+	}
+	return nil
+}
+
+// insertRows runs head VALUES row, row, ... tail for the values vals,
+// width of them a row, many rows a statement: one round trip for hundreds
+// of rows. row is the placeholders of one row (with literals of its own).
+func (a *applier) insertRows(head, row string, width int, vals []any, tail string) error {
+	// 500 rows of up to 5 values stay under SQLite's 32766 parameters.
+	const perStmt = 500
+	for len(vals) > 0 {
+		n := min(perStmt, len(vals)/width)
+		q := head + row + strings.Repeat(", "+row, n-1) + tail
+		if _, err := a.conn.ExecContext(a.ctx, q, vals[:n*width]...); err != nil {
+			return err
+		}
+		vals = vals[n*width:]
 	}
 	return nil
 }
@@ -326,69 +384,124 @@ func (a *applier) historySQL(rows int) string {
 
 func (a *applier) addHistory(h []any) error {
 	a.history = append(a.history, h...)
-	if len(a.history) < historyCols*historyPerStmt {
+	per := historyPerStmt
+	if a.copyHistory {
+		per = historyPerCopy
+	}
+	if len(a.history) < historyCols*per {
 		return nil
 	}
-	if a.histAll == nil {
-		st, err := a.conn.PrepareContext(a.ctx, a.historySQL(historyPerStmt))
-		if err != nil {
-			return fail(err)
-		}
-		a.histAll = st
-	}
-	if _, err := a.histAll.ExecContext(a.ctx, a.history...); err != nil {
+	if err := a.flushHistory(); err != nil {
 		return fail(err)
+	}
+	return nil
+}
+
+// flushHistory writes the history rows kept: on PostgreSQL by COPY, which
+// takes thousands of rows in one stream; on SQLite, where a statement
+// costs no round trip, by multi-row INSERTs.
+func (a *applier) flushHistory() error {
+	n := len(a.history) / historyCols
+	var err error
+	switch {
+	case n == 0:
+		return nil
+	case a.copyHistory:
+		err = a.copyHistoryRows(n)
+	case n == historyPerStmt:
+		if a.histAll == nil {
+			if a.histAll, err = a.conn.PrepareContext(a.ctx, a.historySQL(historyPerStmt)); err != nil {
+				return db.Classify(err)
+			}
+		}
+		_, err = a.histAll.ExecContext(a.ctx, a.history...)
+	default:
+		_, err = a.conn.ExecContext(a.ctx, a.historySQL(n), a.history...)
+	}
+	if err != nil {
+		return db.Classify(err)
 	}
 	a.history = a.history[:0]
 	return nil
 }
 
+// historyColumns are the columns of inventory_txns that COPY fills: the
+// file id, the historyCols values of a transaction and the time applied.
+var historyColumns = []string{"file_id", "line", "code", "effect", "item", "sku", "warehouse", "location", "quantity",
+	"before_on_hand", "after_on_hand", "to_item", "to_sku", "to_warehouse", "to_location", "to_before", "to_after",
+	"reason", "reference", "txn_date", "user", "applied_at"}
+
+// copyHistoryRows copies the n history rows kept into inventory_txns.
+func (a *applier) copyHistoryRows(n int) error {
+	var file any // a transaction from no file (a return) has none
+	if a.fileID > 0 {
+		file = a.fileID
+	}
+	rows := make([][]any, n)
+	for i := range rows {
+		row := make([]any, 0, historyCols+2)
+		row = append(row, file)
+		row = append(row, a.history[i*historyCols:(i+1)*historyCols]...)
+		rows[i] = append(row, a.now)
+	}
+	return db.PgxConn(a.conn, func(c *pgx.Conn) error {
+		_, err := c.CopyFrom(a.ctx, pgx.Identifier{"inventory_txns"}, historyColumns, pgx.CopyFromRows(rows))
+		return err
+	})
+}
+
 // finish writes the rest of the history, the changed balances and the
 // inventory triggers, and returns how many triggers were created or folded.
 func (a *applier) finish() (int64, error) {
-	if n := len(a.history) / historyCols; n > 0 {
-		if _, err := a.conn.ExecContext(a.ctx, a.historySQL(n), a.history...); err != nil {
-			return 0, db.Classify(err)
-		}
-		a.history = a.history[:0]
+	if err := a.flushHistory(); err != nil {
+		return 0, err
 	}
 	// The stock rows written carry the transaction's change sequence,
-	// which the partner inventory exports read.
-	var seq int64
+	// which the partner inventory exports read. They go in key order, so
+	// that two imports writing the same rows at once on PostgreSQL take
+	// their row locks in the same order and do not deadlock.
+	var dirty []stockKey
 	for k, b := range a.balances {
-		if !b.dirty {
-			continue
+		if b.dirty {
+			dirty = append(dirty, k)
 		}
-		if seq == 0 {
-			var err error
-			if seq, err = catalog.NextChangeSeq(a.ctx, a.conn); err != nil {
-				return 0, db.Classify(err)
-			}
+	}
+	slices.SortFunc(dirty, func(x, y stockKey) int {
+		return cmp.Or(cmp.Compare(x.item, y.item), cmp.Compare(x.sku, y.sku), cmp.Compare(x.warehouse, y.warehouse), cmp.Compare(x.location, y.location))
+	})
+	if len(dirty) > 0 {
+		seq, err := catalog.NextChangeSeq(a.ctx, a.conn)
+		if err != nil {
+			return 0, db.Classify(err)
 		}
-		if _, err := a.stmts["write"].ExecContext(a.ctx, k.item, k.sku, k.warehouse, k.location, b.onHand, a.now, seq); err != nil {
+		vals := make([]any, 0, len(dirty)*5)
+		for _, k := range dirty {
+			vals = append(vals, k.item, k.sku, k.warehouse, k.location, a.balances[k].onHand)
+		}
+		if err := a.insertRows(`INSERT INTO inventory(item, sku, warehouse, location, on_hand, reserved, updated_at, change_seq) VALUES `,
+			fmt.Sprintf("(?, ?, ?, ?, ?, 0, '%s', %d)", a.now, seq), 5, vals,
+			` ON CONFLICT(item, sku, warehouse, location) DO UPDATE SET on_hand = excluded.on_hand, updated_at = excluded.updated_at,
+  change_seq = excluded.change_seq`); err != nil {
 			return 0, db.Classify(err)
 		}
 	}
 	if len(a.events) == 0 {
 		return 0, nil
 	}
-	steps := []string{`DROP TABLE IF EXISTS temp.import_events`,
+	steps := []string{`DROP TABLE IF EXISTS import_events`,
 		`CREATE TEMP TABLE import_events (record_key TEXT NOT NULL, sub_key TEXT NOT NULL, capture TEXT NOT NULL)`}
 	for _, q := range steps {
 		if _, err := a.conn.ExecContext(a.ctx, q); err != nil {
 			return 0, err
 		}
 	}
-	defer a.conn.ExecContext(context.Background(), `DROP TABLE IF EXISTS temp.import_events`)
-	st, err := a.conn.PrepareContext(a.ctx, `INSERT INTO import_events VALUES (?, ?, ?)`)
-	if err != nil {
-		return 0, err
-	}
-	defer st.Close()
+	defer a.conn.ExecContext(context.Background(), `DROP TABLE IF EXISTS import_events`)
+	vals := make([]any, 0, len(a.events)*3)
 	for k, capture := range a.events {
-		if _, err := st.ExecContext(a.ctx, k.item, k.sku, capture); err != nil {
-			return 0, err
-		}
+		vals = append(vals, k.item, k.sku, capture)
+	}
+	if err := a.insertRows(`INSERT INTO import_events VALUES `, "(?, ?, ?)", 3, vals, ""); err != nil {
+		return 0, err
 	}
 	return trigger.Fold(a.ctx, a.conn, trigger.CodeInventory, `SELECT record_key, sub_key, capture FROM import_events`)
 }

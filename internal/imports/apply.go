@@ -60,6 +60,8 @@ const (
 	statusApplied  = "applied"  // every record applied
 	statusPartial  = "partial"  // good records applied, some rejected
 	statusRejected = "rejected" // nothing applied
+
+	modeForce = "force" // files.mode of an import --force
 )
 
 // kindTransactions is the file ledger kind of inventory transaction files.
@@ -93,11 +95,22 @@ func fileSum(path string) (string, int64, error) {
 }
 
 // appliedBefore finds an earlier import of the same content that applied
-// something.
-func appliedBefore(ctx context.Context, q db.Querier, kind, partner, sum string) (string, error) {
+// something. It runs in the import's write transaction on conn: on SQLite
+// that transaction already excludes every other writer; on PostgreSQL
+// writers run at once, so it first takes a lock on the content (kind,
+// partner and sha256) held until the transaction ends, and a second
+// import of the same content waits there and then reads the first one's
+// committed ledger row.
+func appliedBefore(ctx context.Context, conn *sql.Conn, kind, partner, sum string) (string, error) {
+	if db.DialectOf(conn) == db.Postgres {
+		if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended(?, 0))`,
+			"import "+kind+" "+partner+" "+sum); err != nil {
+			return "", db.Classify(err)
+		}
+	}
 	var name, at string
 	var run sql.NullInt64
-	err := q.QueryRowContext(ctx, `SELECT name, created_at, run_id FROM files WHERE direction = 'in' AND kind = ? AND partner = ? AND sha256 = ?
+	err := conn.QueryRowContext(ctx, `SELECT name, created_at, run_id FROM files WHERE direction = 'in' AND kind = ? AND partner = ? AND sha256 = ?
   AND status IN (?, ?) ORDER BY id DESC LIMIT 1`, kind, partner, sum, statusApplied, statusPartial).Scan(&name, &at, &run)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil

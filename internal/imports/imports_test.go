@@ -2,7 +2,6 @@ package imports
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"io"
 	"os"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/posbridge/posbridge/internal/catalog"
 	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/db/dbtest"
 )
 
 // The inventory transaction import below the command line: the record
@@ -40,7 +40,7 @@ func repoFile(t *testing.T, parts ...string) string {
 func newTxnFixture(t *testing.T) *txnFixture {
 	t.Helper()
 	dir := t.TempDir()
-	d, err := db.Open(context.Background(), filepath.Join(dir, "posbridge.db"), db.Options{Create: true, BusyTimeout: 200 * time.Millisecond})
+	d, err := db.Open(context.Background(), dbtest.Target(t), db.Options{Create: true, BusyTimeout: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -601,23 +601,30 @@ func TestPathsMinAgeAndOrder(t *testing.T) {
 	}
 }
 
-// lockDB holds the database's write lock until the returned function is
-// called, as another posbridge process in the middle of a load would.
-func lockDB(t *testing.T, path string) func() {
+// lockDB holds a lock that keeps imports of d from writing until the
+// returned function is called, as another posbridge process in the middle
+// of a load would: SQLite's write lock, or on PostgreSQL the file ledger
+// table locked against writers.
+func lockDB(t *testing.T, d *db.DB) func() {
 	t.Helper()
-	other, err := sql.Open("sqlite", "file:"+path)
+	ctx := context.Background()
+	other, err := db.Open(ctx, d.Path, db.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := other.Conn(context.Background())
+	conn, err := other.Conn(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := conn.ExecContext(context.Background(), "BEGIN IMMEDIATE"); err != nil {
+	lock := "BEGIN IMMEDIATE"
+	if d.Dialect == db.Postgres {
+		lock = "BEGIN; LOCK TABLE files IN EXCLUSIVE MODE"
+	}
+	if _, err := conn.ExecContext(ctx, lock); err != nil {
 		t.Fatal(err)
 	}
 	return func() {
-		conn.ExecContext(context.Background(), "ROLLBACK")
+		conn.ExecContext(ctx, "ROLLBACK")
 		conn.Close()
 		other.Close()
 	}
@@ -633,7 +640,7 @@ func TestPathsTemporaryFailure(t *testing.T) {
 	ctx := context.Background()
 	in := filepath.Join(f.dir, "in")
 	f.write("in/a.csv", txnHead+"R,IT0000001,BLK-8,S01,BR01,1\n")
-	unlock := lockDB(t, f.d.Path)
+	unlock := lockDB(t, f.d)
 	got := outcomes([]string{in}, Folders{}, func(path, rejectsDir string) (*Result, error) {
 		return ImportTransactions(ctx, f.d, path, Options{RejectsDir: rejectsDir})
 	})

@@ -64,8 +64,25 @@ func Run(ctx context.Context, d *db.DB, u Upload, path string, o Options) (*Resu
 		return nil, fmt.Errorf("import %s: %w", path, err)
 	}
 	res.SHA256 = sum
+	conn, err := d.Conn(ctx)
+	if err != nil {
+		return nil, db.Classify(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, db.BeginStatement(conn)); err != nil {
+		return nil, fmt.Errorf("import %s: %w", path, db.Classify(err))
+	}
+	done := false
+	defer func() {
+		if !done {
+			conn.ExecContext(context.Background(), "ROLLBACK")
+		}
+	}()
 	if !o.Force {
-		if res.SameAs, err = appliedBefore(ctx, d, u.Kind, u.Partner, sum); err != nil || res.SameAs != "" {
+		// Inside the write transaction, so that two hosts (or processes)
+		// importing the same content at once apply it once: the second
+		// waits for the first and then finds its ledger row.
+		if res.SameAs, err = appliedBefore(ctx, conn, u.Kind, u.Partner, sum); err != nil || res.SameAs != "" {
 			return res, err
 		}
 	}
@@ -78,30 +95,23 @@ func Run(ctx context.Context, d *db.DB, u Upload, path string, o Options) (*Resu
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	conn, err := d.Conn(ctx)
-	if err != nil {
-		return nil, db.Classify(err)
-	}
-	defer conn.Close()
 	rj, err := newRejects(path, header, &o)
 	if err != nil {
 		return nil, err
 	}
 	defer rj.discard()
 
-	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		return nil, fmt.Errorf("import %s: %w", path, db.Classify(err))
-	}
-	done := false
-	defer func() {
-		if !done {
-			conn.ExecContext(context.Background(), "ROLLBACK")
-		}
-	}()
 	abs, _ := filepath.Abs(path)
 	var fileID int64
-	err = conn.QueryRowContext(ctx, `INSERT INTO files(direction, kind, partner, name, path, sha256, size, status, run_id, created_at)
-VALUES ('in', ?, ?, ?, ?, ?, ?, 'importing', ?, ?) RETURNING id`, u.Kind, u.Partner, filepath.Base(path), abs, sum, size, db.NullID(o.RunID), db.Now()).Scan(&fileID)
+	// A forced import of content applied before is recorded as such: the
+	// ledger's unique index (migration 0020) holds one applied row per
+	// content for the others.
+	mode := ""
+	if o.Force {
+		mode = modeForce
+	}
+	err = conn.QueryRowContext(ctx, `INSERT INTO files(direction, kind, partner, name, path, sha256, size, status, mode, run_id, created_at)
+VALUES ('in', ?, ?, ?, ?, ?, ?, 'importing', ?, ?, ?) RETURNING id`, u.Kind, u.Partner, filepath.Base(path), abs, sum, size, mode, db.NullID(o.RunID), db.Now()).Scan(&fileID)
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", path, db.Classify(err))
 	}
@@ -112,6 +122,13 @@ VALUES ('in', ?, ?, ?, ?, ?, ?, 'importing', ?, ?) RETURNING id`, u.Kind, u.Part
 	}
 	s := &Session{Ctx: ctx, Conn: conn, FileID: fileID, Result: res, Opts: &o, rj: rj}
 	if err := apply(s); err != nil {
+		if db.IsUniqueViolation(err) && db.DialectOf(conn) == db.Postgres {
+			// Writers run at once on PostgreSQL: a key this import found
+			// free (a webhook's event id, say) was taken by another
+			// import that committed first. This transaction is void; the
+			// next run reads what the other wrote.
+			err = fmt.Errorf("%w: another import wrote the same records at the same time (%v)", db.ErrBusy, err)
+		}
 		return nil, fmt.Errorf("import %s: %w", path, err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -135,6 +152,13 @@ VALUES ('in', ?, ?, ?, ?, ?, ?, 'importing', ?, ?) RETURNING id`, u.Kind, u.Part
 	}
 	if _, err := conn.ExecContext(ctx, `UPDATE files SET status = ?, records = ?, rejected = ? WHERE id = ?`,
 		status, res.Read, res.Rejected, fileID); err != nil {
+		if db.IsUniqueViolation(err) {
+			// The ledger's index: another import recorded the same content
+			// as applied first (appliedBefore's lock makes this a last
+			// line of defence). This one is void; the next run finds the
+			// other's row and says so.
+			err = fmt.Errorf("%w: the same content was applied by another import at the same time (%v)", db.ErrBusy, err)
+		}
 		return nil, fmt.Errorf("import %s: %w", path, db.Classify(err))
 	}
 	// The reject file is in place before the commit: once the ledger says

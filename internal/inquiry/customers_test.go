@@ -304,11 +304,15 @@ func TestNewCustomerQuery(t *testing.T) {
 	}
 }
 
-// fold must fold exactly as SQLite's lower() does, or searches would miss
+// fold must fold exactly as the database's lower() does (SQLite's, or
+// PostgreSQL's under the C collation: ASCII only), or searches would miss
 // (the indexes hold lower()).
 func TestFoldIsSQLiteLower(t *testing.T) {
 	d := demoDB(t)
 	for _, s := range []string{"Smith", "ÀBC Ørsted Zoë", "O'BRIEN", "ŁUCJA", "İstanbul", "MAßE", "a\x00B", "@[`{"} {
+		if strings.Contains(s, "\x00") && d.Dialect == db.Postgres {
+			continue // PostgreSQL text holds no NUL
+		}
 		var lower string
 		if err := d.QueryRow(`SELECT lower(?)`, s).Scan(&lower); err != nil {
 			t.Fatal(err)

@@ -11,6 +11,8 @@ import (
 
 	"github.com/posbridge/posbridge/internal/catalog"
 	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/db/dbtest"
+	"github.com/posbridge/posbridge/internal/db/pgtest"
 )
 
 // The demo data set (testdata/demo) is loaded once into a template
@@ -33,31 +35,47 @@ func loadDemo() (string, error) {
 		return "", err
 	}
 	defer d.Close()
-	for _, kind := range []string{"warehouses", "vendors", "items", "customers", "invoices", "inventory"} {
-		res, err := catalog.Load(ctx, d, kind, filepath.Join("..", "..", "testdata", "demo", kind+".csv"), catalog.Options{})
-		if err != nil {
-			return "", fmt.Errorf("load %s: %w", kind, err)
-		}
-		if res.Rejected != 0 {
-			return "", fmt.Errorf("load %s: %d rows rejected", kind, res.Rejected)
-		}
+	if err := loadDemoInto(ctx, d); err != nil {
+		return "", err
 	}
 	// One file to copy: no WAL left beside it.
 	_, err = d.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
 	return path, err
 }
 
+// loadDemoInto loads the demo data set into d through the real loads.
+func loadDemoInto(ctx context.Context, d *db.DB) error {
+	for _, kind := range []string{"warehouses", "vendors", "items", "customers", "invoices", "inventory"} {
+		res, err := catalog.Load(ctx, d, kind, filepath.Join("..", "..", "testdata", "demo", kind+".csv"), catalog.Options{})
+		if err != nil {
+			return fmt.Errorf("load %s: %w", kind, err)
+		}
+		if res.Rejected != 0 {
+			return fmt.Errorf("load %s: %d rows rejected", kind, res.Rejected)
+		}
+	}
+	return nil
+}
+
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := pgtest.WithServer(m).Run()
 	if demo.path != "" {
 		os.RemoveAll(filepath.Dir(demo.path))
 	}
 	os.Exit(code)
 }
 
-// demoDB returns a database of its own holding the demo data.
+// demoDB returns a database of its own holding the demo data: a copy of
+// the template file, or on PostgreSQL a new database loaded with it.
 func demoDB(t *testing.T) *db.DB {
 	t.Helper()
+	if dbtest.Postgres() {
+		d := dbtest.Open(t)
+		if err := loadDemoInto(context.Background(), d); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
 	demo.once.Do(func() { demo.path, demo.err = loadDemo() })
 	if demo.err != nil {
 		t.Fatal(demo.err)

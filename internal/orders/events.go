@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"strconv"
 
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/format"
@@ -226,12 +227,18 @@ func refreshCreate(ctx context.Context, q db.Querier, o Order) (bool, error) {
 // Claim takes the ready messages of a stream and partner into export file
 // fileID, in id order; limit 0 means all. It returns how many.
 func Claim(ctx context.Context, q db.Querier, stream, partner string, fileID, runID int64, limit int) (int64, error) {
-	if limit <= 0 {
-		limit = -1
+	// No limit is no LIMIT clause: a negative one is SQLite's "all" but
+	// an error on PostgreSQL.
+	lim := ""
+	if limit > 0 {
+		lim = " LIMIT " + strconv.Itoa(limit)
 	}
+	// status = 'ready' is checked again on the row updated: on PostgreSQL
+	// a claim running at once on another host may have taken it since
+	// the subquery read it.
 	res, err := q.ExecContext(ctx, `UPDATE order_messages SET status = 'processing', file_id = ?, run_id = ?, updated_at = ?
-WHERE id IN (SELECT id FROM order_messages WHERE stream = ? AND partner = ? AND status = 'ready' ORDER BY id LIMIT ?)`,
-		fileID, db.NullID(runID), db.Now(), stream, partner, limit)
+WHERE id IN (SELECT id FROM order_messages WHERE stream = ? AND partner = ? AND status = 'ready' ORDER BY id`+lim+`) AND status = 'ready'`,
+		fileID, db.NullID(runID), db.Now(), stream, partner)
 	if err != nil {
 		return 0, err
 	}

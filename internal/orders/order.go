@@ -128,16 +128,17 @@ const orderCols = `o.id, o.order_code, o.partner, o.external_key, o.channel, o.w
 // narrows the open lines looked at (the index order_lines_open finds
 // them): those of the items of one order, for reading that order.
 func lineShort(cond string) string {
-	return `WITH line_short AS (SELECT l.order_id, l.line_no,
-  min(l.ordered - l.cancelled - l.fulfilled, max(0,
+	return `WITH line_short AS (SELECT order_id, line_no, CASE WHEN need <= 0 THEN 0 WHEN need < open THEN need ELSE open END AS short
+FROM (SELECT l.order_id, l.line_no, l.ordered - l.cancelled - l.fulfilled AS open,
     coalesce((SELECT sum(v.reserved) - sum(v.on_hand) FROM inventory v WHERE v.item = l.item AND v.sku = l.sku AND v.warehouse = o.warehouse), 0)
     - coalesce(sum(l.ordered - l.cancelled - l.fulfilled) OVER (PARTITION BY l.item, l.sku, o.warehouse ORDER BY l.order_id DESC, l.line_no DESC
-        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0))) AS short
-FROM order_lines l JOIN orders o ON o.id = l.order_id WHERE l.ordered > l.cancelled + l.fulfilled` + cond + `) `
+        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS need
+  FROM order_lines l JOIN orders o ON o.id = l.order_id WHERE l.ordered > l.cancelled + l.fulfilled` + cond + `) AS open_lines) `
 }
 
-// orderShort narrows lineShort to the items of the order named :order.
-const orderShort = ` AND l.item IN (SELECT item FROM order_lines WHERE order_id = :order)`
+// orderShort narrows lineShort to the items of the order whose id is the
+// statement's first argument (?1).
+const orderShort = ` AND l.item IN (SELECT item FROM order_lines WHERE order_id = ?1)`
 
 func scanOrder(s interface{ Scan(...any) error }) (Order, error) {
 	var o Order
@@ -150,7 +151,7 @@ func scanOrder(s interface{ Scan(...any) error }) (Order, error) {
 
 // load reads an order and its lines by id.
 func load(ctx context.Context, q db.Querier, id int64) (Order, error) {
-	o, err := scanOrder(q.QueryRowContext(ctx, lineShort(orderShort)+`SELECT `+orderCols+` FROM orders o WHERE o.id = :order`, sql.Named("order", id)))
+	o, err := scanOrder(q.QueryRowContext(ctx, lineShort(orderShort)+`SELECT `+orderCols+` FROM orders o WHERE o.id = ?1`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return o, ErrNotFound
 	}
@@ -159,7 +160,7 @@ func load(ctx context.Context, q db.Querier, id int64) (Order, error) {
 	}
 	rows, err := q.QueryContext(ctx, lineShort(orderShort)+`SELECT l.line_no, l.item, l.sku, l.ref_code, coalesce(s.upc, ''), l.location, l.ordered, l.cancelled,
   l.fulfilled, coalesce((SELECT ls.short FROM line_short ls WHERE ls.order_id = l.order_id AND ls.line_no = l.line_no), 0), l.sale_price, l.item_amount, l.tax_percent, l.discount_percent
-FROM order_lines l LEFT JOIN skus s ON s.item = l.item AND s.sku = l.sku WHERE l.order_id = :order ORDER BY l.line_no`, sql.Named("order", id))
+FROM order_lines l LEFT JOIN skus s ON s.item = l.item AND s.sku = l.sku WHERE l.order_id = ?1 ORDER BY l.line_no`, id)
 	if err != nil {
 		return o, err
 	}
@@ -223,12 +224,12 @@ type Filter struct {
 // List calls fn for each order that matches f, oldest first, without
 // lines.
 func List(ctx context.Context, d *db.DB, f Filter, fn func(Order) error) error {
-	q := lineShort("") + `SELECT * FROM (SELECT ` + orderCols + ` AS short FROM orders o WHERE (:partner = '' OR o.partner = :partner)
-  AND (:status = '' OR o.status = :status)) AS x`
+	q := lineShort("") + `SELECT * FROM (SELECT ` + orderCols + ` AS short FROM orders o WHERE (?1 = '' OR o.partner = ?1)
+  AND (?2 = '' OR o.status = ?2)) AS x`
 	if f.Short {
 		q += ` WHERE x.short > 0`
 	}
-	rows, err := d.QueryContext(ctx, q+` ORDER BY x.id`, sql.Named("partner", f.Partner), sql.Named("status", f.Status))
+	rows, err := d.QueryContext(ctx, q+` ORDER BY x.id`, f.Partner, f.Status)
 	if err != nil {
 		return db.Classify(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/db/dbtest"
 	"github.com/posbridge/posbridge/internal/imports"
 	"github.com/posbridge/posbridge/internal/partner"
 )
@@ -51,12 +52,15 @@ func TestSplitName(t *testing.T) {
 // seed is a state with one SKU and 5 on hand in S01.
 func seed(t *testing.T) *db.DB {
 	t.Helper()
+	d := dbtest.Open(t)
+	seedRows(t, d)
+	return d
+}
+
+// seedRows puts seed's state into d.
+func seedRows(t *testing.T, d *db.DB) {
+	t.Helper()
 	ctx := context.Background()
-	d, err := db.Open(ctx, filepath.Join(t.TempDir(), "posbridge.db"), db.Options{Create: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
 	now := db.Now()
 	for _, q := range []string{
 		`INSERT INTO warehouses(warehouse, name, created_at, updated_at) VALUES ('S01', 'Store', '` + now + `', '` + now + `')`,
@@ -68,7 +72,6 @@ func seed(t *testing.T) *db.DB {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	return d
 }
 
 func stockOf(t *testing.T, d *db.DB) (onHand, reserved int64) {
@@ -115,10 +118,10 @@ func TestReserveCancelComplete(t *testing.T) {
 	if oh, r := stockOf(t, d); oh != 1 || r != 0 {
 		t.Fatalf("after complete: on hand %d reserved %d, want 1 0", oh, r)
 	}
-	var events string
-	d.QueryRowContext(ctx, `SELECT group_concat(event_type, ' ') FROM (SELECT event_type FROM order_messages WHERE stream = 'events' ORDER BY id)`).Scan(&events)
-	if events != "SUBORDER_CREATE SUBORDER_PARTIAL_CANCEL SUBORDER_COMPLETE" {
-		t.Errorf("events: %s", events)
+	events, err := db.QueryAll(ctx, d, func(s db.Scanner) (e string, err error) { return e, s.Scan(&e) },
+		`SELECT event_type FROM order_messages WHERE stream = 'events' ORDER BY id`)
+	if err != nil || strings.Join(events, " ") != "SUBORDER_CREATE SUBORDER_PARTIAL_CANCEL SUBORDER_COMPLETE" {
+		t.Errorf("events: %s %v", events, err)
 	}
 	if _, err := Cancel(ctx, d, "SO0000001", 0, 0); !errors.Is(err, ErrRefused) {
 		t.Errorf("cancel of a completed order: %v, want refused", err)

@@ -278,21 +278,31 @@ func ClaimEvents(ctx context.Context, q db.Querier, p partner.Profile, fileID, r
 	return n, held, err
 }
 
-// claimIDs takes the ready messages ids into export file fileID.
+// claimIDs takes the ready messages ids into export file fileID, a chunk
+// of ids per statement (a list in the SQL, which both engines read; a
+// chunk keeps it under SQLite's limit of parameters).
 func claimIDs(ctx context.Context, q db.Querier, ids []int64, fileID, runID int64) (int64, error) {
-	if len(ids) == 0 {
-		return 0, nil
+	const chunk = 500
+	var n int64
+	for len(ids) > 0 {
+		c := ids[:min(chunk, len(ids))]
+		ids = ids[len(c):]
+		args := []any{fileID, db.NullID(runID), db.Now()}
+		for _, id := range c {
+			args = append(args, id)
+		}
+		res, err := q.ExecContext(ctx, `UPDATE order_messages SET status = 'processing', file_id = ?, run_id = ?, updated_at = ?
+WHERE id IN (?`+strings.Repeat(", ?", len(c)-1)+`) AND status = 'ready'`, args...)
+		if err != nil {
+			return n, err
+		}
+		k, err := res.RowsAffected()
+		if err != nil {
+			return n, err
+		}
+		n += k
 	}
-	list, err := json.Marshal(ids)
-	if err != nil {
-		return 0, err
-	}
-	res, err := q.ExecContext(ctx, `UPDATE order_messages SET status = 'processing', file_id = ?, run_id = ?, updated_at = ?
-WHERE id IN (SELECT value FROM json_each(?)) AND status = 'ready'`, fileID, db.NullID(runID), db.Now(), string(list))
-	if err != nil {
-		return 0, err
-	}
-	return res.RowsAffected()
+	return n, nil
 }
 
 // Check says why a queued message cannot go out as the partner's page

@@ -712,9 +712,22 @@ func (im *importer) resolve(ref, itemID string) (item, sku string, err error) {
 	return "", "", fieldErr(field, "unknown %s %q: %s", field, ref, ce.Reason)
 }
 
-// apply adds or updates the order, in a savepoint of its own: a failure
+// apply adds or updates the order. A unique violation means that another
+// import added the same order (or its new customer) after this one looked:
+// on PostgreSQL writers run at once. The savepoint undid the attempt, and
+// the second one finds what the other added and updates it, as a later
+// file would.
+func (im *importer) apply(pr *parsed) error {
+	err := im.attempt(pr)
+	if db.IsUniqueViolation(err) {
+		err = im.attempt(pr)
+	}
+	return err
+}
+
+// attempt adds or updates the order, in a savepoint of its own: a failure
 // in the middle leaves nothing of it.
-func (im *importer) apply(pr *parsed) (err error) {
+func (im *importer) attempt(pr *parsed) (err error) {
 	s := im.s
 	if _, err := s.Conn.ExecContext(s.Ctx, `SAVEPOINT ord`); err != nil {
 		return err

@@ -12,16 +12,13 @@ import (
 
 	"github.com/posbridge/posbridge/internal/catalog"
 	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/db/dbtest"
 )
 
 func fixture(t *testing.T) (*db.DB, string) {
 	t.Helper()
 	dir := t.TempDir()
-	d, err := db.Open(context.Background(), filepath.Join(dir, "posbridge.db"), db.Options{Create: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
+	d := dbtest.Open(t)
 	items := filepath.Join(dir, "items.csv")
 	os.WriteFile(items, []byte("item,sku,description\nIT1,A,x\nIT1,B,x\nIT1,C,x\nIT2,,y\n"), 0o600)
 	if _, err := catalog.Load(context.Background(), d, "items", items, catalog.Options{}); err != nil {

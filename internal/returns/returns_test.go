@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/db/dbtest"
+	"github.com/posbridge/posbridge/internal/db/pgtest"
 	"github.com/posbridge/posbridge/internal/imports"
 	"github.com/posbridge/posbridge/internal/orders"
 	"github.com/posbridge/posbridge/internal/partner"
@@ -22,7 +24,7 @@ import (
 // warehouse RET.
 var oms = partner.Profile{Name: "oms", Kind: partner.ExternalOMS, SKUCode: partner.SKUCodeUPC, Location: "WH-RET", Warehouse: "RET"}
 
-// template is a seeded database that seed copies: migrating a new
+// template is a seeded SQLite database that seed copies: migrating a new
 // database for every test takes a third of a second under -race.
 var template string
 
@@ -36,7 +38,7 @@ func TestMain(m *testing.M) {
 	err = makeTemplate(template)
 	code := 1
 	if err == nil {
-		code = m.Run()
+		code = pgtest.WithServer(m).Run()
 	} else {
 		fmt.Fprintln(os.Stderr, err)
 	}
@@ -44,15 +46,25 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// makeTemplate creates a state with two SKUs of IT1: RED S (UPC 111) with
-// 5 on hand in RET location A1, 2 in RET B1 and 9 in store S01; RED M (UPC
-// 222) with no stock.
+// makeTemplate creates the template file.
 func makeTemplate(path string) error {
 	ctx := context.Background()
 	d, err := db.Open(ctx, path, db.Options{Create: true})
 	if err != nil {
 		return err
 	}
+	if err := seedRows(ctx, d); err != nil {
+		d.Close()
+		return err
+	}
+	// Closing the last connection checkpoints the WAL into the file.
+	return d.Close()
+}
+
+// seedRows makes a state with two SKUs of IT1: RED S (UPC 111) with 5 on
+// hand in RET location A1, 2 in RET B1 and 9 in store S01; RED M (UPC
+// 222) with no stock.
+func seedRows(ctx context.Context, d *db.DB) error {
 	for _, q := range []string{
 		`INSERT INTO warehouses(warehouse, name, created_at, updated_at) VALUES ('RET', 'Returns', ?1, ?1), ('S01', 'Store', ?1, ?1)`,
 		`INSERT INTO items(item, description, created_at, updated_at) VALUES ('IT1', 'Jacket', ?1, ?1)`,
@@ -61,17 +73,23 @@ func makeTemplate(path string) error {
   ('IT1', 'RED S', 'RET', 'B1', 2, 0, ?1), ('IT1', 'RED S', 'S01', 'A1', 9, 0, ?1)`,
 	} {
 		if _, err := d.ExecContext(ctx, q, db.Now()); err != nil {
-			d.Close()
 			return fmt.Errorf("%s: %w", q, err)
 		}
 	}
-	// Closing the last connection checkpoints the WAL into the file.
-	return d.Close()
+	return nil
 }
 
-// seed opens a copy of the template.
+// seed opens the seeded state: a copy of the template, or on PostgreSQL
+// a new database with the same rows.
 func seed(t *testing.T) *db.DB {
 	t.Helper()
+	if dbtest.Postgres() {
+		d := dbtest.Open(t)
+		if err := seedRows(context.Background(), d); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
 	b, err := os.ReadFile(template)
 	if err != nil {
 		t.Fatal(err)
@@ -125,6 +143,14 @@ func query(t *testing.T, d *db.DB, q string, args ...any) string {
 				b.WriteString("NULL")
 			case []byte:
 				b.Write(v)
+			case bool:
+				// A comparison is a boolean on PostgreSQL, 0 or 1 on
+				// SQLite: shown as SQLite shows it.
+				if v {
+					b.WriteByte('1')
+				} else {
+					b.WriteByte('0')
+				}
 			default:
 				fmt.Fprint(&b, v)
 			}
@@ -452,7 +478,7 @@ func TestReceive(t *testing.T) {
 		t.Errorf("stock after PASS: %s, want %s", got, want)
 	}
 	if got, want := query(t, d, `SELECT file_id, line, code, effect, item, sku, warehouse, location, quantity, before_on_hand, after_on_hand,
-  reference, reason, user FROM inventory_txns ORDER BY id`),
+  reference, reason, "user" FROM inventory_txns ORDER BY id`),
 		"NULL|0|R|R|IT1|RED S|RET|A1|2|5|7|RET-1|return RET-1 item RI-1 passed QC|returns receive;"; got != want {
 		t.Errorf("inventory_txns: %s, want %s", got, want)
 	}
@@ -592,9 +618,19 @@ JOIN returns r ON r.id = m.return_id ORDER BY m.id`)
 	if err != nil || rc3.Message == rc1.Message {
 		t.Fatalf("receive after the claim: %+v %v", rc3, err)
 	}
-	if got, want := query(t, d, `SELECT id, status, json_array_length(payload, '$.orderItems') FROM order_messages ORDER BY id`),
-		fmt.Sprint(rc1.Message)+"|processing|2;"+fmt.Sprint(rc3.Message)+"|ready|1;"; got != want {
-		t.Errorf("order_messages after the claim: %s, want %s", got, want)
+	msgs, err := db.QueryAll(ctx, d, func(s db.Scanner) (string, error) {
+		var id int64
+		var status string
+		var u Update
+		var payload []byte
+		if err := s.Scan(&id, &status, &payload); err != nil {
+			return "", err
+		}
+		err := json.Unmarshal(payload, &u)
+		return fmt.Sprintf("%d|%s|%d;", id, status, len(u.OrderItems)), err
+	}, `SELECT id, status, payload FROM order_messages ORDER BY id`)
+	if got, want := strings.Join(msgs, ""), fmt.Sprint(rc1.Message)+"|processing|2;"+fmt.Sprint(rc3.Message)+"|ready|1;"; err != nil || got != want {
+		t.Errorf("order_messages after the claim: %s %v, want %s", got, err, want)
 	}
 }
 

@@ -350,8 +350,20 @@ func (im *importer) savepoint(fn func() error) (err error) {
 }
 
 // save adds or updates the return. A changed return that the partner
-// cancelled is refused: its cancel came later than what it says.
+// cancelled is refused: its cancel came later than what it says. A
+// unique violation means that another import added the same return after
+// this one looked (on PostgreSQL writers run at once): the savepoint undid
+// the attempt, and the second one finds that return and updates it, as a
+// later file would.
 func (im *importer) save(pr *parsed) error {
+	err := im.saveOnce(pr)
+	if db.IsUniqueViolation(err) {
+		err = im.saveOnce(pr)
+	}
+	return err
+}
+
+func (im *importer) saveOnce(pr *parsed) error {
 	return im.savepoint(func() error {
 		s := im.s
 		var id int64

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/db/dbtest"
 	"github.com/posbridge/posbridge/internal/imports"
 	"github.com/posbridge/posbridge/internal/partner"
 )
@@ -30,7 +31,7 @@ var seedSQL = []string{
 // seed is a new database with the state of seedSQL.
 func seed(t *testing.T) *db.DB {
 	t.Helper()
-	d, err := seedAt(filepath.Join(t.TempDir(), "posbridge.db"))
+	d, err := seedAt(dbtest.Target(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,10 +39,11 @@ func seed(t *testing.T) *db.DB {
 	return d
 }
 
-// seedAt creates the database at path with the state of seedSQL.
-func seedAt(path string) (*db.DB, error) {
+// seedAt creates the database target (a SQLite path or a PostgreSQL
+// URL) with the state of seedSQL.
+func seedAt(target string) (*db.DB, error) {
 	ctx := context.Background()
-	d, err := db.Open(ctx, path, db.Options{Create: true})
+	d, err := db.Open(ctx, target, db.Options{Create: true})
 	if err != nil {
 		return nil, err
 	}
