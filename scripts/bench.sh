@@ -15,6 +15,9 @@
 # rows into a database of their own and time LOOKUPS (default 1000) random
 # inventory inquiries and customer searches with bin/pbinqbench; ONLY=inquiries
 # runs only them.
+# PostgreSQL (issue 17, scripts/bench_postgres.sh) runs the loads, exports
+# and imports with the state in a throwaway PostgreSQL server against psql
+# \copy; ONLY=postgres runs only them.
 # QUICK=1 (make bench-quick) runs only the workloads of issue 18's table, at
 # ROWS 100000, SMALL 10000, FILES 500 and no big file (BIG_MIB 0) unless set,
 # into bench-out/quick, in about a minute, and prints the issue's targets
@@ -318,6 +321,25 @@ CREATE INDEX customers_alt ON customers(alt_customer) WHERE alt_customer <> '';"
 	} >inquiries.rows
 }
 
+. "$ROOT/scripts/bench_postgres.sh"
+
+if [ "${ONLY:-}" = postgres ]; then
+	: >times
+	bench_postgres
+	{
+		echo "# make bench results (ONLY=postgres)"
+		echo
+		echo "$(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $(uname -m), $(psql --version), $(go version 2>/dev/null | cut -d' ' -f3); $ROWS rows; load average $(cut -d" " -f1-3 /proc/loadavg)"
+		echo
+		echo "| measurement | seconds | peak RSS MiB | ratio | reference |"
+		echo "|---|---:|---:|---:|---|"
+		cat postgres.rows
+	} >"$results"
+	echo
+	cat "$results"
+	exit 0
+fi
+
 if [ "${ONLY:-}" = inquiries ]; then
 	: >times
 	bench_inquiries
@@ -541,6 +563,7 @@ bench_data
 bench_transfers
 bench_http
 bench_inquiries
+bench_postgres
 
 {
 	echo "# make bench results"
@@ -568,6 +591,7 @@ bench_inquiries
 	cat transfers.rows
 	cat http.rows
 	cat inquiries.rows
+	cat postgres.rows
 	echo
 	echo "| lookups ($ROWS customers, $ROWS SKUs) | n | p50 ms | p99 ms | reference p50 ms | reference p99 ms | ratio p50 | ratio p99 | reference |"
 	echo "|---|---:|---:|---:|---:|---:|---:|---:|---|"

@@ -1,0 +1,139 @@
+# bench_postgres (sourced by scripts/bench.sh): issue 17's figures. The same
+# data as the SQLite workloads (items.csv, customers.csv, tx.csv of
+# bench_data, generated here when ONLY=postgres) with the state in PostgreSQL: a
+# throwaway server of Debian's postgresql package on a free loopback port
+# (as the postgres user when run as root), against psql's \copy of the same
+# CSV into a plain table, \copy of the same joined rows out, and exports of
+# 4 kinds from 4 processes at once against one after another. Writes
+# postgres.rows; skipped with a message without PostgreSQL.
+bench_postgres() {
+	: >postgres.rows
+	[ -f vendors.csv ] || $GEN -kind vendors -rows 5000 -seed 1 -o vendors.csv
+	[ -f items.csv ] || $GEN -kind items -rows "$ROWS" -seed 1 -o items.csv
+	[ -f items-1pct.csv ] || $GEN -kind items -rows "$ROWS" -seed 1 -change-pct 1 -o items-1pct.csv
+	[ -f customers.csv ] || $GEN -kind customers -rows "$ROWS" -seed 1 -o customers.csv
+	[ -f tx-wh.csv ] || $GEN -kind warehouses -rows 5 -o tx-wh.csv
+	[ -f tx-items.csv ] || $GEN -kind items -rows 10000 -o tx-items.csv
+	[ -f tx.csv ] || $GEN -kind transactions -rows "$ROWS" -item-rows 10000 -o tx.csv
+	[ -f tx.xml ] || $GEN -kind transactions -rows "$ROWS" -item-rows 10000 -xml -o tx.xml
+	[ -f tx.yaml ] || printf 'import:\n  allow_negative_on_hand: true\n' >tx.yaml
+	pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+	if [ -z "$pgbin" ] || ! command -v psql >/dev/null 2>&1; then
+		echo "bench: postgres skipped: PostgreSQL is not installed (apt-get install postgresql)"
+		echo "| postgres | | | | skipped: PostgreSQL is not installed |" >postgres.rows
+		return 0
+	fi
+	pg=$(pwd)/pg
+	rm -rf "$pg" && mkdir -p "$pg"
+	as_pg=""
+	if [ "$(id -u)" = 0 ]; then
+		chown postgres "$pg"
+		as_pg="runuser -u postgres --"
+	fi
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	$as_pg "$pgbin/initdb" -D "$pg/data" -U posbridge -A trust --locale=C -E UTF8 >"$pg/initdb.log" 2>&1 ||
+		{ echo "bench: initdb failed:"; cat "$pg/initdb.log"; exit 1; }
+	# The server's defaults but for the socket and port: durable commits
+	# (fsync, synchronous_commit on), as a production server has them.
+	$as_pg "$pgbin/pg_ctl" -D "$pg/data" -l "$pg/server.log" -w \
+		-o "-p $port -k $pg -c listen_addresses=127.0.0.1 -c shared_buffers=256MB -c max_wal_size=4GB" start >/dev/null ||
+		{ echo "bench: PostgreSQL did not start:"; cat "$pg/server.log"; exit 1; }
+	trap '$as_pg "$pgbin/pg_ctl" -D "$pg/data" -m fast stop >/dev/null 2>&1' EXIT
+	base="postgres://posbridge@127.0.0.1:$port"
+	psql_q() { psql -X -q -v ON_ERROR_STOP=1 "$@" >/dev/null; }
+	psql_q "$base/postgres" -c "CREATE DATABASE pb" -c "CREATE DATABASE ref"
+	export POSBRIDGE_DATABASE="$base/pb?sslmode=disable"
+	ref="$base/ref?sslmode=disable"
+	"$PB" init -q >/dev/null
+	"$PB" load vendors vendors.csv -q >/dev/null
+
+	# Loads against \copy of the same CSV into a plain table of text columns.
+	cols=$(head -1 items.csv | tr -d '\r' | sed 's/\([a-z_]*\)/"\1" text/g')
+	psql_q "$ref" -c "CREATE TABLE items_ref ($cols)"
+	t pg_copy_items psql -X -q "$ref" -c "\\copy items_ref FROM 'items.csv' CSV HEADER"
+	t pg_load_first "$PB" load items items.csv -q
+	t pg_load_identical "$PB" load items items.csv -q
+	t pg_load_identical_force "$PB" load items items.csv -q --force
+	t pg_load_1pct "$PB" load items items-1pct.csv -q
+
+	# Exports of every SKU trigger against \copy out of the same joined rows.
+	psql_q "$POSBRIDGE_DATABASE" -c "UPDATE triggers SET status='processed', processed_at='2000-01-01T00:00:00Z'"
+	"$PB" trigger generate --type item -q >/dev/null
+	t pg_copy_out_items psql -X -q "$POSBRIDGE_DATABASE" -o /dev/null -c "\\copy (SELECT t.capture, i.item, i.description, i.item_class, i.vendor, i.status, k.sku, k.sku_description,
+  k.color, k.size, k.width, k.upc, k.retail_ref, k.price, k.cost FROM triggers t JOIN skus k ON k.item = t.record_key AND k.sku = t.sub_key
+  JOIN items i ON i.item = k.item WHERE t.file_code = 'SKU' AND t.status = 'ready' ORDER BY i.item, k.sku) TO STDOUT CSV"
+	t pg_export_items_csv "$PB" export items --format csv -q
+	psql_q "$POSBRIDGE_DATABASE" -c "UPDATE triggers SET status='ready', file_id=NULL, processed_at=NULL
+WHERE file_id = (SELECT max(id) FROM files WHERE direction = 'out' AND kind = 'items')"
+	t pg_export_items_xml "$PB" export items --format xml -q
+
+	# Four kinds from four processes at once against one after another, in
+	# a database of their own: ROWS/4 items, customers, invoices and
+	# inventory rows, each kind a file sequence and a lock of its own. Each
+	# round starts from every record with one ready trigger.
+	q=$((ROWS / 4))
+	[ -f k-items.csv ] || $GEN -kind items -rows "$q" -seed 2 -o k-items.csv
+	[ -f k-customers.csv ] || $GEN -kind customers -rows "$q" -seed 2 -o k-customers.csv
+	[ -f k-invoices.csv ] || $GEN -kind invoices -rows "$q" -item-rows "$q" -seed 2 -o k-invoices.csv
+	[ -f k-inventory.csv ] || $GEN -kind inventory -rows "$q" -item-rows "$q" -seed 2 -o k-inventory.csv
+	psql_q "$base/postgres" -c "CREATE DATABASE kinds"
+	kdb="$base/kinds?sslmode=disable"
+	for step in "init" "load warehouses tx-wh.csv" "load vendors vendors.csv" "load items k-items.csv" \
+		"load customers k-customers.csv" "load invoices k-invoices.csv" "load inventory k-inventory.csv"; do
+		# shellcheck disable=SC2086
+		POSBRIDGE_DATABASE="$kdb" "$PB" $step -q >/dev/null 2>&1 || { echo "bench: $step failed"; exit 1; }
+	done
+	ready_all() {
+		psql_q "$kdb" -c "UPDATE triggers SET status = 'processed', processed_at = '2000-01-01T00:00:00Z' WHERE status <> 'processed'"
+		for ty in item customer invoice inventory; do
+			POSBRIDGE_DATABASE="$kdb" "$PB" trigger generate --type "$ty" -q >/dev/null
+		done
+		psql_q "$kdb" -c "ANALYZE"
+	}
+	kinds="items customers invoices inventory"
+	since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN {printf "%.2f", b-a}'; }
+	ready_all
+	start=$(date +%s.%N)
+	for k in $kinds; do
+		POSBRIDGE_DATABASE="$kdb" "$PB" export "$k" --out "out-$k" -q >/dev/null || { echo "bench: export $k failed"; exit 1; }
+	done
+	seq_secs=$(since "$start")
+	ready_all
+	start=$(date +%s.%N)
+	pids=""
+	for k in $kinds; do
+		POSBRIDGE_DATABASE="$kdb" "$PB" export "$k" --out "out-$k" -q >/dev/null &
+		pids="$pids $!"
+	done
+	for p in $pids; do wait "$p" || { echo "bench: a parallel export failed"; exit 1; }; done
+	par_secs=$(since "$start")
+
+	# Inventory transactions against \copy of the same CSV, each import into
+	# a fresh copy of a database holding the warehouses and items.
+	psql_q "$base/postgres" -c "CREATE DATABASE txbase"
+	POSBRIDGE_DATABASE="$base/txbase?sslmode=disable" "$PB" --config tx.yaml init -q >/dev/null
+	POSBRIDGE_DATABASE="$base/txbase?sslmode=disable" "$PB" --config tx.yaml load warehouses tx-wh.csv -q >/dev/null
+	POSBRIDGE_DATABASE="$base/txbase?sslmode=disable" "$PB" --config tx.yaml load items tx-items.csv -q >/dev/null 2>&1
+	cols=$(head -1 tx.csv | tr -d '\r' | sed 's/\([a-z_]*\)/"\1" text/g')
+	psql_q "$ref" -c "CREATE TABLE tx_ref ($cols)"
+	t pg_copy_tx psql -X -q "$ref" -c "\\copy tx_ref FROM 'tx.csv' CSV HEADER"
+	psql_q "$base/postgres" -c "CREATE DATABASE tx1 TEMPLATE txbase" -c "CREATE DATABASE tx2 TEMPLATE txbase"
+	t pg_import_tx_csv env POSBRIDGE_DATABASE="$base/tx1?sslmode=disable" "$PB" --config tx.yaml import inventory-transactions tx.csv -q
+	t pg_import_tx_xml env POSBRIDGE_DATABASE="$base/tx2?sslmode=disable" "$PB" --config tx.yaml import inventory-transactions tx.xml -q
+
+	pgver=$(psql -X -At "$ref" -c "SHOW server_version" | cut -d' ' -f1)
+	{
+		for n in pg_load_first pg_load_identical pg_load_identical_force pg_load_1pct; do
+			printf '%s\n' "| $n ($ROWS SKU rows, PostgreSQL $pgver) | $(secs $n) | $(( $(kib $n) / 1024 )) | $(ratio $n pg_copy_items)x | psql \\copy into a plain table $(secs pg_copy_items) s (target 3x) |"
+		done
+		for n in pg_export_items_csv pg_export_items_xml; do
+			printf '%s\n' "| $n ($ROWS SKU triggers) | $(secs $n) | $(( $(kib $n) / 1024 )) | $(ratio $n pg_copy_out_items)x | psql \\copy out of the joined rows $(secs pg_copy_out_items) s (target 3x) |"
+		done
+		for n in pg_import_tx_csv pg_import_tx_xml; do
+			printf '%s\n' "| $n ($ROWS transactions) | $(secs $n) | $(( $(kib $n) / 1024 )) | $(ratio $n pg_copy_tx)x | psql \\copy of the CSV $(secs pg_copy_tx) s (target 3x) |"
+		done
+		echo "| exports of 4 kinds ($kinds, $q records each) from 4 processes at once | $par_secs | | $(echo "$seq_secs $par_secs" | awk '{printf "%.2f", $1/$2}')x | one after another $seq_secs s (target 3x throughput; $(nproc) cores) |"
+	} >postgres.rows
+	$as_pg "$pgbin/pg_ctl" -D "$pg/data" -m fast stop >/dev/null 2>&1
+	trap - EXIT
+}
