@@ -146,7 +146,7 @@ func exitCode(err error) int {
 	case errors.Is(err, errUsage), errors.Is(err, config.ErrInvalid), errors.Is(err, partner.ErrInvalid), errors.Is(err, job.ErrInvalid),
 		errors.Is(err, transfer.ErrNoFolder), errors.Is(err, transfer.ErrOutsideRoot):
 		return ExitUsage
-	case errors.Is(err, db.ErrBusy), errors.Is(err, db.ErrUnavailable), errors.Is(err, export.ErrBusy), errors.Is(err, transfer.ErrBusy),
+	case db.Temporary(err), errors.Is(err, export.ErrBusy), errors.Is(err, transfer.ErrBusy),
 		errors.Is(err, transfer.ErrUnreachable), errors.Is(err, job.ErrBusy):
 		return ExitTemporary
 	default:

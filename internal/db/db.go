@@ -161,6 +161,28 @@ func Classify(err error) error {
 	return classifyPG(err)
 }
 
+// Temporary reports whether err, or an error it wraps, is one a later run
+// may not meet: the database busy or unreachable, whether or not the code
+// that met it classified it (Classify). The CLI exits 75 for it.
+func Temporary(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, ErrBusy) || errors.Is(err, ErrUnavailable) {
+		return true
+	}
+	// Only errors that name their engine: a bare network error or an
+	// unexpected EOF in the chain may as well be a truncated input file.
+	var se *sqlite.Error
+	var pe *pgconn.PgError
+	var ce *pgconn.ConnectError
+	if !errors.As(err, &se) && !errors.As(err, &pe) && !errors.As(err, &ce) {
+		return false
+	}
+	c := Classify(err)
+	return errors.Is(c, ErrBusy) || errors.Is(c, ErrUnavailable)
+}
+
 // Now is the timestamp format of every *_at column: UTC, second precision.
 func Now() string { return time.Now().UTC().Format(TimeLayout) }
 

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"strings"
@@ -214,5 +215,45 @@ func TestPostgresRefusesALanguageCollation(t *testing.T) {
 	_, err = db.Open(ctx, u.String(), db.Options{Create: true})
 	if !errors.Is(err, db.ErrCollation) || !strings.Contains(err.Error(), "ICU en-US") || !strings.Contains(err.Error(), "createdb --locale=C") {
 		t.Fatalf("Open of an ICU en-US database: error %v, want ErrCollation naming it and the createdb line", err)
+	}
+}
+
+// Temporary finds a busy or lost database anywhere in an error's chain,
+// classified or not, and nothing else: a truncated input file's unexpected
+// EOF is not the database's.
+func TestTemporary(t *testing.T) {
+	ctx := context.Background()
+	d, err := db.Open(ctx, pgtest.Start(t), db.Options{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	conn, err := d.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var pid int
+	if err := conn.QueryRowContext(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.ExecContext(ctx, `SELECT pg_terminate_backend(?)`, pid); err != nil {
+		t.Fatal(err)
+	}
+	_, lost := conn.ExecContext(ctx, `SELECT 1`)
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{fmt.Errorf("load items.csv: %w", lost), true},
+		{fmt.Errorf("x: %w", db.ErrBusy), true},
+		{fmt.Errorf("read orders.json: %w", io.ErrUnexpectedEOF), false},
+		{&net.OpError{Op: "dial", Net: "tcp", Err: errors.New("refused")}, false},
+		{errors.New("something else"), false},
+		{nil, false},
+	} {
+		if got := db.Temporary(c.err); got != c.want {
+			t.Errorf("Temporary(%v) = %v, want %v", c.err, got, c.want)
+		}
 	}
 }
