@@ -22,7 +22,7 @@ func newRunCmd(app *App) *cobra.Command {
 command with its arguments and flags, under the job's locks.
 
 Locks: a run holds job:JOB and one lock per kind of data its steps touch
-(export:KIND, load:KIND, import:KIND, site:SITE, folder:PATH, triggers). A
+(export:KIND, load:KIND, import:KIND, site:SITE, folder:HOST:PATH, triggers). A
 second run that needs one of them exits 75 at once, or waits up to --wait.
 The locks of a run whose process is gone (same host) or whose lock expired
 (locks.ttl, another host) are taken over, the takeover logged and the dead

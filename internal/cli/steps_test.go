@@ -17,7 +17,7 @@ import (
 
 // The locks of a job step are what its command declares from its parsed
 // options, on the real command tree: these are the lock rules of run's
-// help (export:KIND, load:KIND, import:KIND, site:SITE, folder:PATH,
+// help (export:KIND, load:KIND, import:KIND, site:SITE, folder:HOST:PATH,
 // triggers).
 
 func stepConfig(jobs map[string]config.Job) *config.Config {
@@ -76,18 +76,18 @@ func TestStepLocks(t *testing.T) {
 		steps [][]string
 		locks []string
 	}{
-		"export-push": {[][]string{{"export:items", "folder:" + outbox}, {"site:pos", "folder:/srv/outbox/items"}},
-			[]string{"export:items", "folder:" + outbox, "folder:/srv/outbox/items", "job:export-push", "site:pos"}},
-		"pickup": {[][]string{{"site:wms", "folder:/srv/inbox"}, {"import:inventory-transactions", "folder:/srv/inbox"}, {"triggers"}, {"load:items"}},
-			[]string{"folder:/srv/inbox", "import:inventory-transactions", "job:pickup", "load:items", "site:wms", "triggers"}},
+		"export-push": {[][]string{{"export:items", job.FolderLock(outbox)}, {"site:pos", job.FolderLock("/srv/outbox/items")}},
+			[]string{"export:items", job.FolderLock(outbox), job.FolderLock("/srv/outbox/items"), "job:export-push", "site:pos"}},
+		"pickup": {[][]string{{"site:wms", job.FolderLock("/srv/inbox")}, {"import:inventory-transactions", job.FolderLock("/srv/inbox")}, {"triggers"}, {"load:items"}},
+			[]string{job.FolderLock("/srv/inbox"), "import:inventory-transactions", "job:pickup", "load:items", "site:wms", "triggers"}},
 		// A job that runs jobs holds their locks too.
 		"nightly": {[][]string{nil, nil, nil},
-			[]string{"export:items", "folder:" + outbox, "folder:/srv/inbox", "folder:/srv/outbox/items",
+			[]string{"export:items", job.FolderLock(outbox), job.FolderLock("/srv/inbox"), job.FolderLock("/srv/outbox/items"),
 				"import:inventory-transactions", "job:export-push", "job:nightly", "job:pickup", "load:items", "site:pos", "site:wms", "triggers"}},
 		// A file locks its folder, as the folder does.
-		"more": {[][]string{{"import:stores", "folder:" + inbox, "folder:" + inbox}, {"triggers"}, {"folder:/srv/requests"},
-			{"site:pos", "folder:" + inbox}, {"export:mass-customers"}, nil},
-			[]string{"export:mass-customers", "folder:" + inbox, "folder:/srv/requests", "import:stores", "job:more", "site:pos", "triggers"}},
+		"more": {[][]string{{"import:stores", job.FolderLock(inbox), job.FolderLock(inbox)}, {"triggers"}, {job.FolderLock("/srv/requests")},
+			{"site:pos", job.FolderLock(inbox)}, {"export:mass-customers"}, nil},
+			[]string{"export:mass-customers", job.FolderLock(inbox), job.FolderLock("/srv/requests"), "import:stores", "job:more", "site:pos", "triggers"}},
 	} {
 		p, err := buildJob(cfg, name)
 		if err != nil {
@@ -138,7 +138,7 @@ func TestPartnerStepLocksItsSite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"folder:/srv/outbox/events", "job:events", "site:pos-api"}; !reflect.DeepEqual(p.Locks, want) {
+	if want := []string{job.FolderLock("/srv/outbox/events"), "job:events", "site:pos-api"}; !reflect.DeepEqual(p.Locks, want) {
 		t.Errorf("locks = %v, want %v", p.Locks, want)
 	}
 	if _, err := buildJob(cfg, "orphan"); err == nil || !strings.Contains(err.Error(), "needs the site") {

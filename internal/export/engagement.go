@@ -272,8 +272,8 @@ func openWatermark(ctx context.Context, conn *sql.Conn, kind string) error {
 // feed, and tombstones up to high may go.
 func raiseWatermark(ctx context.Context, conn *sql.Conn, kind string, high int64) error {
 	err := db.WithTx(ctx, conn, true, func() error {
-		_, err := conn.ExecContext(ctx, `UPDATE feed_watermarks SET change_seq = max(coalesce(change_seq, 0), ?), updated_at = ?
-WHERE kind = ?`, high, db.Now(), kind)
+		_, err := conn.ExecContext(ctx, `UPDATE feed_watermarks SET change_seq = CASE WHEN change_seq >= ?1 THEN change_seq ELSE ?1 END,
+  updated_at = ?2 WHERE kind = ?3`, high, db.Now(), kind)
 		return err
 	})
 	if err != nil {
@@ -355,7 +355,8 @@ func feedFile(ctx context.Context, d *db.DB, conn *sql.Conn, fk *feedKind, o *Op
 // change sequence the file covers; other files cover none. It runs in the
 // transaction that makes the file complete.
 func moveWatermark(ctx context.Context, conn *sql.Conn, fileID int64) error {
-	_, err := conn.ExecContext(ctx, `UPDATE feed_watermarks SET change_seq = max(coalesce(feed_watermarks.change_seq, 0), f.change_to),
+	_, err := conn.ExecContext(ctx, `UPDATE feed_watermarks SET
+  change_seq = CASE WHEN feed_watermarks.change_seq >= f.change_to THEN feed_watermarks.change_seq ELSE f.change_to END,
   file_id = f.id, updated_at = ?1
 FROM files f WHERE f.id = ?2 AND f.change_to IS NOT NULL AND feed_watermarks.kind = f.kind`, db.Now(), fileID)
 	return err
@@ -384,15 +385,31 @@ type snapshot struct {
 	inTx bool
 }
 
-// openSnapshot begins the snapshot of kind. A deferred transaction: its
-// first read fixes the snapshot, and it never blocks a writer (WAL).
+// openSnapshot begins the snapshot of kind: a read transaction that never
+// blocks a writer, whose statements all see the database as its first
+// read found it.
+//
+// Every number of the change sequence is taken (catalog.NextChangeSeq) in
+// the transaction that stamps it, under the lock of its sequences row,
+// held until commit: a writer that takes a larger number commits after
+// the one that took the smaller. So a snapshot that sees the counter at
+// high sees every row stamped up to high and none above, and the
+// watermark may move to high without skipping a row committed later.
 func openSnapshot(ctx context.Context, d *db.DB, kind string) (*snapshot, error) {
 	conn, err := d.Conn(ctx)
 	if err != nil {
 		return nil, db.Classify(err)
 	}
 	s := &snapshot{conn: conn}
-	if _, err := conn.ExecContext(ctx, "BEGIN"); err != nil {
+	// SQLite's deferred transaction fixes its snapshot at the first read
+	// (WAL). PostgreSQL's default, READ COMMITTED, gives each statement
+	// a snapshot of its own: there the count, the records and the counter
+	// would each see other commits.
+	begin := "BEGIN"
+	if d.Dialect == db.Postgres {
+		begin = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+	}
+	if _, err := conn.ExecContext(ctx, begin); err != nil {
 		conn.Close()
 		return nil, db.Classify(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/csv"
 	"encoding/hex"
 	"errors"
@@ -207,10 +208,12 @@ func Run(ctx context.Context, d *db.DB, kindName string, o Options) (*Result, er
 // run only counts it). end releases both.
 func begin(ctx context.Context, d *db.DB, k *kind, o *Options) (conn *sql.Conn, res *Result, end func(), err error) {
 	res = &Result{Kind: k.name, DryRun: o.DryRun, Files: []File{}}
+	deadline := time.Now().Add(o.LockWait)
+	busy := fmt.Errorf("export %s: %w (waited %s)", k.name, ErrBusy, o.LockWait)
 	lock, err := fsx.TryLock(filepath.Join(o.LockDir, "export-"+k.name+".lock"), o.LockWait)
 	if err != nil {
 		if errors.Is(err, fsx.ErrLocked) {
-			err = fmt.Errorf("export %s: %w (waited %s)", k.name, ErrBusy, o.LockWait)
+			err = busy
 		}
 		return nil, res, nil, err
 	}
@@ -219,7 +222,16 @@ func begin(ctx context.Context, d *db.DB, k *kind, o *Options) (conn *sql.Conn, 
 		lock.Unlock()
 		return nil, res, nil, err
 	}
-	end = func() { conn.Close(); lock.Unlock() }
+	unlock, err := lockAcrossHosts(ctx, conn, k.name, deadline)
+	if err != nil {
+		conn.Close()
+		lock.Unlock()
+		if errors.Is(err, ErrBusy) {
+			err = busy
+		}
+		return nil, res, nil, err
+	}
+	end = func() { unlock(); conn.Close(); lock.Unlock() }
 	if o.DryRun {
 		err = unfinished(ctx, conn, k.name, res)
 	} else {
@@ -232,13 +244,51 @@ func begin(ctx context.Context, d *db.DB, k *kind, o *Options) (conn *sql.Conn, 
 	return conn, res, end, nil
 }
 
+// lockAcrossHosts takes the kind's lock among the hosts that share a
+// PostgreSQL database, waiting until deadline: the lock file keeps out
+// only the runs of this host, and a run of another host would take this
+// one's unfinished files for a dead run's (recoverFiles). It is a session
+// advisory lock on conn, which the server drops with the session, so a
+// killed run holds it no longer than its connection. SQLite's database is
+// on this host: the lock file is the lock. unlock releases it before conn
+// goes back to the pool.
+func lockAcrossHosts(ctx context.Context, conn *sql.Conn, kind string, deadline time.Time) (unlock func(), err error) {
+	if db.DialectOf(conn) != db.Postgres {
+		return func() {}, nil
+	}
+	key := "export " + kind
+	for {
+		var got bool
+		if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock(hashtextextended(?, 0))`, key).Scan(&got); err != nil {
+			return nil, fmt.Errorf("export %s: lock: %w", kind, db.Classify(err))
+		}
+		if got {
+			return func() {
+				if _, err := conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(hashtextextended(?, 0))`, key); err != nil {
+					// Not back to the pool still holding the lock: the
+					// connection is closed instead.
+					conn.Raw(func(any) error { return driver.ErrBadConn })
+				}
+			}, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, ErrBusy
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 // plan counts what a run would export, changing nothing.
 func plan(ctx context.Context, conn *sql.Conn, k *kind, o *Options, res *Result) error {
 	unit := "record_key, sub_key"
 	if k.code == trigger.CodeItem {
 		unit = "record_key"
 	}
-	err := conn.QueryRowContext(ctx, `SELECT count(*), (SELECT count(*) FROM (SELECT DISTINCT `+unit+` FROM triggers WHERE file_code = ?1 AND status = 'ready'))
+	err := conn.QueryRowContext(ctx, `SELECT count(*), (SELECT count(*) FROM (SELECT DISTINCT `+unit+` FROM triggers WHERE file_code = ?1 AND status = 'ready') AS units)
 FROM triggers WHERE file_code = ?1 AND status = 'ready'`, k.code).Scan(&res.Ready, &res.ReadyRecords)
 	if err != nil {
 		return err
@@ -315,12 +365,11 @@ func startFile(ctx context.Context, conn *sql.Conn, k *kind, o *Options, claim f
 		}
 		f.Name = fileName(k.name, time.Now().UTC(), seq, o.Format)
 		f.Path, _ = filepath.Abs(filepath.Join(o.Dir, f.Name))
-		res, err := conn.ExecContext(ctx, `INSERT INTO files(direction, kind, name, path, sha256, size, status, sequence, marker, run_id, created_at)
-VALUES ('out', ?, ?, ?, '', 0, ?, ?, ?, ?, ?)`, k.name, f.Name, f.Path, fileWriting, seq, o.Marker, db.NullID(o.RunID), db.Now())
+		err = conn.QueryRowContext(ctx, `INSERT INTO files(direction, kind, name, path, sha256, size, status, sequence, marker, run_id, created_at)
+VALUES ('out', ?, ?, ?, '', 0, ?, ?, ?, ?, ?) RETURNING id`, k.name, f.Name, f.Path, fileWriting, seq, o.Marker, db.NullID(o.RunID), db.Now()).Scan(&fileID)
 		if err != nil {
 			return err
 		}
-		fileID, _ = res.LastInsertId()
 		if claim == nil {
 			return nil
 		}

@@ -218,10 +218,18 @@ FROM `+from+` WHERE `+cond, args...).Scan(&records, &res.Unmapped)
 		return err
 	}
 	f.Kind = k.name
+	// The latest of the times: SQLite's max() of several arguments is
+	// PostgreSQL's greatest() (both NOT NULL here, where they differ).
+	latest := "max"
+	if d.Dialect == db.Postgres {
+		latest = "greatest"
+	}
+	// A sum of integers is numeric on PostgreSQL: the casts keep it an
+	// integer.
 	q := `SELECT k.item, k.sku, ` + code + `, i.description || CASE WHEN k.sku_description <> '' THEN ' - ' || k.sku_description ELSE '' END,
-  k.price, coalesce((SELECT sum(v.on_hand) FROM inventory v WHERE v.item = k.item AND v.sku = k.sku AND v.warehouse = ?2), 0),
-  coalesce((SELECT sum(v.reserved) FROM inventory v WHERE v.item = k.item AND v.sku = k.sku AND v.warehouse = ?2), 0),
-  max(k.updated_at, i.updated_at, coalesce(x.updated_at, ''),
+  k.price, CAST(coalesce((SELECT sum(v.on_hand) FROM inventory v WHERE v.item = k.item AND v.sku = k.sku AND v.warehouse = ?2), 0) AS BIGINT),
+  CAST(coalesce((SELECT sum(v.reserved) FROM inventory v WHERE v.item = k.item AND v.sku = k.sku AND v.warehouse = ?2), 0) AS BIGINT),
+  ` + latest + `(k.updated_at, i.updated_at, coalesce(x.updated_at, ''),
     coalesce((SELECT max(v.updated_at) FROM inventory v WHERE v.item = k.item AND v.sku = k.sku AND v.warehouse = ?2), ''))
 FROM ` + from + ` WHERE ` + cond + ` AND ` + reason + ` IS NULL ORDER BY k.item, k.sku`
 	wr, err := writeStream(o, f.Path, 0o640, func(w *bufio.Writer) (int64, error) {

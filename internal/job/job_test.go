@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/db/dbtest"
 	"github.com/posbridge/posbridge/internal/ledger"
 )
 
@@ -136,12 +137,12 @@ func TestBuildPlan(t *testing.T) {
 	}
 	want := []Step{
 		{Index: 1, Path: "export items", Argv: []string{"export", "items", "--max-records=500", "--out=outbox"},
-			OnFailure: Stop, DryRun: true, Locks: []string{"export:items", "folder:" + outbox}},
+			OnFailure: Stop, DryRun: true, Locks: []string{"export:items", FolderLock(outbox)}},
 		{Index: 2, Path: "push", Argv: []string{"push", "--from=/srv/outbox/items", "--site=pos"},
 			OnFailure: Continue, DryRun: true, Locks: []string{"site:pos", "folder:/srv/outbox/items"}},
 	}
 	compareSteps(t, "export-push", p.Steps, want)
-	wantLocks := []string{"export:items", "folder:" + outbox, "folder:/srv/outbox/items", "job:export-push", "site:pos"}
+	wantLocks := []string{"export:items", FolderLock(outbox), "folder:/srv/outbox/items", "job:export-push", "site:pos"}
 	sort.Strings(wantLocks)
 	if !reflect.DeepEqual(p.Locks, wantLocks) {
 		t.Errorf("export-push locks = %v, want %v", p.Locks, wantLocks)
@@ -184,7 +185,7 @@ func TestBuildPlan(t *testing.T) {
 	if p.Steps[0].Path != "run" || !reflect.DeepEqual(p.Steps[1].Argv, []string{"run", "pickup"}) || len(p.Steps[2].Locks) != 0 {
 		t.Errorf("nightly steps = %+v", p.Steps)
 	}
-	wantLocks = []string{"export:items", "folder:" + outbox, "folder:/srv/inbox", "folder:/srv/outbox/items",
+	wantLocks = []string{"export:items", FolderLock(outbox), "folder:/srv/inbox", "folder:/srv/outbox/items",
 		"import:inventory-transactions", "job:export-push", "job:nightly", "job:pickup", "load:items", "site:pos", "site:wms", "triggers"}
 	sort.Strings(wantLocks)
 	if !reflect.DeepEqual(p.Locks, wantLocks) {
@@ -446,11 +447,7 @@ func TestSchedule(t *testing.T) {
 
 func openDB(t *testing.T) *db.DB {
 	t.Helper()
-	d, err := db.Open(context.Background(), filepath.Join(t.TempDir(), "posbridge.db"), db.Options{Create: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
+	d := dbtest.Open(t)
 	return d
 }
 
@@ -496,12 +493,12 @@ func hold(t *testing.T, d *db.DB, h holder) (run, running, finished int64) {
 	t.Helper()
 	ctx := context.Background()
 	ins := func(command string, parent any, step int, status string) int64 {
-		res, err := d.ExecContext(ctx, `INSERT INTO runs(command, job, parent_id, step, status, started_at, host, pid, pid_start) VALUES (?,?,?,?,?,?,?,?,?)`,
-			command, h.job, parent, step, status, db.Now(), h.host, h.pid, h.pidStart)
+		var id int64
+		err := d.QueryRowContext(ctx, `INSERT INTO runs(command, job, parent_id, step, status, started_at, host, pid, pid_start) VALUES (?,?,?,?,?,?,?,?,?) RETURNING id`,
+			command, h.job, parent, step, status, db.Now(), h.host, h.pid, h.pidStart).Scan(&id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		id, _ := res.LastInsertId()
 		return id
 	}
 	run = ins("run "+h.job, nil, 0, ledger.RunRunning)
@@ -735,12 +732,12 @@ func TestAcquireTakeoverFailsNestedSteps(t *testing.T) {
 	outer, runStep, _ := hold(t, d, holder{job: "nightly", host: "elsewhere.invalid", pid: 4242,
 		expires: time.Now().Add(-time.Minute), locks: []string{"job:nightly", "job:pickup"}})
 	// runStep is "run pickup"; its steps are recorded under it.
-	res, err := d.ExecContext(ctx, `INSERT INTO runs(command, job, parent_id, step, status, started_at, host, pid) VALUES ('pull','pickup',?,1,'running',?,'elsewhere.invalid',4242)`,
-		runStep, db.Now())
+	var inner int64
+	err := d.QueryRowContext(ctx, `INSERT INTO runs(command, job, parent_id, step, status, started_at, host, pid) VALUES ('pull','pickup',?,1,'running',?,'elsewhere.invalid',4242) RETURNING id`,
+		runStep, db.Now()).Scan(&inner)
 	if err != nil {
 		t.Fatal(err)
 	}
-	inner, _ := res.LastInsertId()
 
 	if _, _, err := acquire(ctx, d, "pickup", []string{"job:pickup"}, time.Minute); err != nil {
 		t.Fatal(err)
@@ -1045,7 +1042,7 @@ func TestRunStepRecordsItsOwnRun(t *testing.T) {
 			SHA256: "aa", Size: 1, Records: 4, Rejected: 1, Status: "applied", RunID: run}); err != nil {
 			t.Fatal(err)
 		}
-		id, err := ledger.StartTransfer(ctx, d, ledger.Transfer{Site: "pos", Direction: "pull", LocalPath: "/in/a.csv", RemotePath: "a.csv", RunID: run})
+		id, err := ledger.StartTransfer(ctx, ledger.On(d), ledger.Transfer{Site: "pos", Direction: "pull", LocalPath: "/in/a.csv", RemotePath: "a.csv", RunID: run})
 		if err != nil {
 			t.Fatal(err)
 		}

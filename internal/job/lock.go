@@ -32,13 +32,14 @@ func SiteLock(site string) string { return "site:" + site }
 // TriggersLock is the lock of the steps that generate or purge triggers.
 const TriggersLock = "triggers"
 
-// FolderLock is the lock of a local folder a step reads or fills, by its
-// absolute path.
+// FolderLock is the lock of a local folder a step reads or fills, by this
+// host's name and the folder's absolute path (folder:HOST:/abs/path): the
+// same path on two hosts that share a database is two folders.
 func FolderLock(dir string) string {
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
 	}
-	return "folder:" + filepath.Clean(dir)
+	return "folder:" + ledger.Hostname() + ":" + filepath.Clean(dir)
 }
 
 // PathLock is the lock of the folder of path: path itself when it is a
@@ -111,16 +112,54 @@ func stale(l Lock, now time.Time) string {
 	return ""
 }
 
+// errRaced means another run inserted one of the locks between this
+// run's look and its insert (hosts sharing a PostgreSQL database; SQLite
+// has one writer at a time): the lock is busy, and a second look names
+// its holder.
+var errRaced = fmt.Errorf("%w: another run took it at the same moment", ErrBusy)
+
 // acquire takes every lock in names for a new run of job, or none: in
 // one transaction it takes over the locks of dead or expired holders
 // (failing their runs), records the run, and inserts the locks. A lock
 // held by a live run fails it with ErrBusy naming the holder.
 func acquire(ctx context.Context, d *db.DB, job string, names []string, ttl time.Duration) (int64, []Takeover, error) {
+	id, t, err := acquireOnce(ctx, d, job, names, ttl)
+	if errors.Is(err, errRaced) {
+		// The winner has committed: this look finds it.
+		id, t, err = acquireOnce(ctx, d, job, names, ttl)
+	}
+	return id, t, err
+}
+
+// hostClock is this host's clock; a test sets it off the database's, as
+// a host whose clock drifted.
+var hostClock = time.Now
+
+// leaseNow is the time a lease counts from: the database's clock on
+// PostgreSQL, which every host sharing it reads alike (hosts' clocks
+// drift), this host's on SQLite, whose database is on this host. In a
+// transaction PostgreSQL's now() is the time the transaction began.
+func leaseNow(ctx context.Context, conn *sql.Conn) (time.Time, error) {
+	if db.DialectOf(conn) != db.Postgres {
+		return hostClock().UTC(), nil
+	}
+	var now time.Time
+	if err := conn.QueryRowContext(ctx, `SELECT now()`).Scan(&now); err != nil {
+		return now, fmt.Errorf("read the database's clock: %w", db.Classify(err))
+	}
+	return now.UTC(), nil
+}
+
+// acquireOnce is one attempt of acquire.
+func acquireOnce(ctx context.Context, d *db.DB, job string, names []string, ttl time.Duration) (int64, []Takeover, error) {
 	var runID int64
 	var takeovers []Takeover
 	err := d.Tx(ctx, true, func(conn *sql.Conn) error {
 		runID, takeovers = 0, nil
-		now := time.Now().UTC()
+		now, err := leaseNow(ctx, conn)
+		if err != nil {
+			return err
+		}
 		for _, name := range names {
 			l, err := scanLock(conn.QueryRowContext(ctx, `SELECT `+lockColumns+` FROM locks WHERE name = ?`, name))
 			if errors.Is(err, sql.ErrNoRows) {
@@ -159,7 +198,6 @@ UPDATE runs SET status = 'failed', ended_at = ?, error = ? WHERE id IN (SELECT i
 				}
 			}
 		}
-		var err error
 		if runID, err = ledger.InsertRun(ctx, conn, ledger.Run{Command: "run " + job, Job: job}); err != nil {
 			return err
 		}
@@ -168,6 +206,9 @@ UPDATE runs SET status = 'failed', ended_at = ?, error = ? WHERE id IN (SELECT i
 		for _, name := range names {
 			_, err := conn.ExecContext(ctx, `INSERT INTO locks(name, job, run_id, host, pid, pid_start, acquired_at, expires_at) VALUES (?,?,?,?,?,?,?,?)`,
 				name, job, runID, host, pid, ledger.ProcessStart(pid), start, expires)
+			if db.IsUniqueViolation(err) {
+				return fmt.Errorf("job %s: %s is %w", job, name, errRaced)
+			}
 			if err != nil {
 				return fmt.Errorf("take lock %s: %w", name, db.Classify(err))
 			}
@@ -216,10 +257,21 @@ func renew(ctx context.Context, d *db.DB, run int64, ttl time.Duration) {
 		case <-t.C:
 			// A busy database only delays the renewal; the next tick tries
 			// again, well before the lock expires.
-			d.ExecContext(ctx, `UPDATE locks SET expires_at = ? WHERE run_id = ?`,
-				time.Now().UTC().Add(ttl).Format(db.TimeLayout), run)
+			renewOnce(ctx, d, run, ttl)
 		}
 	}
+}
+
+// renewOnce moves the expiry of run's locks to ttl from now (leaseNow).
+func renewOnce(ctx context.Context, d *db.DB, run int64, ttl time.Duration) error {
+	return d.Tx(ctx, true, func(conn *sql.Conn) error {
+		now, err := leaseNow(ctx, conn)
+		if err != nil {
+			return err
+		}
+		_, err = conn.ExecContext(ctx, `UPDATE locks SET expires_at = ? WHERE run_id = ?`, now.Add(ttl).Format(db.TimeLayout), run)
+		return db.Classify(err)
+	})
 }
 
 // release drops the locks of run.

@@ -276,7 +276,7 @@ func LastJobRuns(ctx context.Context, d *db.DB) (map[string]Run, error) {
 		return n, err
 	}, `WITH job_runs(name, id) AS (
   SELECT job, id FROM runs WHERE job <> '' AND parent_id IS NULL
-  UNION ALL SELECT substr(command, 5), id FROM runs WHERE parent_id IS NOT NULL AND command LIKE 'run %')
+  UNION ALL SELECT substr(command, 5), id FROM runs WHERE parent_id IS NOT NULL AND substr(command, 1, 4) = 'run ')
 SELECT `+runColumns+`, last.name FROM runs JOIN (SELECT name, max(id) AS id FROM job_runs GROUP BY name) last USING (id)`)
 	if err != nil {
 		return nil, fmt.Errorf("last job runs: %w", err)
@@ -312,7 +312,7 @@ type Activity struct {
 func RunActivity(ctx context.Context, d *db.DB, id int64) (Activity, error) {
 	var a Activity
 	err := d.QueryRowContext(ctx, `SELECT
- count(*) FILTER (WHERE direction = 'in'), count(*) FILTER (WHERE direction = 'out'), coalesce(sum(records), 0), coalesce(sum(rejected), 0)
+ count(*) FILTER (WHERE direction = 'in'), count(*) FILTER (WHERE direction = 'out'), CAST(coalesce(sum(records), 0) AS BIGINT), CAST(coalesce(sum(rejected), 0) AS BIGINT)
 FROM files WHERE run_id = ?`, id).Scan(&a.FilesIn, &a.FilesOut, &a.Records, &a.Rejected)
 	if err != nil {
 		return a, fmt.Errorf("files of run %d: %w", id, db.Classify(err))
@@ -333,7 +333,7 @@ func TreeActivity(ctx context.Context, d *db.DB, id int64) (Activity, error) {
 	const tree = `WITH RECURSIVE tree(id) AS (SELECT CAST(? AS BIGINT) UNION SELECT r.id FROM runs r JOIN tree t ON r.parent_id = t.id)`
 	var a Activity
 	err := d.QueryRowContext(ctx, tree+` SELECT
- count(*) FILTER (WHERE direction = 'in'), count(*) FILTER (WHERE direction = 'out'), coalesce(sum(records), 0), coalesce(sum(rejected), 0)
+ count(*) FILTER (WHERE direction = 'in'), count(*) FILTER (WHERE direction = 'out'), CAST(coalesce(sum(records), 0) AS BIGINT), CAST(coalesce(sum(rejected), 0) AS BIGINT)
 FROM files WHERE run_id IN (SELECT id FROM tree)`, id).Scan(&a.FilesIn, &a.FilesOut, &a.Records, &a.Rejected)
 	if err != nil {
 		return a, fmt.Errorf("files of run %d: %w", id, db.Classify(err))
@@ -396,7 +396,9 @@ func PurgeRuns(ctx context.Context, d *db.DB, before time.Time, dryRun bool) (in
 		if _, err := conn.ExecContext(ctx, `CREATE TEMP TABLE purge_runs(id INTEGER PRIMARY KEY)`); err != nil {
 			return db.Classify(err)
 		}
-		defer conn.ExecContext(context.WithoutCancel(ctx), `DROP TABLE IF EXISTS temp.purge_runs`)
+		// Unqualified, the name finds the temporary table first on both
+		// engines (SQLite's temp, PostgreSQL's pg_temp).
+		defer conn.ExecContext(context.WithoutCancel(ctx), `DROP TABLE IF EXISTS purge_runs`)
 		if _, err := conn.ExecContext(ctx, tree+` INSERT INTO purge_runs SELECT id FROM old`, cutoff); err != nil {
 			return db.Classify(err)
 		}

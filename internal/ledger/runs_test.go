@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,16 +16,13 @@ import (
 	"time"
 
 	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/db/dbtest"
 	"github.com/posbridge/posbridge/internal/ledger"
 )
 
 func openDB(t *testing.T) *db.DB {
 	t.Helper()
-	d, err := db.Open(context.Background(), filepath.Join(t.TempDir(), "posbridge.db"), db.Options{Create: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
+	d := dbtest.Open(t)
 	return d
 }
 
@@ -59,12 +57,12 @@ func insert(t *testing.T, d *db.DB, r row) int64 {
 	if r.status != ledger.RunRunning {
 		ended = r.started
 	}
-	res, err := d.ExecContext(context.Background(), `INSERT INTO runs(command, job, parent_id, step, status, started_at, ended_at, host, pid, pid_start)
-VALUES (?,?,?,?,?,?,?,?,?,?)`, r.command, r.job, parent, r.step, r.status, r.started, ended, r.host, r.pid, r.pidStart)
+	var id int64
+	err := d.QueryRowContext(context.Background(), `INSERT INTO runs(command, job, parent_id, step, status, started_at, ended_at, host, pid, pid_start)
+VALUES (?,?,?,?,?,?,?,?,?,?) RETURNING id`, r.command, r.job, parent, r.step, r.status, r.started, ended, r.host, r.pid, r.pidStart).Scan(&id)
 	if err != nil {
 		t.Fatalf("insert run %+v: %v", r, err)
 	}
-	id, _ := res.LastInsertId()
 	return id
 }
 
@@ -468,6 +466,8 @@ func TestLastJobRuns(t *testing.T) {
 	insert(t, d, row{command: "export items", job: "nightly", parent: night2, step: 1, host: other, pid: 1})
 	insert(t, d, row{command: "pull", job: "hourly", parent: hourly, step: 1, host: other, pid: 1})
 	insert(t, d, row{command: "load items", status: ledger.RunOK, host: other, pid: 1})
+	// Only the command run (bytewise, as on both engines) runs a job.
+	insert(t, d, row{command: "RUN upper", job: "nightly", parent: night2, step: 3, host: other, pid: 1})
 	// A step that runs a job is a run of that job: the newest of export
 	// (a step of nightly, after its own run) and the only one of push.
 	insert(t, d, row{command: "run export", job: "export", status: ledger.RunOK, host: other, pid: 1})
@@ -529,9 +529,13 @@ func TestRunActivity(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A remote file of its own each: a file is pulled once (migration 0020).
+	n := 0
 	transfer := func(runID int64, status string) {
 		t.Helper()
-		id, err := ledger.StartTransfer(ctx, d, ledger.Transfer{Site: "pos", Direction: "pull", LocalPath: "/in/x", RemotePath: "/out/x", RunID: runID})
+		n++
+		remote := fmt.Sprintf("/out/x%d", n)
+		id, err := ledger.StartTransfer(ctx, ledger.On(d), ledger.Transfer{Site: "pos", Direction: "pull", LocalPath: "/in/x", RemotePath: remote, RunID: runID})
 		if err != nil {
 			t.Fatal(err)
 		}

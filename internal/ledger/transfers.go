@@ -59,17 +59,37 @@ type Transfer struct {
 	UpdatedAt string `json:"updated_at"`
 }
 
+// Writer is where the transfer ledger's writes go: a database, connection
+// or transaction (On), or the transfer run's writer, which prepares each
+// statement once and runs them on a connection of its own.
+type Writer interface {
+	db.Execer
+	// InsertID runs an INSERT ... RETURNING id and returns the id.
+	InsertID(ctx context.Context, query string, args ...any) (int64, error)
+}
+
+// On is q as a Writer.
+func On(q db.Querier) Writer { return querier{q} }
+
+type querier struct{ db.Querier }
+
+func (q querier) InsertID(ctx context.Context, query string, args ...any) (int64, error) {
+	var id int64
+	err := q.QueryRowContext(ctx, query, args...).Scan(&id)
+	return id, err
+}
+
 // StartTransfer records a transfer as started and returns its id.
-func StartTransfer(ctx context.Context, q db.Execer, t Transfer) (int64, error) {
+func StartTransfer(ctx context.Context, w Writer, t Transfer) (int64, error) {
 	run := db.NullID(t.RunID)
 	now := db.Now()
-	res, err := q.ExecContext(ctx, `INSERT INTO transfers(site, direction, local_path, remote_path, size, mtime, sha256, status, attempts, error, stage, temp_path, temp_mtime, run_id, created_at, updated_at)
-VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, t.Site, t.Direction, t.LocalPath, t.RemotePath, t.Size, t.MTime, t.SHA256, TransferStarted, 1, "",
+	id, err := w.InsertID(ctx, `INSERT INTO transfers(site, direction, local_path, remote_path, size, mtime, sha256, status, attempts, error, stage, temp_path, temp_mtime, run_id, created_at, updated_at)
+VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id`, t.Site, t.Direction, t.LocalPath, t.RemotePath, t.Size, t.MTime, t.SHA256, TransferStarted, 1, "",
 		t.Stage, t.TempPath, t.TempMTime, run, now, now)
 	if err != nil {
 		return 0, fmt.Errorf("record transfer of %q: %w", t.RemotePath, db.Classify(err))
 	}
-	return res.LastInsertId()
+	return id, nil
 }
 
 // EndTransfer records how a started transfer ended: status done with the
@@ -170,7 +190,7 @@ const recentPulls = 1000
 // transfers; a file changed since has another size or is another file,
 // and waits like any other.
 func PulledWhole(ctx context.Context, q db.Querier, path string, info os.FileInfo) (bool, error) {
-	rows, err := q.QueryContext(ctx, `SELECT local_path FROM (SELECT local_path, direction, status, size FROM transfers ORDER BY id DESC LIMIT ?)
+	rows, err := q.QueryContext(ctx, `SELECT local_path FROM (SELECT local_path, direction, status, size FROM transfers ORDER BY id DESC LIMIT ?) AS recent
 WHERE direction = 'pull' AND status = 'done' AND size = ?`, recentPulls, info.Size())
 	if err != nil {
 		return false, fmt.Errorf("read transfer ledger: %w", db.Classify(err))

@@ -122,7 +122,9 @@ func Build(ctx context.Context, d *db.DB, o Options) (*Report, error) {
 	if rep.SchemaVersion, err = d.Version(ctx); err != nil {
 		return nil, err
 	}
-	rep.SizeBytes = DatabaseSize(d.Path)
+	if rep.SizeBytes, err = databaseSize(ctx, d); err != nil {
+		return nil, err
+	}
 	for _, k := range RecordKinds {
 		var n int64
 		if err := d.QueryRowContext(ctx, recordQueries[k]).Scan(&n); err != nil {
@@ -233,6 +235,16 @@ func Attention(rep *Report, o Options) []string {
 		}
 	}
 	return lines
+}
+
+// databaseSize is DatabaseSize of a SQLite database, or the size
+// PostgreSQL gives its database (which has no file here).
+func databaseSize(ctx context.Context, d *db.DB) (int64, error) {
+	if d.Dialect != db.Postgres {
+		return DatabaseSize(d.Path), nil
+	}
+	in, err := d.Info(ctx)
+	return in.SizeBytes, err
 }
 
 // DatabaseSize is the size of the database file and its write-ahead log:

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/db/dbtest"
 	"github.com/posbridge/posbridge/internal/ledger"
 	"github.com/posbridge/posbridge/internal/transfer"
 )
@@ -115,11 +116,7 @@ func httpSite(t *testing.T, srv *httptest.Server, edit func(*transfer.HTTPConfig
 
 func openTestDB(t *testing.T) *db.DB {
 	t.Helper()
-	d, err := db.Open(context.Background(), filepath.Join(t.TempDir(), "posbridge.db"), db.Options{Create: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
+	d := dbtest.Open(t)
 	return d
 }
 

@@ -194,7 +194,7 @@ func pullPage(ctx context.Context, d *db.DB, site *HTTPSite, o HTTPPullOptions, 
 	}
 	row := ledger.Transfer{Site: o.SiteName, Direction: "pull", LocalPath: fr.Local, RemotePath: o.Endpoint, Size: n,
 		MTime: mtimeKey(time.Now()), SHA256: sum, RunID: o.RunID}
-	id, err := ledger.StartTransfer(ctx, d, row)
+	id, err := ledger.StartTransfer(ctx, ledger.On(d), row)
 	if err == nil {
 		err = ledger.EndTransfer(ctx, d, id, ledger.TransferDone, n, sum, nil)
 	}

@@ -267,18 +267,40 @@ type prepared struct {
 
 // ExecContext runs query on the connection (db.Execer).
 func (p *prepared) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	st, ok := p.m[query]
-	if !ok {
-		var err error
-		if st, err = p.conn.PrepareContext(ctx, query); err != nil {
-			return nil, err
-		}
-		if p.m == nil {
-			p.m = map[string]*sql.Stmt{}
-		}
-		p.m[query] = st
+	st, err := p.stmt(ctx, query)
+	if err != nil {
+		return nil, err
 	}
 	return st.ExecContext(ctx, args...)
+}
+
+// InsertID runs an INSERT ... RETURNING id on the connection
+// (ledger.Writer); the row is read before it returns, so that the
+// connection is free for the next call.
+func (p *prepared) InsertID(ctx context.Context, query string, args ...any) (int64, error) {
+	st, err := p.stmt(ctx, query)
+	if err != nil {
+		return 0, err
+	}
+	var id int64
+	err = st.QueryRowContext(ctx, args...).Scan(&id)
+	return id, err
+}
+
+// stmt is query prepared on the connection, once.
+func (p *prepared) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := p.m[query]; ok {
+		return st, nil
+	}
+	st, err := p.conn.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if p.m == nil {
+		p.m = map[string]*sql.Stmt{}
+	}
+	p.m[query] = st
+	return st, nil
 }
 
 // Close releases the statements and the connection.
@@ -309,17 +331,36 @@ func (s *stmts) get(ctx context.Context, query string) (*sql.Stmt, error) {
 
 // ExecContext runs a write on the run's connection; it is committed when
 // it returns, as on the pool.
-func (s *stmts) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+func (s *stmts) ExecContext(ctx context.Context, query string, args ...any) (res sql.Result, err error) {
+	err = s.write(ctx, func(w *prepared) error {
+		res, err = w.ExecContext(ctx, query, args...)
+		return err
+	})
+	return res, err
+}
+
+// InsertID runs an INSERT ... RETURNING id on the run's connection, as
+// ExecContext runs a write (ledger.Writer).
+func (s *stmts) InsertID(ctx context.Context, query string, args ...any) (id int64, err error) {
+	err = s.write(ctx, func(w *prepared) error {
+		id, err = w.InsertID(ctx, query, args...)
+		return err
+	})
+	return id, err
+}
+
+// write runs fn with the run's connection, one write at a time.
+func (s *stmts) write(ctx context.Context, fn func(w *prepared) error) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if s.w.conn == nil {
 		conn, err := s.d.Conn(ctx)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		s.w.conn = conn
 	}
-	return s.w.ExecContext(ctx, query, args...)
+	return fn(&s.w)
 }
 
 func (s *stmts) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/db/dbtest"
 	"github.com/posbridge/posbridge/internal/ledger"
 )
 
@@ -15,11 +15,7 @@ import (
 // (reading the schema, preparing the statement again) and closed it after.
 func TestStmtsWritesKeepOneConnection(t *testing.T) {
 	ctx := context.Background()
-	d, err := db.Open(ctx, filepath.Join(t.TempDir(), "posbridge.db"), db.Options{Create: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d := dbtest.Open(t)
 	s := newStmts(d)
 	before := d.Stats()
 	var wg sync.WaitGroup

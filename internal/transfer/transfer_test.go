@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/db/dbtest"
 	"github.com/posbridge/posbridge/internal/fsx"
 	"github.com/posbridge/posbridge/internal/transfer"
 )
@@ -193,17 +194,14 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	dir := t.TempDir()
-	d, err := db.Open(context.Background(), filepath.Join(dir, "posbridge.db"), db.Options{Create: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
+	d := dbtest.Open(t)
 	e := &env{d: d, root: filepath.Join(dir, "site"), local: filepath.Join(dir, "in"), locks: filepath.Join(dir, "locks")}
 	for _, p := range []string{filepath.Join(e.root, "out"), filepath.Join(e.root, "archive"), e.local} {
 		if err := os.MkdirAll(p, 0o750); err != nil {
 			t.Fatal(err)
 		}
 	}
+	var err error
 	if e.site, err = transfer.NewLocal(e.root); err != nil {
 		t.Fatal(err)
 	}
