@@ -333,11 +333,7 @@ func (l *loader) guessFirstLoad() error {
 // a second load waits for (up to the busy timeout). Two full loads
 // applied at once would otherwise each keep the records the other added.
 func (l *loader) applyAlone() error {
-	if l.dialect != db.Postgres {
-		return nil
-	}
-	_, err := l.exec(`SELECT pg_advisory_xact_lock(hashtextextended(?, 0))`, "load "+l.k.name)
-	return err
+	return db.LockForTx(l.ctx, l.conn, "load "+l.k.name)
 }
 
 // tableEmpty reports whether the kind's table has no rows.

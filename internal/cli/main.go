@@ -92,7 +92,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 	app := newApp(stdin, stdout, stderr)
 	root := newRoot(app)
 	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
+	err := explained(root.ExecuteContext(ctx))
 	if err != nil && ctx.Err() != nil {
 		// The error of an interrupted read or statement says only
 		// "context canceled".
@@ -130,6 +130,15 @@ type exitError struct {
 
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
+
+// explained is err, with a busy or lost database that the code meeting it
+// did not name (db.Classify) named: "database unavailable: ...".
+func explained(err error) error {
+	if db.Temporary(err) && !errors.Is(err, db.ErrBusy) && !errors.Is(err, db.ErrUnavailable) {
+		return db.Classify(err)
+	}
+	return err
+}
 
 // exitCode is the one place that maps errors to exit codes.
 func exitCode(err error) int {

@@ -220,7 +220,7 @@ func (a *App) execStep(jobName string, out io.Writer) job.Exec {
 			step: &stepContext{run: run, log: log.With("step", s.Index), root: root, job: jobName, index: s.Index}}
 		root := newRoot(child)
 		root.SetArgs(argv)
-		err := root.ExecuteContext(ctx)
+		err := explained(root.ExecuteContext(ctx))
 		return exitCode(err), err
 	}
 }

@@ -76,7 +76,7 @@ func (d *DB) CopyTo(ctx context.Context, target string, opts Options) ([]TableCo
 	err = WithTx(ctx, conn, true, func() error {
 		// The lock of Migrate: an init or migrate of another host waits
 		// for this copy, and sees the schema it made.
-		if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, int64(migrationLock)); err != nil {
+		if err := LockForTx(ctx, conn, migrationLock); err != nil {
 			return err
 		}
 		if err := checkEmptyTarget(ctx, conn, tables); err != nil {

@@ -194,7 +194,7 @@ func (d *DB) Migrate(ctx context.Context) ([]string, error) {
 			// migrating at once take turns on this lock, released at
 			// commit.
 			if d.Dialect == Postgres {
-				if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, int64(migrationLock)); err != nil {
+				if err := LockForTx(ctx, conn, migrationLock); err != nil {
 					return err
 				}
 			}

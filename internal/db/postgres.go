@@ -328,4 +328,4 @@ func isConnectError(err error) bool {
 
 // migrationLock is the key of the advisory lock under which PostgreSQL
 // migrations run, so that two hosts migrating at once apply each once.
-const migrationLock = 0x706f7362 // "posb"
+const migrationLock = "posbridge migrate"

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
-	"database/sql/driver"
 	"encoding/csv"
 	"encoding/hex"
 	"errors"
@@ -253,33 +252,14 @@ func begin(ctx context.Context, d *db.DB, k *kind, o *Options) (conn *sql.Conn, 
 // on this host: the lock file is the lock. unlock releases it before conn
 // goes back to the pool.
 func lockAcrossHosts(ctx context.Context, conn *sql.Conn, kind string, deadline time.Time) (unlock func(), err error) {
-	if db.DialectOf(conn) != db.Postgres {
-		return func() {}, nil
+	unlock, err = db.LockSession(ctx, conn, "export "+kind, deadline)
+	if errors.Is(err, db.ErrBusy) {
+		return nil, ErrBusy
 	}
-	key := "export " + kind
-	for {
-		var got bool
-		if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock(hashtextextended(?, 0))`, key).Scan(&got); err != nil {
-			return nil, fmt.Errorf("export %s: lock: %w", kind, db.Classify(err))
-		}
-		if got {
-			return func() {
-				if _, err := conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(hashtextextended(?, 0))`, key); err != nil {
-					// Not back to the pool still holding the lock: the
-					// connection is closed instead.
-					conn.Raw(func(any) error { return driver.ErrBadConn })
-				}
-			}, nil
-		}
-		if time.Now().After(deadline) {
-			return nil, ErrBusy
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
+	if err != nil {
+		return nil, fmt.Errorf("export %s: %w", kind, err)
 	}
+	return unlock, nil
 }
 
 // plan counts what a run would export, changing nothing.

@@ -102,11 +102,8 @@ func fileSum(path string) (string, int64, error) {
 // import of the same content waits there and then reads the first one's
 // committed ledger row.
 func appliedBefore(ctx context.Context, conn *sql.Conn, kind, partner, sum string) (string, error) {
-	if db.DialectOf(conn) == db.Postgres {
-		if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended(?, 0))`,
-			"import "+kind+" "+partner+" "+sum); err != nil {
-			return "", db.Classify(err)
-		}
+	if err := db.LockForTx(ctx, conn, "import "+kind+" "+partner+" "+sum); err != nil {
+		return "", err
 	}
 	var name, at string
 	var run sql.NullInt64

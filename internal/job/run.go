@@ -13,8 +13,10 @@ import (
 
 // Exit codes of docs/operations.md section 13, as the steps report them.
 const (
-	exitOK       = 0
-	exitRejected = 3
+	exitOK        = 0
+	exitFailed    = 1
+	exitRejected  = 3
+	exitTemporary = 75
 )
 
 // Exec runs one step's command line; run is the runs row made for the
@@ -138,6 +140,14 @@ func Run(ctx context.Context, d *db.DB, p *Plan, o Options, exec Exec) (*Result,
 	log.Info("job start", "steps", len(p.Steps), "locks", describeLocks(p.Locks))
 	err := runSteps(ctx, d, p, o, exec, log, res)
 	res.Duration = time.Since(start)
+	if err != nil && res.ExitCode == exitOK {
+		// The job's own bookkeeping failed after a step that succeeded
+		// (recording its exit code, say): not a success.
+		res.ExitCode = exitFailed
+		if db.Temporary(err) {
+			res.ExitCode = exitTemporary
+		}
+	}
 
 	status := ledger.RunOK
 	switch {

@@ -63,7 +63,7 @@ func HTTPPush(ctx context.Context, d *db.DB, site *HTTPSite, o HTTPPushOptions) 
 	if err != nil {
 		return nil, err
 	}
-	res, st, release, err := startRun(d, o.SiteName, o.LockDir, o.DryRun)
+	res, st, release, err := startRun(ctx, d, o.SiteName, o.LockDir, o.DryRun)
 	if err != nil {
 		return nil, err
 	}

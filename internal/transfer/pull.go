@@ -106,7 +106,7 @@ func Pull(ctx context.Context, d *db.DB, site Site, o PullOptions) (*Result, err
 	if o.To, err = filepath.Abs(o.To); err != nil {
 		return nil, err
 	}
-	res, st, release, err := startRun(d, o.SiteName, o.LockDir, o.DryRun)
+	res, st, release, err := startRun(ctx, d, o.SiteName, o.LockDir, o.DryRun)
 	if err != nil {
 		return nil, err
 	}

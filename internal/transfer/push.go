@@ -52,7 +52,7 @@ func Push(ctx context.Context, d *db.DB, site Site, o PushOptions) (*Result, err
 	if err := o.Retry.do(ctx, site, func() error { return folderThere(site, to) }); err != nil {
 		return nil, fmt.Errorf("site %s: %w", o.SiteName, err)
 	}
-	res, st, release, err := startRun(d, o.SiteName, o.LockDir, o.DryRun)
+	res, st, release, err := startRun(ctx, d, o.SiteName, o.LockDir, o.DryRun)
 	if err != nil {
 		return nil, err
 	}

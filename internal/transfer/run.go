@@ -122,20 +122,52 @@ func lockSite(lockDir, site string) (*fsx.Lock, error) {
 
 // startRun begins a push or pull of site: its result, the statements of
 // its ledger, and (unless a dry run) the site's lock; release gives both
-// back.
-func startRun(d *db.DB, site, lockDir string, dryRun bool) (res *Result, st *stmts, release func(), err error) {
+// back. The lock file keeps out the runs of this host; on PostgreSQL a
+// session lock keeps out those of the other hosts sharing the database.
+func startRun(ctx context.Context, d *db.DB, site, lockDir string, dryRun bool) (res *Result, st *stmts, release func(), err error) {
 	var lock *fsx.Lock
+	unlockHosts := func() {}
 	if !dryRun {
 		if lock, err = lockSite(lockDir, site); err != nil {
+			return nil, nil, nil, err
+		}
+		if unlockHosts, err = lockSiteAcrossHosts(ctx, d, site); err != nil {
+			lock.Unlock()
 			return nil, nil, nil, err
 		}
 	}
 	st = newStmts(d)
 	return &Result{Site: site, DryRun: dryRun, Files: []FileResult{}}, st, func() {
 		st.Close()
+		unlockHosts()
 		if lock != nil {
 			lock.Unlock()
 		}
+	}, nil
+}
+
+// lockSiteAcrossHosts takes the site's lock among the hosts that share a
+// PostgreSQL database, on a connection of its own held for the run; it
+// does nothing on SQLite.
+func lockSiteAcrossHosts(ctx context.Context, d *db.DB, site string) (unlock func(), err error) {
+	if d.Dialect != db.Postgres {
+		return func() {}, nil
+	}
+	conn, err := d.Conn(ctx)
+	if err != nil {
+		return nil, db.Classify(err)
+	}
+	release, err := db.LockSession(ctx, conn, "site "+site, time.Time{})
+	if err != nil {
+		conn.Close()
+		if errors.Is(err, db.ErrBusy) {
+			return nil, fmt.Errorf("site %s: %w (a run on another host)", site, ErrBusy)
+		}
+		return nil, err
+	}
+	return func() {
+		release()
+		conn.Close()
 	}, nil
 }
 
