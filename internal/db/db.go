@@ -323,6 +323,18 @@ func BeginStatement(conn *sql.Conn) string {
 	return "BEGIN IMMEDIATE"
 }
 
+// SnapshotStatement is the statement that opens a read transaction on
+// conn whose reads all see one state of the database: SQLite's deferred
+// transaction fixes its snapshot at the first read (WAL); PostgreSQL's
+// default, READ COMMITTED, gives each statement a snapshot of its own, so
+// there it is REPEATABLE READ.
+func SnapshotStatement(conn *sql.Conn) string {
+	if DialectOf(conn) == Postgres {
+		return "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+	}
+	return "BEGIN"
+}
+
 // DialectOf is the engine conn is connected to.
 func DialectOf(conn *sql.Conn) Dialect {
 	d := SQLite

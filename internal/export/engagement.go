@@ -401,15 +401,8 @@ func openSnapshot(ctx context.Context, d *db.DB, kind string) (*snapshot, error)
 		return nil, db.Classify(err)
 	}
 	s := &snapshot{conn: conn}
-	// SQLite's deferred transaction fixes its snapshot at the first read
-	// (WAL). PostgreSQL's default, READ COMMITTED, gives each statement
-	// a snapshot of its own: there the count, the records and the counter
-	// would each see other commits.
-	begin := "BEGIN"
-	if d.Dialect == db.Postgres {
-		begin = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
-	}
-	if _, err := conn.ExecContext(ctx, begin); err != nil {
+	// The count, the records and the counter read one state.
+	if _, err := conn.ExecContext(ctx, db.SnapshotStatement(conn)); err != nil {
 		conn.Close()
 		return nil, db.Classify(err)
 	}
