@@ -384,16 +384,21 @@ func cmdCSVRead(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// cmdUnescape copies IN to OUT, replacing the escapes \t, \n, \r, \xHH,
-// \uHHHH and \\ by the characters they stand for, so that a script can
-// hold a file with control characters in readable form:
+// cmdUnescape copies IN to OUT, replacing the escapes of unescapeText by
+// the characters they stand for, so that a script can hold a file with
+// control characters in readable form:
 //
 //	unescape IN OUT
 func cmdUnescape(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 2 {
 		ts.Fatalf("usage: unescape IN OUT")
 	}
-	in := ts.ReadFile(args[0])
+	ts.Check(os.WriteFile(ts.MkAbs(args[1]), []byte(unescapeText(ts, ts.ReadFile(args[0]))), 0o644))
+}
+
+// unescapeText is in with the escapes \t, \n, \r, \xHH, \uHHHH and \\
+// replaced by the characters they stand for.
+func unescapeText(ts *testscript.TestScript, in string) string {
 	var out strings.Builder
 	for i := 0; i < len(in); i++ {
 		if in[i] != '\\' || i+1 == len(in) {
@@ -432,7 +437,7 @@ func cmdUnescape(ts *testscript.TestScript, neg bool, args []string) {
 			ts.Fatalf("unescape: unknown escape \\%c", c)
 		}
 	}
-	ts.Check(os.WriteFile(ts.MkAbs(args[1]), []byte(out.String()), 0o644))
+	return out.String()
 }
 
 // cmdSeqs prints the sequence numbers of the export files in a folder,

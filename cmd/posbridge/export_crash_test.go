@@ -121,23 +121,31 @@ func (c *catalogState) change(t *testing.T, rng *rand.Rand, path string, n int, 
 	c.write(t, path, c.keys())
 }
 
-// exportEnv is a data folder and the posbridge commands run on it.
+// exportEnv is a data folder and the posbridge commands run on it: on this
+// host, or with host set, under that host name (multihost_test.go).
 type exportEnv struct {
-	t   *testing.T
-	dir string
-	env []string
+	t      *testing.T
+	dir    string
+	env    []string
+	target string // the database (stateEnv)
+	host   string
 }
 
-func newExportEnv(t *testing.T) *exportEnv {
+// newExportEnv makes a data folder and runs init on it, with env added to
+// the commands' environment.
+func newExportEnv(t *testing.T, env ...string) *exportEnv {
 	dir := t.TempDir()
-	e := &exportEnv{t: t, dir: dir,
-		env: append(os.Environ(), "POSBRIDGE_DATA_DIR="+filepath.Join(dir, "data"), "HOME="+dir, "XDG_CONFIG_HOME=")}
+	e := &exportEnv{t: t, dir: dir}
+	e.env, e.target = stateEnv(t, dir, env...)
 	e.ok("init")
 	return e
 }
 
 func (e *exportEnv) cmd(args ...string) *exec.Cmd {
 	cmd := exec.Command("posbridge", args...)
+	if e.host != "" {
+		cmd = onHost(e.t, e.host, args...)
+	}
 	cmd.Env = e.env
 	cmd.Dir = e.dir
 	return cmd
@@ -200,8 +208,9 @@ type sent struct {
 
 // check verifies the outbox, the ledger and the triggers against each
 // other and against the catalogue, after a last normal run, and returns
-// the number of complete and abandoned files.
-func (e *exportEnv) check(c *catalogState) (files int, abandoned int) {
+// the number of complete and abandoned files. The outbox is e's, or
+// together the folders outboxes (of several hosts).
+func (e *exportEnv) check(c *catalogState, outboxes ...string) (files int, abandoned int) {
 	t := e.t
 	t.Helper()
 	var ledger []ledgerFile
@@ -242,30 +251,35 @@ func (e *exportEnv) check(c *catalogState) (files int, abandoned int) {
 
 	// The outbox: only complete files under final names and their
 	// markers; no temporary file, nothing else.
-	entries, err := os.ReadDir(e.outbox())
-	if err != nil {
-		t.Fatal(err)
+	if len(outboxes) == 0 {
+		outboxes = []string{e.outbox()}
 	}
 	onDisk := map[string]bool{}
-	for _, d := range entries {
-		name := d.Name()
-		if base, ok := strings.CutSuffix(name, ".done"); ok {
-			f, known := complete[base]
-			if !known {
-				t.Errorf("outbox: marker %s of no complete file", name)
+	for _, dir := range outboxes {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range entries {
+			name := d.Name()
+			if base, ok := strings.CutSuffix(name, ".done"); ok {
+				f, known := complete[base]
+				if !known {
+					t.Errorf("outbox: marker %s of no complete file", name)
+					continue
+				}
+				b, _ := os.ReadFile(filepath.Join(dir, name))
+				if want := fmt.Sprintf("count=%d sha256=%s\n", f.Records, f.SHA256); string(b) != want {
+					t.Errorf("marker %s: %q, want %q", name, b, want)
+				}
 				continue
 			}
-			b, _ := os.ReadFile(filepath.Join(e.outbox(), name))
-			if want := fmt.Sprintf("count=%d sha256=%s\n", f.Records, f.SHA256); string(b) != want {
-				t.Errorf("marker %s: %q, want %q", name, b, want)
+			if _, known := complete[name]; !known {
+				t.Errorf("outbox: %s is not a complete file of the ledger (a leftover temporary file?)", filepath.Join(dir, name))
+				continue
 			}
-			continue
+			onDisk[name] = true
 		}
-		if _, known := complete[name]; !known {
-			t.Errorf("outbox: %s is not a complete file of the ledger (a leftover temporary file?)", name)
-			continue
-		}
-		onDisk[name] = true
 	}
 
 	// Every complete file: on disk, its sha256, its count, its sequence;
@@ -452,13 +466,10 @@ func TestExportKilled(t *testing.T) {
 // newest ledger row before the run.
 func (e *exportEnv) deadState(lastID int64) string {
 	e.t.Helper()
-	d, err := sql.Open("sqlite", "file:"+filepath.Join(e.dir, "data", "posbridge.db")+"?_pragma=busy_timeout(5000)")
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	d := openState(e.t, e.target)
 	defer d.Close()
 	var path, status string
-	err = d.QueryRow(`SELECT path, status FROM files WHERE direction = 'out' AND status IN ('writing', 'written')`).Scan(&path, &status)
+	err := d.QueryRow(`SELECT path, status FROM files WHERE direction = 'out' AND status IN ('writing', 'written')`).Scan(&path, &status)
 	if errors.Is(err, sql.ErrNoRows) {
 		var n int64
 		d.QueryRow(`SELECT count(*) FROM files WHERE id > ?`, lastID).Scan(&n)
@@ -488,10 +499,7 @@ func (e *exportEnv) deadState(lastID int64) string {
 // lastFileID is the id of the newest row of the file ledger.
 func (e *exportEnv) lastFileID() int64 {
 	e.t.Helper()
-	d, err := sql.Open("sqlite", "file:"+filepath.Join(e.dir, "data", "posbridge.db")+"?_pragma=busy_timeout(5000)")
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	d := openState(e.t, e.target)
 	defer d.Close()
 	var id int64
 	if err := d.QueryRow(`SELECT coalesce(max(id), 0) FROM files`).Scan(&id); err != nil {

@@ -34,8 +34,8 @@ func newHostileRig(t *testing.T) *hostileRig {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	r := &hostileRig{t: t, dir: dir, cfg: filepath.Join(dir, "posbridge.yaml"),
-		env: append(os.Environ(), "POSBRIDGE_DATA_DIR="+filepath.Join(dir, "data"), "HOME="+dir, "XDG_CONFIG_HOME=")}
+	env, _ := stateEnv(t, dir)
+	r := &hostileRig{t: t, dir: dir, cfg: filepath.Join(dir, "posbridge.yaml"), env: env}
 	cfg := "partners:\n  shop:\n    profile: store-pos\n    sku_code: xref\n    warehouse: DC1\n"
 	if err := os.WriteFile(r.cfg, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"database/sql"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -50,8 +49,7 @@ func TestHTTPPushKilled(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "posbridge.yaml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env := append(os.Environ(), "POSBRIDGE_DATA_DIR="+filepath.Join(dir, "data"), "HOME="+dir, "XDG_CONFIG_HOME=",
-		"POS_TOKEN=t0ken-for-the-kill-test")
+	env, target := stateEnv(t, dir, "POS_TOKEN=t0ken-for-the-kill-test")
 	command := func(args ...string) *exec.Cmd {
 		cmd := exec.Command("posbridge", append([]string{"--config", filepath.Join(dir, "posbridge.yaml"), "-q"}, args...)...)
 		cmd.Env, cmd.Dir = env, dir
@@ -66,10 +64,7 @@ func TestHTTPPushKilled(t *testing.T) {
 		return time.Since(start)
 	}
 	ok("init")
-	d, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "data", "posbridge.db")+"?_pragma=busy_timeout(10000)")
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := openState(t, target)
 	t.Cleanup(func() { d.Close() })
 	count := func(q string, args ...any) int {
 		t.Helper()

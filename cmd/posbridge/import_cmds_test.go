@@ -178,7 +178,7 @@ func txnScriptEnv(ts *testscript.TestScript) []string {
 		}
 		env = append(out, k+"="+v)
 	}
-	for _, k := range []string{"PATH", "HOME", "XDG_CONFIG_HOME", "POSBRIDGE_DATA_DIR",
+	for _, k := range []string{"PATH", "HOME", "XDG_CONFIG_HOME", "POSBRIDGE_DATA_DIR", "POSBRIDGE_DATABASE",
 		"POSBRIDGE_IMPORT_MIN_AGE", "POSBRIDGE_IMPORT_ALLOW_NEGATIVE_ON_HAND"} {
 		if ts.Getenv(k) != "" || k == "XDG_CONFIG_HOME" {
 			set(k)

@@ -40,20 +40,17 @@ type jobEnv struct {
 func newJobEnv(t *testing.T, config string) *jobEnv {
 	t.Helper()
 	dir := t.TempDir()
-	e := &jobEnv{t: t, dir: dir,
-		env: append(os.Environ(), "POSBRIDGE_DATA_DIR="+filepath.Join(dir, "data"), "HOME="+dir, "XDG_CONFIG_HOME=")}
+	env, target := stateEnv(t, dir)
+	e := &jobEnv{t: t, dir: dir, env: env}
 	if err := os.WriteFile(filepath.Join(dir, "posbridge.yaml"), []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if _, stderr, code := e.run("init"); code != 0 {
 		t.Fatalf("init: exit %d\n%s", code, stderr)
 	}
-	d, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "data", "posbridge.db")+"?_pragma=busy_timeout(10000)")
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := openState(t, target)
 	t.Cleanup(func() { d.Close() })
-	e.db = d
+	e.db = d.DB
 	return e
 }
 
@@ -738,7 +735,21 @@ jobs:
 		if shown.Activity.FilesOut != 1 || shown.Activity.Transfers != 1 {
 			t.Fatalf("runs show %d: %+v, want 1 file out and 1 transfer", res.RunID, shown.Activity)
 		}
-		counts := e.count(`SELECT json_extract(counts, '$.activity.transfers') FROM runs WHERE id = ?`, res.RunID)
+		// The counts column is JSON, read here rather than with either
+		// engine's JSON functions.
+		var rowCounts struct {
+			Activity struct {
+				Transfers int64 `json:"transfers"`
+			} `json:"activity"`
+		}
+		var countsJSON string
+		if err := e.db.QueryRow(`SELECT counts FROM runs WHERE id = ?`, res.RunID).Scan(&countsJSON); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal([]byte(countsJSON), &rowCounts); err != nil {
+			t.Fatalf("runs %d counts %s: %v", res.RunID, countsJSON, err)
+		}
+		counts := rowCounts.Activity.Transfers
 		if res.Activity != shown.Activity || counts != 1 {
 			t.Errorf("internal/job/run.go runSteps: a job that runs another job reports none of the inner job's work: "+
 				"posbridge run outer --output json gives activity %+v, the runs row's counts.activity.transfers is %d and the "+

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -207,10 +206,7 @@ func TestOrderEventsKilled(t *testing.T) {
 
 	// The state: every event processed and in the file that holds it,
 	// but those of the orders without a city: ready, in no file.
-	conn, err := sql.Open("sqlite", filepath.Join(e.dir, "data", "posbridge.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := openState(t, e.target)
 	defer conn.Close()
 	rows, err := conn.Query(`SELECT m.id, m.status, coalesce(f.name, ''), o.external_key FROM order_messages m JOIN orders o ON o.id = m.order_id
   LEFT JOIN files f ON f.id = m.file_id WHERE m.stream = 'events'`)

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -132,10 +131,7 @@ func TestPartnerInventoryKilled(t *testing.T) {
 		t.Errorf("the run after the last one: %q", got)
 	}
 
-	d, err := sql.Open("sqlite", "file:"+filepath.Join(e.dir, "data", "posbridge.db")+"?_pragma=busy_timeout(5000)")
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := openState(t, e.target)
 	defer d.Close()
 	rows, err := d.Query(`SELECT path, status, sha256, records FROM files WHERE direction = 'out' AND kind = 'partner_inventory_p1' ORDER BY id`)
 	if err != nil {

@@ -322,7 +322,7 @@ func TestRealSSHD(t *testing.T) {
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env := append(os.Environ(), "POSBRIDGE_DATA_DIR="+filepath.Join(dir, "data"), "HOME="+dir, "SSH_AUTH_SOCK=")
+	env, _ := stateEnv(t, dir, "SSH_AUTH_SOCK=")
 	run := func(args ...string) string {
 		t.Helper()
 		cmd := exec.Command("posbridge", append([]string{"--config", cfgFile}, args...)...)

@@ -52,15 +52,13 @@ func newTransferRig(t *testing.T, dir, siteDir, site string) *transferRig {
 	if err := os.WriteFile(filepath.Join(dir, "posbridge.yaml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	env, target := stateEnv(t, dir)
 	r := &transferRig{t: t, dir: dir, siteDir: siteDir, rng: rand.New(rand.NewPCG(13, 1)), kills: map[string]int{},
-		env: append(os.Environ(), "POSBRIDGE_DATA_DIR="+filepath.Join(dir, "data"), "HOME="+dir, "XDG_CONFIG_HOME=", "SSH_AUTH_SOCK=")}
+		env: append(env, "SSH_AUTH_SOCK=")}
 	r.ok("init")
-	d, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "data", "posbridge.db")+"?_pragma=busy_timeout(10000)")
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := openState(t, target)
 	t.Cleanup(func() { d.Close() })
-	r.db = d
+	r.db = d.DB
 	return r
 }
 
@@ -267,7 +265,7 @@ func (r *transferRig) check(direction string, want map[string]string, got map[st
 	if n := r.count(`SELECT count(*) FROM transfers WHERE direction = ? AND status = 'done'`, direction); n != len(want) {
 		r.t.Errorf("%s: %d done rows, want %d", direction, n, len(want))
 	}
-	if n := r.count(`SELECT count(*) FROM (SELECT remote_path FROM transfers WHERE direction = ? GROUP BY remote_path HAVING count(*) > 1)`, direction); n != 0 {
+	if n := r.count(`SELECT count(*) FROM (SELECT remote_path FROM transfers WHERE direction = ? GROUP BY remote_path HAVING count(*) > 1) AS d`, direction); n != 0 {
 		r.t.Errorf("%s: %d files with more than one ledger row", direction, n)
 	}
 	if n := r.count(`SELECT count(*) FROM transfers WHERE status <> 'done'`); n != 0 {
