@@ -48,7 +48,7 @@ test:
 # make test has run them.
 test-postgres:
 	@$(GO) build -o $(BIN)/testsummary ./scripts/testsummary
-	POSBRIDGE_TEST_BACKEND=postgres $(BIN)/testsummary $(GO) -count=1 -skip '^TestMultiHost' ./...
+	POSBRIDGE_TEST_BACKEND=postgres $(BIN)/testsummary $(GO) -count=1 -timeout 30m -skip '^TestMultiHost' ./...
 
 # gofmt and staticcheck (fetched through the Go module proxy).
 lint:
