@@ -265,13 +265,6 @@ func sqliteSequences(ctx context.Context, q Querier) (map[string]int64, error) {
 // tables of the copy: its state would be mixed with the copy's, or the
 // migrations would fail half way.
 func checkEmptyTarget(ctx context.Context, conn *sql.Conn, tables []copyTableInfo) error {
-	var collate string
-	if err := conn.QueryRowContext(ctx, `SELECT datcollate FROM pg_database WHERE datname = current_database()`).Scan(&collate); err != nil {
-		return err
-	}
-	if collate != "C" {
-		return fmt.Errorf("the database's collation is %q: posbridge needs C, so that text sorts bytewise as in SQLite (createdb --locale=C --template=template0 NAME)", collate)
-	}
 	have, err := queryStrings(ctx, conn, `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY table_name`)
 	if err != nil {
 		return err

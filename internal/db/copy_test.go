@@ -295,8 +295,8 @@ func TestCopyToRefusesCollation(t *testing.T) {
 	}
 	u.Path = "/" + name
 	_, err = copySource(t).CopyTo(ctx, u.String(), db.Options{})
-	if err == nil || !strings.Contains(err.Error(), `the database's collation is "C.UTF-8": posbridge needs C`) ||
-		!strings.Contains(err.Error(), "createdb --locale=C --template=template0") {
+	if !errors.Is(err, db.ErrCollation) || !strings.Contains(err.Error(), "collation C.UTF-8, character type C.UTF-8") ||
+		!strings.Contains(err.Error(), "createdb --locale=C --encoding=UTF8 --template=template0") {
 		t.Errorf("copy to a C.UTF-8 database: %v", err)
 	}
 }

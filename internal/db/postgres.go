@@ -97,32 +97,34 @@ func openPostgres(ctx context.Context, rawURL string, opts Options) (*DB, error)
 	return d, nil
 }
 
-// ErrCollation means a PostgreSQL database does not compare text
-// bytewise: posbridge orders keys and files the same on both engines only
-// with the C collation and UTF8.
-var ErrCollation = errors.New("database must use the C collation and UTF8 encoding")
+// ErrCollation means a PostgreSQL database does not treat text as SQLite
+// does: posbridge orders keys and files, and folds case in searches, the
+// same on both engines only with the C locale and UTF8.
+var ErrCollation = errors.New("database must use the C locale and UTF8 encoding")
 
-// checkCollation refuses a database whose default collation is not C (or
-// POSIX) or whose encoding is not UTF8: under a language's collation,
-// ORDER BY and key comparisons would differ from SQLite's bytewise ones.
+// checkCollation refuses a database whose collation or character type is
+// not C (or POSIX), or whose encoding is not UTF8: under a language's
+// collation ORDER BY and key comparisons differ from SQLite's bytewise
+// ones, and under a language's character type (C.UTF-8 included) lower()
+// folds letters SQLite's lower() leaves alone.
 func checkCollation(ctx context.Context, d *DB) error {
 	// datlocprovider (PostgreSQL 15 on) is 'i' for an ICU collation,
 	// which datcollate does not show; read through to_jsonb so that older
-	// servers, without the column, answer too.
-	// Its locale is daticulocale (15, 16) or datlocale (17 on).
-	var collate, provider, icu, encoding string
-	err := d.QueryRowContext(ctx, `SELECT datcollate, coalesce(to_jsonb(d) ->> 'datlocprovider', 'c'),
+	// servers, without the column, answer too. Its locale is daticulocale
+	// (15, 16) or datlocale (17 on).
+	var collate, ctype, provider, icu, encoding string
+	err := d.QueryRowContext(ctx, `SELECT datcollate, datctype, coalesce(to_jsonb(d) ->> 'datlocprovider', 'c'),
   coalesce(to_jsonb(d) ->> 'datlocale', to_jsonb(d) ->> 'daticulocale', ''), pg_encoding_to_char(encoding)
-FROM pg_database d WHERE datname = current_database()`).Scan(&collate, &provider, &icu, &encoding)
+FROM pg_database d WHERE datname = current_database()`).Scan(&collate, &ctype, &provider, &icu, &encoding)
 	if err != nil {
 		return fmt.Errorf("open database %s: %w", d.Path, Classify(err))
 	}
-	bytewise := func(c string) bool { return c == "C" || c == "POSIX" || c == "C.UTF-8" || c == "C.utf8" }
 	if provider == "i" {
 		collate = "ICU " + icu
 	}
-	if !bytewise(collate) || encoding != "UTF8" {
-		return fmt.Errorf("open database %s: %w: it has collation %s and encoding %s; create it with\n  createdb --locale=C --encoding=UTF8 --template=template0 NAME", d.Path, ErrCollation, collate, encoding)
+	bytewise := func(c string) bool { return c == "C" || c == "POSIX" }
+	if !bytewise(collate) || !bytewise(ctype) || encoding != "UTF8" {
+		return fmt.Errorf("open database %s: %w: it has collation %s, character type %s and encoding %s; create it with\n  createdb --locale=C --encoding=UTF8 --template=template0 NAME", d.Path, ErrCollation, collate, ctype, encoding)
 	}
 	return nil
 }
