@@ -128,13 +128,19 @@ func openSQLite(ctx context.Context, path string, opts Options) (*DB, error) {
 		sqldb.Close()
 		return nil, fmt.Errorf("open database %q: %w", path, Classify(err))
 	}
+	return d.ready(ctx, opts)
+}
+
+// ready ends an Open: it refuses a schema newer than the binary and
+// applies pending migrations unless opts.NoMigrate; d is closed on error.
+func (d *DB) ready(ctx context.Context, opts Options) (*DB, error) {
 	if err := d.checkVersion(ctx); err != nil {
-		sqldb.Close()
+		d.Close()
 		return nil, err
 	}
 	if !opts.NoMigrate {
 		if _, err := d.Migrate(ctx); err != nil {
-			sqldb.Close()
+			d.Close()
 			return nil, err
 		}
 	}

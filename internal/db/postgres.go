@@ -84,17 +84,7 @@ func openPostgres(ctx context.Context, rawURL string, opts Options) (*DB, error)
 			return nil, fmt.Errorf("open database %s: %w (run 'posbridge init' first)", shown, ErrMissing)
 		}
 	}
-	if err := d.checkVersion(ctx); err != nil {
-		sqldb.Close()
-		return nil, err
-	}
-	if !opts.NoMigrate {
-		if _, err := d.Migrate(ctx); err != nil {
-			sqldb.Close()
-			return nil, err
-		}
-	}
-	return d, nil
+	return d.ready(ctx, opts)
 }
 
 // ErrCollation means a PostgreSQL database does not treat text as SQLite
