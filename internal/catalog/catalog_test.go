@@ -14,6 +14,7 @@ import (
 	"github.com/posbridge/posbridge/internal/catalog"
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/db/dbtest"
+	"github.com/posbridge/posbridge/internal/db/pgtest"
 )
 
 // fixture is a fresh database and a folder for the files loaded into it.
@@ -649,5 +650,77 @@ func TestConcurrentFullLoads(t *testing.T) {
 		if len(live) != 1 {
 			t.Fatalf("round %d: live vendors of files %q, want those of one file", round, live)
 		}
+	}
+}
+
+const itemsHead = "item,sku,description,sku_description,item_class,vendor,status,color,size,width,upc,retail_ref,price,cost\n"
+
+// TestLoadAnalyzesOnPostgres: on PostgreSQL a load that changed a large
+// share of its tables has their planner statistics brought up to date
+// once it has committed (ANALYZE), without waiting for autovacuum: the
+// exports after a first load are planned for the rows it wrote. A small
+// delta on the analyzed tables, and a load of another kind, leave the
+// tables they did not change much alone.
+func TestLoadAnalyzesOnPostgres(t *testing.T) {
+	ctx := context.Background()
+	d, err := db.Open(ctx, pgtest.Start(t), db.Options{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	f := &fixture{t: t, d: d, dir: t.TempDir()}
+	analyzed := func() map[string]string {
+		t.Helper()
+		got := map[string]string{}
+		rows, err := d.QueryContext(ctx, `SELECT relname, coalesce(CAST(last_analyze AS TEXT), '') FROM pg_stat_user_tables
+WHERE relname IN ('items', 'skus', 'triggers', 'vendors')`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var table, at string
+			if err := rows.Scan(&table, &at); err != nil {
+				t.Fatal(err)
+			}
+			got[table] = at
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := analyzed(); got["skus"] != "" || got["items"] != "" || got["triggers"] != "" {
+		t.Fatalf("analyzed before the load: %v", got)
+	}
+
+	var b strings.Builder
+	b.WriteString(itemsHead)
+	for i := 0; i < 1500; i++ {
+		fmt.Fprintf(&b, "I%05d,S,Item %d,,FTW,,A,,,,,,9.99,5.00\n", i, i)
+	}
+	if res := f.delta("items", b.String()); res.Added != 1500 || res.Triggers != 1500 {
+		t.Fatalf("first load: %+v", res)
+	}
+	first := analyzed()
+	for _, table := range []string{"items", "skus", "triggers"} {
+		if first[table] == "" {
+			t.Errorf("%s not analyzed after a load of 1500 items into it", table)
+		}
+	}
+	if first["vendors"] != "" {
+		t.Errorf("vendors analyzed after a load of items: %v", first)
+	}
+
+	f.delta("items", itemsHead+"I00001,S,Item 1 renamed,,FTW,,A,,,,,,9.99,5.00\n")
+	f.delta("vendors", "vendor,name\nV1,Vendor one\n")
+	second := analyzed()
+	for _, table := range []string{"items", "skus", "triggers"} {
+		if second[table] != first[table] {
+			t.Errorf("%s analyzed again after a delta of one item of 1500: %v, then %v", table, first[table], second[table])
+		}
+	}
+	if second["vendors"] == "" {
+		t.Errorf("vendors not analyzed after the first rows went into it (never analyzed): %v", second)
 	}
 }

@@ -204,7 +204,25 @@ func Load(ctx context.Context, d *db.DB, kind, path string, opts Options) (*Resu
 		}
 		return nil, fmt.Errorf("load %s from %s: %w", kind, path, db.Classify(err))
 	}
+	if !opts.DryRun {
+		l.analyze(d)
+	}
 	return l.res, nil
+}
+
+// analyze has the statistics of the tables the load changed much brought
+// up to date (db.AnalyzeWritten), so that the exports that follow it are
+// planned for what the tables hold. The load has committed: a failure here
+// is a warning.
+func (l *loader) analyze(d *db.DB) {
+	records := l.res.Added + l.res.Changed + l.res.Deleted
+	written := map[string]int64{l.k.table: records, "triggers": l.res.Triggers}
+	for _, t := range l.k.alsoWrites {
+		written[t] = records
+	}
+	if err := d.AnalyzeWritten(l.ctx, written); err != nil {
+		l.opts.Warn(fmt.Sprintf("%v (the load is applied)", err))
+	}
 }
 
 // errRejectsFile is a rejects file that could not be written.
@@ -491,6 +509,10 @@ type kindSpec struct {
 	refs               []ref
 	// table holds one row per record; empty means a first load.
 	table string
+	// alsoWrites are the other tables a load writes its records' rows in,
+	// besides triggers (an item's row, an invoice's lines); for the
+	// statistics (loader.analyze) each counts a row per record.
+	alsoWrites []string
 	// skipSame lets a load skip a file whose content is the same as the
 	// last load of the kind. Off for kinds that other commands change.
 	skipSame bool

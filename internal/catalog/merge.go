@@ -29,7 +29,7 @@ var kinds = map[string]*kindSpec{
 		merge: func(l *loader) error { return mergeSimple(l, "customers", "customer", trigger.CodeCustomer) },
 	},
 	"items": {
-		name: "items", table: "skus", skipSame: true, root: "Items", record: "Item",
+		name: "items", table: "skus", alsoWrites: []string{"items"}, skipSame: true, root: "Items", record: "Item",
 		plan: newPlan(itemRow{}),
 		group: &group{by: "item", what: "item-level", cols: itemCols,
 			extra:    `(f.sku = '') <> (s.sku = '')`,
@@ -39,7 +39,7 @@ var kinds = map[string]*kindSpec{
 		merge: mergeItems,
 	},
 	"invoices": {
-		name: "invoices", table: "invoices", skipSame: true, root: "Invoices", record: "InvoiceLine",
+		name: "invoices", table: "invoices", alsoWrites: []string{"invoice_lines"}, skipSame: true, root: "Invoices", record: "InvoiceLine",
 		plan:  newPlan(invoiceRow{}),
 		group: &group{by: "invoice", what: "invoice header", cols: invoiceHeaderCols, whole: true},
 		check: checkInvoices,

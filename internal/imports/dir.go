@@ -25,9 +25,29 @@ type Folders struct {
 	// means processed/ and error/ inside the input folder.
 	Processed, Error string
 	// Warn reports a file of the folder that is not imported because it
-	// is not a regular file (a named pipe would block its reader); nil
+	// is not a regular file (a named pipe would block its reader), or
+	// that another run took away (moved) while this one was at it; nil
 	// says nothing.
 	Warn func(string)
+}
+
+func (f Folders) warn(msg string) {
+	if f.Warn != nil {
+		f.Warn(msg)
+	}
+}
+
+// taken says path, which err says is missing, is gone from its folder:
+// another run (on this host or another, importing the same folder) took
+// it away between this run's listing of the folder and its opening or
+// moving the file. A run that loses such a race has nothing to answer
+// for; any other missing file (a rejects folder, say) stays an error.
+func taken(path string, err error) bool {
+	if !errors.Is(err, os.ErrNotExist) {
+		return false
+	}
+	_, serr := os.Lstat(path)
+	return errors.Is(serr, os.ErrNotExist)
 }
 
 // Settling says a file of the folder is left for the next run: modified
@@ -122,23 +142,23 @@ func dir(folder string, f Folders, run ImportFunc, each func(Outcome)) {
 		each(Outcome{Path: folder, Err: err})
 		return
 	}
-	if f.Warn != nil {
-		for _, o := range others {
-			f.Warn(o + ": not a regular file, skipped")
-		}
+	for _, o := range others {
+		f.warn(o + ": not a regular file, skipped")
 	}
 	for _, n := range names {
 		path := filepath.Join(folder, n)
 		st, err := os.Stat(path)
-		if errors.Is(err, os.ErrNotExist) {
-			continue // taken away meanwhile
+		if taken(path, err) {
+			f.warn(path + ": taken by another run, skipped")
+			continue
 		}
 		if err == nil && f.Settling(path, st) {
 			each(Outcome{Path: path, Waiting: true})
 			continue
 		}
 		res, err := run(path, errDir)
-		if errors.Is(err, os.ErrNotExist) {
+		if taken(path, err) {
+			f.warn(path + ": taken by another run, skipped")
 			continue
 		}
 		// A busy database or an interrupted run says nothing about the
@@ -157,7 +177,17 @@ func dir(folder string, f Folders, run ImportFunc, each func(Outcome)) {
 		}
 		if res == nil || !res.DryRun {
 			moved, merr := fsx.MoveInto(path, to)
-			if merr != nil && out.Err == nil {
+			switch {
+			case taken(path, merr) && err == nil && res != nil && res.SameAs != "":
+				// The other run applied the file and moved it while this
+				// one found its content applied: the file is the other's.
+				f.warn(path + ": taken by another run, skipped")
+				continue
+			case taken(path, merr):
+				// This run's outcome stands (it applied the file, or the
+				// file failed here too); the other run moved the file.
+				f.warn(path + ": moved away by another run")
+			case merr != nil && out.Err == nil:
 				out.Err = merr
 			}
 			out.MovedTo = moved

@@ -16,6 +16,7 @@ import (
 	"github.com/posbridge/posbridge/internal/catalog"
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/db/dbtest"
+	"github.com/posbridge/posbridge/internal/fsx"
 )
 
 // The inventory transaction import below the command line: the record
@@ -561,6 +562,76 @@ func TestPathsVanishing(t *testing.T) {
 	}
 	if o := got["txn-vanish-a.csv"]; o.Err != nil || o.Result == nil || o.Result.Applied != 1 {
 		t.Errorf("in2/txn-vanish-a.csv: %+v", o)
+	}
+}
+
+// TestPathsTakenByAnotherRun: two runs import one folder (two hosts on a
+// shared mount, or two processes on one host), and the other run moves a
+// file into processed/ while this one is at it. A file the other run
+// applied and took away while this one found its content applied is not
+// this run's: it is neither reported nor moved again, and a line says
+// another run took it. A file this run applied, which the other run moved
+// first (having found it applied), is reported as applied, with a line
+// saying another run moved it. Neither is a failure, and each is applied
+// once.
+func TestPathsTakenByAnotherRun(t *testing.T) {
+	f := newTxnFixture(t)
+	ctx := context.Background()
+	in := filepath.Join(f.dir, "in")
+	f.write("in/theirs.csv", txnHead+"R,IT0000001,BLK-8,S01,BR01,2\n")
+	f.write("in/ours.csv", txnHead+"R,IT0000001,BLK-8,S01,BR01,5\n")
+	processed := filepath.Join(in, "processed")
+	// other is the other run: it applies the file, or finds it applied,
+	// and moves it into processed/.
+	other := func(path string) {
+		if _, err := ImportTransactions(ctx, f.d, path, Options{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fsx.MoveInto(path, processed); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var warns []string
+	fo := Folders{Warn: func(msg string) { warns = append(warns, msg) }}
+	got := outcomes([]string{in}, fo, func(path, rejectsDir string) (*Result, error) {
+		if filepath.Base(path) == "ours.csv" {
+			res, err := ImportTransactions(ctx, f.d, path, Options{RejectsDir: rejectsDir})
+			other(path)
+			return res, err
+		}
+		// The other run applied theirs.csv first, and moves it after this
+		// run read it.
+		if _, err := ImportTransactions(ctx, f.d, path, Options{}); err != nil {
+			t.Fatal(err)
+		}
+		res, err := ImportTransactions(ctx, f.d, path, Options{RejectsDir: rejectsDir})
+		if err != nil || res.SameAs == "" {
+			t.Fatalf("theirs.csv, applied by the other run: %+v %v", res, err)
+		}
+		other(path)
+		return res, err
+	})
+	if o, ok := got["theirs.csv"]; ok {
+		t.Errorf("theirs.csv reported: %+v", o)
+	}
+	if o := got["ours.csv"]; o.Err != nil || o.Result == nil || o.Result.Applied != 1 || o.MovedTo != "" {
+		t.Errorf("ours.csv: %+v", o)
+	}
+	want := []string{
+		filepath.Join(in, "ours.csv") + ": moved away by another run",
+		filepath.Join(in, "theirs.csv") + ": taken by another run, skipped",
+	}
+	if !reflect.DeepEqual(warns, want) {
+		t.Errorf("said %q, want %q", warns, want)
+	}
+	if got, want := names(t, processed), []string{"ours.csv", "theirs.csv"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("processed/ holds %q, want %q", got, want)
+	}
+	if got := names(t, filepath.Join(in, "error")); len(got) != 0 {
+		t.Errorf("error/ holds %q", got)
+	}
+	if got := f.onHand("IT0000001", "BLK-8", "S01", "BR01"); got != 3+2+5 {
+		t.Errorf("on hand %d, want 3 + 2 + 5 (each file applied once)", got)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 
 	"github.com/posbridge/posbridge/internal/db"
 )
@@ -32,8 +33,15 @@ func Claim(ctx context.Context, conn *sql.Conn, code string, fileID, runID int64
 	unit := recordUnit(code)
 	which := `file_code = ?4 AND status = 'ready'`
 	if limit > 0 {
-		which += ` AND (` + unit + `) IN (
-  SELECT DISTINCT ` + unit + ` FROM triggers WHERE file_code = ?4 AND status = 'ready' ORDER BY ` + unit + ` LIMIT ?5)`
+		// The first limit records in key order are those up to the
+		// limit-th key, found once. Said as "IN (the first limit keys)",
+		// PostgreSQL without statistics of the table (right after a load,
+		// before autovacuum analyzes it) plans a nested loop that reads
+		// the keys again for every ready trigger: 25 s and more for
+		// 50,000 triggers, against 70 ms for this range on the index.
+		which += ` AND (` + unit + `) <= (SELECT ` + unit + ` FROM (
+  SELECT DISTINCT ` + unit + ` FROM triggers WHERE file_code = ?4 AND status = 'ready' ORDER BY ` + unit + ` LIMIT ?5) AS first
+  ORDER BY ` + strings.ReplaceAll(unit, ",", " DESC,") + ` DESC LIMIT 1)`
 	}
 	if db.DialectOf(conn) == db.Postgres {
 		which = `id IN (SELECT id FROM triggers WHERE ` + which + ` FOR UPDATE SKIP LOCKED)`

@@ -87,5 +87,12 @@ ON CONFLICT(file_code, record_key, sub_key) WHERE `+pending+` DO NOTHING`, appen
 	if err != nil {
 		return res, fmt.Errorf("generate %s triggers: %w", opts.Kind, db.Classify(err))
 	}
+	if !opts.DryRun {
+		// The triggers are committed; what is left is statistics for the
+		// exports that send them.
+		if err := d.AnalyzeWritten(ctx, map[string]int64{"triggers": res.Created}); err != nil {
+			return res, fmt.Errorf("generated %d %s triggers, then: %w", res.Created, opts.Kind, err)
+		}
+	}
 	return res, nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/db/dbtest"
+	"github.com/posbridge/posbridge/internal/db/pgtest"
 	"github.com/posbridge/posbridge/internal/trigger"
 )
 
@@ -668,5 +669,42 @@ func TestListFilters(t *testing.T) {
 				t.Fatalf("List(%+v) = %q, want %q", tt.filter, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestGenerateAnalyzesOnPostgres: on PostgreSQL trigger generate, which
+// writes a trigger per record in one run, has the statistics of the
+// triggers table brought up to date after its commit, so that the exports
+// sending them are planned for them; a dry run changes nothing and
+// analyzes nothing.
+func TestGenerateAnalyzesOnPostgres(t *testing.T) {
+	ctx := context.Background()
+	d, err := db.Open(ctx, pgtest.Start(t), db.Options{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	exec(t, d, `INSERT INTO vendors(vendor, name, created_at, updated_at)
+SELECT 'V' || lpad(CAST(n AS TEXT), 5, '0'), 'Vendor', ?1, ?1 FROM generate_series(1, 1200) AS n`, db.Now())
+	lastAnalyze := func() string {
+		t.Helper()
+		var at string
+		if err := d.QueryRowContext(ctx, `SELECT coalesce(CAST(last_analyze AS TEXT), '') FROM pg_stat_user_tables WHERE relname = 'triggers'`).Scan(&at); err != nil {
+			t.Fatal(err)
+		}
+		return at
+	}
+	if _, err := trigger.Generate(ctx, d, trigger.GenerateOptions{Kind: "vendor", DryRun: true}); err != nil {
+		t.Fatal(err)
+	}
+	if at := lastAnalyze(); at != "" {
+		t.Fatalf("triggers analyzed after a dry run, at %s", at)
+	}
+	res, err := trigger.Generate(ctx, d, trigger.GenerateOptions{Kind: "vendor"})
+	if err != nil || res.Created != 1200 {
+		t.Fatalf("generate: %+v %v", res, err)
+	}
+	if lastAnalyze() == "" {
+		t.Error("triggers not analyzed after 1200 triggers were generated")
 	}
 }
