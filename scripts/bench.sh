@@ -41,16 +41,18 @@ rm -rf "$OUT" && mkdir -p "$OUT"
 cd "$OUT"
 results=results.md
 
-# t NAME CMD...: run CMD, record wall seconds and peak RSS (KiB) as NAME.
+# t NAME CMD...: run CMD, record wall seconds, peak RSS (KiB) and CPU
+# seconds (user and system, of CMD and its children) as NAME.
 t() {
 	name=$1; shift
-	/usr/bin/time -f "%e %M" -o "time.$name" "$@" >"log.$name" 2>&1 || { echo "bench: $name failed:"; cat "log.$name"; exit 1; }
-	read -r secs kb <"time.$name"
-	echo "$name $secs $kb" >>times
+	/usr/bin/time -f "%e %M %U %S" -o "time.$name" "$@" >"log.$name" 2>&1 || { echo "bench: $name failed:"; cat "log.$name"; exit 1; }
+	read -r secs kb user sys <"time.$name"
+	echo "$name $secs $kb $(awk -v u="$user" -v s="$sys" 'BEGIN {printf "%.2f", u+s}')" >>times
 	printf '%-28s %8.2f s %8d KiB\n' "$name" "$secs" "$kb"
 }
 secs() { awk -v n="$1" '$1==n {print $2}' times; }
 kib() { awk -v n="$1" '$1==n {print $3}' times; }
+cpu() { awk -v n="$1" '$1==n {print $4}' times; }
 ratio() { awk -v a="$(secs "$1")" -v b="$(secs "$2")" 'BEGIN {printf "%.2f", a/b}'; }
 
 # bench_transfers: push and pull one BIG_MIB file (none when BIG_MIB is 0)

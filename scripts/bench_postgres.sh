@@ -8,6 +8,7 @@
 # postgres.rows; skipped with a message without PostgreSQL.
 bench_postgres() {
 	: >postgres.rows
+	: >pgcpu.times
 	[ -f vendors.csv ] || $GEN -kind vendors -rows 5000 -seed 1 -o vendors.csv
 	[ -f items.csv ] || $GEN -kind items -rows "$ROWS" -seed 1 -o items.csv
 	[ -f items-1pct.csv ] || $GEN -kind items -rows "$ROWS" -seed 1 -change-pct 1 -o items-1pct.csv
@@ -40,6 +41,30 @@ bench_postgres() {
 		{ echo "bench: PostgreSQL did not start:"; cat "$pg/server.log"; exit 1; }
 	trap '$as_pg "$pgbin/pg_ctl" -D "$pg/data" -m fast stop >/dev/null 2>&1' EXIT
 	base="postgres://posbridge@127.0.0.1:$port"
+	# pgcpu: CPU seconds the server has used so far: its processes' own
+	# (the postmaster and its children) and those of the children it has
+	# reaped (the postmaster's cutime and cstime).
+	tick=$(getconf CLK_TCK)
+	pgcpu() {
+		pm=$(head -1 "$pg/data/postmaster.pid")
+		for f in /proc/[0-9]*/stat; do
+			read -r line <"$f" 2>/dev/null || continue
+			# The fields after the command name, which may hold spaces:
+			# ppid is the 2nd, utime and stime the 12th and 13th, cutime
+			# and cstime the 14th and 15th.
+			echo "${line%% *} ${line##*) }"
+		done | awk -v pm="$pm" -v tick="$tick" '
+			$1 == pm { t += $13 + $14 + $15 + $16 }
+			$3 == pm { t += $13 + $14 }
+			END { printf "%.2f", t / tick }'
+	}
+	# tpg NAME CMD...: t, and the server's CPU seconds during CMD.
+	tpg() {
+		before=$(pgcpu)
+		t "$@"
+		echo "$1 $(awk -v a="$before" -v b="$(pgcpu)" 'BEGIN {printf "%.2f", b-a}')" >>pgcpu.times
+	}
+	srvcpu() { awk -v n="$1" '$1==n {print $2}' pgcpu.times; }
 	psql_q() { psql -X -q -v ON_ERROR_STOP=1 "$@" >/dev/null; }
 	psql_q "$base/postgres" -c "CREATE DATABASE pb" -c "CREATE DATABASE ref"
 	export POSBRIDGE_DATABASE="$base/pb?sslmode=disable"
@@ -50,22 +75,22 @@ bench_postgres() {
 	# Loads against \copy of the same CSV into a plain table of text columns.
 	cols=$(head -1 items.csv | tr -d '\r' | sed 's/\([a-z_]*\)/"\1" text/g')
 	psql_q "$ref" -c "CREATE TABLE items_ref ($cols)"
-	t pg_copy_items psql -X -q "$ref" -c "\\copy items_ref FROM 'items.csv' CSV HEADER"
-	t pg_load_first "$PB" load items items.csv -q
-	t pg_load_identical "$PB" load items items.csv -q
-	t pg_load_identical_force "$PB" load items items.csv -q --force
-	t pg_load_1pct "$PB" load items items-1pct.csv -q
+	tpg pg_copy_items psql -X -q "$ref" -c "\\copy items_ref FROM 'items.csv' CSV HEADER"
+	tpg pg_load_first "$PB" load items items.csv -q
+	tpg pg_load_identical "$PB" load items items.csv -q
+	tpg pg_load_identical_force "$PB" load items items.csv -q --force
+	tpg pg_load_1pct "$PB" load items items-1pct.csv -q
 
 	# Exports of every SKU trigger against \copy out of the same joined rows.
 	psql_q "$POSBRIDGE_DATABASE" -c "UPDATE triggers SET status='processed', processed_at='2000-01-01T00:00:00Z'"
 	"$PB" trigger generate --type item -q >/dev/null
-	t pg_copy_out_items psql -X -q "$POSBRIDGE_DATABASE" -o /dev/null -c "\\copy (SELECT t.capture, i.item, i.description, i.item_class, i.vendor, i.status, k.sku, k.sku_description,
+	tpg pg_copy_out_items psql -X -q "$POSBRIDGE_DATABASE" -o /dev/null -c "\\copy (SELECT t.capture, i.item, i.description, i.item_class, i.vendor, i.status, k.sku, k.sku_description,
   k.color, k.size, k.width, k.upc, k.retail_ref, k.price, k.cost FROM triggers t JOIN skus k ON k.item = t.record_key AND k.sku = t.sub_key
   JOIN items i ON i.item = k.item WHERE t.file_code = 'SKU' AND t.status = 'ready' ORDER BY i.item, k.sku) TO STDOUT CSV"
-	t pg_export_items_csv "$PB" export items --format csv -q
+	tpg pg_export_items_csv "$PB" export items --format csv -q
 	psql_q "$POSBRIDGE_DATABASE" -c "UPDATE triggers SET status='ready', file_id=NULL, processed_at=NULL
 WHERE file_id = (SELECT max(id) FROM files WHERE direction = 'out' AND kind = 'items')"
-	t pg_export_items_xml "$PB" export items --format xml -q
+	tpg pg_export_items_xml "$PB" export items --format xml -q
 
 	# Four kinds from four processes at once against one after another, in
 	# a database of their own: ROWS/4 items, customers, invoices and
@@ -116,21 +141,21 @@ WHERE file_id = (SELECT max(id) FROM files WHERE direction = 'out' AND kind = 'i
 	POSBRIDGE_DATABASE="$base/txbase?sslmode=disable" "$PB" --config tx.yaml load items tx-items.csv -q >/dev/null 2>&1
 	cols=$(head -1 tx.csv | tr -d '\r' | sed 's/\([a-z_]*\)/"\1" text/g')
 	psql_q "$ref" -c "CREATE TABLE tx_ref ($cols)"
-	t pg_copy_tx psql -X -q "$ref" -c "\\copy tx_ref FROM 'tx.csv' CSV HEADER"
+	tpg pg_copy_tx psql -X -q "$ref" -c "\\copy tx_ref FROM 'tx.csv' CSV HEADER"
 	psql_q "$base/postgres" -c "CREATE DATABASE tx1 TEMPLATE txbase" -c "CREATE DATABASE tx2 TEMPLATE txbase"
-	t pg_import_tx_csv env POSBRIDGE_DATABASE="$base/tx1?sslmode=disable" "$PB" --config tx.yaml import inventory-transactions tx.csv -q
-	t pg_import_tx_xml env POSBRIDGE_DATABASE="$base/tx2?sslmode=disable" "$PB" --config tx.yaml import inventory-transactions tx.xml -q
+	tpg pg_import_tx_csv env POSBRIDGE_DATABASE="$base/tx1?sslmode=disable" "$PB" --config tx.yaml import inventory-transactions tx.csv -q
+	tpg pg_import_tx_xml env POSBRIDGE_DATABASE="$base/tx2?sslmode=disable" "$PB" --config tx.yaml import inventory-transactions tx.xml -q
 
 	pgver=$(psql -X -At "$ref" -c "SHOW server_version" | cut -d' ' -f1)
 	{
 		for n in pg_load_first pg_load_identical pg_load_identical_force pg_load_1pct; do
-			printf '%s\n' "| $n ($ROWS SKU rows, PostgreSQL $pgver) | $(secs $n) | $(( $(kib $n) / 1024 )) | $(ratio $n pg_copy_items)x | psql \\copy into a plain table $(secs pg_copy_items) s (target 3x) |"
+			printf '%s\n' "| $n ($ROWS SKU rows, PostgreSQL $pgver) | $(secs $n) | $(( $(kib $n) / 1024 )) | $(ratio $n pg_copy_items)x | psql \\copy into a plain table $(secs pg_copy_items) s, server CPU $(srvcpu pg_copy_items) s (target 3x); CPU: posbridge $(cpu $n) s, server $(srvcpu $n) s |"
 		done
 		for n in pg_export_items_csv pg_export_items_xml; do
-			printf '%s\n' "| $n ($ROWS SKU triggers) | $(secs $n) | $(( $(kib $n) / 1024 )) | $(ratio $n pg_copy_out_items)x | psql \\copy out of the joined rows $(secs pg_copy_out_items) s (target 3x) |"
+			printf '%s\n' "| $n ($ROWS SKU triggers) | $(secs $n) | $(( $(kib $n) / 1024 )) | $(ratio $n pg_copy_out_items)x | psql \\copy out of the joined rows $(secs pg_copy_out_items) s, server CPU $(srvcpu pg_copy_out_items) s (target 3x); CPU: posbridge $(cpu $n) s, server $(srvcpu $n) s |"
 		done
 		for n in pg_import_tx_csv pg_import_tx_xml; do
-			printf '%s\n' "| $n ($ROWS transactions) | $(secs $n) | $(( $(kib $n) / 1024 )) | $(ratio $n pg_copy_tx)x | psql \\copy of the CSV $(secs pg_copy_tx) s (target 3x) |"
+			printf '%s\n' "| $n ($ROWS transactions) | $(secs $n) | $(( $(kib $n) / 1024 )) | $(ratio $n pg_copy_tx)x | psql \\copy of the CSV $(secs pg_copy_tx) s, server CPU $(srvcpu pg_copy_tx) s (target 3x); CPU: posbridge $(cpu $n) s, server $(srvcpu $n) s |"
 		done
 		echo "| exports of 4 kinds ($kinds, $q records each) from 4 processes at once | $par_secs | | $(echo "$seq_secs $par_secs" | awk '{printf "%.2f", $1/$2}')x | one after another $seq_secs s (target 3x throughput; $(nproc) cores) |"
 	} >postgres.rows
