@@ -116,7 +116,14 @@ const orderCols = `o.id, o.order_code, o.partner, o.external_key, o.channel, o.w
   o.payment_method, o.order_time, o.customer_name, o.customer_mobile, o.customer_email, o.ship_name, o.ship_address1,
   o.ship_address2, o.ship_city, o.ship_state, o.ship_country, o.ship_zip, o.ship_phone, o.ship_email, o.total_quantity,
   o.total_amount, o.total_tax, o.total_discount, o.shipping_charge, o.revision, o.created_at, o.updated_at,
-  (SELECT coalesce(sum(ls.short), 0) FROM line_short ls WHERE ls.order_id = o.id)`
+  coalesce(os.short, 0)`
+
+// orderFrom is the FROM clause of the queries of orderCols: each order
+// with the sum of its lines' short. A join to line_short grouped by order,
+// not a subquery per order, so that both engines compute the lines' short
+// once per statement (PostgreSQL evaluates such a correlated subquery over
+// the CTE anew for every order it reads).
+const orderFrom = ` FROM orders o LEFT JOIN (SELECT order_id, sum(short) AS short FROM line_short GROUP BY order_id) AS os ON os.order_id = o.id`
 
 // lineShort is the short of every open order line as the stock is now,
 // for the queries of orderCols: what is reserved of a SKU in a warehouse
@@ -126,19 +133,33 @@ const orderCols = `o.id, o.order_code, o.partner, o.external_key, o.channel, o.w
 // stock makes the orders whole, oldest first, at the next read; the
 // short stored when a line was reserved is only that moment's. cond
 // narrows the open lines looked at (the index order_lines_open finds
-// them): those of the items of one order, for reading that order.
+// them): those that one order's short depends on, for reading that
+// order (orderShort).
+//
+// open_lines sums what the newer lines of the same SKU and warehouse
+// hold open (the window); line_short joins the stock only to the lines
+// the statement keeps, after its filter on the order: a stock lookup
+// inside the window ran once for every open line of the SKUs, which on
+// PostgreSQL made reading one order take up to a second. A join grouped
+// by line rather than a scalar subquery, which PostgreSQL would repeat
+// for each use of need in the CASE.
 func lineShort(cond string) string {
-	return `WITH line_short AS (SELECT order_id, line_no, CASE WHEN need <= 0 THEN 0 WHEN need < open THEN need ELSE open END AS short
-FROM (SELECT l.order_id, l.line_no, l.ordered - l.cancelled - l.fulfilled AS open,
-    coalesce((SELECT sum(v.reserved) - sum(v.on_hand) FROM inventory v WHERE v.item = l.item AND v.sku = l.sku AND v.warehouse = o.warehouse), 0)
-    - coalesce(sum(l.ordered - l.cancelled - l.fulfilled) OVER (PARTITION BY l.item, l.sku, o.warehouse ORDER BY l.order_id DESC, l.line_no DESC
-        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS need
-  FROM order_lines l JOIN orders o ON o.id = l.order_id WHERE l.ordered > l.cancelled + l.fulfilled` + cond + `) AS open_lines) `
+	return `WITH open_lines AS (SELECT l.order_id, l.line_no, l.item, l.sku, o.warehouse, l.ordered - l.cancelled - l.fulfilled AS open,
+    coalesce(sum(l.ordered - l.cancelled - l.fulfilled) OVER (PARTITION BY l.item, l.sku, o.warehouse ORDER BY l.order_id DESC, l.line_no DESC
+        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS newer
+  FROM order_lines l JOIN orders o ON o.id = l.order_id WHERE l.ordered > l.cancelled + l.fulfilled` + cond + `),
+line_short AS (SELECT order_id, line_no, CASE WHEN need <= 0 THEN 0 WHEN need < open THEN need ELSE open END AS short
+  FROM (SELECT x.order_id, x.line_no, x.open, coalesce(sum(v.reserved) - sum(v.on_hand), 0) - x.newer AS need
+    FROM open_lines x LEFT JOIN inventory v ON v.item = x.item AND v.sku = x.sku AND v.warehouse = x.warehouse
+    GROUP BY x.order_id, x.line_no, x.open, x.newer) AS need_lines) `
 }
 
-// orderShort narrows lineShort to the items of the order whose id is the
-// statement's first argument (?1).
-const orderShort = ` AND l.item IN (SELECT item FROM order_lines WHERE order_id = ?1)`
+// orderShort narrows lineShort to the order whose id is the statement's
+// first argument (?1): the lines of its SKUs in it and in newer orders,
+// the only ones its lines' short depends on, so reading a new order does
+// not sum over every older open line of its SKUs (an index range of
+// order_lines_open).
+const orderShort = ` AND (l.item, l.sku) IN (SELECT item, sku FROM order_lines WHERE order_id = ?1) AND l.order_id >= ?1`
 
 func scanOrder(s interface{ Scan(...any) error }) (Order, error) {
 	var o Order
@@ -151,7 +172,7 @@ func scanOrder(s interface{ Scan(...any) error }) (Order, error) {
 
 // load reads an order and its lines by id.
 func load(ctx context.Context, q db.Querier, id int64) (Order, error) {
-	o, err := scanOrder(q.QueryRowContext(ctx, lineShort(orderShort)+`SELECT `+orderCols+` FROM orders o WHERE o.id = ?1`, id))
+	o, err := scanOrder(q.QueryRowContext(ctx, lineShort(orderShort)+`SELECT `+orderCols+orderFrom+` WHERE o.id = ?1`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return o, ErrNotFound
 	}
@@ -159,8 +180,9 @@ func load(ctx context.Context, q db.Querier, id int64) (Order, error) {
 		return o, err
 	}
 	rows, err := q.QueryContext(ctx, lineShort(orderShort)+`SELECT l.line_no, l.item, l.sku, l.ref_code, coalesce(s.upc, ''), l.location, l.ordered, l.cancelled,
-  l.fulfilled, coalesce((SELECT ls.short FROM line_short ls WHERE ls.order_id = l.order_id AND ls.line_no = l.line_no), 0), l.sale_price, l.item_amount, l.tax_percent, l.discount_percent
-FROM order_lines l LEFT JOIN skus s ON s.item = l.item AND s.sku = l.sku WHERE l.order_id = ?1 ORDER BY l.line_no`, id)
+  l.fulfilled, coalesce(ls.short, 0), l.sale_price, l.item_amount, l.tax_percent, l.discount_percent
+FROM order_lines l LEFT JOIN skus s ON s.item = l.item AND s.sku = l.sku
+  LEFT JOIN line_short ls ON ls.order_id = l.order_id AND ls.line_no = l.line_no WHERE l.order_id = ?1 ORDER BY l.line_no`, id)
 	if err != nil {
 		return o, err
 	}
@@ -224,7 +246,7 @@ type Filter struct {
 // List calls fn for each order that matches f, oldest first, without
 // lines.
 func List(ctx context.Context, d *db.DB, f Filter, fn func(Order) error) error {
-	q := lineShort("") + `SELECT * FROM (SELECT ` + orderCols + ` AS short FROM orders o WHERE (?1 = '' OR o.partner = ?1)
+	q := lineShort("") + `SELECT * FROM (SELECT ` + orderCols + ` AS short` + orderFrom + ` WHERE (?1 = '' OR o.partner = ?1)
   AND (?2 = '' OR o.status = ?2)) AS x`
 	if f.Short {
 		q += ` WHERE x.short > 0`

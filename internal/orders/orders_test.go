@@ -325,3 +325,87 @@ func TestReserveRange(t *testing.T) {
 		t.Fatalf("reserved %d, want 999999999", r)
 	}
 }
+
+// TestShortPerLine: the short of each line as Get reads one order (from
+// its lines and the newer ones only) is the same as List reads for all
+// orders: per SKU and warehouse, the stock of all its locations, the
+// newest lines short first, two lines of one SKU in an order apart.
+func TestShortPerLine(t *testing.T) {
+	ctx := context.Background()
+	d := seed(t)
+	now := db.Now()
+	for _, q := range []string{
+		`INSERT INTO warehouses(warehouse, name, created_at, updated_at) VALUES ('S02', 'Outlet', '` + now + `', '` + now + `')`,
+		`INSERT INTO skus(item, sku, upc, created_at, updated_at) VALUES ('IT1', 'BLK L', '222', '` + now + `', '` + now + `')`,
+		`INSERT INTO inventory(item, sku, warehouse, location, on_hand, reserved, updated_at) VALUES ('IT1', 'BLK L', 'S01', 'A1', 2, 0, '` + now + `')`,
+		`INSERT INTO inventory(item, sku, warehouse, location, on_hand, reserved, updated_at) VALUES ('IT1', 'BLK L', 'S01', 'B2', 1, 0, '` + now + `')`,
+		`INSERT INTO inventory(item, sku, warehouse, location, on_hand, reserved, updated_at) VALUES ('IT1', 'RED S', 'S02', 'A1', 1, 0, '` + now + `')`,
+	} {
+		if _, err := d.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	imp := func(warehouse, key string, lines ...string) {
+		t.Helper()
+		path := filepath.Join(t.TempDir(), "o.json")
+		os.WriteFile(path, []byte(`{"onlineReferenceNo": "`+key+`", "createdAt": "2026-03-01 10:00:00", "orderItems": [`+strings.Join(lines, ",")+`]}`), 0o644)
+		p := partner.Profile{Name: "shop" + warehouse, Kind: partner.StorePOS, SKUCode: partner.SKUCodeUPC, Warehouse: warehouse}
+		if res, _, err := Import(ctx, d, p, path, imports.Options{}); err != nil || res.Applied != 1 {
+			t.Fatalf("import %s: %+v %v", key, res, err)
+		}
+	}
+	line := func(no int, upc string, qty int) string {
+		return fmt.Sprintf(`{"rowNo": %d, "itemReferenceCode": %q, "quantity": %d}`, no, upc, qty)
+	}
+	// S01: RED S 5 on hand, 7 reserved; BLK L 3 on hand (two locations),
+	// 4 reserved. S02: RED S 1 on hand, 2 reserved.
+	imp("S01", "W1", line(1, "111", 3), line(2, "222", 1))
+	imp("S01", "W2", line(1, "111", 2), line(2, "111", 2), line(3, "222", 2))
+	imp("S01", "W3", line(1, "222", 1))
+	imp("S02", "V1", line(1, "111", 2))
+	check := func(step string, want map[string][]int64) {
+		t.Helper()
+		listed := map[string]int64{}
+		if err := List(ctx, d, Filter{}, func(o Order) error { listed[o.ExternalKey] = o.Short; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		for key, lines := range want {
+			o, err := Get(ctx, d, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []int64
+			var sum int64
+			for _, l := range o.Lines {
+				got = append(got, l.Short)
+				sum += l.Short
+			}
+			if fmt.Sprint(got) != fmt.Sprint(lines) || o.Short != sum || listed[key] != sum {
+				t.Errorf("%s: %s lines short %v (order %d, listed %d), want %v", step, key, got, o.Short, listed[key], lines)
+			}
+		}
+	}
+	check("imported", map[string][]int64{"W1": {0, 0}, "W2": {0, 2, 0}, "W3": {1}, "V1": {1}})
+	if _, err := Cancel(ctx, d, "W3", 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Cancel(ctx, d, "W2", 2, 1); err != nil {
+		t.Fatal(err)
+	}
+	// RED S in S01: 6 reserved, 1 beyond the stock; BLK L covered.
+	check("cancelled", map[string][]int64{"W1": {0, 0}, "W2": {0, 1, 0}, "W3": {0}, "V1": {1}})
+
+	// Reading W2 sums its own open lines and the newer ones of its SKUs
+	// (V1's), not W1's: a new order is read without the older ones.
+	w2, err := Get(ctx, d, "W2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := d.QueryRowContext(ctx, lineShort(orderShort)+`SELECT count(*) FROM open_lines`, w2.ID).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 4 {
+		t.Errorf("reading W2 looks at %d open lines, want 4 (its 3 and V1's)", n)
+	}
+}
