@@ -173,3 +173,58 @@ func TestKindLockAcrossHosts(t *testing.T) {
 	}
 	end()
 }
+
+// A large claim brings PostgreSQL's statistics of triggers up to date
+// before the file's records are read, once per run; a small one does not.
+func TestLargeClaimAnalyzes(t *testing.T) {
+	ctx := context.Background()
+	d, err := db.Open(ctx, pgtest.Start(t), db.Options{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	now := db.Now()
+	for _, q := range []string{
+		`INSERT INTO vendors(vendor, name, created_at, updated_at) VALUES ('V1', 'Vendor', '` + now + `', '` + now + `')`,
+		`INSERT INTO items(item, description, vendor, status, created_at, updated_at)
+SELECT 'I' || lpad(n::text, 5, '0'), 'Item', 'V1', 'A', '` + now + `', '` + now + `' FROM generate_series(1, 1500) AS n`,
+		`INSERT INTO skus(item, sku, created_at, updated_at) SELECT item, '', created_at, updated_at FROM items`,
+	} {
+		if _, err := d.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	analyses := func() int64 {
+		var n int64
+		if err := d.QueryRowContext(ctx, `SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'triggers'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for _, c := range []struct {
+		triggers, perFile int
+		analyzed          int64
+	}{
+		{10, 0, 0},      // small: statistics are close enough
+		{1500, 500, 0},  // files of 500: not one claim is large
+		{1500, 0, 1},    // one file of 1,500: analyzed once
+		{1500, 1000, 1}, // files of 1,000 and 500: once, at the first
+	} {
+		if _, err := d.ExecContext(ctx, `DELETE FROM triggers`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.ExecContext(ctx, `INSERT INTO triggers(file_code, record_key, sub_key, capture, status, created_at, updated_at)
+SELECT 'SKU', item, '', 'A', 'ready', created_at, updated_at FROM items ORDER BY item LIMIT ?`, c.triggers); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1200 * time.Millisecond) // a backend reports its statistics at most once a second
+		before := analyses()
+		if _, err := Run(ctx, d, "items", Options{Format: "csv", Dir: t.TempDir(), LockDir: t.TempDir(), MaxRecords: c.perFile}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1200 * time.Millisecond)
+		if got := analyses() - before; got != c.analyzed {
+			t.Errorf("%d triggers in files of %d: analyzed %d times, want %d", c.triggers, c.perFile, got, c.analyzed)
+		}
+	}
+}
