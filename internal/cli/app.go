@@ -244,7 +244,7 @@ func (a *App) settling(ctx context.Context, cfg *config.Config, d *db.DB) import
 			log.Warn(fmt.Sprintf("%s: %v; left for the next run", path, err))
 		}
 		return whole
-	}}
+	}, Warn: func(msg string) { log.Warn(msg) }}
 }
 
 func (a *App) stderrIsTerminal() bool {

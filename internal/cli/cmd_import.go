@@ -116,7 +116,7 @@ func runImport(cmd *cobra.Command, app *App, im importer, args []string, o *impo
 	var failed, rejected, busy int
 	var results []*imports.Result
 	folders := app.settling(ctx, cfg, d)
-	folders.Processed, folders.Error, folders.Warn = cfg.Import.ProcessedDir, cfg.Import.ErrorDir, func(msg string) { log.Warn(msg) }
+	folders.Processed, folders.Error = cfg.Import.ProcessedDir, cfg.Import.ErrorDir
 	imports.Paths(args, folders, func(path, rejectsDir string) (*imports.Result, error) {
 		opts := io
 		opts.RejectsDir = rejectsDir

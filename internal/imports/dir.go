@@ -37,12 +37,12 @@ func (f Folders) warn(msg string) {
 	}
 }
 
-// taken says path, which err says is missing, is gone from its folder:
+// Taken says path, which err says is missing, is gone from its folder:
 // another run (on this host or another, importing the same folder) took
 // it away between this run's listing of the folder and its opening or
 // moving the file. A run that loses such a race has nothing to answer
 // for; any other missing file (a rejects folder, say) stays an error.
-func taken(path string, err error) bool {
+func Taken(path string, err error) bool {
 	if !errors.Is(err, os.ErrNotExist) {
 		return false
 	}
@@ -148,7 +148,7 @@ func dir(folder string, f Folders, run ImportFunc, each func(Outcome)) {
 	for _, n := range names {
 		path := filepath.Join(folder, n)
 		st, err := os.Stat(path)
-		if taken(path, err) {
+		if Taken(path, err) {
 			f.warn(path + ": taken by another run, skipped")
 			continue
 		}
@@ -157,7 +157,7 @@ func dir(folder string, f Folders, run ImportFunc, each func(Outcome)) {
 			continue
 		}
 		res, err := run(path, errDir)
-		if taken(path, err) {
+		if Taken(path, err) {
 			f.warn(path + ": taken by another run, skipped")
 			continue
 		}
@@ -178,12 +178,12 @@ func dir(folder string, f Folders, run ImportFunc, each func(Outcome)) {
 		if res == nil || !res.DryRun {
 			moved, merr := fsx.MoveInto(path, to)
 			switch {
-			case taken(path, merr) && err == nil && res != nil && res.SameAs != "":
+			case Taken(path, merr) && err == nil && res != nil && res.SameAs != "":
 				// The other run applied the file and moved it while this
 				// one found its content applied: the file is the other's.
 				f.warn(path + ": taken by another run, skipped")
 				continue
-			case taken(path, merr):
+			case Taken(path, merr):
 				// This run's outcome stands (it applied the file, or the
 				// file failed here too); the other run moved the file.
 				f.warn(path + ": moved away by another run")

@@ -274,6 +274,14 @@ func AnswerFolder(ctx context.Context, d *db.DB, folder string, o RequestOptions
 			continue
 		}
 		out, err := answerFile(ctx, d, path, o)
+		if errors.Is(err, errTaken) {
+			// Another run (of this host or one sharing the folder) took
+			// the request between the listing and now; it answers it.
+			if o.Folders.Warn != nil {
+				o.Folders.Warn(path + ": taken by another run, skipped")
+			}
+			continue
+		}
 		if err != nil {
 			return err
 		}
@@ -282,11 +290,17 @@ func AnswerFolder(ctx context.Context, d *db.DB, folder string, o RequestOptions
 	return nil
 }
 
+// errTaken is answerFile's error for a request another run took away.
+var errTaken = errors.New("taken by another run")
+
 // answerFile answers one request file; the error is a failure that is not
-// the request's.
+// the request's, or errTaken.
 func answerFile(ctx context.Context, d *db.DB, path string, o RequestOptions) (Outcome, error) {
 	out := Outcome{Request: path}
 	data, readErr := readRequest(path)
+	if imports.Taken(path, readErr) {
+		return out, errTaken
+	}
 	var req request
 	kind := TypeUnknown
 	var body any
@@ -379,6 +393,10 @@ func answerFile(ctx context.Context, d *db.DB, path string, o RequestOptions) (O
 		to = o.Folders.ErrorDir(filepath.Dir(path))
 	}
 	if out.MovedTo, err = fsx.MoveInto(path, to); err != nil {
+		if imports.Taken(path, err) {
+			// Answered twice, the same answer: the other run moved it.
+			return out, errTaken
+		}
 		return out, err
 	}
 	if o.RunID > 0 {
