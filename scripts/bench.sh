@@ -32,8 +32,8 @@ ROWS=${ROWS:-1000000}
 SMALL=${SMALL:-100000}
 OUT=${OUT:-bench-out}
 ROOT=$(pwd)
-PB=$ROOT/bin/posbridge
-GEN=$ROOT/bin/pbgen
+PB=${PB:-$ROOT/bin/posbridge}
+GEN=${GEN:-$ROOT/bin/pbgen}
 for tool in sqlite3 /usr/bin/time; do
 	command -v "$tool" >/dev/null 2>&1 || { echo "bench: $tool is needed (apt-get install sqlite3 time)" >&2; exit 2; }
 done
