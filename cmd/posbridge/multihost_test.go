@@ -23,7 +23,8 @@ import (
 // data folders of their own, sharing one PostgreSQL database. Exports of
 // one kind on ten hosts at once, of four kinds on four hosts, imports of
 // one folder on two hosts, hosts killed mid-export, mid-import and holding
-// a job's locks, and the database's sessions cut in the middle of a job.
+// a job's locks, the database's sessions cut in the middle of a job, and
+// its server stopped and started again in the middle of one.
 // They need PostgreSQL (pgtest.Start) and the right to make namespaces
 // (root); without either they skip, except under CI=true, where they fail.
 
@@ -83,11 +84,17 @@ type cluster struct {
 // own and env added to its commands' environment, on a new database.
 func newCluster(t *testing.T, n int, env ...string) *cluster {
 	t.Helper()
+	return newClusterOn(t, pgtest.Start, n, env...)
+}
+
+// newClusterOn is newCluster on the database that database makes for t.
+func newClusterOn(t *testing.T, database func(testing.TB) string, n int, env ...string) *cluster {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("runs real processes on PostgreSQL; skipped with -short")
 	}
 	requireUnshare(t)
-	c := &cluster{t: t, url: pgtest.Start(t)}
+	c := &cluster{t: t, url: database(t)}
 	d, err := sql.Open("pgx", c.url)
 	if err != nil {
 		t.Fatal(err)
@@ -270,6 +277,18 @@ func (c *cluster) gapFree(kind string) int {
 	return n
 }
 
+// loadItems writes a catalogue of n items into a file in h's folder and
+// loads it on h; it returns the catalogue and the file, which a change of
+// the catalogue rewrites.
+func loadItems(t *testing.T, h *exportEnv, n int) (*catalogState, string) {
+	t.Helper()
+	cat := newCatalog(n)
+	load := filepath.Join(h.dir, "items.csv")
+	cat.write(t, load, cat.keys())
+	h.ok("load", "items", load, "-q")
+	return cat, load
+}
+
 // TestMultiHostExportSameKind starts export items on ten hosts at the same
 // moment, each writing into its own outbox, three times with a load of
 // changes between: the runs that find the kind's export busy exit 75,
@@ -278,11 +297,8 @@ func (c *cluster) gapFree(kind string) int {
 func TestMultiHostExportSameKind(t *testing.T) {
 	c := newCluster(t, 10)
 	h1 := c.hosts[0]
-	cat := newCatalog(2000)
 	rng := rand.New(rand.NewPCG(17, 1))
-	load := filepath.Join(h1.dir, "items.csv")
-	cat.write(t, load, cat.keys())
-	h1.ok("load", "items", load, "-q")
+	cat, load := loadItems(t, h1, 2000)
 	codes := map[int]int{}
 	for round := 0; round < 3; round++ {
 		if round > 0 {
@@ -325,6 +341,20 @@ func writeCSV(t *testing.T, path, header string, n int, row func(i int) string) 
 	}
 }
 
+// writeVendors writes a vendors file of n vendors.
+func writeVendors(t *testing.T, path string, n int) {
+	writeCSV(t, path, "vendor,name,address1,address2,city,state,postal_code,country,contact,email,phone", n, func(i int) string {
+		return fmt.Sprintf("V%05d,Vendor %d,%d Main St,,Denver,CO,80202,US,Contact %d,v%d@example.com,303-555-0100", i, i, i, i, i)
+	})
+}
+
+// writeCustomers writes a customers file of n customers.
+func writeCustomers(t *testing.T, path string, n int) {
+	writeCSV(t, path, "customer,alt_customer,customer_class,first_name,last_name,company_name,address1,address2,city,state,postal_code,country,email,phone,email_opt_in", n, func(i int) string {
+		return fmt.Sprintf("%d,,RT,First%d,Last%d,,%d Main St,,Denver,CO,80202,US,c%d@example.com,303-555-0100,Y", 200000+i, i, i, i, i)
+	})
+}
+
 // TestMultiHostExportFourKinds exports items, vendors, customers and
 // inventory, each on a host of its own, all four at once: every run
 // succeeds, every trigger is processed, and each kind's sequence is
@@ -349,12 +379,8 @@ func TestMultiHostExportFourKinds(t *testing.T) {
 		files[kind] = filepath.Join(h1.dir, kind+".csv")
 	}
 	cat.write(t, files["items"], keys)
-	writeCSV(t, files["vendors"], "vendor,name,address1,address2,city,state,postal_code,country,contact,email,phone", 3000, func(i int) string {
-		return fmt.Sprintf("V%05d,Vendor %d,%d Main St,,Denver,CO,80202,US,Contact %d,v%d@example.com,303-555-0100", i, i, i, i, i)
-	})
-	writeCSV(t, files["customers"], "customer,alt_customer,customer_class,first_name,last_name,company_name,address1,address2,city,state,postal_code,country,email,phone,email_opt_in", 10000, func(i int) string {
-		return fmt.Sprintf("%d,,RT,First%d,Last%d,,%d Main St,,Denver,CO,80202,US,c%d@example.com,303-555-0100,Y", 200000+i, i, i, i, i)
-	})
+	writeVendors(t, files["vendors"], 3000)
+	writeCustomers(t, files["customers"], 10000)
 	writeCSV(t, files["inventory"], "item,sku,warehouse,location,on_hand,reserved,threshold", len(keys), func(i int) string {
 		return fmt.Sprintf("%s,%s,DC1,A%02d,%d,0,0", keys[i].item, keys[i].sku, i%50, 1+i%90)
 	})
@@ -587,10 +613,7 @@ const claimedFiles = `SELECT count(*) FROM files WHERE direction = 'out' AND sta
 func TestMultiHostKilledExport(t *testing.T) {
 	c := newCluster(t, 2, leaseTTL)
 	h1, h2 := c.hosts[0], c.hosts[1]
-	cat := newCatalog(2000)
-	load := filepath.Join(h2.dir, "items.csv")
-	cat.write(t, load, cat.keys())
-	h2.ok("load", "items", load, "-q")
+	cat, _ := loadItems(t, h2, 2000)
 	args := []string{"export", "items", "--max-records", "100"}
 	kill(t, start(h1, args...), "three files and a claim", func() bool {
 		return c.count(`SELECT count(*) FROM files WHERE direction = 'out' AND status = 'complete'`) >= 3 && c.count(claimedFiles) > 0
@@ -648,10 +671,7 @@ func TestMultiHostKilledJobLock(t *testing.T) {
 	c := newCluster(t, 2, leaseTTL)
 	h1, h2 := c.hosts[0], c.hosts[1]
 	c.writeJobs("jobs:\n  items-out:\n    steps:\n      - command: export items\n        flags: {max-records: 100}\n")
-	cat := newCatalog(2000)
-	load := filepath.Join(h2.dir, "items.csv")
-	cat.write(t, load, cat.keys())
-	h2.ok("load", "items", load, "-q")
+	cat, _ := loadItems(t, h2, 2000)
 	kill(t, start(h1, "run", "items-out"), "the job's locks and two files", func() bool {
 		return c.count(`SELECT count(*) FROM locks WHERE job = 'items-out' AND host = 'host1'`) > 0 &&
 			c.count(`SELECT count(*) FROM files WHERE direction = 'out' AND status = 'complete'`) >= 2
@@ -730,4 +750,189 @@ func TestMultiHostDatabaseRestart(t *testing.T) {
 	}
 	files, abandoned := h1.check(cat)
 	t.Logf("the last run took %s; the export has %d files, %d abandoned", last.took.Round(time.Millisecond), files, abandoned)
+}
+
+// TestMultiHostServerRestart stops the PostgreSQL server itself (a fast
+// shutdown, as pg_ctl stop -m fast) in the middle of a job's export, on a
+// server of the test's own, and starts it again: the run exits 75 saying
+// the database is unavailable, and so does a run started while the server
+// is down, at once; the run after the restart takes over the dead run's
+// locks and completes the export. Every trigger is in exactly one
+// complete file, the sequence numbers 1 to N are each used once (the file
+// the restart cut short abandoned, or finished by the next run), and no
+// run is left running in the ledger.
+func TestMultiHostServerRestart(t *testing.T) {
+	var srv *pgtest.Server
+	c := newClusterOn(t, func(t testing.TB) string {
+		srv = pgtest.OwnServer(t)
+		return srv.URL
+	}, 1)
+	h1 := c.hosts[0]
+	cat, _ := loadItems(t, h1, 2000)
+	c.writeJobs("jobs:\n  items-out:\n    steps:\n      - command: export items\n        flags: {max-records: 50}\n")
+	complete := `SELECT count(*) FROM files WHERE direction = 'out' AND status = 'complete'`
+
+	s := start(h1, "run", "items-out")
+	if !poll(30*time.Second, func() bool { return c.count(complete) >= 2 }) {
+		s.cmd.Process.Kill()
+		t.Fatalf("no two files within 30s; %s", s.wait())
+	}
+	srv.Stop()
+	cut := s.wait()
+	down := run(h1, []int{75}, "run", "items-out")
+	srv.Start()
+	expectExit(t, cut, 75)
+	for _, o := range []outcome{cut, down} {
+		if !strings.Contains(o.out, "database unavailable") || strings.Contains(o.out, "goroutine ") {
+			t.Errorf("want a message saying the database is unavailable; %s", o)
+		}
+	}
+	if down.took > 5*time.Second {
+		t.Errorf("the run with the server down took %s to give up, want at once", down.took)
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	if !poll(10*time.Second, func() bool { return c.db.Ping() == nil }) {
+		t.Fatal("the test's connection does not come back after the restart")
+	}
+	beforeLast := c.count(complete)
+
+	last := run(h1, []int{0}, "run", "items-out")
+	if !strings.Contains(last.out, "took over a lock of a dead run") {
+		t.Errorf("the run after the restart does not say it took the cut run's locks over; %s", last)
+	}
+	files, abandoned := h1.check(cat)
+	var n, seqs, top int64
+	if err := c.db.QueryRow(`SELECT count(*), count(DISTINCT sequence), coalesce(max(sequence), 0) FROM files WHERE direction = 'out' AND kind = 'items'`).Scan(&n, &seqs, &top); err != nil {
+		t.Fatal(err)
+	}
+	if n != top || seqs != n {
+		t.Errorf("%d items files with %d sequence numbers up to %d, want 1 to %d each once", n, seqs, top, n)
+	}
+	if r := c.count(`SELECT count(*) FROM runs WHERE status = 'running'`); r != 0 {
+		t.Errorf("%d runs left running", r)
+	}
+	if r := c.count(`SELECT count(*) FROM locks`); r != 0 {
+		t.Errorf("%d locks left", r)
+	}
+	t.Logf("cut after %d complete files (%s); the run with the server down gave up after %s; the last run took %s; %d files, %d abandoned",
+		beforeLast, cut.took.Round(time.Millisecond), down.took.Round(time.Millisecond), last.took.Round(time.Millisecond), files, abandoned)
+}
+
+// deadPID is a process ID no process has (above Linux's largest pid_max).
+const deadPID = 1<<31 - 1
+
+// sharedFolder checks dir, into which exports of kinds wrote with
+// markers: each kind's files are complete with sequence numbers 1 to N,
+// every one is in dir with its sha256 and its marker, and dir holds
+// nothing else but the names of keep (no temporary or probe file).
+func (c *cluster) sharedFolder(dir string, kinds []string, keep ...string) (files int) {
+	c.t.Helper()
+	want := map[string]bool{}
+	for _, name := range keep {
+		want[name] = true
+	}
+	for _, kind := range kinds {
+		files += c.gapFree(kind)
+		rows, err := c.db.Query(`SELECT name, sha256, records FROM files WHERE direction = 'out' AND kind = $1 AND status = 'complete'`, kind)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		for rows.Next() {
+			var name, sum string
+			var records int64
+			if err := rows.Scan(&name, &sum, &records); err != nil {
+				c.t.Fatal(err)
+			}
+			want[name], want[name+".done"] = true, true
+			if got := fileSHA(c.t, filepath.Join(dir, name)); got != sum {
+				c.t.Errorf("%s: sha256 %s, the ledger says %s", name, got, sum)
+			}
+			if b, err := os.ReadFile(filepath.Join(dir, name+".done")); err != nil || string(b) != fmt.Sprintf("count=%d sha256=%s\n", records, sum) {
+				c.t.Errorf("marker of %s: %q, %v", name, b, err)
+			}
+		}
+		if err := rows.Close(); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !want[e.Name()] {
+			c.t.Errorf("%s: %s is no complete file of %v nor its marker", dir, e.Name(), kinds)
+		}
+		delete(want, e.Name())
+	}
+	for name := range want {
+		c.t.Errorf("%s: %s is missing", dir, name)
+	}
+	return files
+}
+
+// TestMultiHostSharedOutbox has two hosts export into one outbox folder
+// (a network mount in production), with markers: vendors on host1 and
+// customers on host2 at once into one folder, then items on both at once,
+// three rounds with changes between, into the shared outbox's items
+// folder. Every run exits 0 (or 75, the items export being busy on the
+// other host), nothing is left but complete files and their markers,
+// every trigger is in exactly one file, each kind's sequence is gap-free.
+// Each host removes only the probe files its own dead processes left:
+// that of a third host stays.
+func TestMultiHostSharedOutbox(t *testing.T) {
+	shared := filepath.Join(t.TempDir(), "outbox")
+	c := newCluster(t, 2, "POSBRIDGE_EXPORT_OUTBOX="+shared, "POSBRIDGE_EXPORT_MARKER=true")
+	h1 := c.hosts[0]
+	vendors, customers := filepath.Join(h1.dir, "vendors.csv"), filepath.Join(h1.dir, "customers.csv")
+	writeVendors(t, vendors, 2000)
+	writeCustomers(t, customers, 2000)
+	h1.ok("load", "vendors", vendors, "-q")
+	h1.ok("load", "customers", customers, "-q")
+
+	mixed := filepath.Join(shared, "mixed")
+	if err := os.MkdirAll(mixed, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	probes := []string{".posbridge-probe-host1-%d-1", ".posbridge-probe-host2-%d-2", ".posbridge-probe-host3-%d-3"}
+	for i, p := range probes {
+		probes[i] = fmt.Sprintf(p, deadPID)
+		if err := os.WriteFile(filepath.Join(mixed, probes[i]), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kinds := []string{"vendors", "customers"}
+	for _, o := range runAll(c.hosts, func(i int) []string {
+		return []string{"export", kinds[i], "--max-records", "50", "--out", mixed}
+	}) {
+		expectExit(t, o, 0)
+	}
+	files := c.sharedFolder(mixed, kinds, probes[2])
+
+	rng := rand.New(rand.NewPCG(17, 5))
+	cat, load := loadItems(t, h1, 2000)
+	codes := map[int]int{}
+	for round := 0; round < 3; round++ {
+		if round > 0 {
+			cat.change(t, rng, load, 1000, false)
+			h1.ok("load", "items", load, "--mode", "delta", "-q")
+		}
+		for _, o := range runAll(c.hosts, func(int) []string { return []string{"export", "items", "--max-records", "200"} }) {
+			expectExit(t, o, 0, 75)
+			codes[o.code]++
+		}
+		// What a run that found the export busy left, the next one does.
+		run(h1, []int{0}, "export", "items")
+	}
+	items, _ := h1.check(cat, filepath.Join(shared, "items"))
+	if n := c.gapFree("items"); n != items {
+		t.Errorf("%d items files in the ledger, %d complete ones checked", n, items)
+	}
+	if n := c.count(`SELECT count(*) FROM triggers WHERE status <> 'processed'`); n != 0 {
+		t.Errorf("%d triggers not processed", n)
+	}
+	c.ran(c.hosts...)
+	t.Logf("%d vendors and customers files in one folder; %d items files; exit codes of the items runs: %v", files, items, codes)
 }

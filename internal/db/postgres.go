@@ -148,11 +148,37 @@ func (c pgConnector) Connect(ctx context.Context) (driver.Conn, error) {
 type pgConn struct{ *stdlib.Conn }
 
 func (c pgConn) Prepare(query string) (driver.Stmt, error) {
-	return c.Conn.Prepare(Rebind(query))
+	return c.PrepareContext(context.Background(), query)
 }
 
 func (c pgConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
-	return c.Conn.PrepareContext(ctx, Rebind(query))
+	q, n := rebind(query)
+	st, err := c.Conn.PrepareContext(ctx, q)
+	if err != nil || n < 0 {
+		return st, err
+	}
+	return pgStmt{st.(*stdlib.Stmt), n}, nil
+}
+
+// pgStmt is a prepared statement that numbers its parameters (?N): like
+// pgConn's ExecContext and QueryContext, it leaves out the arguments past
+// its highest parameter, which SQLite lets a statement leave unused.
+type pgStmt struct {
+	*stdlib.Stmt
+	params int // the highest ?N
+}
+
+// NumInput is -1 (not known) so that database/sql passes every argument
+// to ExecContext and QueryContext, which drop the unused ones, rather
+// than refuse the call; too few arguments pgx refuses itself.
+func (s pgStmt) NumInput() int { return -1 }
+
+func (s pgStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
+	return s.Stmt.ExecContext(ctx, usedArgs(args, s.params))
+}
+
+func (s pgStmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
+	return s.Stmt.QueryContext(ctx, usedArgs(args, s.params))
 }
 
 func (c pgConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
@@ -304,18 +330,16 @@ func classifyPG(err error) error {
 		}
 		return err
 	}
+	// pgx wraps what it meets: a connection it closed (ErrConnClosed), a
+	// socket that went away (a net.Error, or an unexpected EOF in a
+	// message), a connection attempt that failed (ConnectError).
 	var ne net.Error
+	var ce *pgconn.ConnectError
 	if errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, driver.ErrBadConn) ||
-		pgconn.Timeout(err) || isConnectError(err) {
+		errors.Is(err, pgconn.ErrConnClosed) || pgconn.Timeout(err) || errors.As(err, &ce) {
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	return err
-}
-
-func isConnectError(err error) bool {
-	var ce *pgconn.ConnectError
-	return errors.As(err, &ce) || strings.Contains(err.Error(), "conn closed") ||
-		strings.Contains(err.Error(), "unexpected EOF")
 }
 
 // migrationLock is the key of the advisory lock under which PostgreSQL

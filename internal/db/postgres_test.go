@@ -13,7 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/db/dbtest"
 	"github.com/posbridge/posbridge/internal/db/pgtest"
 )
 
@@ -47,11 +51,7 @@ func TestPostgresOpenCreatesTheSchemaOnlyWhenAsked(t *testing.T) {
 		t.Fatalf("Exists after Create = %v, %v; want true", ok, err)
 	}
 	// Again, without Create: the schema is there, nothing to apply.
-	d2, err := db.Open(ctx, url, db.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d2.Close()
+	d2 := dbtest.OpenAgain(t, d)
 	applied, err := d2.Migrate(ctx)
 	if err != nil || len(applied) != 0 {
 		t.Fatalf("Migrate of a current schema applied %v, %v; want nothing", applied, err)
@@ -223,16 +223,8 @@ func TestPostgresRefusesALanguageCollation(t *testing.T) {
 // EOF is not the database's.
 func TestTemporary(t *testing.T) {
 	ctx := context.Background()
-	d, err := db.Open(ctx, pgtest.Start(t), db.Options{Create: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	conn, err := d.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	d := openPG(t)
+	conn := openConn(t, d)
 	var pid int
 	if err := conn.QueryRowContext(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
 		t.Fatal(err)
@@ -256,4 +248,81 @@ func TestTemporary(t *testing.T) {
 			t.Errorf("Temporary(%v) = %v, want %v", c.err, got, c.want)
 		}
 	}
+}
+
+// A prepared statement takes the arguments Exec and Query take: those
+// past the highest ?N of a statement that numbers its parameters are
+// dropped, as SQLite leaves them unused.
+func TestPostgresPreparedUnusedArguments(t *testing.T) {
+	ctx := context.Background()
+	d := openPG(t)
+	const q = `SELECT ?2::text || ?1::text`
+	args := []any{"a", "b", "unused"}
+	st, err := d.PrepareContext(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for how, row := range map[string]*sql.Row{
+		"QueryRow":          d.QueryRowContext(ctx, q, args...),
+		"prepared QueryRow": st.QueryRowContext(ctx, args...),
+	} {
+		var got string
+		if err := row.Scan(&got); err != nil || got != "ba" {
+			t.Errorf("%s: %q, %v; want \"ba\"", how, got, err)
+		}
+	}
+	if _, err := st.ExecContext(ctx, args...); err != nil {
+		t.Errorf("prepared Exec: %v", err)
+	}
+	if _, err := st.ExecContext(ctx, "a"); err == nil {
+		t.Error("prepared Exec with an argument missing: no error")
+	}
+}
+
+// A connection pgx closed is unavailable by pgx's own error, not by the
+// text of one: another library's "conn closed" is not the database's.
+func TestClassifyConnClosed(t *testing.T) {
+	ctx := context.Background()
+	d := openPG(t)
+	conn := openConn(t, d)
+	err := db.PgxConn(conn, func(pc *pgx.Conn) error {
+		pc.Close(ctx)
+		_, err := pc.Exec(ctx, `SELECT 1`)
+		return err
+	})
+	if !errors.Is(err, pgconn.ErrConnClosed) {
+		t.Fatalf("a statement on a closed pgx connection: %v, want pgconn.ErrConnClosed", err)
+	}
+	if c := db.Classify(fmt.Errorf("export items: %w", err)); !errors.Is(c, db.ErrUnavailable) {
+		t.Errorf("Classify(%v) = %v, want ErrUnavailable", err, c)
+	}
+	for _, other := range []error{errors.New("sftp: conn closed"), errors.New("read orders.json: unexpected EOF")} {
+		if c := db.Classify(other); errors.Is(c, db.ErrUnavailable) {
+			t.Errorf("Classify(%v) = %v, want it as it is", other, c)
+		}
+	}
+}
+
+// openPG opens a new PostgreSQL database with the schema, closed at the
+// test's end.
+func openPG(t *testing.T) *db.DB {
+	t.Helper()
+	d, err := db.Open(context.Background(), pgtest.Start(t), db.Options{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+// openConn is a connection of d's, closed at the test's end.
+func openConn(t *testing.T, d *db.DB) *sql.Conn {
+	t.Helper()
+	conn, err := d.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
 }

@@ -330,25 +330,6 @@ func tmpPath(path string) string {
 	return filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
 }
 
-// prepareDir creates the output folder and checks that it takes files.
-func prepareDir(k *kind, dir string) error {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return fmt.Errorf("export %s: create output folder: %w", k.name, err)
-	}
-	if err := probe(dir); err != nil {
-		return fmt.Errorf("export %s: output folder %q is not writable: %w", k.name, dir, err)
-	}
-	// Leftovers of a run killed while probing or writing a marker; the
-	// kind's lock is held, so none belongs to a live run.
-	for _, pattern := range []string{".posbridge-probe-*", ".*.done.tmp-*"} {
-		stale, _ := filepath.Glob(filepath.Join(dir, pattern))
-		for _, f := range stale {
-			os.Remove(f)
-		}
-	}
-	return nil
-}
-
 // startFile allocates the next sequence number and records the file as
 // being written, and runs claim in the same transaction. It returns a zero
 // fileID when claim found nothing.
@@ -522,16 +503,6 @@ func finish(ctx context.Context, conn *sql.Conn, kind string, fileID int64, f *F
 		return fmt.Errorf("export %s: %s: %w", kind, f.Name, err)
 	}
 	return nil
-}
-
-// probe checks that dir takes a new file.
-func probe(dir string) error {
-	p, err := os.CreateTemp(dir, ".posbridge-probe-*")
-	if err != nil {
-		return err
-	}
-	p.Close()
-	return os.Remove(p.Name())
 }
 
 // written is what writeFile produced.

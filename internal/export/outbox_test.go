@@ -1,9 +1,14 @@
 package export
 
 import (
+	"fmt"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/posbridge/posbridge/internal/ledger"
 )
 
 // The folder of each export name is where that export writes by default
@@ -39,5 +44,49 @@ func TestOutboxFolder(t *testing.T) {
 	}
 	if _, err := (Outbox{Dir: "/o"}).Folder("partner:x"); err == nil || !strings.Contains(err.Error(), "none configured") {
 		t.Errorf("no partners: %v", err)
+	}
+}
+
+// prepareDir removes what dead runs of its kind on this host left, and
+// nothing that another host, a live process or another kind sharing the
+// folder may be using.
+func TestPrepareDirShared(t *testing.T) {
+	dir := t.TempDir()
+	host := ledger.Hostname()
+	const dead = 1<<31 - 1 // above Linux's largest pid_max
+	// A probe a process killed while probing left.
+	p, err := os.CreateTemp(dir, probePattern(host, dead))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	gone := []string{".items_20261207T010203Z_000007.xml.done.tmp-991"}
+	kept := []string{
+		fmt.Sprintf(".posbridge-probe-%s-%d-124", host, os.Getpid()),                  // this live process
+		fmt.Sprintf(".posbridge-probe-otherhost-%d-125", dead),                        // another host's
+		fmt.Sprintf(".posbridge-probe-%s-x-%d-126", host, dead),                       // host "HOST-x"
+		".vendors_20261207T010203Z_000007.xml.done.tmp-992",                           // another kind's
+		".items_extra_20261207T010203Z_000001.xml.done.tmp-993",                       // kind "items_extra"
+		"items_20261207T010203Z_000006.xml", ".items_20261207T010203Z_000008.xml.tmp", // a file, a file being written
+	}
+	for _, name := range append(append([]string(nil), gone...), kept...) {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := prepareDir(kinds["items"], dir); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for _, e := range entries {
+		left = append(left, e.Name())
+	}
+	slices.Sort(kept)
+	if !slices.Equal(left, kept) {
+		t.Errorf("left %q, want %q", left, kept)
 	}
 }

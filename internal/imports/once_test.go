@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/db/dbtest"
 	"github.com/posbridge/posbridge/internal/db/pgtest"
 )
 
@@ -33,11 +34,7 @@ func TestSameContentAtOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer first.Close()
-			second, err := db.Open(ctx, target, db.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer second.Close()
+			second := dbtest.OpenAgain(t, first)
 			// Each host has its own copy of the file, as two hosts
 			// fetching the same remote file would.
 			var paths []string

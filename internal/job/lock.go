@@ -150,6 +150,18 @@ func leaseNow(ctx context.Context, conn *sql.Conn) (time.Time, error) {
 	return now.UTC(), nil
 }
 
+// LeaseNow is the time the locks' leases are judged at (Lock.Stale), as
+// the locks themselves judge them: the database's clock on PostgreSQL,
+// this host's on SQLite.
+func LeaseNow(ctx context.Context, d *db.DB) (time.Time, error) {
+	conn, err := d.Conn(ctx)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read the database's clock: %w", db.Classify(err))
+	}
+	defer conn.Close()
+	return leaseNow(ctx, conn)
+}
+
 // acquireOnce is one attempt of acquire.
 func acquireOnce(ctx context.Context, d *db.DB, job string, names []string, ttl time.Duration) (int64, []Takeover, error) {
 	var runID int64

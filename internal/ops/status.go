@@ -277,12 +277,21 @@ type JobView struct {
 // JobViews returns every job with its last run (a run as a step of
 // another job counts), the next run its schedule expects, whether a run
 // it expected did not start (allowing grace), and the run going on now.
+// now is the time the schedules are read at (this host's clock, as
+// cron's); the leases of the locks are judged by job.LeaseNow.
 func JobViews(ctx context.Context, d *db.DB, jobs *job.Set, grace time.Duration, now time.Time) ([]JobView, error) {
 	last, err := ledger.LastJobRuns(ctx, d)
 	if err != nil {
 		return nil, err
 	}
 	locks, err := job.Locks(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	// A lease is judged by the clock the locks are taken by (the
+	// database's on PostgreSQL), so that a host whose clock is off shows
+	// the runs the locks say are going on.
+	leaseNow, err := job.LeaseNow(ctx, d)
 	if err != nil {
 		return nil, err
 	}
@@ -302,7 +311,7 @@ func JobViews(ctx context.Context, d *db.DB, jobs *job.Set, grace time.Duration,
 		for _, l := range locks {
 			// The lock of a dead run is not a run going on; the next run
 			// takes it over.
-			if l.Name == "job:"+name && l.Stale(now) == "" {
+			if l.Name == "job:"+name && l.Stale(leaseNow) == "" {
 				v.Running = &l
 			}
 		}

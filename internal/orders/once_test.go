@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/db/dbtest"
 	"github.com/posbridge/posbridge/internal/db/pgtest"
 	"github.com/posbridge/posbridge/internal/imports"
 	"github.com/posbridge/posbridge/internal/partner"
@@ -20,16 +21,12 @@ import (
 // that import updates the order the other added, as a later file would.
 func TestSameOrderAtOnce(t *testing.T) {
 	ctx := context.Background()
-	target := pgtest.Start(t)
-	var hosts []*db.DB
-	for range 2 {
-		d, err := db.Open(ctx, target, db.Options{Create: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer d.Close()
-		hosts = append(hosts, d)
+	first, err := db.Open(ctx, pgtest.Start(t), db.Options{Create: true})
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer first.Close()
+	hosts := []*db.DB{first, dbtest.OpenAgain(t, first)}
 	seedRows(t, hosts[0])
 	p := partner.Profile{Name: "shop", Kind: partner.StorePOS, SKUCode: partner.SKUCodeUPC, Warehouse: "S01"}
 	dir := t.TempDir()

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/db/dbtest"
 	"github.com/posbridge/posbridge/internal/db/pgtest"
 	"github.com/posbridge/posbridge/internal/imports"
 )
@@ -27,11 +28,7 @@ func TestSameReturnAtOnce(t *testing.T) {
 	if err := seedRows(ctx, first); err != nil {
 		t.Fatal(err)
 	}
-	second, err := db.Open(ctx, target, db.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer second.Close()
+	second := dbtest.OpenAgain(t, first)
 	for round := range 10 { // new returns, so that some rounds overlap
 		var wg sync.WaitGroup
 		stats := make([]Stats, 2)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/db/dbtest"
 	"github.com/posbridge/posbridge/internal/db/pgtest"
 	"github.com/posbridge/posbridge/internal/imports"
 )
@@ -26,11 +27,7 @@ func TestSameWebhookAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer first.Close()
-	second, err := db.Open(ctx, target, db.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer second.Close()
+	second := dbtest.OpenAgain(t, first)
 	received := int64(5)    // on hand in A1, where receipts go
 	for round := range 10 { // new webhooks, so that some rounds overlap
 		event, item := 100+2*round, 1000+2*round

@@ -91,3 +91,17 @@ func Open(t testing.TB) *db.DB {
 
 // Postgres reports whether the suite runs against PostgreSQL.
 func Postgres() bool { return pgtest.Wanted() }
+
+// OpenAgain opens another handle on the database of d, with a connection
+// pool of its own, as a second host or process sharing it has; it is
+// closed at the test's end. It opens d.Path, which for PostgreSQL is the
+// URL without its password: the test databases have none.
+func OpenAgain(t testing.TB, d *db.DB) *db.DB {
+	t.Helper()
+	other, err := db.Open(context.Background(), d.Path, db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	return other
+}

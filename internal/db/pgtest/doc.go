@@ -4,6 +4,10 @@
 // database of its own. The server runs with the C locale, so text compares
 // bytewise as it does on SQLite.
 //
+// A test that stops and starts the server (a database restart in the
+// middle of a job) takes one of its own with OwnServer, so that the tests
+// sharing Start's server are not disturbed.
+//
 // A package whose tests use Start runs them through Main, so that the
 // server is stopped and its files removed when the tests end:
 //

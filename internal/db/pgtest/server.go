@@ -117,7 +117,8 @@ func (s *server) path(name string) string {
 // run starts the postmaster on port and waits until it accepts
 // connections.
 func (s *server) run(port int) error {
-	logFile, err := os.Create(s.path("postgres.log"))
+	// Appended to: a restart (Server.Start) keeps the log of the run before.
+	logFile, err := os.OpenFile(s.path("postgres.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
