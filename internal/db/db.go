@@ -179,10 +179,13 @@ func Temporary(err error) bool {
 	}
 	// Only errors that name their engine: a bare network error or an
 	// unexpected EOF in the chain may as well be a truncated input file.
+	// pgconn.ErrConnClosed is pgx's own: a statement on a connection pgx
+	// closed after the server went away, as met unclassified by the code
+	// that records a run.
 	var se *sqlite.Error
 	var pe *pgconn.PgError
 	var ce *pgconn.ConnectError
-	if !errors.As(err, &se) && !errors.As(err, &pe) && !errors.As(err, &ce) {
+	if !errors.As(err, &se) && !errors.As(err, &pe) && !errors.As(err, &ce) && !errors.Is(err, pgconn.ErrConnClosed) {
 		return false
 	}
 	c := Classify(err)

@@ -1310,3 +1310,77 @@ func TestRunReapsAndTakesOver(t *testing.T) {
 func build(jobs map[string]Job, name string, cmds Commands) (*Plan, error) {
 	return NewSet(jobs, cmds).Get(name)
 }
+
+// TestRunBookkeepingFails has the database fail under a step, as a cut or
+// a restart of PostgreSQL does: the step exits 75 with its own error, and
+// recording the step fails too. The job's end line and its error name the
+// step and the step's error before the failure to record it, the step
+// counts as run and failed, the rest are skipped, and the exit code is
+// the step's.
+func TestRunBookkeepingFails(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := openDB(t)
+	var logs bytes.Buffer
+	o := opts()
+	o.Log = slog.New(slog.NewTextHandler(&logs, nil))
+	f := &fakeExec{during: func(ctx context.Context, s Step, run int64) (bool, int, error) {
+		// The runs table gone makes every record of a run fail, as a
+		// database that went away does.
+		if _, err := d.ExecContext(ctx, `ALTER TABLE runs RENAME TO runs_gone`); err != nil {
+			t.Fatal(err)
+		}
+		return true, 75, fmt.Errorf("export step1: claim: %w: server closed the connection", db.ErrUnavailable)
+	}}
+	res, err := Run(ctx, d, testPlan("j", 3), o, f.exec)
+	if err == nil || res == nil {
+		t.Fatalf("Run = %+v, %v; want a result and an error", res, err)
+	}
+	stepErr := "job j: step 1 (export step1) failed: export step1: claim: database unavailable: server closed the connection"
+	if msg := err.Error(); !strings.HasPrefix(msg, stepErr+"; then record step 1 (export step1): record exit code of run ") {
+		t.Errorf("Run error %q, want the step's (%q) and then the failure to record it", msg, stepErr)
+	}
+	if !errors.Is(err, db.ErrUnavailable) {
+		t.Errorf("Run error %q does not wrap the step's error", err)
+	}
+	if res.ExitCode != 75 || res.Status != ledger.RunFailed || res.Skipped != 2 || len(res.Steps) != 1 ||
+		res.Steps[0].Status != ledger.RunFailed || res.Steps[0].ExitCode != 75 {
+		t.Errorf("result = exit %d status %s skipped %d steps %+v; want exit 75, failed, 2 skipped, step 1 failed with 75",
+			res.ExitCode, res.Status, res.Skipped, res.Steps)
+	}
+	var end string
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, `msg="job end"`) {
+			end = line
+		}
+	}
+	if !strings.Contains(end, "ran=1 failed=1 skipped=2") || !strings.Contains(end, "exit=75") ||
+		!strings.Contains(end, strings.TrimPrefix(stepErr, "job j: ")) {
+		t.Errorf("job end line %q: want ran=1 failed=1 skipped=2, exit 75 and the step's error; log:\n%s", end, logs.String())
+	}
+	if !strings.Contains(logs.String(), `msg="step end" job=j run=1 step=1 `) {
+		t.Errorf("no step end line for step 1; log:\n%s", logs.String())
+	}
+}
+
+// TestRunBookkeepingFailsAfterSuccess has recording a step that succeeded
+// fail: the job fails (exit 1), its error names the step it could not
+// record, and no later step runs.
+func TestRunBookkeepingFailsAfterSuccess(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := openDB(t)
+	f := &fakeExec{during: func(ctx context.Context, s Step, run int64) (bool, int, error) {
+		if _, err := d.ExecContext(ctx, `ALTER TABLE runs RENAME TO runs_gone`); err != nil {
+			t.Fatal(err)
+		}
+		return true, 0, nil
+	}}
+	res, err := Run(ctx, d, testPlan("j", 3), opts(), f.exec)
+	if err == nil || !strings.HasPrefix(err.Error(), "job j: record step 1 (export step1): record exit code of run ") {
+		t.Errorf("Run error %v, want the step it could not record", err)
+	}
+	if res == nil || res.ExitCode != 1 || res.Skipped != 2 || len(res.Steps) != 1 || res.Steps[0].Status != ledger.RunOK {
+		t.Errorf("result = %+v; want exit 1, step 1 ok, 2 skipped", res)
+	}
+}

@@ -185,7 +185,8 @@ func Run(ctx context.Context, d *db.DB, p *Plan, o Options, exec Exec) (*Result,
 
 // runSteps runs the steps in order, filling res.
 func runSteps(ctx context.Context, d *db.DB, p *Plan, o Options, exec Exec, log *slog.Logger, res *Result) error {
-	var firstErr error
+	// recErr is a failure to record a step that ran: the job stops there.
+	var firstErr, recErr error
 steps:
 	for i, s := range p.Steps {
 		if ctx.Err() != nil {
@@ -227,25 +228,13 @@ steps:
 		if stepErr != nil {
 			sr.Error = stepErr.Error()
 		}
-		if sr.RunID > 0 {
-			bg := context.WithoutCancel(ctx)
-			// The command ends its own run when it records one; a command
-			// that records none (trigger generate) or failed before it
-			// started is ended here.
-			if r, gerr := ledger.GetRun(bg, d, sr.RunID); gerr == nil && r.Status == ledger.RunRunning {
-				if err := ledger.EndRun(bg, d, sr.RunID, sr.Status, nil, stepErr); err != nil {
-					return err
-				}
-			}
-			if err := ledger.SetExitCode(bg, d, code, sr.RunID); err != nil {
-				return err
-			}
-			// A step that runs a job did its work in that job's steps.
-			if sr.Activity, err = ledger.TreeActivity(bg, d, sr.RunID); err != nil {
-				return err
-			}
-			res.Activity = res.Activity.Add(sr.Activity)
+		// A step that ran counts as run, also when recording it fails: the
+		// database that went away under the step fails both, and the
+		// step's error is the one that says what happened.
+		if err := recordStep(context.WithoutCancel(ctx), d, &sr, stepErr); err != nil {
+			recErr = fmt.Errorf("record step %d (%s): %w", s.Index, s.Path, err)
 		}
+		res.Activity = res.Activity.Add(sr.Activity)
 		res.Steps = append(res.Steps, sr)
 		attrs := []any{"step", s.Index, "command", s.String(), "status", sr.Status, "exit", code,
 			"duration", sr.Duration.Round(time.Millisecond).String()}
@@ -274,8 +263,40 @@ steps:
 				break steps
 			}
 		}
+		if recErr != nil {
+			res.Skipped = len(p.Steps) - i - 1
+			break
+		}
+	}
+	switch {
+	case recErr != nil && firstErr != nil:
+		return fmt.Errorf("%w; then %w", firstErr, recErr)
+	case recErr != nil:
+		return fmt.Errorf("job %s: %w", p.Name, recErr)
 	}
 	return firstErr
+}
+
+// recordStep records how the step of sr ended in its runs row, and reads
+// back what it did into sr.Activity. The command ends its own run when it
+// records one; a command that records none (trigger generate) or failed
+// before it started is ended here.
+func recordStep(ctx context.Context, d *db.DB, sr *StepResult, stepErr error) error {
+	if sr.RunID <= 0 {
+		return nil
+	}
+	if r, err := ledger.GetRun(ctx, d, sr.RunID); err == nil && r.Status == ledger.RunRunning {
+		if err := ledger.EndRun(ctx, d, sr.RunID, sr.Status, nil, stepErr); err != nil {
+			return err
+		}
+	}
+	if err := ledger.SetExitCode(ctx, d, sr.ExitCode, sr.RunID); err != nil {
+		return err
+	}
+	// A step that runs a job did its work in that job's steps.
+	var err error
+	sr.Activity, err = ledger.TreeActivity(ctx, d, sr.RunID)
+	return err
 }
 
 func stepErrOr(err error, code int) error {
