@@ -99,11 +99,11 @@ func flatRecords(ctx context.Context, q *sql.Conn, element, query string, names 
 	for i := range vals {
 		ptrs[i] = &vals[i]
 	}
+	n := node{name: element, attrs: make([]attr, len(names))}
 	for rows.Next() {
 		if err := rows.Scan(ptrs...); err != nil {
 			return err
 		}
-		n := node{name: element, attrs: make([]attr, len(names))}
 		for i, name := range names {
 			n.attrs[i] = attr{name, vals[i].String}
 		}
@@ -136,10 +136,13 @@ ORDER BY i.item, k.sku`, fileID)
 		return err
 	}
 	defer rows.Close()
-	var cur *node
+	// One item's node, SKUs and their attributes at a time, the storage
+	// reused from item to item (emit keeps none of it).
+	var cur node
+	var skuAttrs []attr
 	allAdded, deleted := true, false
 	flush := func() error {
-		if cur == nil {
+		if cur.name == "" {
 			return nil
 		}
 		action := trigger.Changed
@@ -150,32 +153,40 @@ ORDER BY i.item, k.sku`, fileID)
 			action = trigger.Added
 		}
 		cur.attrs[0].value = action
-		n := *cur
-		cur = nil
-		return emit(n)
+		err := emit(cur)
+		cur.name, cur.kids, skuAttrs = "", cur.kids[:0], skuAttrs[:0]
+		return err
 	}
+	// Scanned into the same variables row after row: declared in the
+	// loop, each would be allocated anew for every SKU.
+	var item, desc, class, vendor, status, sku, skuDesc, color, size, width, upc, ref, capture string
+	var itemDeleted bool
+	var price, cost sql.NullInt64
+	dest := []any{&item, &desc, &class, &vendor, &status, &itemDeleted, &sku, &skuDesc, &color, &size, &width,
+		&upc, &ref, &price, &cost, &capture}
 	for rows.Next() {
-		var item, desc, class, vendor, status, sku, skuDesc, color, size, width, upc, ref, capture string
-		var itemDeleted bool
-		var price, cost sql.NullInt64
-		if err := rows.Scan(&item, &desc, &class, &vendor, &status, &itemDeleted, &sku, &skuDesc, &color, &size, &width,
-			&upc, &ref, &price, &cost, &capture); err != nil {
+		if err := rows.Scan(dest...); err != nil {
 			return err
 		}
-		if cur == nil || cur.get("item_number") != item {
+		if cur.name == "" || cur.attrs[1].value != item {
 			if err := flush(); err != nil {
 				return err
 			}
-			cur = &node{name: "Item", wrap: "SKUs", attrs: []attr{{"action", ""}, {"item_number", item}, {"description", desc},
-				{"item_class", class}, {"vendor_number", vendor}, {"status", status}}}
+			cur.name, cur.wrap = "Item", "SKUs"
+			cur.attrs = append(cur.attrs[:0], attr{"action", ""}, attr{"item_number", item}, attr{"description", desc},
+				attr{"item_class", class}, attr{"vendor_number", vendor}, attr{"status", status})
 			allAdded, deleted = true, itemDeleted
 		}
 		if capture != trigger.Added {
 			allAdded = false
 		}
-		cur.kids = append(cur.kids, node{name: "SKU", attrs: []attr{{"action", capture}, {"sku_code", sku}, {"description", skuDesc},
-			{"color", color}, {"size", size}, {"width", width}, {"upc", upc}, {"retail_reference_number", ref},
-			{"price", amount(price)}, {"cost", amount(cost)}}})
+		// A SKU's attributes are a window of skuAttrs; when it grows, the
+		// SKUs before keep theirs in the old array.
+		at := len(skuAttrs)
+		skuAttrs = append(skuAttrs, attr{"action", capture}, attr{"sku_code", sku}, attr{"description", skuDesc},
+			attr{"color", color}, attr{"size", size}, attr{"width", width}, attr{"upc", upc}, attr{"retail_reference_number", ref},
+			attr{"price", amount(price)}, attr{"cost", amount(cost)})
+		cur.kids = append(cur.kids, node{name: "SKU", attrs: skuAttrs[at:len(skuAttrs):len(skuAttrs)]})
 	}
 	if err := rows.Err(); err != nil {
 		return err

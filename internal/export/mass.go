@@ -33,12 +33,25 @@ func MassCustomers(ctx context.Context, d *db.DB, o Options) (*Result, error) {
 		args[i] = c
 	}
 	where := `FROM customers c WHERE c.deleted_at IS NULL AND c.customer_class IN (` + in + `)`
-	var records int64
-	if err := conn.QueryRowContext(ctx, `SELECT count(*) `+where, args...).Scan(&records); err != nil {
+	var records, all int64
+	if err := conn.QueryRowContext(ctx, `SELECT count(*), (SELECT count(*) FROM customers) `+where, args...).Scan(&records, &all); err != nil {
 		return res, db.Classify(err)
 	}
 	if records == 0 {
 		return res, nil
+	}
+	// When the classes hold most customers, reading every customer in
+	// key order and testing its class costs less than finding them
+	// through the class index and sorting them: 1,000,000 customers all
+	// chosen, the read in the sqlite3 shell took 1.0 s of CPU against
+	// 1.5 s, and export mass-customers 3.8-4.0 s against 5.0-5.2 s.
+	// SQLite, without statistics, takes the class index for any list of
+	// classes; || '' keeps it from the index. PostgreSQL's statistics
+	// choose the key order themselves, and the expression, which they
+	// cannot estimate, made it sort in parallel (1.5 s -> 2.9 s).
+	read := where
+	if db.DialectOf(conn) == db.SQLite && 2*records >= all {
+		read = `FROM customers c WHERE c.deleted_at IS NULL AND c.customer_class || '' IN (` + in + `)`
 	}
 	// With a file per message each customer is a file of its own, found
 	// in customer order by keyset, each through the whole lifecycle of an
@@ -76,7 +89,7 @@ func MassCustomers(ctx context.Context, d *db.DB, o Options) (*Result, error) {
 		return nil
 	}
 	if !perMessage {
-		return res, write(where, args, records)
+		return res, write(read, args, records)
 	}
 	last := ""
 	for {

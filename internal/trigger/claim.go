@@ -44,7 +44,14 @@ func Claim(ctx context.Context, conn *sql.Conn, code string, fileID, runID int64
   ORDER BY ` + strings.ReplaceAll(unit, ",", " DESC,") + ` DESC LIMIT 1)`
 	}
 	if db.DialectOf(conn) == db.Postgres {
-		which = `id IN (SELECT id FROM triggers WHERE ` + which + ` FOR UPDATE SKIP LOCKED)`
+		// The rows are updated where the lock found them, by their
+		// ctid: a row this transaction locked stays where it is until
+		// it commits. Said as "id IN (...)", the update hashed the
+		// locked ids and scanned the whole table again to join them
+		// (1,000,000 triggers of 2,000,000: 9.8-11.6 s against
+		// 6.3-7.6 s). A row whose newest version is not in the
+		// statement's snapshot is not updated and stays ready.
+		which = `ctid = ANY(ARRAY(SELECT ctid FROM triggers WHERE ` + which + ` FOR UPDATE SKIP LOCKED))`
 	}
 	res, err := conn.ExecContext(ctx, `UPDATE triggers SET status = 'processing', file_id = ?1, run_id = ?2,
   attempts = attempts + 1, updated_at = ?3
