@@ -19,6 +19,7 @@ import (
 	"github.com/posbridge/posbridge/internal/format"
 	"github.com/posbridge/posbridge/internal/fsx"
 	"github.com/posbridge/posbridge/internal/ledger"
+	"github.com/posbridge/posbridge/internal/trigger"
 )
 
 // Modes of a load.
@@ -138,11 +139,25 @@ func Load(ctx context.Context, d *db.DB, kind, path string, opts Options) (*Resu
 		return nil, err
 	}
 	defer conn.Close()
-	l := &loader{ctx: ctx, conn: conn, dialect: db.DialectOf(conn), k: k, opts: opts, now: db.Now(),
-		res: &Result{Kind: kind, File: path, Mode: opts.Mode, DryRun: opts.DryRun}}
+	newLoader := func() *loader {
+		return &loader{ctx: ctx, conn: conn, dialect: db.DialectOf(conn), k: k, opts: opts, now: db.Now(),
+			res: &Result{Kind: kind, File: path, Mode: opts.Mode, DryRun: opts.DryRun}}
+	}
+	l := newLoader()
 	defer l.dropTemp()
 	if err := l.guessFirstLoad(); err != nil {
 		return nil, err
+	}
+	if l.stagedAs == trigger.Added && k.direct != nil && !stageAlways {
+		res, err := l.loadDirect(d, f, path)
+		if !errors.Is(err, errNotDirect) {
+			return res, err
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return nil, fmt.Errorf("read %s: %w", path, err)
+		}
+		l = newLoader()
+		l.stagedAs = trigger.Added
 	}
 
 	hash := sha256.New()
@@ -173,38 +188,50 @@ func Load(ctx context.Context, d *db.DB, kind, path string, opts Options) (*Resu
 		if err := k.merge(l); err != nil {
 			return err
 		}
-		status := "loaded"
-		if l.res.Rejected > 0 {
-			status = "rejects"
-		}
-		if opts.DryRun {
-			return nil
-		}
-		abs, _ := filepath.Abs(path)
-		if err := ledger.RecordFile(ctx, conn, ledger.File{Direction: "in", Kind: "load-" + kind, Name: filepath.Base(path),
-			Path: abs, SHA256: l.res.SHA256, Size: cr.n, Records: l.res.Read, Rejected: l.res.Rejected,
-			Status: status, Mode: opts.Mode, RunID: opts.RunID}); err != nil {
-			return err
-		}
-		// The rejects file is in place before the commit, as an import's:
-		// a load that cannot write it fails whole (exit 1, nothing
-		// applied) instead of keeping its good rows without the record
-		// of the others.
-		if err := l.writeRejects(path); err != nil {
-			return fmt.Errorf("%w: %v", errRejectsFile, err)
-		}
-		return nil
+		return l.record(path, cr.n)
 	})
+	return l.done(d, path, err)
+}
+
+// record ends a load's write transaction: the file goes into the ledger
+// and its rejects file is written, unless it is a dry run.
+func (l *loader) record(path string, size int64) error {
+	status := "loaded"
+	if l.res.Rejected > 0 {
+		status = "rejects"
+	}
+	if l.opts.DryRun {
+		return nil
+	}
+	abs, _ := filepath.Abs(path)
+	if err := ledger.RecordFile(l.ctx, l.conn, ledger.File{Direction: "in", Kind: "load-" + l.k.name, Name: filepath.Base(path),
+		Path: abs, SHA256: l.res.SHA256, Size: size, Records: l.res.Read, Rejected: l.res.Rejected,
+		Status: status, Mode: l.opts.Mode, RunID: l.opts.RunID}); err != nil {
+		return err
+	}
+	// The rejects file is in place before the commit, as an import's:
+	// a load that cannot write it fails whole (exit 1, nothing
+	// applied) instead of keeping its good rows without the record
+	// of the others.
+	if err := l.writeRejects(path); err != nil {
+		return fmt.Errorf("%w: %v", errRejectsFile, err)
+	}
+	return nil
+}
+
+// done returns the load's result once its write transaction has ended
+// with err, which it words for the user.
+func (l *loader) done(d *db.DB, path string, err error) (*Result, error) {
 	if err != nil {
 		if errors.Is(err, ErrFile) {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		if errors.Is(err, errRejectsFile) {
-			return nil, fmt.Errorf("load %s from %s: %w; nothing applied", kind, path, err)
+			return nil, fmt.Errorf("load %s from %s: %w; nothing applied", l.k.name, path, err)
 		}
-		return nil, fmt.Errorf("load %s from %s: %w", kind, path, db.Classify(err))
+		return nil, fmt.Errorf("load %s from %s: %w", l.k.name, path, db.Classify(err))
 	}
-	if !opts.DryRun {
+	if !l.opts.DryRun {
 		l.analyze(d)
 	}
 	return l.res, nil
@@ -522,6 +549,9 @@ type kindSpec struct {
 	// check runs extra validation over the staged rows.
 	check func(*loader) error
 	merge func(*loader) error
+	// direct, when set, is how a first load of the kind goes without the
+	// staging table (loader.loadDirect).
+	direct func(*loader, format.RowReader) error
 }
 
 // group says which columns must agree on every row of one record.

@@ -36,7 +36,8 @@ var kinds = map[string]*kindSpec{
 			extraMsg: `'item ' || s.item || ' has rows with and without a sku (line ' || f.src_line || '): an item has either SKUs or one row with an empty sku'`},
 		refs: []ref{{what: "vendor", show: "s.vendor",
 			cond: `s.vendor <> '' AND NOT EXISTS (SELECT 1 FROM vendors v WHERE v.vendor = s.vendor AND v.deleted_at IS NULL)`}},
-		merge: mergeItems,
+		merge:  mergeItems,
+		direct: itemsDirect,
 	},
 	"invoices": {
 		name: "invoices", table: "invoices", alsoWrites: []string{"invoice_lines"}, skipSame: true, root: "Invoices", record: "InvoiceLine",

@@ -82,7 +82,7 @@ func (l *loader) stage(r io.Reader, path string) error {
 	batches := make(chan parsed, 8)
 	go l.parse(ctx, rr, batches)
 
-	ins := newStager(l, "stage", len(l.k.plan.cols)+2, ",'"+l.stagedAs+"'")
+	ins := newStager(l, "stage", len(l.k.plan.cols)+2, "'"+l.stagedAs+"'")
 	defer ins.close()
 	rej := newStager(l, "rejects(src_line, error, fields, group_key)", 4, "")
 	defer rej.close()
@@ -116,9 +116,25 @@ func (l *loader) stage(r io.Reader, path string) error {
 		return err
 	}
 	// The parser is done (batches is closed): its notes are complete.
+	l.readerDone(rr, path)
+	if _, err := l.exec("COMMIT"); err != nil {
+		return err
+	}
+	committed = true
+	return nil
+}
+
+// readerDone passes on the notes of rr, whose rows have all been read,
+// and notes the columns the file has.
+func (l *loader) readerDone(rr format.RowReader, path string) {
 	for _, w := range rr.Warnings() {
 		l.warn("%s: %s", path, w)
 	}
+	l.setPresent(rr)
+}
+
+// setPresent notes the staging columns of the columns rr has seen.
+func (l *loader) setPresent(rr format.RowReader) {
 	l.present = map[string]bool{}
 	for _, name := range rr.Present() {
 		for _, c := range l.k.plan.cols {
@@ -127,11 +143,6 @@ func (l *loader) stage(r io.Reader, path string) error {
 			}
 		}
 	}
-	if _, err := l.exec("COMMIT"); err != nil {
-		return err
-	}
-	committed = true
-	return nil
 }
 
 // groupField is the position in the file's header of the column that
@@ -297,16 +308,7 @@ func newStager(l *loader, into string, width int, more string) *stager {
 }
 
 func (s *stager) sql(rows int) string {
-	var b strings.Builder
-	b.WriteString("INSERT INTO " + s.into + " VALUES ")
-	one := "(" + strings.TrimSuffix(strings.Repeat("?,", s.width), ",") + s.more + ")"
-	for i := 0; i < rows; i++ {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(one)
-	}
-	return b.String()
+	return "INSERT INTO " + s.into + " VALUES " + valueRows(rows, s.width, s.more)
 }
 
 // add queues the flattened values of whole rows.

@@ -1,0 +1,301 @@
+package catalog
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/posbridge/posbridge/internal/db"
+	"github.com/posbridge/posbridge/internal/format"
+	"github.com/posbridge/posbridge/internal/trigger"
+)
+
+// errNotDirect ends a direct first load that met something only the staged
+// load handles (a rejected row, the rows of an item apart, a duplicate key,
+// an unknown reference, an empty file): its transaction is rolled back and
+// the file is loaded again through the staging table, which rejects and
+// warns as it always has.
+var errNotDirect = errors.New("not a direct load")
+
+// stageAlways, set by tests, makes every load go through the staging table,
+// to compare its tables with a direct load's.
+var stageAlways bool
+
+// loadDirect is a first load (the kind's table is empty) of a CSV file
+// without the staging table: the kind's direct function writes the rows
+// into the state as they are read, in the load's one write transaction,
+// and checks in Go, one record at a time, what the staged load checks in
+// SQL over the whole file. Memory holds one batch and one record. When the
+// file needs more than that (see errNotDirect) it returns errNotDirect
+// with nothing applied and no warning given, and the caller stages the
+// file from its start.
+func (l *loader) loadDirect(d *db.DB, f *os.File, path string) (*Result, error) {
+	if fm, err := format.Detect(path, l.opts.Format); err != nil || fm != format.CSV {
+		return nil, errNotDirect
+	}
+	// Warnings wait for the end: a load that goes on staged gives its own.
+	var warnings []string
+	warn := l.opts.Warn
+	l.opts.Warn = func(msg string) { warnings = append(warnings, msg) }
+	hash := sha256.New()
+	cr := &countingReader{r: io.TeeReader(f, hash), progress: l.opts.Progress}
+	rr, err := l.openRows(cr, path)
+	if err != nil {
+		// The staged load words the file's problems.
+		return nil, errNotDirect
+	}
+	l.header = rr.Header()
+	l.setPresent(rr)
+	start := time.Now()
+	err = db.WithTx(l.ctx, l.conn, !l.opts.DryRun, func() error {
+		if err := l.applyAlone(); err != nil {
+			return err
+		}
+		// Checked again under the lock: another load may have come first.
+		filled, err := l.count(`SELECT count(*) FROM (SELECT 1 FROM ` + l.k.table + ` UNION ALL SELECT 1 FROM ` +
+			strings.Join(l.k.alsoWrites, ` UNION ALL SELECT 1 FROM `) + ` LIMIT 1) AS x`)
+		if err != nil {
+			return err
+		}
+		if filled != 0 {
+			return errNotDirect
+		}
+		l.firstLoad = true
+		if err := l.k.direct(l, rr); err != nil {
+			return err
+		}
+		if l.res.Read == 0 {
+			return errNotDirect
+		}
+		l.readerDone(rr, path)
+		l.res.SHA256 = hex.EncodeToString(hash.Sum(nil))
+		return l.record(path, cr.n)
+	})
+	l.trace("direct first load", start)
+	l.opts.Warn = warn
+	if errors.Is(err, errNotDirect) {
+		if l.opts.Debug != nil {
+			l.opts.Debug("first load: the file needs the staging table")
+		}
+		return nil, err
+	}
+	if err == nil {
+		if l.opts.Debug != nil {
+			l.opts.Debug("first load: written without the staging table")
+		}
+		for _, w := range warnings {
+			warn(w)
+		}
+	}
+	return l.done(d, path, err)
+}
+
+// readDirect runs the parser over rr and hands write each batch of rows,
+// flattened as the parser makes them (rec, line, then the plan's columns).
+// A rejected row or a file the parser stops on ends it with errNotDirect.
+func (l *loader) readDirect(rr format.RowReader, write func(vals []any) error) error {
+	ctx, cancel := context.WithCancel(l.ctx)
+	defer cancel()
+	batches := make(chan parsed, 8)
+	go l.parse(ctx, rr, batches)
+	for b := range batches {
+		if b.err != nil || len(b.rejects) > 0 {
+			return errNotDirect
+		}
+		l.res.Read += b.read
+		if err := write(b.vals); err != nil {
+			return err
+		}
+	}
+	// The parser stops early when the load is interrupted: that is not the
+	// end of the file.
+	return l.ctx.Err()
+}
+
+// itemsDirect writes the SKU rows of a first load into items, skus and
+// triggers as they are read. The checks of the staged load hold by what it
+// verifies on the way: every row of an item follows the item's first row
+// (an item met again after another is a conflict on the items' key), with
+// the same item-level fields and the same form (SKUs or none), and no SKU
+// twice; every vendor is known (checked once the items are in). Rows and
+// triggers are those the staged load writes, in the same order, stamped
+// with the same change sequence.
+func itemsDirect(l *loader, rr format.RowReader) error {
+	seq, err := l.changeSeq()
+	if err != nil {
+		return err
+	}
+	w := &itemWriter{l: l, itemCols: l.given(itemCols), skuCols: l.given(skuCols), stmts: &prepared{conn: l.conn, stmts: map[string]*sql.Stmt{}}, seen: map[string]bool{}}
+	defer w.stmts.close()
+	pos := map[string]int{}
+	for i, c := range l.k.plan.cols {
+		pos[c.col] = i + 2 // after rec and src_line
+	}
+	w.item, w.sku = pos["item"], pos["sku"]
+	for _, c := range itemCols {
+		w.group = append(w.group, pos[c])
+	}
+	for _, c := range w.itemCols {
+		w.itemVals = append(w.itemVals, pos[c])
+	}
+	for _, c := range w.skuCols {
+		w.skuVals = append(w.skuVals, pos[c])
+	}
+	w.width = len(l.k.plan.cols) + 2
+	// The sequence number and the time (digits and punctuation only) are
+	// the same on every row: written into the statement, they are not
+	// bound again for each row.
+	stamp := fmt.Sprintf("%d, ", seq)
+	now := "'" + l.now + "', '" + l.now + "'"
+	w.itemsInto = `items(item, ` + list(w.itemCols, "") + `change_seq, created_at, updated_at)`
+	w.itemsMore = stamp + now
+	w.skusInto = `skus(item, sku, ` + list(w.skuCols, "") + `change_seq, added_seq, created_at, updated_at)`
+	w.skusMore = stamp + stamp + now
+	err = l.bulk(func() error { return l.readDirect(rr, w.write) }, "items", "skus")
+	if err != nil {
+		return err
+	}
+	for _, r := range l.k.refs {
+		// Each reference is an item-level field, the same on every row of
+		// the item, so the items hold them all: as the staged row s.
+		unknown, err := l.count(`SELECT count(*) FROM (SELECT 1 FROM items s WHERE ` + r.cond + ` LIMIT 1) AS x`)
+		if err != nil {
+			return err
+		}
+		if unknown > 0 {
+			return errNotDirect
+		}
+	}
+	l.res.Added = l.res.Read
+	return nil
+}
+
+// itemWriter writes the batches of a direct first load of items.
+type itemWriter struct {
+	l *loader
+	// width is a parsed row's number of values; item, sku, group (the
+	// item-level columns), itemVals and skuVals the positions in it of the
+	// values of each.
+	width, item, sku            int
+	group, itemVals, skuVals    []int
+	itemCols, skuCols           []string
+	itemsInto, itemsMore        string
+	skusInto, skusMore          string
+	stmts                       *prepared
+	cur                         []any // the first row of the item being read
+	seen                        map[string]bool
+	items, skus, triggers       []any
+	itemRows, skuRows, trigRows int
+}
+
+// write checks and writes one batch of rows: the items they start, then
+// their SKUs, then their triggers (a SKU's item is always in first).
+func (w *itemWriter) write(vals []any) error {
+	w.items, w.skus, w.triggers = w.items[:0], w.skus[:0], w.triggers[:0]
+	w.itemRows, w.skuRows, w.trigRows = 0, 0, 0
+	for start := 0; start < len(vals); start += w.width {
+		row := vals[start : start+w.width]
+		item, sku := row[w.item].(string), row[w.sku].(string)
+		if w.cur == nil || item != w.cur[w.item].(string) {
+			w.cur = row
+			clear(w.seen)
+			w.items = append(w.items, item)
+			for _, p := range w.itemVals {
+				w.items = append(w.items, row[p])
+			}
+			w.itemRows++
+		} else {
+			for _, p := range w.group {
+				if row[p] != w.cur[p] {
+					return errNotDirect
+				}
+			}
+			if (sku == "") != (w.cur[w.sku].(string) == "") {
+				return errNotDirect
+			}
+		}
+		if w.seen[sku] {
+			return errNotDirect
+		}
+		w.seen[sku] = true
+		w.skus = append(w.skus, item, sku)
+		for _, p := range w.skuVals {
+			w.skus = append(w.skus, row[p])
+		}
+		w.skuRows++
+		w.triggers = append(w.triggers, item, sku)
+		w.trigRows++
+	}
+	if err := w.insert(w.itemsInto, w.itemsMore, w.itemRows, w.items); err != nil {
+		return err
+	}
+	if err := w.insert(w.skusInto, w.skusMore, w.skuRows, w.skus); err != nil {
+		return err
+	}
+	if w.trigRows == 0 {
+		return nil
+	}
+	n, err := trigger.Fold(w.l.ctx, w.stmts, trigger.CodeItem, `SELECT column1 AS record_key, column2 AS sub_key, 'A' AS capture FROM (VALUES `+
+		valueRows(w.trigRows, 2, "")+`) AS v`, w.triggers...)
+	w.l.res.Triggers += n
+	return err
+}
+
+// insert inserts rows rows of args into into, each row's values followed
+// by more. A key that is there already is a record of the file met twice.
+func (w *itemWriter) insert(into, more string, rows int, args []any) error {
+	if rows == 0 {
+		return nil
+	}
+	_, err := w.stmts.ExecContext(w.l.ctx, `INSERT INTO `+into+` VALUES `+valueRows(rows, len(args)/rows, more), args...)
+	if db.IsConstraint(err) {
+		return errNotDirect
+	}
+	return err
+}
+
+// prepared runs statements on conn, each prepared once: a load runs the
+// same few thousands of times (a batch's statements differ only in their
+// number of rows).
+type prepared struct {
+	conn  *sql.Conn
+	stmts map[string]*sql.Stmt
+}
+
+// ExecContext runs q, prepared on its first use.
+func (p *prepared) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	st, ok := p.stmts[q]
+	if !ok {
+		var err error
+		if st, err = p.conn.PrepareContext(ctx, q); err != nil {
+			return nil, err
+		}
+		p.stmts[q] = st
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+func (p *prepared) close() {
+	for _, st := range p.stmts {
+		st.Close()
+	}
+}
+
+// valueRows is the VALUES list of rows rows of width parameters, each
+// followed by more when it is not empty.
+func valueRows(rows, width int, more string) string {
+	one := "(" + strings.TrimSuffix(strings.Repeat("?,", width), ",")
+	if more != "" {
+		one += ", " + more
+	}
+	one += ")"
+	return strings.Join(slices.Repeat([]string{one}, rows), ",")
+}
