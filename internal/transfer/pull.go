@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -234,12 +235,21 @@ func Pull(ctx context.Context, d *db.DB, site Site, o PullOptions) (*Result, err
 		}
 		stable = append(stable, e)
 	}
-	for _, frs := range inParallel(ctx, o.Parallel, len(stable), func(i int) []FileResult {
+	if !o.DryRun {
+		remotes := make([]string, len(stable))
+		for i, e := range stable {
+			remotes[i] = join(from, e.Name)
+		}
+		if err := st.readAhead(ctx, o.SiteName, "pull", remotes); err != nil {
+			return res, err
+		}
+	}
+	for _, frs := range inParallel(ctx, st, o.Parallel, len(stable), func(w *worker, i int) []FileResult {
 		e := stable[i]
 		unit := &Result{}
-		ok := pullOne(ctx, st, site, o, from, archive, e, unit)
+		ok := pullOne(ctx, w, site, o, from, archive, e, true, unit)
 		if m, marked := again[e.Name+markerSuffix]; ok && marked {
-			pullOne(ctx, st, site, o, from, archive, m, unit)
+			pullOne(ctx, w, site, o, from, archive, m, false, unit)
 		}
 		return unit.Files
 	}) {
@@ -254,17 +264,22 @@ func Pull(ctx context.Context, d *db.DB, site Site, o PullOptions) (*Result, err
 }
 
 // pullOne fetches one stable file, records it and then applies --after;
-// it reports whether the file is now here.
-func pullOne(ctx context.Context, d *stmts, site Site, o PullOptions, from, archive string, e Entry, res *Result) bool {
+// it reports whether the file is now here. checked says this run has
+// asked the ledger already whether e was fetched (and it was not): the
+// run holds the site's lock, so the answer still holds.
+func pullOne(ctx context.Context, d *worker, site Site, o PullOptions, from, archive string, e Entry, checked bool, res *Result) bool {
 	remote := join(from, e.Name)
 	local := filepath.Join(o.To, e.Name)
 	fr := FileResult{Remote: remote, Local: local, Size: e.Size, Status: "skipped"}
 	mtime := mtimeKey(e.ModTime)
-	done, err := ledger.Fetched(ctx, d, o.SiteName, remote, e.Size, mtime)
-	if err != nil {
-		fr.Status, fr.Reason = "failed", err.Error()
-		res.add(fr)
-		return false
+	done := false
+	if !checked {
+		var err error
+		if done, err = ledger.Fetched(ctx, d, o.SiteName, remote, e.Size, mtime); err != nil {
+			fr.Status, fr.Reason = "failed", err.Error()
+			res.add(fr)
+			return false
+		}
 	}
 	if done {
 		res.add(finishFetched(site, o, fr, archive, e.Name, o.Now()))
@@ -278,7 +293,7 @@ func pullOne(ctx context.Context, d *stmts, site Site, o PullOptions, from, arch
 	tmp := filepath.Join(o.To, tmpName(e.Name))
 	t := ledger.Transfer{Site: o.SiteName, Direction: "pull", LocalPath: local, RemotePath: remote, Size: e.Size,
 		MTime: mtime, RunID: o.RunID, TempPath: tmp}
-	prev, found, err := ledger.LastTransfer(ctx, d, o.SiteName, "pull", remote)
+	prev, found, err := d.lastTransfer(ctx, o.SiteName, "pull", remote)
 	if err != nil {
 		fr.Status, fr.Reason = "failed", err.Error()
 		res.add(fr)
@@ -359,18 +374,22 @@ func finishFetched(site Site, o PullOptions, fr FileResult, archive, name string
 }
 
 // finishPull records a fetched file done and only then applies --after:
-// a crash in between fetches nothing twice and loses nothing.
-func finishPull(ctx context.Context, d *stmts, site Site, o PullOptions, archive, remote string, e Entry, id int64, sum, note string, res *Result) bool {
-	fr := FileResult{Remote: remote, Local: filepath.Join(o.To, e.Name), Size: e.Size, Status: "done", SHA256: sum, Reason: note}
-	if err := ledger.EndTransfer(ctx, d, id, ledger.TransferDone, e.Size, sum, nil); err != nil {
-		fr.Status, fr.Reason = "failed", err.Error()
-		res.add(fr)
-		return false
-	}
-	if err := after(site, o.After, remote, archive, e.Name, o.Now()); err != nil {
-		fr.Status, fr.Reason = "failed", join2(note, "fetched, but "+err.Error())
-	}
-	res.add(fr)
+// a crash in between fetches nothing twice and loses nothing. The done
+// row is held (see worker): the file's result in res is finished, and
+// --after applied, once it is committed.
+func finishPull(ctx context.Context, d *worker, site Site, o PullOptions, archive, remote string, e Entry, id int64, sum, note string, res *Result) bool {
+	k := len(res.Files)
+	res.Files = append(res.Files, FileResult{Remote: remote, Local: filepath.Join(o.To, e.Name), Size: e.Size, Status: "done", SHA256: sum, Reason: note})
+	d.hold(ctx, func(ctx context.Context, w ledger.Writer) error {
+		return ledger.EndTransfer(ctx, w, id, ledger.TransferDone, e.Size, sum, nil)
+	}, func(err error) {
+		fr := &res.Files[k]
+		if err != nil {
+			fr.Status, fr.Reason = "failed", err.Error()
+		} else if err := after(site, o.After, remote, archive, e.Name, o.Now()); err != nil {
+			fr.Status, fr.Reason = "failed", join2(note, "fetched, but "+err.Error())
+		}
+	})
 	return true
 }
 
@@ -406,16 +425,25 @@ func settlePull(remote, local, tmp string, size int64, sum string, dirSync *grou
 	return "finished the rename of an interrupted pull", true, nil
 }
 
+// smallRead is the size below which fetch reads a file with plain reads:
+// pkg/sftp's largest request, so two reads (the bytes, then the end).
+const smallRead = 32 << 10
+
 // fetch writes the remote file to a temporary local name (0600), checks
 // the size and syncs it; on failure the temporary file is removed.
 func fetch(site Site, remote, tmp string, size int64) (sum string, err error) {
-	os.Remove(tmp) // left by a run that died
 	src, err := site.Open(remote)
 	if err != nil {
 		return "", err
 	}
 	defer src.Close()
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		// Left by a run that died (removed only then: a remove of nothing
+		// is two system calls per file).
+		os.Remove(tmp)
+		f, err = os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	}
 	if err != nil {
 		return "", fmt.Errorf("download %q: %w", remote, err)
 	}
@@ -425,7 +453,14 @@ func fetch(site Site, remote, tmp string, size int64) (sum string, err error) {
 			os.Remove(tmp)
 		}
 	}()
-	n, sum, err := copyCounted(f, src)
+	// A small file is read with plain reads: pkg/sftp's WriteTo first
+	// asks for the file's size, to plan reads in parallel, one request
+	// more per file.
+	var r io.Reader = src
+	if size < smallRead {
+		r = struct{ io.Reader }{src}
+	}
+	n, sum, err := copyCounted(f, r)
 	if err != nil {
 		return "", fmt.Errorf("download %q: %w", remote, err)
 	}

@@ -66,16 +66,28 @@ func Push(ctx context.Context, d *db.DB, site Site, o PushOptions) (*Result, err
 		}
 		units = append(units, []string{local})
 	}
-	for _, frs := range inParallel(ctx, o.Parallel, len(units), func(i int) []FileResult {
-		fr := pushOne(ctx, st, site, o, to, units[i][0])
-		out := []FileResult{fr}
+	if !o.DryRun {
+		remotes := make([]string, len(files))
+		for i, local := range files {
+			remotes[i] = join(to, filepath.Base(local))
+		}
+		if err := st.readAhead(ctx, o.SiteName, "push", remotes); err != nil {
+			return res, err
+		}
+	}
+	for _, frs := range inParallel(ctx, st, o.Parallel, len(units), func(w *worker, i int) []FileResult {
+		// pushOne finishes a result once its held write is committed: the
+		// slice never grows past its capacity, so the results stay put.
+		out := make([]FileResult, 1, 2)
+		pushOne(ctx, w, site, o, to, units[i][0], &out[0])
 		if len(units[i]) == 2 {
+			out = out[:2]
 			// A marker says its file is complete: never send it for a
 			// file that failed.
-			if m := units[i][1]; fr.Status == "failed" {
-				out = append(out, FileResult{Local: m, Remote: join(to, filepath.Base(m)), Status: "skipped", Reason: "its data file failed"})
+			if m := units[i][1]; out[0].Status == "failed" {
+				out[1] = FileResult{Local: m, Remote: join(to, filepath.Base(m)), Status: "skipped", Reason: "its data file failed"}
 			} else {
-				out = append(out, pushOne(ctx, st, site, o, to, m))
+				pushOne(ctx, w, site, o, to, m, &out[1])
 			}
 		}
 		return out
@@ -171,30 +183,33 @@ func pushList(o PushOptions) ([]string, error) {
 	return files, nil
 }
 
-func pushOne(ctx context.Context, d *stmts, site Site, o PushOptions, to, local string) FileResult {
+// pushOne pushes one file into fr. A pushed file's done row is held (see
+// worker): fr is finished, and the file moved to sent/, once it is
+// committed.
+func pushOne(ctx context.Context, d *worker, site Site, o PushOptions, to, local string, fr *FileResult) {
 	name := filepath.Base(local)
 	remote := join(to, name)
-	fr := FileResult{Local: local, Remote: remote, Status: "failed"}
+	*fr = FileResult{Local: local, Remote: remote, Status: "failed"}
 	if err := CheckName(name); err != nil {
 		fr.Reason = err.Error()
-		return fr
+		return
 	}
 	info, ok := fr.stat(local)
 	if !ok {
-		return fr
+		return
 	}
 	if o.DryRun {
 		fr.Status = "would"
-		return fr
+		return
 	}
 	p := &pushing{ctx: ctx, d: d, site: site, local: local, remote: remote, tmp: join(to, tmpName(name)),
 		size: info.Size(), overwrite: o.Overwrite}
 	p.row = ledger.Transfer{Site: o.SiteName, Direction: "push", LocalPath: local, RemotePath: remote, Size: info.Size(),
 		MTime: mtimeKey(info.ModTime()), RunID: o.RunID, TempPath: p.tmp}
-	prev, found, err := ledger.LastTransfer(ctx, d, o.SiteName, "push", remote)
+	prev, found, err := d.lastTransfer(ctx, o.SiteName, "push", remote)
 	if err != nil {
 		fr.Reason = err.Error()
-		return fr
+		return
 	}
 	// The same local file as the last attempt at this name.
 	same := found && prev.LocalPath == local && prev.Size == p.row.Size && prev.MTime == p.row.MTime
@@ -209,7 +224,7 @@ func pushOne(ctx context.Context, d *stmts, site Site, o PushOptions, to, local 
 			} else {
 				fr.Reason += "; moved to sent/"
 			}
-			return fr
+			return
 		}
 	}
 	switch {
@@ -222,17 +237,14 @@ func pushOne(ctx context.Context, d *stmts, site Site, o PushOptions, to, local 
 		p.id = prev.ID
 		if err := ledger.RestartTransfer(ctx, d, p.id, p.row); err != nil {
 			fr.Reason = err.Error()
-			return fr
+			return
 		}
 	case found && prev.Status == ledger.TransferStarted && (o.RunID == 0 || prev.RunID != o.RunID):
 		// Left started by a run that died (this run holds the site's
 		// lock): taken over once this attempt writes its row.
 		p.reuse = prev.ID
 	}
-	err = o.Retry.do(ctx, site, p.attempt)
-	if err == nil {
-		err = ledger.EndTransfer(ctx, d, p.id, ledger.TransferDone, p.size, p.sum, nil)
-	} else {
+	if err = o.Retry.do(ctx, site, p.attempt); err != nil {
 		// With the rename asked for and its outcome unknown the row keeps
 		// stage rename, so the next run looks at the site first.
 		nctx := context.WithoutCancel(ctx)
@@ -243,19 +255,22 @@ func pushOne(ctx context.Context, d *stmts, site Site, o PushOptions, to, local 
 		if p.id != 0 {
 			ledger.EndTransfer(nctx, d, p.id, ledger.TransferFailed, p.size, p.sum, err)
 		}
-	}
-	if err != nil {
 		fr.Reason = err.Error()
 		if errors.Is(err, ErrUnreachable) {
 			fr.lost = err
 		}
-		return fr
+		return
 	}
 	fr.SHA256, fr.Status, fr.Reason = p.sum, "done", p.note
-	if err := moveToSent(local); err != nil {
-		fr.Reason = join2(fr.Reason, "sent, but "+err.Error())
-	}
-	return fr
+	d.hold(ctx, func(ctx context.Context, w ledger.Writer) error {
+		return ledger.EndTransfer(ctx, w, p.id, ledger.TransferDone, p.size, p.sum, nil)
+	}, func(err error) {
+		if err != nil {
+			fr.Status, fr.Reason = "failed", err.Error()
+		} else if err := moveToSent(local); err != nil {
+			fr.Reason = join2(fr.Reason, "sent, but "+err.Error())
+		}
+	})
 }
 
 // join2 joins two parts of a reason.
@@ -269,7 +284,7 @@ func join2(a, b string) string {
 // pushing is one file's push: its ledger row and how far it got.
 type pushing struct {
 	ctx                context.Context
-	d                  *stmts
+	d                  *worker
 	site               Site
 	local, remote, tmp string
 	size               int64

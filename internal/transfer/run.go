@@ -15,6 +15,7 @@ import (
 
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/fsx"
+	"github.com/posbridge/posbridge/internal/ledger"
 )
 
 // Result says what a push or pull did with each file.
@@ -239,9 +240,11 @@ func (rt Retry) do(ctx context.Context, site Site, f func() error) error {
 }
 
 // inParallel runs do for units 0..n-1, at most parallel at once, and
-// returns their results in unit order. Units not started when ctx ends
-// are left out.
-func inParallel(ctx context.Context, parallel, n int, do func(i int) []FileResult) [][]FileResult {
+// returns their results in unit order. Each of the parallel workers writes
+// the ledger through a worker of st of its own, whose held write is
+// committed before inParallel returns. Units not started when ctx ends are
+// left out.
+func inParallel(ctx context.Context, st *stmts, parallel, n int, do func(w *worker, i int) []FileResult) [][]FileResult {
 	if parallel < 1 {
 		parallel = 1
 	}
@@ -252,9 +255,11 @@ func inParallel(ctx context.Context, parallel, n int, do func(i int) []FileResul
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			w := &worker{stmts: st}
 			for i := range next {
-				out[i] = do(i)
+				out[i] = do(w, i)
 			}
+			w.finish()
 		}()
 	}
 	for i := 0; i < n && ctx.Err() == nil; i++ {
@@ -286,6 +291,51 @@ type stmts struct {
 	// wmu guards w, the writes' connection, taken at the first write.
 	wmu sync.Mutex
 	w   prepared
+
+	// ahead holds rows read ahead (readAhead), by remote path; nil for a
+	// path without one. It is filled before the workers start.
+	ahead map[string]*ledger.Transfer
+}
+
+// readAhead reads the newest ledger row of each remote path a run is
+// about to move, one after the other before the files go. Read by each
+// file while the run writes, each read began by reloading the pages the
+// writes had changed: 5 to 7% of a push's or pull's CPU with 2,000 small
+// files. The run holds the site's lock, so only its own files change
+// these rows; a path that comes twice is left out, as its second file
+// must see the row its first one wrote.
+func (s *stmts) readAhead(ctx context.Context, site, direction string, remotes []string) error {
+	n := map[string]int{}
+	for _, r := range remotes {
+		n[r]++
+	}
+	s.ahead = make(map[string]*ledger.Transfer, len(remotes))
+	for _, r := range remotes {
+		if n[r] > 1 {
+			continue
+		}
+		t, found, err := ledger.LastTransfer(ctx, s, site, direction, r)
+		if err != nil {
+			return err
+		}
+		s.ahead[r] = nil
+		if found {
+			s.ahead[r] = &t
+		}
+	}
+	return nil
+}
+
+// lastTransfer is ledger.LastTransfer, from the rows read ahead when they
+// have the path.
+func (s *stmts) lastTransfer(ctx context.Context, site, direction, remote string) (ledger.Transfer, bool, error) {
+	if t, ok := s.ahead[remote]; ok {
+		if t == nil {
+			return ledger.Transfer{}, false, nil
+		}
+		return *t, true, nil
+	}
+	return ledger.LastTransfer(ctx, s, site, direction, remote)
 }
 
 func newStmts(d *db.DB) *stmts { return &stmts{d: d, m: map[string]*sql.Stmt{}} }
@@ -363,36 +413,134 @@ func (s *stmts) get(ctx context.Context, query string) (*sql.Stmt, error) {
 
 // ExecContext runs a write on the run's connection; it is committed when
 // it returns, as on the pool.
-func (s *stmts) ExecContext(ctx context.Context, query string, args ...any) (res sql.Result, err error) {
-	err = s.write(ctx, func(w *prepared) error {
-		res, err = w.ExecContext(ctx, query, args...)
+func (s *stmts) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return execOn(ctx, s.write, query, args)
+}
+
+// InsertID runs an INSERT ... RETURNING id on the run's connection, as
+// ExecContext runs a write (ledger.Writer).
+func (s *stmts) InsertID(ctx context.Context, query string, args ...any) (int64, error) {
+	return insertOn(ctx, s.write, query, args)
+}
+
+// execOn runs query with write, which runs a function on the connection.
+func execOn(ctx context.Context, write func(context.Context, func(*prepared) error) error, query string, args []any) (res sql.Result, err error) {
+	err = write(ctx, func(p *prepared) error {
+		res, err = p.ExecContext(ctx, query, args...)
 		return err
 	})
 	return res, err
 }
 
-// InsertID runs an INSERT ... RETURNING id on the run's connection, as
-// ExecContext runs a write (ledger.Writer).
-func (s *stmts) InsertID(ctx context.Context, query string, args ...any) (id int64, err error) {
-	err = s.write(ctx, func(w *prepared) error {
-		id, err = w.InsertID(ctx, query, args...)
+// insertOn is execOn for an INSERT ... RETURNING id.
+func insertOn(ctx context.Context, write func(context.Context, func(*prepared) error) error, query string, args []any) (id int64, err error) {
+	err = write(ctx, func(p *prepared) error {
+		id, err = p.InsertID(ctx, query, args...)
 		return err
 	})
 	return id, err
 }
 
 // write runs fn with the run's connection, one write at a time.
-func (s *stmts) write(ctx context.Context, fn func(w *prepared) error) error {
+func (s *stmts) write(ctx context.Context, fn func(p *prepared) error) error {
+	err, _ := s.writeWith(ctx, nil, fn)
+	return err
+}
+
+// writeWith runs fn, with h's write before it in one transaction when h
+// is not nil (fn may be nil), one write at a time. When that transaction
+// fails each is run again on its own, so each error is its own: err is
+// fn's, herr h's.
+func (s *stmts) writeWith(ctx context.Context, h *heldWrite, fn func(p *prepared) error) (err, herr error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if s.w.conn == nil {
 		conn, err := s.d.Conn(ctx)
 		if err != nil {
-			return err
+			return err, err
 		}
 		s.w.conn = conn
 	}
-	return fn(&s.w)
+	if h == nil {
+		return fn(&s.w), nil
+	}
+	both := func() error {
+		if err := h.write(h.ctx, &s.w); err != nil {
+			return err
+		}
+		if fn != nil {
+			return fn(&s.w)
+		}
+		return nil
+	}
+	if db.WithTx(h.ctx, s.w.conn, true, both) == nil {
+		return nil, nil
+	}
+	if herr = h.write(h.ctx, &s.w); fn != nil {
+		err = fn(&s.w)
+	}
+	return err, herr
+}
+
+// worker is one parallel worker's writer to the run's ledger. A file's
+// last write (its row done) and what must follow its commit (moving a
+// pushed file to sent/, a pull's --after) are held, and committed in one
+// transaction with the worker's next write, or at its end: one commit for
+// two files' rows, a commit costing about as much as its statements. A run
+// killed while a write is held leaves the file as one killed right before
+// its done row, which the next run finishes (docs/transfers.md, "Recovery
+// after a kill").
+type worker struct {
+	*stmts
+	held *heldWrite
+}
+
+// heldWrite is a held write; then runs once it is committed, or with the
+// error that kept it from being.
+type heldWrite struct {
+	ctx   context.Context
+	write func(ctx context.Context, w ledger.Writer) error
+	then  func(err error)
+}
+
+// hold holds write, and then, until the worker's next write or its end.
+// The write is made even when ctx ends meanwhile (a run interrupted once
+// its last files are sent): it records what has happened already.
+func (w *worker) hold(ctx context.Context, write func(ctx context.Context, w ledger.Writer) error, then func(err error)) {
+	w.finish()
+	w.held = &heldWrite{ctx: context.WithoutCancel(ctx), write: write, then: then}
+}
+
+// finish commits the held write, if any, on its own.
+func (w *worker) finish() {
+	if h := w.held; h != nil {
+		w.held = nil
+		_, herr := w.stmts.writeWith(h.ctx, h, nil)
+		h.then(herr)
+	}
+}
+
+// ExecContext runs a write on the run's connection, committed with the
+// held write (ledger.Writer).
+func (w *worker) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return execOn(ctx, w.write, query, args)
+}
+
+// InsertID is ExecContext for an INSERT ... RETURNING id.
+func (w *worker) InsertID(ctx context.Context, query string, args ...any) (int64, error) {
+	return insertOn(ctx, w.write, query, args)
+}
+
+// write runs fn on the run's connection in one transaction with the held
+// write, and then what follows that.
+func (w *worker) write(ctx context.Context, fn func(p *prepared) error) error {
+	h := w.held
+	w.held = nil
+	err, herr := w.stmts.writeWith(ctx, h, fn)
+	if h != nil {
+		h.then(herr)
+	}
+	return err
 }
 
 func (s *stmts) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {

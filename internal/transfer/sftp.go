@@ -68,6 +68,9 @@ type sftpSession struct {
 	ssh    *ssh.Client
 	client *sftp.Client
 	posix  bool
+	// refuses says the server's rename refuses an existing target, so a
+	// rename that must not replace one needs no look first.
+	refuses bool
 	// wd is the folder the session started in, asked for only when a
 	// root confines the site's paths.
 	wd   string
@@ -167,6 +170,15 @@ func dialSession(cfg SFTPConfig) (*sftpSession, error) {
 	}
 	s := &sftpSession{conn: ic, ssh: client, client: sf, stop: make(chan struct{})}
 	_, s.posix = sf.HasExtension("posix-rename@openssh.com")
+	// OpenSSH's sftp server renames a file with link and unlink (or, where
+	// the file system has no links, only when a stat finds no target), so
+	// an existing target is refused. It is known by the server's name and
+	// an extension of its own (pkg/sftp's server, whose rename replaces the
+	// target, offers the other openssh.com ones): another sftp server
+	// behind OpenSSH's sshd, or one older than OpenSSH 8.5, is looked at
+	// first as any other.
+	_, limits := sf.HasExtension("limits@openssh.com")
+	s.refuses = limits && strings.HasPrefix(string(client.ServerVersion()), "SSH-2.0-OpenSSH")
 	if cfg.Root != "" {
 		if s.wd, err = sf.Getwd(); err != nil {
 			s.close()
@@ -558,8 +570,9 @@ func (f *sftpFile) Close() error {
 
 // Rename moves a file. With overwrite it uses posix-rename@openssh.com
 // when the server has it. Without, it fails with ErrExist when the target
-// exists: it looks first, and a plain SFTP rename (link and unlink on
-// OpenSSH) refuses an existing target.
+// exists: it looks first, unless the server is OpenSSH's, whose rename
+// (link and unlink) refuses an existing target, one request less per
+// pushed file.
 func (s *SFTP) Rename(from, to string, overwrite bool) error {
 	src, err := s.resolve(from)
 	if err != nil {
@@ -575,16 +588,19 @@ func (s *SFTP) Rename(from, to string, overwrite bool) error {
 		}
 		return nil
 	}
-	if _, err := s.sess().client.Lstat(dst); err == nil {
-		if !overwrite {
-			return fmt.Errorf("rename %s to %q: %w", from, to, ErrExist)
+	// On OpenSSH the rename itself is the look.
+	if overwrite || !s.sess().refuses {
+		if _, err := s.sess().client.Lstat(dst); err == nil {
+			if !overwrite {
+				return fmt.Errorf("rename %s to %q: %w", from, to, ErrExist)
+			}
+			// No posix rename: drop the target first.
+			if err := s.sess().client.Remove(dst); err != nil {
+				return s.rerr("remove", to, err)
+			}
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return s.rerr("stat", to, err)
 		}
-		// No posix rename: drop the target first.
-		if err := s.sess().client.Remove(dst); err != nil {
-			return s.rerr("remove", to, err)
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return s.rerr("stat", to, err)
 	}
 	if err := s.sess().client.Rename(src, dst); err != nil {
 		if _, serr := s.sess().client.Lstat(dst); serr == nil {

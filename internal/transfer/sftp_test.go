@@ -67,6 +67,13 @@ func startSFTP(t *testing.T, root string, extraHostKeys ...ssh.Signer) *sftpServ
 // startSFTPWith is startSFTP with serve running the sftp subsystem.
 func startSFTPWith(t *testing.T, serve func(io.ReadWriteCloser), extraHostKeys ...ssh.Signer) *sftpServer {
 	t.Helper()
+	return startSFTPAs(t, "", serve, extraHostKeys...)
+}
+
+// startSFTPAs is startSFTPWith with the server naming itself version in
+// the SSH handshake ("" for x/crypto's default).
+func startSFTPAs(t *testing.T, version string, serve func(io.ReadWriteCloser), extraHostKeys ...ssh.Signer) *sftpServer {
+	t.Helper()
 	dir := t.TempDir()
 	_, upriv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -99,6 +106,7 @@ func startSFTPWith(t *testing.T, serve func(io.ReadWriteCloser), extraHostKeys .
 			return nil, errors.New("unknown key")
 		},
 	}
+	cfg.ServerVersion = version
 	cfg.AddHostKey(srv.hostKey)
 	for _, k := range extraHostKeys {
 		cfg.AddHostKey(k)
@@ -182,6 +190,36 @@ func dial(t *testing.T, cfg transfer.SFTPConfig) *transfer.SFTP {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// A rename that must not replace its target looks for it first unless
+// the sftp server is OpenSSH's: an SSH server that names itself OpenSSH
+// but runs another sftp server (pkg/sftp's, whose rename replaces) is
+// looked at first too.
+func TestSFTPRenameRefusesAnExistingTarget(t *testing.T) {
+	root := t.TempDir()
+	srv := startSFTPAs(t, "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3", func(ch io.ReadWriteCloser) {
+		s, err := sftp.NewServer(ch, sftp.WithServerWorkingDirectory(root))
+		if err != nil {
+			return
+		}
+		s.Serve()
+	})
+	site := dial(t, srv.config(t))
+	os.WriteFile(filepath.Join(root, "a.tmp"), []byte("new"), 0o600)
+	os.WriteFile(filepath.Join(root, "a.xml"), []byte("theirs"), 0o600)
+	if err := site.Rename("a.tmp", "a.xml", false); !errors.Is(err, transfer.ErrExist) {
+		t.Errorf("rename over an existing file = %v, want ErrExist", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "a.xml")); string(b) != "theirs" {
+		t.Errorf("the existing file holds %q after the refused rename", b)
+	}
+	if err := site.Rename("a.tmp", "b.xml", false); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "b.xml")); string(b) != "new" {
+		t.Errorf("renamed file holds %q", b)
+	}
 }
 
 func TestSFTPPushAndPull(t *testing.T) {

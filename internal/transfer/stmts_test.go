@@ -2,7 +2,9 @@ package transfer
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 
@@ -48,5 +50,99 @@ func TestStmtsWritesKeepOneConnection(t *testing.T) {
 	var n int
 	if err := d.QueryRowContext(ctx, `SELECT count(*) FROM transfers WHERE status = 'done'`).Scan(&n); err != nil || n != 400 {
 		t.Errorf("%d done transfers (%v), want 400", n, err)
+	}
+}
+
+// A worker holds a file's done row until its next write, which commits
+// both; what follows the held row runs only once it is committed, and a
+// held write that fails is the held file's failure, not the next one's.
+func TestWorkerHoldsTheDoneRowUntilItsNextWrite(t *testing.T) {
+	ctx := context.Background()
+	d := dbtest.Open(t)
+	s := newStmts(d)
+	defer s.Close()
+	w := &worker{stmts: s}
+	status := func(id int64) string {
+		var st string
+		if err := d.QueryRowContext(ctx, `SELECT status FROM transfers WHERE id = ?`, id).Scan(&st); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	start := func(name string) int64 {
+		id, err := ledger.StartTransfer(ctx, w, ledger.Transfer{Site: "s", Direction: "push", RemotePath: name, Stage: ledger.StageRename})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	done := func(id int64) func(context.Context, ledger.Writer) error {
+		return func(ctx context.Context, lw ledger.Writer) error {
+			return ledger.EndTransfer(ctx, lw, id, ledger.TransferDone, 1, "x", nil)
+		}
+	}
+
+	a := start("a")
+	var aThen []string // a's row as then saw it, and its error
+	w.hold(ctx, done(a), func(err error) { aThen = append(aThen, status(a), fmt.Sprint(err)) })
+	if got := status(a); got != ledger.TransferStarted || aThen != nil {
+		t.Fatalf("held: a is %s and then ran (%v) before the next write", got, aThen)
+	}
+	b := start("b")
+	if want := []string{ledger.TransferDone, "<nil>"}; !slices.Equal(aThen, want) {
+		t.Errorf("then of a after b's write saw %v, want %v", aThen, want)
+	}
+
+	// A held write that fails: b's then has its error, c's write stands.
+	var bErr error
+	w.hold(ctx, func(ctx context.Context, lw ledger.Writer) error {
+		_, err := lw.ExecContext(ctx, `UPDATE no_such_table SET x = 1`)
+		return err
+	}, func(err error) { bErr = err })
+	c := start("c")
+	if bErr == nil || status(c) != ledger.TransferStarted || status(b) != ledger.TransferStarted {
+		t.Errorf("failed held write: then got %v, c is %s, b is %s", bErr, status(c), status(b))
+	}
+
+	// The worker's end commits what it holds, even when the run was
+	// interrupted since: the file is sent.
+	cDone := false
+	cctx, cancel := context.WithCancel(ctx)
+	w.hold(cctx, done(c), func(err error) { cDone = err == nil })
+	cancel()
+	w.finish()
+	if !cDone || status(c) != ledger.TransferDone {
+		t.Errorf("after finish: then ran %v, c is %s", cDone, status(c))
+	}
+}
+
+// The rows read ahead answer for their paths; a path given twice is read
+// when asked, so its second file sees the row its first one wrote.
+func TestReadAheadLeavesOutPathsGivenTwice(t *testing.T) {
+	ctx := context.Background()
+	d := dbtest.Open(t)
+	s := newStmts(d)
+	defer s.Close()
+	row := func(remote string) int64 {
+		id, err := ledger.StartTransfer(ctx, s, ledger.Transfer{Site: "s", Direction: "push", RemotePath: remote})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	a := row("out/a")
+	row("in/b") // another folder's file of the same name
+	if err := s.readAhead(ctx, "s", "push", []string{"out/a", "out/b", "out/c", "out/c"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, found, err := s.lastTransfer(ctx, "s", "push", "out/a"); err != nil || !found || got.ID != a {
+		t.Errorf("out/a: %+v %v %v, want row %d", got, found, err, a)
+	}
+	if _, found, err := s.lastTransfer(ctx, "s", "push", "out/b"); err != nil || found {
+		t.Errorf("out/b: found %v (%v), want none", found, err)
+	}
+	c := row("out/c")
+	if got, found, err := s.lastTransfer(ctx, "s", "push", "out/c"); err != nil || !found || got.ID != c {
+		t.Errorf("out/c, given twice, after its first file's row: %+v %v %v, want row %d", got, found, err, c)
 	}
 }

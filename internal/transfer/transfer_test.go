@@ -240,6 +240,27 @@ func statuses(res *transfer.Result) string {
 
 // A file appended to between the two looks is left for a later run; the
 // next run, once it is stable, fetches all of it.
+// A temporary file a dead run left under the name a pull downloads to is
+// replaced, and gone once the file is in place.
+func TestPullReplacesALeftTemporaryFile(t *testing.T) {
+	e := newEnv(t)
+	e.remote(t, "a.csv", "a,b\n", time.Hour)
+	tmp := filepath.Join(e.local, ".a.csv.tmp")
+	if err := os.WriteFile(tmp, []byte("half of an older download"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.pull(transfer.PullOptions{})
+	if err != nil || statuses(res) != "a.csv:done:" {
+		t.Fatalf("pull: %v %s", err, statuses(res))
+	}
+	if b, _ := os.ReadFile(filepath.Join(e.local, "a.csv")); string(b) != "a,b\n" {
+		t.Errorf("fetched %q", b)
+	}
+	if _, err := os.Stat(tmp); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("temporary file left: %v", err)
+	}
+}
+
 func TestPullSkipsGrowingFile(t *testing.T) {
 	e := newEnv(t)
 	p := e.remote(t, "grow.csv", "a,b\n", time.Hour)
