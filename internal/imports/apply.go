@@ -152,6 +152,9 @@ func applyTransactions(s *Session, src source, path string) error {
 		if b.err != nil {
 			return b.err
 		}
+		if err := a.prefetch(b.items); err != nil {
+			return err
+		}
 		for _, c := range b.items {
 			res.Read++
 			err := c.err
@@ -234,6 +237,9 @@ func readChecked(ctx context.Context, src source, codes map[string]string, maxLe
 type fatalError struct{ err error }
 
 func (f *fatalError) Error() string { return f.err.Error() }
+
+// Unwrap lets the database error decide the exit code.
+func (f *fatalError) Unwrap() error { return f.err }
 
 // rejects streams the reject file of an import: written under a temporary
 // name and renamed when the import ends, or removed when nothing was

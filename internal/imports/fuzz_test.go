@@ -3,7 +3,9 @@ package imports
 import (
 	"bytes"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -145,6 +147,8 @@ func FuzzTxnXML(f *testing.F) {
 		`<M><InventoryTransaction transaction_code="&amp;&#65;" transaction_quantity="&#x31;"><Transaction item_number="&lt;" warehouse="&gt;"/></InventoryTransaction></M>`,
 		"<?xml version=\"1.0\"?>\n<!-- c --><?pi x?><M><![CDATA[x]]><InventoryTransaction/></M>",
 		strings.Repeat("<a>", 100),
+		`<M><InventoryTransaction transaction_code="A" transaction_code="O" x:batch_number="B"><Transaction item_number="I" warehouse="W"><Transaction sku_code="S"/></Transaction>`+
+			`<Transaction location="L"/><TransactionTo location="L1"/><TransactionTo warehouse="W2" upc_code="U"/>text<Other item_number="X"/></InventoryTransaction></M>`,
 	)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		src, err := openSource(bytes.NewReader(data), "fuzz.xml", "auto")
@@ -152,7 +156,101 @@ func FuzzTxnXML(f *testing.F) {
 			t.Fatalf("openSource of XML failed before reading: %v", err)
 		}
 		checkSource(t, src, len(data), true)
+
+		sameAsDecodeElement(t, data)
 	})
+}
+
+// sameAsDecodeElement checks that the XML reader returns the records, the
+// lines and the error of decoding each InventoryTransaction element of
+// data into tagged structs with encoding/xml alone.
+func sameAsDecodeElement(t *testing.T, data []byte) {
+	t.Helper()
+	src, _ := openSource(bytes.NewReader(data), "fuzz.xml", "auto")
+	var got []record
+	for {
+		batch, err := src.next()
+		got = append(got, batch...)
+		if err == nil {
+			continue
+		}
+		want, lines, wantErr := decodeElementRows(data)
+		if errors.Is(err, io.EOF) {
+			err = nil
+		}
+		if fmt.Sprint(err) != fmt.Sprint(wantErr) {
+			t.Fatalf("error %v, DecodeElement's %v", err, wantErr)
+		}
+		if len(got) != len(want) && wantErr == nil {
+			t.Fatalf("%d records, DecodeElement %d", len(got), len(want))
+		}
+		for i := range min(len(got), len(want)) {
+			if got[i].row != want[i] || got[i].line != lines[i] {
+				t.Fatalf("record %d on line %d: %+v, DecodeElement's on line %d: %+v", i, got[i].line, got[i].row, lines[i], want[i])
+			}
+		}
+		return
+	}
+}
+
+// decodeElementRows reads the OMS XML upload as the reader did before it
+// read the attributes from the tokens: each InventoryTransaction element
+// decoded into tagged structs, with the line each starts on and the error
+// that fails the file.
+func decodeElementRows(data []byte) (rows []txnRow, lines []int, err error) {
+	type xmlSide struct {
+		Item      string `xml:"item_number,attr"`
+		SKU       string `xml:"sku_code,attr"`
+		RetailRef string `xml:"retail_reference_nbr,attr"`
+		UPC       string `xml:"upc_code,attr"`
+		Warehouse string `xml:"warehouse,attr"`
+		Location  string `xml:"location,attr"`
+	}
+	type xmlTxn struct {
+		Batch    string   `xml:"batch_number,attr"`
+		Ident    string   `xml:"identification_nbr,attr"`
+		Code     string   `xml:"transaction_code,attr"`
+		Reason   string   `xml:"transaction_reason,attr"`
+		Quantity string   `xml:"transaction_quantity,attr"`
+		User     string   `xml:"entered_by_user,attr"`
+		From     xmlSide  `xml:"Transaction"`
+		To       *xmlSide `xml:"TransactionTo"`
+	}
+	d := format.NewXMLDecoder(bytes.NewReader(data))
+	seen := false
+	for {
+		line, _ := d.InputPos()
+		tok, err := d.Token()
+		if errors.Is(err, io.EOF) && !seen {
+			return rows, lines, fmt.Errorf("%w: no InventoryTransaction element in the file", ErrFile)
+		}
+		if errors.Is(err, io.EOF) {
+			return rows, lines, nil
+		}
+		if err != nil {
+			return rows, lines, fmt.Errorf("%w: %v", ErrFile, format.XMLError(d, err, "root"))
+		}
+		se, ok := tok.(xml.StartElement)
+		if !ok || se.Name.Local != "InventoryTransaction" {
+			continue
+		}
+		seen = true
+		var x xmlTxn
+		if err := d.DecodeElement(&x, &se); err != nil {
+			return rows, lines, fmt.Errorf("%w: %v", ErrFile, format.XMLError(d, err, "root"))
+		}
+		r := txnRow{Code: x.Code, Item: x.From.Item, SKU: x.From.SKU, UPC: x.From.UPC, RetailRef: x.From.RetailRef,
+			Warehouse: x.From.Warehouse, Location: x.From.Location, Quantity: x.Quantity, Reason: x.Reason,
+			Reference: x.Ident, User: x.User}
+		if r.Reference == "" {
+			r.Reference = x.Batch
+		}
+		if x.To != nil {
+			r.ToItem, r.ToSKU, r.ToWarehouse, r.ToLocation = x.To.Item, x.To.SKU, x.To.Warehouse, x.To.Location
+		}
+		rows = append(rows, r)
+		lines = append(lines, line)
+	}
 }
 
 // FuzzEachJSON feeds partner JSON uploads (orders, returns, WMS events)
@@ -240,4 +338,47 @@ func foldedTwice(raw json.RawMessage) bool {
 		return false
 	}
 	return objects(raw)
+}
+
+// TestXMLScannerHandsOver: wherever in the file the scanner meets what it
+// leaves to encoding/xml (at the start, between records, inside a record,
+// at a truncation), the records, their lines and the file's error are
+// those of encoding/xml alone.
+func TestXMLScannerHandsOver(t *testing.T) {
+	rec := func(id string) string {
+		return "  <InventoryTransaction identification_nbr=\"" + id + "\" transaction_code=\"A\"\n   transaction_quantity=\"1\">\n" +
+			"    <Transaction item_number=\"IT1\" warehouse=\"W\"/>\n  </InventoryTransaction>\n"
+	}
+	head := "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Batch>\n<Message a='1'\n b=\"2\">\n" + rec("1") + rec("2")
+	tail := rec("9") + "</Message>\n</Batch>\n"
+	for name, in := range map[string]string{
+		"plain":            head + tail,
+		"doctype":          "<!DOCTYPE Batch>\n" + head + tail,
+		"latin-1":          "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>\n<Batch/>",
+		"cdata between":    head + "<![CDATA[x]]>\n" + tail,
+		"text in record":   head + "<InventoryTransaction transaction_code=\"S\">text<Transaction warehouse=\"W\"/></InventoryTransaction>\n" + tail,
+		"char reference":   head + "<InventoryTransaction transaction_code=\"&#65;\" transaction_quantity=\"2\"><Transaction item_number=\"I&amp;T\" warehouse=\"W\"/></InventoryTransaction>\n" + tail,
+		"in a child":       head + "<InventoryTransaction transaction_code=\"S\">\n<Transaction\nwarehouse=\"W\r\nX\"/></InventoryTransaction>\n" + tail,
+		"namespace":        head + "<x:Other xmlns:x=\"u\"><InventoryTransaction transaction_code=\"S\"/></x:Other>\n" + tail,
+		"mismatched end":   head + "<InventoryTransaction>\n</Inventory>\n" + tail,
+		"truncated":        head + "<InventoryTransaction transaction_code=\"S\">\n<Transaction",
+		"truncated at end": head + rec("3"),
+		"bad utf-8":        head + "<InventoryTransaction transaction_reason=\"\xe9\"/>\n" + tail,
+		"double dash":      head + "<!-- a -- b -->\n" + tail,
+		"nested":           head + "<InventoryTransaction transaction_code=\"S\"><InventoryTransaction transaction_code=\"O\"/></InventoryTransaction>\n" + tail,
+		"no transaction":   "<Batch>\n<Message/>\n</Batch>\n",
+		"not xml":          "transaction_code,warehouse\nA,W\n",
+	} {
+		t.Run(name, func(t *testing.T) { sameAsDecodeElement(t, []byte(in)) })
+	}
+	// The file as senders write it is read by the scanner to its end.
+	src := newXMLSource(strings.NewReader(head + tail))
+	for n := 0; ; n++ {
+		if _, err := src.next(); err != nil {
+			if !errors.Is(err, io.EOF) || src.scan == nil || n != 1 {
+				t.Fatalf("after %d batches: %v, scanner still reading: %v", n, err, src.scan != nil)
+			}
+			break
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/posbridge/posbridge/internal/format"
@@ -46,6 +47,9 @@ func openSource(r io.Reader, path, kind string) (source, error) {
 type csvSource struct {
 	rr    format.RowReader
 	notes []string
+	// at is the position in the file's records of each of txnColumns, or
+	// -1 for a column the file lacks (that field stays empty).
+	at [len(txnColumns)]int
 }
 
 func newCSVSource(r io.Reader) (*csvSource, error) {
@@ -54,16 +58,15 @@ func newCSVSource(r io.Reader) (*csvSource, error) {
 		return nil, fmt.Errorf("%w: %v", ErrFile, err)
 	}
 	s := &csvSource{rr: rr}
-	known := map[string]bool{}
-	for _, c := range txnColumns {
-		known[c] = true
-	}
 	present := map[string]bool{}
 	for _, h := range rr.Header() {
 		present[h] = true
-		if !known[h] {
+		if !slices.Contains(txnColumns[:], h) {
 			s.notes = append(s.notes, fmt.Sprintf("ignoring unknown column %q", h))
 		}
+	}
+	for i, c := range txnColumns {
+		s.at[i] = slices.Index(rr.Header(), c)
 	}
 	var missing []string
 	for _, c := range txnRequired {
@@ -86,67 +89,114 @@ func (s *csvSource) codes(o *Options) map[string]string { return o.codes() }
 
 const batchSize = 256
 
+// next maps the fields of each record onto a txnRow by the columns of the
+// header, found once (gocsv's reflection per record was a tenth of an
+// import's CPU).
 func (s *csvSource) next() ([]record, error) {
-	batch, err := format.NextBatch[txnRow](s.rr, batchSize)
-	if err != nil {
-		return nil, err
+	out := make([]record, 0, batchSize)
+	for len(out) < batchSize {
+		row, err := s.rr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		r := record{line: row.Line, raw: row.Fields, err: row.Err}
+		if row.Err == nil {
+			fields := r.row.fields()
+			for i, at := range s.at {
+				if at >= 0 {
+					*fields[i] = row.Fields[at]
+				}
+			}
+		}
+		out = append(out, r)
 	}
-	out := make([]record, len(batch))
-	for i, r := range batch {
-		out[i] = record{line: r.Line, raw: r.Raw, row: r.Rec, err: r.Err}
+	if len(out) == 0 {
+		return nil, io.EOF
 	}
 	return out, nil
 }
 
 // The OMS inventory transaction upload: any root, one or many Message
-// elements, each with one or many InventoryTransaction elements.
-type xmlSide struct {
-	Item      string `xml:"item_number,attr"`
-	SKU       string `xml:"sku_code,attr"`
-	RetailRef string `xml:"retail_reference_nbr,attr"`
-	UPC       string `xml:"upc_code,attr"`
-	Warehouse string `xml:"warehouse,attr"`
-	Location  string `xml:"location,attr"`
-}
+// elements, each with one or many InventoryTransaction elements, whose
+// attributes are the transaction's and whose Transaction and TransactionTo
+// children are its two sides. Attributes and elements are matched by local
+// name; of an attribute given twice the last counts, and a side given
+// twice is the attributes of both, the later ones counting (as
+// xml.Decoder.DecodeElement into tagged structs read it). An xmlScanner
+// reads the file until it meets what it leaves to encoding/xml.
 
-type xmlTxn struct {
-	Batch    string   `xml:"batch_number,attr"`
-	Ident    string   `xml:"identification_nbr,attr"`
-	Code     string   `xml:"transaction_code,attr"`
-	Reason   string   `xml:"transaction_reason,attr"`
-	Quantity string   `xml:"transaction_quantity,attr"`
-	User     string   `xml:"entered_by_user,attr"`
-	From     xmlSide  `xml:"Transaction"`
-	To       *xmlSide `xml:"TransactionTo"`
+// transaction reads the rest of the InventoryTransaction element that se
+// starts.
+func (s *xmlSource) transaction(se xml.StartElement) (txnRow, error) {
+	var b xmlTxnBuilder
+	for _, a := range se.Attr {
+		if p := b.txnField(a.Name.Local); p != nil {
+			*p = a.Value
+		}
+	}
+	for {
+		tok, err := s.d.Token()
+		if err != nil {
+			return txnRow{}, err
+		}
+		switch t := tok.(type) {
+		case xml.EndElement:
+			return b.done(), nil
+		case xml.StartElement:
+			for _, a := range t.Attr {
+				if p := b.sideField(t.Name.Local, a.Name.Local); p != nil {
+					*p = a.Value
+				}
+			}
+			if err := s.d.Skip(); err != nil {
+				return txnRow{}, err
+			}
+		}
+	}
 }
 
 type xmlSource struct {
+	// scan reads the file until it stops at a construct it leaves to
+	// encoding/xml; then d reads the rest.
+	scan  *xmlScanner
 	d     *xml.Decoder
 	notes []string
 	seen  bool
 }
 
 func newXMLSource(r io.Reader) *xmlSource {
-	return &xmlSource{d: format.NewXMLDecoder(r)}
+	return &xmlSource{scan: newXMLScanner(r)}
 }
 
-func (s *xmlSource) header() []string                   { return txnColumns }
+func (s *xmlSource) header() []string                   { return txnColumns[:] }
 func (s *xmlSource) warnings() []string                 { return s.notes }
 func (s *xmlSource) codes(o *Options) map[string]string { return oracleCodes(o) }
 
 func (s *xmlSource) next() ([]record, error) {
 	var out []record
+	for s.scan != nil && len(out) < batchSize {
+		r, err := s.scan.next()
+		switch {
+		case errors.Is(err, errUnusual):
+			s.d = format.NewXMLDecoder(s.scan.rest())
+			s.scan = nil
+		case errors.Is(err, io.EOF):
+			return s.end(out)
+		case err != nil:
+			return nil, fmt.Errorf("%w: %v", ErrFile, err)
+		default:
+			s.seen = true
+			out = append(out, r)
+		}
+	}
 	for len(out) < batchSize {
 		line, _ := s.d.InputPos()
 		tok, err := s.d.Token()
 		if errors.Is(err, io.EOF) {
-			if !s.seen {
-				return nil, fmt.Errorf("%w: no InventoryTransaction element in the file", ErrFile)
-			}
-			if len(out) == 0 {
-				return nil, io.EOF
-			}
-			return out, nil
+			return s.end(out)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrFile, format.XMLError(s.d, err, "root"))
@@ -156,17 +206,22 @@ func (s *xmlSource) next() ([]record, error) {
 			continue
 		}
 		s.seen = true
-		var x xmlTxn
-		if err := s.d.DecodeElement(&x, &se); err != nil {
+		r, err := s.transaction(se)
+		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrFile, format.XMLError(s.d, err, "root"))
 		}
-		r := txnRow{Code: x.Code, Item: x.From.Item, SKU: x.From.SKU, UPC: x.From.UPC, RetailRef: x.From.RetailRef,
-			Warehouse: x.From.Warehouse, Location: x.From.Location, Quantity: x.Quantity, Reason: x.Reason,
-			Reference: or(x.Ident, x.Batch), User: x.User}
-		if x.To != nil {
-			r.ToItem, r.ToSKU, r.ToWarehouse, r.ToLocation = x.To.Item, x.To.SKU, x.To.Warehouse, x.To.Location
-		}
 		out = append(out, record{line: line, raw: r.values(), row: r})
+	}
+	return out, nil
+}
+
+// end returns the last records at the end of the file.
+func (s *xmlSource) end(out []record) ([]record, error) {
+	if !s.seen {
+		return nil, fmt.Errorf("%w: no InventoryTransaction element in the file", ErrFile)
+	}
+	if len(out) == 0 {
+		return nil, io.EOF
 	}
 	return out, nil
 }

@@ -79,7 +79,7 @@ type txnRow struct {
 }
 
 // txnColumns are the CSV columns, required ones first.
-var txnColumns = []string{"transaction_code", "item", "sku", "upc", "retail_ref", "warehouse", "location", "quantity",
+var txnColumns = [...]string{"transaction_code", "item", "sku", "upc", "retail_ref", "warehouse", "location", "quantity",
 	"to_item", "to_sku", "to_warehouse", "to_location", "reason", "reference", "transaction_date", "user"}
 
 var txnRequired = []string{"transaction_code", "warehouse", "quantity"}
@@ -88,7 +88,7 @@ var txnRequired = []string{"transaction_code", "warehouse", "quantity"}
 // upload and those a file must have; it must also have item, upc or
 // retail_ref.
 func TransactionColumns() (names, required []string) {
-	return slices.Clone(txnColumns), slices.Clone(txnRequired)
+	return slices.Clone(txnColumns[:]), slices.Clone(txnRequired)
 }
 
 // txn is one transaction after its fields were checked.
@@ -99,6 +99,9 @@ type txn struct {
 	effect string
 	qty    int64
 	row    txnRow
+	// from and to are the item/SKU states of the two sides when prefetch
+	// found them by item.
+	from, to *skuState
 }
 
 // check validates the fields of a row that need no state, and returns the
@@ -198,9 +201,14 @@ func (r txnRow) values() []string {
 		r.ToItem, r.ToSKU, r.ToWarehouse, r.ToLocation, r.Reason, r.Reference, r.Date, r.User}
 }
 
+// fields points at the fields in the order of txnColumns.
+func (r *txnRow) fields() [len(txnColumns)]*string {
+	return [...]*string{&r.Code, &r.Item, &r.SKU, &r.UPC, &r.RetailRef, &r.Warehouse, &r.Location, &r.Quantity,
+		&r.ToItem, &r.ToSKU, &r.ToWarehouse, &r.ToLocation, &r.Reason, &r.Reference, &r.Date, &r.User}
+}
+
 func trimRow(r txnRow) txnRow {
-	for _, p := range []*string{&r.Code, &r.Item, &r.SKU, &r.UPC, &r.RetailRef, &r.Warehouse, &r.Location, &r.Quantity,
-		&r.ToItem, &r.ToSKU, &r.ToWarehouse, &r.ToLocation, &r.Reason, &r.Reference, &r.Date, &r.User} {
+	for _, p := range r.fields() {
 		*p = strings.TrimSpace(*p)
 	}
 	return r
