@@ -787,6 +787,11 @@ func TestMultiHostServerRestart(t *testing.T) {
 			t.Errorf("want a message saying the database is unavailable; %s", o)
 		}
 	}
+	// The job's end names the step the stop cut short and its error, not
+	// only the failure to record it that follows.
+	if !strings.Contains(cut.out, "ran=1 failed=1") || !strings.Contains(cut.out, "step 1 (export items) failed: export items") {
+		t.Errorf("the cut run's end does not name its step and the step's error; %s", cut)
+	}
 	if down.took > 5*time.Second {
 		t.Errorf("the run with the server down took %s to give up, want at once", down.took)
 	}
@@ -935,4 +940,131 @@ func TestMultiHostSharedOutbox(t *testing.T) {
 	}
 	c.ran(c.hosts...)
 	t.Logf("%d vendors and customers files in one folder; %d items files; exit codes of the items runs: %v", files, items, codes)
+}
+
+// blockRename makes the items file number seq of h fail to go into place,
+// as a host that dies between recording a file written and renaming it
+// does: a folder under each name the file may have (any second of the
+// next minute and a half). unblock removes them.
+func blockRename(t *testing.T, h *exportEnv, seq int64) (unblock func()) {
+	t.Helper()
+	if err := os.MkdirAll(h.outbox(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var dirs []string
+	for now, i := time.Now().UTC(), -1; i <= 90; i++ {
+		dir := filepath.Join(h.outbox(), fmt.Sprintf("items_%s_%06d.xml", now.Add(time.Duration(i)*time.Second).Format("20060102T150405Z"), seq))
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		dirs = append(dirs, dir)
+	}
+	return func() {
+		for _, dir := range dirs {
+			if err := os.Remove(dir); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// awayDuring runs fn with h's data folder out of sight (another host's
+// disk), and puts it back.
+func awayDuring(t *testing.T, h *exportEnv, fn func()) {
+	t.Helper()
+	outbox := filepath.Join(h.dir, "data", "outbox")
+	if err := os.Rename(outbox, outbox+".away"); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := os.Rename(outbox+".away", outbox); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	fn()
+}
+
+// TestMultiHostOutboxPerHost has each of two hosts export into an outbox
+// of its own (the layout of operations.md section 15) and host1 fail
+// between recording an items file written and renaming it into place,
+// the file under its temporary name in host1's outbox; newer changes of
+// items are loaded then. host2, which does not see that outbox, stops
+// (exit 1) naming the file, host1 and the remedy, and writes nothing: a
+// file of the newer changes would arrive ahead of host1's older one. host1
+// back finishes its file and sends the newer changes after it. The second
+// time host1 does not come back: host2 stops again until the operator
+// gives host1 up (--lost-host host1), when the file is undone and host2
+// sends its records. Every trigger ends in exactly one complete file.
+func TestMultiHostOutboxPerHost(t *testing.T) {
+	c := newCluster(t, 2)
+	h1, h2 := c.hosts[0], c.hosts[1]
+	rng := rand.New(rand.NewPCG(17, 6))
+	cat, load := loadItems(t, h1, 200)
+	claimed := `SELECT count(*) FROM triggers WHERE status = 'processing'`
+	ready := `SELECT count(*) FROM triggers WHERE status = 'ready'`
+	files := `SELECT count(*) FROM files WHERE direction = 'out'`
+	newer := func() {
+		t.Helper()
+		cat.change(t, rng, load, 50, false)
+		h1.ok("load", "items", load, "--mode", "delta", "-q")
+	}
+	// crash has host1's export of file seq fail to rename it.
+	crash := func(seq int64) {
+		t.Helper()
+		unblock := blockRename(t, h1, seq)
+		if o := run(h1, []int{1}, "export", "items"); !strings.Contains(o.out, "rename into place") {
+			t.Fatalf("host1's export does not fail to rename its file; %s", o)
+		}
+		unblock()
+		if held := c.count(claimed); held == 0 || len(leftovers(t, h1.outbox())) != 1 {
+			t.Fatalf("host1 left %d claimed triggers, temporary files %q; want its file's", held, leftovers(t, h1.outbox()))
+		}
+	}
+	// stops runs host2's export, which must stop at host1's file seq,
+	// changing nothing.
+	stops := func(seq int64) {
+		t.Helper()
+		held, waiting, before := c.count(claimed), c.count(ready), c.count(files)
+		o := run(h2, []int{1}, "export", "items")
+		msg := fmt.Sprintf(`_%06d.xml, written by a run on host host1 that died, is not finished and not in this host's outbox: `+
+			`host1's next run of this export finishes it; if host1 will not come back, run this export with --lost-host host1, `+
+			`which undoes the file and sends its records again`, seq)
+		if !strings.Contains(o.out, `level=ERROR msg="export items: items_`) || !strings.Contains(o.out, msg) {
+			t.Errorf("host2 does not stop naming host1's file, host1 and the remedy; %s", o)
+		}
+		if c.count(claimed) != held || c.count(ready) != waiting || c.count(files) != before {
+			t.Errorf("host2's run that stopped changed triggers or files: %d claimed, %d ready, %d files; want %d, %d, %d",
+				c.count(claimed), c.count(ready), c.count(files), held, waiting, before)
+		}
+	}
+
+	crash(1)
+	newer()
+	awayDuring(t, h1, func() { stops(1) })
+	if o := run(h1, []int{0}, "export", "items"); !strings.Contains(o.out, "1 files it had written are now complete") ||
+		!strings.Contains(o.out, "_000002.xml") {
+		t.Errorf("host1 back does not finish its file and send the newer changes after it; %s", o)
+	}
+	h2.check(cat, h1.outbox()) // host2 wrote nothing
+
+	newer()
+	crash(3)
+	newer()
+	awayDuring(t, h1, func() {
+		stops(3)
+		o := run(h2, []int{0}, "export", "items", "--lost-host", "host1")
+		if !strings.Contains(o.out, "1 unfinished files undone") || !strings.Contains(o.out, "_000004.xml") {
+			t.Errorf("host2 with host1 given up does not undo its file and send its records; %s", o)
+		}
+	})
+	// host1's disk, and the temporary file on it, are thrown away.
+	for _, tmp := range leftovers(t, h1.outbox()) {
+		os.Remove(tmp)
+	}
+	n, abandoned := h2.check(cat, h1.outbox(), h2.outbox())
+	if abandoned != 1 {
+		t.Errorf("%d files abandoned, want host1's second", abandoned)
+	}
+	c.ran(h1, h2)
+	t.Logf("%d files, %d abandoned", n, abandoned)
 }

@@ -30,6 +30,8 @@ type exportOptions struct {
 	// framing and filePerMessage override export.xml for one run.
 	framing        string
 	filePerMessage bool
+	// lostHost is a host given up for good (--lost-host).
+	lostHost string
 }
 
 func newExportCmd(app *App) *cobra.Command {
@@ -64,7 +66,15 @@ func (o *exportOptions) addFlags(cmd *cobra.Command, split bool) {
 	}
 	f.BoolVar(&o.marker, "marker", false, "write F.done (count and sha256) beside every file F (default: export.marker)")
 	f.BoolVar(&o.dryRun, "dry-run", false, "show what would be written and change nothing")
+	o.addLostHostFlag(cmd)
 	o.output.add(cmd, "text", "json")
+}
+
+// addLostHostFlag adds --lost-host, with which the operator gives up a
+// host that died with files of its exports unfinished in its own outbox.
+func (o *exportOptions) addLostHostFlag(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&o.lostHost, "lost-host", "",
+		"a host that will not come back: undo the files it left written and not finished (not in this host's outbox), so that this run sends their records again")
 }
 
 // addFramingFlags adds the XML framing flags of the exports that have it.
@@ -83,7 +93,7 @@ func (o *exportOptions) options(cmd *cobra.Command, cfg *config.Config) (export.
 		DryRun: o.dryRun, Source: cfg.Export.Source, Target: cfg.Export.Target, Company: cfg.Company.Number,
 		ExcludeNonAllocatable: cfg.Export.ExcludeNonAllocatable,
 		Framing:               cfg.Export.XML.Framing, FilePerMessage: cfg.Export.XML.FilePerMessage,
-		FormulaGuard: cfg.CSV.FormulaGuard,
+		FormulaGuard: cfg.CSV.FormulaGuard, LostHost: o.lostHost,
 	}
 	if o.format != "" {
 		eo.Format = o.format
@@ -432,7 +442,7 @@ docs/returns.md.`,
 				return err
 			}
 			eo := export.Options{Dir: o.out, Outbox: cfg.OutboxDir(), LockDir: cfg.LockDir(), LockWait: cfg.Export.LockWait,
-				MaxRecords: cfg.Export.MaxRecords, Marker: cfg.Export.Marker || o.marker, DryRun: o.dryRun}
+				MaxRecords: cfg.Export.MaxRecords, Marker: cfg.Export.Marker || o.marker, DryRun: o.dryRun, LostHost: o.lostHost}
 			if cmd.Flags().Changed("max-records") {
 				if o.maxRecords < 0 {
 					return usageErr("--max-records must be 0 (one file) or more")
@@ -474,6 +484,7 @@ docs/returns.md.`,
 	f.IntVar(&o.maxRecords, "max-records", -1, "at most this many messages per file, 0 for one file (default: export.max_records)")
 	f.BoolVar(&o.marker, "marker", false, "write F.done (count and sha256) beside every file F (default: export.marker)")
 	f.BoolVar(&o.dryRun, "dry-run", false, "show what would be written and change nothing")
+	o.addLostHostFlag(cmd)
 	o.output.add(cmd, "text", "json")
 	return cmd
 }

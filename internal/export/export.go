@@ -49,6 +49,10 @@ type Options struct {
 	// FilePerMessage writes each Message of the Oracle framing to a file
 	// of its own.
 	FilePerMessage bool
+	// LostHost is a host given up for good: the files it wrote and did
+	// not finish, not in this host's outbox, are undone, their records
+	// sent again (recoverFiles).
+	LostHost string
 	// FormulaGuard quotes the cells of a partner export's unmapped report,
 	// which is read in spreadsheets, that a spreadsheet would run as
 	// formulas (csv.formula_guard). The export files themselves carry the
@@ -251,7 +255,7 @@ func begin(ctx context.Context, d *db.DB, k *kind, o *Options) (conn *sql.Conn, 
 	if o.DryRun {
 		err = unfinished(ctx, conn, k.name, res)
 	} else {
-		err = recoverFiles(ctx, conn, k.name, res)
+		err = recoverFiles(ctx, conn, k.name, o, res)
 	}
 	if err != nil {
 		end()
@@ -795,57 +799,4 @@ func abandon(conn *sql.Conn, fileID int64, path string, cause error) error {
 func unfinished(ctx context.Context, conn *sql.Conn, kind string, res *Result) error {
 	return conn.QueryRowContext(ctx, `SELECT count(*) FROM files WHERE direction = 'out' AND kind = ? AND status IN (?, ?)`,
 		kind, fileWriting, fileWritten).Scan(&res.Unfinished)
-}
-
-// recoverFiles finishes or abandons the files of a kind that a dead run
-// left behind. The caller holds the kind's lock, so no live run owns them.
-func recoverFiles(ctx context.Context, conn *sql.Conn, kind string, res *Result) error {
-	rows, err := conn.QueryContext(ctx, `SELECT id, path, status, sha256, records, marker FROM files
-WHERE direction = 'out' AND kind = ? AND status IN (?, ?) ORDER BY id`, kind, fileWriting, fileWritten)
-	if err != nil {
-		return fmt.Errorf("recover %s exports: %w", kind, db.Classify(err))
-	}
-	type left struct {
-		id      int64
-		path    string
-		status  string
-		sum     string
-		records int64
-		marker  bool
-	}
-	var todo []left
-	for rows.Next() {
-		var l left
-		if err := rows.Scan(&l.id, &l.path, &l.status, &l.sum, &l.records, &l.marker); err != nil {
-			rows.Close()
-			return err
-		}
-		todo = append(todo, l)
-	}
-	rows.Close()
-	for _, l := range todo {
-		_, tmpErr := os.Stat(tmpPath(l.path))
-		switch {
-		case l.status == fileWritten && tmpErr == nil:
-			// Finished and synced, but not renamed yet.
-			if err := os.Rename(tmpPath(l.path), l.path); err != nil {
-				return fmt.Errorf("recover %s: %w", l.path, err)
-			}
-			fallthrough
-		case l.status == fileWritten:
-			// Renamed: under its final name, or already taken away by a
-			// transfer. Either way it was delivered; sending its records
-			// again would deliver them twice.
-			if err := complete(ctx, conn, l.id, l.path, l.sum, l.records, l.marker); err != nil {
-				return err
-			}
-			res.Completed++
-		default:
-			if err := abandon(conn, l.id, l.path, errors.New("the run that wrote it died before it was finished")); err != nil {
-				return err
-			}
-			res.Abandoned++
-		}
-	}
-	return nil
 }

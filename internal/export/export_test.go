@@ -19,7 +19,7 @@ import (
 	"github.com/posbridge/posbridge/internal/catalog"
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/db/dbtest"
-	"github.com/posbridge/posbridge/internal/trigger"
+	"github.com/posbridge/posbridge/internal/ledger"
 )
 
 // fixture is a fresh database seeded through real loads, and the folders
@@ -638,41 +638,17 @@ func TestRecoverAfterCrash(t *testing.T) {
 				crashRun(t, f, o)
 			} else {
 				// Do by hand what a run does up to the step, with the code's own pieces.
-				k := kinds["items"]
-				o.defaults(k)
-				conn, err := f.d.Conn(ctx)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := prepareDir(k, o.Dir); err != nil {
-					t.Fatal(err)
-				}
-				file, fileID, err := startFile(ctx, conn, k, &o, func(fileID int64) (int64, int64, error) {
-					return trigger.Claim(ctx, conn, k.code, fileID, 0, 0)
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
-				w, err := writeFile(k, &o, file.Path, file.Records, func(emit func(node) error) error {
-					return k.records(ctx, conn, fileID, &o, emit)
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := conn.ExecContext(ctx, `UPDATE files SET status = ?, sha256 = ?, size = ?, records = ? WHERE id = ?`,
-					fileWritten, w.SHA256, w.Size, w.Records, fileID); err != nil {
-					t.Fatal(err)
-				}
+				path := crashAt(t, f, o, ledger.Hostname(), fileWritten)
+				var err error
 				switch c.stop {
 				case "renamed":
-					err = os.Rename(tmpPath(file.Path), file.Path)
+					err = os.Rename(tmpPath(path), path)
 				case "taken":
-					err = os.Remove(tmpPath(file.Path))
+					err = os.Remove(tmpPath(path))
 				}
 				if err != nil {
 					t.Fatal(err)
 				}
-				conn.Close()
 			}
 			f.want("crashed file", f.rows(`SELECT sequence, CASE WHEN status IN ('writing', 'written') THEN 1 ELSE 0 END FROM files WHERE direction = 'out'`), "1|1")
 			if n := f.one(`SELECT count(*) FROM triggers WHERE status = 'processing' AND file_id IS NOT NULL`); n != fmt.Sprint(items*5) {
