@@ -94,7 +94,11 @@ func flatRecords(ctx context.Context, q *sql.Conn, element, query string, names 
 		return err
 	}
 	defer rows.Close()
-	vals := make([]sql.NullString, len(names))
+	// Scanned as the driver's values: a text column is a string already,
+	// which database/sql would convert again for each column of each row
+	// through sql.NullString's Scan. Other values (NULL) are converted as
+	// a sql.NullString would.
+	vals := make([]any, len(names))
 	ptrs := make([]any, len(names))
 	for i := range vals {
 		ptrs[i] = &vals[i]
@@ -105,7 +109,15 @@ func flatRecords(ctx context.Context, q *sql.Conn, element, query string, names 
 			return err
 		}
 		for i, name := range names {
-			n.attrs[i] = attr{name, vals[i].String}
+			s, ok := vals[i].(string)
+			if !ok {
+				var ns sql.NullString
+				if err := ns.Scan(vals[i]); err != nil {
+					return fmt.Errorf("column %s: %w", name, err)
+				}
+				s = ns.String
+			}
+			n.attrs[i] = attr{name, s}
 		}
 		if err := emit(n); err != nil {
 			return err

@@ -33,13 +33,6 @@ func MassCustomers(ctx context.Context, d *db.DB, o Options) (*Result, error) {
 		args[i] = c
 	}
 	where := `FROM customers c WHERE c.deleted_at IS NULL AND c.customer_class IN (` + in + `)`
-	var records, all int64
-	if err := conn.QueryRowContext(ctx, `SELECT count(*), (SELECT count(*) FROM customers) `+where, args...).Scan(&records, &all); err != nil {
-		return res, db.Classify(err)
-	}
-	if records == 0 {
-		return res, nil
-	}
 	// When the classes hold most customers, reading every customer in
 	// key order and testing its class costs less than finding them
 	// through the class index and sorting them: 1,000,000 customers all
@@ -49,9 +42,29 @@ func MassCustomers(ctx context.Context, d *db.DB, o Options) (*Result, error) {
 	// classes; || '' keeps it from the index. PostgreSQL's statistics
 	// choose the key order themselves, and the expression, which they
 	// cannot estimate, made it sort in parallel (1.5 s -> 2.9 s).
+	//
+	// The choice is made on the customers of the classes, deleted ones
+	// included, which the class index counts by itself; the exact count
+	// then takes the same path as the read. At 1,000,000 all chosen the
+	// counts took 0.30 s of CPU, against 0.41 s counting through the
+	// index with a look-up of each customer's row for deleted_at.
 	read := where
-	if db.DialectOf(conn) == db.SQLite && 2*records >= all {
-		read = `FROM customers c WHERE c.deleted_at IS NULL AND c.customer_class || '' IN (` + in + `)`
+	if db.DialectOf(conn) == db.SQLite {
+		var chosen, all int64
+		if err := conn.QueryRowContext(ctx, `SELECT count(*), (SELECT count(*) FROM customers) FROM customers c
+WHERE c.customer_class IN (`+in+`)`, args...).Scan(&chosen, &all); err != nil {
+			return res, db.Classify(err)
+		}
+		if 2*chosen >= all {
+			read = `FROM customers c WHERE c.deleted_at IS NULL AND c.customer_class || '' IN (` + in + `)`
+		}
+	}
+	var records int64
+	if err := conn.QueryRowContext(ctx, `SELECT count(*) `+read, args...).Scan(&records); err != nil {
+		return res, db.Classify(err)
+	}
+	if records == 0 {
+		return res, nil
 	}
 	// With a file per message each customer is a file of its own, found
 	// in customer order by keyset, each through the whole lifecycle of an

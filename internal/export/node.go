@@ -168,14 +168,21 @@ func csvRows(cols []csvCol, n node, row []string, emit func([]string) error) err
 	}
 	for _, k := range kids {
 		row = row[:0]
-		for _, c := range cols {
+		for i, c := range cols {
 			v := ""
-			if c.kid {
+			switch {
+			case c.kid:
 				v = k.get(c.attr)
 				if v == "" && c.attr == "action" {
 					v = n.get(c.attr)
 				}
-			} else {
+			case i < len(n.attrs) && n.attrs[i].name == c.attr:
+				// A flat record's attributes are in column order:
+				// looking each up by name made the CSV rows quadratic in
+				// the columns (node.get was 4% of the CPU of a mass
+				// download).
+				v = n.attrs[i].value
+			default:
 				v = n.get(c.attr)
 			}
 			row = append(row, v)
