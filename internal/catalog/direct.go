@@ -243,8 +243,13 @@ func (w *itemWriter) write(vals []any) error {
 	if w.trigRows == 0 {
 		return nil
 	}
-	n, err := trigger.Fold(w.l.ctx, w.stmts, trigger.CodeItem, `SELECT column1 AS record_key, column2 AS sub_key, 'A' AS capture FROM (VALUES `+
+	// The SKUs are new (skus was empty): none has a pending trigger, else
+	// the insert fails and the staged load folds them.
+	n, err := trigger.AddNew(w.l.ctx, w.stmts, trigger.CodeItem, `SELECT column1 AS record_key, column2 AS sub_key FROM (VALUES `+
 		valueRows(w.trigRows, 2, "")+`) AS v`, w.triggers...)
+	if db.IsConstraint(err) {
+		return errNotDirect
+	}
 	w.l.res.Triggers += n
 	return err
 }

@@ -6,10 +6,12 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/posbridge/posbridge/internal/catalog"
+	"github.com/posbridge/posbridge/internal/db"
 )
 
 // The tables a load of items writes, without the times of the run.
@@ -183,6 +185,13 @@ func TestDirectFirstLoadInterrupted(t *testing.T) {
 	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// The first load drops the secondary indexes (and on PostgreSQL the
+	// foreign key) of items and skus inside its transaction: cancelled
+	// while its rows are read, it must leave them as they were.
+	before := f.schemaOf("items", "skus")
+	if len(before) < 4 {
+		t.Fatalf("indexes and constraints of items and skus: %q, want the migrations' secondary indexes and foreign key", before)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	half := int64(b.Len() / 2)
@@ -199,8 +208,51 @@ func TestDirectFirstLoadInterrupted(t *testing.T) {
 			t.Errorf("after the interrupted load: %s rows in %s", n[0], table)
 		}
 	}
+	if after := f.schemaOf("items", "skus"); !slices.Equal(after, before) {
+		t.Errorf("after the interrupted load, indexes and constraints:\n%q\nwant\n%q", after, before)
+	}
 	res := f.delta("items", b.String())
 	if res.Added != 40000 || res.Triggers != 40000 {
 		t.Errorf("next load: %+v, want 40000 added and triggers", res)
+	}
+	if after := f.schemaOf("items", "skus"); !slices.Equal(after, before) {
+		t.Errorf("after the first load, indexes and constraints:\n%q\nwant\n%q", after, before)
+	}
+}
+
+// schemaOf lists the indexes and constraints of tables with their
+// definitions, from the engine's catalog.
+func (f *fixture) schemaOf(tables ...string) []string {
+	f.t.Helper()
+	var out []string
+	for _, t := range tables {
+		if f.d.Dialect == db.Postgres {
+			out = append(out, f.strings(`SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = ? ORDER BY indexname`, t)...)
+			out = append(out, f.strings(`SELECT conname || ' ' || pg_get_constraintdef(oid) || ' ' || convalidated FROM pg_constraint
+WHERE conrelid = ?::regclass ORDER BY conname`, t)...)
+			continue
+		}
+		out = append(out, f.strings(`SELECT name || ' ' || coalesce(sql, '') FROM sqlite_schema WHERE type = 'index' AND tbl_name = ? ORDER BY name`, t)...)
+		out = append(out, f.strings(`SELECT "table" || ' ' || "from" || ' ' || "to" FROM pragma_foreign_key_list(?) ORDER BY id`, t)...)
+	}
+	return out
+}
+
+// TestDirectFirstLoadPendingTrigger: a first load whose SKU still has a
+// pending trigger (its record purged before it was sent) cannot add its
+// triggers with a plain insert: the load goes staged and folds them.
+func TestDirectFirstLoadPendingTrigger(t *testing.T) {
+	f := newFixture(t)
+	if _, err := f.d.ExecContext(context.Background(), `INSERT INTO triggers(file_code, record_key, sub_key, capture, status, created_at, updated_at)
+VALUES ('SKU', 'I2', 'S1', 'D', 'error', ?, ?)`, db.Now(), db.Now()); err != nil {
+		t.Fatal(err)
+	}
+	res := f.delta("items", "item,sku,description\nI1,S1,One\nI2,S1,Two\nI2,S2,Two\n")
+	if res.Added != 3 || res.Triggers != 3 {
+		t.Errorf("load: %+v, want 3 added and 3 triggers", res)
+	}
+	want := []string{"I1/S1 A", "I2/S1 C", "I2/S2 A"}
+	if got := f.pending("SKU"); !slices.Equal(got, want) {
+		t.Errorf("pending triggers: %q, want %q", got, want)
 	}
 }

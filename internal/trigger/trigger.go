@@ -74,6 +74,22 @@ ON CONFLICT(file_code, record_key, sub_key) WHERE ` + pending + ` DO UPDATE SET
 	return res.RowsAffected()
 }
 
+// AddNew records an A trigger of code for each (record_key, sub_key) row
+// of source, records that have no pending trigger: the rows of a first
+// load. A plain insert, without Fold's conflict handling (on PostgreSQL
+// the upsert costs a check of triggers_pending before each row); a
+// pending trigger of one of the records fails it with a constraint
+// error, and the caller folds instead.
+func AddNew(ctx context.Context, q db.Execer, code, source string, args ...any) (int64, error) {
+	now := db.Now()
+	res, err := q.ExecContext(ctx, `INSERT INTO triggers(file_code, record_key, sub_key, capture, status, created_at, updated_at)
+SELECT ?, src.record_key, src.sub_key, 'A', 'ready', ?, ? FROM (`+source+`) AS src`, append([]any{code, now, now}, args...)...)
+	if err != nil {
+		return 0, fmt.Errorf("add %s triggers: %w", code, err)
+	}
+	return res.RowsAffected()
+}
+
 // CancelAdds deletes the pending A triggers of code whose (record_key,
 // sub_key) is in keys, a SELECT of two columns: a record added and deleted
 // before anything was sent is never sent at all. It first copies the
