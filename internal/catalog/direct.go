@@ -102,10 +102,8 @@ func (l *loader) loadDirect(d *db.DB, f *os.File, path string) (*Result, error) 
 // flattened as the parser makes them (rec, line, then the plan's columns).
 // A rejected row or a file the parser stops on ends it with errNotDirect.
 func (l *loader) readDirect(rr format.RowReader, write func(vals []any) error) error {
-	ctx, cancel := context.WithCancel(l.ctx)
-	defer cancel()
-	batches := make(chan parsed, 8)
-	go l.parse(ctx, rr, batches)
+	batches, stop := l.startParse(rr)
+	defer stop()
 	for b := range batches {
 		if b.err != nil || len(b.rejects) > 0 {
 			return errNotDirect

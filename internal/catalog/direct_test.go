@@ -89,6 +89,14 @@ func TestDirectFirstLoadAsStaged(t *testing.T) {
 			fmt.Fprintf(&good, "I%04d,S%d,Item %d,Size %d,CLS,V%d,A,RED,%d,,%012d,,%d.50,1.10\n", i, s, i, s, i%2+1, s, i*10+s, i)
 		}
 	}
+	// A rejected row early in a file of many batches: the direct attempt
+	// stops at the first batch, and the staged load must read the whole
+	// file again, not share it with a parser still reading.
+	var many strings.Builder
+	many.WriteString(header + "I0000,S1,Item 0,Size 1,CLS,V1,A,RED,1,,,,x,\n")
+	for i := 1; i <= 3000; i++ {
+		fmt.Fprintf(&many, "J%05d,S1,Item %d,Size 1,CLS,V1,A,RED,1,,,,%d.50,1.10\nJ%05d,S2,Item %d,Size 2,CLS,V1,A,RED,2,,,,%d.50,1.10\n", i, i, i, i, i, i)
+	}
 	changed := strings.Replace(good.String(), "Item 5,Size 2", "Item 5,Size two", 1)
 	changed = strings.Replace(changed, "I0010,S3,Item 10", "I0010,S4,Item 10", 1)
 	files := []struct {
@@ -101,6 +109,7 @@ func TestDirectFirstLoadAsStaged(t *testing.T) {
 		{"unknown vendor rejected", "item,sku,description,vendor\nA,1,a,V1\nB,1,b,NOPE\n", catalog.Options{UnknownReferences: "reject"}},
 		{"no optional columns", "item,sku,description\nA,1,a\nA,2,a\nB,,b\n", catalog.Options{}},
 		{"rejected row", header + "A,1,a,,,V1,,,,,,,1.00,\nA,2,a,,,V1,,,,,,,x,\nB,,b,,,,,,,,,,,\n", catalog.Options{}},
+		{"rejected row, many batches", many.String(), catalog.Options{}},
 		{"item apart", "item,sku,description\nA,1,a\nB,1,b\nA,2,a\n", catalog.Options{}},
 		{"duplicate", "item,sku,description\nA,1,a\nA,1,a\nB,,b\n", catalog.Options{}},
 		{"item-level differs", "item,sku,description\nA,1,a\nA,2,other\n", catalog.Options{}},

@@ -77,10 +77,8 @@ func (l *loader) stage(r io.Reader, path string) error {
 		}
 	}()
 
-	ctx, cancel := context.WithCancel(l.ctx)
-	defer cancel()
-	batches := make(chan parsed, 8)
-	go l.parse(ctx, rr, batches)
+	batches, stop := l.startParse(rr)
+	defer stop()
 
 	ins := newStager(l, "stage", len(l.k.plan.cols)+2, "'"+l.stagedAs+"'")
 	defer ins.close()
@@ -167,11 +165,31 @@ func rawGroupKey(fields []string, i int) any {
 // tempTables are the loader's temporary tables, dropped before and after.
 var tempTables = []string{"stage", "rejects", "gone", "cancelled", "events", "firsts", "inv", "badtotals"}
 
+// startParse runs parse over rr on a goroutine of its own and returns its
+// batches, and stop, which ends the parser and waits until it has: it
+// reads the file (and warns through the loader), so nothing may read the
+// file again or look at the warnings before it is gone. (A first load that
+// turns to the staging table reads the file again from the start: a
+// parser left running took rows out of that second read.)
+func (l *loader) startParse(rr format.RowReader) (<-chan parsed, func()) {
+	ctx, cancel := context.WithCancel(l.ctx)
+	batches := make(chan parsed, 8)
+	go l.parse(ctx, rr, batches)
+	return batches, func() {
+		cancel()
+		for range batches {
+		}
+	}
+}
+
 // parse reads rows, maps them onto the kind's row struct (gocsv),
 // validates them and sends the results in batches. It closes out.
 func (l *loader) parse(ctx context.Context, rr format.RowReader, out chan<- parsed) {
 	defer close(out)
 	send := func(p parsed) bool {
+		if ctx.Err() != nil {
+			return false // not the buffer's room: stop reading
+		}
 		select {
 		case out <- p:
 			return true
