@@ -178,7 +178,7 @@ func dialSession(cfg SFTPConfig) (*sftpSession, error) {
 	// behind OpenSSH's sshd, or one older than OpenSSH 8.5, is looked at
 	// first as any other.
 	_, limits := sf.HasExtension("limits@openssh.com")
-	s.refuses = limits && strings.HasPrefix(string(client.ServerVersion()), "SSH-2.0-OpenSSH")
+	s.refuses = renameRefuses(string(client.ServerVersion()), limits)
 	if cfg.Root != "" {
 		if s.wd, err = sf.Getwd(); err != nil {
 			s.close()
@@ -690,4 +690,13 @@ func (c *idleConn) Write(b []byte) (int, error) {
 		c.Conn.Close()
 	}
 	return n, err
+}
+
+// renameRefuses says whether the sftp server of an SSH server that names
+// itself version, and offers OpenSSH's limits extension or not, is
+// OpenSSH's own, whose rename refuses an existing target. Win32-OpenSSH
+// (OpenSSH_for_Windows) is not: its rename deletes the target first.
+func renameRefuses(version string, limits bool) bool {
+	return limits && strings.HasPrefix(version, "SSH-2.0-OpenSSH") &&
+		!strings.HasPrefix(version, "SSH-2.0-OpenSSH_for_Windows")
 }

@@ -146,3 +146,23 @@ func TestReadAheadLeavesOutPathsGivenTwice(t *testing.T) {
 		t.Errorf("out/c, given twice, after its first file's row: %+v %v %v, want row %d", got, found, err, c)
 	}
 }
+
+// Only OpenSSH's own sftp server is trusted to refuse a rename over an
+// existing file: not another server behind a name like it, not one
+// without OpenSSH's limits extension, not Win32-OpenSSH.
+func TestRenameRefuses(t *testing.T) {
+	for _, c := range []struct {
+		version string
+		limits  bool
+		want    bool
+	}{
+		{"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3", true, true},
+		{"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3", false, false},
+		{"SSH-2.0-OpenSSH_for_Windows_9.5", true, false},
+		{"SSH-2.0-AWS_SFTP_1.1", true, false},
+	} {
+		if got := renameRefuses(c.version, c.limits); got != c.want {
+			t.Errorf("renameRefuses(%q, %v) = %v, want %v", c.version, c.limits, got, c.want)
+		}
+	}
+}
