@@ -47,16 +47,6 @@ WHERE f.direction = 'out' AND f.kind = ? AND f.status IN (?, ?) ORDER BY f.id`, 
 	if err != nil {
 		return fmt.Errorf("recover %s exports: %w", kind, db.Classify(err))
 	}
-	type left struct {
-		id      int64
-		name    string
-		path    string
-		status  string
-		sum     string
-		records int64
-		marker  bool
-		host    string // "" for a file of no recorded run
-	}
 	var todo []left
 	for rows.Next() {
 		var l left
@@ -96,6 +86,11 @@ WHERE f.direction = 'out' AND f.kind = ? AND f.status IN (?, ?) ORDER BY f.id`, 
 			// Renamed: under its final name, or already taken away by a
 			// transfer. Either way it was delivered; sending its records
 			// again would deliver them twice.
+		case pushed(ctx, conn, l):
+			// Put into place and pushed by its host before it died (the
+			// ledger of transfers is shared): delivered. Waiting for a host
+			// that may never come back under its name (a container), or
+			// giving it up, would send its records twice.
 		case l.host == o.LostHost:
 			if err := abandon(conn, l.id, l.path, fmt.Errorf("written on host %s, given up by the operator", l.host)); err != nil {
 				return err
@@ -112,4 +107,24 @@ WHERE f.direction = 'out' AND f.kind = ? AND f.status IN (?, ?) ORDER BY f.id`, 
 		res.Completed++
 	}
 	return nil
+}
+
+// left is an export file a dead run left unfinished.
+type left struct {
+	id      int64
+	name    string
+	path    string
+	status  string
+	sum     string
+	records int64
+	marker  bool
+	host    string // "" for a file of no recorded run
+}
+
+// pushed says whether a push of the export file of l, with its content,
+// is recorded done, to any site. A ledger that cannot be read says no:
+// the kind then waits, which loses nothing.
+func pushed(ctx context.Context, conn *sql.Conn, l left) bool {
+	done, err := ledger.PushedWhole(ctx, conn, "", l.path, l.sum)
+	return err == nil && done
 }

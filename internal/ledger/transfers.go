@@ -182,13 +182,14 @@ WHERE site = ? AND remote_path = ? AND size = ? AND mtime = ? AND status = 'done
 }
 
 // PushedWhole says whether the file at local with this sha256 has a done
-// push row for the site already: a run killed between that row and moving
-// the file to sent/ leaves the file for the next run, which moves it
-// without a second row.
+// push row for the site already (for any site when site is ""): a run
+// killed between that row and moving the file to sent/ leaves the file for
+// the next run, which moves it without a second row; an export file that
+// a dead host put into place and pushed was delivered.
 func PushedWhole(ctx context.Context, q db.Querier, site, local, sum string) (bool, error) {
 	var done bool
 	err := q.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM transfers
-WHERE site = ? AND direction = 'push' AND local_path = ? AND sha256 = ? AND status = 'done')`, site, local, sum).Scan(&done)
+WHERE (?1 = '' OR site = ?1) AND direction = 'push' AND local_path = ?2 AND sha256 = ?3 AND status = 'done')`, site, local, sum).Scan(&done)
 	if err != nil {
 		return false, fmt.Errorf("read transfer ledger: %w", db.Classify(err))
 	}
