@@ -14,7 +14,6 @@ import (
 	"github.com/posbridge/posbridge/internal/catalog"
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/db/dbtest"
-	"github.com/posbridge/posbridge/internal/db/pgtest"
 )
 
 // fixture is a fresh database and a folder for the files loaded into it.
@@ -663,11 +662,7 @@ const itemsHead = "item,sku,description,sku_description,item_class,vendor,status
 // tables they did not change much alone.
 func TestLoadAnalyzesOnPostgres(t *testing.T) {
 	ctx := context.Background()
-	d, err := db.Open(ctx, pgtest.Start(t), db.Options{Create: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
+	d := dbtest.OpenPostgres(t)
 	f := &fixture{t: t, d: d, dir: t.TempDir()}
 	analyzed := func() map[string]string {
 		t.Helper()

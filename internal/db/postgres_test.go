@@ -223,7 +223,7 @@ func TestPostgresRefusesALanguageCollation(t *testing.T) {
 // EOF is not the database's.
 func TestTemporary(t *testing.T) {
 	ctx := context.Background()
-	d := openPG(t)
+	d := dbtest.OpenPostgres(t)
 	conn := openConn(t, d)
 	var pid int
 	if err := conn.QueryRowContext(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
@@ -257,7 +257,7 @@ func TestTemporary(t *testing.T) {
 // dropped, as SQLite leaves them unused.
 func TestPostgresPreparedUnusedArguments(t *testing.T) {
 	ctx := context.Background()
-	d := openPG(t)
+	d := dbtest.OpenPostgres(t)
 	const q = `SELECT ?2::text || ?1::text`
 	args := []any{"a", "b", "unused"}
 	st, err := d.PrepareContext(ctx, q)
@@ -286,7 +286,7 @@ func TestPostgresPreparedUnusedArguments(t *testing.T) {
 // text of one: another library's "conn closed" is not the database's.
 func TestClassifyConnClosed(t *testing.T) {
 	ctx := context.Background()
-	d := openPG(t)
+	d := dbtest.OpenPostgres(t)
 	conn := openConn(t, d)
 	err := db.PgxConn(conn, func(pc *pgx.Conn) error {
 		pc.Close(ctx)
@@ -304,18 +304,6 @@ func TestClassifyConnClosed(t *testing.T) {
 			t.Errorf("Classify(%v) = %v, want it as it is", other, c)
 		}
 	}
-}
-
-// openPG opens a new PostgreSQL database with the schema, closed at the
-// test's end.
-func openPG(t *testing.T) *db.DB {
-	t.Helper()
-	d, err := db.Open(context.Background(), pgtest.Start(t), db.Options{Create: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	return d
 }
 
 // openConn is a connection of d's, closed at the test's end.

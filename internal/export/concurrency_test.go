@@ -10,7 +10,7 @@ import (
 
 	"github.com/posbridge/posbridge/internal/catalog"
 	"github.com/posbridge/posbridge/internal/db"
-	"github.com/posbridge/posbridge/internal/db/pgtest"
+	"github.com/posbridge/posbridge/internal/db/dbtest"
 )
 
 // addCustomer is the first half of a writer's transaction on conn, as a
@@ -144,11 +144,7 @@ func TestChangeSequenceWritersAndReader(t *testing.T) {
 // the next one in.
 func TestKindLockAcrossHosts(t *testing.T) {
 	ctx := context.Background()
-	d, err := db.Open(ctx, pgtest.Start(t), db.Options{Create: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d := dbtest.OpenPostgres(t)
 	host := func(name string) Options {
 		return Options{LockDir: filepath.Join(t.TempDir(), name, "locks"), LockWait: 200 * time.Millisecond}
 	}
@@ -178,11 +174,7 @@ func TestKindLockAcrossHosts(t *testing.T) {
 // before the file's records are read, once per run; a small one does not.
 func TestLargeClaimAnalyzes(t *testing.T) {
 	ctx := context.Background()
-	d, err := db.Open(ctx, pgtest.Start(t), db.Options{Create: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d := dbtest.OpenPostgres(t)
 	now := db.Now()
 	for _, q := range []string{
 		`INSERT INTO vendors(vendor, name, created_at, updated_at) VALUES ('V1', 'Vendor', '` + now + `', '` + now + `')`,

@@ -10,22 +10,11 @@ import (
 
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/db/dbtest"
-	"github.com/posbridge/posbridge/internal/db/pgtest"
 	"github.com/posbridge/posbridge/internal/ledger"
 )
 
 // Locks across hosts sharing one PostgreSQL database. These tests start
 // their own PostgreSQL database whatever backend the suite runs on.
-
-func openPostgres(t *testing.T) *db.DB {
-	t.Helper()
-	d, err := db.Open(context.Background(), pgtest.Start(t), db.Options{Create: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	return d
-}
 
 // skewHost sets this host's clock off by skew for the test.
 func skewHost(t *testing.T, skew time.Duration) {
@@ -52,7 +41,7 @@ func expiresAt(t *testing.T, d *db.DB, name string) time.Time {
 // over a lock another host renewed a minute ago.
 func TestLeaseUsesDatabaseClock(t *testing.T) {
 	ctx := context.Background()
-	d := openPostgres(t)
+	d := dbtest.OpenPostgres(t)
 	skewHost(t, time.Hour)
 
 	run, _, err := acquire(ctx, d, "j1", []string{"job:j1"}, time.Minute)
@@ -97,7 +86,7 @@ func TestLeaseUsesHostClockOnSQLite(t *testing.T) {
 // holder, instead of failing on the unique key.
 func TestAcquireRaceLoserIsBusy(t *testing.T) {
 	ctx := context.Background()
-	d := openPostgres(t)
+	d := dbtest.OpenPostgres(t)
 	// The other host, in the middle of its acquire: the lock row
 	// inserted, not committed yet.
 	other, err := d.Conn(ctx)

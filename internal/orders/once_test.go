@@ -9,7 +9,6 @@ import (
 
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/db/dbtest"
-	"github.com/posbridge/posbridge/internal/db/pgtest"
 	"github.com/posbridge/posbridge/internal/imports"
 	"github.com/posbridge/posbridge/internal/partner"
 )
@@ -21,11 +20,7 @@ import (
 // that import updates the order the other added, as a later file would.
 func TestSameOrderAtOnce(t *testing.T) {
 	ctx := context.Background()
-	first, err := db.Open(ctx, pgtest.Start(t), db.Options{Create: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer first.Close()
+	first := dbtest.OpenPostgres(t)
 	hosts := []*db.DB{first, dbtest.OpenAgain(t, first)}
 	seedRows(t, hosts[0])
 	p := partner.Profile{Name: "shop", Kind: partner.StorePOS, SKUCode: partner.SKUCodeUPC, Warehouse: "S01"}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/db/dbtest"
-	"github.com/posbridge/posbridge/internal/db/pgtest"
 	"github.com/posbridge/posbridge/internal/trigger"
 )
 
@@ -679,11 +678,7 @@ func TestListFilters(t *testing.T) {
 // analyzes nothing.
 func TestGenerateAnalyzesOnPostgres(t *testing.T) {
 	ctx := context.Background()
-	d, err := db.Open(ctx, pgtest.Start(t), db.Options{Create: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
+	d := dbtest.OpenPostgres(t)
 	exec(t, d, `INSERT INTO vendors(vendor, name, created_at, updated_at)
 SELECT 'V' || lpad(CAST(n AS TEXT), 5, '0'), 'Vendor', ?1, ?1 FROM generate_series(1, 1200) AS n`, db.Now())
 	lastAnalyze := func() string {

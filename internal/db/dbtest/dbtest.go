@@ -105,3 +105,17 @@ func OpenAgain(t testing.TB, d *db.DB) *db.DB {
 	t.Cleanup(func() { other.Close() })
 	return other
 }
+
+// OpenPostgres opens a new PostgreSQL database with the schema, whatever
+// backend the suite runs on (tests of what only PostgreSQL does: several
+// hosts, planner statistics); it is closed at the test's end. It skips or
+// fails as pgtest.Start does when PostgreSQL is missing.
+func OpenPostgres(t testing.TB) *db.DB {
+	t.Helper()
+	d, err := db.Open(context.Background(), pgtest.Start(t), db.Options{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
