@@ -1,0 +1,35 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"fmt"
+)
+
+// WithoutKeyChecks runs fn on conn, outside any transaction, with SQLite's
+// foreign key checks off, and turns them on again whatever fn returns. It
+// is for a bulk write whose keys hold by construction (a first load writes
+// each item before its SKUs; an import writes history rows of the file it
+// has just recorded), where checking every row costs a parent lookup per
+// row. SQLite ignores the pragma inside a transaction, so fn opens its own.
+// If the checks cannot be turned on again, the connection is discarded
+// rather than returned to the pool without them. On PostgreSQL fn runs as
+// it is: its keys are checked, or dropped and rebuilt by the caller.
+func WithoutKeyChecks(ctx context.Context, conn *sql.Conn, fn func() error) (err error) {
+	if DialectOf(conn) == Postgres {
+		return fn()
+	}
+	if _, err := conn.ExecContext(ctx, "PRAGMA foreign_keys = OFF"); err != nil {
+		return fmt.Errorf("foreign keys off: %w", Classify(err))
+	}
+	defer func() {
+		if _, onErr := conn.ExecContext(context.Background(), "PRAGMA foreign_keys = ON"); onErr != nil {
+			conn.Raw(func(any) error { return driver.ErrBadConn })
+			if err == nil {
+				err = fmt.Errorf("foreign keys on: %w", Classify(onErr))
+			}
+		}
+	}()
+	return fn()
+}
