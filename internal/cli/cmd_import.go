@@ -113,7 +113,7 @@ func runImport(cmd *cobra.Command, app *App, im importer, args []string, o *impo
 			return err
 		}
 	}
-	var failed, rejected, busy int
+	var failed, rejected, busy, notMoved int
 	var results []*imports.Result
 	folders := app.settling(ctx, cfg, d)
 	folders.Processed, folders.Error = cfg.Import.ProcessedDir, cfg.Import.ErrorDir
@@ -126,6 +126,9 @@ func runImport(cmd *cobra.Command, app *App, im importer, args []string, o *impo
 		case out.Waiting:
 			log.Info(fmt.Sprintf("%s: modified less than %s ago, left for the next run", out.Path, cfg.Import.MinAge))
 			return
+		case errors.Is(out.Err, imports.ErrNotMoved):
+			notMoved++
+			log.Error(fmt.Sprintf("%s: %s; it stays in the folder for the next run", out.Path, notMovedText(out)))
 		case out.Err != nil:
 			failed++
 			if errors.Is(out.Err, db.ErrBusy) {
@@ -146,14 +149,14 @@ func runImport(cmd *cobra.Command, app *App, im importer, args []string, o *impo
 	if io.RunID > 0 {
 		status := ledger.RunOK
 		switch {
-		case failed > 0:
+		case failed > 0 || notMoved > 0:
 			status = ledger.RunFailed
 		case rejected > 0:
 			status = ledger.RunRejects
 		}
 		var runErr error
-		if failed > 0 {
-			runErr = fmt.Errorf("%d files failed", failed)
+		if failed > 0 || notMoved > 0 {
+			runErr = errors.New(importFailure(failed, notMoved))
 		}
 		if err := ledger.EndRun(context.WithoutCancel(ctx), d, io.RunID, status, results, runErr); err != nil {
 			return err
@@ -168,10 +171,10 @@ func runImport(cmd *cobra.Command, app *App, im importer, args []string, o *impo
 		}
 	}
 	switch {
-	case busy > 0 && busy == failed:
+	case busy > 0 && busy == failed && notMoved == 0:
 		return fmt.Errorf("%w: %d files were left for the next run", db.ErrBusy, busy)
-	case failed > 0:
-		return fmt.Errorf("%w: %d of the files failed; nothing of those was applied", errReported, failed)
+	case failed > 0 || notMoved > 0:
+		return fmt.Errorf("%w: %s", errReported, importFailure(failed, notMoved))
 	case rejected > 0:
 		return fmt.Errorf("%w: records were rejected in %d files (see the rejects files)", errRejected, rejected)
 	}
@@ -180,6 +183,28 @@ func runImport(cmd *cobra.Command, app *App, im importer, args []string, o *impo
 
 // errReported is a failure whose details were already logged.
 var errReported = errors.New("import failed")
+
+// importFailure says what failed in a run: files that failed applied
+// nothing, while a file that was not moved keeps what it applied.
+func importFailure(failed, notMoved int) string {
+	var parts []string
+	if failed > 0 {
+		parts = append(parts, fmt.Sprintf("%d of the files failed; nothing of those was applied", failed))
+	}
+	if notMoved > 0 {
+		parts = append(parts, fmt.Sprintf("%d of the files not moved (see above): what they applied stays applied, the next run moves them", notMoved))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// notMovedText is what became of a file whose move failed (out.Err is
+// imports.ErrNotMoved): whether its content is applied, and why it stays.
+func notMovedText(out imports.Outcome) string {
+	if r := out.Result; r != nil && !r.RolledBack && (r.Applied > 0 || r.SameAs != "") {
+		return "applied, but " + out.Err.Error()
+	}
+	return "nothing applied, and " + out.Err.Error()
+}
 
 func importLine(kind string, out imports.Outcome) string {
 	r := out.Result
@@ -196,7 +221,10 @@ func importLine(kind string, out imports.Outcome) string {
 	if r.RejectsFile != "" {
 		fmt.Fprintf(&b, "; rejects in %s", r.RejectsFile)
 	}
-	if out.MovedTo != "" {
+	switch {
+	case errors.Is(out.Err, imports.ErrNotMoved):
+		fmt.Fprintf(&b, "; %s", notMovedText(out))
+	case out.MovedTo != "":
 		fmt.Fprintf(&b, "; moved to %s", out.MovedTo)
 	}
 	return b.String()

@@ -54,9 +54,10 @@ were accepted, and someone must find the stock.`,
 		PreRunE: func(cmd *cobra.Command, args []string) error {
 			switch f.Status {
 			case "", orders.StatusOpen, orders.StatusCompleted, orders.StatusCancelled:
-				return nil
+			default:
+				return usageErr("--status %q: want open, completed or cancelled", f.Status)
 			}
-			return usageErr("--status %q: want open, completed or cancelled", f.Status)
+			return app.knownPartner(f.Partner)
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			d, err := app.DB(cmd.Context())

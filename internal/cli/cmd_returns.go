@@ -48,9 +48,10 @@ func newReturnsListCmd(app *App) *cobra.Command {
 		PreRunE: func(cmd *cobra.Command, args []string) error {
 			switch f.Status {
 			case "", returns.StatusExpected, returns.StatusReceived, returns.StatusClosed, returns.StatusCancelled:
-				return nil
+			default:
+				return usageErr("--status %q: want expected, received, closed or cancelled", f.Status)
 			}
-			return usageErr("--status %q: want expected, received, closed or cancelled", f.Status)
+			return app.knownPartner(f.Partner)
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			d, err := app.DB(cmd.Context())

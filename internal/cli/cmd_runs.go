@@ -45,8 +45,10 @@ func newRunsCmd(app *App) *cobra.Command {
 		Use:   "list",
 		Short: "List recorded runs, newest first",
 		Long: `List the runs of commands that changed state and of jobs, newest first. Steps of
-job runs are left out unless --steps is given (runs show RUN lists them). A
-run found "running" whose process is gone is marked failed first.`,
+job runs are left out unless --steps is given (runs show RUN lists them).
+--job JOB lists JOB's runs, also where another job ran JOB as a step (that
+step's row, under the outer job's name). A run found "running" whose process
+is gone is marked failed first.`,
 		Example: `  posbridge runs list --job item-download --since 24h
   posbridge runs list --failed
   posbridge runs list --output json`,
@@ -84,7 +86,7 @@ run found "running" whose process is gone is marked failed first.`,
 		},
 	}
 	lf := list.Flags()
-	lf.StringVar(&f.Job, "job", "", "only runs of this job")
+	lf.StringVar(&f.Job, "job", "", "only runs of this job (also as a step of another job)")
 	lf.BoolVar(&f.Failed, "failed", false, "only failed runs")
 	lf.StringVar(&since, "since", "", "only runs started since: a duration back (24h, 7d) or a date/time")
 	lf.BoolVar(&f.Steps, "steps", false, "include the steps of job runs")

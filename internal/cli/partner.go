@@ -64,3 +64,18 @@ func (a *App) partnerDB(ctx context.Context, name string) (*config.Config, partn
 	d, err := a.DB(ctx)
 	return cfg, p, d, err
 }
+
+// knownPartner checks a list's --partner filter: a misspelt partner would
+// list nothing, which reads as "none", so it is named as every command
+// that takes a partner names it. An empty filter is no filter.
+func (app *App) knownPartner(name string) error {
+	if name == "" {
+		return nil
+	}
+	cfg, err := app.Config()
+	if err != nil {
+		return err
+	}
+	_, err = partnerOf(cfg, name)
+	return err
+}

@@ -550,10 +550,52 @@ func Load(opts Options) (*Config, error) {
 		problems = append(problems, fmt.Errorf("%w: %s: unknown setting %q", ErrInvalid, describe(file), k))
 	}
 	problems = append(problems, c.Validate()...)
+	problems = append(problems, c.otherSiteKeys(func(key string) bool {
+		// An empty variable is how a shell or cron entry clears one.
+		return set[key].value != "" || v.InConfig(key)
+	})...)
 	if len(problems) > 0 {
 		return &c, errors.Join(problems...)
 	}
 	return &c, nil
+}
+
+// otherSiteKeys names every setting written for a site (written says
+// which: in the file or the environment) that its type does not use: an
+// sftp host on a local site would otherwise be ignored without a word,
+// and config show leaves it out. root has its own words in Validate.
+func (c *Config) otherSiteKeys(written func(key string) bool) []error {
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(c.Sites)) {
+		typ := c.Sites[name].Type
+		keys, known := siteKeys[typ]
+		if !known {
+			continue
+		}
+		for _, k := range slices.Sorted(maps.Keys(siteDefaults)) {
+			key := "sites." + name + "." + k
+			if k == "root" || slices.Contains(keys, k) || !written(key) {
+				continue
+			}
+			var users []string
+			for _, t := range slices.Sorted(maps.Keys(siteKeys)) {
+				if slices.Contains(siteKeys[t], k) {
+					users = append(users, t)
+				}
+			}
+			errs = append(errs, fmt.Errorf("%w: %s: %s site does not use it (a setting of %s sites): remove it, or correct sites.%s.type",
+				ErrInvalid, key, article(typ), strings.Join(users, " and "), name))
+		}
+	}
+	return errs
+}
+
+// article is a site type with its indefinite article: "an sftp".
+func article(typ string) string {
+	if typ == "local" {
+		return "a " + typ
+	}
+	return "an " + typ
 }
 
 func describe(file string) string {

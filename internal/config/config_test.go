@@ -321,6 +321,19 @@ partners:
 				"partners.p.endpoints.orders: must be a path"},
 		},
 		{
+			name: "sites: a setting of another type of site is named, from the file or the environment",
+			file: `sites:
+  drop: {type: local, dir: /srv/drop, host: sftp.example.com, key_file: id, port: 2222, retries: 1, folders: {inbox: in}}
+  srv: {type: sftp, host: h, user: u, base_url: "https://x.example.com", dir: /srv, password_env: P}
+  api: {type: http, base_url: "https://api.example.com", known_hosts: kh, idle_timeout: 5s, password_env: P, basic_user: u}
+`,
+			env: map[string]string{"POSBRIDGE_SITES_API_HOST": "h"},
+			want: []string{"sites.drop.host: a local site does not use it (a setting of sftp sites): remove it, or correct sites.drop.type",
+				"sites.drop.key_file: a local site", "sites.drop.port: a local site",
+				"sites.srv.base_url: an sftp site does not use it (a setting of http sites)", "sites.srv.dir: an sftp site does not use it (a setting of local sites)",
+				"sites.api.known_hosts: an http site", "sites.api.idle_timeout: an http site", "sites.api.host: an http site"},
+		},
+		{
 			name: "sites: secrets in the file are refused without their value",
 			file: "sites:\n  p:\n    type: sftp\n    host: h\n    user: u\n    password: hunter2\n    key_passphrase: hunter2\n",
 			want: []string{`"sites.p.password": secrets are not read`, `"sites.p.key_passphrase": secrets are not read`},

@@ -56,6 +56,11 @@ func (f Folders) Settling(path string, info os.FileInfo) bool {
 	return time.Since(info.ModTime()) < f.MinAge && (f.Whole == nil || !f.Whole(path, info))
 }
 
+// ErrNotMoved means directory mode could not move a file once its import
+// had ended: what the import did stands (Outcome.Result), and the file
+// stays in the folder, where the next run finds applied content applied.
+var ErrNotMoved = errors.New("not moved")
+
 // Outcome is what happened to one file of a run.
 type Outcome struct {
 	Path   string
@@ -188,7 +193,7 @@ func dir(folder string, f Folders, run ImportFunc, each func(Outcome)) {
 				// file failed here too); the other run moved the file.
 				f.warn(path + ": moved away by another run")
 			case merr != nil && out.Err == nil:
-				out.Err = merr
+				out.Err = fmt.Errorf("%w to %s: %w", ErrNotMoved, to, merr)
 			}
 			out.MovedTo = moved
 		}

@@ -450,6 +450,43 @@ func TestListRuns(t *testing.T) {
 	}
 }
 
+// TestListRunsNestedJob: a job run as a step of another job ran too, as
+// jobs list and status count it (LastJobRuns), so --job lists that step's
+// row among the job's runs, and with --steps the steps it ran.
+func TestListRunsNestedJob(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := openDB(t)
+	other := "elsewhere.invalid"
+	out := insert(t, d, row{command: "run vendors-out", job: "vendors-out", status: ledger.RunOK, host: other, pid: 1})
+	outStep := insert(t, d, row{command: "export vendors", job: "vendors-out", parent: out, step: 1, status: ledger.RunOK, host: other, pid: 1})
+	weekly := insert(t, d, row{command: "run weekly", job: "weekly", status: ledger.RunFailed, host: other, pid: 1})
+	nested := insert(t, d, row{command: "run vendors-out", job: "weekly", parent: weekly, step: 1, status: ledger.RunFailed, host: other, pid: 1})
+	nestedStep := insert(t, d, row{command: "export vendors", job: "vendors-out", parent: nested, step: 1, status: ledger.RunFailed, host: other, pid: 1})
+	// A command of a job step that merely starts with the name is no run of it.
+	insert(t, d, row{command: "run vendors-out-2", job: "weekly", parent: weekly, step: 2, status: ledger.RunOK, host: other, pid: 1})
+
+	for _, c := range []struct {
+		name string
+		f    ledger.RunFilter
+		want []int64
+	}{
+		{"job", ledger.RunFilter{Job: "vendors-out"}, []int64{nested, out}},
+		{"job with steps", ledger.RunFilter{Job: "vendors-out", Steps: true}, []int64{nestedStep, nested, outStep, out}},
+		{"job failed", ledger.RunFilter{Job: "vendors-out", Failed: true}, []int64{nested}},
+		{"outer job", ledger.RunFilter{Job: "weekly"}, []int64{weekly}},
+		{"top level", ledger.RunFilter{}, []int64{weekly, out}},
+	} {
+		got, err := ledger.ListRuns(ctx, d, c.f)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if g := ids(got); !reflect.DeepEqual(g, c.want) {
+			t.Errorf("%s: ListRuns(%+v) = %v, want %v", c.name, c.f, g, c.want)
+		}
+	}
+}
+
 func TestLastJobRuns(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()

@@ -95,6 +95,16 @@ func Pull(ctx context.Context, d *db.DB, site Site, o PullOptions) (*Result, err
 	if o.After == AfterArchive && archive == "" {
 		return nil, errors.New("--after archive needs the site's archive folder")
 	}
+	// A missing folder fails as a push to one does, before anything is
+	// fetched: a missing archive would leave every fetched file behind.
+	if err := folderThere(ctx, site, o.SiteName, o.Retry, from, "the folder (--from, or the site's folders: in the config)"); err != nil {
+		return nil, err
+	}
+	if o.After == AfterArchive {
+		if err := folderThere(ctx, site, o.SiteName, o.Retry, archive, "the site's archive folder (folders: archive: in the config)"); err != nil {
+			return nil, err
+		}
+	}
 	// A missing local folder is created, as the outbox of an export is.
 	if _, err := os.Stat(o.To); errors.Is(err, os.ErrNotExist) && !o.DryRun {
 		if err := os.MkdirAll(o.To, 0o750); err != nil {

@@ -49,8 +49,8 @@ func Push(ctx context.Context, d *db.DB, site Site, o PushOptions) (*Result, err
 	if err != nil {
 		return nil, err
 	}
-	if err := o.Retry.do(ctx, site, func() error { return folderThere(site, to) }); err != nil {
-		return nil, fmt.Errorf("site %s: %w", o.SiteName, err)
+	if err := folderThere(ctx, site, o.SiteName, o.Retry, to, "the folder (--to, or the site's folders: in the config)"); err != nil {
+		return nil, err
 	}
 	res, st, release, err := startRun(ctx, d, o.SiteName, o.LockDir, o.DryRun)
 	if err != nil {
@@ -102,19 +102,26 @@ func Push(ctx context.Context, d *db.DB, site Site, o PushOptions) (*Result, err
 	return res, res.errOn(site)
 }
 
-// folderThere fails with ErrNoFolder, naming the fix, when the folder dir
-// of the site is not there: then every file would fail the same way.
-func folderThere(site Site, dir string) error {
-	_, err := site.Stat(dir)
+// folderThere fails with ErrNoFolder, naming the site and what to
+// correct (fix), when the folder dir of the site is not there: then every
+// file would fail the same way, and a person must act, whichever way the
+// files go.
+func folderThere(ctx context.Context, site Site, name string, rt Retry, dir, fix string) error {
+	err := rt.do(ctx, site, func() error {
+		_, err := site.Stat(dir)
+		return err
+	})
 	if errors.Is(err, ErrNotExist) {
 		shown := dir
 		if dir == "" {
 			shown = "."
 		}
-		return fmt.Errorf("folder %s of %s: %w: create it, or correct the folder (--to, or the site's folders: in the config)",
-			shown, siteWhere(site), ErrNoFolder)
+		err = fmt.Errorf("folder %s of %s: %w: create it, or correct %s", shown, siteWhere(site), ErrNoFolder, fix)
 	}
-	return err
+	if err != nil {
+		return fmt.Errorf("site %s: %w", name, err)
+	}
+	return nil
 }
 
 // siteWhere names a site for messages: its folder or its server.

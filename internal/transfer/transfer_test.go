@@ -120,6 +120,21 @@ func TestLocalSitePaths(t *testing.T) {
 	if _, err := os.Stat(f); err != nil {
 		t.Errorf("the local file moved: %v", err)
 	}
+	// A pull from a folder that is not there, or into an archive that is
+	// not, is the same mistake: nothing is fetched.
+	to := t.TempDir()
+	for _, o := range []transfer.PullOptions{
+		{SiteName: "s", From: "nothere", To: to, LockDir: e.locks},
+		{SiteName: "s", From: "out", To: to, After: transfer.AfterArchive, ArchiveDir: "gone", LockDir: e.locks},
+	} {
+		res, err := transfer.Pull(context.Background(), e.d, e.site, o)
+		if !errors.Is(err, transfer.ErrNoFolder) || res != nil {
+			t.Errorf("pull from %s (archive %q) = %v, %v; want ErrNoFolder", o.From, o.ArchiveDir, res, err)
+		}
+	}
+	if got, _ := os.ReadDir(to); len(got) > 0 {
+		t.Errorf("pulled into a missing folder: %v", got)
+	}
 	if _, err := transfer.NewLocal(filepath.Join(e.root, "gone")); !errors.Is(err, transfer.ErrNoFolder) || !strings.Contains(err.Error(), "mkdir -p") {
 		t.Errorf("NewLocal of a missing folder = %v, want ErrNoFolder with the fix", err)
 	}
