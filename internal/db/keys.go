@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"errors"
 	"fmt"
 )
 
@@ -24,7 +25,17 @@ func WithoutKeyChecks(ctx context.Context, conn *sql.Conn, fn func() error) (err
 		return fmt.Errorf("foreign keys off: %w", Classify(err))
 	}
 	defer func() {
-		if _, onErr := conn.ExecContext(context.Background(), "PRAGMA foreign_keys = ON"); onErr != nil {
+		// Inside a transaction fn left open the pragma does nothing and
+		// says nothing: it is read back.
+		var on int64
+		_, onErr := conn.ExecContext(context.Background(), "PRAGMA foreign_keys = ON")
+		if onErr == nil {
+			onErr = conn.QueryRowContext(context.Background(), "PRAGMA foreign_keys").Scan(&on)
+		}
+		if onErr == nil && on != 1 {
+			onErr = errors.New("still off (a transaction left open)")
+		}
+		if onErr != nil {
 			conn.Raw(func(any) error { return driver.ErrBadConn })
 			if err == nil {
 				err = fmt.Errorf("foreign keys on: %w", Classify(onErr))

@@ -3,6 +3,7 @@ package db_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/posbridge/posbridge/internal/db"
@@ -42,5 +43,34 @@ func TestWithoutKeyChecks(t *testing.T) {
 		if after := keys(); after != 1 {
 			t.Errorf("fn returning %v: foreign_keys = %d after, want 1", ret, after)
 		}
+	}
+}
+
+// TestWithoutKeyChecksLeftOpen: fn that leaves a transaction open gets an
+// error, since the checks cannot come back on inside it; the connection is
+// not handed out again with them off.
+func TestWithoutKeyChecksLeftOpen(t *testing.T) {
+	ctx := context.Background()
+	d := openNew(t)
+	conn, err := d.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.WithoutKeyChecks(ctx, conn, func() error {
+		_, err := conn.ExecContext(ctx, "BEGIN")
+		return err
+	})
+	if err == nil || !strings.Contains(err.Error(), "foreign keys on: still off") {
+		t.Fatalf("fn left a transaction open: WithoutKeyChecks returned %v", err)
+	}
+	conn.Close()
+	other, err := d.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	var on int64
+	if err := other.QueryRowContext(ctx, "PRAGMA foreign_keys").Scan(&on); err != nil || on != 1 {
+		t.Fatalf("next connection: foreign_keys = %d (%v), want 1", on, err)
 	}
 }

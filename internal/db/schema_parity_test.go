@@ -82,6 +82,13 @@ func TestSchemaParity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	for table, lines := range sqliteOnly {
+		n := len(want[table])
+		want[table] = slices.DeleteFunc(want[table], func(l string) bool { return slices.Contains(lines, l) })
+		if len(want[table]) != n-len(lines) {
+			t.Errorf("table %s: the SQLite schema no longer has all of %q (sqliteOnly)", table, lines)
+		}
+	}
 	got, err := pgSchema(ctx, pg)
 	if err != nil {
 		t.Fatal(err)
@@ -178,6 +185,14 @@ func schemaDiff(want, got schema) []string {
 		}
 	}
 	return diff
+}
+
+// sqliteOnly are the lines of tables of the SQLite schema that the
+// PostgreSQL schema leaves out on purpose. Migration 21 dropped the key of
+// the import history's file on PostgreSQL, which checked it per row; on
+// SQLite the import turns the checks off instead (db.WithoutKeyChecks).
+var sqliteOnly = map[string][]string{
+	"inventory_txns": {foreignKeyLine([]string{"file_id"}, "files", []string{"id"}, "NO ACTION", "NO ACTION")},
 }
 
 // keyGiven are the rowid aliases of SQLite (INTEGER PRIMARY KEY) whose

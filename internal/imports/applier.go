@@ -1,6 +1,7 @@
 package imports
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"database/sql"
@@ -8,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 
@@ -70,8 +73,85 @@ type applier struct {
 	// of the driver on conn's connection (see execHistory).
 	histAll driver.Stmt
 	named   []driver.NamedValue
-	// copyHistory writes the history by COPY (PostgreSQL).
+	// copyHistory writes the history by COPY (PostgreSQL), from copyBuf.
 	copyHistory bool
+	copyBuf     []byte
+	// w writes the history while the next rows are applied. On
+	// PostgreSQL only when ownConn says that nothing but the applier uses
+	// conn until finish (not an adapter, which has queries of its own):
+	// the connection takes no query while a COPY is under way, and connMu
+	// keeps the applier's lookups and the writer's COPY apart.
+	w       *historyWriter
+	ownConn bool
+	connMu  sync.Mutex
+}
+
+// historyWriter writes the history rows, in their order, in a goroutine
+// of its own: on SQLite binding and inserting them is most of an import's
+// work, on PostgreSQL the server's work on a COPY was time the applier
+// waited; checking and applying the next transactions meanwhile takes
+// them off its path.
+type historyWriter struct {
+	todo chan []any // buffers of rows to write
+	free chan []any // buffers written, to fill again
+	done chan struct{}
+	err  error // why it stopped, once done is closed
+}
+
+// send hands the history rows kept to the writer, which it starts on
+// first use, and gives the applier an empty buffer.
+func (a *applier) send() error {
+	w := a.w
+	if w == nil {
+		w = &historyWriter{todo: make(chan []any, 1), free: make(chan []any, 2), done: make(chan struct{})}
+		a.w = w
+		go func() {
+			defer close(w.done)
+			for rows := range w.todo {
+				if w.err = a.writeRows(rows); w.err != nil {
+					return
+				}
+				select {
+				case w.free <- rows[:0]:
+				default:
+				}
+			}
+		}()
+	}
+	select {
+	case w.todo <- a.history:
+	case <-w.done:
+		return w.err
+	}
+	select {
+	case a.history = <-w.free:
+	default:
+		a.history = make([]any, 0, cap(a.history))
+	}
+	return nil
+}
+
+// writeRows writes history rows for the writer.
+func (a *applier) writeRows(rows []any) error {
+	a.connMu.Lock()
+	defer a.connMu.Unlock()
+	if a.copyHistory {
+		return a.copyHistoryRows(rows)
+	}
+	return a.execHistory(rows)
+}
+
+// wait lets the writer write what it was given, stops it, and returns
+// why it failed. The applier's connection is its own again.
+func (a *applier) wait() error {
+	w := a.w
+	if w == nil {
+		return nil
+	}
+	a.w = nil
+	close(w.todo)
+	<-w.done
+	return w.err
 }
 
 // historyCols are the history values bound per transaction; the file id
@@ -107,6 +187,7 @@ func newApplier(ctx context.Context, conn *sql.Conn, fileID int64, o *Options) (
 }
 
 func (a *applier) close() {
+	a.wait()
 	for _, st := range a.stmts {
 		st.Close()
 	}
@@ -169,6 +250,8 @@ func (a *applier) resolve(known *skuState, item, sku, upc, ref string) (*skuStat
 func (a *applier) lookup(cache map[string]*skuKey, stmt, what, v string) (skuKey, error) {
 	k, seen := cache[v]
 	if !seen {
+		a.connMu.Lock()
+		defer a.connMu.Unlock()
 		rows, err := a.stmts[stmt].QueryContext(a.ctx, v)
 		if err != nil {
 			return skuKey{}, fail(err)
@@ -209,7 +292,9 @@ func (a *applier) lookup(cache map[string]*skuKey, stmt, what, v string) (skuKey
 func (a *applier) warehouse(w string) (string, error) {
 	name, seen := a.whs[w]
 	if !seen {
+		a.connMu.Lock()
 		err := a.stmts["warehouse"].QueryRowContext(a.ctx, w).Scan(new(int))
+		a.connMu.Unlock()
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return "", fail(err)
 		}
@@ -286,6 +371,8 @@ func (a *applier) readStock(skus []*skuState) error {
 		s.exists, s.stocked, s.stock = false, false, map[placeKey]*balance{}
 		vals = append(vals, s.key.item, s.key.sku)
 	}
+	a.connMu.Lock()
+	defer a.connMu.Unlock()
 	rows, err := a.conn.QueryContext(a.ctx, stockQuery+"(?, ?)"+strings.Repeat(", (?, ?)", len(skus)-1)+")", vals...)
 	if err != nil {
 		return fail(err)
@@ -486,7 +573,13 @@ func (a *applier) addHistory() error {
 	if len(a.history) < historyCols*per {
 		return nil
 	}
-	if err := a.flushHistory(); err != nil {
+	var err error
+	if a.copyHistory && !a.ownConn {
+		err = a.flushHistory()
+	} else {
+		err = a.send()
+	}
+	if err != nil {
 		return fail(err)
 	}
 	return nil
@@ -496,15 +589,17 @@ func (a *applier) addHistory() error {
 // takes thousands of rows in one stream; on SQLite, where a statement
 // costs no round trip, by multi-row INSERTs.
 func (a *applier) flushHistory() error {
+	// The writer's rows come first: they are the earlier ones.
+	err := a.wait()
 	n := len(a.history) / historyCols
-	var err error
 	switch {
+	case err != nil:
 	case n == 0:
 		return nil
 	case a.copyHistory:
-		err = a.copyHistoryRows(n)
+		err = a.copyHistoryRows(a.history)
 	default:
-		err = a.execHistory(n)
+		err = a.execHistory(a.history)
 	}
 	if err != nil {
 		return db.Classify(err)
@@ -517,14 +612,15 @@ func (a *applier) flushHistory() error {
 var historyText = [historyCols]bool{false, true, true, true, true, true, true, false, false, false,
 	true, true, true, true, false, false, true, true, true, true}
 
-// execHistory inserts the n history rows kept on SQLite through the
+// execHistory inserts the history rows of rows on SQLite through the
 // driver's statement itself: database/sql's conversion of every argument
 // and binding an empty string as text were a quarter of the cost of the
 // history (1,000,000 rows of 20 values inserted alone: 4.4 s of CPU
 // through database/sql, 3.4 s this way).
-func (a *applier) execHistory(n int) error {
+func (a *applier) execHistory(rows []any) error {
+	n := len(rows) / historyCols
 	named := a.named[:0]
-	for i, v := range a.history {
+	for i, v := range rows {
 		if s, ok := v.(string); ok && s == "" {
 			v = nil
 		}
@@ -557,29 +653,72 @@ func (a *applier) execHistory(n int) error {
 	})
 }
 
-// historyColumns are the columns of inventory_txns that COPY fills: the
-// file id, the historyCols values of a transaction and the time applied.
-var historyColumns = []string{"file_id", "line", "code", "effect", "item", "sku", "warehouse", "location", "quantity",
-	"before_on_hand", "after_on_hand", "to_item", "to_sku", "to_warehouse", "to_location", "to_before", "to_after",
-	"reason", "reference", "txn_date", "user", "applied_at"}
+// copyHistorySQL is the COPY of copyHistoryRows: the file id, the
+// historyCols values of a transaction and the time applied.
+const copyHistorySQL = `COPY inventory_txns(file_id, line, code, effect, item, sku, warehouse, location, quantity,
+  before_on_hand, after_on_hand, to_item, to_sku, to_warehouse, to_location, to_before, to_after,
+  reason, reference, txn_date, "user", applied_at) FROM STDIN`
 
-// copyHistoryRows copies the n history rows kept into inventory_txns.
-func (a *applier) copyHistoryRows(n int) error {
-	var file any // a transaction from no file (a return) has none
+// copyHistoryRows copies the history rows of rows into inventory_txns in
+// COPY's text format, written here: pgx's CopyFrom found the encoding of
+// each of the 22 values of a row by its type, a fifth of the client's
+// CPU of an import.
+func (a *applier) copyHistoryRows(rows []any) error {
+	n := len(rows) / historyCols
+	// A transaction that comes from no file (a return) has none.
+	file := `\N`
 	if a.fileID > 0 {
-		file = a.fileID
+		file = strconv.FormatInt(a.fileID, 10)
 	}
-	rows := make([][]any, n)
-	for i := range rows {
-		row := make([]any, 0, historyCols+2)
-		row = append(row, file)
-		row = append(row, a.history[i*historyCols:(i+1)*historyCols]...)
-		rows[i] = append(row, a.now)
+	b := a.copyBuf[:0]
+	for i := range n {
+		b = append(b, file...)
+		for _, v := range rows[i*historyCols : (i+1)*historyCols] {
+			b = append(b, '\t')
+			switch v := v.(type) {
+			case nil:
+				b = append(b, `\N`...)
+			case int64:
+				b = strconv.AppendInt(b, v, 10)
+			case string:
+				b = appendCopyText(b, v)
+			default:
+				return fmt.Errorf("history value %T", v)
+			}
+		}
+		b = append(b, '\t')
+		b = append(b, a.now...)
+		b = append(b, '\n')
 	}
+	a.copyBuf = b
 	return db.PgxConn(a.conn, func(c *pgx.Conn) error {
-		_, err := c.CopyFrom(a.ctx, pgx.Identifier{"inventory_txns"}, historyColumns, pgx.CopyFromRows(rows))
+		_, err := c.PgConn().CopyFrom(a.ctx, bytes.NewReader(b), copyHistorySQL)
 		return err
 	})
+}
+
+// appendCopyText appends s as a value of COPY's text format: a backslash,
+// and the tab, newline and carriage return that would end the value or
+// the row, are escaped.
+func appendCopyText(b []byte, s string) []byte {
+	for {
+		i := strings.IndexAny(s, "\\\t\n\r")
+		if i < 0 {
+			return append(b, s...)
+		}
+		b = append(b, s[:i]...)
+		switch s[i] {
+		case '\\':
+			b = append(b, `\\`...)
+		case '\t':
+			b = append(b, `\t`...)
+		case '\n':
+			b = append(b, `\n`...)
+		case '\r':
+			b = append(b, `\r`...)
+		}
+		s = s[i+1:]
+	}
 }
 
 // finish writes the rest of the history, the changed balances and the

@@ -119,7 +119,7 @@ func appliedBefore(ctx context.Context, conn *sql.Conn, kind, partner, sum strin
 }
 
 // Transactions is the inventory transaction upload.
-var Transactions = Upload{Kind: kindTransactions, What: "transactions", Open: openTransactions}
+var Transactions = Upload{Kind: kindTransactions, What: "transactions", KeysHold: true, Open: openTransactions}
 
 // ImportTransactions applies an inventory transaction file.
 func ImportTransactions(ctx context.Context, d *db.DB, path string, o Options) (*Result, error) {
@@ -142,12 +142,17 @@ func applyTransactions(s *Session, src source, path string) error {
 		return err
 	}
 	defer a.close()
+	a.ownConn = true // the records are applied here, by the applier alone
 	// Reading and checking fields run in a goroutine of their own; applying
 	// needs the order of the file, so it stays on this one.
 	batches := make(chan checked, 8)
+	// The batches applied go back to the reader, to be filled again: new
+	// ones were 40% of what an import allocated, and the collector's work
+	// with them a tenth of its CPU.
+	free := make(chan []checkedRecord, cap(batches)+2)
 	rctx, stop := context.WithCancel(s.Ctx)
 	defer stop()
-	go readChecked(rctx, src, src.codes(o), o.MaxFieldLength, batches)
+	go readChecked(rctx, src, src.codes(o), o.MaxFieldLength, batches, free)
 	for b := range batches {
 		if b.err != nil {
 			return b.err
@@ -172,6 +177,10 @@ func applyTransactions(s *Session, src source, path string) error {
 				continue
 			}
 			res.Applied++
+		}
+		select {
+		case free <- b.items[:0]:
+		default:
 		}
 	}
 	// The reader stops early when the run is interrupted: that is not the
@@ -203,8 +212,8 @@ type checkedRecord struct {
 }
 
 // readChecked reads src, checks every record's fields and sends the
-// batches; it closes out.
-func readChecked(ctx context.Context, src source, codes map[string]string, maxLen int, out chan<- checked) {
+// batches, in the slices of free when there are any; it closes out.
+func readChecked(ctx context.Context, src source, codes map[string]string, maxLen int, out chan<- checked, free <-chan []checkedRecord) {
 	defer close(out)
 	for {
 		batch, err := src.next()
@@ -214,6 +223,11 @@ func readChecked(ctx context.Context, src source, codes map[string]string, maxLe
 		var b checked
 		if err != nil {
 			b.err = err
+		}
+		select {
+		case b.items = <-free:
+		default:
+			b.items = make([]checkedRecord, 0, len(batch))
 		}
 		for _, r := range batch {
 			c := checkedRecord{line: r.line, raw: r.raw, err: r.err}

@@ -26,6 +26,13 @@ type Upload struct {
 	// AllOrNothing makes the file apply whole or not at all whatever the
 	// options say: for messages that a part applied could not bring again.
 	AllOrNothing bool
+	// KeysHold says that every foreign key of what the kind writes holds
+	// by construction, so that SQLite need not look up the parent of each
+	// row (db.WithoutKeyChecks): its history rows name the file just
+	// recorded, its stock rows SKUs and warehouses it read in the same
+	// write transaction, and the file's run is the command's own, still
+	// running and so never purged.
+	KeysHold bool
 	// Open starts reading the file: it returns the reject file's columns
 	// and the function that applies the records inside the transaction.
 	Open func(f *os.File, path string, o *Options) (header []string, apply func(s *Session) error, err error)
@@ -69,6 +76,23 @@ func Run(ctx context.Context, d *db.DB, u Upload, path string, o Options) (*Resu
 		return nil, db.Classify(err)
 	}
 	defer conn.Close()
+	if !u.KeysHold {
+		return runTx(ctx, conn, u, path, o, res, size)
+	}
+	var out *Result
+	err = db.WithoutKeyChecks(ctx, conn, func() error {
+		var err error
+		out, err = runTx(ctx, conn, u, path, o, res, size)
+		return err
+	})
+	return out, err
+}
+
+// runTx is Run's write transaction on conn: it ends, committed or rolled
+// back, before runTx returns.
+func runTx(ctx context.Context, conn *sql.Conn, u Upload, path string, o Options, res *Result, size int64) (*Result, error) {
+	sum := res.SHA256
+	var err error
 	if _, err := conn.ExecContext(ctx, db.BeginStatement(conn)); err != nil {
 		return nil, fmt.Errorf("import %s: %w", path, db.Classify(err))
 	}
