@@ -5,10 +5,12 @@
 # (as the postgres user when run as root), against psql's \copy of the same
 # CSV into a plain table, \copy of the same joined rows out, and exports of
 # 4 kinds from 4 processes at once against one after another. Writes
-# postgres.rows; skipped with a message without PostgreSQL.
+# postgres.rows (and pgcpu.log, the server CPU samples behind its server
+# CPU figures); skipped with a message without PostgreSQL.
 bench_postgres() {
 	: >postgres.rows
 	: >pgcpu.times
+	: >pgcpu.log
 	[ -f vendors.csv ] || $GEN -kind vendors -rows 5000 -seed 1 -o vendors.csv
 	[ -f items.csv ] || $GEN -kind items -rows "$ROWS" -seed 1 -o items.csv
 	[ -f items-1pct.csv ] || $GEN -kind items -rows "$ROWS" -seed 1 -change-pct 1 -o items-1pct.csv
@@ -43,23 +45,44 @@ bench_postgres() {
 	base="postgres://posbridge@127.0.0.1:$port"
 	# pgcpu: CPU seconds the server has used so far: its processes' own
 	# (the postmaster and its children) and those of the children it has
-	# reaped (the postmaster's cutime and cstime).
+	# reaped (the postmaster's cutime and cstime). A child that ends while
+	# its siblings are read moves its time into the postmaster's cutime,
+	# unread or read twice: the read is taken again until the postmaster's
+	# cutime and cstime are the same before and after it.
 	tick=$(getconf CLK_TCK)
+	# pgstat PID: the stat fields of PID after its command name (which may
+	# hold spaces): utime, stime, cutime and cstime are the 12th to 15th.
+	# Nothing, and false, once PID has ended.
+	pgstat() { { read -r line <"/proc/$1/stat"; } 2>/dev/null && echo "${line##*) }"; }
 	pgcpu() {
 		pm=$(head -1 "$pg/data/postmaster.pid")
-		for f in /proc/[0-9]*/stat; do
-			read -r line <"$f" 2>/dev/null || continue
-			# The fields after the command name, which may hold spaces:
-			# ppid is the 2nd, utime and stime the 12th and 13th, cutime
-			# and cstime the 14th and 15th.
-			echo "${line%% *} ${line##*) }"
-		done | awk -v pm="$pm" -v tick="$tick" '
-			$1 == pm { t += $13 + $14 + $15 + $16 }
-			$3 == pm { t += $13 + $14 }
+		while :; do
+			own=$(pgstat "$pm") || { echo "bench: the PostgreSQL server is gone" >&2; exit 1; }
+			kids=$(for c in $(cat "/proc/$pm/task/$pm/children"); do pgstat "$c"; done)
+			again=$(pgstat "$pm")
+			[ "$(echo "$own" | cut -d' ' -f14,15)" = "$(echo "$again" | cut -d' ' -f14,15)" ] && break
+		done
+		printf '%s\n%s\n--\n' "$again" "$kids" >>pgcpu.log
+		printf '%s\n%s\n' "$again" "$kids" | awk -v tick="$tick" '
+			NR == 1 { t = $12 + $13 + $14 + $15; next }
+			NF { t += $12 + $13 }
 			END { printf "%.2f", t / tick }'
 	}
-	# tpg NAME CMD...: t, and the server's CPU seconds during CMD.
+	# idle: waits (up to a minute) for the server's autovacuum workers to
+	# end, so that one woken by an earlier command's writes is not counted
+	# as the next command's server CPU.
+	idle() {
+		i=0
+		while [ $i -lt 600 ] && [ "$(psql -X -At "$base/postgres" -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'")" != 0 ]; do
+			sleep 0.1
+			i=$((i + 1))
+		done
+	}
+	# tpg NAME CMD...: t, and the server's CPU seconds during CMD (the
+	# samples in pgcpu.log).
 	tpg() {
+		idle
+		echo "== $1" >>pgcpu.log
 		before=$(pgcpu)
 		t "$@"
 		echo "$1 $(awk -v a="$before" -v b="$(pgcpu)" 'BEGIN {printf "%.2f", b-a}')" >>pgcpu.times

@@ -66,6 +66,12 @@ func loadAndLook(f *fixture, name, content string, opts catalog.Options) loadSee
 	for _, q := range itemTables {
 		seen.tables = append(seen.tables, f.strings(q))
 	}
+	// A direct first load has SQLite check no foreign key.
+	if f.d.Dialect != db.Postgres {
+		if bad := f.strings(`SELECT "table" || ' ' || parent FROM pragma_foreign_key_check`); len(bad) > 0 {
+			f.t.Errorf("load %s: foreign keys violated: %q", name, bad)
+		}
+	}
 	return seen
 }
 
@@ -263,5 +269,119 @@ VALUES ('SKU', 'I2', 'S1', 'D', 'error', ?, ?)`, db.Now(), db.Now()); err != nil
 	want := []string{"I1/S1 A", "I2/S1 C", "I2/S2 A"}
 	if got := f.pending("SKU"); !slices.Equal(got, want) {
 		t.Errorf("pending triggers: %q, want %q", got, want)
+	}
+}
+
+// TestDirectFirstLoadKeys: on SQLite a direct first load runs with the
+// foreign key checks off, loadDirect vouching for each key its writes
+// have. Every foreign key of a table the load changes must be one of
+// those: a key declared since fails here until the direct load keeps it
+// (by construction, or checked, going staged when it does not hold).
+func TestDirectFirstLoadKeys(t *testing.T) {
+	f := newFixture(t)
+	if f.d.Dialect == db.Postgres {
+		t.Skip("PostgreSQL checks the keys of a direct load (or drops and validates them again)")
+	}
+	vouched := map[string]bool{
+		"skus(item) items(item)": true, // each item is written before its SKUs
+		"files(run_id) runs(id)": true, // the run is looked up first
+	}
+	f.delta("vendors", "vendor,name\nV1,One\n")
+	run := f.strings(`INSERT INTO runs(command, status, started_at) VALUES ('load items', 'running', ?) RETURNING id`, db.Now())[0]
+	var runID int64
+	fmt.Sscan(run, &runID)
+	tables := f.strings(`SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`)
+	before := map[string]string{}
+	for _, table := range tables {
+		before[table] = f.contents(table)
+	}
+	seen := loadAndLook(f, "items.csv", "item,sku,description,vendor\nA,1,a,V1\nA,2,a,V1\nB,,b,\n", catalog.Options{RunID: runID})
+	if !seen.direct {
+		t.Fatal("the first load went staged")
+	}
+	var written []string
+	for _, table := range tables {
+		if f.contents(table) == before[table] {
+			continue
+		}
+		written = append(written, table)
+		keys := f.strings(`SELECT ? || '(' || group_concat("from") || ') ' || "table" || '(' || group_concat(coalesce("to", '')) || ')'
+FROM pragma_foreign_key_list(?) GROUP BY id, "table" ORDER BY id`, table, table)
+		for _, k := range keys {
+			if !vouched[k] {
+				t.Errorf("foreign key %s of a table the direct first load writes: not checked with the checks off", k)
+			}
+		}
+	}
+	if !slices.Contains(written, "skus") || !slices.Contains(written, "files") {
+		t.Errorf("tables the first load changed: %q, want skus and files among them", written)
+	}
+	if bad := f.strings(`SELECT "table" || ' ' || parent FROM pragma_foreign_key_check`); len(bad) > 0 {
+		t.Errorf("foreign keys violated after the direct first load: %q", bad)
+	}
+}
+
+// contents is every row of table, as text (SQLite).
+func (f *fixture) contents(table string) string {
+	f.t.Helper()
+	cols := f.strings(`SELECT 'quote("' || name || '")' FROM pragma_table_info(?) ORDER BY cid`, table)
+	return f.strings(`SELECT coalesce(group_concat(` + strings.Join(cols, ` || ',' || `) + `, char(10)), '') FROM "` + table + `"`)[0]
+}
+
+// TestDirectFirstLoadUnknownRun: a load whose run is not in the runs table
+// fails on the key of its ledger row, the direct first load as the staged
+// one, with nothing applied; the direct load, which does not have SQLite
+// check its keys, looks the run up.
+func TestDirectFirstLoadUnknownRun(t *testing.T) {
+	var msgs [2]string
+	for i, staged := range []bool{false, true} {
+		if staged {
+			defer catalog.StageAlways()()
+		}
+		f := newFixture(t)
+		path := filepath.Join(f.dir, "items.csv")
+		if err := os.WriteFile(path, []byte("item,sku,description\nA,1,a\nA,2,a\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := catalog.Load(context.Background(), f.d, "items", path, catalog.Options{RunID: 999})
+		if err == nil {
+			t.Fatalf("staged %v: load with an unknown run: no error", staged)
+		}
+		msgs[i] = strings.ReplaceAll(err.Error(), f.dir, "DIR")
+		for _, table := range []string{"items", "skus", "triggers", "files"} {
+			if n := f.strings(`SELECT count(*) FROM ` + table); n[0] != "0" {
+				t.Errorf("staged %v: after the failed load, %s rows in %s", staged, n[0], table)
+			}
+		}
+	}
+	if msgs[0] != msgs[1] {
+		t.Errorf("direct first load: %s\nstaged: %s", msgs[0], msgs[1])
+	}
+}
+
+// TestDirectFirstLoadManyVendors: the direct first load checks its items'
+// vendors a thousand at a time; an unknown one among more than that still
+// sends the file to the staged load, which warns about it.
+func TestDirectFirstLoadManyVendors(t *testing.T) {
+	for _, unknown := range []bool{false, true} {
+		f := newFixture(t)
+		var vendors, items strings.Builder
+		vendors.WriteString("vendor,name\n")
+		items.WriteString("item,sku,description,vendor\n")
+		for i := range 2500 {
+			fmt.Fprintf(&vendors, "V%04d,Vendor %d\n", i, i)
+			fmt.Fprintf(&items, "I%04d,1,Item %d,V%04d\n", i, i, i)
+		}
+		if unknown {
+			items.WriteString("I9999,1,Item 9999,NOPE\n")
+		}
+		f.delta("vendors", vendors.String())
+		seen := loadAndLook(f, "items.csv", items.String(), catalog.Options{})
+		if seen.direct == unknown {
+			t.Errorf("unknown vendor %v: written without the staging table: %v", unknown, seen.direct)
+		}
+		if warned := len(seen.warnings) > 0 && strings.Contains(strings.Join(seen.warnings, "\n"), "NOPE"); warned != unknown {
+			t.Errorf("unknown vendor %v: warnings %q", unknown, seen.warnings)
+		}
 	}
 }
