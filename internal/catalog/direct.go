@@ -33,11 +33,48 @@ var stageAlways bool
 // without the staging table: the kind's direct function writes the rows
 // into the state as they are read, in the load's one write transaction,
 // and checks in Go, one record at a time, what the staged load checks in
-// SQL over the whole file. Memory holds one batch and one record. When the
-// file needs more than that (see errNotDirect) it returns errNotDirect
-// with nothing applied and no warning given, and the caller stages the
-// file from its start.
+// SQL over the whole file. Memory holds one batch and one record.
+//
+// SQLite checks no foreign key of the load's writes: each holds by
+// construction (a SKU's item is written before it, in the same
+// transaction) or is checked once below (the run of the ledger row), and
+// checking a SKU's item costs a lookup in items per row.
+// TestDirectFirstLoadKeys lists the keys and fails on one not vouched for
+// here.
 func (l *loader) loadDirect(d *db.DB, f *os.File, path string) (*Result, error) {
+	return l.loadStreamed(d, f, path, "first load", true, func(rr format.RowReader) error {
+		// Checked again under the lock: another load may have come first.
+		filled, err := l.count(`SELECT count(*) FROM (SELECT 1 FROM ` + l.k.table + ` UNION ALL SELECT 1 FROM ` +
+			strings.Join(l.k.alsoWrites, ` UNION ALL SELECT 1 FROM `) + ` LIMIT 1) AS x`)
+		if err != nil {
+			return err
+		}
+		if filled != 0 {
+			return errNotDirect
+		}
+		// A run that is not there fails the ledger row's key in the
+		// staged load, which words it.
+		if l.opts.RunID != 0 && !l.opts.DryRun {
+			runs, err := l.count(`SELECT count(*) FROM runs WHERE id = ?`, l.opts.RunID)
+			if err != nil {
+				return err
+			}
+			if runs == 0 {
+				return errNotDirect
+			}
+		}
+		l.firstLoad = true
+		return l.k.direct(l, rr)
+	})
+}
+
+// loadStreamed is a load of a CSV file (what: "first load", "reload")
+// without the staging table: apply takes the file's rows as they are
+// read, in the load's one write transaction (on SQLite without foreign key
+// checks when keysOff: db.WithoutKeyChecks). When the file needs more
+// (see errNotDirect) it returns errNotDirect with nothing applied and no
+// warning given, and the caller stages the file from its start.
+func (l *loader) loadStreamed(d *db.DB, f *os.File, path, what string, keysOff bool, apply func(format.RowReader) error) (*Result, error) {
 	if fm, err := format.Detect(path, l.opts.Format); err != nil || fm != format.CSV {
 		return nil, errNotDirect
 	}
@@ -55,39 +92,12 @@ func (l *loader) loadDirect(d *db.DB, f *os.File, path string) (*Result, error) 
 	l.header = rr.Header()
 	l.setPresent(rr)
 	start := time.Now()
-	// SQLite checks no foreign key of the load's writes: each holds by
-	// construction (a SKU's item is written before it, in the same
-	// transaction) or is checked once below (the run of the ledger row),
-	// and checking a SKU's item costs a lookup in items per row.
-	// TestDirectFirstLoadKeys lists the keys and fails on one not vouched
-	// for here.
-	err = db.WithoutKeyChecks(l.ctx, l.conn, func() error {
+	tx := func() error {
 		return db.WithTx(l.ctx, l.conn, !l.opts.DryRun, func() error {
 			if err := l.applyAlone(); err != nil {
 				return err
 			}
-			// Checked again under the lock: another load may have come first.
-			filled, err := l.count(`SELECT count(*) FROM (SELECT 1 FROM ` + l.k.table + ` UNION ALL SELECT 1 FROM ` +
-				strings.Join(l.k.alsoWrites, ` UNION ALL SELECT 1 FROM `) + ` LIMIT 1) AS x`)
-			if err != nil {
-				return err
-			}
-			if filled != 0 {
-				return errNotDirect
-			}
-			// A run that is not there fails the ledger row's key in the
-			// staged load, which words it.
-			if l.opts.RunID != 0 && !l.opts.DryRun {
-				runs, err := l.count(`SELECT count(*) FROM runs WHERE id = ?`, l.opts.RunID)
-				if err != nil {
-					return err
-				}
-				if runs == 0 {
-					return errNotDirect
-				}
-			}
-			l.firstLoad = true
-			if err := l.k.direct(l, rr); err != nil {
+			if err := apply(rr); err != nil {
 				return err
 			}
 			if l.res.Read == 0 {
@@ -97,18 +107,23 @@ func (l *loader) loadDirect(d *db.DB, f *os.File, path string) (*Result, error) 
 			l.res.SHA256 = hex.EncodeToString(hash.Sum(nil))
 			return l.record(path, cr.n)
 		})
-	})
-	l.trace("direct first load", start)
+	}
+	if keysOff {
+		err = db.WithoutKeyChecks(l.ctx, l.conn, tx)
+	} else {
+		err = tx()
+	}
+	l.trace("direct "+what, start)
 	l.opts.Warn = warn
 	if errors.Is(err, errNotDirect) {
 		if l.opts.Debug != nil {
-			l.opts.Debug("first load: the file needs the staging table")
+			l.opts.Debug(what + ": the file needs the staging table")
 		}
 		return nil, err
 	}
 	if err == nil {
 		if l.opts.Debug != nil {
-			l.opts.Debug("first load: written without the staging table")
+			l.opts.Debug(what + ": written without the staging table")
 		}
 		for _, w := range warnings {
 			warn(w)
@@ -150,24 +165,9 @@ func itemsDirect(l *loader, rr format.RowReader) error {
 	if err != nil {
 		return err
 	}
-	w := &itemWriter{l: l, itemCols: l.given(itemCols), skuCols: l.given(skuCols), stmts: &prepared{conn: l.conn, stmts: map[string]*sql.Stmt{}},
+	w := &itemWriter{l: l, itemLayout: newItemLayout(l), stmts: &prepared{conn: l.conn, stmts: map[string]*sql.Stmt{}},
 		seen: map[string]bool{}, vendors: map[string]bool{}, lists: map[valuesList]string{}}
 	defer w.stmts.close()
-	pos := map[string]int{}
-	for i, c := range l.k.plan.cols {
-		pos[c.col] = i + 2 // after rec and src_line
-	}
-	w.item, w.sku, w.vendor = pos["item"], pos["sku"], pos["vendor"]
-	for _, c := range itemCols {
-		w.group = append(w.group, pos[c])
-	}
-	for _, c := range w.itemCols {
-		w.itemVals = append(w.itemVals, pos[c])
-	}
-	for _, c := range w.skuCols {
-		w.skuVals = append(w.skuVals, pos[c])
-	}
-	w.width = len(l.k.plan.cols) + 2
 	// The sequence number and the time (digits and punctuation only) are
 	// the same on every row: written into the statement, they are not
 	// bound again for each row.
@@ -188,19 +188,8 @@ func itemsDirect(l *loader, rr format.RowReader) error {
 	for v := range w.vendors {
 		vendors = append(vendors, v)
 	}
-	for len(vendors) > 0 {
-		ask := vendors[:min(len(vendors), 1000)]
-		vendors = vendors[len(ask):]
-		for _, r := range l.k.refs {
-			unknown, err := l.count(`SELECT count(*) FROM (SELECT 1 FROM (SELECT column1 AS vendor FROM (VALUES `+
-				valueRows(len(ask), 1, "")+`) AS v) AS s WHERE `+r.cond+` LIMIT 1) AS x`, ask...)
-			if err != nil {
-				return err
-			}
-			if unknown > 0 {
-				return errNotDirect
-			}
-		}
+	if err := l.knownVendors(vendors); err != nil {
+		return err
 	}
 	l.res.Added = l.res.Read
 	return nil
@@ -209,18 +198,13 @@ func itemsDirect(l *loader, rr format.RowReader) error {
 // itemWriter writes the batches of a direct first load of items.
 type itemWriter struct {
 	l *loader
-	// width is a parsed row's number of values; item, sku, vendor, group
-	// (the item-level columns), itemVals and skuVals the positions in it
-	// of the values of each.
-	width, item, sku, vendor int
-	group, itemVals, skuVals []int
-	itemCols, skuCols        []string
-	itemsInto, itemsMore     string
-	skusInto, skusMore       string
-	stmts                    *prepared
-	cur                      []any // the first row of the item being read
-	seen                     map[string]bool
-	vendors                  map[string]bool // the items' vendors but ''
+	itemLayout
+	itemsInto, itemsMore string
+	skusInto, skusMore   string
+	stmts                *prepared
+	cur                  []any // the first row of the item being read
+	seen                 map[string]bool
+	vendors              map[string]bool // the items' vendors but ''
 	// lists holds the VALUES lists of the statements, each built once:
 	// every batch but the last has the same number of rows.
 	lists                       map[valuesList]string
@@ -331,6 +315,23 @@ type prepared struct {
 
 // ExecContext runs q, prepared on its first use.
 func (p *prepared) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	st, err := p.stmt(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+// QueryContext runs the query q, prepared on its first use.
+func (p *prepared) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	st, err := p.stmt(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+func (p *prepared) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
 	st, ok := p.stmts[q]
 	if !ok {
 		var err error
@@ -339,7 +340,7 @@ func (p *prepared) ExecContext(ctx context.Context, q string, args ...any) (sql.
 		}
 		p.stmts[q] = st
 	}
-	return st.ExecContext(ctx, args...)
+	return st, nil
 }
 
 func (p *prepared) close() {
@@ -357,4 +358,56 @@ func valueRows(rows, width int, more string) string {
 	}
 	one += ")"
 	return strings.Join(slices.Repeat([]string{one}, rows), ",")
+}
+
+// knownVendors checks vendors, an item's vendor each, with the staged
+// load's reference checks of items (kindSpec.refs, over the staged row s),
+// a thousand at a time: errNotDirect when one is unknown, for the staged
+// load to warn or reject.
+func (l *loader) knownVendors(vendors []any) error {
+	for len(vendors) > 0 {
+		ask := vendors[:min(len(vendors), 1000)]
+		vendors = vendors[len(ask):]
+		for _, r := range l.k.refs {
+			unknown, err := l.count(`SELECT count(*) FROM (SELECT 1 FROM (SELECT column1 AS vendor FROM (VALUES `+
+				valueRows(len(ask), 1, "")+`) AS v) AS s WHERE `+r.cond+` LIMIT 1) AS x`, ask...)
+			if err != nil {
+				return err
+			}
+			if unknown > 0 {
+				return errNotDirect
+			}
+		}
+	}
+	return nil
+}
+
+// itemLayout is where the values of an items file are in a parsed row.
+type itemLayout struct {
+	// width is a parsed row's number of values; item, sku, vendor, group
+	// (the item-level columns), itemVals and skuVals the positions in it
+	// of the values of each; itemCols and skuCols the columns the file
+	// has.
+	width, item, sku, vendor int
+	group, itemVals, skuVals []int
+	itemCols, skuCols        []string
+}
+
+func newItemLayout(l *loader) itemLayout {
+	r := itemLayout{width: len(l.k.plan.cols) + 2, itemCols: l.given(itemCols), skuCols: l.given(skuCols)}
+	pos := map[string]int{}
+	for i, c := range l.k.plan.cols {
+		pos[c.col] = i + 2 // after rec and src_line
+	}
+	r.item, r.sku, r.vendor = pos["item"], pos["sku"], pos["vendor"]
+	for _, c := range itemCols {
+		r.group = append(r.group, pos[c])
+	}
+	for _, c := range r.itemCols {
+		r.itemVals = append(r.itemVals, pos[c])
+	}
+	for _, c := range r.skuCols {
+		r.skuVals = append(r.skuVals, pos[c])
+	}
+	return r
 }

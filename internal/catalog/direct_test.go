@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -151,20 +150,7 @@ func TestDirectFirstLoadAsStaged(t *testing.T) {
 			if direct := seen[0][0].direct; direct != directly[file.name] {
 				t.Errorf("first load without the staging table: %v", direct)
 			}
-			for j := range seen[0] {
-				seen[0][j].direct = false
-				got, want := seen[0][j], seen[1][j]
-				for k := range got.tables {
-					if !reflect.DeepEqual(got.tables[k], want.tables[k]) {
-						t.Errorf("load %d, table %d: as it goes %d rows, all staged %d rows; first difference: %q",
-							j+1, k+1, len(got.tables[k]), len(want.tables[k]), firstDifference(got.tables[k], want.tables[k]))
-					}
-				}
-				got.tables, want.tables = nil, nil
-				if !reflect.DeepEqual(got, want) {
-					t.Errorf("load %d: as it goes:\n%+v\nall staged:\n%+v", j+1, got, want)
-				}
-			}
+			sameLoads(t, seen[0], seen[1])
 		})
 	}
 }

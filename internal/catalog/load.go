@@ -148,16 +148,23 @@ func Load(ctx context.Context, d *db.DB, kind, path string, opts Options) (*Resu
 	if err := l.guessFirstLoad(); err != nil {
 		return nil, err
 	}
-	if l.stagedAs == trigger.Added && k.direct != nil && !stageAlways {
-		res, err := l.loadDirect(d, f, path)
+	// A first load or a reload without the staging table, when the kind
+	// has one and the file allows it.
+	streamed, ok := l.loadDirect, k.direct != nil
+	if l.stagedAs != trigger.Added {
+		streamed, ok = l.loadReload, k.reload != nil
+	}
+	if ok && !stageAlways {
+		res, err := streamed(d, f, path)
 		if !errors.Is(err, errNotDirect) {
 			return res, err
 		}
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			return nil, fmt.Errorf("read %s: %w", path, err)
 		}
+		stagedAs := l.stagedAs
 		l = newLoader()
-		l.stagedAs = trigger.Added
+		l.stagedAs = stagedAs
 	}
 
 	hash := sha256.New()
@@ -550,8 +557,9 @@ type kindSpec struct {
 	check func(*loader) error
 	merge func(*loader) error
 	// direct, when set, is how a first load of the kind goes without the
-	// staging table (loader.loadDirect).
-	direct func(*loader, format.RowReader) error
+	// staging table (loader.loadDirect), and reload how a load of a kind
+	// with records does (loader.loadReload).
+	direct, reload func(*loader, format.RowReader) error
 }
 
 // group says which columns must agree on every row of one record.

@@ -38,6 +38,7 @@ var kinds = map[string]*kindSpec{
 			cond: `s.vendor <> '' AND NOT EXISTS (SELECT 1 FROM vendors v WHERE v.vendor = s.vendor AND v.deleted_at IS NULL)`}},
 		merge:  mergeItems,
 		direct: itemsDirect,
+		reload: itemsReload,
 	},
 	"invoices": {
 		name: "invoices", table: "invoices", alsoWrites: []string{"invoice_lines"}, skipSame: true, root: "Invoices", record: "InvoiceLine",
@@ -334,7 +335,9 @@ func (l *loader) deleteGone(table, code, k1, k2 string) error {
 	if _, err := l.exec(tombstone+fmt.Sprintf(match, "gone"), args...); err != nil {
 		return err
 	}
-	return l.fold(code, `SELECT record_key, sub_key, 'D' AS capture FROM gone`)
+	// In key order, however the keys came in (itemsReload and mergeItems
+	// find an item's rows of its old form in different orders).
+	return l.fold(code, `SELECT record_key, sub_key, 'D' AS capture FROM gone ORDER BY record_key, sub_key`)
 }
 
 // mergeSimple merges a kind held in one table with a one-column key.

@@ -49,7 +49,9 @@ ON CONFLICT(item, sku) DO UPDATE SET ` + setExcluded(skuCols) + stampSet + `dele
 	if err := l.countActions("stage"); err != nil {
 		return err
 	}
-	if err := l.fold(trigger.CodeItem, `SELECT item AS record_key, sku AS sub_key, action AS capture FROM stage WHERE action <> ''`); err != nil {
+	// In the file's order, as itemsReload folds them (on PostgreSQL the
+	// classification's UPDATE leaves the staged rows in another).
+	if err := l.fold(trigger.CodeItem, `SELECT item AS record_key, sku AS sub_key, action AS capture FROM stage WHERE action <> '' ORDER BY rec`); err != nil {
 		return err
 	}
 	// An item that changed form (SKUs instead of none, or back) loses the
@@ -70,6 +72,12 @@ ON CONFLICT DO NOTHING`); err != nil {
 			return err
 		}
 	}
+	return l.deleteItemsGone(seq)
+}
+
+// deleteItemsGone deletes the SKUs in the table gone (deleteGone), then
+// the items that leaves without live SKUs.
+func (l *loader) deleteItemsGone(seq int64) error {
 	if err := l.deleteGone("skus", trigger.CodeItem, "item", "sku"); err != nil {
 		return err
 	}
@@ -80,7 +88,7 @@ ON CONFLICT DO NOTHING`); err != nil {
   AND NOT EXISTS (SELECT 1 FROM skus k WHERE k.item = items.item AND k.deleted_at IS NULL)`, l.now, seq); err != nil {
 		return err
 	}
-	_, err = l.exec(`DELETE FROM items WHERE item IN (SELECT record_key FROM cancelled)
+	_, err := l.exec(`DELETE FROM items WHERE item IN (SELECT record_key FROM cancelled)
   AND NOT EXISTS (SELECT 1 FROM skus k WHERE k.item = items.item)`)
 	return err
 }

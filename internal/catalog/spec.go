@@ -85,6 +85,16 @@ func (p plan) nameOf(col string) string {
 	return col
 }
 
+// typeOf returns the type of the staging column col.
+func (p plan) typeOf(col string) string {
+	for _, c := range p.cols {
+		if c.col == col {
+			return c.typ
+		}
+	}
+	return ""
+}
+
 // keyCols returns the staging columns of the record key.
 func (p plan) keyCols() []string {
 	var out []string

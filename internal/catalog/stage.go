@@ -53,8 +53,8 @@ func (l *loader) stage(r io.Reader, path string) error {
 		// to, when the kind has groups.
 		`CREATE TEMP TABLE rejects (src_line INTEGER NOT NULL, rec INTEGER, error TEXT NOT NULL, fields TEXT NOT NULL,
   staged INTEGER NOT NULL DEFAULT 0, group_key TEXT)`,
-		`CREATE TEMP TABLE gone (record_key TEXT NOT NULL, sub_key TEXT NOT NULL DEFAULT '', PRIMARY KEY (record_key, sub_key))`,
-		`CREATE TEMP TABLE cancelled (record_key TEXT NOT NULL, sub_key TEXT NOT NULL DEFAULT '', PRIMARY KEY (record_key, sub_key))`,
+		keysTempDDL("gone"),
+		keysTempDDL("cancelled"),
 		`CREATE TEMP TABLE events (record_key TEXT NOT NULL, sub_key TEXT NOT NULL DEFAULT '', capture TEXT NOT NULL)`,
 	}
 	for _, q := range ddl {
@@ -160,6 +160,12 @@ func rawGroupKey(fields []string, i int) any {
 		return nil
 	}
 	return fields[i]
+}
+
+// keysTempDDL creates the temporary table t of record keys (gone,
+// cancelled).
+func keysTempDDL(t string) string {
+	return `CREATE TEMP TABLE ` + t + ` (record_key TEXT NOT NULL, sub_key TEXT NOT NULL DEFAULT '', PRIMARY KEY (record_key, sub_key))`
 }
 
 // tempTables are the loader's temporary tables, dropped before and after.
