@@ -126,13 +126,14 @@ func writeJobItems(t *testing.T, path string, rows int) map[skuKey]bool {
 }
 
 // checkExportedOnce checks that every SKU of keys went out exactly once:
-// every SKU trigger is processed, the outbox holds only complete files of
+// every SKU trigger is processed in a complete file, the outbox holds only complete files of
 // the ledger (no temporary file), each with its sha256 and record count,
 // and together they hold every SKU once and nothing else.
 func (e *jobEnv) checkExportedOnce(keys map[skuKey]bool) {
 	t := e.t
 	t.Helper()
-	if n := e.count(`SELECT count(*) FROM triggers WHERE file_code = 'SKU' AND status <> 'processed'`); n != 0 {
+	if n := e.count(`SELECT count(*) FROM triggers t LEFT JOIN files f ON f.id = t.file_id
+WHERE t.file_code = 'SKU' AND (t.status <> 'processed' OR coalesce(f.status, '') <> 'complete')`); n != 0 {
 		t.Errorf("%d SKU triggers are not processed", n)
 	}
 	if n := e.count(`SELECT count(*) FROM triggers WHERE file_code = 'SKU'`); n != int64(len(keys)) {

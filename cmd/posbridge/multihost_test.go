@@ -418,7 +418,7 @@ func TestMultiHostExportFourKinds(t *testing.T) {
 			t.Errorf("%s wrote nothing; %s", kind, o)
 		}
 	}
-	if n := c.count(`SELECT count(*) FROM triggers WHERE status <> 'processed'`); n != 0 {
+	if n := c.count(notSent); n != 0 {
 		t.Errorf("%d triggers not processed after the exports", n)
 	}
 	for _, kind := range kinds {
@@ -605,6 +605,11 @@ func untilDone(t *testing.T, h *exportEnv, done func() bool, args ...string) (ru
 // and not finished.
 const claimedFiles = `SELECT count(*) FROM files WHERE direction = 'out' AND status IN ('writing', 'written')`
 
+// notSent counts the triggers not processed in a complete file. A claim
+// stores a trigger processed; it is processing until its file is complete.
+const notSent = `SELECT count(*) FROM triggers t LEFT JOIN files f ON f.id = t.file_id
+WHERE t.status <> 'processed' OR f.status IS DISTINCT FROM 'complete'`
+
 // TestMultiHostKilledExport kills export items on host1 with SIGKILL
 // in the middle of its files, with a file claimed; host2 runs the export
 // until it is done (exit 75 while host1's claim is not yet its), then
@@ -621,7 +626,7 @@ func TestMultiHostKilledExport(t *testing.T) {
 	})
 	left := leftovers(t, h1.outbox())
 	runs := untilDone(t, h2, func() bool {
-		return c.count(claimedFiles) == 0 && c.count(`SELECT count(*) FROM triggers WHERE status <> 'processed'`) == 0
+		return c.count(claimedFiles) == 0 && c.count(notSent) == 0
 	}, args...)
 	run(h1, []int{0}, args...)
 	files, abandoned := h2.check(cat, c.outboxes()...)
@@ -939,7 +944,7 @@ func TestMultiHostSharedOutbox(t *testing.T) {
 	if n := c.gapFree("items"); n != items {
 		t.Errorf("%d items files in the ledger, %d complete ones checked", n, items)
 	}
-	if n := c.count(`SELECT count(*) FROM triggers WHERE status <> 'processed'`); n != 0 {
+	if n := c.count(notSent); n != 0 {
 		t.Errorf("%d triggers not processed", n)
 	}
 	c.ran(c.hosts...)
@@ -1004,7 +1009,7 @@ func TestMultiHostOutboxPerHost(t *testing.T) {
 	h1, h2 := c.hosts[0], c.hosts[1]
 	rng := rand.New(rand.NewPCG(17, 6))
 	cat, load := loadItems(t, h1, 200)
-	claimed := `SELECT count(*) FROM triggers WHERE status = 'processing'`
+	claimed := `SELECT count(*) FROM triggers t JOIN files f ON f.id = t.file_id WHERE t.status = 'processed' AND f.status IN ('writing', 'written')`
 	ready := `SELECT count(*) FROM triggers WHERE status = 'ready'`
 	files := `SELECT count(*) FROM files WHERE direction = 'out'`
 	newer := func() {

@@ -40,8 +40,9 @@ func newExportCmd(app *App) *cobra.Command {
 (<data_dir>/outbox/<kind>/ by default), named <kind>_<yyyymmddThhmmssZ>_<seq>.<ext>
 with a sequence number per kind that never repeats.
 
-A run claims the triggers, writes the file under a temporary name, syncs and
-renames it, then marks the triggers processed with the file they went into.
+A run claims the triggers for a file, writes it under a temporary name, syncs
+and renames it, then records the file complete, which makes its triggers
+processed.
 A run that dies is finished or undone by the next run of the same kind: a
 finished file is never written twice and no trigger is lost. Runs of one kind
 never overlap; a second one waits up to export.lock_wait, then exits 75.

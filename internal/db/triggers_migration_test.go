@@ -55,8 +55,11 @@ FROM (SELECT * FROM triggers ORDER BY id)`
 		d.QueryRowContext(ctx, rows).Scan(&beforeRows)
 		d.QueryRowContext(ctx, indexes).Scan(&beforeIndexes)
 
-		if _, err := d.Migrate(ctx); err != nil {
-			t.Fatal(err)
+		// 0019 alone: a later migration (0022) adds an index of its own.
+		for _, m := range db.Migrations() {
+			if m.Version == 19 {
+				exec(m.SQL)
+			}
 		}
 		var afterRows, afterIndexes, table string
 		d.QueryRowContext(ctx, rows).Scan(&afterRows)

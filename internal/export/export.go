@@ -144,10 +144,11 @@ func (o *Options) checkFraming() error {
 // ErrBusy means another export of the same kind holds the lock.
 var ErrBusy = errors.New("another export of this kind is running")
 
-// Status values of out files in the ledger.
+// Status values of out files in the ledger; the trigger package defines
+// those of an unfinished file, as its claimed triggers follow them.
 const (
-	fileWriting   = "writing"
-	fileWritten   = "written"
+	fileWriting   = trigger.FileWriting
+	fileWritten   = trigger.FileWritten
 	fileComplete  = "complete"
 	fileAbandoned = "abandoned"
 )
@@ -253,7 +254,7 @@ func begin(ctx context.Context, d *db.DB, k *kind, o *Options) (conn *sql.Conn, 
 	}
 	end = func() { unlock(); conn.Close(); lock.Unlock() }
 	if o.DryRun {
-		err = unfinished(ctx, conn, k.name, res)
+		err = unfinished(ctx, conn, k.name, o, res)
 	} else {
 		err = recoverFiles(ctx, conn, k.name, o, res)
 	}
@@ -715,8 +716,9 @@ func (c *countWriter) Write(p []byte) (int, error) {
 }
 
 // deliver records the finished temporary file, renames it into place,
-// writes the marker, and marks the triggers processed: each step commits
-// before the next, so recoverFiles can finish the job after a crash.
+// writes the marker, and marks the file complete, which makes its
+// triggers processed: each step commits before the next, so recoverFiles
+// can finish the job after a crash.
 func deliver(ctx context.Context, conn *sql.Conn, fileID int64, path string, w written, marker bool) error {
 	err := db.WithTx(ctx, conn, true, func() error {
 		_, err := conn.ExecContext(ctx, `UPDATE files SET status = ?, sha256 = ?, size = ?, records = ? WHERE id = ?`,
@@ -736,8 +738,11 @@ func deliver(ctx context.Context, conn *sql.Conn, fileID int64, path string, w w
 }
 
 // complete writes the marker when one is wanted and not there yet, then
-// marks the triggers processed and the file complete, and moves the
-// watermark of an engagement file's kind up to the changes it holds.
+// marks the file complete, which makes the triggers it claimed processed
+// (they were stored so by the claim, trigger.Claim) with no write of
+// theirs, but for those an older version claimed (trigger.CompleteLegacy),
+// and moves the watermark of an engagement file's kind up to the
+// changes it holds.
 func complete(ctx context.Context, conn *sql.Conn, fileID int64, path, sum string, records int64, marker bool) error {
 	// No marker for a file a transfer already took away.
 	if _, err := os.Stat(path); marker && err == nil {
@@ -752,7 +757,7 @@ func complete(ctx context.Context, conn *sql.Conn, fileID int64, path, sum strin
 		}
 	}
 	err := db.WithTx(ctx, conn, true, func() error {
-		if err := trigger.Complete(ctx, conn, fileID); err != nil {
+		if err := trigger.CompleteLegacy(ctx, conn, fileID); err != nil {
 			return err
 		}
 		if err := orders.Completed(ctx, conn, fileID); err != nil {
@@ -768,7 +773,7 @@ func complete(ctx context.Context, conn *sql.Conn, fileID int64, path, sum strin
 		return trigger.PurgeTombstones(ctx, conn, fileID)
 	})
 	if err != nil {
-		return fmt.Errorf("mark triggers processed: %w", db.Classify(err))
+		return fmt.Errorf("mark file complete: %w", db.Classify(err))
 	}
 	return nil
 }
@@ -795,8 +800,18 @@ func abandon(conn *sql.Conn, fileID int64, path string, cause error) error {
 }
 
 // unfinished counts, for a dry run, the files of a dead run that a real run
-// would recover first.
-func unfinished(ctx context.Context, conn *sql.Conn, kind string, res *Result) error {
-	return conn.QueryRowContext(ctx, `SELECT count(*) FROM files WHERE direction = 'out' AND kind = ? AND status IN (?, ?)`,
-		kind, fileWriting, fileWritten).Scan(&res.Unfinished)
+// would recover first; when the real run would stop at one instead
+// (recoverFiles), the dry run stops with the same error.
+func unfinished(ctx context.Context, conn *sql.Conn, kind string, o *Options, res *Result) error {
+	todo, err := leftBehind(ctx, conn, kind)
+	if err != nil {
+		return err
+	}
+	for _, l := range todo {
+		if _, _, err := decide(ctx, conn, kind, o, l); err != nil {
+			return err
+		}
+		res.Unfinished++
+	}
+	return nil
 }

@@ -69,7 +69,8 @@ func TestMissingRecordsAsIfCheckedFirst(t *testing.T) {
 					contents = append(contents, name[len(name)-10:], string(b))
 				}
 				return missing, [][]string{
-					f.rows(`SELECT id, record_key, sub_key, capture, status, attempts, last_error, coalesce(run_id, 0), coalesce(file_id, 0) FROM triggers ORDER BY id`),
+					f.rows(`SELECT id, record_key, sub_key, capture, status, attempts, last_error, coalesce(run_id, 0), coalesce(file_id, 0),
+  CASE WHEN processed_at IS NULL THEN 0 ELSE 1 END FROM triggers ORDER BY id`),
 					f.rows(`SELECT id, kind, sequence, status, records, sha256, size FROM files ORDER BY id`),
 					f.rows(`SELECT kind, last FROM sequences ORDER BY kind`),
 					contents,

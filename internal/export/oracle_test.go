@@ -51,7 +51,7 @@ func TestFilePerMessageWriteFails(t *testing.T) {
 	}
 	f.want("files", f.rows(`SELECT sequence, status, records FROM files WHERE direction = 'out' ORDER BY id`),
 		"1|complete|1", "2|abandoned|0")
-	f.want("triggers", f.rows(`SELECT record_key, status FROM triggers ORDER BY record_key`),
+	f.want("triggers", f.rows(`SELECT record_key, shown FROM `+shownTriggers+` ORDER BY record_key`),
 		"V1|processed", "V2|ready", "V3|ready")
 	o.create = nil
 	if res, err = Run(ctx, f.d, "vendors", o); err != nil || len(res.Files) != 2 {

@@ -41,65 +41,27 @@ var ErrElsewhere = errors.New("not finished and not in this host's outbox")
 // the kind finishes it, or the operator, giving the host up, has it
 // undone (LostHost).
 func recoverFiles(ctx context.Context, conn *sql.Conn, kind string, o *Options, res *Result) error {
-	rows, err := conn.QueryContext(ctx, `SELECT f.id, f.name, f.path, f.status, f.sha256, f.records, f.marker, coalesce(r.host, '')
-FROM files f LEFT JOIN runs r ON r.id = f.run_id
-WHERE f.direction = 'out' AND f.kind = ? AND f.status IN (?, ?) ORDER BY f.id`, kind, fileWriting, fileWritten)
+	todo, err := leftBehind(ctx, conn, kind)
 	if err != nil {
-		return fmt.Errorf("recover %s exports: %w", kind, db.Classify(err))
+		return err
 	}
-	var todo []left
-	for rows.Next() {
-		var l left
-		if err := rows.Scan(&l.id, &l.name, &l.path, &l.status, &l.sum, &l.records, &l.marker, &l.host); err != nil {
-			rows.Close()
+	for _, l := range todo {
+		finish, cause, err := decide(ctx, conn, kind, o, l)
+		if err != nil {
 			return err
 		}
-		todo = append(todo, l)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("recover %s exports: %w", kind, db.Classify(err))
-	}
-	here := ledger.Hostname()
-	// A SQLite file is the state of one host, whatever it was called when
-	// it wrote the file: a container gets a new host name on each start.
-	oneHost := db.DialectOf(conn) == db.SQLite
-	for _, l := range todo {
-		_, tmpErr := os.Stat(tmpPath(l.path))
-		_, finalErr := os.Stat(l.path)
-		// A file of no recorded run is taken for this host's: runs are
-		// recorded by every command that exports.
-		mine := oneHost || l.host == "" || l.host == here
-		switch {
-		case l.status == fileWriting:
-			if err := abandon(conn, l.id, l.path, errors.New("the run that wrote it died before it was finished")); err != nil {
+		if !finish {
+			if err := abandon(conn, l.id, l.path, cause); err != nil {
 				return err
 			}
 			res.Abandoned++
 			continue
-		case tmpErr == nil:
+		}
+		if _, err := os.Stat(tmpPath(l.path)); err == nil {
 			// Finished and synced, but not renamed yet.
 			if err := os.Rename(tmpPath(l.path), l.path); err != nil {
 				return fmt.Errorf("recover %s: %w", l.path, err)
 			}
-		case finalErr == nil || mine:
-			// Renamed: under its final name, or already taken away by a
-			// transfer. Either way it was delivered; sending its records
-			// again would deliver them twice.
-		case pushed(ctx, conn, l):
-			// Put into place and pushed by its host before it died (the
-			// ledger of transfers is shared): delivered. Waiting for a host
-			// that may never come back under its name (a container), or
-			// giving it up, would send its records twice.
-		case l.host == o.LostHost:
-			if err := abandon(conn, l.id, l.path, fmt.Errorf("written on host %s, given up by the operator", l.host)); err != nil {
-				return err
-			}
-			res.Abandoned++
-			continue
-		default:
-			return fmt.Errorf("export %s: %s, written by a run on host %s that died, is %w: %s's next run of this export finishes it; if %s will not come back, run this export with --lost-host %s, which undoes the file and sends its records again",
-				kind, l.name, l.host, ErrElsewhere, l.host, l.host, l.host)
 		}
 		if err := complete(ctx, conn, l.id, l.path, l.sum, l.records, l.marker); err != nil {
 			return err
@@ -107,6 +69,66 @@ WHERE f.direction = 'out' AND f.kind = ? AND f.status IN (?, ?) ORDER BY f.id`, 
 		res.Completed++
 	}
 	return nil
+}
+
+// leftBehind lists the files of kind that a dead run left unfinished, in
+// the order they were written.
+func leftBehind(ctx context.Context, conn *sql.Conn, kind string) ([]left, error) {
+	rows, err := conn.QueryContext(ctx, `SELECT f.id, f.name, f.path, f.status, f.sha256, f.records, f.marker, coalesce(r.host, '')
+FROM files f LEFT JOIN runs r ON r.id = f.run_id
+WHERE f.direction = 'out' AND f.kind = ? AND f.status IN (?, ?) ORDER BY f.id`, kind, fileWriting, fileWritten)
+	if err != nil {
+		return nil, fmt.Errorf("recover %s exports: %w", kind, db.Classify(err))
+	}
+	defer rows.Close()
+	var todo []left
+	for rows.Next() {
+		var l left
+		if err := rows.Scan(&l.id, &l.name, &l.path, &l.status, &l.sum, &l.records, &l.marker, &l.host); err != nil {
+			return nil, err
+		}
+		todo = append(todo, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("recover %s exports: %w", kind, db.Classify(err))
+	}
+	return todo, nil
+}
+
+// decide says what recoverFiles does with the file l of kind, changing
+// nothing: finish it (it was delivered, or is about to be by a rename), or
+// undo it for cause; an error (ErrElsewhere) stops the kind. A dry run asks
+// it too, so that it says what the real run will do.
+func decide(ctx context.Context, conn *sql.Conn, kind string, o *Options, l left) (finish bool, cause, err error) {
+	// A SQLite file is the state of one host, whatever it was called when
+	// it wrote the file: a container gets a new host name on each start.
+	// A file of no recorded run is taken for this host's: runs are
+	// recorded by every command that exports.
+	mine := db.DialectOf(conn) == db.SQLite || l.host == "" || l.host == ledger.Hostname()
+	_, tmpErr := os.Stat(tmpPath(l.path))
+	_, finalErr := os.Stat(l.path)
+	switch {
+	case l.status == fileWriting:
+		return false, errors.New("the run that wrote it died before it was finished"), nil
+	case tmpErr == nil:
+		// Finished and synced, but not renamed yet.
+		return true, nil, nil
+	case finalErr == nil || mine:
+		// Renamed: under its final name, or already taken away by a
+		// transfer. Either way it was delivered; sending its records
+		// again would deliver them twice.
+		return true, nil, nil
+	case pushed(ctx, conn, l):
+		// Put into place and pushed by its host before it died (the
+		// ledger of transfers is shared): delivered. Waiting for a host
+		// that may never come back under its name (a container), or
+		// giving it up, would send its records twice.
+		return true, nil, nil
+	case l.host == o.LostHost:
+		return false, fmt.Errorf("written on host %s, given up by the operator", l.host), nil
+	}
+	return false, nil, fmt.Errorf("export %s: %s, written by a run on host %s that died, is %w: %s's next run of this export finishes it; if %s will not come back, run this export with --lost-host %s, which undoes the file and sends its records again",
+		kind, l.name, l.host, ErrElsewhere, l.host, l.host, l.host)
 }
 
 // left is an export file a dead run left unfinished.

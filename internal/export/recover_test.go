@@ -148,21 +148,36 @@ SELECT 'partner', 'push', path, 'in/' || name, sha256, 'done', created_at, creat
 			// Newer changes of half of the crashed file's records.
 			f.load("items", catalog.ModeDelta, itemsCSV(items/2, "11.00"))
 			var crashed, newer int64
-			if err := f.d.QueryRowContext(ctx, `SELECT count(*) FILTER (WHERE status = 'processing'), count(*) FILTER (WHERE status = 'ready')
-FROM triggers`).Scan(&crashed, &newer); err != nil {
+			if err := f.d.QueryRowContext(ctx, `SELECT count(*) FILTER (WHERE shown = 'processing'), count(*) FILTER (WHERE shown = 'ready')
+FROM `+shownTriggers).Scan(&crashed, &newer); err != nil {
 				t.Fatal(err)
 			}
 			if crashed != items*5 || newer == 0 {
 				t.Fatalf("%d triggers claimed by the crashed file, %d ready after the change; want %d and some", crashed, newer, items*5)
 			}
 			o.LostHost = c.lostHost
-			var res *Result
-			var err error
-			run := func() { res, err = Run(ctx, f.d, "items", o) }
+			var res, dry *Result
+			var err, dryErr error
+			run := func() {
+				// A dry run first says what the run will do, changing nothing.
+				before := f.rows(`SELECT id, status, file_id FROM triggers ORDER BY id`)
+				do := o
+				do.DryRun = true
+				dry, dryErr = Run(ctx, f.d, "items", do)
+				f.want("the triggers after the dry run", f.rows(`SELECT id, status, file_id FROM triggers ORDER BY id`), before...)
+				res, err = Run(ctx, f.d, "items", o)
+			}
 			if c.hide && c.host != "" {
 				hidden(t, tmpPath(path), run)
 			} else {
 				run()
+			}
+			if c.stops {
+				if err == nil || dryErr == nil || dryErr.Error() != err.Error() {
+					t.Errorf("the dry run: %v; want the run's error: %v", dryErr, err)
+				}
+			} else if dryErr != nil || dry.Unfinished != 1 {
+				t.Errorf("the dry run: %+v, %v; want 1 unfinished file", dry, dryErr)
 			}
 			if c.stops {
 				if !errors.Is(err, ErrElsewhere) || len(res.Files) != 0 {
@@ -177,7 +192,7 @@ FROM triggers`).Scan(&crashed, &newer); err != nil {
 				// temporary file where its host left it, the newer changes
 				// ready.
 				f.want("the file left to int1", f.rows(`SELECT sequence, status FROM files WHERE direction = 'out'`), "1|"+fileWritten)
-				f.want("the triggers", f.rows(`SELECT status, count(*) FROM triggers GROUP BY status ORDER BY status`),
+				f.want("the triggers", f.rows(`SELECT shown, count(*) FROM `+shownTriggers+` GROUP BY shown ORDER BY shown`),
 					fmt.Sprintf("processing|%d", crashed), fmt.Sprintf("ready|%d", newer))
 				if _, err := os.Stat(tmpPath(path)); err != nil {
 					t.Errorf("the temporary file of the file left to int1: %v", err)
@@ -246,7 +261,7 @@ func TestRecoverRenamedHost(t *testing.T) {
 	if err != nil || res.Completed != 1 || len(res.Files) != 0 {
 		t.Fatalf("the run after the crash on SQLite: %+v, %v; want the file finished as delivered and no new file", res, err)
 	}
-	f.want("triggers not processed", f.rows(`SELECT count(*) FROM triggers WHERE status <> 'processed'`), "0")
+	f.want("triggers not processed", f.rows(`SELECT count(*) FROM `+shownTriggers+` WHERE shown <> 'processed'`), "0")
 }
 
 // TestRecoverOtherHostsFeed leaves a file of the engagement feed written

@@ -172,7 +172,7 @@ func TestClaimConcurrentlyOnce(t *testing.T) {
 		t.Errorf("claimed %d concurrently and %d after, want %d in all", claimed, n, total)
 	}
 	var twice, unclaimed int64
-	if err := d.QueryRowContext(ctx, `SELECT count(*) FILTER (WHERE attempts <> 1), count(*) FILTER (WHERE status <> 'processing')
+	if err := d.QueryRowContext(ctx, `SELECT count(*) FILTER (WHERE attempts <> 1), count(*) FILTER (WHERE status <> 'processed')
 FROM triggers`).Scan(&twice, &unclaimed); err != nil {
 		t.Fatal(err)
 	}
@@ -189,13 +189,15 @@ func equalRows(t *testing.T, got, want []string) {
 }
 
 // A trigger an export claims while trigger delete or retry looks at it
-// is the export's: they see it being processed, and leave it.
+// is the export's: they see it being processed, and leave it. The file
+// that makes it processing is recorded in the claim's transaction, which
+// the delete waits for.
 func TestDeleteWhileClaimed(t *testing.T) {
 	ctx := context.Background()
 	d := openPostgres(t)
 	id := seed(t, d, trigger.CodeVendor, "V1", "", trigger.Added, trigger.StatusReady, "", "")
 	claim := begin(t, d)
-	if _, n, err := trigger.Claim(ctx, claim, trigger.CodeVendor, 1, 0, 0); err != nil || n != 1 {
+	if _, n, err := trigger.Claim(ctx, claim, trigger.CodeVendor, newFile(t, claim, "writing"), 0, 0); err != nil || n != 1 {
 		t.Fatalf("claim = %d, %v; want 1", n, err)
 	}
 	done := make(chan error, 1)

@@ -47,6 +47,42 @@ var ErrNotFound = errors.New("trigger not found")
 // pending is the predicate of the partial unique index triggers_pending.
 const pending = `status IN ('ready','error')`
 
+// FileWriting and FileWritten are the statuses of an export file that is
+// not finished (the export package records them): being written, and
+// written but not yet complete. They are defined here, once, because what
+// a claimed trigger is follows them: a status of an unfinished file
+// missing here would count its triggers delivered.
+const (
+	FileWriting = "writing"
+	FileWritten = "written"
+)
+
+// unfinished is true of the export file f while it is not finished. A
+// claim stores its triggers processed (Claim): they are processing while
+// their file is unfinished, and processed once it is complete; a file
+// given up gives them back first (Unclaim). It is the predicate of the
+// partial index files_unfinished, written alike so that the index serves
+// it; ORs, not IN, as SQLite matches a partial index's predicate term by
+// term.
+const unfinished = `f.direction = 'out' AND (f.status = '` + FileWriting + `' OR f.status = '` + FileWritten + `')`
+
+// legacy is true of a trigger t claimed in the form of the versions
+// before migration 0022: stored processing, until its file is complete.
+// Their processes may outlive the upgrade, claiming so and giving back or
+// counting in flight only that form, so it stays a claim everywhere (and
+// 0022 leaves it as it is); finishing its file makes it processed
+// (CompleteLegacy). Such triggers are found through triggers_processing.
+const legacy = `t.status = 'processing'`
+
+// inFlight selects, as keys, the triggers of code ?1 that are processing:
+// claimed by an export file that is not finished. The files are found
+// through files_unfinished, their triggers through triggers_file.
+func inFlight(keys string) string {
+	return `SELECT ` + keys + ` FROM triggers t WHERE t.file_code = ?1 AND ` + legacy + `
+  UNION ALL SELECT ` + keys + ` FROM triggers t WHERE t.file_code = ?1 AND t.status = 'processed'
+  AND t.file_id IN (SELECT f.id FROM files f WHERE ` + unfinished + `)`
+}
+
 // Fold records changes for file code code. source is a SELECT returning
 // (record_key, sub_key, capture) rows with capture A, C or D; each row folds
 // into the pending trigger of its record, if there is one:
@@ -146,8 +182,21 @@ type Filter struct {
 	Limit int
 }
 
-const selectCols = `t.id, t.file_code, t.record_key, t.sub_key, t.capture, t.status, t.attempts, t.last_error,
-  coalesce(t.run_id,0), coalesce(f.name,''), t.created_at, t.updated_at, coalesce(t.processed_at,'')`
+// shownProcessing is true of the trigger t, joined to its file f, while
+// it is processing.
+const shownProcessing = `(` + legacy + ` OR t.status = 'processed' AND ` + unfinished + `)`
+
+// StatusColumn is the status of the trigger t joined to its export file f
+// (LEFT JOIN files f ON f.id = t.file_id) as users see it: processing
+// while the file is not finished.
+const StatusColumn = `CASE WHEN ` + shownProcessing + ` THEN 'processing' ELSE t.status END`
+
+// selectCols reads a trigger t joined to its file f (LEFT JOIN) with the
+// status it has (StatusColumn) and, while it is processing, no
+// processed_at.
+const selectCols = `t.id, t.file_code, t.record_key, t.sub_key, t.capture, ` + StatusColumn + `, t.attempts, t.last_error,
+  coalesce(t.run_id,0), coalesce(f.name,''), t.created_at, t.updated_at,
+  CASE WHEN ` + shownProcessing + ` THEN '' ELSE coalesce(t.processed_at,'') END`
 
 func scan(rows interface{ Scan(...any) error }) (Trigger, error) {
 	var t Trigger
@@ -164,7 +213,13 @@ func List(ctx context.Context, d *db.DB, f Filter, fn func(Trigger) error) error
 		where = append(where, "t.file_code = ?")
 		args = append(args, f.Code)
 	}
-	if f.Status != "" {
+	switch f.Status {
+	case "":
+	case StatusProcessing:
+		where = append(where, shownProcessing)
+	case StatusProcessed:
+		where = append(where, "t.status = 'processed' AND (f.id IS NULL OR NOT ("+unfinished+"))")
+	default:
 		where = append(where, "t.status = ?")
 		args = append(args, f.Status)
 	}
@@ -239,26 +294,41 @@ FROM triggers WHERE status IN ('ready', 'error') GROUP BY file_code ORDER BY fil
 // ErrNotInError means a trigger given to Retry is not in error status.
 var ErrNotInError = errors.New("trigger is not in error status")
 
-// forIDs hands fn the status of each trigger in ids, inside the caller's
-// transaction; ids that do not exist fail the call with ErrNotFound after
-// the others were seen. On PostgreSQL it locks each trigger as it reads
-// it, so that no export claims it before the transaction ends (on SQLite
-// the write transaction already holds every other writer off).
+// forIDs hands fn the status of each trigger in ids, processing while its
+// export file is not finished, inside the caller's transaction; ids that
+// do not exist fail the call with ErrNotFound after the others were seen.
+// On PostgreSQL it locks each trigger as it reads it, so that no export
+// claims it before the transaction ends (on SQLite the write transaction
+// already holds every other writer off).
 func forIDs(ctx context.Context, conn *sql.Conn, ids []int64, fn func(id int64, status string) error) error {
-	read := `SELECT status FROM triggers WHERE id = ?`
+	read := `SELECT status, coalesce(file_id, 0) FROM triggers WHERE id = ?`
 	if db.DialectOf(conn) == db.Postgres {
 		read += ` FOR UPDATE`
 	}
 	var missing []int64
 	for _, id := range ids {
 		var status string
-		err := conn.QueryRowContext(ctx, read, id).Scan(&status)
+		var fileID int64
+		err := conn.QueryRowContext(ctx, read, id).Scan(&status, &fileID)
 		if errors.Is(err, sql.ErrNoRows) {
 			missing = append(missing, id)
 			continue
 		}
 		if err != nil {
 			return err
+		}
+		// Asked once the trigger is locked, in a statement of its own: on
+		// PostgreSQL a read that waited for a claim to commit sees the
+		// claimed row but, within its own snapshot, not the claim's file.
+		if status == StatusProcessed && fileID > 0 {
+			var busy bool
+			err := conn.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM files f WHERE f.id = ? AND `+unfinished+`)`, fileID).Scan(&busy)
+			if err != nil {
+				return err
+			}
+			if busy {
+				status = StatusProcessing
+			}
 		}
 		if err := fn(id, status); err != nil {
 			return err
@@ -325,15 +395,16 @@ func Delete(ctx context.Context, d *db.DB, ids []int64) (deleted int64, err erro
 	return deleted, nil
 }
 
-// Purge deletes processed triggers processed before now-olderThan, and
-// removes the tombstones whose delete has been sent, by the trigger
-// exports and by the engagement feed when it is in use, and that have no
-// pending trigger left.
+// Purge deletes the processed triggers claimed before now-olderThan
+// whose file is finished, and removes the tombstones whose delete has been
+// sent, by the trigger exports and by the engagement feed when it is in
+// use, and that have no pending trigger left.
 func Purge(ctx context.Context, d *db.DB, olderThan time.Duration, dryRun bool) (int64, error) {
 	cutoff := time.Now().UTC().Add(-olderThan).Format(db.TimeLayout)
 	var n int64
 	err := d.Tx(ctx, !dryRun, func(conn *sql.Conn) error {
-		res, err := conn.ExecContext(ctx, `DELETE FROM triggers WHERE status='processed' AND coalesce(processed_at, updated_at) < ?`, cutoff)
+		res, err := conn.ExecContext(ctx, `DELETE FROM triggers AS t WHERE t.status = 'processed' AND coalesce(t.processed_at, t.updated_at) < ?
+  AND NOT EXISTS (SELECT 1 FROM files f WHERE f.id = t.file_id AND `+unfinished+`)`, cutoff)
 		if err != nil {
 			return err
 		}
@@ -406,10 +477,10 @@ func PurgeTombstones(ctx context.Context, q db.Querier, fileID int64) error {
 			scope += ` AND NOT ` + FeedUnsent(ts.table, "x")
 		}
 		// Pending triggers are found through triggers_pending; processing
-		// ones are few, so they are gathered once.
+		// ones are few, so they are gathered once (inFlight).
 		_, err := q.ExecContext(ctx, `DELETE FROM `+ts.table+` AS x WHERE x.deleted_at IS NOT NULL`+scope+`
   AND NOT EXISTS (SELECT 1 FROM triggers t WHERE t.file_code = ?1 AND t.`+pending+` AND `+ts.match+`)
-  AND `+ts.keys+` NOT IN `+keys+` WHERE file_code = ?1 AND status = 'processing')`, ts.code, fileID)
+  AND `+ts.keys+` NOT IN (`+inFlight(ts.triggerKeys)+`)`, ts.code, fileID)
 		if err != nil {
 			return fmt.Errorf("purge %s tombstones: %w", ts.table, err)
 		}

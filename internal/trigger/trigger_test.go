@@ -30,21 +30,39 @@ func exec(t *testing.T, d *db.DB, q string, args ...any) {
 func ago(d time.Duration) string { return time.Now().UTC().Add(-d).Format(db.TimeLayout) }
 
 // seed inserts a trigger and returns its id. processedAt "" stores NULL.
+// A processing trigger is stored as a claim stores it: processed, in an
+// export file being written.
 func seed(t *testing.T, d *db.DB, code, key, sub, capture, status string, at, processedAt string) int64 {
 	t.Helper()
 	if at == "" {
 		at = db.Now()
 	}
-	var p any
+	var p, file any
 	if processedAt != "" {
 		p = processedAt
 	}
+	if status == trigger.StatusProcessing {
+		status, p, file = trigger.StatusProcessed, at, newFile(t, d, "writing")
+	}
 	var id int64
-	err := d.QueryRowContext(context.Background(), `INSERT INTO triggers(file_code, record_key, sub_key, capture, status, last_error, attempts, created_at, updated_at, processed_at)
-VALUES (?,?,?,?,?,?,?,?,?,?) RETURNING id`, code, key, sub, capture, status, map[bool]string{true: "partner rejected it"}[status == trigger.StatusError],
-		map[bool]int{true: 3}[status == trigger.StatusError], at, at, p).Scan(&id)
+	err := d.QueryRowContext(context.Background(), `INSERT INTO triggers(file_code, record_key, sub_key, capture, status, last_error, attempts, created_at, updated_at, processed_at, file_id)
+VALUES (?,?,?,?,?,?,?,?,?,?,?) RETURNING id`, code, key, sub, capture, status, map[bool]string{true: "partner rejected it"}[status == trigger.StatusError],
+		map[bool]int{true: 3}[status == trigger.StatusError], at, at, p, file).Scan(&id)
 	if err != nil {
 		t.Fatalf("seed trigger: %v", err)
+	}
+	return id
+}
+
+// newFile records an export file in status ("writing", "written",
+// "complete") on q and returns its id.
+func newFile(t *testing.T, q db.Querier, status string) int64 {
+	t.Helper()
+	var id int64
+	err := q.QueryRowContext(context.Background(), `INSERT INTO files(direction, kind, name, path, sha256, size, status, created_at)
+VALUES ('out', 'test', 'f', 'f', '', 0, ?, ?) RETURNING id`, status, db.Now()).Scan(&id)
+	if err != nil {
+		t.Fatalf("record a file: %v", err)
 	}
 	return id
 }
@@ -60,7 +78,9 @@ func (r row) String() string {
 
 func all(t *testing.T, d *db.DB) []row {
 	t.Helper()
-	rows, err := d.QueryContext(context.Background(), `SELECT file_code, record_key, sub_key, capture, status FROM triggers ORDER BY id`)
+	// As trigger list shows it: processing while its file is unfinished.
+	rows, err := d.QueryContext(context.Background(), `SELECT t.file_code, t.record_key, t.sub_key, t.capture, `+trigger.StatusColumn+`
+FROM triggers t LEFT JOIN files f ON f.id = t.file_id ORDER BY t.id`)
 	if err != nil {
 		t.Fatal(err)
 	}
