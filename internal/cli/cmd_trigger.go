@@ -173,6 +173,7 @@ initial full load to a new POS, then export as usual.`,
 			if err != nil {
 				return err
 			}
+			o.Warn = func(msg string) { app.logger().Warn(msg) }
 			res, err := trigger.Generate(cmd.Context(), d, o)
 			if err != nil {
 				if errors.Is(err, trigger.ErrNoClass) {

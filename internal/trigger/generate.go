@@ -41,6 +41,9 @@ type GenerateOptions struct {
 	Kind   string
 	Class  string
 	DryRun bool
+	// Warn reports what went wrong after the triggers were committed; nil
+	// drops it.
+	Warn func(string)
 }
 
 // GenerateResult says what Generate did.
@@ -89,9 +92,10 @@ ON CONFLICT(file_code, record_key, sub_key) WHERE `+pending+` DO NOTHING`, appen
 	}
 	if !opts.DryRun {
 		// The triggers are committed; what is left is statistics for the
-		// exports that send them.
-		if err := d.AnalyzeWritten(ctx, map[string]int64{"triggers": res.Created}); err != nil {
-			return res, fmt.Errorf("generated %d %s triggers, then: %w", res.Created, opts.Kind, err)
+		// exports that send them. Their failure is a warning: an error
+		// would have the work, which is done, run again.
+		if err := d.AnalyzeWritten(ctx, map[string]int64{"triggers": res.Created}); err != nil && opts.Warn != nil {
+			opts.Warn(fmt.Sprintf("generated %d %s triggers (committed), then: %v", res.Created, opts.Kind, err))
 		}
 	}
 	return res, nil
