@@ -76,8 +76,8 @@ var feedKinds = []*feedKind{
 			return w.pick("c.deleted_at IS NULL", "c.change_seq > ?", "c.updated_at >= ?")
 		},
 		records: func(ctx context.Context, q *sql.Conn, w window, cond string, args []any, emit func(node) error) error {
-			return flatRecords(ctx, q, "Customer", `SELECT `+w.action("c")+`, `+customerCols+`
-FROM customers c WHERE `+cond+` ORDER BY c.customer`, customerAttrs, emit, args...)
+			return flatRecords(ctx, q, "Customer", customerCols(w.action("c")), `FROM customers c WHERE `+cond+`
+ORDER BY c.customer`, customerAttrs, emit, args...)
 		},
 	},
 	{

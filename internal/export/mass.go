@@ -93,7 +93,7 @@ WHERE c.customer_class IN (`+in+`)`, args...).Scan(&chosen, &all); err != nil {
 		}
 		f.Records = records
 		w, err := writeFile(k, &o, f.Path, records, func(emit func(node) error) error {
-			return flatRecords(ctx, conn, "Customer", `SELECT 'A', `+customerCols+` `+where+` ORDER BY c.customer`, customerAttrs, emit, args...)
+			return flatRecords(ctx, conn, "Customer", customerCols("'A'"), where+` ORDER BY c.customer`, customerAttrs, emit, args...)
 		})
 		if err := finish(ctx, conn, k.name, fileID, &f, w, err, "", o.Marker); err != nil {
 			return err
