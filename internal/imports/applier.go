@@ -159,10 +159,13 @@ func (a *applier) wait() error {
 const historyCols = 20
 
 // historyPerStmt rows go into one INSERT of the history on SQLite,
-// historyPerCopy into one COPY on PostgreSQL.
+// historyPerCopy into one COPY on PostgreSQL. Up to four buffers of them
+// are alive while the history writer works beside the applying: at
+// 10,000 rows a 1,000,000-line import peaked at 130-135 MiB, at 2,500 at
+// 81-86 MiB, as fast (3.9-4.2 s).
 const (
 	historyPerStmt = 100
-	historyPerCopy = 10000
+	historyPerCopy = 2500
 )
 
 func newApplier(ctx context.Context, conn *sql.Conn, fileID int64, o *Options) (*applier, error) {
