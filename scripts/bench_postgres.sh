@@ -58,7 +58,9 @@ bench_postgres() {
 		pm=$(head -1 "$pg/data/postmaster.pid")
 		while :; do
 			own=$(pgstat "$pm") || { echo "bench: the PostgreSQL server is gone" >&2; exit 1; }
-			kids=$(for c in $(cat "/proc/$pm/task/$pm/children"); do pgstat "$c"; done)
+			# A child that ends meanwhile has no stat: under set -e its
+			# false would end this function with no output.
+			kids=$(for c in $(cat "/proc/$pm/task/$pm/children"); do pgstat "$c" || true; done)
 			again=$(pgstat "$pm")
 			[ "$(echo "$own" | cut -d' ' -f14,15)" = "$(echo "$again" | cut -d' ' -f14,15)" ] && break
 		done
@@ -85,7 +87,9 @@ bench_postgres() {
 		echo "== $1" >>pgcpu.log
 		before=$(pgcpu)
 		t "$@"
-		echo "$1 $(awk -v a="$before" -v b="$(pgcpu)" 'BEGIN {printf "%.2f", b-a}')" >>pgcpu.times
+		# A sample that failed (empty) or went backwards is no figure:
+		# n/a rather than a negative one.
+		echo "$1 $(awk -v a="$before" -v b="$(pgcpu)" 'BEGIN {if (a == "" || b == "" || b + 0 < a + 0) print "n/a"; else printf "%.2f", b-a}')" >>pgcpu.times
 	}
 	srvcpu() { awk -v n="$1" '$1==n {print $2}' pgcpu.times; }
 	psql_q() { psql -X -q -v ON_ERROR_STOP=1 "$@" >/dev/null; }
