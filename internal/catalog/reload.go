@@ -457,7 +457,9 @@ func (m *itemMerge) compareItem(key string, rows []any, item *storedItem, stored
 			return errNotDirect
 		}
 		for ; k < len(stored) && stored[k].sku < s; k++ {
-			m.missing(stored[k], form)
+			if err := m.missing(stored[k], form); err != nil {
+				return err
+			}
 		}
 		row := rows[i*m.width : (i+1)*m.width]
 		switch {
@@ -473,7 +475,9 @@ func (m *itemMerge) compareItem(key string, rows []any, item *storedItem, stored
 		}
 	}
 	for ; k < len(stored); k++ {
-		m.missing(stored[k], form)
+		if err := m.missing(stored[k], form); err != nil {
+			return err
+		}
 	}
 	// In the file's order, as the staged load folds them.
 	for i, a := range m.actions {
@@ -493,12 +497,18 @@ func (m *itemMerge) compareItem(key string, rows []any, item *storedItem, stored
 		m.skuRows++
 		m.triggers = append(m.triggers, key, row[m.sku], a)
 		m.trigRows++
+		// An item of thousands of SKUs would otherwise make one
+		// statement of more parameters than the engine takes (SQLite
+		// 32,766, PostgreSQL 65,535). Its row is queued first, so it is
+		// written before its SKUs.
+		if m.skuRows >= flushRows {
+			if err := m.flush(); err != nil {
+				return err
+			}
+		}
 	}
 	if m.skuRows >= flushRows || m.itemRows >= flushRows {
 		return m.flush()
-	}
-	if m.goneRows >= flushRows {
-		return m.flushGone()
 	}
 	return nil
 }
@@ -506,21 +516,28 @@ func (m *itemMerge) compareItem(key string, rows []any, item *storedItem, stored
 // missing takes a stored SKU of an item in the file that the file does
 // not have: gone when it is live and of the item's other form (whatever
 // the mode, as long as the load adds rows) or the load is full.
-func (m *itemMerge) missing(k storedSku, form bool) {
+func (m *itemMerge) missing(k storedSku, form bool) error {
 	if k.deleted {
-		return
+		return nil
 	}
 	if (k.sku == "") != form {
 		m.formGone = true
-		m.addGone(k.item, k.sku)
+		return m.addGone(k.item, k.sku)
 	} else if m.full {
-		m.addGone(k.item, k.sku)
+		return m.addGone(k.item, k.sku)
 	}
+	return nil
 }
 
-func (m *itemMerge) addGone(item, sku string) {
+// addGone queues a gone key, and writes the queue when it is full: one
+// item may have thousands.
+func (m *itemMerge) addGone(item, sku string) error {
 	m.gone = append(m.gone, item, sku)
 	m.goneRows++
+	if m.goneRows >= flushRows {
+		return m.flushGone()
+	}
+	return nil
 }
 
 // checkVendors checks the vendor of each item of rows (knownVendors),

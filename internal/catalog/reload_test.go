@@ -188,6 +188,32 @@ func TestReloadAsStaged(t *testing.T) {
 			sparse = append(sparse, strings.Replace(r, "CLS", "NEW", 1))
 		}
 	}
+	// An item of more SKUs than one statement takes parameters for
+	// (SQLite: 32,766, 10 per SKU row, 2 per gone key).
+	var huge, hugeChanged, hugeGone []string
+	for i := 1; i <= 17000; i++ {
+		row := fmt.Sprintf("H0001,S%05d,Huge,Size,CLS,V1,A,RED,1,,,,1.00,1.00", i)
+		if i <= 4000 {
+			huge = append(huge, row)
+			hugeChanged = append(hugeChanged, strings.Replace(row, ",1.00,1.00", ",2.00,1.00", 1))
+		}
+		hugeGone = append(hugeGone, row)
+	}
+	// An item of 700 SKUs, over three of the parser's batches, among
+	// others; then without the items on both sides of it and one of its
+	// SKUs.
+	var big []string
+	for _, r := range base {
+		if strings.HasPrefix(r, "I0003,S001") {
+			for i := 1; i <= 700; i++ {
+				big = append(big, fmt.Sprintf("I0002Z,S%04d,Big,Size,CLS,V1,A,RED,1,,,,1.00,1.00", i))
+			}
+		}
+		big = append(big, r)
+	}
+	bigGone := slices.DeleteFunc(slices.Clone(big), func(r string) bool {
+		return strings.HasPrefix(r, "I0002,") || strings.HasPrefix(r, "I0003,") || strings.HasPrefix(r, "I0002Z,S0005")
+	})
 	bothForms := `INSERT INTO skus(item, sku, created_at, updated_at) SELECT item, '', created_at, updated_at FROM skus WHERE sku = 'S001' AND item IN ('I0001', 'I0099') ON CONFLICT DO NOTHING`
 	pendingError := `UPDATE triggers SET status = 'error', last_error = 'refused', attempts = 2 WHERE record_key = 'I0003'`
 	scenarios := []struct {
@@ -226,6 +252,11 @@ func TestReloadAsStaged(t *testing.T) {
 		{"item-level differs", []reloadStep{first, staged(file(setField(t, base, "I0004,S002,", 2, "Other")), delta)}},
 		{"form differs", []reloadStep{first, staged(file(edit(t, base, "I0005,,", "I0005,,Item 5,,CLS,V1,A,,,,,,5.25,\nI0005,S1,Item 5,,CLS,V1,A,,,,,,5.25,")), delta)}},
 		{"no rows", []reloadStep{first, staged(reloadHeader, catalog.Options{Mode: catalog.ModeFull, AllowEmpty: true}), ok(file(base), delta)}},
+		{"sparse full", []reloadStep{first, ok(file(sparse), full), ok(file(base), full), ok(file(sparse[:4]), full)}},
+		{"one item full", []reloadStep{first, ok(file(base[3:303]), full), ok(file(base), full)}},
+		{"huge item", []reloadStep{first, ok(file(huge), delta), ok(file(hugeChanged), delta), ok(file(base), full)}},
+		{"huge item gone", []reloadStep{{content: file(hugeGone)}, ok(file(hugeGone[:1]), full)}},
+		{"big item, its neighbours gone", []reloadStep{first, ok(file(big), full), ok(file(bigGone), full), ok(file(base), delta)}},
 		{"xml", []reloadStep{first, staged(`<Items><Item item="I0001" sku="S001" description="Item 1"/></Items>`, delta)}},
 	}
 	for _, sc := range scenarios {
