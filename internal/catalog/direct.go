@@ -1,9 +1,7 @@
 package catalog
 
 import (
-	"context"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -165,9 +163,9 @@ func itemsDirect(l *loader, rr format.RowReader) error {
 	if err != nil {
 		return err
 	}
-	w := &itemWriter{l: l, itemLayout: newItemLayout(l), stmts: &prepared{conn: l.conn, stmts: map[string]*sql.Stmt{}},
+	w := &itemWriter{l: l, itemLayout: newItemLayout(l), stmts: &db.Prepared{Conn: l.conn},
 		seen: map[string]bool{}, vendors: map[string]bool{}, lists: map[valuesList]string{}}
-	defer w.stmts.close()
+	defer w.stmts.Close()
 	// The sequence number and the time (digits and punctuation only) are
 	// the same on every row: written into the statement, they are not
 	// bound again for each row.
@@ -201,7 +199,7 @@ type itemWriter struct {
 	itemLayout
 	itemsInto, itemsMore string
 	skusInto, skusMore   string
-	stmts                *prepared
+	stmts                *db.Prepared
 	cur                  []any // the first row of the item being read
 	seen                 map[string]bool
 	vendors              map[string]bool // the items' vendors but ''
@@ -303,50 +301,6 @@ func (w *itemWriter) values(rows, width int, more string) string {
 		w.lists[k] = v
 	}
 	return v
-}
-
-// prepared runs statements on conn, each prepared once: a load runs the
-// same few thousands of times (a batch's statements differ only in their
-// number of rows).
-type prepared struct {
-	conn  *sql.Conn
-	stmts map[string]*sql.Stmt
-}
-
-// ExecContext runs q, prepared on its first use.
-func (p *prepared) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	st, err := p.stmt(ctx, q)
-	if err != nil {
-		return nil, err
-	}
-	return st.ExecContext(ctx, args...)
-}
-
-// QueryContext runs the query q, prepared on its first use.
-func (p *prepared) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	st, err := p.stmt(ctx, q)
-	if err != nil {
-		return nil, err
-	}
-	return st.QueryContext(ctx, args...)
-}
-
-func (p *prepared) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
-	st, ok := p.stmts[q]
-	if !ok {
-		var err error
-		if st, err = p.conn.PrepareContext(ctx, q); err != nil {
-			return nil, err
-		}
-		p.stmts[q] = st
-	}
-	return st, nil
-}
-
-func (p *prepared) close() {
-	for _, st := range p.stmts {
-		st.Close()
-	}
 }
 
 // valueRows is the VALUES list of rows rows of width parameters, each

@@ -54,7 +54,7 @@ func itemsReload(l *loader, rr format.RowReader) error {
 		}
 	}
 	m := newItemMerge(l, seq)
-	defer m.stmts.close()
+	defer m.stmts.Close()
 	if err := l.readDirect(rr, m.add); err != nil {
 		return err
 	}
@@ -85,7 +85,7 @@ type itemMerge struct {
 	itemLayout
 	readItems, readSkus         string
 	itemsUpsert, skusUpsert     upsert
-	stmts                       *prepared
+	stmts                       *db.Prepared
 	rows                        []any // read, not yet merged: whole items, then the item the last batch ends with
 	merged                      string
 	started                     bool
@@ -125,7 +125,7 @@ const flushRows = 200
 
 func newItemMerge(l *loader, seq int64) *itemMerge {
 	m := &itemMerge{l: l, full: l.opts.Mode == ModeFull, itemLayout: newItemLayout(l),
-		stmts: &prepared{conn: l.conn, stmts: map[string]*sql.Stmt{}}, vendors: map[string]bool{}}
+		stmts: &db.Prepared{Conn: l.conn}, vendors: map[string]bool{}}
 	m.readItems = `SELECT item, deleted_at IS NOT NULL, ` + m.literals(m.itemCols) + ` FROM items WHERE `
 	m.readSkus = `SELECT item, sku, deleted_at IS NOT NULL, ` + m.literals(m.skuCols) + ` FROM skus WHERE `
 	// The upserts of mergeItems, from VALUES instead of the staging

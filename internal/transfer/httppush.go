@@ -617,9 +617,9 @@ func (p *filePush) closeRejects() error {
 // key. The first failed write ends the push: every later call returns its
 // error.
 type ledgerWriter struct {
-	// prepared is the writer's connection; only run uses it, inside its
+	// Prepared is the writer's connection; only run uses it, inside its
 	// transactions.
-	prepared
+	db.Prepared
 	kick chan struct{} // wakes run before its tick
 	done chan struct{}
 
@@ -648,7 +648,7 @@ func newLedgerWriter(ctx context.Context, d *db.DB) (*ledgerWriter, error) {
 	if err != nil {
 		return nil, db.Classify(err)
 	}
-	w := &ledgerWriter{prepared: prepared{conn: conn}, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	w := &ledgerWriter{Prepared: db.Prepared{Conn: conn}, kick: make(chan struct{}, 1), done: make(chan struct{})}
 	go w.run()
 	return w, nil
 }
@@ -707,7 +707,7 @@ func (w *ledgerWriter) run() {
 		w.pending, w.waiters = nil, nil
 		w.mu.Unlock()
 		if len(batch) > 0 && err == nil {
-			if err = db.WithTx(ctx, w.conn, true, func() error { return w.write(ctx, batch) }); err != nil {
+			if err = db.WithTx(ctx, w.Conn, true, func() error { return w.write(ctx, batch) }); err != nil {
 				w.mu.Lock()
 				w.err = err
 				w.mu.Unlock()
@@ -760,7 +760,8 @@ func (w *ledgerWriter) Close() error {
 	w.mu.Unlock()
 	w.wake()
 	<-w.done
-	w.prepared.Close()
+	w.Prepared.Close()
+	w.Conn.Close()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.err

@@ -290,7 +290,7 @@ type stmts struct {
 
 	// wmu guards w, the writes' connection, taken at the first write.
 	wmu sync.Mutex
-	w   prepared
+	w   db.Prepared
 
 	// ahead holds rows read ahead (readAhead), by remote path; nil for a
 	// path without one. It is filled before the workers start.
@@ -340,63 +340,6 @@ func (s *stmts) lastTransfer(ctx context.Context, site, direction, remote string
 
 func newStmts(d *db.DB) *stmts { return &stmts{d: d, m: map[string]*sql.Stmt{}} }
 
-// prepared runs statements on one connection, each prepared once. It is
-// not safe for concurrent use: its owner serialises the calls.
-type prepared struct {
-	conn *sql.Conn
-	m    map[string]*sql.Stmt
-}
-
-// ExecContext runs query on the connection (db.Execer).
-func (p *prepared) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	st, err := p.stmt(ctx, query)
-	if err != nil {
-		return nil, err
-	}
-	return st.ExecContext(ctx, args...)
-}
-
-// InsertID runs an INSERT ... RETURNING id on the connection
-// (ledger.Writer); the row is read before it returns, so that the
-// connection is free for the next call.
-func (p *prepared) InsertID(ctx context.Context, query string, args ...any) (int64, error) {
-	st, err := p.stmt(ctx, query)
-	if err != nil {
-		return 0, err
-	}
-	var id int64
-	err = st.QueryRowContext(ctx, args...).Scan(&id)
-	return id, err
-}
-
-// stmt is query prepared on the connection, once.
-func (p *prepared) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
-	if st, ok := p.m[query]; ok {
-		return st, nil
-	}
-	st, err := p.conn.PrepareContext(ctx, query)
-	if err != nil {
-		return nil, err
-	}
-	if p.m == nil {
-		p.m = map[string]*sql.Stmt{}
-	}
-	p.m[query] = st
-	return st, nil
-}
-
-// Close releases the statements and the connection.
-func (p *prepared) Close() {
-	for _, st := range p.m {
-		st.Close()
-	}
-	p.m = nil
-	if p.conn != nil {
-		p.conn.Close()
-		p.conn = nil
-	}
-}
-
 func (s *stmts) get(ctx context.Context, query string) (*sql.Stmt, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -424,8 +367,8 @@ func (s *stmts) InsertID(ctx context.Context, query string, args ...any) (int64,
 }
 
 // execOn runs query with write, which runs a function on the connection.
-func execOn(ctx context.Context, write func(context.Context, func(*prepared) error) error, query string, args []any) (res sql.Result, err error) {
-	err = write(ctx, func(p *prepared) error {
+func execOn(ctx context.Context, write func(context.Context, func(*db.Prepared) error) error, query string, args []any) (res sql.Result, err error) {
+	err = write(ctx, func(p *db.Prepared) error {
 		res, err = p.ExecContext(ctx, query, args...)
 		return err
 	})
@@ -433,8 +376,8 @@ func execOn(ctx context.Context, write func(context.Context, func(*prepared) err
 }
 
 // insertOn is execOn for an INSERT ... RETURNING id.
-func insertOn(ctx context.Context, write func(context.Context, func(*prepared) error) error, query string, args []any) (id int64, err error) {
-	err = write(ctx, func(p *prepared) error {
+func insertOn(ctx context.Context, write func(context.Context, func(*db.Prepared) error) error, query string, args []any) (id int64, err error) {
+	err = write(ctx, func(p *db.Prepared) error {
 		id, err = p.InsertID(ctx, query, args...)
 		return err
 	})
@@ -442,7 +385,7 @@ func insertOn(ctx context.Context, write func(context.Context, func(*prepared) e
 }
 
 // write runs fn with the run's connection, one write at a time.
-func (s *stmts) write(ctx context.Context, fn func(p *prepared) error) error {
+func (s *stmts) write(ctx context.Context, fn func(p *db.Prepared) error) error {
 	err, _ := s.writeWith(ctx, nil, fn)
 	return err
 }
@@ -451,15 +394,15 @@ func (s *stmts) write(ctx context.Context, fn func(p *prepared) error) error {
 // is not nil (fn may be nil), one write at a time. When that transaction
 // fails each is run again on its own, so each error is its own: err is
 // fn's, herr h's.
-func (s *stmts) writeWith(ctx context.Context, h *heldWrite, fn func(p *prepared) error) (err, herr error) {
+func (s *stmts) writeWith(ctx context.Context, h *heldWrite, fn func(p *db.Prepared) error) (err, herr error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	if s.w.conn == nil {
+	if s.w.Conn == nil {
 		conn, err := s.d.Conn(ctx)
 		if err != nil {
 			return err, err
 		}
-		s.w.conn = conn
+		s.w.Conn = conn
 	}
 	if h == nil {
 		return fn(&s.w), nil
@@ -473,7 +416,7 @@ func (s *stmts) writeWith(ctx context.Context, h *heldWrite, fn func(p *prepared
 		}
 		return nil
 	}
-	if db.WithTx(h.ctx, s.w.conn, true, both) == nil {
+	if db.WithTx(h.ctx, s.w.Conn, true, both) == nil {
 		return nil, nil
 	}
 	if herr = h.write(h.ctx, &s.w); fn != nil {
@@ -533,7 +476,7 @@ func (w *worker) InsertID(ctx context.Context, query string, args ...any) (int64
 
 // write runs fn on the run's connection in one transaction with the held
 // write, and then what follows that.
-func (w *worker) write(ctx context.Context, fn func(p *prepared) error) error {
+func (w *worker) write(ctx context.Context, fn func(p *db.Prepared) error) error {
 	h := w.held
 	w.held = nil
 	err, herr := w.stmts.writeWith(ctx, h, fn)
@@ -571,6 +514,10 @@ func (s *stmts) Close() {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	s.w.Close()
+	if s.w.Conn != nil {
+		s.w.Conn.Close()
+		s.w.Conn = nil
+	}
 }
 
 // groupSync runs a sync (of a folder) for callers that each need one
