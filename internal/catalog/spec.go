@@ -3,6 +3,7 @@ package catalog
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -13,7 +14,6 @@ import (
 type column struct {
 	name     string // CSV column and XML attribute
 	col      string // staging and state column
-	field    int    // index in the row struct
 	key      bool
 	required bool
 	typ      string // text, int, qty, decimal, flag, date
@@ -25,16 +25,15 @@ type column struct {
 
 // plan is the list of columns of a row type.
 type plan struct {
-	typ  reflect.Type
 	cols []column
 }
 
 func newPlan(row any) plan {
 	t := reflect.TypeOf(row)
-	p := plan{typ: t}
+	var p plan
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
-		c := column{name: f.Tag.Get("csv"), field: i, typ: "text"}
+		c := column{name: f.Tag.Get("csv"), typ: "text"}
 		c.col = c.name
 		for _, opt := range strings.Split(f.Tag.Get("load"), ",") {
 			k, v, _ := strings.Cut(opt, "=")
@@ -125,12 +124,53 @@ func (p plan) stageDDL(table string) string {
 	return b.String()
 }
 
-// convert validates the fields of one row (a struct of strings) and returns
-// the staged values in struct order, or every problem found.
-func (p plan) convert(row reflect.Value, maxLen int, dst []any) ([]any, []string) {
+// columnsOf maps a file's header onto the plan: the column of p each
+// position of the header fills, -1 for a column p does not have. Names
+// match as they did when gocsv mapped rows onto the row types: a header
+// name is a column's name as it is, trimmed of spaces, or stripped of
+// zero-width characters (which a header trimmed of spaces may still
+// carry), so a load reads the same fields it always has.
+func (p plan) columnsOf(header []string) []int {
+	at := make([]int, len(header))
+	for i, h := range header {
+		at[i] = slices.IndexFunc(p.cols, func(c column) bool {
+			return h == c.name || strings.TrimSpace(h) == c.name || stripZeroWidth(h) == c.name
+		})
+	}
+	return at
+}
+
+// stripZeroWidth drops the zero-width characters gocsv ignored in header
+// names: space, no-break space (a BOM), joiner and non-joiner.
+func stripZeroWidth(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case '\u200B', '\uFEFF', '\u200D', '\u200C':
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// fill sets raw, one field per column of the plan, from the fields of a
+// row in the order of the header that at (columnsOf) maps. When two header
+// columns fill the same field, the later one's value is the field's; a
+// field no column fills is empty.
+func fill(raw []string, at []int, fields []string) {
+	clear(raw)
+	for j, v := range fields[:min(len(fields), len(at))] {
+		if c := at[j]; c >= 0 {
+			raw[c] = v
+		}
+	}
+}
+
+// convert validates the fields of one row, in plan order (fill), and
+// returns the staged values in plan order, or every problem found.
+func (p plan) convert(fields []string, maxLen int, dst []any) ([]any, []string) {
 	var problems []string
-	for _, c := range p.cols {
-		raw := strings.TrimSpace(row.Field(c.field).String())
+	for i, c := range p.cols {
+		raw := strings.TrimSpace(fields[i])
 		if err := format.CheckText(raw, 0); err != nil {
 			problems = append(problems, fmt.Sprintf("field %s %v", c.name, err))
 			dst = append(dst, nil)
@@ -162,7 +202,10 @@ func (p plan) convert(row reflect.Value, maxLen int, dst []any) ([]any, []string
 			if c.upper {
 				v = strings.ToUpper(raw)
 			}
-			err = format.CheckText(raw, limit)
+			// raw passed CheckText above: only its length is left to check.
+			if limit > 0 && len(raw) > limit {
+				err = format.CheckText(raw, limit)
+			}
 		case "int", "qty":
 			var n int64
 			n, err = format.ParseInt(raw)

@@ -7,14 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"reflect"
 	"slices"
 	"strings"
 
 	"github.com/posbridge/posbridge/internal/format"
 )
 
-// stageBatch is how many rows go through gocsv at a time.
+// stageBatch is how many rows a batch of the parser holds, not counting
+// those that did not split into fields.
 const stageBatch = 256
 
 // parsed is one batch of rows, converted: the staged values of the good
@@ -188,8 +188,8 @@ func (l *loader) startParse(rr format.RowReader) (<-chan parsed, func()) {
 	}
 }
 
-// parse reads rows, maps them onto the kind's row struct (gocsv),
-// validates them and sends the results in batches. It closes out.
+// parse reads rows, maps their fields onto the kind's plan, validates them
+// and sends the results in batches. It closes out.
 func (l *loader) parse(ctx context.Context, rr format.RowReader, out chan<- parsed) {
 	defer close(out)
 	send := func(p parsed) bool {
@@ -203,35 +203,15 @@ func (l *loader) parse(ctx context.Context, rr format.RowReader, out chan<- pars
 			return false
 		}
 	}
-	header := rr.Header()
-	sliceType := reflect.SliceOf(l.k.plan.typ)
-	width := len(l.k.plan.cols) + 2
+	p := l.k.plan
+	// The header is mapped once; each row's fields are then placed by
+	// position, without reflection.
+	at := p.columnsOf(rr.Header())
+	fields := make([]string, len(p.cols))
+	width := len(p.cols) + 2
 	var rec int64
-	batch := make([]format.Row, 0, stageBatch)
+	good := 0
 	cur := parsed{vals: make([]any, 0, stageBatch*width)}
-	convert := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		slice := reflect.New(sliceType)
-		if err := format.DecodeRows(header, batch, slice.Interface()); err != nil {
-			return fmt.Errorf("decode rows: %w", err)
-		}
-		sl := slice.Elem()
-		for i := 0; i < sl.Len(); i++ {
-			start := len(cur.vals)
-			rec++
-			cur.vals = append(cur.vals, rec, int64(batch[i].Line))
-			var problems []string
-			cur.vals, problems = l.k.plan.convert(sl.Index(i), l.opts.MaxFieldLength, cur.vals)
-			if len(problems) > 0 {
-				cur.vals = cur.vals[:start]
-				cur.rejects = append(cur.rejects, rejected{batch[i].Line, strings.Join(problems, "; "), batch[i].Fields})
-			}
-		}
-		batch = batch[:0]
-		return nil
-	}
 	for {
 		row, err := rr.Next()
 		if errors.Is(err, io.EOF) {
@@ -246,21 +226,23 @@ func (l *loader) parse(ctx context.Context, rr format.RowReader, out chan<- pars
 			cur.rejects = append(cur.rejects, rejected{row.Line, row.Err.Error(), row.Fields})
 			continue
 		}
-		batch = append(batch, row)
-		if len(batch) == stageBatch {
-			if err := convert(); err != nil {
-				send(parsed{err: err})
-				return
-			}
+		rec++
+		start := len(cur.vals)
+		cur.vals = append(cur.vals, rec, int64(row.Line))
+		fill(fields, at, row.Fields)
+		var problems []string
+		cur.vals, problems = p.convert(fields, l.opts.MaxFieldLength, cur.vals)
+		if len(problems) > 0 {
+			cur.vals = cur.vals[:start]
+			cur.rejects = append(cur.rejects, rejected{row.Line, strings.Join(problems, "; "), row.Fields})
+		}
+		if good++; good == stageBatch {
 			if !send(cur) {
 				return
 			}
 			cur = parsed{vals: make([]any, 0, stageBatch*width)}
+			good = 0
 		}
-	}
-	if err := convert(); err != nil {
-		send(parsed{err: err})
-		return
 	}
 	send(cur)
 }
