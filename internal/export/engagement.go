@@ -396,24 +396,31 @@ type snapshot struct {
 // high sees every row stamped up to high and none above, and the
 // watermark may move to high without skipping a row committed later.
 func openSnapshot(ctx context.Context, d *db.DB, kind string) (*snapshot, error) {
-	conn, err := d.Conn(ctx)
+	s, err := beginSnapshot(ctx, d)
 	if err != nil {
-		return nil, db.Classify(err)
+		return nil, err
 	}
-	s := &snapshot{conn: conn}
-	// The count, the records and the counter read one state.
-	if _, err := conn.ExecContext(ctx, db.SnapshotStatement(conn)); err != nil {
-		conn.Close()
-		return nil, db.Classify(err)
-	}
-	s.inTx = true
-	err = conn.QueryRowContext(ctx, `SELECT (SELECT change_seq FROM feed_watermarks WHERE kind = ?),
+	err = s.conn.QueryRowContext(ctx, `SELECT (SELECT change_seq FROM feed_watermarks WHERE kind = ?),
   coalesce((SELECT last FROM sequences WHERE kind = ?), 0)`, kind, catalog.ChangeCounter).Scan(&s.mark, &s.high)
 	if err != nil {
 		s.close()
 		return nil, fmt.Errorf("export %s: %w", kind, db.Classify(err))
 	}
 	return s, nil
+}
+
+// beginSnapshot begins a read transaction on a connection of its own
+// whose statements all see the database as its first read found it.
+func beginSnapshot(ctx context.Context, d *db.DB) (*snapshot, error) {
+	conn, err := d.Conn(ctx)
+	if err != nil {
+		return nil, db.Classify(err)
+	}
+	if _, err := conn.ExecContext(ctx, db.SnapshotStatement(conn)); err != nil {
+		conn.Close()
+		return nil, db.Classify(err)
+	}
+	return &snapshot{conn: conn, inTx: true}, nil
 }
 
 // end ends the read transaction (the writes that follow need no snapshot).

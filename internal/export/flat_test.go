@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -46,5 +47,41 @@ func TestMassCustomersUnitSeparator(t *testing.T) {
 		{"A", "C4", "", "RT", "Dee", "Four", "", "", "", "Ely", "", "", "", "", "", "N"}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("records:\n%q\nwant\n%q", got, want)
+	}
+}
+
+// TestMassCustomersOneSnapshot: the count a mass download states and the
+// records it writes are read from one state of the database, so that a
+// load committing between them changes neither (before, the file failed
+// with "wrote 4 records, the claim has 3").
+func TestMassCustomersOneSnapshot(t *testing.T) {
+	f := newFixture(t)
+	f.load("customers", catalog.ModeDelta, "customer,customer_class,last_name\nC1,RT,One\nC2,RT,Two\nC3,RT,Three\n")
+	o := f.opts()
+	o.Dir = filepath.Join(f.outbox(), "mass")
+	o.Classes = []string{"RT"}
+	loaded := false
+	o.create = func(path string, perm os.FileMode) (io.WriteCloser, error) {
+		if !loaded {
+			loaded = true
+			f.load("customers", catalog.ModeDelta, "customer,customer_class,last_name\nC0,RT,Zero\n")
+		}
+		return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	}
+	res, err := MassCustomers(context.Background(), f.d, o)
+	if err != nil || len(res.Files) != 1 || res.Files[0].Records != 3 {
+		t.Fatalf("MassCustomers: %+v, %v; want one file of the 3 customers before the load", res, err)
+	}
+	b, err := os.ReadFile(filepath.Join(o.Dir, res.Files[0].Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(b, []byte(`count="3"`)) || bytes.Contains(b, []byte(`"C0"`)) || !bytes.Contains(b, []byte(`"C3"`)) {
+		t.Fatalf("file:\n%s\nwant count 3, C1 to C3 and no C0", b)
+	}
+	o.create = nil
+	res, err = MassCustomers(context.Background(), f.d, o)
+	if err != nil || len(res.Files) != 1 || res.Files[0].Records != 4 {
+		t.Fatalf("the next run: %+v, %v; want one file of 4 customers", res, err)
 	}
 }

@@ -27,6 +27,16 @@ func MassCustomers(ctx context.Context, d *db.DB, o Options) (*Result, error) {
 		return res, err
 	}
 	defer end()
+	// The count the file states and the records it holds are read in one
+	// snapshot, so that a load committing between them changes neither
+	// (nor what a read that starts over, rowValues, finds), on a
+	// connection of its own: conn writes the file's ledger row meanwhile.
+	s, err := beginSnapshot(ctx, d)
+	if err != nil {
+		return res, err
+	}
+	defer s.close()
+	snap := s.conn
 	in := "?" + strings.Repeat(", ?", len(o.Classes)-1)
 	args := make([]any, len(o.Classes))
 	for i, c := range o.Classes {
@@ -51,7 +61,7 @@ func MassCustomers(ctx context.Context, d *db.DB, o Options) (*Result, error) {
 	read := where
 	if db.DialectOf(conn) == db.SQLite {
 		var chosen, all int64
-		if err := conn.QueryRowContext(ctx, `SELECT count(*), (SELECT count(*) FROM customers) FROM customers c
+		if err := snap.QueryRowContext(ctx, `SELECT count(*), (SELECT count(*) FROM customers) FROM customers c
 WHERE c.customer_class IN (`+in+`)`, args...).Scan(&chosen, &all); err != nil {
 			return res, db.Classify(err)
 		}
@@ -60,7 +70,7 @@ WHERE c.customer_class IN (`+in+`)`, args...).Scan(&chosen, &all); err != nil {
 		}
 	}
 	var records int64
-	if err := conn.QueryRowContext(ctx, `SELECT count(*) `+read, args...).Scan(&records); err != nil {
+	if err := snap.QueryRowContext(ctx, `SELECT count(*) `+read, args...).Scan(&records); err != nil {
 		return res, db.Classify(err)
 	}
 	if records == 0 {
@@ -93,7 +103,7 @@ WHERE c.customer_class IN (`+in+`)`, args...).Scan(&chosen, &all); err != nil {
 		}
 		f.Records = records
 		w, err := writeFile(k, &o, f.Path, records, func(emit func(node) error) error {
-			return flatRecords(ctx, conn, "Customer", customerCols("'A'"), where+` ORDER BY c.customer`, customerAttrs, emit, args...)
+			return flatRecords(ctx, snap, "Customer", customerCols("'A'"), where+` ORDER BY c.customer`, customerAttrs, emit, args...)
 		})
 		if err := finish(ctx, conn, k.name, fileID, &f, w, err, "", o.Marker); err != nil {
 			return err
@@ -110,7 +120,7 @@ WHERE c.customer_class IN (`+in+`)`, args...).Scan(&chosen, &all); err != nil {
 			return res, err
 		}
 		var next string
-		err := conn.QueryRowContext(ctx, `SELECT c.customer `+where+` AND c.customer > ? ORDER BY c.customer LIMIT 1`,
+		err := snap.QueryRowContext(ctx, `SELECT c.customer `+where+` AND c.customer > ? ORDER BY c.customer LIMIT 1`,
 			append(append([]any{}, args...), last)...).Scan(&next)
 		if errors.Is(err, sql.ErrNoRows) {
 			return res, nil
