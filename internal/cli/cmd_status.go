@@ -27,6 +27,10 @@ a step of another job (run JOB as a step).
 
 Needs attention (listed first, and in "attention" in JSON):
   - triggers in error, or a ready trigger older than status.max_ready_age;
+  - an export file not finished (its records wait for it) started longer
+    ago than status.max_ready_age: a run that died before it was finished,
+    which the kind's next export finishes or undoes, or a file another host
+    wrote that only it can finish (or an export with --lost-host);
   - a job whose last run failed or rejected records, or whose schedule
     expected a run (plus status.grace) that did not start;
   - a file waiting in an inbox longer than status.max_inbox_age, any file
@@ -121,6 +125,21 @@ func writeStatus(app *App, rep *ops.Report) {
 		t.row(c.FileCode, c.Ready, c.Error, oldest)
 	}
 	t.flush()
+	if len(rep.Unfinished) > 0 {
+		fmt.Fprintln(w)
+		t = newTable(w, "UNFINISHED EXPORT", "KIND", "STATUS", "SINCE", "RUN", "HOST")
+		for _, u := range rep.Unfinished {
+			run, host := any("-"), "-"
+			if u.RunID != 0 {
+				run = u.RunID
+			}
+			if u.Host != "" {
+				host = u.Host
+			}
+			t.row(u.Name, u.Kind, u.Status, u.Since, run, host)
+		}
+		t.flush()
+	}
 	if len(rep.Jobs) > 0 {
 		fmt.Fprintln(w)
 		t = newTable(w, "JOB", "LAST RUN", "STARTED", "RESULT", "EXIT", "NEXT", "NOTE")

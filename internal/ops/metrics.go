@@ -66,6 +66,23 @@ func (r *Report) Metrics() []Family {
 	add("posbridge_triggers", "Triggers waiting for their export (ready) or failed (error), by type.", "", ready)
 	add("posbridge_trigger_oldest_ready_age_seconds", "How long the oldest ready trigger of a type has waited.", "seconds", oldest)
 
+	var unfinished, unfinishedAge []Sample
+	count := map[string]int64{}
+	var kinds []string
+	for _, u := range r.Unfinished {
+		if _, ok := count[u.Kind]; !ok {
+			kinds = append(kinds, u.Kind)
+			// The files come oldest first: the kind's first is its oldest.
+			unfinishedAge = append(unfinishedAge, one(u.AgeSeconds, Label{"kind", u.Kind}))
+		}
+		count[u.Kind]++
+	}
+	for _, k := range kinds {
+		unfinished = append(unfinished, one(count[k], Label{"kind", k}))
+	}
+	add("posbridge_export_files_unfinished", "Export files being written or written and not finished, by kind: their records wait for them.", "", unfinished)
+	add("posbridge_export_oldest_unfinished_age_seconds", "How long ago the oldest unfinished export file of a kind was started.", "seconds", unfinishedAge)
+
 	var started, took, status, missed []Sample
 	for _, j := range r.Jobs {
 		name := Label{"job", j.Name}

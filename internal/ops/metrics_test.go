@@ -211,6 +211,10 @@ func sampleReport(t *testing.T) *Report {
 			{Pending: trigger.Pending{FileCode: "ITEM", Ready: 3, Error: 1, OldestReady: "2026-12-07T02:00:00Z"}, OldestReadyAge: 3600},
 			{Pending: trigger.Pending{FileCode: "CUST", Error: 2}},
 		},
+		Unfinished: []UnfinishedExport{
+			{UnfinishedFile: trigger.UnfinishedFile{Kind: "items", Name: "items_20261207T010000Z_000004.xml", Status: trigger.FileWritten,
+				Since: "2026-12-07T01:00:00Z", RunID: 6, Host: "pos-b"}, AgeSeconds: 7200, OtherHost: true},
+		},
 		Jobs: []JobStatus{
 			{Name: "nightly", LastRun: &ledger.Run{ID: 7, Status: ledger.RunFailed, ExitCode: &exit1,
 				Started: "2026-12-07T01:30:00Z", Ended: "2026-12-07T01:32:05Z"}, Missed: "2026-12-07T02:30:00Z"},
@@ -464,6 +468,8 @@ func TestAlertRulesMatchCheck(t *testing.T) {
 		return &Report{
 			Records:  map[string]int64{},
 			Triggers: []TriggerStatus{{Pending: trigger.Pending{FileCode: "ITEM", Ready: 3, OldestReady: "2026-12-07T02:00:00Z"}, OldestReadyAge: 3600}},
+			Unfinished: []UnfinishedExport{{UnfinishedFile: trigger.UnfinishedFile{Kind: "items", Name: "items_1.xml", Status: trigger.FileWriting,
+				Since: "2026-12-07T02:00:00Z"}, AgeSeconds: 3600}},
 			Jobs: []JobStatus{{Name: "nightly", Schedule: "@daily", LastRun: &ledger.Run{ID: 1, Status: ledger.RunOK, ExitCode: &exit0,
 				Started: "2026-12-07T01:00:00Z", Ended: "2026-12-07T01:00:09Z"}}},
 			Folders: []FolderStatus{{Job: "pickup", Role: RoleInbox, Path: "in", Files: 1, OldestAge: 3600},
@@ -479,6 +485,8 @@ func TestAlertRulesMatchCheck(t *testing.T) {
 		"healthy":             {0, func(r *Report) {}},
 		"trigger in error":    {1, func(r *Report) { r.Triggers[0].Error = 2 }},
 		"old ready trigger":   {1, func(r *Report) { r.Triggers[0].OldestReadyAge = 3601 }},
+		"unfinished export":   {1, func(r *Report) { r.Unfinished[0].AgeSeconds = 3601 }},
+		"another host's file": {1, func(r *Report) { r.Unfinished[0].AgeSeconds = 7200; r.Unfinished[0].OtherHost = true }},
 		"job failed":          {1, func(r *Report) { r.Jobs[0].LastRun.Status = ledger.RunFailed }},
 		"job rejected":        {1, func(r *Report) { r.Jobs[0].LastRun.Status = ledger.RunRejects }},
 		"job failed, running": {0, func(r *Report) { r.Jobs[0].LastRun.Status = ledger.RunFailed; r.Jobs[0].Running = &job.Lock{} }},

@@ -46,6 +46,7 @@ type Report struct {
 	SizeBytes     int64               `json:"size_bytes"`
 	Records       map[string]int64    `json:"records"`
 	Triggers      []TriggerStatus     `json:"triggers"`
+	Unfinished    []UnfinishedExport  `json:"unfinished_exports"`
 	Jobs          []JobStatus         `json:"jobs"`
 	Folders       []FolderStatus      `json:"folders"`
 	Sites         []ledger.SiteHealth `json:"sites"`
@@ -63,6 +64,15 @@ type Report struct {
 type TriggerStatus struct {
 	trigger.Pending
 	OldestReadyAge int64 `json:"oldest_ready_age_s"`
+}
+
+// UnfinishedExport is an export file not finished, whose records wait
+// for it: how long since it was started, and whether another host wrote
+// it (only that host can finish it, or the operator give the host up).
+type UnfinishedExport struct {
+	trigger.UnfinishedFile
+	AgeSeconds int64 `json:"age_s"`
+	OtherHost  bool  `json:"other_host"`
 }
 
 // JobStatus is a job's line of the status report.
@@ -116,7 +126,7 @@ func Build(ctx context.Context, d *db.DB, o Options) (*Report, error) {
 	if now.IsZero() {
 		now = time.Now()
 	}
-	rep := &Report{Database: d.Path, Records: map[string]int64{}, Triggers: []TriggerStatus{}, Jobs: []JobStatus{},
+	rep := &Report{Database: d.Path, Records: map[string]int64{}, Triggers: []TriggerStatus{}, Unfinished: []UnfinishedExport{}, Jobs: []JobStatus{},
 		Folders: []FolderStatus{}, Sites: []ledger.SiteHealth{}, At: now}
 	var err error
 	if rep.SchemaVersion, err = d.Version(ctx); err != nil {
@@ -143,6 +153,21 @@ func Build(ctx context.Context, d *db.DB, o Options) (*Report, error) {
 			t.OldestReadyAge = int64(now.Sub(ts).Seconds())
 		}
 		rep.Triggers = append(rep.Triggers, t)
+	}
+
+	files, err := trigger.UnfinishedFiles(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range files {
+		u := UnfinishedExport{UnfinishedFile: f}
+		if ts, err := time.Parse(db.TimeLayout, f.Since); err == nil {
+			u.AgeSeconds = int64(now.Sub(ts).Seconds())
+		}
+		// A SQLite database is one host's, whatever it was called when
+		// it wrote the file (export's recovery decides alike).
+		u.OtherHost = d.Dialect == db.Postgres && f.Host != "" && f.Host != ledger.Hostname()
+		rep.Unfinished = append(rep.Unfinished, u)
 	}
 
 	views, err := JobViews(ctx, d, o.Jobs, o.Grace, now)
@@ -200,6 +225,19 @@ func Attention(rep *Report, o Options) []string {
 			attention("%s triggers waiting: the oldest ready one is %s old (status.max_ready_age %s); is its export running?",
 				t.FileCode, age, o.MaxReadyAge)
 		}
+	}
+	for _, u := range rep.Unfinished {
+		age := time.Duration(u.AgeSeconds) * time.Second
+		if age <= o.MaxReadyAge {
+			continue
+		}
+		if u.OtherHost {
+			attention("export file %s (%s) not finished for %s: host %s wrote it (%s since %s); its records wait for %s's next export of %s, or, if %s is gone for good, an export of %s here with --lost-host %s",
+				u.Name, u.Kind, age, u.Host, u.Status, u.Since, u.Host, u.Kind, u.Host, u.Kind, u.Host)
+			continue
+		}
+		attention("export file %s (%s) not finished for %s (%s since %s): its records wait for the next export of %s, which finishes or undoes it; is it running?",
+			u.Name, u.Kind, age, u.Status, u.Since, u.Kind)
 	}
 	for _, j := range rep.Jobs {
 		if r := j.LastRun; r != nil && j.Running == nil {

@@ -2,6 +2,7 @@ package ops
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -55,6 +56,74 @@ func TestJobViewsLeaseClock(t *testing.T) {
 		}
 		if _, err := d.ExecContext(ctx, `DELETE FROM locks`); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// An export file not finished holds back the records it claimed: status
+// lists it, with its age and host, and it needs attention once it is older
+// than status.max_ready_age. On PostgreSQL a file another host wrote is
+// that host's to finish (or the operator's to give up with --lost-host);
+// a SQLite database is one host's whatever it was called.
+func TestUnfinishedExports(t *testing.T) {
+	ctx := context.Background()
+	d := dbtest.Open(t)
+	now := time.Now().UTC()
+	at := func(ago time.Duration) string { return now.Add(-ago).Format(db.TimeLayout) }
+	var run int64
+	if err := d.QueryRowContext(ctx, `INSERT INTO runs(command, status, started_at, host, pid, pid_start) VALUES ('export items', 'failed', ?, 'otherhost', 4242, '') RETURNING id`,
+		at(3*time.Hour)).Scan(&run); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []struct {
+		kind, name, status string
+		ago                time.Duration
+		run                any
+	}{
+		{"items", "items_1.xml", "written", 3 * time.Hour, run},
+		{"vendors", "vendors_1.xml", "writing", 2 * time.Hour, nil},
+		{"vendors", "vendors_2.xml", "writing", time.Minute, nil},
+		{"customers", "customers_1.xml", "complete", 5 * time.Hour, nil},
+	} {
+		if _, err := d.ExecContext(ctx, `INSERT INTO files(direction, kind, name, path, sha256, size, status, sequence, run_id, created_at)
+VALUES ('out', ?, ?, ?, '', 0, ?, 1, ?, ?)`, f.kind, f.name, "/out/"+f.name, f.status, f.run, at(f.ago)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := Build(ctx, d, Options{MaxReadyAge: time.Hour, MaxInboxAge: time.Hour, Jobs: job.NewSet(nil, oneCommand{}), Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, u := range rep.Unfinished {
+		got = append(got, fmt.Sprintf("%s %s %s %d %d %q %v", u.Kind, u.Name, u.Status, u.AgeSeconds, u.RunID, u.Host, u.OtherHost))
+	}
+	other := dbtest.Postgres()
+	want := []string{
+		fmt.Sprintf("items items_1.xml written 10800 %d \"otherhost\" %v", run, other),
+		`vendors vendors_1.xml writing 7200 0 "" false`,
+		`vendors vendors_2.xml writing 60 0 "" false`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("unfinished:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	items := "export file items_1.xml (items) not finished for 3h0m0s (written since " + at(3*time.Hour) + "): its records wait for the next export of items, which finishes or undoes it; is it running?"
+	if other {
+		items = "export file items_1.xml (items) not finished for 3h0m0s: host otherhost wrote it (written since " + at(3*time.Hour) + "); its records wait for otherhost's next export of items, or, if otherhost is gone for good, an export of items here with --lost-host otherhost"
+	}
+	wantAttention := []string{items,
+		"export file vendors_1.xml (vendors) not finished for 2h0m0s (writing since " + at(2*time.Hour) + "): its records wait for the next export of vendors, which finishes or undoes it; is it running?"}
+	if strings.Join(rep.Attention, "\n") != strings.Join(wantAttention, "\n") {
+		t.Fatalf("attention:\n%s\nwant\n%s", strings.Join(rep.Attention, "\n"), strings.Join(wantAttention, "\n"))
+	}
+	var b strings.Builder
+	if err := WriteOpenMetrics(&b, rep); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{`posbridge_export_files_unfinished{kind="items"} 1`, `posbridge_export_files_unfinished{kind="vendors"} 2`,
+		`posbridge_export_oldest_unfinished_age_seconds{kind="items"} 10800`, `posbridge_export_oldest_unfinished_age_seconds{kind="vendors"} 7200`} {
+		if !strings.Contains(b.String(), line+"\n") {
+			t.Errorf("metrics lack %q:\n%s", line, b.String())
 		}
 	}
 }
