@@ -115,6 +115,7 @@ func runImport(cmd *cobra.Command, app *App, im importer, args []string, o *impo
 	}
 	var failed, rejected, busy, notMoved int
 	var results []*imports.Result
+	var objects []importJSON
 	folders := app.settling(ctx, cfg, d)
 	folders.Processed, folders.Error = cfg.Import.ProcessedDir, cfg.Import.ErrorDir
 	imports.Paths(args, folders, func(path, rejectsDir string) (*imports.Result, error) {
@@ -126,16 +127,21 @@ func runImport(cmd *cobra.Command, app *App, im importer, args []string, o *impo
 		case out.Waiting:
 			log.Info(fmt.Sprintf("%s: modified less than %s ago, left for the next run", out.Path, cfg.Import.MinAge))
 			return
-		case errors.Is(out.Err, imports.ErrNotMoved):
-			notMoved++
-			log.Error(fmt.Sprintf("%s: %s; it stays in the folder for the next run", out.Path, notMovedText(out)))
 		case out.Err != nil:
 			failed++
 			if errors.Is(out.Err, db.ErrBusy) {
 				busy++
 			}
-			log.Error(out.Err.Error())
+			msg := out.Err.Error()
+			if out.MoveErr != nil {
+				msg += "; " + notMovedText(out) + "; it stays in the folder for the next run"
+			}
+			log.Error(msg)
+		case out.MoveErr != nil:
+			notMoved++
+			log.Error(fmt.Sprintf("%s: %s; it stays in the folder for the next run", out.Path, notMovedText(out)))
 		}
+		objects = append(objects, newImportJSON(out))
 		if out.Result != nil {
 			results = append(results, out.Result)
 			if o.output.value == "text" {
@@ -163,10 +169,10 @@ func runImport(cmd *cobra.Command, app *App, im importer, args []string, o *impo
 		}
 	}
 	if o.output.value == "json" {
-		if results == nil {
-			results = []*imports.Result{}
+		if objects == nil {
+			objects = []importJSON{}
 		}
-		if err := writeJSON(app.Out, results); err != nil {
+		if err := writeJSON(app.Out, objects); err != nil {
 			return err
 		}
 	}
@@ -197,13 +203,36 @@ func importFailure(failed, notMoved int) string {
 	return strings.Join(parts, "; ")
 }
 
-// notMovedText is what became of a file whose move failed (out.Err is
-// imports.ErrNotMoved): whether its content is applied, and why it stays.
+// notMovedText is what became of a file whose move failed (out.MoveErr):
+// whether its content is applied, and why it stays.
 func notMovedText(out imports.Outcome) string {
-	if r := out.Result; r != nil && !r.RolledBack && (r.Applied > 0 || r.SameAs != "") {
-		return "applied, but " + out.Err.Error()
+	if r := out.Result; out.Err == nil && r != nil && !r.RolledBack && (r.Applied > 0 || r.SameAs != "") {
+		return "applied, but " + out.MoveErr.Error()
 	}
-	return "nothing applied, and " + out.Err.Error()
+	return "nothing applied, and " + out.MoveErr.Error()
+}
+
+// importJSON is a file's object in the JSON output of an import: its
+// result, why it failed and why it was not moved. A file that failed
+// before it had a result has its name and zero counts.
+type importJSON struct {
+	*imports.Result
+	Error     string `json:"error,omitempty"`
+	MoveError string `json:"move_error,omitempty"`
+}
+
+func newImportJSON(out imports.Outcome) importJSON {
+	j := importJSON{Result: out.Result}
+	if j.Result == nil {
+		j.Result = &imports.Result{File: out.Path}
+	}
+	if out.Err != nil {
+		j.Error = out.Err.Error()
+	}
+	if out.MoveErr != nil {
+		j.MoveError = out.MoveErr.Error()
+	}
+	return j
 }
 
 func importLine(kind string, out imports.Outcome) string {
@@ -222,7 +251,7 @@ func importLine(kind string, out imports.Outcome) string {
 		fmt.Fprintf(&b, "; rejects in %s", r.RejectsFile)
 	}
 	switch {
-	case errors.Is(out.Err, imports.ErrNotMoved):
+	case out.MoveErr != nil:
 		fmt.Fprintf(&b, "; %s", notMovedText(out))
 	case out.MovedTo != "":
 		fmt.Fprintf(&b, "; moved to %s", out.MovedTo)

@@ -56,9 +56,10 @@ func (f Folders) Settling(path string, info os.FileInfo) bool {
 	return time.Since(info.ModTime()) < f.MinAge && (f.Whole == nil || !f.Whole(path, info))
 }
 
-// ErrNotMoved means directory mode could not move a file once its import
-// had ended: what the import did stands (Outcome.Result), and the file
-// stays in the folder, where the next run finds applied content applied.
+// ErrNotMoved is in Outcome.MoveErr: directory mode could not move a file
+// once its import had ended. What the import did stands (Outcome.Result,
+// or nothing when Outcome.Err says the file failed), and the file stays in
+// the folder, where the next run finds applied content applied.
 var ErrNotMoved = errors.New("not moved")
 
 // Outcome is what happened to one file of a run.
@@ -68,6 +69,10 @@ type Outcome struct {
 	Err    error
 	// MovedTo is where directory mode put the file.
 	MovedTo string
+	// MoveErr is why directory mode could not move the file (it wraps
+	// ErrNotMoved), apart from Err: a file that failed and could not be
+	// moved to the error folder has both.
+	MoveErr error
 	// Waiting is set for a file left for the next run (too young).
 	Waiting bool
 }
@@ -192,8 +197,8 @@ func dir(folder string, f Folders, run ImportFunc, each func(Outcome)) {
 				// This run's outcome stands (it applied the file, or the
 				// file failed here too); the other run moved the file.
 				f.warn(path + ": moved away by another run")
-			case merr != nil && out.Err == nil:
-				out.Err = fmt.Errorf("%w to %s: %w", ErrNotMoved, to, merr)
+			case merr != nil:
+				out.MoveErr = fmt.Errorf("%w to %s: %w", ErrNotMoved, to, merr)
 			}
 			out.MovedTo = moved
 		}
