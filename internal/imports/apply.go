@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/format"
@@ -310,7 +311,10 @@ func (r *rejects) finish() (string, error) {
 		return "", nil
 	}
 	if r.f == nil {
-		if err := os.Remove(r.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		// An earlier run's rejects file goes; none can be where a file
+		// stands in place of the folder (ENOTDIR), which this file,
+		// having no rejects, does not need.
+		if err := os.Remove(r.path); err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
 			return "", err
 		}
 		return "", nil

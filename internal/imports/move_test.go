@@ -54,3 +54,22 @@ func TestPathsNotMoved(t *testing.T) {
 		t.Errorf("on hand %d, want 3 + 2 (a applied)", got)
 	}
 }
+
+// TestRejectsFolderBlocked: a file with no rejects imports whatever stands
+// where its rejects folder would be. Clearing an earlier run's rejects
+// file there failed with "not a directory" when a file stood in the way,
+// failing a clean file for a folder it writes nothing to; such a rejects
+// file cannot exist.
+func TestRejectsFolderBlocked(t *testing.T) {
+	f := newTxnFixture(t)
+	ctx := context.Background()
+	path := f.write("in/a-good.csv", txnHead+"R,IT0000001,BLK-8,S01,BR01,2\n")
+	blocker := f.write("blocker", "not a folder")
+	res, err := ImportTransactions(ctx, f.d, path, Options{RejectsDir: filepath.Join(blocker, "error")})
+	if err != nil || res.Applied != 1 {
+		t.Fatalf("ImportTransactions: %+v, %v; want the record applied", res, err)
+	}
+	if got := f.onHand("IT0000001", "BLK-8", "S01", "BR01"); got != 3+2 {
+		t.Errorf("on hand %d, want 3 + 2", got)
+	}
+}
