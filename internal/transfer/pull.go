@@ -256,12 +256,8 @@ func Pull(ctx context.Context, d *db.DB, site Site, o PullOptions) (*Result, err
 	}
 	for _, frs := range inParallel(ctx, st, o.Parallel, len(stable), func(w *worker, i int) []FileResult {
 		e := stable[i]
-		unit := &Result{}
-		ok := pullOne(ctx, w, site, o, from, archive, e, true, unit)
-		if m, marked := again[e.Name+markerSuffix]; ok && marked {
-			pullOne(ctx, w, site, o, from, archive, m, false, unit)
-		}
-		return unit.Files
+		m, marked := again[e.Name+markerSuffix]
+		return pullUnit(ctx, w, site, o, from, archive, e, m, marked)
 	}) {
 		for _, fr := range frs {
 			res.add(fr)
@@ -271,6 +267,23 @@ func Pull(ctx context.Context, d *db.DB, site Site, o PullOptions) (*Result, err
 		return res, err
 	}
 	return res, res.errOn(site)
+}
+
+// pullUnit pulls the stable file e and then, when it is marked, its
+// marker m: the marker only once e is done, its done row committed (after
+// the folder's sync, finishPull), so that a file that fails at the last
+// step leaves its marker on the site, and the next run takes both.
+func pullUnit(ctx context.Context, w *worker, site Site, o PullOptions, from, archive string, e, m Entry, marked bool) []FileResult {
+	unit := &Result{}
+	if !pullOne(ctx, w, site, o, from, archive, e, true, unit) || !marked {
+		return unit.Files
+	}
+	w.finish()
+	if unit.Files[0].Status == "failed" {
+		return unit.Files
+	}
+	pullOne(ctx, w, site, o, from, archive, m, false, unit)
+	return unit.Files
 }
 
 // pullOne fetches one stable file, records it and then applies --after;
@@ -315,7 +328,7 @@ func pullOne(ctx context.Context, d *worker, site Site, o PullOptions, from, arc
 	if found && prev.Status == ledger.TransferStarted && (o.RunID == 0 || prev.RunID != o.RunID) {
 		reuse = prev.ID
 		if prev.Stage == ledger.StageRename && prev.LocalPath == local && prev.Size == e.Size && prev.MTime == mtime {
-			note, ok, serr := settlePull(remote, local, tmp, e.Size, prev.SHA256, o.dirSync)
+			note, ok, serr := settlePull(remote, local, tmp, e.Size, prev.SHA256)
 			if serr == nil && ok {
 				return finishPull(ctx, d, site, o, archive, remote, e, reuse, prev.SHA256, note, res)
 			}
@@ -343,7 +356,7 @@ func pullOne(ctx context.Context, d *worker, site Site, o PullOptions, from, arc
 		}
 	}
 	if err == nil {
-		if err = place(tmp, local, remote, sum, o.dirSync); err != nil {
+		if err = place(tmp, local, remote, sum); err != nil {
 			// Certain failure: the ledger says so before the temporary
 			// file goes.
 			if serr := ledger.StageTransfer(context.WithoutCancel(ctx), d, id, ledger.StageTemp, "", ""); serr == nil {
@@ -390,7 +403,7 @@ func finishFetched(site Site, o PullOptions, fr FileResult, archive, name string
 func finishPull(ctx context.Context, d *worker, site Site, o PullOptions, archive, remote string, e Entry, id int64, sum, note string, res *Result) bool {
 	k := len(res.Files)
 	res.Files = append(res.Files, FileResult{Remote: remote, Local: filepath.Join(o.To, e.Name), Size: e.Size, Status: "done", SHA256: sum, Reason: note})
-	d.hold(ctx, func(ctx context.Context, w ledger.Writer) error {
+	d.holdSynced(ctx, o.dirSync, func(ctx context.Context, w ledger.Writer) error {
 		return ledger.EndTransfer(ctx, w, id, ledger.TransferDone, e.Size, sum, nil)
 	}, func(err error) {
 		fr := &res.Files[k]
@@ -409,7 +422,7 @@ func finishPull(ctx context.Context, d *worker, site Site, o PullOptions, archiv
 // is there because the copy was made and taken since (the temporary name
 // goes only with the rename). With other bytes under the name it is not
 // ok, and the file is fetched again as usual.
-func settlePull(remote, local, tmp string, size int64, sum string, dirSync *groupSync) (note string, ok bool, err error) {
+func settlePull(remote, local, tmp string, size int64, sum string) (note string, ok bool, err error) {
 	if _, err := os.Stat(local); err == nil {
 		if same, err := sameSum(local, sum); err != nil || !same {
 			return "", false, err
@@ -429,7 +442,7 @@ func settlePull(remote, local, tmp string, size int64, sum string, dirSync *grou
 	if same, err := sameSum(tmp, sum); err != nil || !same {
 		return "", false, err
 	}
-	if err := place(tmp, local, remote, sum, dirSync); err != nil {
+	if err := place(tmp, local, remote, sum); err != nil {
 		return "", false, err
 	}
 	return "finished the rename of an interrupted pull", true, nil
@@ -487,10 +500,11 @@ func fetch(site Site, remote, tmp string, size int64) (sum string, err error) {
 }
 
 // place renames the complete temporary copy to its name without
-// replacing anything (linkRename) and syncs the folder. A local file of
-// the same name is kept when it holds the same bytes (a run that died
-// after the rename); otherwise place fails and replaces nothing.
-func place(tmp, local, remote, sum string, dirSync *groupSync) error {
+// replacing anything (linkRename); the folder is synced before the file's
+// done row is committed (finishPull). A local file of the same name is
+// kept when it holds the same bytes (a run that died after the rename);
+// otherwise place fails and replaces nothing.
+func place(tmp, local, remote, sum string) error {
 	err := linkRename(tmp, local)
 	if errors.Is(err, os.ErrExist) {
 		if same, _ := sameSum(local, sum); !same {
@@ -502,10 +516,7 @@ func place(tmp, local, remote, sum string, dirSync *groupSync) error {
 	if err != nil {
 		return fmt.Errorf("download %q: %w", remote, err)
 	}
-	if dirSync == nil {
-		return fsx.SyncDir(filepath.Dir(local))
-	}
-	return dirSync.Sync()
+	return nil
 }
 
 func sameSum(path, sum string) (bool, error) {

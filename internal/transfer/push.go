@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -135,6 +136,9 @@ func siteWhere(site Site) string {
 // pushList orders the files so each marker F.done follows its F.
 func pushList(o PushOptions) ([]string, error) {
 	files := o.Files
+	// listed holds the folder's names: a marker is looked for only
+	// among them, not with a system call per file.
+	var listed map[string]bool
 	if o.FromDir != "" {
 		if len(files) > 0 {
 			return nil, errors.New("give files or a folder, not both")
@@ -152,8 +156,10 @@ func pushList(o PushOptions) ([]string, error) {
 		if pattern == "" {
 			pattern = "*"
 		}
+		listed = make(map[string]bool, len(des))
 		for _, de := range des {
 			name := de.Name()
+			listed[name] = true
 			if !de.Type().IsRegular() || strings.HasPrefix(name, ".") {
 				continue
 			}
@@ -171,7 +177,7 @@ func pushList(o PushOptions) ([]string, error) {
 		seen[f] = true
 	}
 	for _, f := range files {
-		if m := f + markerSuffix; !strings.HasSuffix(f, markerSuffix) && !seen[m] {
+		if m := f + markerSuffix; !strings.HasSuffix(f, markerSuffix) && !seen[m] && (listed == nil || listed[filepath.Base(m)]) {
 			if _, err := os.Stat(m); err == nil {
 				files = append(files, m)
 				seen[m] = true
@@ -516,13 +522,19 @@ func fileSum(path string) (string, error) {
 	return sum, err
 }
 
-// moveToSent moves a pushed file into sent/ in its folder.
+// moveToSent moves a pushed file into sent/ in its folder. The folder is
+// made when the rename finds it missing: looked for before each file, it
+// was a system call per file.
 func moveToSent(local string) error {
 	sent := filepath.Join(filepath.Dir(local), "sent")
-	if err := os.MkdirAll(sent, 0o750); err != nil {
-		return fmt.Errorf("move to sent/: %w", err)
+	to := filepath.Join(sent, filepath.Base(local))
+	err := renameFile(local, to)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = os.MkdirAll(sent, 0o750); err == nil {
+			err = renameFile(local, to)
+		}
 	}
-	if err := os.Rename(local, filepath.Join(sent, filepath.Base(local))); err != nil {
+	if err != nil {
 		return fmt.Errorf("move to sent/: %w", err)
 	}
 	return nil

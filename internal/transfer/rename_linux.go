@@ -20,3 +20,20 @@ func renameNoReplace(from, to string) error {
 	}
 	return nil
 }
+
+// renameFile is os.Rename for a file, in one system call: os.Rename
+// first looks at the target, for a folder renamed onto a folder. Like
+// os.Rename it tries again when a signal interrupts the call (EINTR, on
+// network and FUSE filesystems).
+func renameFile(from, to string) error {
+	for {
+		err := unix.Renameat(unix.AT_FDCWD, from, unix.AT_FDCWD, to)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return &os.LinkError{Op: "rename", Old: from, New: to, Err: err}
+		}
+		return nil
+	}
+}

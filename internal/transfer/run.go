@@ -251,10 +251,13 @@ func inParallel(ctx context.Context, st *stmts, parallel, n int, do func(w *work
 	out := make([][]FileResult, n)
 	next := make(chan int)
 	var wg sync.WaitGroup
-	for w := 0; w < min(parallel, n); w++ {
+	workers := min(parallel, n)
+	st.group.join(workers)
+	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer st.group.leave()
 			w := &worker{stmts: st}
 			for i := range next {
 				out[i] = do(w, i)
@@ -291,6 +294,8 @@ type stmts struct {
 	// wmu guards w, the writes' connection, taken at the first write.
 	wmu sync.Mutex
 	w   db.Prepared
+	// group gathers the parallel workers' writes (writeGrouped).
+	group commitGroup
 
 	// ahead holds rows read ahead (readAhead), by remote path; nil for a
 	// path without one. It is filled before the workers start.
@@ -397,12 +402,8 @@ func (s *stmts) write(ctx context.Context, fn func(p *db.Prepared) error) error 
 func (s *stmts) writeWith(ctx context.Context, h *heldWrite, fn func(p *db.Prepared) error) (err, herr error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	if s.w.Conn == nil {
-		conn, err := s.d.Conn(ctx)
-		if err != nil {
-			return err, err
-		}
-		s.w.Conn = conn
+	if err := s.takeConn(ctx); err != nil {
+		return err, err
 	}
 	if h == nil {
 		return fn(&s.w), nil
@@ -425,23 +426,49 @@ func (s *stmts) writeWith(ctx context.Context, h *heldWrite, fn func(p *db.Prepa
 	return err, herr
 }
 
+// takeConn takes the run's write connection at the first write; wmu is
+// held.
+func (s *stmts) takeConn(ctx context.Context) error {
+	if s.w.Conn != nil {
+		return nil
+	}
+	conn, err := s.d.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	s.w.Conn = conn
+	return nil
+}
+
+// inTx runs fn in one transaction on the run's connection.
+func (s *stmts) inTx(ctx context.Context, fn func(p *db.Prepared) error) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if err := s.takeConn(ctx); err != nil {
+		return err
+	}
+	return db.WithTx(ctx, s.w.Conn, true, func() error { return fn(&s.w) })
+}
+
 // worker is one parallel worker's writer to the run's ledger. A file's
 // last write (its row done) and what must follow its commit (moving a
 // pushed file to sent/, a pull's --after) are held, and committed in one
-// transaction with the worker's next write, or at its end: one commit for
-// two files' rows, a commit costing about as much as its statements. A run
-// killed while a write is held leaves the file as one killed right before
-// its done row, which the next run finishes (docs/transfers.md, "Recovery
-// after a kill").
+// transaction with the worker's next write, or at its end, and with the
+// other workers' writes (writeGrouped): a commit costs about as much as
+// its statements. A run killed while a write is held leaves the file as
+// one killed right before its done row, which the next run finishes
+// (docs/transfers.md, "Recovery after a kill").
 type worker struct {
 	*stmts
 	held *heldWrite
 }
 
 // heldWrite is a held write; then runs once it is committed, or with the
-// error that kept it from being.
+// error that kept it from being. sync, when not nil, is synced before the
+// write is committed.
 type heldWrite struct {
 	ctx   context.Context
+	sync  *groupSync
 	write func(ctx context.Context, w ledger.Writer) error
 	then  func(err error)
 }
@@ -450,15 +477,23 @@ type heldWrite struct {
 // The write is made even when ctx ends meanwhile (a run interrupted once
 // its last files are sent): it records what has happened already.
 func (w *worker) hold(ctx context.Context, write func(ctx context.Context, w ledger.Writer) error, then func(err error)) {
-	w.finish()
-	w.held = &heldWrite{ctx: context.WithoutCancel(ctx), write: write, then: then}
+	w.holdSynced(ctx, nil, write, then)
 }
 
-// finish commits the held write, if any, on its own.
+// holdSynced is hold for a write that may be committed only once what
+// sync makes durable is: sync runs right before the commit, once for
+// the writes committed together, so files placed in one folder at about
+// the same time share one folder sync.
+func (w *worker) holdSynced(ctx context.Context, sync *groupSync, write func(ctx context.Context, w ledger.Writer) error, then func(err error)) {
+	w.finish()
+	w.held = &heldWrite{ctx: context.WithoutCancel(ctx), sync: sync, write: write, then: then}
+}
+
+// finish commits the held write, if any, without a write of its own.
 func (w *worker) finish() {
 	if h := w.held; h != nil {
 		w.held = nil
-		_, herr := w.stmts.writeWith(h.ctx, h, nil)
+		_, herr := w.stmts.writeGrouped(h.ctx, h, nil)
 		h.then(herr)
 	}
 }
@@ -475,11 +510,11 @@ func (w *worker) InsertID(ctx context.Context, query string, args ...any) (int64
 }
 
 // write runs fn on the run's connection in one transaction with the held
-// write, and then what follows that.
+// write (and the other workers' writes), and then what follows that.
 func (w *worker) write(ctx context.Context, fn func(p *db.Prepared) error) error {
 	h := w.held
 	w.held = nil
-	err, herr := w.stmts.writeWith(ctx, h, fn)
+	err, herr := w.stmts.writeGrouped(ctx, h, fn)
 	if h != nil {
 		h.then(herr)
 	}

@@ -58,17 +58,9 @@ func TestStmtsWritesKeepOneConnection(t *testing.T) {
 // held write that fails is the held file's failure, not the next one's.
 func TestWorkerHoldsTheDoneRowUntilItsNextWrite(t *testing.T) {
 	ctx := context.Background()
-	d := dbtest.Open(t)
-	s := newStmts(d)
-	defer s.Close()
+	d, s := openStmts(t)
 	w := &worker{stmts: s}
-	status := func(id int64) string {
-		var st string
-		if err := d.QueryRowContext(ctx, `SELECT status FROM transfers WHERE id = ?`, id).Scan(&st); err != nil {
-			t.Fatal(err)
-		}
-		return st
-	}
+	status := func(id int64) string { return column(t, d, "status", id) }
 	start := func(name string) int64 {
 		id, err := ledger.StartTransfer(ctx, w, ledger.Transfer{Site: "s", Direction: "push", RemotePath: name, Stage: ledger.StageRename})
 		if err != nil {
