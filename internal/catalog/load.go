@@ -324,6 +324,9 @@ type loader struct {
 	// seq is the change sequence number of the load's transaction, 0
 	// until changeSeq takes it.
 	seq int64
+	// pool is conn's database, set by a reload: it reads the stored rows
+	// ahead on a second connection (readahead.go).
+	pool *db.DB
 }
 
 // stmt is one statement of a merge with its arguments.

@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
 	"os"
@@ -18,6 +19,7 @@ import (
 // of each batch's keys, compares them with the file's rows in Go and
 // writes only what differs.
 func (l *loader) loadReload(d *db.DB, f *os.File, path string) (*Result, error) {
+	l.pool = d
 	return l.loadStreamed(d, f, path, "reload", false, func(rr format.RowReader) error {
 		// Checked again under the lock: the table may have been emptied,
 		// which makes this a first load.
@@ -55,6 +57,9 @@ func itemsReload(l *loader, rr format.RowReader) error {
 	}
 	m := newItemMerge(l, seq)
 	defer m.stmts.Close()
+	if m.ahead = startReadAhead(l, m.reader); m.ahead != nil {
+		defer m.ahead.stop()
+	}
 	if err := l.readDirect(rr, m.add); err != nil {
 		return err
 	}
@@ -83,10 +88,15 @@ type itemMerge struct {
 	l    *loader
 	full bool
 	itemLayout
-	readItems, readSkus         string
-	itemsUpsert, skusUpsert     upsert
-	stmts                       *db.Prepared
-	rows                        []any // read, not yet merged: whole items, then the item the last batch ends with
+	reader                  storedReader // on the load's connection
+	itemsUpsert, skusUpsert upsert
+	stmts                   *db.Prepared
+	rows                    []any // read, not yet merged: whole items, then the item the last batch ends with
+	// ahead, when set, reads each batch's stored rows while the batches
+	// before, pending (oldest first), are compared; free holds batches to
+	// use again.
+	ahead                       *readAhead
+	pending, free               []*itemBatch
 	merged                      string
 	started                     bool
 	vendors                     map[string]bool // known live vendors
@@ -94,11 +104,28 @@ type itemMerge struct {
 	itemRows, skuRows, trigRows int
 	goneRows                    int
 	formGone                    bool
-	storedItems                 []storedItem
-	storedSkus                  []storedSku
 	lit                         []byte
 	order                       []int
 	actions                     []string
+}
+
+// itemBatch is the rows of whole items that one merge compares, their
+// keys and the keys padded (inList), and the stored rows of the keys once
+// read; err is the read's when it was read ahead.
+type itemBatch struct {
+	rows, keys, in []any
+	items          []storedItem
+	skus           []storedSku
+	err            error
+}
+
+// storedReader reads the stored items and SKUs of batches with the
+// statements of one connection: the load's, or the read-ahead's.
+type storedReader struct {
+	ctx                 context.Context
+	stmts               *db.Prepared
+	width               int // of a parsed row
+	readItems, readSkus string
 }
 
 // upsert is an INSERT of rows from VALUES: into, the values that follow
@@ -126,8 +153,9 @@ const flushRows = 200
 func newItemMerge(l *loader, seq int64) *itemMerge {
 	m := &itemMerge{l: l, full: l.opts.Mode == ModeFull, itemLayout: newItemLayout(l),
 		stmts: &db.Prepared{Conn: l.conn}, vendors: map[string]bool{}}
-	m.readItems = `SELECT item, deleted_at IS NOT NULL, ` + m.literals(m.itemCols) + ` FROM items WHERE `
-	m.readSkus = `SELECT item, sku, deleted_at IS NOT NULL, ` + m.literals(m.skuCols) + ` FROM skus WHERE `
+	m.reader = storedReader{ctx: l.ctx, stmts: m.stmts, width: m.width,
+		readItems: `SELECT item, deleted_at IS NOT NULL, ` + m.literals(m.itemCols) + ` FROM items WHERE `,
+		readSkus:  `SELECT item, sku, deleted_at IS NOT NULL, ` + m.literals(m.skuCols) + ` FROM skus WHERE `}
 	// The upserts of mergeItems, from VALUES instead of the staging
 	// table; the sequence number and the time are the same on every row.
 	stamp := fmt.Sprintf("%d, ", seq)
@@ -190,38 +218,69 @@ func (m *itemMerge) itemStart(at int) int {
 
 // merge merges the rows m.rows[:end], whole items, with the stored ones,
 // and keeps the rest; last is the end of the file: in a full load the
-// stored records after the file's last item are gone too.
+// stored records after the file's last item are gone too. With a
+// read-ahead it compares the batches before while this one's stored rows
+// are read, up to readAheadBatches behind, and all at the end of the file.
 func (m *itemMerge) merge(end int, last bool) error {
 	if end <= 0 && !last {
 		return nil
 	}
-	rows := m.rows[:end]
-	var keys []any
-	for at := 0; at < len(rows); at += m.width {
-		if at == 0 || rows[at+m.item] != rows[at-m.width+m.item] {
-			keys = append(keys, rows[at+m.item])
+	b := m.batch()
+	// The batch takes the rows; the rest goes on in its old buffer.
+	b.rows, m.rows = m.rows[:end], append(b.rows[:0], m.rows[end:]...)
+	b.keys = b.keys[:0]
+	for at := 0; at < len(b.rows); at += m.width {
+		if at == 0 || b.rows[at+m.item] != b.rows[at-m.width+m.item] {
+			b.keys = append(b.keys, b.rows[at+m.item])
 		}
 	}
-	if err := m.checkVendors(rows); err != nil {
+	if err := m.checkVendors(b.rows); err != nil {
 		return err
 	}
-	in := inList(keys)
+	b.in = inList(b.keys)
 	if m.full {
-		if err := m.goneBetween(keys, in, last); err != nil {
+		if err := m.goneBetween(b.keys, b.in, last); err != nil {
 			return err
 		}
 	}
-	if err := m.readStored(keys, in, len(rows)/m.width); err != nil {
-		return err
+	if len(b.keys) > 0 {
+		m.merged, m.started = b.keys[len(b.keys)-1].(string), true
 	}
-	if err := m.compare(rows); err != nil {
-		return err
+	if m.ahead == nil {
+		if err := m.reader.readStored(b); err != nil {
+			return err
+		}
+		return m.compare(b)
 	}
-	if len(keys) > 0 {
-		m.merged, m.started = keys[len(keys)-1].(string), true
+	m.ahead.todo <- b
+	m.pending = append(m.pending, b)
+	for len(m.pending) > readAheadBatches || last && len(m.pending) > 0 {
+		if err := m.comparePending(); err != nil {
+			return err
+		}
 	}
-	m.rows = append(m.rows[:0], m.rows[end:]...)
 	return nil
+}
+
+// comparePending compares the oldest batch read ahead, once its stored
+// rows are in (the read-ahead gives the batches back in order).
+func (m *itemMerge) comparePending() error {
+	b := <-m.ahead.done
+	m.pending = m.pending[1:]
+	if b.err != nil {
+		return b.err
+	}
+	return m.compare(b)
+}
+
+// batch is a batch to fill: one compared before, or a new one.
+func (m *itemMerge) batch() *itemBatch {
+	if n := len(m.free); n > 0 {
+		b := m.free[n-1]
+		m.free = m.free[:n-1]
+		return b
+	}
+	return &itemBatch{}
 }
 
 // inList is keys padded to one of a few lengths (by repeating the last),
@@ -270,55 +329,55 @@ func (m *itemMerge) goneBetween(keys, in []any, last bool) error {
 	return err
 }
 
-// readStored reads, in key order, the stored items and SKUs of keys (the
-// items of rows rows, padded as in): those from the first key to the
-// last when they are not many more than the file's (a dense file, as a
-// full extract: a range in each table); otherwise those of in (an IN
-// list: a seek per item). compare passes over the others.
-func (m *itemMerge) readStored(keys, in []any, rows int) error {
-	m.storedItems, m.storedSkus = m.storedItems[:0], m.storedSkus[:0]
-	if len(keys) == 0 {
+// readStored reads, in key order, the stored items and SKUs of b's
+// keys: those from the first key to the last when they are not many more
+// than the file's (a dense file, as a full extract: a range in each
+// table); otherwise those of b.in (an IN list: a seek per item). compare
+// passes over the others.
+func (r *storedReader) readStored(b *itemBatch) error {
+	b.items, b.skus = b.items[:0], b.skus[:0]
+	if len(b.keys) == 0 {
 		return nil
 	}
-	item := func(r *sql.Rows) error {
+	item := func(rs *sql.Rows) error {
 		var s storedItem
-		err := r.Scan(&s.item, &s.deleted, &s.lit)
-		m.storedItems = append(m.storedItems, s)
+		err := rs.Scan(&s.item, &s.deleted, &s.lit)
+		b.items = append(b.items, s)
 		return err
 	}
-	sku := func(r *sql.Rows) error {
+	sku := func(rs *sql.Rows) error {
 		var s storedSku
-		err := r.Scan(&s.item, &s.sku, &s.deleted, &s.lit)
-		m.storedSkus = append(m.storedSkus, s)
+		err := rs.Scan(&s.item, &s.sku, &s.deleted, &s.lit)
+		b.skus = append(b.skus, s)
 		return err
 	}
 	const between = `item >= ? AND item <= ?`
-	list := `item IN ` + params(len(in))
-	lo, hi := keys[0], keys[len(keys)-1]
-	limit := 4*len(keys) + 64
-	n, err := m.query(m.readItems+between+` ORDER BY item LIMIT ?`, item, lo, hi, limit)
+	list := `item IN ` + params(len(b.in))
+	lo, hi := b.keys[0], b.keys[len(b.keys)-1]
+	limit := 4*len(b.keys) + 64
+	n, err := r.query(r.readItems+between+` ORDER BY item LIMIT ?`, item, lo, hi, limit)
 	if err != nil {
 		return err
 	}
 	if n == limit {
-		m.storedItems = m.storedItems[:0]
-		if _, err := m.query(m.readItems+list+` ORDER BY item`, item, in...); err != nil {
+		b.items = b.items[:0]
+		if _, err := r.query(r.readItems+list+` ORDER BY item`, item, b.in...); err != nil {
 			return err
 		}
 	}
-	limit = 4*rows + 64
-	if n, err = m.query(m.readSkus+between+` ORDER BY item, sku LIMIT ?`, sku, lo, hi, limit); err != nil || n < limit {
+	limit = 4*len(b.rows)/r.width + 64
+	if n, err = r.query(r.readSkus+between+` ORDER BY item, sku LIMIT ?`, sku, lo, hi, limit); err != nil || n < limit {
 		return err
 	}
-	m.storedSkus = m.storedSkus[:0]
-	_, err = m.query(m.readSkus+list+` ORDER BY item, sku`, sku, in...)
+	b.skus = b.skus[:0]
+	_, err = r.query(r.readSkus+list+` ORDER BY item, sku`, sku, b.in...)
 	return err
 }
 
 // query runs q with args and hands each row to scan; n is the number of
 // rows.
-func (m *itemMerge) query(q string, scan func(*sql.Rows) error, args ...any) (n int, err error) {
-	rows, err := m.stmts.QueryContext(m.l.ctx, q, args...)
+func (r *storedReader) query(q string, scan func(*sql.Rows) error, args ...any) (n int, err error) {
+	rows, err := r.stmts.QueryContext(r.ctx, q, args...)
 	if err != nil {
 		return 0, err
 	}
@@ -391,17 +450,19 @@ func (m *itemMerge) same(lit sql.NullString, row []any, pos []int) bool {
 	return lit.Valid && string(b) == lit.String
 }
 
-// compare merges the rows of whole items with the stored items and SKUs
-// just read, in the same order (with others between them, which it
-// passes over), and queues the writes.
-func (m *itemMerge) compare(rows []any) error {
+// compare merges the rows of whole items of b with their stored items
+// and SKUs, in the same order (with others between them, which it passes
+// over), and queues the writes; b is then free for the next batch.
+func (m *itemMerge) compare(b *itemBatch) error {
+	defer func() { m.free = append(m.free, b) }()
+	rows := b.rows
 	si, ki := 0, 0
 	for at := 0; at < len(rows); {
 		key := rows[at+m.item].(string)
-		for si < len(m.storedItems) && m.storedItems[si].item < key {
+		for si < len(b.items) && b.items[si].item < key {
 			si++
 		}
-		for ki < len(m.storedSkus) && m.storedSkus[ki].item < key {
+		for ki < len(b.skus) && b.skus[ki].item < key {
 			ki++
 		}
 		end := at
@@ -409,18 +470,18 @@ func (m *itemMerge) compare(rows []any) error {
 			end += m.width
 		}
 		var item *storedItem
-		if si < len(m.storedItems) && m.storedItems[si].item == key {
-			item = &m.storedItems[si]
+		if si < len(b.items) && b.items[si].item == key {
+			item = &b.items[si]
 			si++
 		}
 		kEnd := ki
-		for kEnd < len(m.storedSkus) && m.storedSkus[kEnd].item == key {
+		for kEnd < len(b.skus) && b.skus[kEnd].item == key {
 			kEnd++
 		}
 		if item == nil && kEnd > ki {
 			return errNotDirect // SKUs without their item: not the staged join's case
 		}
-		if err := m.compareItem(key, rows[at:end], item, m.storedSkus[ki:kEnd]); err != nil {
+		if err := m.compareItem(key, rows[at:end], item, b.skus[ki:kEnd]); err != nil {
 			return err
 		}
 		at, ki = end, kEnd
