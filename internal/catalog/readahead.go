@@ -127,7 +127,12 @@ func (r *readAhead) begin() error {
 	if _, err := r.conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA cache_size = -%d`, readAheadCacheKiB)); err != nil {
 		return err
 	}
-	if _, err := r.conn.ExecContext(ctx, db.SnapshotStatement(r.conn)); err != nil {
+	// Not under ctx: the driver reports a cancel that came during the
+	// statement as its error even when SQLite ran it, and the connection
+	// would go back to the pool inside a transaction that close does not
+	// end, swallowing the next user's autocommit writes (found in review).
+	// A deferred BEGIN takes no lock and does not wait.
+	if _, err := r.conn.ExecContext(context.Background(), db.SnapshotStatement(r.conn)); err != nil {
 		return err
 	}
 	r.begun = true

@@ -305,8 +305,15 @@ func (d *DB) Tx(ctx context.Context, commit bool, fn func(conn *sql.Conn) error)
 // COMMITTED: writers run at once, and what must not interleave is held by
 // row locks (claims, sequences), unique constraints (ledgers) and the
 // locks table.
+//
+// A cancel of ctx stops the wait for the write lock, but not the COMMIT:
+// modernc.org/sqlite reports a cancel that came during a statement as the
+// statement's error even when SQLite ran it, so a BEGIN that "failed" so
+// may have opened the transaction (it is rolled back, whatever it did),
+// and a COMMIT cut short would report a committed transaction as failed.
 func WithTx(ctx context.Context, conn *sql.Conn, commit bool, fn func() error) (err error) {
 	if _, err := conn.ExecContext(ctx, BeginStatement(conn)); err != nil {
+		conn.ExecContext(context.Background(), "ROLLBACK")
 		return fmt.Errorf("begin: %w", Classify(err))
 	}
 	defer func() {
@@ -316,7 +323,7 @@ func WithTx(ctx context.Context, conn *sql.Conn, commit bool, fn func() error) (
 			}
 			return
 		}
-		if _, cErr := conn.ExecContext(ctx, "COMMIT"); cErr != nil {
+		if _, cErr := conn.ExecContext(context.WithoutCancel(ctx), "COMMIT"); cErr != nil {
 			conn.ExecContext(context.Background(), "ROLLBACK")
 			err = fmt.Errorf("commit: %w", Classify(cErr))
 		}
