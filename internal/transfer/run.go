@@ -147,6 +147,14 @@ func startRun(ctx context.Context, d *db.DB, site, lockDir string, dryRun bool) 
 	}, nil
 }
 
+// siteLockWait is how long a run waits for the site's lock across hosts
+// before it gives up (ErrBusy, exit 75). The lock is its holder's server
+// session's, which the server ends only once it notices the client gone:
+// a run started right after one was killed met the dead run's lock, as a
+// run of another host, for a few milliseconds (the crash tests on
+// PostgreSQL, now and then).
+var siteLockWait = 3 * time.Second
+
 // lockSiteAcrossHosts takes the site's lock among the hosts that share a
 // PostgreSQL database, on a connection of its own held for the run; it
 // does nothing on SQLite.
@@ -158,7 +166,7 @@ func lockSiteAcrossHosts(ctx context.Context, d *db.DB, site string) (unlock fun
 	if err != nil {
 		return nil, db.Classify(err)
 	}
-	release, err := db.LockSession(ctx, conn, "site "+site, time.Time{})
+	release, err := db.LockSession(ctx, conn, "site "+site, time.Now().Add(siteLockWait))
 	if err != nil {
 		conn.Close()
 		if errors.Is(err, db.ErrBusy) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/db/pgtest"
@@ -25,6 +26,8 @@ func TestSiteLockAcrossHosts(t *testing.T) {
 		return d
 	}
 	host1, host2 := open(), open()
+	defer func(w time.Duration) { siteLockWait = w }(siteLockWait)
+	siteLockWait = 200 * time.Millisecond
 	unlock, err := lockSiteAcrossHosts(ctx, host1, "pos")
 	if err != nil {
 		t.Fatal(err)
@@ -43,4 +46,23 @@ func TestSiteLockAcrossHosts(t *testing.T) {
 		t.Fatalf("second host after the first is done: %v", err)
 	}
 	again()
+
+	// A lock given up while the next run waits for it (the session of a
+	// run killed a moment ago, which the server has not ended yet) is
+	// taken, not reported busy.
+	siteLockWait = 5 * time.Second
+	held, err := lockSiteAcrossHosts(ctx, host1, "pos")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(300*time.Millisecond, held)
+	start := time.Now()
+	next, err := lockSiteAcrossHosts(ctx, host2, "pos")
+	if err != nil {
+		t.Fatalf("a run starting while the lock goes: %v, want the lock", err)
+	}
+	next()
+	if waited := time.Since(start); waited < 250*time.Millisecond {
+		t.Errorf("took the lock after %s, while the first held it for 300ms", waited)
+	}
 }
