@@ -94,7 +94,7 @@ func (o *exportOptions) options(cmd *cobra.Command, cfg *config.Config) (export.
 		DryRun: o.dryRun, Source: cfg.Export.Source, Target: cfg.Export.Target, Company: cfg.Company.Number,
 		ExcludeNonAllocatable: cfg.Export.ExcludeNonAllocatable,
 		Framing:               cfg.Export.XML.Framing, FilePerMessage: cfg.Export.XML.FilePerMessage,
-		FormulaGuard: cfg.CSV.FormulaGuard, LostHost: o.lostHost,
+		FormulaGuard: cfg.CSV.FormulaGuard, LostHost: o.lostHost, ReadBeside: true,
 	}
 	if o.format != "" {
 		eo.Format = o.format

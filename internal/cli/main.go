@@ -74,13 +74,6 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 			code = ExitFailed
 		}
 	}()
-	if path := os.Getenv("POSBRIDGE_CPUPROFILE"); path != "" {
-		// For performance work (BENCHMARKS.md): go tool pprof bin/posbridge FILE.
-		if f, err := os.Create(path); err == nil {
-			pprof.StartCPUProfile(f)
-			defer func() { pprof.StopCPUProfile(); f.Close() }()
-		}
-	}
 	// A soft memory limit makes the collector work harder before the heap
 	// grows, which keeps a file with a huge field from costing several
 	// times its size; GOMEMLIMIT overrides it.
@@ -97,6 +90,22 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 	// heap. GOGC overrides it.
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(200)
+	}
+	if len(args) == 1 && args[0] == export.BesideArg {
+		// The reading process of an export (export.besideRead): its
+		// parent kills it when it is not wanted.
+		if err := export.ServeBeside(context.Background(), stdin, stdout); err != nil {
+			fmt.Fprintln(stderr, err)
+			return ExitFailed
+		}
+		return ExitOK
+	}
+	if path := os.Getenv("POSBRIDGE_CPUPROFILE"); path != "" {
+		// For performance work (BENCHMARKS.md): go tool pprof bin/posbridge FILE.
+		if f, err := os.Create(path); err == nil {
+			pprof.StartCPUProfile(f)
+			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

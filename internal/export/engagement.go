@@ -330,7 +330,7 @@ func feedFile(ctx context.Context, d *db.DB, conn *sql.Conn, fk *feedKind, o *Op
 	}
 	// The file records the changes it covers; a resend covers none, so
 	// completing it leaves the watermark.
-	f, fileID, err := startFile(ctx, conn, fk.kind, o, func(fileID int64) (int64, int64, error) {
+	f, fileID, err := startFile(ctx, conn, fk.kind, o, func(fileID int64, _ string) (int64, int64, error) {
 		if o.Since != "" {
 			return records, 0, nil
 		}

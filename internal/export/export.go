@@ -58,8 +58,15 @@ type Options struct {
 	// formulas (csv.formula_guard). The export files themselves carry the
 	// data unchanged.
 	FormulaGuard bool
+	// ReadBeside reads each file's records in a process of its own
+	// beside the file's claim, on SQLite (besideRead): the posbridge
+	// binary serves it (ServeBeside); the CLI sets it.
+	ReadBeside bool `json:"-"`
 	// create opens a file for writing; tests replace it to fail writes.
 	create func(path string, perm os.FileMode) (io.WriteCloser, error)
+	// plainCreate says create is the default one, which a reading process
+	// beside the claim (ReadBeside) does as well.
+	plainCreate bool
 	// claimed is told how many triggers each file claimed, before its
 	// records are read (Run sets it).
 	claimed func(triggers int64)
@@ -173,6 +180,7 @@ func (o *Options) defaults(k *kind) {
 		o.create = func(path string, perm os.FileMode) (io.WriteCloser, error) {
 			return os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, perm)
 		}
+		o.plainCreate = true
 	}
 }
 
@@ -213,7 +221,7 @@ func Run(ctx context.Context, d *db.DB, kindName string, o Options) (*Result, er
 		}
 	}
 	for {
-		f, err := exportFile(ctx, conn, k, &o, &checked, &res.Missing)
+		f, err := exportFile(ctx, d, conn, k, &o, &checked, &res.Missing)
 		if err != nil || f == nil {
 			return res, err
 		}
@@ -338,7 +346,7 @@ func tmpPath(path string) string {
 // startFile allocates the next sequence number and records the file as
 // being written, and runs claim in the same transaction. It returns a zero
 // fileID when claim found nothing.
-func startFile(ctx context.Context, conn *sql.Conn, k *kind, o *Options, claim func(fileID int64) (records, triggers int64, err error)) (File, int64, error) {
+func startFile(ctx context.Context, conn *sql.Conn, k *kind, o *Options, claim func(fileID int64, path string) (records, triggers int64, err error)) (File, int64, error) {
 	var f File
 	var fileID int64
 	err := db.WithTx(ctx, conn, true, func() error {
@@ -356,7 +364,7 @@ VALUES ('out', ?, ?, ?, '', 0, ?, ?, ?, ?, ?) RETURNING id`, k.name, f.Name, f.P
 		if claim == nil {
 			return nil
 		}
-		f.Records, f.Triggers, err = claim(fileID)
+		f.Records, f.Triggers, err = claim(fileID, f.Path)
 		if err == nil && f.Records == 0 {
 			// Nothing was ready after all: undo, the sequence number included.
 			return errNothing
@@ -385,25 +393,42 @@ var errNothing = errors.New("nothing to claim")
 // leave the file in error, the ready ones are checked, the room left is
 // claimed and the file is written again under the same name, which is
 // what the check before the claim would have given.
-func exportFile(ctx context.Context, conn *sql.Conn, k *kind, o *Options, checked *bool, missing *int64) (*File, error) {
+func exportFile(ctx context.Context, d *db.DB, conn *sql.Conn, k *kind, o *Options, checked *bool, missing *int64) (*File, error) {
 	if err := prepareDir(k, o.Dir); err != nil {
 		return nil, err
 	}
-	f, fileID, err := startFile(ctx, conn, k, o, func(fileID int64) (int64, int64, error) {
-		return trigger.Claim(ctx, conn, k.code, fileID, o.RunID, o.perFile())
+	if err := removeStrays(ctx, conn, k, o.Dir); err != nil {
+		return nil, err
+	}
+	var beside *besideRead
+	f, fileID, err := startFile(ctx, conn, k, o, func(fileID int64, path string) (int64, int64, error) {
+		beside = readBeside(d, conn, k, o, path)
+		records, triggers, err := trigger.Claim(ctx, conn, k.code, fileID, o.RunID, o.perFile())
+		// The claim commits when this returns: not before the read
+		// beside it has its snapshot.
+		beside.started()
+		return records, triggers, err
 	})
 	if err != nil || fileID == 0 {
+		beside.discard(f.Path)
 		return nil, err
 	}
 	if o.claimed != nil {
 		o.claimed(f.Triggers)
 	}
-	var w written
+	w, ok := beside.result(k, f)
+	if beside != nil {
+		besideUsed(ok)
+	}
+	if ok {
+		return deliverFile(ctx, conn, k, o, fileID, &f, w, nil)
+	}
+	beside.discard(f.Path)
 	for {
 		var skus int64
 		w, err = writeFile(k, o, f.Path, f.Records, func(emit func(node) error) error {
 			return serialRead(ctx, conn, func() error {
-				return k.records(ctx, conn, fileID, o, func(n node) error {
+				return k.records(ctx, conn, claimedBy(fileID), o, func(n node) error {
 					skus += skuTriggers(n)
 					return emit(n)
 				})
@@ -428,10 +453,16 @@ func exportFile(ctx context.Context, conn *sql.Conn, k *kind, o *Options, checke
 			return nil, nil
 		}
 	}
-	if err := finish(ctx, conn, k.name, fileID, &f, w, err, "its triggers are ready again", o.Marker); err != nil {
+	return deliverFile(ctx, conn, k, o, fileID, &f, w, err)
+}
+
+// deliverFile finishes the file f of a trigger kind that writeFile wrote
+// (or failed to, err).
+func deliverFile(ctx context.Context, conn *sql.Conn, k *kind, o *Options, fileID int64, f *File, w written, err error) (*File, error) {
+	if err := finish(ctx, conn, k.name, fileID, f, w, err, "its triggers are ready again", o.Marker); err != nil {
 		return nil, err
 	}
-	return &f, nil
+	return f, nil
 }
 
 // serialRead runs read, which reads a file's records on conn. On

@@ -72,7 +72,7 @@ func (f *fixture) tryLoad(kind, mode, content string) error {
 func (f *fixture) outbox() string { return filepath.Join(f.dir, "outbox") }
 
 func (f *fixture) opts() Options {
-	return Options{Outbox: f.outbox(), LockDir: filepath.Join(f.dir, "locks"), LockWait: 5 * time.Second}
+	return Options{Outbox: f.outbox(), LockDir: filepath.Join(f.dir, "locks"), LockWait: 5 * time.Second, ReadBeside: true}
 }
 
 // rows runs a query and returns its rows, columns joined by "|".

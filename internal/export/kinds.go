@@ -26,8 +26,8 @@ type kind struct {
 	// private files carry customer data.
 	private bool
 	csv     []csvCol
-	// records streams the records of export file fileID in key order.
-	records func(ctx context.Context, q *sql.Conn, fileID int64, o *Options, emit func(node) error) error
+	// records streams the records of the triggers of set in key order.
+	records func(ctx context.Context, q *sql.Conn, set triggerSet, o *Options, emit func(node) error) error
 }
 
 // Kinds lists the export kinds that run from triggers.
@@ -43,17 +43,17 @@ var kinds = map[string]*kind{
 		records: itemRecords},
 	"vendors": {name: "vendors", code: trigger.CodeVendor, msgType: "CWVENDOROUT", oracleType: "CWVendorOut", wrapper: "Vendors",
 		csv: flat("action", "vendor_number", "name", "address1", "address2", "city", "state", "postal_code", "country", "contact", "email", "phone"),
-		records: func(ctx context.Context, q *sql.Conn, fileID int64, o *Options, emit func(node) error) error {
+		records: func(ctx context.Context, q *sql.Conn, set triggerSet, o *Options, emit func(node) error) error {
 			return flatRecords(ctx, q, "Vendor", []string{"t.capture", "v.vendor", "v.name", "v.address1", "v.address2", "v.city",
 				"v.state", "v.postal_code", "v.country", "v.contact", "v.email", "v.phone"}, `FROM triggers t JOIN vendors v ON v.vendor = t.record_key
-WHERE t.file_id = ? ORDER BY t.record_key`, []string{"action", "vendor_number", "name", "address1", "address2", "city", "state",
-				"postal_code", "country", "contact", "email", "phone"}, emit, fileID)
+WHERE `+set("t")+` ORDER BY t.record_key`, []string{"action", "vendor_number", "name", "address1", "address2", "city", "state",
+				"postal_code", "country", "contact", "email", "phone"}, emit)
 		}},
 	"customers": {name: "customers", code: trigger.CodeCustomer, msgType: "CWCUSTOMERDOWNLOAD", oracleType: "CWCustomerDownload", wrapper: "Customers",
 		private: true, csv: flat(customerAttrs...),
-		records: func(ctx context.Context, q *sql.Conn, fileID int64, o *Options, emit func(node) error) error {
+		records: func(ctx context.Context, q *sql.Conn, set triggerSet, o *Options, emit func(node) error) error {
 			return flatRecords(ctx, q, "Customer", customerCols("t.capture"), `FROM triggers t
-JOIN customers c ON c.customer = t.record_key WHERE t.file_id = ? ORDER BY t.record_key`, customerAttrs, emit, fileID)
+JOIN customers c ON c.customer = t.record_key WHERE `+set("t")+` ORDER BY t.record_key`, customerAttrs, emit)
 		}},
 	"invoices": {name: "invoices", code: trigger.CodeInvoice, msgType: "CWINVOICEOUT", oracleType: "CWInvoiceOut", wrapper: "Invoices", private: true,
 		csv: append(flat("action", "invoice_number", "order_number", "customer_number", "invoice_type", "invoice_date",
@@ -198,7 +198,7 @@ func amount(v sql.NullInt64) string {
 // itemRecords emits each item of the file with all its live SKUs, plus the
 // deleted SKUs whose trigger is in the file (a SKU deleted after its
 // change was claimed still goes out, with its last data).
-func itemRecords(ctx context.Context, q *sql.Conn, fileID int64, o *Options, emit func(node) error) error {
+func itemRecords(ctx context.Context, q *sql.Conn, set triggerSet, o *Options, emit func(node) error) error {
 	// One item's node, SKUs and their attributes at a time, the storage
 	// reused from item to item (emit keeps none of it).
 	var cur node
@@ -224,9 +224,9 @@ func itemRecords(ctx context.Context, q *sql.Conn, fileID int64, o *Options, emi
 		"CASE WHEN i.deleted_at IS NULL THEN '' ELSE 'D' END", "k.sku", "k.sku_description", "k.color", "k.size", "k.width",
 		"k.upc", "k.retail_ref", "k.price", "k.cost", "t.capture"}, `FROM items i
 JOIN skus k ON k.item = i.item
-LEFT JOIN triggers t ON t.file_id = ?1 AND t.record_key = k.item AND t.sub_key = k.sku
-WHERE i.item IN (SELECT record_key FROM triggers WHERE file_id = ?1) AND (k.deleted_at IS NULL OR t.capture IS NOT NULL)
-ORDER BY i.item, k.sku`, []any{fileID}, func(v []string) error {
+LEFT JOIN triggers t ON `+set("t")+` AND t.record_key = k.item AND t.sub_key = k.sku
+WHERE i.item IN (SELECT f.record_key FROM triggers f WHERE `+set("f")+`) AND (k.deleted_at IS NULL OR t.capture IS NOT NULL)
+ORDER BY i.item, k.sku`, nil, func(v []string) error {
 		item, capture := v[0], v[15]
 		if cur.name == "" || cur.attrs[1].value != item {
 			if err := flush(); err != nil {
@@ -279,11 +279,11 @@ func amountText(s string) (string, error) {
 // wrapper of its lines, and a line.
 type invoiceShape struct{ header, lines, line string }
 
-func invoiceRecords(ctx context.Context, q *sql.Conn, fileID int64, o *Options, emit func(node) error) error {
+func invoiceRecords(ctx context.Context, q *sql.Conn, set triggerSet, o *Options, emit func(node) error) error {
 	return invoiceNodes(ctx, q, invoiceShape{"InvoiceHeader", "InvoiceDetails", "InvoiceDetail"}, `SELECT t.capture, h.invoice, h.order_no,
   h.customer, h.invoice_type, h.invoice_date, n.line_no, n.item, n.sku, n.quantity, n.unit_price, n.discount, n.tax, n.freight
 FROM triggers t JOIN invoices h ON h.invoice = t.record_key LEFT JOIN invoice_lines n ON n.invoice = h.invoice
-WHERE t.file_id = ? ORDER BY t.record_key, n.line_no`, emit, fileID)
+WHERE `+set("t")+` ORDER BY t.record_key, n.line_no`, emit)
 }
 
 // invoiceNodes emits one record per invoice of query, which yields the
@@ -341,7 +341,7 @@ func invoiceNodes(ctx context.Context, q *sql.Conn, shape invoiceShape, query st
 	return flush()
 }
 
-func inventoryRecords(ctx context.Context, q *sql.Conn, fileID int64, o *Options, emit func(node) error) error {
+func inventoryRecords(ctx context.Context, q *sql.Conn, set triggerSet, o *Options, emit func(node) error) error {
 	allocatable := ""
 	if o.ExcludeNonAllocatable {
 		allocatable = ` AND v.warehouse IN (SELECT warehouse FROM warehouses WHERE allocatable = 1)`
@@ -350,7 +350,7 @@ func inventoryRecords(ctx context.Context, q *sql.Conn, fileID int64, o *Options
 	// every row: the trigger index and the inventory key give the order.
 	rows, err := q.QueryContext(ctx, `SELECT t.capture, t.record_key, t.sub_key, v.warehouse, v.on_hand, v.reserved
 FROM triggers t LEFT JOIN inventory v ON v.item = t.record_key AND v.sku = t.sub_key`+allocatable+`
-WHERE t.file_id = ? ORDER BY t.record_key, t.sub_key, v.warehouse`, fileID)
+WHERE `+set("t")+` ORDER BY t.record_key, t.sub_key, v.warehouse`)
 	if err != nil {
 		return err
 	}

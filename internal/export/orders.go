@@ -89,7 +89,7 @@ func Orders(ctx context.Context, d *db.DB, stream string, p partner.Profile, o O
 	}
 	// Every file's claim meets the held events again: list each once.
 	seen := map[int64]bool{}
-	claim := func(fileID int64) (int64, int64, error) {
+	claim := func(fileID int64, _ string) (int64, int64, error) {
 		var n int64
 		var held []orders.Held
 		var err error

@@ -210,7 +210,7 @@ FROM `+from+` WHERE `+cond, args...).Scan(&records, &res.Unmapped)
 	if err := prepareDir(k, o.Dir); err != nil {
 		return err
 	}
-	f, fileID, err := startFile(ctx, conn, k, o, func(fileID int64) (int64, int64, error) {
+	f, fileID, err := startFile(ctx, conn, k, o, func(fileID int64, _ string) (int64, int64, error) {
 		_, err := conn.ExecContext(ctx, `UPDATE files SET change_to = ? WHERE id = ?`, high, fileID)
 		return records, 0, err
 	})

@@ -41,14 +41,14 @@ func crashAt(t *testing.T, f *fixture, o Options, host, status string) string {
 	if err := prepareDir(k, o.Dir); err != nil {
 		t.Fatal(err)
 	}
-	file, fileID, err := startFile(ctx, conn, k, &o, func(fileID int64) (int64, int64, error) {
+	file, fileID, err := startFile(ctx, conn, k, &o, func(fileID int64, _ string) (int64, int64, error) {
 		return trigger.Claim(ctx, conn, k.code, fileID, run, 0)
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	w, err := writeFile(k, &o, file.Path, file.Records, func(emit func(node) error) error {
-		return k.records(ctx, conn, fileID, &o, emit)
+		return k.records(ctx, conn, claimedBy(fileID), &o, emit)
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/posbridge/posbridge/internal/db"
@@ -40,19 +41,11 @@ func recordUnit(code string) string {
 // locked, so a claim may take fewer records, or none, while another
 // holds the first ones.
 func Claim(ctx context.Context, conn *sql.Conn, code string, fileID, runID int64, limit int) (records, triggers int64, err error) {
-	unit := recordUnit(code)
-	which := `file_code = ?4 AND status = 'ready'`
+	limitExpr := ""
 	if limit > 0 {
-		// The first limit records in key order are those up to the
-		// limit-th key, found once. Said as "IN (the first limit keys)",
-		// PostgreSQL without statistics of the table (right after a load,
-		// before autovacuum analyzes it) plans a nested loop that reads
-		// the keys again for every ready trigger: 25 s and more for
-		// 50,000 triggers, against 70 ms for this range on the index.
-		which += ` AND (` + unit + `) <= (SELECT ` + unit + ` FROM (
-  SELECT DISTINCT ` + unit + ` FROM triggers WHERE file_code = ?4 AND status = 'ready' ORDER BY ` + unit + ` LIMIT ?5) AS first
-  ORDER BY ` + strings.ReplaceAll(unit, ",", " DESC,") + ` DESC LIMIT 1)`
+		limitExpr = "?5"
 	}
+	which := claimable("triggers", code, "?4", limitExpr)
 	if db.DialectOf(conn) == db.Postgres {
 		// The rows are updated where the lock found them, by their
 		// ctid: a row this transaction locked stays where it is until
@@ -75,6 +68,47 @@ WHERE `+which, fileID, db.NullID(runID), db.Now(), code, limit)
 	}
 	records, err = claimedRecords(ctx, conn, code, fileID)
 	return records, triggers, err
+}
+
+// claimable is the condition, on the triggers of alias, that says which
+// triggers a claim of code takes: the ready ones, or, with a limit, those
+// of the first limit records in key order. codeExpr and limitExpr are the
+// SQL of the code and the limit; no limitExpr, no limit.
+func claimable(alias, code, codeExpr, limitExpr string) string {
+	unit := recordUnit(code)
+	which := alias + `.file_code = ` + codeExpr + ` AND ` + alias + `.status = 'ready'`
+	if limitExpr != "" {
+		// The first limit records in key order are those up to the
+		// limit-th key, found once. Said as "IN (the first limit keys)",
+		// PostgreSQL without statistics of the table (right after a load,
+		// before autovacuum analyzes it) plans a nested loop that reads
+		// the keys again for every ready trigger: 25 s and more for
+		// 50,000 triggers, against 70 ms for this range on the index.
+		which += ` AND (` + alias + `.` + strings.ReplaceAll(unit, ", ", ", "+alias+".") + `) <= (SELECT ` + unit + ` FROM (
+  SELECT DISTINCT ` + unit + ` FROM triggers WHERE file_code = ` + codeExpr + ` AND status = 'ready' ORDER BY ` + unit + ` LIMIT ` + limitExpr + `) AS first
+  ORDER BY ` + strings.ReplaceAll(unit, ",", " DESC,") + ` DESC LIMIT 1)`
+	}
+	return which
+}
+
+// Claimable is the condition, on the triggers of alias, that is true of
+// the triggers Claim(code, limit) would take now: what a read beside the
+// claim, in a snapshot of the state the claim starts from, reads as the
+// file's triggers. It also names the condition of triggers_pending, so
+// that SQLite reads them through it.
+func Claimable(alias, code string, limit int) string {
+	limitExpr := ""
+	if limit > 0 {
+		limitExpr = strconv.Itoa(limit)
+	}
+	return alias + ".status IN ('ready','error') AND " + claimable(alias, code, "'"+strings.ReplaceAll(code, "'", "''")+"'", limitExpr)
+}
+
+// ClaimableRecords counts the records of the triggers Claim(code, limit)
+// would take now.
+func ClaimableRecords(ctx context.Context, q db.Querier, code string, limit int) (records int64, err error) {
+	err = q.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT DISTINCT `+recordUnit(code)+` FROM triggers t WHERE `+Claimable("t", code, limit)+`) AS records`).Scan(&records)
+	return records, err
 }
 
 // claimedRecords counts the records of the triggers of export file fileID.
