@@ -88,14 +88,26 @@ type besideOut struct {
 	Err     string  `json:"error,omitempty"`
 }
 
+// besideMin is the fewest triggers a claim takes for its file to be read
+// beside it.
+var besideMin = 20000
+
 // besideUsed is told, for each file read beside its claim, whether that
 // read was delivered; tests count.
 var besideUsed = func(delivered bool) {}
 
 // readBeside starts the reader of the file of kind k written to path, or
 // returns nil where there is none.
-func readBeside(d *db.DB, conn *sql.Conn, k *kind, o *Options, path string) *besideRead {
+func readBeside(ctx context.Context, d *db.DB, conn *sql.Conn, k *kind, o *Options, path string) *besideRead {
 	if !o.ReadBeside || !o.plainCreate || d == nil || db.DialectOf(conn) != db.SQLite || !besideSupported {
+		return nil
+	}
+	// A process costs tens of milliseconds to start and open the
+	// database: a small claim is read after it (a file per message
+	// would start one per record).
+	var n int
+	if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM triggers t WHERE `+trigger.Claimable("t", k.code, o.perFile())+` LIMIT ?) AS n`,
+		besideMin).Scan(&n); err != nil || n < besideMin {
 		return nil
 	}
 	req, err := json.Marshal(besideRequest{Database: d.Path, Kind: k.name, Path: path, Options: *o})

@@ -402,7 +402,7 @@ func exportFile(ctx context.Context, d *db.DB, conn *sql.Conn, k *kind, o *Optio
 	}
 	var beside *besideRead
 	f, fileID, err := startFile(ctx, conn, k, o, func(fileID int64, path string) (int64, int64, error) {
-		beside = readBeside(d, conn, k, o, path)
+		beside = readBeside(ctx, d, conn, k, o, path)
 		records, triggers, err := trigger.Claim(ctx, conn, k.code, fileID, o.RunID, o.perFile())
 		// The claim commits when this returns: not before the read
 		// beside it has its snapshot.
