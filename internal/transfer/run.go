@@ -380,7 +380,16 @@ func (s *stmts) InsertID(ctx context.Context, query string, args ...any) (int64,
 }
 
 // execOn runs query with write, which runs a function on the connection.
+//
+// A cancel stops a run between its ledger writes, not within one: the
+// statements are short, and a cancel in the middle of one makes pgx close
+// the run's only write connection, failing every later write of the run,
+// the other workers' done rows with them.
 func execOn(ctx context.Context, write func(context.Context, func(*db.Prepared) error) error, query string, args []any) (res sql.Result, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ctx = context.WithoutCancel(ctx)
 	err = write(ctx, func(p *db.Prepared) error {
 		res, err = p.ExecContext(ctx, query, args...)
 		return err
@@ -390,6 +399,10 @@ func execOn(ctx context.Context, write func(context.Context, func(*db.Prepared) 
 
 // insertOn is execOn for an INSERT ... RETURNING id.
 func insertOn(ctx context.Context, write func(context.Context, func(*db.Prepared) error) error, query string, args []any) (id int64, err error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	ctx = context.WithoutCancel(ctx)
 	err = write(ctx, func(p *db.Prepared) error {
 		id, err = p.InsertID(ctx, query, args...)
 		return err
