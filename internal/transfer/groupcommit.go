@@ -25,9 +25,12 @@ const (
 
 // writeReq is a worker's write waiting for its group's commit.
 type writeReq struct {
-	ctx       context.Context
-	h         *heldWrite
-	fn        func(p *db.Prepared) error
+	ctx context.Context
+	h   *heldWrite
+	fn  func(p *db.Prepared) error
+	// sync, when set, must have made fn's subject durable before fn is
+	// committed (as a held write's sync does for it).
+	sync      *groupSync
 	err, herr error
 	done      bool
 }
@@ -93,9 +96,9 @@ func (g *commitGroup) arm() {
 // writeGrouped is writeWith for a worker: h's write and fn are committed
 // in one transaction with those of other workers, and when that fails each
 // worker's again on its own, so each error is its own.
-func (s *stmts) writeGrouped(ctx context.Context, h *heldWrite, fn func(p *db.Prepared) error) (err, herr error) {
+func (s *stmts) writeGrouped(ctx context.Context, h *heldWrite, fn func(p *db.Prepared) error, sync *groupSync) (err, herr error) {
 	g := &s.group
-	r := &writeReq{ctx: ctx, h: h, fn: fn}
+	r := &writeReq{ctx: ctx, h: h, fn: fn, sync: sync}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.init()
@@ -137,22 +140,30 @@ func (s *stmts) commitBatch(batch []*writeReq) {
 		r   *writeReq
 		err error
 	}
-	var unsynced []failed
-	for _, r := range batch {
-		if r.h == nil || r.h.sync == nil {
-			continue
-		}
+	var unsynced, fnUnsynced []failed
+	syncOnce := func(g *groupSync) error {
 		if synced == nil {
 			synced = map[*groupSync]error{}
 		}
-		err, ok := synced[r.h.sync]
+		err, ok := synced[g]
 		if !ok {
-			err = r.h.sync.Sync()
-			synced[r.h.sync] = err
+			err = g.Sync()
+			synced[g] = err
 		}
-		if err != nil {
-			r.h = nil
-			unsynced = append(unsynced, failed{r, err})
+		return err
+	}
+	for _, r := range batch {
+		if r.h != nil && r.h.sync != nil {
+			if err := syncOnce(r.h.sync); err != nil {
+				r.h = nil
+				unsynced = append(unsynced, failed{r, err})
+			}
+		}
+		if r.fn != nil && r.sync != nil {
+			if err := syncOnce(r.sync); err != nil {
+				r.fn = nil
+				fnUnsynced = append(fnUnsynced, failed{r, err})
+			}
 		}
 	}
 	writes := batch[:0:0]
@@ -166,6 +177,9 @@ func (s *stmts) commitBatch(batch []*writeReq) {
 	}
 	for _, f := range unsynced {
 		f.r.herr = f.err
+	}
+	for _, f := range fnUnsynced {
+		f.r.err = f.err
 	}
 }
 

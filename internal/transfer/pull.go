@@ -337,10 +337,18 @@ func pullOne(ctx context.Context, d *worker, site Site, o PullOptions, from, arc
 	// write records the attempt, once there is something to record.
 	write := func(ctx context.Context, stage, sum string) (int64, error) {
 		t.Stage, t.SHA256 = stage, sum
-		if reuse != 0 {
-			return reuse, ledger.RestartTransfer(ctx, d, reuse, t)
+		var lw ledger.Writer = d
+		if stage == ledger.StageRename && o.dirSync != nil {
+			// The temporary file's name is durable in the folder before
+			// the row says the complete copy is there: after a power cut,
+			// recovery takes a copy under neither name for one made and
+			// taken since, and --after delete would remove the only one.
+			lw = syncedWriter{d, o.dirSync}
 		}
-		return ledger.StartTransfer(ctx, d, t)
+		if reuse != 0 {
+			return reuse, ledger.RestartTransfer(ctx, lw, reuse, t)
+		}
+		return ledger.StartTransfer(ctx, lw, t)
 	}
 	var sum string
 	var id int64

@@ -514,9 +514,24 @@ func (w *worker) holdSynced(ctx context.Context, sync *groupSync, write func(ctx
 func (w *worker) finish() {
 	if h := w.held; h != nil {
 		w.held = nil
-		_, herr := w.stmts.writeGrouped(h.ctx, h, nil)
+		_, herr := w.stmts.writeGrouped(h.ctx, h, nil, nil)
 		h.then(herr)
 	}
+}
+
+// syncedWriter is the worker as a ledger.Writer whose writes commit only
+// once sync has made what they record durable.
+type syncedWriter struct {
+	w    *worker
+	sync *groupSync
+}
+
+func (s syncedWriter) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return execOn(ctx, func(ctx context.Context, fn func(*db.Prepared) error) error { return s.w.writeSynced(ctx, s.sync, fn) }, query, args)
+}
+
+func (s syncedWriter) InsertID(ctx context.Context, query string, args ...any) (int64, error) {
+	return insertOn(ctx, func(ctx context.Context, fn func(*db.Prepared) error) error { return s.w.writeSynced(ctx, s.sync, fn) }, query, args)
 }
 
 // ExecContext runs a write on the run's connection, committed with the
@@ -533,9 +548,17 @@ func (w *worker) InsertID(ctx context.Context, query string, args ...any) (int64
 // write runs fn on the run's connection in one transaction with the held
 // write (and the other workers' writes), and then what follows that.
 func (w *worker) write(ctx context.Context, fn func(p *db.Prepared) error) error {
+	return w.writeSynced(ctx, nil, fn)
+}
+
+// writeSynced is write for a write that may be committed only once what
+// sync makes durable is (sync runs right before the commit, shared by the
+// writes committed together); when sync fails, fn is not run and its
+// error is sync's.
+func (w *worker) writeSynced(ctx context.Context, sync *groupSync, fn func(p *db.Prepared) error) error {
 	h := w.held
 	w.held = nil
-	err, herr := w.stmts.writeGrouped(ctx, h, fn)
+	err, herr := w.stmts.writeGrouped(ctx, h, fn, sync)
 	if h != nil {
 		h.then(herr)
 	}
