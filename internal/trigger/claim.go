@@ -107,13 +107,18 @@ func Claimable(alias, code string, limit int) string {
 // ClaimableRecords counts the records of the triggers Claim(code, limit)
 // would take now.
 func ClaimableRecords(ctx context.Context, q db.Querier, code string, limit int) (records int64, err error) {
-	err = q.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT DISTINCT `+recordUnit(code)+` FROM triggers t WHERE `+Claimable("t", code, limit)+`) AS records`).Scan(&records)
-	return records, err
+	return countRecords(ctx, q, code, Claimable("t", code, limit))
 }
 
 // claimedRecords counts the records of the triggers of export file fileID.
 func claimedRecords(ctx context.Context, q db.Querier, code string, fileID int64) (records int64, err error) {
-	err = q.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT DISTINCT `+recordUnit(code)+` FROM triggers WHERE file_id = ?) AS records`, fileID).Scan(&records)
+	return countRecords(ctx, q, code, `t.file_id = ?`, fileID)
+}
+
+// countRecords counts the records of code among the triggers t of which
+// where is true.
+func countRecords(ctx context.Context, q db.Querier, code, where string, args ...any) (records int64, err error) {
+	err = q.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT DISTINCT `+recordUnit(code)+` FROM triggers t WHERE `+where+`) AS records`, args...).Scan(&records)
 	return records, err
 }
 
