@@ -48,9 +48,21 @@ func (d *DB) AnalyzeWritten(ctx context.Context, written map[string]int64) error
 				continue
 			}
 		}
-		if _, err := d.ExecContext(ctx, `ANALYZE `+pgx.Identifier{t}.Sanitize()); err != nil {
-			return fmt.Errorf("analyze %s: %w", t, Classify(err))
+		if err := d.Analyze(ctx, t); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// Analyze brings PostgreSQL's planner statistics of table up to date; on
+// SQLite it does nothing.
+func (d *DB) Analyze(ctx context.Context, table string) error {
+	if d.Dialect != Postgres {
+		return nil
+	}
+	if _, err := d.ExecContext(ctx, `ANALYZE `+pgx.Identifier{table}.Sanitize()); err != nil {
+		return fmt.Errorf("analyze %s: %w", table, Classify(err))
 	}
 	return nil
 }

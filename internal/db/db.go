@@ -312,7 +312,26 @@ func (d *DB) Tx(ctx context.Context, commit bool, fn func(conn *sql.Conn) error)
 // may have opened the transaction (it is rolled back, whatever it did),
 // and a COMMIT cut short would report a committed transaction as failed.
 func WithTx(ctx context.Context, conn *sql.Conn, commit bool, fn func() error) (err error) {
-	if _, err := conn.ExecContext(ctx, BeginStatement(conn)); err != nil {
+	return withTx(ctx, conn, BeginStatement(conn), commit, fn)
+}
+
+// WithSnapshotTx is WithTx in a write transaction whose statements all
+// see the state its first statement saw, but for its own writes: on
+// PostgreSQL REPEATABLE READ, where a row another transaction changed
+// since then fails the statement that would change or lock it
+// (IsSerializationFailure) rather than have it act on the newer row.
+// SQLite's BEGIN IMMEDIATE is that already: no other writer commits
+// while it is open.
+func WithSnapshotTx(ctx context.Context, conn *sql.Conn, commit bool, fn func() error) (err error) {
+	begin := BeginStatement(conn)
+	if DialectOf(conn) == Postgres {
+		begin = "BEGIN ISOLATION LEVEL REPEATABLE READ"
+	}
+	return withTx(ctx, conn, begin, commit, fn)
+}
+
+func withTx(ctx context.Context, conn *sql.Conn, begin string, commit bool, fn func() error) (err error) {
+	if _, err := conn.ExecContext(ctx, begin); err != nil {
 		conn.ExecContext(context.Background(), "ROLLBACK")
 		return fmt.Errorf("begin: %w", Classify(err))
 	}
@@ -349,6 +368,38 @@ func SnapshotStatement(conn *sql.Conn) string {
 		return "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
 	}
 	return "BEGIN"
+}
+
+// ExportSnapshot names, on PostgreSQL, the snapshot of the transaction
+// open on conn, for another connection to read in (BeginInSnapshot) while
+// that transaction stays open. In a REPEATABLE READ transaction
+// (WithSnapshotTx) it is the state all of its statements see.
+func ExportSnapshot(ctx context.Context, conn *sql.Conn) (id string, err error) {
+	err = conn.QueryRowContext(ctx, `SELECT pg_export_snapshot()`).Scan(&id)
+	return id, Classify(err)
+}
+
+// BeginInSnapshot opens, on PostgreSQL, a read-only transaction on conn
+// that sees the snapshot id another transaction exported
+// (ExportSnapshot), which must still be open.
+func BeginInSnapshot(ctx context.Context, conn *sql.Conn, id string) error {
+	if _, err := conn.ExecContext(ctx, SnapshotStatement(conn)); err != nil {
+		return Classify(err)
+	}
+	if _, err := conn.ExecContext(ctx, `SET TRANSACTION SNAPSHOT '`+strings.ReplaceAll(id, "'", "''")+`'`); err != nil {
+		conn.ExecContext(context.Background(), "ROLLBACK")
+		return Classify(err)
+	}
+	return nil
+}
+
+// IsSerializationFailure reports whether err is PostgreSQL's
+// serialization failure: in a REPEATABLE READ transaction, a statement
+// met a row changed since the transaction's snapshot. The transaction can
+// only be rolled back; the work may be done again in a new one.
+func IsSerializationFailure(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "40001"
 }
 
 // DialectOf is the engine conn is connected to.

@@ -323,7 +323,7 @@ func classifyPG(err error) error {
 			pe.Code == "40P01", // deadlock_detected
 			pe.Code == "55P03", // lock_not_available
 			pe.Code == "57014": // query_canceled (statement or lock timeout)
-			return fmt.Errorf("%w: %v", ErrBusy, err)
+			return fmt.Errorf("%w: %w", ErrBusy, err)
 		case strings.HasPrefix(pe.Code, "08"), // connection_exception
 			pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03": // admin shutdown, crash, cannot connect now
 			return fmt.Errorf("%w: %v", ErrUnavailable, err)

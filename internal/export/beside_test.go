@@ -11,24 +11,14 @@ import (
 	"github.com/posbridge/posbridge/internal/db/dbtest"
 )
 
-// TestReadBeside: on SQLite each file's records are read by a process of
-// their own beside the file's claim, and the files are the same, byte for
-// byte, as those read after the claim: items (several files, a limit, a
-// SKU deleted after its change, an item gone without a tombstone, whose
-// file is read again after the check), vendors, customers, XML and CSV.
+// TestReadBeside: each file's records are read beside the file's claim
+// (on SQLite by a process of their own, on PostgreSQL on a connection of
+// their own), and the files are the same, byte for byte, as those read
+// after the claim: items (several files, a limit, a SKU deleted after its
+// change, an item gone without a tombstone, whose file is read again
+// after the check), vendors, customers, XML and CSV.
 func TestReadBeside(t *testing.T) {
-	if dbtest.Postgres() {
-		t.Skip("PostgreSQL reads after the claim (SKIP LOCKED)")
-	}
-	var delivered, again int
-	defer func(f func(bool)) { besideUsed = f }(besideUsed)
-	besideUsed = func(ok bool) {
-		if ok {
-			delivered++
-		} else {
-			again++
-		}
-	}
+	delivered, again := countBeside(t)
 	run := func(beside bool) map[string]string {
 		f := newFixture(t)
 		f.load("vendors", catalog.ModeDelta, "vendor,name\nV1,One\nV2,Two\n")
@@ -67,8 +57,8 @@ func TestReadBeside(t *testing.T) {
 		return out
 	}
 	serial := run(false)
-	if delivered+again != 0 {
-		t.Fatalf("read beside %d times without ReadBeside", delivered+again)
+	if *delivered+*again != 0 {
+		t.Fatalf("read beside %d times without ReadBeside", *delivered+*again)
 	}
 	beside := run(true)
 	if len(serial) < 4 || len(beside) != len(serial) {
@@ -81,9 +71,144 @@ func TestReadBeside(t *testing.T) {
 	}
 	// Every file but the one whose record is gone (read again after the
 	// check) is delivered as the reader wrote it.
-	if delivered != 3 || again != 1 {
-		t.Errorf("read beside: %d delivered, %d read again; want 3 delivered (items I1-I2, vendors, customers), 1 read again (items I3-I4, I4 gone)", delivered, again)
+	if *delivered != 3 || *again != 1 {
+		t.Errorf("read beside: %d delivered, %d read again; want 3 delivered (items I1-I2, vendors, customers), 1 read again (items I3-I4, I4 gone)", *delivered, *again)
 	}
+}
+
+// countBeside counts, until the test ends, the files read beside their
+// claim that were delivered and those read again.
+func countBeside(t *testing.T) (delivered, again *int) {
+	delivered, again = new(int), new(int)
+	prev := besideUsed
+	t.Cleanup(func() { besideUsed = prev })
+	besideUsed = func(ok bool) {
+		if ok {
+			*delivered++
+		} else {
+			*again++
+		}
+	}
+	return delivered, again
+}
+
+// onceBeforeClaim runs fn in the first claim's transaction (beforeClaim),
+// until the test ends.
+func onceBeforeClaim(t *testing.T, fn func(ctx context.Context)) {
+	prev := beforeClaim
+	t.Cleanup(func() { beforeClaim = prev })
+	var done bool
+	beforeClaim = func(ctx context.Context) {
+		if !done {
+			done = true
+			fn(ctx)
+		}
+	}
+}
+
+// itemsBeside is a fixture with vendor V1 and the items of rows (item,
+// description, vendor, sku, price), and the counts of countBeside.
+func itemsBeside(t *testing.T, rows string) (f *fixture, delivered, again *int) {
+	delivered, again = countBeside(t)
+	f = newFixture(t)
+	f.load("vendors", catalog.ModeDelta, "vendor,name\nV1,One\n")
+	f.load("items", catalog.ModeDelta, "item,description,vendor,sku,price\n"+rows)
+	return f, delivered, again
+}
+
+// TestReadBesideChangedSinceSnapshot: on PostgreSQL a load that changes an
+// item and folds into its trigger after the snapshot the reader reads in,
+// before the claim takes the trigger, fails that claim (REPEATABLE READ);
+// the file is claimed again and read after the claim, with the change.
+// Read in the snapshot, the file would carry the item as it was, and the
+// change, folded into a trigger the file took, would never go out.
+func TestReadBesideChangedSinceSnapshot(t *testing.T) {
+	if !dbtest.Postgres() {
+		t.Skip("on SQLite no writer commits while the claim's transaction is open")
+	}
+	f, delivered, again := itemsBeside(t, "I1,Mug,V1,S1,1.00\nI2,Cap,V1,S1,2.00\n")
+	onceBeforeClaim(t, func(context.Context) {
+		f.load("items", catalog.ModeDelta, "item,description,vendor,sku,price\nI1,Jug,V1,S1,1.00\n")
+	})
+	o := f.opts()
+	o.Format = "csv"
+	res, err := Run(context.Background(), f.d, "items", o)
+	if err != nil || len(res.Files) != 1 {
+		t.Fatalf("Run: %+v, %v", res, err)
+	}
+	b, err := os.ReadFile(res.Files[0].Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "I1,Jug") || strings.Contains(string(b), "Mug") || !strings.Contains(string(b), "I2,Cap") {
+		t.Errorf("the file has not the items as changed:\n%s", b)
+	}
+	if *delivered != 0 || *again != 0 {
+		t.Errorf("read beside: %d delivered, %d read again; want none (claimed again without a reader)", *delivered, *again)
+	}
+	f.want("triggers", f.rows(`SELECT record_key, capture, status FROM triggers WHERE file_code = 'SKU' ORDER BY record_key`),
+		"I1|A|processed", "I2|A|processed")
+	f.want("temporary files", strayTemps(t, filepath.Dir(res.Files[0].Path)))
+}
+
+// TestReadBesideSkipsLocked: on PostgreSQL the claim passes over a
+// trigger another transaction holds, which the reader's snapshot holds as
+// ready: the file is read again after the claim, without that record,
+// which the next file takes.
+func TestReadBesideSkipsLocked(t *testing.T) {
+	if !dbtest.Postgres() {
+		t.Skip("SKIP LOCKED is PostgreSQL's")
+	}
+	f, delivered, again := itemsBeside(t, "I1,Mug,V1,S1,1.00\nI1,Mug,V1,S2,1.50\nI2,Cap,V1,S1,2.00\n")
+	ctx := context.Background()
+	holder, err := f.d.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	if _, err := holder.ExecContext(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	defer holder.ExecContext(ctx, "ROLLBACK")
+	// I1's S2 trigger: the item goes out with S1's trigger only.
+	if _, err := holder.ExecContext(ctx, `SELECT id FROM triggers WHERE record_key = 'I1' AND sub_key = 'S2' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	o := f.opts()
+	o.Format = "csv"
+	res, err := Run(ctx, f.d, "items", o)
+	if err != nil || len(res.Files) != 1 || res.Files[0].Triggers != 2 {
+		t.Fatalf("Run: %+v, %v", res, err)
+	}
+	if *delivered != 0 || *again != 1 {
+		t.Errorf("read beside: %d delivered, %d read again; want the file read again", *delivered, *again)
+	}
+	b, err := os.ReadFile(res.Files[0].Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	// The header, I1's two SKUs (S2 sent unchanged along with S1, the
+	// item's action C) and I2.
+	if len(lines) != 4 || !strings.HasPrefix(lines[1], "A,I1,Mug,,V1,,S1,") || !strings.HasPrefix(lines[2], "C,I1,Mug,,V1,,S2,") || !strings.HasPrefix(lines[3], "A,I2,") {
+		t.Errorf("file:\n%s", b)
+	}
+	holder.ExecContext(ctx, "ROLLBACK")
+	res, err = Run(ctx, f.d, "items", o)
+	if err != nil || len(res.Files) != 1 || res.Files[0].Triggers != 1 {
+		t.Fatalf("second Run: %+v, %v", res, err)
+	}
+	f.want("temporary files", strayTemps(t, filepath.Dir(res.Files[0].Path)))
+}
+
+// strayTemps lists the temporary files left in dir.
+func strayTemps(t *testing.T, dir string) []string {
+	t.Helper()
+	temps, err := filepath.Glob(filepath.Join(dir, ".*.tmp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return temps
 }
 
 // stripCreated blanks the created attribute of an XML envelope.

@@ -68,7 +68,7 @@ type Options struct {
 	// beside the claim (ReadBeside) does as well.
 	plainCreate bool
 	// claimed is told how many triggers each file claimed, before its
-	// records are read (Run sets it).
+	// records are read after the claim (Run sets it).
 	claimed func(triggers int64)
 }
 
@@ -211,13 +211,14 @@ func Run(ctx context.Context, d *db.DB, kindName string, o Options) (*Result, er
 	// large claim against statistics that say "no trigger has this file"
 	// gets index lookups by the hundred thousand and a sort on disk (300,000
 	// triggers: 3.2 s against 1.3 s once analyzed). The first large claim
-	// of a run brings them up to date (db.AnalyzeWritten: nothing on
-	// SQLite). Statistics only speed the read: a database that fails here
-	// fails the read that follows, which reports it.
+	// of a run read after the claim brings them up to date (db.Analyze:
+	// nothing on SQLite); a read beside the claim reads no file_id.
+	// Statistics only speed the read: a database that fails here fails the
+	// read that follows, which reports it.
 	o.claimed = func(triggers int64) {
 		if !analyzed && triggers >= 1000 {
 			analyzed = true
-			d.AnalyzeWritten(ctx, map[string]int64{"triggers": triggers})
+			d.Analyze(ctx, "triggers")
 		}
 	}
 	for {
@@ -347,9 +348,15 @@ func tmpPath(path string) string {
 // being written, and runs claim in the same transaction. It returns a zero
 // fileID when claim found nothing.
 func startFile(ctx context.Context, conn *sql.Conn, k *kind, o *Options, claim func(fileID int64, path string) (records, triggers int64, err error)) (File, int64, error) {
+	return startFileTx(ctx, conn, k, o, db.WithTx, claim)
+}
+
+// startFileTx is startFile in the transaction withTx opens.
+func startFileTx(ctx context.Context, conn *sql.Conn, k *kind, o *Options, withTx func(context.Context, *sql.Conn, bool, func() error) error,
+	claim func(fileID int64, path string) (records, triggers int64, err error)) (File, int64, error) {
 	var f File
 	var fileID int64
-	err := db.WithTx(ctx, conn, true, func() error {
+	err := withTx(ctx, conn, true, func() error {
 		seq, err := db.NextSequence(ctx, conn, k.name)
 		if err != nil {
 			return err
@@ -382,6 +389,10 @@ VALUES ('out', ?, ?, ?, '', 0, ?, ?, ?, ?, ?) RETURNING id`, k.name, f.Name, f.P
 
 var errNothing = errors.New("nothing to claim")
 
+// beforeClaim runs in the transaction of each claim of exportFile, before
+// the claim; tests change the state there.
+var beforeClaim = func(context.Context) {}
+
 // exportFile claims one file's worth of triggers and delivers the file. It
 // returns nil when nothing is ready.
 //
@@ -401,20 +412,34 @@ func exportFile(ctx context.Context, d *db.DB, conn *sql.Conn, k *kind, o *Optio
 		return nil, err
 	}
 	var beside *besideRead
-	f, fileID, err := startFile(ctx, conn, k, o, func(fileID int64, path string) (int64, int64, error) {
-		beside = readBeside(ctx, d, conn, k, o, path)
+	withTx, wanted := db.WithTx, besideWanted(ctx, d, conn, k, o)
+	if wanted {
+		// The reader's snapshot is the claim's (besideRead).
+		withTx = db.WithSnapshotTx
+	}
+	f, fileID, err := startFileTx(ctx, conn, k, o, withTx, func(fileID int64, path string) (int64, int64, error) {
+		if wanted {
+			beside = readBeside(ctx, d, conn, k, o, path)
+		}
+		beforeClaim(ctx)
 		records, triggers, err := trigger.Claim(ctx, conn, k.code, fileID, o.RunID, o.perFile())
 		// The claim commits when this returns: not before the read
 		// beside it has its snapshot.
 		beside.started()
 		return records, triggers, err
 	})
+	if db.IsSerializationFailure(err) {
+		// A trigger of the snapshot changed before the claim took it:
+		// claimed again, in a transaction of its own, and read after.
+		beside.discard(f.Path)
+		beside = nil
+		f, fileID, err = startFile(ctx, conn, k, o, func(fileID int64, _ string) (int64, int64, error) {
+			return trigger.Claim(ctx, conn, k.code, fileID, o.RunID, o.perFile())
+		})
+	}
 	if err != nil || fileID == 0 {
 		beside.discard(f.Path)
 		return nil, err
-	}
-	if o.claimed != nil {
-		o.claimed(f.Triggers)
 	}
 	w, ok := beside.result(k, f)
 	if beside != nil {
@@ -424,6 +449,9 @@ func exportFile(ctx context.Context, d *db.DB, conn *sql.Conn, k *kind, o *Optio
 		return deliverFile(ctx, conn, k, o, fileID, &f, w, nil)
 	}
 	beside.discard(f.Path)
+	if o.claimed != nil {
+		o.claimed(f.Triggers)
+	}
 	for {
 		var skus int64
 		w, err = writeFile(k, o, f.Path, f.Records, func(emit func(node) error) error {
