@@ -20,8 +20,8 @@ var readAheadOff bool
 // stored rows are read. Reading them was half of a reload's time on the
 // load's connection.
 //
-// What it reads is what the load's connection would read at that point,
-// on SQLite in WAL mode:
+// What it reads is what the load's connection would read at that point.
+// On SQLite in WAL mode:
 //   - The load's write transaction began with BEGIN IMMEDIATE before the
 //     read transaction here took its snapshot (its first read, in
 //     startReadAhead): no other writer commits until the load ends, so the
@@ -39,11 +39,23 @@ var readAheadOff bool
 //     the load commits. So the stored items and SKUs of a batch's range
 //     are the same in the snapshot and on the load's connection.
 //
-// Not on PostgreSQL: there the load's transaction is READ COMMITTED and
-// other sessions' writes to items and SKUs may commit while it runs,
-// which its statements see and a snapshot taken earlier would not (an
-// export's trigger.PurgeTombstones deletes items and SKUs). Nor in
-// SQLite's other journal modes (errNotWAL).
+// On PostgreSQL the read-ahead reads without a transaction (READ
+// COMMITTED, as the load's statements): what other sessions have
+// committed, less the load's own writes, which only touch the batches
+// before (as above). The load's transaction holds the lock of its kind
+// (applyAlone) from before the first read to its end, so no other load
+// of items commits meanwhile. The only other writer of items and SKUs is
+// an export's trigger.PurgeTombstones, which deletes tombstones: a
+// tombstone read ahead and purged before its batch is compared reads as
+// a row that is not there would (a SKU in the file is added either way,
+// one not in it was not live), so it makes no difference.
+//
+// Not in SQLite's other journal modes (errNotWAL).
+//
+// 1,000,000 rows, 1% changed, on PostgreSQL: 3.45 s -> 3.37 s alone; the
+// reads were round trips of batches of 256 rows, which the merge waited
+// for (go tool trace); with batches of pgMergeRows, 2.33 s (--force of
+// the same file 3.12 s -> 1.80 s).
 type readAhead struct {
 	conn   *sql.Conn
 	reader storedReader
@@ -64,7 +76,7 @@ type readAhead struct {
 // nil when the reload reads on its own connection: not SQLite in WAL
 // mode, no connection free, or the transaction could not begin.
 func startReadAhead(l *loader, main storedReader) *readAhead {
-	if readAheadOff || l.dialect != db.SQLite || l.pool == nil {
+	if readAheadOff || l.pool == nil {
 		return nil
 	}
 	// A pool of one connection has it taken by the load: asking for
@@ -110,8 +122,12 @@ var errNotWAL = errors.New("the database is not in WAL mode")
 const readAheadCacheKiB = 1024
 
 // begin checks the journal mode, makes the connection's cache small and
-// takes the read transaction's snapshot.
+// takes the read transaction's snapshot, on SQLite; on PostgreSQL each
+// read is a statement of its own.
 func (r *readAhead) begin() error {
+	if db.DialectOf(r.conn) == db.Postgres {
+		return nil
+	}
 	ctx := r.reader.ctx
 	var mode string
 	if err := r.conn.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil {

@@ -108,11 +108,11 @@ func TestReloadReadAheadAsSerialAndStaged(t *testing.T) {
 	sameLoads(t, ahead, run(f))
 }
 
-// TestReloadReadAhead: on SQLite a reload reads its stored rows on a
-// second connection, which it gives back out of its read transaction,
-// also when it goes staged after most of its batches or is interrupted;
-// with no second connection to have, or a journal mode other than WAL, it
-// reads them on its own connection. PostgreSQL has none.
+// TestReloadReadAhead: a reload reads its stored rows on a second
+// connection, which it gives back (on SQLite out of its read
+// transaction), also when it goes staged after most of its batches or is
+// interrupted; on SQLite with no second connection to have, or a journal
+// mode other than WAL, it reads them on its own connection.
 func TestReloadReadAhead(t *testing.T) {
 	base, _ := manyBatches(t)
 	onePct := slices.Clone(base)
@@ -179,8 +179,8 @@ func TestReloadReadAhead(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if used := slices.Contains(msgs, readAheadUsed); used != sqlite(f) {
-				t.Errorf("load %d: read ahead %v, want %v; debug: %q", j+1, used, sqlite(f), msgs)
+			if !slices.Contains(msgs, readAheadUsed) {
+				t.Errorf("load %d: not read ahead; debug: %q", j+1, msgs)
 			}
 		}
 		released(t, f, goroutines)
@@ -201,8 +201,8 @@ func TestReloadReadAhead(t *testing.T) {
 		if err == nil {
 			t.Fatal("interrupted load: no error")
 		}
-		if used := slices.Contains(msgs, readAheadUsed); used != sqlite(f) {
-			t.Errorf("read ahead %v, want %v; debug: %q", used, sqlite(f), msgs)
+		if !slices.Contains(msgs, readAheadUsed) {
+			t.Errorf("not read ahead; debug: %q", msgs)
 		}
 		if after := f.strings(itemTables[1]); !slices.Equal(after, before) {
 			t.Errorf("after the interrupted load: %q", firstDifference(after, before))
