@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
+	"runtime/trace"
 	"syscall"
 
 	"github.com/posbridge/posbridge/internal/config"
@@ -105,6 +106,13 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 		if f, err := os.Create(path); err == nil {
 			pprof.StartCPUProfile(f)
 			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
+	}
+	if path := os.Getenv("POSBRIDGE_TRACE"); path != "" {
+		// Which goroutine waits for which: go tool trace FILE.
+		if f, err := os.Create(path); err == nil {
+			trace.Start(f)
+			defer func() { trace.Stop(); f.Close() }()
 		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
