@@ -29,9 +29,12 @@ type skuKey struct{ item, sku string }
 type placeKey struct{ warehouse, location string }
 
 // balance is the stock of one item/SKU, warehouse and location as the
-// transactions of a file change it; written back when the file is done.
+// transactions of a file change it; written back when the file is done,
+// as its change since it was read (read: the on hand then, 0 for a row
+// not there).
 type balance struct {
 	onHand, reserved, threshold int64
+	read                        int64
 	exists, dirty               bool
 }
 
@@ -397,7 +400,7 @@ func (a *applier) readStock(skus []*skuState) error {
 		if warehouse.Valid {
 			s.stocked = true
 			s.stock[placeKey{warehouse.String, location.String}] = &balance{
-				onHand: onHand.Int64, reserved: reserved.Int64, threshold: threshold, exists: true}
+				onHand: onHand.Int64, read: onHand.Int64, reserved: reserved.Int64, threshold: threshold, exists: true}
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -734,16 +737,24 @@ func (a *applier) finish() (int64, error) {
 	// which the partner inventory exports read. They go in key order, so
 	// that two imports writing the same rows at once on PostgreSQL take
 	// their row locks in the same order and do not deadlock.
+	//
+	// Each row is written as the file's change to it, added to what the
+	// row holds when it is written: on PostgreSQL other transactions (an
+	// import of another file, an order's shipment) may have changed it
+	// since it was read, and writing the balance computed from the read
+	// would wipe their changes out. The result is the stock as if the file
+	// had been applied before them. (On SQLite no other writer commits
+	// meanwhile, and the row holds what was read.)
 	type dirtyRow struct {
 		stockKey
-		onHand int64
+		change int64
 	}
 	var dirty []dirtyRow
 	events := 0
 	for _, s := range a.skus {
 		for p, b := range s.stock {
 			if b.dirty {
-				dirty = append(dirty, dirtyRow{stockKey{s.key.item, s.key.sku, p.warehouse, p.location}, b.onHand})
+				dirty = append(dirty, dirtyRow{stockKey{s.key.item, s.key.sku, p.warehouse, p.location}, b.onHand - b.read})
 			}
 		}
 		if s.event != "" {
@@ -760,11 +771,12 @@ func (a *applier) finish() (int64, error) {
 		}
 		vals := make([]any, 0, len(dirty)*5)
 		for _, k := range dirty {
-			vals = append(vals, k.item, k.sku, k.warehouse, k.location, k.onHand)
+			vals = append(vals, k.item, k.sku, k.warehouse, k.location, k.change)
 		}
+		// A row not there when it was read holds the change alone.
 		if err := a.insertRows(`INSERT INTO inventory(item, sku, warehouse, location, on_hand, reserved, updated_at, change_seq) VALUES `,
 			fmt.Sprintf("(?, ?, ?, ?, ?, 0, '%s', %d)", a.now, seq), 5, vals,
-			` ON CONFLICT(item, sku, warehouse, location) DO UPDATE SET on_hand = excluded.on_hand, updated_at = excluded.updated_at,
+			` ON CONFLICT(item, sku, warehouse, location) DO UPDATE SET on_hand = inventory.on_hand + excluded.on_hand, updated_at = excluded.updated_at,
   change_seq = excluded.change_seq`); err != nil {
 			return 0, db.Classify(err)
 		}
