@@ -161,19 +161,8 @@ func TestReadBesideSkipsLocked(t *testing.T) {
 	}
 	f, delivered, again := itemsBeside(t, "I1,Mug,V1,S1,1.00\nI1,Mug,V1,S2,1.50\nI2,Cap,V1,S1,2.00\n")
 	ctx := context.Background()
-	holder, err := f.d.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer holder.Close()
-	if _, err := holder.ExecContext(ctx, "BEGIN"); err != nil {
-		t.Fatal(err)
-	}
-	defer holder.ExecContext(ctx, "ROLLBACK")
 	// I1's S2 trigger: the item goes out with S1's trigger only.
-	if _, err := holder.ExecContext(ctx, `SELECT id FROM triggers WHERE record_key = 'I1' AND sub_key = 'S2' FOR UPDATE`); err != nil {
-		t.Fatal(err)
-	}
+	_, release := dbtest.Hold(t, f.d, `SELECT id FROM triggers WHERE record_key = 'I1' AND sub_key = 'S2' FOR UPDATE`)
 	o := f.opts()
 	o.Format = "csv"
 	res, err := Run(ctx, f.d, "items", o)
@@ -193,7 +182,7 @@ func TestReadBesideSkipsLocked(t *testing.T) {
 	if len(lines) != 4 || !strings.HasPrefix(lines[1], "A,I1,Mug,,V1,,S1,") || !strings.HasPrefix(lines[2], "C,I1,Mug,,V1,,S2,") || !strings.HasPrefix(lines[3], "A,I2,") {
 		t.Errorf("file:\n%s", b)
 	}
-	holder.ExecContext(ctx, "ROLLBACK")
+	release()
 	res, err = Run(ctx, f.d, "items", o)
 	if err != nil || len(res.Files) != 1 || res.Files[0].Triggers != 1 {
 		t.Fatalf("second Run: %+v, %v", res, err)

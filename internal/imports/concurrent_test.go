@@ -31,17 +31,7 @@ func TestConcurrentImportsAddUp(t *testing.T) {
 	b := f.write("b.csv", txnHead+"A,IT0000001,BLK-8,DC1,A01-01,+3\nA,IT0000001,BLK-8,DC1,NEW,+2\n")
 	// A transaction of the test holds the stock row: both imports read it
 	// and wait to write it, then go on once it lets go.
-	holder, err := f.d.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer holder.Close()
-	if _, err := holder.ExecContext(ctx, "BEGIN"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := holder.ExecContext(ctx, `SELECT on_hand FROM inventory WHERE item = 'IT0000001' AND sku = 'BLK-8' AND warehouse = 'DC1' AND location = 'A01-01' FOR UPDATE`); err != nil {
-		t.Fatal(err)
-	}
+	_, release := dbtest.Hold(t, f.d, `SELECT on_hand FROM inventory WHERE item = 'IT0000001' AND sku = 'BLK-8' AND warehouse = 'DC1' AND location = 'A01-01' FOR UPDATE`)
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
 	for i, p := range []string{a, b} {
@@ -55,21 +45,19 @@ func TestConcurrentImportsAddUp(t *testing.T) {
 	}
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		var waiting int
-		if err := holder.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
+		if err := f.d.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
 			t.Fatal(err)
 		}
 		if waiting == 2 {
 			break
 		}
 		if time.Now().After(deadline) {
-			holder.ExecContext(ctx, "ROLLBACK")
+			release()
 			wg.Wait()
 			t.Fatalf("%d imports wait for the stock row, want 2 (errors: %v)", waiting, errs)
 		}
 	}
-	if _, err := holder.ExecContext(ctx, "ROLLBACK"); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {

@@ -10,6 +10,7 @@ package dbtest
 
 import (
 	"context"
+	"database/sql"
 	neturl "net/url"
 	"path/filepath"
 	"strings"
@@ -118,4 +119,32 @@ func OpenPostgres(t testing.TB) *db.DB {
 	}
 	t.Cleanup(func() { d.Close() })
 	return d
+}
+
+// Hold runs query, a locking read (SELECT ... FOR UPDATE), in a
+// transaction of a connection of d of its own, which holds the rows it
+// locked until release rolls it back (or the test ends). conn is the
+// holder's connection, for the test's own queries meanwhile.
+func Hold(t testing.TB, d *db.DB, query string) (conn *sql.Conn, release func()) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := d.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			conn.ExecContext(ctx, "ROLLBACK")
+			conn.Close()
+		})
+	}
+	t.Cleanup(release)
+	if _, err := conn.ExecContext(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx, query); err != nil {
+		t.Fatal(err)
+	}
+	return conn, release
 }
