@@ -144,6 +144,7 @@ func applyTransactions(s *Session, src source, path string) error {
 	}
 	defer a.close()
 	a.ownConn = true // the records are applied here, by the applier alone
+	a.streamReads(s.pool)
 	// Reading and checking fields run in a goroutine of their own; applying
 	// needs the order of the file, so it stays on this one.
 	batches := make(chan checked, 8)

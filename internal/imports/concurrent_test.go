@@ -2,6 +2,9 @@ package imports
 
 import (
 	"context"
+	"errors"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -69,5 +72,67 @@ func TestConcurrentImportsAddUp(t *testing.T) {
 	}
 	if got := f.onHand("IT0000001", "BLK-8", "DC1", "NEW"); got != 6 {
 		t.Errorf("on hand in DC1 NEW: %d, want 6 (+4 +2)", got)
+	}
+}
+
+// TestHistoryStreamCancelled: on PostgreSQL the history of a file
+// streams into one COPY while the applier reads on a second connection;
+// a cancel in the middle of the COPY keeps nothing of the file and gives
+// both connections back.
+func TestHistoryStreamCancelled(t *testing.T) {
+	if !dbtest.Postgres() {
+		t.Skip("the history streams on PostgreSQL")
+	}
+	f := newTxnFixture(t)
+	var b strings.Builder
+	b.WriteString(txnHead)
+	for range 40 * historyPerCopy {
+		b.WriteString("R,IT0000001,BLK-8,DC1,A01-01,1\n")
+	}
+	p := f.write("many.csv", b.String())
+	before := f.onHand("IT0000001", "BLK-8", "DC1", "A01-01")
+	goroutines := runtime.NumGoroutine()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := ImportTransactions(ctx, f.d, p, Options{})
+		errc <- err
+	}()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		var copying, reading int
+		if err := f.d.QueryRow(`SELECT count(*) FILTER (WHERE query LIKE 'COPY inventory_txns%' AND state = 'active'),
+  count(*) FILTER (WHERE state = 'idle' AND (query LIKE 'SELECT k.item, k.sku%' OR query LIKE 'SELECT 1 FROM warehouses%'))
+FROM pg_stat_activity WHERE datname = current_database()`).Scan(&copying, &reading); err != nil {
+			t.Fatal(err)
+		}
+		if copying == 1 && reading == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the import streamed no history beside its reads (%d COPY, %d reading)", copying, reading)
+		}
+	}
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled import: %v, want context.Canceled", err)
+	}
+	if n := f.count(`SELECT count(*) FROM inventory_txns`); n != 0 {
+		t.Errorf("%d history rows kept of a cancelled file", n)
+	}
+	if n := f.count(`SELECT count(*) FROM files WHERE name = 'many.csv'`); n != 0 {
+		t.Errorf("%d ledger rows of a cancelled file", n)
+	}
+	if got := f.onHand("IT0000001", "BLK-8", "DC1", "A01-01"); got != before {
+		t.Errorf("on hand %d after a cancelled file, want %d", got, before)
+	}
+	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > goroutines && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > goroutines {
+		t.Errorf("goroutines after the import: %d, before %d", n, goroutines)
+	}
+	if n := f.d.Stats().InUse; n != 0 {
+		t.Errorf("connections in use after the import: %d", n)
 	}
 }

@@ -47,6 +47,9 @@ type Session struct {
 	Result *Result
 	Opts   *Options
 	rj     *rejects
+	// pool is the database of Conn, where a session may take a second
+	// connection (the applier, for its reads while the history streams).
+	pool *db.DB
 }
 
 // Reject records a rejected record: its line, the reason and its fields
@@ -77,12 +80,12 @@ func Run(ctx context.Context, d *db.DB, u Upload, path string, o Options) (*Resu
 	}
 	defer conn.Close()
 	if !u.KeysHold {
-		return runTx(ctx, conn, u, path, o, res, size)
+		return runTx(ctx, d, conn, u, path, o, res, size)
 	}
 	var out *Result
 	err = db.WithoutKeyChecks(ctx, conn, func() error {
 		var err error
-		out, err = runTx(ctx, conn, u, path, o, res, size)
+		out, err = runTx(ctx, d, conn, u, path, o, res, size)
 		return err
 	})
 	return out, err
@@ -90,7 +93,7 @@ func Run(ctx context.Context, d *db.DB, u Upload, path string, o Options) (*Resu
 
 // runTx is Run's write transaction on conn: it ends, committed or rolled
 // back, before runTx returns.
-func runTx(ctx context.Context, conn *sql.Conn, u Upload, path string, o Options, res *Result, size int64) (*Result, error) {
+func runTx(ctx context.Context, d *db.DB, conn *sql.Conn, u Upload, path string, o Options, res *Result, size int64) (*Result, error) {
 	sum := res.SHA256
 	var err error
 	if _, err := conn.ExecContext(ctx, db.BeginStatement(conn)); err != nil {
@@ -144,7 +147,7 @@ VALUES ('in', ?, ?, ?, ?, ?, ?, 'importing', ?, ?, ?) RETURNING id`, u.Kind, u.P
 	if _, err := conn.ExecContext(ctx, "SAVEPOINT work"); err != nil {
 		return nil, db.Classify(err)
 	}
-	s := &Session{Ctx: ctx, Conn: conn, FileID: fileID, Result: res, Opts: &o, rj: rj}
+	s := &Session{Ctx: ctx, Conn: conn, FileID: fileID, Result: res, Opts: &o, rj: rj, pool: d}
 	if err := apply(s); err != nil {
 		if db.IsUniqueViolation(err) && db.DialectOf(conn) == db.Postgres {
 			// Writers run at once on PostgreSQL: a key this import found
