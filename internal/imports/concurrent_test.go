@@ -117,15 +117,7 @@ FROM pg_stat_activity WHERE datname = current_database()`).Scan(&copying, &readi
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled import: %v, want context.Canceled", err)
 	}
-	if n := f.count(`SELECT count(*) FROM inventory_txns`); n != 0 {
-		t.Errorf("%d history rows kept of a cancelled file", n)
-	}
-	if n := f.count(`SELECT count(*) FROM files WHERE name = 'many.csv'`); n != 0 {
-		t.Errorf("%d ledger rows of a cancelled file", n)
-	}
-	if got := f.onHand("IT0000001", "BLK-8", "DC1", "A01-01"); got != before {
-		t.Errorf("on hand %d after a cancelled file, want %d", got, before)
-	}
+	f.nothingKept("a cancelled file", "many.csv", before)
 	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > goroutines && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
 	}

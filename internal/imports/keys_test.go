@@ -174,15 +174,7 @@ func TestHistoryOrder(t *testing.T) {
 	if _, err := ImportTransactions(ctx, f.d, p, Options{RejectsDir: t.TempDir()}); err == nil || !strings.Contains(err.Error(), "boom") {
 		t.Fatalf("import with a failing history insert: %v, want the failure", err)
 	}
-	if n := f.count(`SELECT count(*) FROM inventory_txns`); n != 0 {
-		t.Errorf("%d history rows kept of a failed file", n)
-	}
-	if n := f.count(`SELECT count(*) FROM files WHERE name = 'many.csv'`); n != 0 {
-		t.Errorf("%d ledger rows of a failed file", n)
-	}
-	if got := f.onHand("IT0000001", "BLK-8", "DC1", "A01-01"); got != before {
-		t.Errorf("on hand %d after a failed file, want %d", got, before)
-	}
+	f.nothingKept("a failed file", "many.csv", before)
 	exec(drop)
 
 	res, err := ImportTransactions(ctx, f.d, p, Options{RejectsDir: t.TempDir()})
@@ -210,6 +202,22 @@ func TestHistoryOrder(t *testing.T) {
 	}
 	if !slices.Equal(lines, applied) {
 		t.Errorf("history lines in id order: %d rows, want %d in file order (first differences: %v)", len(lines), len(applied), firstDiff(lines, applied))
+	}
+}
+
+// nothingKept checks that nothing of the file name is kept, which had
+// IT0000001/BLK-8 in DC1 A01-01 at before: no history, no ledger row,
+// the same on hand.
+func (f *txnFixture) nothingKept(what, name string, before int64) {
+	f.t.Helper()
+	if n := f.count(`SELECT count(*) FROM inventory_txns`); n != 0 {
+		f.t.Errorf("%d history rows kept of %s", n, what)
+	}
+	if n := f.count(`SELECT count(*) FROM files WHERE name = ?`, name); n != 0 {
+		f.t.Errorf("%d ledger rows of %s", n, what)
+	}
+	if got := f.onHand("IT0000001", "BLK-8", "DC1", "A01-01"); got != before {
+		f.t.Errorf("on hand %d after %s, want %d", got, what, before)
 	}
 }
 
