@@ -240,15 +240,19 @@ func (b *besideRead) started() {
 }
 
 // result waits for the reader and says whether it wrote the file f that
-// the claim committed: the records and the triggers it claimed, all found.
-func (b *besideRead) result(k *kind, f File) (written, bool) {
-	if b == nil {
-		return written{}, false
-	}
+// the claim committed: the triggers it claimed, all found. The claim
+// takes a subset of the triggers the reader reads (besideRead), so the
+// same number is the same triggers, and the reader's records are the
+// file's. (A SKU trigger is a SKU of a record; any other trigger is a
+// record of its own.)
+func (b *besideRead) result(k *kind, f File) (w written, records int64, ok bool) {
 	<-b.done
 	out := b.out
-	ok := out.Err == "" && out.Records == f.Records && (k.code != trigger.CodeItem || out.Skus == f.Triggers)
-	return out.W, ok
+	found := out.Records
+	if k.code == trigger.CodeItem {
+		found = out.Skus
+	}
+	return out.W, out.Records, out.Err == "" && found == f.Triggers
 }
 
 // discard stops the reader and removes what it wrote to path's temporary

@@ -422,11 +422,16 @@ func exportFile(ctx context.Context, d *db.DB, conn *sql.Conn, k *kind, o *Optio
 			beside = readBeside(ctx, d, conn, k, o, path)
 		}
 		beforeClaim(ctx)
-		records, triggers, err := trigger.Claim(ctx, conn, k.code, fileID, o.RunID, o.perFile())
+		if beside == nil {
+			return trigger.Claim(ctx, conn, k.code, fileID, o.RunID, o.perFile())
+		}
+		// The records are the reader's to count (result); meanwhile one
+		// per trigger says whether any was claimed.
+		triggers, err := trigger.ClaimTriggers(ctx, conn, k.code, fileID, o.RunID, o.perFile())
 		// The claim commits when this returns: not before the read
 		// beside it has its snapshot.
 		beside.started()
-		return records, triggers, err
+		return triggers, triggers, err
 	})
 	if db.IsSerializationFailure(err) {
 		// A trigger of the snapshot changed before the claim took it:
@@ -441,17 +446,23 @@ func exportFile(ctx context.Context, d *db.DB, conn *sql.Conn, k *kind, o *Optio
 		beside.discard(f.Path)
 		return nil, err
 	}
-	w, ok := beside.result(k, f)
 	if beside != nil {
+		w, records, ok := beside.result(k, f)
 		besideUsed(ok)
+		if ok {
+			f.Records = records
+			return deliverFile(ctx, conn, k, o, fileID, &f, w, nil)
+		}
+		beside.discard(f.Path)
+		if f.Records, f.Triggers, err = trigger.Claimed(ctx, conn, k.code, fileID); err != nil {
+			abandon(conn, fileID, f.Path, err)
+			return nil, fmt.Errorf("export %s: count the claimed records: %w", k.name, db.Classify(err))
+		}
 	}
-	if ok {
-		return deliverFile(ctx, conn, k, o, fileID, &f, w, nil)
-	}
-	beside.discard(f.Path)
 	if o.claimed != nil {
 		o.claimed(f.Triggers)
 	}
+	var w written
 	for {
 		var skus int64
 		w, err = writeFile(k, o, f.Path, f.Records, func(emit func(node) error) error {

@@ -41,6 +41,17 @@ func recordUnit(code string) string {
 // locked, so a claim may take fewer records, or none, while another
 // holds the first ones.
 func Claim(ctx context.Context, conn *sql.Conn, code string, fileID, runID int64, limit int) (records, triggers int64, err error) {
+	if triggers, err = ClaimTriggers(ctx, conn, code, fileID, runID, limit); err != nil || triggers == 0 {
+		return 0, 0, err
+	}
+	records, err = claimedRecords(ctx, conn, code, fileID)
+	return records, triggers, err
+}
+
+// ClaimTriggers is Claim without the count of the records, which reads
+// every trigger claimed again (0.2 s of 1,000,000 SKU triggers on
+// PostgreSQL): for a caller that counts them as it reads them.
+func ClaimTriggers(ctx context.Context, conn *sql.Conn, code string, fileID, runID int64, limit int) (triggers int64, err error) {
 	limitExpr := ""
 	if limit > 0 {
 		limitExpr = "?5"
@@ -60,14 +71,10 @@ func Claim(ctx context.Context, conn *sql.Conn, code string, fileID, runID int64
   attempts = attempts + 1, updated_at = ?3, processed_at = ?3
 WHERE `+which, fileID, db.NullID(runID), db.Now(), code, limit)
 	if err != nil {
-		return 0, 0, fmt.Errorf("claim %s triggers: %w", code, db.Classify(err))
+		return 0, fmt.Errorf("claim %s triggers: %w", code, db.Classify(err))
 	}
 	triggers, _ = res.RowsAffected()
-	if triggers == 0 {
-		return 0, 0, nil
-	}
-	records, err = claimedRecords(ctx, conn, code, fileID)
-	return records, triggers, err
+	return triggers, nil
 }
 
 // claimable is the condition, on the triggers of alias, that says which
