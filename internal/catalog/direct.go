@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -8,8 +9,11 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/format"
@@ -175,7 +179,19 @@ func itemsDirect(l *loader, rr format.RowReader) error {
 	w.itemsMore = stamp + now
 	w.skusInto = `skus(item, sku, ` + list(w.skuCols, "") + `change_seq, added_seq, created_at, updated_at)`
 	w.skusMore = stamp + stamp + now
-	err = l.bulk(func() error { return l.readDirect(rr, w.write) }, "items", "skus")
+	if l.dialect == db.Postgres {
+		w.copying = true
+		stamp, now := strconv.FormatInt(seq, 10), db.CopyText(l.now)
+		w.itemsTail = stamp + "\t" + now + "\t" + now
+		w.skusTail = stamp + "\t" + stamp + "\t" + now + "\t" + now
+		w.triggersTail = trigger.Added + "\tready\t" + now + "\t" + now
+	}
+	err = l.bulk(func() error {
+		if err := l.readDirect(rr, w.write); err != nil {
+			return err
+		}
+		return w.copyRows()
+	}, "items", "skus")
 	if err != nil {
 		return err
 	}
@@ -208,13 +224,27 @@ type itemWriter struct {
 	lists                       map[valuesList]string
 	items, skus, triggers       []any
 	itemRows, skuRows, trigRows int
+	// copying is true on PostgreSQL, where the rows go in by COPY, a few
+	// thousand at a time (copyRows), each row followed by its tail of
+	// values (the change sequence and the times; the trigger's capture,
+	// status and times).
+	copying                           bool
+	itemsTail, skusTail, triggersTail string
+	buf                               []byte
 }
+
+// copyBatchRows is how many SKU rows a direct first load on PostgreSQL
+// copies at a time: three COPYs (items, SKUs, triggers) a round trip
+// each.
+const copyBatchRows = 4096
 
 // write checks and writes one batch of rows: the items they start, then
 // their SKUs, then their triggers (a SKU's item is always in first).
 func (w *itemWriter) write(vals []any) error {
-	w.items, w.skus, w.triggers = w.items[:0], w.skus[:0], w.triggers[:0]
-	w.itemRows, w.skuRows, w.trigRows = 0, 0, 0
+	if !w.copying {
+		w.items, w.skus, w.triggers = w.items[:0], w.skus[:0], w.triggers[:0]
+		w.itemRows, w.skuRows, w.trigRows = 0, 0, 0
+	}
 	for start := 0; start < len(vals); start += w.width {
 		row := vals[start : start+w.width]
 		item, sku := row[w.item].(string), row[w.sku].(string)
@@ -253,6 +283,12 @@ func (w *itemWriter) write(vals []any) error {
 		w.triggers = append(w.triggers, row[w.item], row[w.sku])
 		w.trigRows++
 	}
+	if w.copying {
+		if w.skuRows < copyBatchRows {
+			return nil
+		}
+		return w.copyRows()
+	}
 	if err := w.insert(w.itemsInto, w.itemsMore, w.itemRows, w.items); err != nil {
 		return err
 	}
@@ -270,6 +306,57 @@ func (w *itemWriter) write(vals []any) error {
 		return errNotDirect
 	}
 	w.l.res.Triggers += n
+	return err
+}
+
+// copyRows copies the rows written since the last copy: the items, then
+// their SKUs, then their triggers, as insert and trigger.AddNew would
+// insert them, but without binding each value of a statement (1,000,000
+// SKU rows: the triggers' INSERTs were 5.8 s of the server's time, the
+// SKUs' 4.9 s). A key that is there already fails the COPY as it fails
+// the INSERT: the load goes staged.
+func (w *itemWriter) copyRows() error {
+	if !w.copying || w.skuRows == 0 {
+		return nil
+	}
+	if err := w.copy(w.itemsInto, "", w.items, w.itemRows, w.itemsTail); err != nil {
+		return err
+	}
+	if err := w.copy(w.skusInto, "", w.skus, w.skuRows, w.skusTail); err != nil {
+		return err
+	}
+	if err := w.copy(`triggers(file_code, record_key, sub_key, capture, status, created_at, updated_at)`, trigger.CodeItem,
+		w.triggers, w.trigRows, w.triggersTail); err != nil {
+		return err
+	}
+	w.l.res.Triggers += int64(w.trigRows)
+	w.items, w.skus, w.triggers = w.items[:0], w.skus[:0], w.triggers[:0]
+	w.itemRows, w.skuRows, w.trigRows = 0, 0, 0
+	return nil
+}
+
+// copy copies rows rows of args into into, each row's values after head
+// and before tail (COPY text).
+func (w *itemWriter) copy(into, head string, args []any, rows int, tail string) error {
+	if rows == 0 {
+		return nil
+	}
+	b := w.buf[:0]
+	width := len(args) / rows
+	var err error
+	for r := range rows {
+		if b, err = db.AppendCopyRow(b, head, args[r*width:(r+1)*width], tail); err != nil {
+			return err
+		}
+	}
+	w.buf = b
+	err = db.PgxConn(w.l.conn, func(c *pgx.Conn) error {
+		_, err := c.PgConn().CopyFrom(w.l.ctx, bytes.NewReader(b), `COPY `+into+` FROM STDIN`)
+		return err
+	})
+	if db.IsConstraint(err) {
+		return errNotDirect
+	}
 	return err
 }
 

@@ -792,51 +792,14 @@ func (a *applier) encodeHistory(rows []any) ([]byte, error) {
 		file = strconv.FormatInt(a.fileID, 10)
 	}
 	b := a.copyBuf[:0]
+	var err error
 	for i := range n {
-		b = append(b, file...)
-		for _, v := range rows[i*historyCols : (i+1)*historyCols] {
-			b = append(b, '\t')
-			switch v := v.(type) {
-			case nil:
-				b = append(b, `\N`...)
-			case int64:
-				b = strconv.AppendInt(b, v, 10)
-			case string:
-				b = appendCopyText(b, v)
-			default:
-				return nil, fmt.Errorf("history value %T", v)
-			}
+		if b, err = db.AppendCopyRow(b, file, rows[i*historyCols:(i+1)*historyCols], a.now); err != nil {
+			return nil, fmt.Errorf("history: %w", err)
 		}
-		b = append(b, '\t')
-		b = append(b, a.now...)
-		b = append(b, '\n')
 	}
 	a.copyBuf = b
 	return b, nil
-}
-
-// appendCopyText appends s as a value of COPY's text format: a backslash,
-// and the tab, newline and carriage return that would end the value or
-// the row, are escaped.
-func appendCopyText(b []byte, s string) []byte {
-	for {
-		i := strings.IndexAny(s, "\\\t\n\r")
-		if i < 0 {
-			return append(b, s...)
-		}
-		b = append(b, s[:i]...)
-		switch s[i] {
-		case '\\':
-			b = append(b, `\\`...)
-		case '\t':
-			b = append(b, `\t`...)
-		case '\n':
-			b = append(b, `\n`...)
-		case '\r':
-			b = append(b, `\r`...)
-		}
-		s = s[i+1:]
-	}
 }
 
 // finish writes the rest of the history, the changed balances and the
