@@ -93,9 +93,10 @@ type besideRequest struct {
 
 // besideOut is what the reader did.
 type besideOut struct {
-	W       written `json:"written"`
-	Records int64   `json:"records"` // the records its snapshot holds
-	Skus    int64   `json:"skus"`    // SKUs with a trigger in the records written
+	W        written `json:"written"`
+	Records  int64   `json:"records"`  // the records its snapshot holds
+	Triggers int64   `json:"triggers"` // the triggers of those records
+	Skus     int64   `json:"skus"`     // SKUs with a trigger in the records written
 	Err     string  `json:"error,omitempty"`
 }
 
@@ -127,14 +128,15 @@ func besideWanted(ctx context.Context, d *db.DB, conn *sql.Conn, k *kind, o *Opt
 
 // readBeside starts the reader of the file of kind k written to path, in
 // the claim's transaction open on conn (besideWanted said so), or returns
-// nil when it could not start.
-func readBeside(ctx context.Context, d *db.DB, conn *sql.Conn, k *kind, o *Options, path string) *besideRead {
+// nil when it could not start. An error is one of the claim's
+// transaction, which is then of no more use.
+func readBeside(ctx context.Context, d *db.DB, conn *sql.Conn, k *kind, o *Options, path string) (*besideRead, error) {
 	if db.DialectOf(conn) == db.Postgres {
 		return readBesideConn(ctx, d, conn, k, o, path)
 	}
 	req, err := json.Marshal(besideRequest{Database: d.Path, Kind: k.name, Path: path, Options: *o})
 	if err != nil {
-		return nil
+		return nil, nil
 	}
 	b := &besideRead{ready: make(chan struct{}), done: make(chan struct{})}
 	var cmd *exec.Cmd
@@ -177,19 +179,20 @@ func readBeside(ctx context.Context, d *db.DB, conn *sql.Conn, k *kind, o *Optio
 	}()
 	if !<-started {
 		<-b.done
-		return nil
+		return nil, nil
 	}
 	b.stop = func() { cmd.Process.Kill() }
-	return b
+	return b, nil
 }
 
 // readBesideConn is readBeside on PostgreSQL: the reader is a goroutine
 // on a connection of the pool, in the snapshot of the claim's
 // transaction.
-func readBesideConn(ctx context.Context, d *db.DB, conn *sql.Conn, k *kind, o *Options, path string) *besideRead {
+func readBesideConn(ctx context.Context, d *db.DB, conn *sql.Conn, k *kind, o *Options, path string) (*besideRead, error) {
+	// A statement that fails aborts the claim's transaction.
 	id, err := db.ExportSnapshot(ctx, conn)
 	if err != nil {
-		return nil
+		return nil, fmt.Errorf("export the claim's snapshot: %w", err)
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	b := &besideRead{stop: cancel, ready: make(chan struct{}), done: make(chan struct{})}
@@ -217,7 +220,7 @@ func readBesideConn(ctx context.Context, d *db.DB, conn *sql.Conn, k *kind, o *O
 		}
 		b.out = readClaimable(rctx, rc, k, &opts, path)
 	}()
-	return b
+	return b, nil
 }
 
 // besideStart is how long the claim, done, waits for the reader's
@@ -240,19 +243,21 @@ func (b *besideRead) started() {
 }
 
 // result waits for the reader and says whether it wrote the file f that
-// the claim committed: the triggers it claimed, all found. The claim
-// takes a subset of the triggers the reader reads (besideRead), so the
-// same number is the same triggers, and the reader's records are the
-// file's. (A SKU trigger is a SKU of a record; any other trigger is a
-// record of its own.)
+// the claim committed: the triggers it claimed, every one found. The
+// claim takes a subset of the triggers of the reader's snapshot
+// (besideRead), so as many is the same triggers, and the reader's
+// records are the file's. Every one found: a record not found fails the
+// reader's file (claimShort), but a SKU of an item is one SKU less (its
+// trigger gone without a tombstone), which the file read again after
+// the claim puts in error. Counted by the SKUs found alone, one gone and
+// one passed over by the claim (held by another transaction) made the
+// same number of another set.
 func (b *besideRead) result(k *kind, f File) (w written, records int64, ok bool) {
 	<-b.done
+	b.stop()
 	out := b.out
-	found := out.Records
-	if k.code == trigger.CodeItem {
-		found = out.Skus
-	}
-	return out.W, out.Records, out.Err == "" && found == f.Triggers
+	ok = out.Err == "" && out.Triggers == f.Triggers && (k.code != trigger.CodeItem || out.Skus == out.Triggers)
+	return out.W, out.Records, ok
 }
 
 // discard stops the reader and removes what it wrote to path's temporary
@@ -315,7 +320,7 @@ func readClaimable(ctx context.Context, conn *sql.Conn, k *kind, o *Options, pat
 	}
 	o.defaults(k)
 	var err error
-	if res.Records, err = trigger.ClaimableRecords(ctx, conn, k.code, o.perFile()); err != nil {
+	if res.Records, res.Triggers, err = trigger.ClaimableCounts(ctx, conn, k.code, o.perFile()); err != nil {
 		return fail(err)
 	}
 	if res.Records == 0 {

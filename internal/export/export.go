@@ -419,7 +419,10 @@ func exportFile(ctx context.Context, d *db.DB, conn *sql.Conn, k *kind, o *Optio
 	}
 	f, fileID, err := startFileTx(ctx, conn, k, o, withTx, func(fileID int64, path string) (int64, int64, error) {
 		if wanted {
-			beside = readBeside(ctx, d, conn, k, o, path)
+			var err error
+			if beside, err = readBeside(ctx, d, conn, k, o, path); err != nil {
+				return 0, 0, err
+			}
 		}
 		beforeClaim(ctx)
 		if beside == nil {

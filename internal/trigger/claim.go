@@ -111,10 +111,13 @@ func Claimable(alias, code string, limit int) string {
 	return alias + ".status IN ('ready','error') AND " + claimable(alias, code, "'"+strings.ReplaceAll(code, "'", "''")+"'", limitExpr)
 }
 
-// ClaimableRecords counts the records of the triggers Claim(code, limit)
+// ClaimableCounts counts the records and the triggers Claim(code, limit)
 // would take now.
-func ClaimableRecords(ctx context.Context, q db.Querier, code string, limit int) (records int64, err error) {
-	return countRecords(ctx, q, code, Claimable("t", code, limit))
+func ClaimableCounts(ctx context.Context, q db.Querier, code string, limit int) (records, triggers int64, err error) {
+	unit := recordUnit(code)
+	err = q.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(n), 0) FROM (SELECT `+unit+`, count(*) AS n FROM triggers t WHERE `+
+		Claimable("t", code, limit)+` GROUP BY `+unit+`) AS records`).Scan(&records, &triggers)
+	return records, triggers, err
 }
 
 // claimedRecords counts the records of the triggers of export file fileID.
