@@ -31,8 +31,7 @@ type placeKey struct{ warehouse, location string }
 
 // balance is the stock of one item/SKU, warehouse and location as the
 // transactions of a file change it; written back when the file is done,
-// as its change since it was read (read: the on hand then, 0 for a row
-// not there).
+// if the row is still as it was read (lockStock; read: the on hand then).
 type balance struct {
 	onHand, reserved, threshold int64
 	read                        int64
@@ -636,18 +635,89 @@ func capture(c change) {
 // insertRows runs head VALUES row, row, ... tail for the values vals,
 // width of them a row, many rows a statement: one round trip for hundreds
 // of rows. row is the placeholders of one row (with literals of its own).
-func (a *applier) insertRows(head, row string, width int, vals []any, tail string) error {
+func (a *applier) insertRows(head, row string, width int, vals []any, tail string) (affected int64, err error) {
 	// 500 rows of up to 5 values stay under SQLite's 32766 parameters.
 	const perStmt = 500
 	for len(vals) > 0 {
 		n := min(perStmt, len(vals)/width)
 		q := head + row + strings.Repeat(", "+row, n-1) + tail
-		if _, err := a.conn.ExecContext(a.ctx, q, vals[:n*width]...); err != nil {
-			return err
+		res, err := a.conn.ExecContext(a.ctx, q, vals[:n*width]...)
+		if err != nil {
+			return affected, err
 		}
+		r, _ := res.RowsAffected()
+		affected += r
 		vals = vals[n*width:]
 	}
+	return affected, nil
+}
+
+// lockStock locks, on PostgreSQL, the stock rows of keys (in key order)
+// that the file changes, and checks that each is as the file read it
+// (read: its balance), on hand, reserved and threshold, or still not
+// there: the file's checks (negative stock), its history's before and
+// after and its inventory triggers' threshold rule were worked out from
+// what it read. Another import or an order that changed one of them
+// since fails the file, whole, as busy: the next run applies it to the
+// stock as it is then. Writing the balances worked out from the read
+// would have wiped the other's change out; writing the file's changes
+// added to what the rows hold would have kept the stock right but not
+// the checks and triggers of what was read (found in review: two files
+// of -21 and -20 from 62 crossed a threshold of 30 with no trigger).
+// SQLite's import holds the write lock from its start: no row changes
+// meanwhile.
+func (a *applier) lockStock(keys []stockKey, read []*balance) error {
+	if db.DialectOf(a.conn) != db.Postgres {
+		return nil
+	}
+	const perStmt = 500
+	for len(keys) > 0 {
+		n := min(perStmt, len(keys))
+		vals := make([]any, 0, 4*n)
+		for _, k := range keys[:n] {
+			vals = append(vals, k.item, k.sku, k.warehouse, k.location)
+		}
+		rows, err := a.conn.QueryContext(a.ctx, `SELECT item, sku, warehouse, location, on_hand, reserved, coalesce(threshold, 0) FROM inventory
+WHERE (item, sku, warehouse, location) IN (VALUES (?, ?, ?, ?)`+strings.Repeat(", (?, ?, ?, ?)", n-1)+`)
+ORDER BY item, sku, warehouse, location FOR UPDATE`, vals...)
+		if err != nil {
+			return fail(err)
+		}
+		now := map[stockKey]balance{}
+		for rows.Next() {
+			var k stockKey
+			var b balance
+			if err := rows.Scan(&k.item, &k.sku, &k.warehouse, &k.location, &b.onHand, &b.reserved, &b.threshold); err != nil {
+				rows.Close()
+				return fail(err)
+			}
+			now[k] = b
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fail(err)
+		}
+		for i, k := range keys[:n] {
+			b, there := now[k]
+			r := read[i]
+			if there != r.exists || there && (b.onHand != r.read || b.reserved != r.reserved || b.threshold != r.threshold) {
+				return stockChanged(&k)
+			}
+		}
+		keys, read = keys[n:], read[n:]
+	}
 	return nil
+}
+
+// stockChanged is the error of a file whose stock row k (nil: one of its
+// new rows) another transaction changed since the file read it.
+func stockChanged(k *stockKey) error {
+	row := "a stock row this file adds"
+	if k != nil {
+		row = fmt.Sprintf("the stock of %s/%s in %s %s", k.item, k.sku, k.warehouse, loc(k.location))
+	}
+	return fmt.Errorf("%w: %s changed since this file read it (another import or an order committed meanwhile); "+
+		"nothing of the file is applied, and the next run applies it to the stock as it is then", db.ErrBusy, row)
 }
 
 func (a *applier) historySQL(rows int) string {
@@ -812,24 +882,16 @@ func (a *applier) finish() (int64, error) {
 	// which the partner inventory exports read. They go in key order, so
 	// that two imports writing the same rows at once on PostgreSQL take
 	// their row locks in the same order and do not deadlock.
-	//
-	// Each row is written as the file's change to it, added to what the
-	// row holds when it is written: on PostgreSQL other transactions (an
-	// import of another file, an order's shipment) may have changed it
-	// since it was read, and writing the balance computed from the read
-	// would wipe their changes out. The result is the stock as if the file
-	// had been applied before them. (On SQLite no other writer commits
-	// meanwhile, and the row holds what was read.)
 	type dirtyRow struct {
 		stockKey
-		change int64
+		b *balance
 	}
 	var dirty []dirtyRow
 	events := 0
 	for _, s := range a.skus {
 		for p, b := range s.stock {
 			if b.dirty {
-				dirty = append(dirty, dirtyRow{stockKey{s.key.item, s.key.sku, p.warehouse, p.location}, b.onHand - b.read})
+				dirty = append(dirty, dirtyRow{stockKey{s.key.item, s.key.sku, p.warehouse, p.location}, b})
 			}
 		}
 		if s.event != "" {
@@ -840,20 +902,40 @@ func (a *applier) finish() (int64, error) {
 		return cmp.Or(cmp.Compare(x.item, y.item), cmp.Compare(x.sku, y.sku), cmp.Compare(x.warehouse, y.warehouse), cmp.Compare(x.location, y.location))
 	})
 	if len(dirty) > 0 {
+		keys := make([]stockKey, len(dirty))
+		read := make([]*balance, len(dirty))
+		for i, k := range dirty {
+			keys[i], read[i] = k.stockKey, k.b
+		}
+		if err := a.lockStock(keys, read); err != nil {
+			return 0, err
+		}
 		seq, err := catalog.NextChangeSeq(a.ctx, a.conn)
 		if err != nil {
 			return 0, db.Classify(err)
 		}
-		vals := make([]any, 0, len(dirty)*5)
+		var found, added []any
 		for _, k := range dirty {
-			vals = append(vals, k.item, k.sku, k.warehouse, k.location, k.change)
+			if k.b.exists {
+				found = append(found, k.item, k.sku, k.warehouse, k.location, k.b.onHand)
+			} else {
+				added = append(added, k.item, k.sku, k.warehouse, k.location, k.b.onHand)
+			}
 		}
-		// A row not there when it was read holds the change alone.
-		if err := a.insertRows(`INSERT INTO inventory(item, sku, warehouse, location, on_hand, reserved, updated_at, change_seq) VALUES `,
-			fmt.Sprintf("(?, ?, ?, ?, ?, 0, '%s', %d)", a.now, seq), 5, vals,
-			` ON CONFLICT(item, sku, warehouse, location) DO UPDATE SET on_hand = inventory.on_hand + excluded.on_hand, updated_at = excluded.updated_at,
-  change_seq = excluded.change_seq`); err != nil {
+		row := fmt.Sprintf("(?, ?, ?, ?, ?, 0, '%s', %d)", a.now, seq)
+		const into = `INSERT INTO inventory(item, sku, warehouse, location, on_hand, reserved, updated_at, change_seq) VALUES `
+		if _, err := a.insertRows(into, row, 5, found, ` ON CONFLICT(item, sku, warehouse, location) DO UPDATE SET on_hand = excluded.on_hand,
+  updated_at = excluded.updated_at, change_seq = excluded.change_seq`); err != nil {
 			return 0, db.Classify(err)
+		}
+		// A row not there when it was read, and there now, was added by
+		// another transaction since (lockStock saw the committed ones).
+		n, err := a.insertRows(into, row, 5, added, ` ON CONFLICT(item, sku, warehouse, location) DO NOTHING`)
+		if err != nil {
+			return 0, db.Classify(err)
+		}
+		if n < int64(len(added)/5) {
+			return 0, stockChanged(nil)
 		}
 	}
 	if events == 0 {
@@ -873,7 +955,7 @@ func (a *applier) finish() (int64, error) {
 			vals = append(vals, s.key.item, s.key.sku, s.event)
 		}
 	}
-	if err := a.insertRows(`INSERT INTO import_events VALUES `, "(?, ?, ?)", 3, vals, ""); err != nil {
+	if _, err := a.insertRows(`INSERT INTO import_events VALUES `, "(?, ?, ?)", 3, vals, ""); err != nil {
 		return 0, err
 	}
 	return trigger.Fold(a.ctx, a.conn, trigger.CodeInventory, `SELECT record_key, sub_key, capture FROM import_events`)
