@@ -575,6 +575,12 @@ func (a *applier) apply(t txn) error {
 		if to, err = a.resolve(t.to, r.ToItem, r.ToSKU, "", ""); err != nil {
 			return fmt.Errorf("to side: %w", err)
 		}
+		// check compares the fields as written; a side named by its UPC
+		// or retail reference may be the other one (found in review: the
+		// two changes of one balance took 62 to 67).
+		if to == from {
+			return fmt.Errorf("an item transfer to the same item/SKU changes nothing: both sides are %s/%s", from.key.item, from.key.sku)
+		}
 		dst := stockKey{to.key.item, to.key.sku, "", or(r.ToLocation, r.Location)}
 		if dst.warehouse, err = a.warehouse(or(r.ToWarehouse, r.Warehouse)); err == nil {
 			if err = add(from, src, -t.qty, false); err == nil {

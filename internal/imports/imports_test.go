@@ -362,6 +362,29 @@ func TestReadXMLFileErrors(t *testing.T) {
 // ImportTransactions: UPC and retail reference resolution, a transfer
 // creating a row, the history and the result; then the ambiguous UPC and a
 // deleted SKU.
+// TestItemTransferToItself: an item transfer whose from side is named by
+// its UPC and whose to side is the same item/SKU is rejected, as one that
+// names it twice is; applied, its two changes of one balance made 5 out
+// of nothing (62 -> 67).
+func TestItemTransferToItself(t *testing.T) {
+	f := newTxnFixture(t)
+	p := f.write("g.csv", "transaction_code,item,sku,upc,warehouse,location,quantity,to_item,to_sku\n"+
+		"G,,,019876000205,DC1,A01-01,5,IT0000001,BLK-8\n")
+	res, err := ImportTransactions(context.Background(), f.d, p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Applied != 0 || res.Rejected != 1 {
+		t.Errorf("result %+v, want the record rejected", res)
+	}
+	if got := f.onHand("IT0000001", "BLK-8", "DC1", "A01-01"); got != 62 {
+		t.Errorf("BLK-8 DC1: %d, want 62", got)
+	}
+	if rj := f.rejectsOf(p); !strings.Contains(rj, "an item transfer to the same item/SKU changes nothing: both sides are IT0000001/BLK-8") {
+		t.Errorf("rejects:\n%s", rj)
+	}
+}
+
 func TestImportOnDemo(t *testing.T) {
 	f := newTxnFixture(t)
 	ctx := context.Background()
