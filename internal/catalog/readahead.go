@@ -45,7 +45,8 @@ var readAheadOff bool
 // before (as above). The load's transaction holds the lock of its kind
 // (applyAlone) from before the first read to its end, so no other load
 // of items commits meanwhile. The only other writer of items and SKUs is
-// an export's trigger.PurgeTombstones, which deletes tombstones: a
+// trigger.PurgeTombstones (after an export's file, trigger purge, giving a
+// file back), which deletes tombstones: a
 // tombstone read ahead and purged before its batch is compared reads as
 // a row that is not there would (a SKU in the file is added either way,
 // one not in it was not live), so it makes no difference.
