@@ -97,7 +97,7 @@ type besideOut struct {
 	Records  int64   `json:"records"`  // the records its snapshot holds
 	Triggers int64   `json:"triggers"` // the triggers of those records
 	Skus     int64   `json:"skus"`     // SKUs with a trigger in the records written
-	Err     string  `json:"error,omitempty"`
+	Err      string  `json:"error,omitempty"`
 }
 
 // besideMin is the fewest triggers a claim takes for its file to be read
