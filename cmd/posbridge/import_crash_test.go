@@ -206,8 +206,10 @@ func (m *txnModel) apply(r txnRecord) bool {
 	case "T", "G":
 		dst := txnStock{k.item, k.sku, orStr(r.toWh, r.wh), r.toLoc}
 		if eff == "G" {
+			// An item transfer whose sides are one item/SKU (the from
+			// side named by its UPC or retail reference) is refused.
 			to := txnSKU{r.toItem, r.toSKU}
-			if !m.d.skus[to] {
+			if !m.d.skus[to] || to == k {
 				return false
 			}
 			dst = txnStock{to.item, to.sku, orStr(r.toWh, r.wh), orStr(r.toLoc, r.loc)}

@@ -357,6 +357,12 @@ func (w *itemWriter) copy(into, head string, args []any, rows int, tail string) 
 	if db.IsConstraint(err) {
 		return errNotDirect
 	}
+	if err != nil && w.l.ctx.Err() != nil {
+		// pgx reports a COPY cut short by a cancel as a timeout, which
+		// would read as the database gone (exit 75): it is the run
+		// being stopped.
+		return w.l.ctx.Err()
+	}
 	return err
 }
 
