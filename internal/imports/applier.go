@@ -31,7 +31,7 @@ type placeKey struct{ warehouse, location string }
 
 // balance is the stock of one item/SKU, warehouse and location as the
 // transactions of a file change it; written back when the file is done,
-// if the row is still as it was read (lockStock; read: the on hand then).
+// if the row is still as it was read (writeStock; read: the on hand then).
 type balance struct {
 	onHand, reserved, threshold int64
 	read                        int64
@@ -658,72 +658,66 @@ func (a *applier) insertRows(head, row string, width int, vals []any, tail strin
 	return affected, nil
 }
 
-// lockStock locks, on PostgreSQL, the stock rows of keys (in key order)
-// that the file changes, and checks that each is as the file read it
-// (read: its balance), on hand, reserved and threshold, or still not
-// there: the file's checks (negative stock), its history's before and
-// after and its inventory triggers' threshold rule were worked out from
-// what it read. Another import or an order that changed one of them
-// since fails the file, whole, as busy: the next run applies it to the
-// stock as it is then. Writing the balances worked out from the read
-// would have wiped the other's change out; writing the file's changes
-// added to what the rows hold would have kept the stock right but not
-// the checks and triggers of what was read (found in review: two files
-// of -21 and -20 from 62 crossed a threshold of 30 with no trigger).
-// SQLite's import holds the write lock from its start: no row changes
-// meanwhile.
-func (a *applier) lockStock(keys []stockKey, read []*balance) error {
+// writeStock writes the balances the file changed: found, of the rows
+// that were there when it read them, and added, of those that were not
+// (item, sku, warehouse, location, on hand each).
+//
+// On PostgreSQL another import or an order may have changed a row since
+// the file read it, and the file's checks (negative stock), its
+// history's before and after and its inventory triggers' threshold rule
+// were worked out from what it read. Each row is written only if it is
+// still as the file read it (on hand, reserved, threshold), and a row
+// the file adds only if it is still not there; otherwise the file fails,
+// whole, as busy, and the next run applies it to the stock as it is
+// then. Writing the balances worked out from the read wiped the other's
+// change out; writing the file's changes added to the rows kept the
+// stock right but not the checks and triggers (found in review: two
+// files of -21 and -20 from 62 crossed a threshold of 30 with no
+// trigger). An UPDATE that meets a row another transaction holds waits
+// for it and then checks the row's newest version. SQLite's import holds
+// the write lock from its start: no row changes meanwhile.
+func (a *applier) writeStock(found, added []any, seq int64) error {
+	row := fmt.Sprintf("(?, ?, ?, ?, ?, 0, '%s', %d)", a.now, seq)
+	const into = `INSERT INTO inventory(item, sku, warehouse, location, on_hand, reserved, updated_at, change_seq) VALUES `
 	if db.DialectOf(a.conn) != db.Postgres {
-		return nil
+		_, err := a.insertRows(into, row, 5, append(found, added...), ` ON CONFLICT(item, sku, warehouse, location) DO UPDATE SET on_hand = excluded.on_hand,
+  updated_at = excluded.updated_at, change_seq = excluded.change_seq`)
+		return db.Classify(err)
 	}
-	const perStmt = 500
-	for len(keys) > 0 {
-		n := min(perStmt, len(keys))
-		vals := make([]any, 0, 4*n)
-		for _, k := range keys[:n] {
-			vals = append(vals, k.item, k.sku, k.warehouse, k.location)
-		}
-		rows, err := a.conn.QueryContext(a.ctx, `SELECT item, sku, warehouse, location, on_hand, reserved, coalesce(threshold, 0) FROM inventory
-WHERE (item, sku, warehouse, location) IN (VALUES (?, ?, ?, ?)`+strings.Repeat(", (?, ?, ?, ?)", n-1)+`)
-ORDER BY item, sku, warehouse, location FOR UPDATE`, vals...)
-		if err != nil {
-			return fail(err)
-		}
-		now := map[stockKey]balance{}
-		for rows.Next() {
-			var k stockKey
-			var b balance
-			if err := rows.Scan(&k.item, &k.sku, &k.warehouse, &k.location, &b.onHand, &b.reserved, &b.threshold); err != nil {
-				rows.Close()
-				return fail(err)
-			}
-			now[k] = b
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fail(err)
-		}
-		for i, k := range keys[:n] {
-			b, there := now[k]
-			r := read[i]
-			if there != r.exists || there && (b.onHand != r.read || b.reserved != r.reserved || b.threshold != r.threshold) {
-				return stockChanged(&k)
-			}
-		}
-		keys, read = keys[n:], read[n:]
+	// The values of each found row and the balance it was read with, as
+	// text: PostgreSQL types the columns of a VALUES list of parameters
+	// as text.
+	var checked []any
+	for i := 0; i < len(found); i += 5 {
+		b := a.skus[skuKey{found[i].(string), found[i+1].(string)}].stock[placeKey{found[i+2].(string), found[i+3].(string)}]
+		checked = append(checked, found[i], found[i+1], found[i+2], found[i+3], strconv.FormatInt(b.onHand, 10),
+			strconv.FormatInt(b.read, 10), strconv.FormatInt(b.reserved, 10), strconv.FormatInt(b.threshold, 10))
+	}
+	n, err := a.insertRows(`UPDATE inventory SET on_hand = CAST(v.column5 AS BIGINT), updated_at = '`+a.now+`', change_seq = `+
+		strconv.FormatInt(seq, 10)+` FROM (VALUES `, "(?, ?, ?, ?, ?, ?, ?, ?)", 8, checked, `) AS v
+WHERE inventory.item = v.column1 AND inventory.sku = v.column2 AND inventory.warehouse = v.column3 AND inventory.location = v.column4
+  AND inventory.on_hand = CAST(v.column6 AS BIGINT) AND inventory.reserved = CAST(v.column7 AS BIGINT)
+  AND coalesce(inventory.threshold, 0) = CAST(v.column8 AS BIGINT)`)
+	if err != nil {
+		return db.Classify(err)
+	}
+	if n < int64(len(found)/5) {
+		return stockChanged()
+	}
+	if n, err = a.insertRows(into, row, 5, added, ` ON CONFLICT(item, sku, warehouse, location) DO NOTHING`); err != nil {
+		return db.Classify(err)
+	}
+	if n < int64(len(added)/5) {
+		return stockChanged()
 	}
 	return nil
 }
 
-// stockChanged is the error of a file whose stock row k (nil: one of its
-// new rows) another transaction changed since the file read it.
-func stockChanged(k *stockKey) error {
-	row := "a stock row this file adds"
-	if k != nil {
-		row = fmt.Sprintf("the stock of %s/%s in %s %s", k.item, k.sku, k.warehouse, loc(k.location))
-	}
-	return fmt.Errorf("%w: %s changed since this file read it (another import or an order committed meanwhile); "+
-		"nothing of the file is applied, and the next run applies it to the stock as it is then", db.ErrBusy, row)
+// stockChanged is the error of a file whose stock another transaction
+// changed since the file read it.
+func stockChanged() error {
+	return fmt.Errorf("%w: stock this file changes was changed since it read it (by another import or an order that committed meanwhile); "+
+		"nothing of the file is applied, and the next run applies it to the stock as it is then", db.ErrBusy)
 }
 
 func (a *applier) historySQL(rows int) string {
@@ -908,14 +902,6 @@ func (a *applier) finish() (int64, error) {
 		return cmp.Or(cmp.Compare(x.item, y.item), cmp.Compare(x.sku, y.sku), cmp.Compare(x.warehouse, y.warehouse), cmp.Compare(x.location, y.location))
 	})
 	if len(dirty) > 0 {
-		keys := make([]stockKey, len(dirty))
-		read := make([]*balance, len(dirty))
-		for i, k := range dirty {
-			keys[i], read[i] = k.stockKey, k.b
-		}
-		if err := a.lockStock(keys, read); err != nil {
-			return 0, err
-		}
 		seq, err := catalog.NextChangeSeq(a.ctx, a.conn)
 		if err != nil {
 			return 0, db.Classify(err)
@@ -928,20 +914,8 @@ func (a *applier) finish() (int64, error) {
 				added = append(added, k.item, k.sku, k.warehouse, k.location, k.b.onHand)
 			}
 		}
-		row := fmt.Sprintf("(?, ?, ?, ?, ?, 0, '%s', %d)", a.now, seq)
-		const into = `INSERT INTO inventory(item, sku, warehouse, location, on_hand, reserved, updated_at, change_seq) VALUES `
-		if _, err := a.insertRows(into, row, 5, found, ` ON CONFLICT(item, sku, warehouse, location) DO UPDATE SET on_hand = excluded.on_hand,
-  updated_at = excluded.updated_at, change_seq = excluded.change_seq`); err != nil {
-			return 0, db.Classify(err)
-		}
-		// A row not there when it was read, and there now, was added by
-		// another transaction since (lockStock saw the committed ones).
-		n, err := a.insertRows(into, row, 5, added, ` ON CONFLICT(item, sku, warehouse, location) DO NOTHING`)
-		if err != nil {
-			return 0, db.Classify(err)
-		}
-		if n < int64(len(added)/5) {
-			return 0, stockChanged(nil)
+		if err := a.writeStock(found, added, seq); err != nil {
+			return 0, err
 		}
 	}
 	if events == 0 {
