@@ -3,13 +3,11 @@ package db_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/db/dbtest"
-	"github.com/posbridge/posbridge/internal/db/pgtest"
 )
 
 // Migration 0022 rewrites no trigger: one an older version claimed
@@ -17,12 +15,7 @@ import (
 // the upgrade, give back and count in flight only that form. It adds the
 // indexes of the unfinished export files and of such triggers.
 func TestClaimIndexesMigration(t *testing.T) {
-	t.Run("sqlite", func(t *testing.T) {
-		testClaimIndexesMigration(t, filepath.Join(t.TempDir(), "posbridge.db"))
-	})
-	t.Run("postgres", func(t *testing.T) {
-		testClaimIndexesMigration(t, pgtest.Start(t))
-	})
+	onEngines(t, testClaimIndexesMigration)
 }
 
 func testClaimIndexesMigration(t *testing.T, target string) {

@@ -2,24 +2,17 @@ package db_test
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/db/dbtest"
-	"github.com/posbridge/posbridge/internal/db/pgtest"
 )
 
 // Migration 0023 makes triggers_file an index of file_id alone, and
 // keeps every trigger as it was.
 func TestTriggersFileIndexMigration(t *testing.T) {
-	t.Run("sqlite", func(t *testing.T) {
-		testTriggersFileIndexMigration(t, filepath.Join(t.TempDir(), "posbridge.db"))
-	})
-	t.Run("postgres", func(t *testing.T) {
-		testTriggersFileIndexMigration(t, pgtest.Start(t))
-	})
+	onEngines(t, testTriggersFileIndexMigration)
 }
 
 func testTriggersFileIndexMigration(t *testing.T, target string) {

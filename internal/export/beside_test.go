@@ -116,6 +116,27 @@ func itemsBeside(t *testing.T, rows string) (f *fixture, delivered, again *int) 
 	return f, delivered, again
 }
 
+// readAgain exports the items of f as CSV in one file, which must have
+// been read again after its claim, not taken from the reader beside it;
+// it returns the run's result and the file.
+func readAgain(t *testing.T, f *fixture, delivered, again *int) (*Result, []byte) {
+	t.Helper()
+	o := f.opts()
+	o.Format = "csv"
+	res, err := Run(context.Background(), f.d, "items", o)
+	if err != nil || len(res.Files) != 1 {
+		t.Fatalf("Run: %+v, %v", res, err)
+	}
+	if *delivered != 0 || *again != 1 {
+		t.Errorf("read beside: %d delivered, %d read again; want the file read again", *delivered, *again)
+	}
+	b, err := os.ReadFile(res.Files[0].Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, b
+}
+
 // TestReadBesideChangedSinceSnapshot: on PostgreSQL a load that changes an
 // item and folds into its trigger after the snapshot the reader reads in,
 // before the claim takes the trigger, fails that claim (REPEATABLE READ);
@@ -163,18 +184,9 @@ func TestReadBesideSkipsLocked(t *testing.T) {
 	ctx := context.Background()
 	// I1's S2 trigger: the item goes out with S1's trigger only.
 	_, release := dbtest.Hold(t, f.d, `SELECT id FROM triggers WHERE record_key = 'I1' AND sub_key = 'S2' FOR UPDATE`)
-	o := f.opts()
-	o.Format = "csv"
-	res, err := Run(ctx, f.d, "items", o)
-	if err != nil || len(res.Files) != 1 || res.Files[0].Triggers != 2 {
-		t.Fatalf("Run: %+v, %v", res, err)
-	}
-	if *delivered != 0 || *again != 1 {
-		t.Errorf("read beside: %d delivered, %d read again; want the file read again", *delivered, *again)
-	}
-	b, err := os.ReadFile(res.Files[0].Path)
-	if err != nil {
-		t.Fatal(err)
+	res, b := readAgain(t, f, delivered, again)
+	if res.Files[0].Triggers != 2 {
+		t.Errorf("the file claimed %d triggers, want 2", res.Files[0].Triggers)
 	}
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	// The header, I1's two SKUs (S2 sent unchanged along with S1, the
@@ -183,7 +195,7 @@ func TestReadBesideSkipsLocked(t *testing.T) {
 		t.Errorf("file:\n%s", b)
 	}
 	release()
-	res, err = Run(ctx, f.d, "items", o)
+	res, err := Run(ctx, f.d, "items", f.opts())
 	if err != nil || len(res.Files) != 1 || res.Files[0].Triggers != 1 {
 		t.Fatalf("second Run: %+v, %v", res, err)
 	}
@@ -259,19 +271,7 @@ func TestReadBesideSameCountOtherSet(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, release := dbtest.Hold(t, f.d, `SELECT id FROM triggers WHERE record_key = 'I2' FOR UPDATE`)
-	o := f.opts()
-	o.Format = "csv"
-	res, err := Run(ctx, f.d, "items", o)
-	if err != nil || len(res.Files) != 1 {
-		t.Fatalf("Run: %+v, %v", res, err)
-	}
-	if *delivered != 0 || *again != 1 {
-		t.Errorf("read beside: %d delivered, %d read again; want the file read again", *delivered, *again)
-	}
-	b, err := os.ReadFile(res.Files[0].Path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, b := readAgain(t, f, delivered, again)
 	if strings.Contains(string(b), "I2") {
 		t.Errorf("the file has I2, which the claim did not take:\n%s", b)
 	}
