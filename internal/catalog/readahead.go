@@ -80,13 +80,8 @@ func startReadAhead(l *loader, main storedReader) *readAhead {
 	if readAheadOff || l.pool == nil {
 		return nil
 	}
-	// A pool of one connection has it taken by the load: asking for
-	// another would wait for the load to end.
-	if st := l.pool.Stats(); st.MaxOpenConnections > 0 && st.InUse >= st.MaxOpenConnections {
-		return nil
-	}
-	conn, err := l.pool.Conn(l.ctx)
-	if err != nil {
+	conn := l.pool.SpareConn(l.ctx)
+	if conn == nil {
 		return nil
 	}
 	ctx, cancel := context.WithCancel(l.ctx)

@@ -298,6 +298,21 @@ func (d *DB) Tx(ctx context.Context, commit bool, fn func(conn *sql.Conn) error)
 	return WithTx(ctx, conn, commit, func() error { return fn(conn) })
 }
 
+// SpareConn is a second connection of d, for work beside a transaction
+// that holds one (a reader in its snapshot, a read-ahead), or nil when
+// there is none to have: in a pool of one connection (SetMaxOpenConns)
+// that the caller holds, asking for another would wait for the caller.
+func (d *DB) SpareConn(ctx context.Context) *sql.Conn {
+	if st := d.Stats(); st.MaxOpenConnections > 0 && st.InUse >= st.MaxOpenConnections {
+		return nil
+	}
+	conn, err := d.Conn(ctx)
+	if err != nil {
+		return nil
+	}
+	return conn
+}
+
 // WithTx runs fn in a write transaction on conn and commits when fn
 // returns nil; otherwise, or when commit is false, it rolls back. On
 // SQLite it is BEGIN IMMEDIATE: the writer takes the database's write lock

@@ -189,9 +189,14 @@ func readBeside(ctx context.Context, d *db.DB, conn *sql.Conn, k *kind, o *Optio
 // on a connection of the pool, in the snapshot of the claim's
 // transaction.
 func readBesideConn(ctx context.Context, d *db.DB, conn *sql.Conn, k *kind, o *Options, path string) (*besideRead, error) {
+	rc := d.SpareConn(ctx)
+	if rc == nil {
+		return nil, nil
+	}
 	// A statement that fails aborts the claim's transaction.
 	id, err := db.ExportSnapshot(ctx, conn)
 	if err != nil {
+		rc.Close()
 		return nil, fmt.Errorf("export the claim's snapshot: %w", err)
 	}
 	rctx, cancel := context.WithCancel(ctx)
@@ -202,12 +207,8 @@ func readBesideConn(ctx context.Context, d *db.DB, conn *sql.Conn, k *kind, o *O
 		var once sync.Once
 		ready := func() { once.Do(func() { close(b.ready) }) }
 		defer ready()
-		rc, err := d.Conn(rctx)
-		if err == nil {
-			defer rc.Close()
-			err = db.BeginInSnapshot(rctx, rc, id)
-		}
-		if err != nil {
+		defer rc.Close()
+		if err := db.BeginInSnapshot(rctx, rc, id); err != nil {
 			b.out.Err = err.Error()
 			return
 		}

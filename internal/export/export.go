@@ -58,9 +58,10 @@ type Options struct {
 	// formulas (csv.formula_guard). The export files themselves carry the
 	// data unchanged.
 	FormulaGuard bool
-	// ReadBeside reads each file's records in a process of its own
-	// beside the file's claim, on SQLite (besideRead): the posbridge
-	// binary serves it (ServeBeside); the CLI sets it.
+	// ReadBeside reads a large file's records beside its claim
+	// (besideRead): on SQLite in a process of its own, which the posbridge
+	// binary serves (ServeBeside), on PostgreSQL on a second connection;
+	// the CLI sets it.
 	ReadBeside bool `json:"-"`
 	// create opens a file for writing; tests replace it to fail writes.
 	create func(path string, perm os.FileMode) (io.WriteCloser, error)

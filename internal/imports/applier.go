@@ -244,12 +244,8 @@ func (a *applier) streamReads(pool *db.DB) {
 	if !a.copyHistory || !a.ownConn || pool == nil {
 		return
 	}
-	// A pool of one connection has it taken by the import.
-	if st := pool.Stats(); st.MaxOpenConnections > 0 && st.InUse >= st.MaxOpenConnections {
-		return
-	}
-	reads, err := pool.Conn(a.ctx)
-	if err != nil {
+	reads := pool.SpareConn(a.ctx)
+	if reads == nil {
 		return
 	}
 	a.reads = reads
@@ -658,9 +654,14 @@ func (a *applier) insertRows(head, row string, width int, vals []any, tail strin
 	return affected, nil
 }
 
-// writeStock writes the balances the file changed: found, of the rows
-// that were there when it read them, and added, of those that were not
-// (item, sku, warehouse, location, on hand each).
+// dirtyStock is a stock row a file changed, and its balance.
+type dirtyStock struct {
+	stockKey
+	b *balance
+}
+
+// writeStock writes the balances of the stock rows the file changed
+// (dirty, in key order).
 //
 // On PostgreSQL another import or an order may have changed a row since
 // the file read it, and the file's checks (negative stock), its
@@ -676,32 +677,39 @@ func (a *applier) insertRows(head, row string, width int, vals []any, tail strin
 // trigger). An UPDATE that meets a row another transaction holds waits
 // for it and then checks the row's newest version. SQLite's import holds
 // the write lock from its start: no row changes meanwhile.
-func (a *applier) writeStock(found, added []any, seq int64) error {
+func (a *applier) writeStock(dirty []dirtyStock, seq int64) error {
 	row := fmt.Sprintf("(?, ?, ?, ?, ?, 0, '%s', %d)", a.now, seq)
 	const into = `INSERT INTO inventory(item, sku, warehouse, location, on_hand, reserved, updated_at, change_seq) VALUES `
 	if db.DialectOf(a.conn) != db.Postgres {
-		_, err := a.insertRows(into, row, 5, append(found, added...), ` ON CONFLICT(item, sku, warehouse, location) DO UPDATE SET on_hand = excluded.on_hand,
+		vals := make([]any, 0, 5*len(dirty))
+		for _, k := range dirty {
+			vals = append(vals, k.item, k.sku, k.warehouse, k.location, k.b.onHand)
+		}
+		_, err := a.insertRows(into, row, 5, vals, ` ON CONFLICT(item, sku, warehouse, location) DO UPDATE SET on_hand = excluded.on_hand,
   updated_at = excluded.updated_at, change_seq = excluded.change_seq`)
 		return db.Classify(err)
 	}
-	// The values of each found row and the balance it was read with, as
+	// The rows there when read, with the balance they were read with, as
 	// text: PostgreSQL types the columns of a VALUES list of parameters
-	// as text.
-	var checked []any
-	for i := 0; i < len(found); i += 5 {
-		b := a.skus[skuKey{found[i].(string), found[i+1].(string)}].stock[placeKey{found[i+2].(string), found[i+3].(string)}]
-		checked = append(checked, found[i], found[i+1], found[i+2], found[i+3], strconv.FormatInt(b.onHand, 10),
-			strconv.FormatInt(b.read, 10), strconv.FormatInt(b.reserved, 10), strconv.FormatInt(b.threshold, 10))
+	// as text. The rows that were not, to add.
+	var found, added []any
+	for _, k := range dirty {
+		if k.b.exists {
+			found = append(found, k.item, k.sku, k.warehouse, k.location, strconv.FormatInt(k.b.onHand, 10),
+				strconv.FormatInt(k.b.read, 10), strconv.FormatInt(k.b.reserved, 10), strconv.FormatInt(k.b.threshold, 10))
+		} else {
+			added = append(added, k.item, k.sku, k.warehouse, k.location, k.b.onHand)
+		}
 	}
 	n, err := a.insertRows(`UPDATE inventory SET on_hand = CAST(v.column5 AS BIGINT), updated_at = '`+a.now+`', change_seq = `+
-		strconv.FormatInt(seq, 10)+` FROM (VALUES `, "(?, ?, ?, ?, ?, ?, ?, ?)", 8, checked, `) AS v
+		strconv.FormatInt(seq, 10)+` FROM (VALUES `, "(?, ?, ?, ?, ?, ?, ?, ?)", 8, found, `) AS v
 WHERE inventory.item = v.column1 AND inventory.sku = v.column2 AND inventory.warehouse = v.column3 AND inventory.location = v.column4
   AND inventory.on_hand = CAST(v.column6 AS BIGINT) AND inventory.reserved = CAST(v.column7 AS BIGINT)
   AND coalesce(inventory.threshold, 0) = CAST(v.column8 AS BIGINT)`)
 	if err != nil {
 		return db.Classify(err)
 	}
-	if n < int64(len(found)/5) {
+	if n < int64(len(found)/8) {
 		return stockChanged()
 	}
 	if n, err = a.insertRows(into, row, 5, added, ` ON CONFLICT(item, sku, warehouse, location) DO NOTHING`); err != nil {
@@ -882,23 +890,19 @@ func (a *applier) finish() (int64, error) {
 	// which the partner inventory exports read. They go in key order, so
 	// that two imports writing the same rows at once on PostgreSQL take
 	// their row locks in the same order and do not deadlock.
-	type dirtyRow struct {
-		stockKey
-		b *balance
-	}
-	var dirty []dirtyRow
+	var dirty []dirtyStock
 	events := 0
 	for _, s := range a.skus {
 		for p, b := range s.stock {
 			if b.dirty {
-				dirty = append(dirty, dirtyRow{stockKey{s.key.item, s.key.sku, p.warehouse, p.location}, b})
+				dirty = append(dirty, dirtyStock{stockKey{s.key.item, s.key.sku, p.warehouse, p.location}, b})
 			}
 		}
 		if s.event != "" {
 			events++
 		}
 	}
-	slices.SortFunc(dirty, func(x, y dirtyRow) int {
+	slices.SortFunc(dirty, func(x, y dirtyStock) int {
 		return cmp.Or(cmp.Compare(x.item, y.item), cmp.Compare(x.sku, y.sku), cmp.Compare(x.warehouse, y.warehouse), cmp.Compare(x.location, y.location))
 	})
 	if len(dirty) > 0 {
@@ -906,15 +910,7 @@ func (a *applier) finish() (int64, error) {
 		if err != nil {
 			return 0, db.Classify(err)
 		}
-		var found, added []any
-		for _, k := range dirty {
-			if k.b.exists {
-				found = append(found, k.item, k.sku, k.warehouse, k.location, k.b.onHand)
-			} else {
-				added = append(added, k.item, k.sku, k.warehouse, k.location, k.b.onHand)
-			}
-		}
-		if err := a.writeStock(found, added, seq); err != nil {
+		if err := a.writeStock(dirty, seq); err != nil {
 			return 0, err
 		}
 	}

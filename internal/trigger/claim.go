@@ -44,7 +44,7 @@ func Claim(ctx context.Context, conn *sql.Conn, code string, fileID, runID int64
 	if triggers, err = ClaimTriggers(ctx, conn, code, fileID, runID, limit); err != nil || triggers == 0 {
 		return 0, 0, err
 	}
-	records, err = claimedRecords(ctx, conn, code, fileID)
+	records, _, err = Claimed(ctx, conn, code, fileID)
 	return records, triggers, err
 }
 
@@ -114,31 +114,21 @@ func Claimable(alias, code string, limit int) string {
 // ClaimableCounts counts the records and the triggers Claim(code, limit)
 // would take now.
 func ClaimableCounts(ctx context.Context, q db.Querier, code string, limit int) (records, triggers int64, err error) {
-	unit := recordUnit(code)
-	err = q.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(n), 0) FROM (SELECT `+unit+`, count(*) AS n FROM triggers t WHERE `+
-		Claimable("t", code, limit)+` GROUP BY `+unit+`) AS records`).Scan(&records, &triggers)
-	return records, triggers, err
-}
-
-// claimedRecords counts the records of the triggers of export file fileID.
-func claimedRecords(ctx context.Context, q db.Querier, code string, fileID int64) (records int64, err error) {
-	return countRecords(ctx, q, code, `t.file_id = ?`, fileID)
-}
-
-// countRecords counts the records of code among the triggers t of which
-// where is true.
-func countRecords(ctx context.Context, q db.Querier, code, where string, args ...any) (records int64, err error) {
-	err = q.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT DISTINCT `+recordUnit(code)+` FROM triggers t WHERE `+where+`) AS records`, args...).Scan(&records)
-	return records, err
+	return counts(ctx, q, code, Claimable("t", code, limit))
 }
 
 // Claimed counts the records and the triggers that export file fileID
 // holds.
 func Claimed(ctx context.Context, q db.Querier, code string, fileID int64) (records, triggers int64, err error) {
-	if records, err = claimedRecords(ctx, q, code, fileID); err != nil {
-		return 0, 0, err
-	}
-	err = q.QueryRowContext(ctx, `SELECT count(*) FROM triggers WHERE file_id = ?`, fileID).Scan(&triggers)
+	return counts(ctx, q, code, `t.file_id = ?`, fileID)
+}
+
+// counts counts the records of code, and their triggers, among the
+// triggers t of which where is true.
+func counts(ctx context.Context, q db.Querier, code, where string, args ...any) (records, triggers int64, err error) {
+	unit := recordUnit(code)
+	err = q.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(n), 0) FROM (SELECT `+unit+`, count(*) AS n FROM triggers t WHERE `+
+		where+` GROUP BY `+unit+`) AS records`, args...).Scan(&records, &triggers)
 	return records, triggers, err
 }
 
