@@ -187,10 +187,16 @@ func itemsDirect(l *loader, rr format.RowReader) error {
 		w.triggersTail = trigger.Added + "\tready\t" + now + "\t" + now
 	}
 	err = l.bulk(func() error {
-		if err := l.readDirect(rr, w.write); err != nil {
-			return err
+		err := l.readDirect(rr, w.write)
+		if err == nil {
+			err = w.copyRows()
 		}
-		return w.copyRows()
+		// The connection is the transaction's again only once the last
+		// COPY is done, whatever ended the read.
+		if werr := w.wait(); err == nil {
+			err = werr
+		}
+		return err
 	}, "items", "skus")
 	if err != nil {
 		return err
@@ -230,7 +236,19 @@ type itemWriter struct {
 	// status and times).
 	copying                           bool
 	itemsTail, skusTail, triggersTail string
-	buf                               []byte
+	// copied is the batch being copied, nil when none is; done gives it
+	// back with the COPYs' error, and spare is a batch given back, whose
+	// slices the next one reuses.
+	copied, spare *copyBatch
+	done          chan error
+}
+
+// copyBatch is a batch of a direct first load's rows on their way to
+// PostgreSQL, and the buffer its COPY text is made in.
+type copyBatch struct {
+	items, skus, triggers       []any
+	itemRows, skuRows, trigRows int
+	buf                         []byte
 }
 
 // copyBatchRows is how many SKU rows a direct first load on PostgreSQL
@@ -315,43 +333,80 @@ func (w *itemWriter) write(vals []any) error {
 // SKU rows: the triggers' INSERTs were 5.8 s of the server's time, the
 // SKUs' 4.9 s). A key that is there already fails the COPY as it fails
 // the INSERT: the load goes staged.
+//
+// The COPYs run in a goroutine of their own, which has the connection to
+// itself until wait: the next batch is read and checked meanwhile (the
+// server's work on a batch took as long as the parse of the next, and
+// each waited for the other).
 func (w *itemWriter) copyRows() error {
 	if !w.copying || w.skuRows == 0 {
 		return nil
 	}
-	if err := w.copy(w.itemsInto, "", w.items, w.itemRows, w.itemsTail); err != nil {
+	if err := w.wait(); err != nil {
 		return err
 	}
-	if err := w.copy(w.skusInto, "", w.skus, w.skuRows, w.skusTail); err != nil {
-		return err
+	if w.done == nil {
+		w.done = make(chan error, 1)
 	}
-	if err := w.copy(`triggers(file_code, record_key, sub_key, capture, status, created_at, updated_at)`, trigger.CodeItem,
-		w.triggers, w.trigRows, w.triggersTail); err != nil {
-		return err
+	b := w.spare
+	if b == nil {
+		b = &copyBatch{}
 	}
-	w.l.res.Triggers += int64(w.trigRows)
-	w.items, w.skus, w.triggers = w.items[:0], w.skus[:0], w.triggers[:0]
+	// The batch takes the rows written; the next rows go into the slices
+	// of the batch given back.
+	b.items, w.items = w.items, b.items[:0]
+	b.skus, w.skus = w.skus, b.skus[:0]
+	b.triggers, w.triggers = w.triggers, b.triggers[:0]
+	b.itemRows, b.skuRows, b.trigRows = w.itemRows, w.skuRows, w.trigRows
 	w.itemRows, w.skuRows, w.trigRows = 0, 0, 0
+	w.l.res.Triggers += int64(b.trigRows)
+	w.copied, w.spare = b, nil
+	go func() {
+		w.done <- w.copyBatch(b)
+	}()
 	return nil
 }
 
+// wait waits for the batch being copied, if any, and returns its error.
+func (w *itemWriter) wait() error {
+	if w.copied == nil {
+		return nil
+	}
+	err := <-w.done
+	w.spare, w.copied = w.copied, nil
+	return err
+}
+
+// copyBatch copies the rows of b: the items, then the SKUs, then the
+// triggers.
+func (w *itemWriter) copyBatch(b *copyBatch) error {
+	if err := w.copy(b, w.itemsInto, "", b.items, b.itemRows, w.itemsTail); err != nil {
+		return err
+	}
+	if err := w.copy(b, w.skusInto, "", b.skus, b.skuRows, w.skusTail); err != nil {
+		return err
+	}
+	return w.copy(b, `triggers(file_code, record_key, sub_key, capture, status, created_at, updated_at)`, trigger.CodeItem,
+		b.triggers, b.trigRows, w.triggersTail)
+}
+
 // copy copies rows rows of args into into, each row's values after head
-// and before tail (COPY text).
-func (w *itemWriter) copy(into, head string, args []any, rows int, tail string) error {
+// and before tail (COPY text), made in b's buffer.
+func (w *itemWriter) copy(b *copyBatch, into, head string, args []any, rows int, tail string) error {
 	if rows == 0 {
 		return nil
 	}
-	b := w.buf[:0]
+	buf := b.buf[:0]
 	width := len(args) / rows
 	var err error
 	for r := range rows {
-		if b, err = db.AppendCopyRow(b, head, args[r*width:(r+1)*width], tail); err != nil {
+		if buf, err = db.AppendCopyRow(buf, head, args[r*width:(r+1)*width], tail); err != nil {
 			return err
 		}
 	}
-	w.buf = b
+	b.buf = buf
 	err = db.PgxConn(w.l.conn, func(c *pgx.Conn) error {
-		_, err := c.PgConn().CopyFrom(w.l.ctx, bytes.NewReader(b), `COPY `+into+` FROM STDIN`)
+		_, err := c.PgConn().CopyFrom(w.l.ctx, bytes.NewReader(buf), `COPY `+into+` FROM STDIN`)
 		return err
 	})
 	if db.IsConstraint(err) {
