@@ -24,7 +24,7 @@ func AppendCopyRow(b []byte, head string, vals []any, tail string) ([]byte, erro
 		case int64:
 			b = strconv.AppendInt(b, v, 10)
 		case string:
-			b = appendCopyText(b, v)
+			b = AppendCopyText(b, v)
 		default:
 			return b, fmt.Errorf("a COPY value of type %T", v)
 		}
@@ -37,12 +37,12 @@ func AppendCopyRow(b []byte, head string, vals []any, tail string) ([]byte, erro
 }
 
 // CopyText is s as a value of COPY's text format.
-func CopyText(s string) string { return string(appendCopyText(nil, s)) }
+func CopyText(s string) string { return string(AppendCopyText(nil, s)) }
 
-// appendCopyText appends s as a value of COPY's text format: a backslash,
+// AppendCopyText appends s as a value of COPY's text format: a backslash,
 // and the tab, newline and carriage return that would end the value or
 // the row, are escaped.
-func appendCopyText(b []byte, s string) []byte {
+func AppendCopyText(b []byte, s string) []byte {
 	for {
 		i := strings.IndexAny(s, "\\\t\n\r")
 		if i < 0 {
