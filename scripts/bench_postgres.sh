@@ -72,13 +72,19 @@ bench_postgres() {
 	}
 	# idle: waits (up to a minute) for the server's autovacuum workers to
 	# end, so that one woken by an earlier command's writes is not counted
-	# as the next command's server CPU.
+	# as the next command's server CPU, then takes a checkpoint, so that
+	# each command starts from the same state of the WAL: a checkpoint
+	# that an earlier command's WAL started would otherwise run during the
+	# next (the first load writes about 2 GB of it), which then logs the
+	# full image of each page it changes (the floor of the first load took
+	# 9.2 s after the load, 6.2 s alone).
 	idle() {
 		i=0
 		while [ $i -lt 600 ] && [ "$(psql -X -At "$base/postgres" -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'")" != 0 ]; do
 			sleep 0.1
 			i=$((i + 1))
 		done
+		psql -X -q "$base/postgres" -c "CHECKPOINT"
 	}
 	# tpg NAME CMD...: t, and the server's CPU seconds during CMD (the
 	# samples in pgcpu.log).

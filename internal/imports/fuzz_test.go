@@ -370,6 +370,13 @@ func TestXMLScannerHandsOver(t *testing.T) {
 		"not xml":          "transaction_code,warehouse\nA,W\n",
 	} {
 		t.Run(name, func(t *testing.T) { sameAsDecodeElement(t, []byte(in)) })
+		// bufio's smallest buffer: each construct is met across the end
+		// of one (the scanner reads runs of bytes a buffer at a time).
+		t.Run(name+"/small buffer", func(t *testing.T) {
+			defer func(n int) { xmlScanBuffer = n }(xmlScanBuffer)
+			xmlScanBuffer = 16
+			sameAsDecodeElement(t, []byte(in))
+		})
 	}
 	// The file as senders write it is read by the scanner to its end.
 	src := newXMLSource(strings.NewReader(head + tail))
