@@ -52,19 +52,10 @@ func TestConcurrentImportsInTurn(t *testing.T) {
 			_, errs[i] = ImportTransactions(ctx, d, p, Options{})
 		}()
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		var waiting int
-		if err := f.d.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
-			t.Fatal(err)
-		}
-		if waiting == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			release()
-			wg.Wait()
-			t.Fatalf("%d imports wait for the stock row, want 2 (errors: %v)", waiting, errs)
-		}
+	if waiting := dbtest.LockWaiters(t, f.d, 2); waiting != 2 {
+		release()
+		wg.Wait()
+		t.Fatalf("%d imports wait for the stock row, want 2 (errors: %v)", waiting, errs)
 	}
 	release()
 	wg.Wait()

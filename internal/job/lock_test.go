@@ -108,19 +108,8 @@ func TestAcquireRaceLoserIsBusy(t *testing.T) {
 		done <- err
 	}()
 	// acquire has looked (no committed lock) and waits on the key.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var waiting int
-		if err := d.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`).Scan(&waiting); err != nil {
-			t.Fatal(err)
-		}
-		if waiting > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("acquire never waited on the other host's insert")
-		}
-		time.Sleep(20 * time.Millisecond)
+	if dbtest.LockWaiters(t, d, 1) == 0 {
+		t.Fatal("acquire never waited on the other host's insert")
 	}
 	if _, err := other.ExecContext(ctx, "COMMIT"); err != nil {
 		t.Fatal(err)

@@ -280,6 +280,17 @@ type stock struct {
 	// (import.allow_negative_on_hand); without it such a shipment is
 	// refused.
 	allowNegative bool
+	// lock is " FOR UPDATE" on PostgreSQL (see change).
+	lock string
+}
+
+// newStock is the stock of conn's write transaction.
+func newStock(ctx context.Context, conn *sql.Conn, allowNegative bool) *stock {
+	s := &stock{ctx: ctx, q: conn, allowNegative: allowNegative}
+	if db.DialectOf(conn) == db.Postgres {
+		s.lock = " FOR UPDATE"
+	}
+	return s
 }
 
 // changeSeq is the change sequence number of the transaction, taken on
@@ -296,13 +307,19 @@ func (s *stock) changeSeq() (int64, error) {
 
 // change adds dReserved to reserved and dOnHand to on hand of one stock
 // row, creating it when it is not there.
+//
+// On PostgreSQL the row is read locked until the transaction ends, so
+// that the checks below and the threshold rule see the row the write
+// changes: read unlocked, two shipments at once of 4 and 3 from 5 on hand
+// both passed the check against 5 and left -2 (TestShipmentsAtOnce). On
+// SQLite the write transaction holds every other writer off.
 func (s *stock) change(item, sku, warehouse, location string, dReserved, dOnHand int64) error {
 	if dReserved == 0 && dOnHand == 0 {
 		return nil
 	}
 	var onHand, reserved, threshold int64
 	err := s.q.QueryRowContext(s.ctx, `SELECT on_hand, reserved, coalesce(threshold, 0) FROM inventory
-WHERE item = ? AND sku = ? AND warehouse = ? AND location = ?`, item, sku, warehouse, location).Scan(&onHand, &reserved, &threshold)
+WHERE item = ? AND sku = ? AND warehouse = ? AND location = ?`+s.lock, item, sku, warehouse, location).Scan(&onHand, &reserved, &threshold)
 	exists := err == nil
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return err
@@ -398,7 +415,7 @@ func Cancel(ctx context.Context, d *db.DB, code string, line, qty int64) (Change
 		if err != nil {
 			return err
 		}
-		s := &stock{ctx: ctx, q: conn}
+		s := newStock(ctx, conn, false)
 		ch, err = cancel(ctx, conn, s, id, line, qty)
 		ch.Triggers = s.trig
 		return err
@@ -484,7 +501,7 @@ func Complete(ctx context.Context, d *db.DB, code string, allowNegative bool) (C
 		if err != nil {
 			return err
 		}
-		s := &stock{ctx: ctx, q: conn, allowNegative: allowNegative}
+		s := newStock(ctx, conn, allowNegative)
 		ch, err = complete(ctx, conn, s, id)
 		ch.Triggers = s.trig
 		return err

@@ -365,7 +365,7 @@ type Stats struct {
 // collects what became of the orders.
 func Upload(p partner.Profile, stats *Stats) imports.Upload {
 	return partner.Upload(Kind, "orders", p, rejectHeader, func(s *imports.Session, f io.Reader, path string) error {
-		im := &importer{s: s, path: path, p: p, stats: stats, st: &stock{ctx: s.Ctx, q: s.Conn, allowNegative: s.Opts.AllowNegative},
+		im := &importer{s: s, path: path, p: p, stats: stats, st: newStock(s.Ctx, s.Conn, s.Opts.AllowNegative),
 			loaded: map[string]bool{}}
 		return im.run(f)
 	})

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/db/pgtest"
@@ -147,4 +148,20 @@ func Hold(t testing.TB, d *db.DB, query string) (conn *sql.Conn, release func())
 		t.Fatal(err)
 	}
 	return conn, release
+}
+
+// LockWaiters waits, up to 10 s, until n sessions of d's PostgreSQL
+// database wait on a lock, and returns how many did when it stopped.
+func LockWaiters(t testing.TB, d *db.DB, n int) int {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var waiting int
+		if err := d.QueryRowContext(context.Background(), `SELECT count(*) FROM pg_stat_activity
+WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting >= n || time.Now().After(deadline) {
+			return waiting
+		}
+	}
 }
