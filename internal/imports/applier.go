@@ -775,9 +775,9 @@ type dirtyStock struct {
 // for it and then checks the row's newest version. SQLite's import holds
 // the write lock from its start: no row changes meanwhile.
 func (a *applier) writeStock(dirty []dirtyStock, seq int64) error {
-	row := fmt.Sprintf("(?, ?, ?, ?, ?, 0, '%s', %d)", a.now, seq)
-	const into = `INSERT INTO inventory(item, sku, warehouse, location, on_hand, reserved, updated_at, change_seq) VALUES `
 	if db.DialectOf(a.conn) != db.Postgres {
+		row := fmt.Sprintf("(?, ?, ?, ?, ?, 0, '%s', %d)", a.now, seq)
+		const into = `INSERT INTO inventory(item, sku, warehouse, location, on_hand, reserved, updated_at, change_seq) VALUES `
 		vals := make([]any, 0, 5*len(dirty))
 		for _, k := range dirty {
 			vals = append(vals, k.item, k.sku, k.warehouse, k.location, k.b.onHand)
@@ -786,36 +786,70 @@ func (a *applier) writeStock(dirty []dirtyStock, seq int64) error {
   updated_at = excluded.updated_at, change_seq = excluded.change_seq`)
 		return db.Classify(err)
 	}
-	// The rows there when read, with the balance they were read with, as
-	// text: PostgreSQL types the columns of a VALUES list of parameters
-	// as text. The rows that were not, to add.
-	var found, added []any
+	// The rows there when read, with the balance they were read with, and
+	// the rows that were not, to add: each set in one statement, its
+	// columns as arrays. 50,000 rows as UPDATEs from VALUES lists of 250
+	// rows took 1.9 s, each list joined by a scan of the stock; from
+	// unnest the planner looks each row up by the key.
+	var found, added stockColumns
 	for _, k := range dirty {
 		if k.b.exists {
-			found = append(found, k.item, k.sku, k.warehouse, k.location, strconv.FormatInt(k.b.onHand, 10),
-				strconv.FormatInt(k.b.read, 10), strconv.FormatInt(k.b.reserved, 10), strconv.FormatInt(k.b.threshold, 10))
+			found.add(k)
 		} else {
-			added = append(added, k.item, k.sku, k.warehouse, k.location, k.b.onHand)
+			added.add(k)
 		}
 	}
-	n, err := a.insertRows(`UPDATE inventory SET on_hand = CAST(v.column5 AS BIGINT), updated_at = '`+a.now+`', change_seq = `+
-		strconv.FormatInt(seq, 10)+` FROM (VALUES `, "(?, ?, ?, ?, ?, ?, ?, ?)", 8, found, `) AS v
-WHERE inventory.item = v.column1 AND inventory.sku = v.column2 AND inventory.warehouse = v.column3 AND inventory.location = v.column4
-  AND inventory.on_hand = CAST(v.column6 AS BIGINT) AND inventory.reserved = CAST(v.column7 AS BIGINT)
-  AND coalesce(inventory.threshold, 0) = CAST(v.column8 AS BIGINT)`)
+	var updated, inserted int64
+	err := db.PgxConn(a.conn, func(c *pgx.Conn) error {
+		if len(found.item) > 0 {
+			tag, err := c.Exec(a.ctx, `UPDATE inventory SET on_hand = v.on_hand, updated_at = $9, change_seq = $10
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[])
+  AS v(item, sku, warehouse, location, on_hand, read, reserved, threshold)
+WHERE inventory.item = v.item AND inventory.sku = v.sku AND inventory.warehouse = v.warehouse AND inventory.location = v.location
+  AND inventory.on_hand = v.read AND inventory.reserved = v.reserved AND coalesce(inventory.threshold, 0) = v.threshold`,
+				found.item, found.sku, found.warehouse, found.location, found.onHand, found.read, found.reserved, found.threshold, a.now, seq)
+			if err != nil {
+				return err
+			}
+			updated = tag.RowsAffected()
+		}
+		if len(added.item) > 0 {
+			tag, err := c.Exec(a.ctx, `INSERT INTO inventory(item, sku, warehouse, location, on_hand, reserved, updated_at, change_seq)
+SELECT item, sku, warehouse, location, on_hand, 0, $6, $7 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[])
+  AS v(item, sku, warehouse, location, on_hand)
+ON CONFLICT(item, sku, warehouse, location) DO NOTHING`, added.item, added.sku, added.warehouse, added.location, added.onHand, a.now, seq)
+			if err != nil {
+				return err
+			}
+			inserted = tag.RowsAffected()
+		}
+		return nil
+	})
+	if err != nil && a.ctx.Err() != nil {
+		// pgx words a statement cut short by a cancel as a timeout,
+		// which would read as the database gone (exit 75).
+		return a.ctx.Err()
+	}
 	if err != nil {
 		return db.Classify(err)
 	}
-	if n < int64(len(found)/8) {
-		return stockChanged()
-	}
-	if n, err = a.insertRows(into, row, 5, added, ` ON CONFLICT(item, sku, warehouse, location) DO NOTHING`); err != nil {
-		return db.Classify(err)
-	}
-	if n < int64(len(added)/5) {
+	if updated < int64(len(found.item)) || inserted < int64(len(added.item)) {
 		return stockChanged()
 	}
 	return nil
+}
+
+// stockColumns is stock rows of writeStock, a slice per column.
+type stockColumns struct {
+	item, sku, warehouse, location    []string
+	onHand, read, reserved, threshold []int64
+}
+
+func (c *stockColumns) add(k dirtyStock) {
+	c.item, c.sku = append(c.item, k.item), append(c.sku, k.sku)
+	c.warehouse, c.location = append(c.warehouse, k.warehouse), append(c.location, k.location)
+	c.onHand, c.read = append(c.onHand, k.b.onHand), append(c.read, k.b.read)
+	c.reserved, c.threshold = append(c.reserved, k.b.reserved), append(c.threshold, k.b.threshold)
 }
 
 // stockChanged is the error of a file whose stock another transaction
