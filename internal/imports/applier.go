@@ -1003,9 +1003,11 @@ func (a *applier) finish() (int64, error) {
 		return 0, err
 	}
 	// The stock rows written carry the transaction's change sequence,
-	// which the partner inventory exports read. They go in key order, so
-	// that two imports writing the same rows at once on PostgreSQL take
-	// their row locks in the same order and do not deadlock.
+	// which the partner inventory exports read. They go in key order (on
+	// SQLite the order of the writes; on PostgreSQL the arrays of
+	// writeStock, whose plan may still visit the rows in another order:
+	// two imports that deadlock on them end as two that meet on a row
+	// changed since it was read, one of them busy, exit 75).
 	var dirty []dirtyStock
 	events := 0
 	for _, s := range a.skus {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/db/dbtest"
 	"github.com/posbridge/posbridge/internal/imports"
 	"github.com/posbridge/posbridge/internal/partner"
@@ -17,63 +18,132 @@ import (
 // TestShipmentsAtOnce: two orders completed at once on PostgreSQL, 4 and
 // 3 from 5 on hand, with negative stock not allowed. Each checks the stock
 // its shipment leaves; read unlocked, both saw 5 and the stock went to -2.
-// One ships, and the other is refused against what is left.
+// The first ships, and the second is refused against what is left.
 func TestShipmentsAtOnce(t *testing.T) {
 	if !dbtest.Postgres() {
 		t.Skip("SQLite runs one write transaction at a time")
 	}
 	ctx := context.Background()
 	d := seed(t)
-	p := partner.Profile{Name: "shop", Kind: partner.StorePOS, SKUCode: partner.SKUCodeUPC, Warehouse: "S01"}
-	for code, qty := range map[string]int{"W1": 4, "W2": 3} {
-		path := filepath.Join(t.TempDir(), code+".json")
-		body := fmt.Sprintf(`{"onlineReferenceNo": "%s", "createdAt": "2026-03-01 10:00:00", "status": "pending", `+
-			`"orderItems": [{"rowNo": 1, "itemReferenceCode": "111", "quantity": %d}]}`, code, qty)
-		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if res, _, err := Import(ctx, d, p, path, imports.Options{}); err != nil || res.Applied != 1 {
-			t.Fatalf("import %s: %+v %v", code, res, err)
-		}
-	}
+	importOrder(t, d, "W1", 4)
+	importOrder(t, d, "W2", 3)
 	if oh, r := stockOf(t, d); oh != 5 || r != 7 {
 		t.Fatalf("before: on hand %d reserved %d, want 5 7", oh, r)
 	}
-	// A transaction of the test holds the stock row, so that both
-	// completions are under way before either writes.
+	first, second := inTurn(t, d,
+		func(d *db.DB) error { _, err := Complete(ctx, d, "W1", false); return err },
+		func(d *db.DB) error { _, err := Complete(ctx, d, "W2", false); return err })
+	if first != nil || !errors.Is(second, ErrRefused) {
+		t.Fatalf("complete W1: %v; complete W2: %v; want W1 shipped and W2 refused", first, second)
+	}
+	if oh, r := stockOf(t, d); oh != 1 || r != 3 {
+		t.Errorf("on hand %d reserved %d, want 1 3 (W1's 4 shipped)", oh, r)
+	}
+}
+
+// TestOrderChangesAtOnce: two changes of one order at once on
+// PostgreSQL (two completes, a complete and a cancel) come one after the
+// other: the second finds the order no longer open and is refused, as on
+// SQLite. Read unlocked, the second complete shipped the order again and
+// failed on the check of its lines with a database error (exit 1).
+func TestOrderChangesAtOnce(t *testing.T) {
+	if !dbtest.Postgres() {
+		t.Skip("SQLite runs one write transaction at a time")
+	}
+	ctx := context.Background()
+	for name, second := range map[string]func(d *db.DB) error{
+		"complete twice":      func(d *db.DB) error { _, err := Complete(ctx, d, "W1", false); return err },
+		"complete and cancel": func(d *db.DB) error { _, err := Cancel(ctx, d, "W1", 0, 0); return err },
+	} {
+		t.Run(name, func(t *testing.T) {
+			d := seed(t)
+			importOrder(t, d, "W1", 2)
+			first, second := inTurn(t, d, func(d *db.DB) error { _, err := Complete(ctx, d, "W1", false); return err }, second)
+			if first != nil || !errors.Is(second, ErrRefused) {
+				t.Fatalf("errors %v, %v; want the first to ship and the second refused", first, second)
+			}
+			if oh, r := stockOf(t, d); oh != 3 || r != 0 {
+				t.Errorf("on hand %d reserved %d, want 3 0 (2 shipped once)", oh, r)
+			}
+		})
+	}
+}
+
+// TestResentOrderWhileCompleted: a changed re-send of an order imported
+// while the order is being completed on PostgreSQL waits for it, and then
+// finds the order completed: only its header is updated, and the stock
+// is that of the shipment alone. Read unlocked, the import saw the order
+// open and released its reservation again after the shipment had
+// (reserved -1, the completed order's line rewritten).
+func TestResentOrderWhileCompleted(t *testing.T) {
+	if !dbtest.Postgres() {
+		t.Skip("SQLite runs one write transaction at a time")
+	}
+	ctx := context.Background()
+	d := seed(t)
+	importOrder(t, d, "W1", 2)
+	path := orderFile(t, "W1", 1)
+	first, second := inTurn(t, d,
+		func(d *db.DB) error { _, err := Complete(ctx, d, "W1", false); return err },
+		func(d *db.DB) error { _, _, err := Import(ctx, d, shop, path, imports.Options{}); return err })
+	if first != nil || second != nil {
+		t.Fatalf("complete: %v; import of the re-send: %v", first, second)
+	}
+	if oh, r := stockOf(t, d); oh != 3 || r != 0 {
+		t.Errorf("on hand %d reserved %d, want 3 0 (2 shipped, nothing reserved)", oh, r)
+	}
+	o, err := Get(ctx, d, "W1")
+	if err != nil || o.Status != StatusCompleted || o.Lines[0].Ordered != 2 {
+		t.Errorf("order after both: %+v %v, want completed with its 2 shipped", o, err)
+	}
+}
+
+// inTurn runs first and then second on handles of d's database of their
+// own (two hosts), while the test holds seed's stock row: first is under
+// way, waiting on the row, before second starts, and both wait before
+// the row is let go. It returns their errors.
+func inTurn(t *testing.T, d *db.DB, first, second func(*db.DB) error) (error, error) {
+	t.Helper()
 	_, release := dbtest.Hold(t, d, `SELECT on_hand FROM inventory WHERE item = 'IT1' AND location = 'A1' FOR UPDATE`)
-	codes := []string{"W1", "W2"}
-	errs := make([]error, len(codes))
+	errs := make([]error, 2)
 	var wg sync.WaitGroup
-	for i, code := range codes {
-		other := dbtest.OpenAgain(t, d)
+	for i, fn := range []func(*db.DB) error{first, second} {
+		host := dbtest.OpenAgain(t, d)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = Complete(ctx, other, code, false)
+			errs[i] = fn(host)
 		}()
-	}
-	if waiting := dbtest.LockWaiters(t, d, len(codes)); waiting != len(codes) {
-		release()
-		wg.Wait()
-		t.Fatalf("%d completions wait for the stock row, want %d (errors: %v)", waiting, len(codes), errs)
+		if waiting := dbtest.LockWaiters(t, d, i+1); waiting != i+1 {
+			release()
+			wg.Wait()
+			t.Fatalf("%d sessions wait on a lock, want %d (errors: %v)", waiting, i+1, errs)
+		}
 	}
 	release()
 	wg.Wait()
-	shipped := 0
-	for i, err := range errs {
-		switch {
-		case err == nil:
-			shipped++
-		case !errors.Is(err, ErrRefused):
-			t.Fatalf("complete %s: %v", codes[i], err)
-		}
+	return errs[0], errs[1]
+}
+
+// shop is the store POS partner of the orders of these tests.
+var shop = partner.Profile{Name: "shop", Kind: partner.StorePOS, SKUCode: partner.SKUCodeUPC, Warehouse: "S01"}
+
+// orderFile writes a pending order of qty of seed's SKU.
+func orderFile(t *testing.T, code string, qty int) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), code+".json")
+	body := fmt.Sprintf(`{"onlineReferenceNo": "%s", "createdAt": "2026-03-01 10:00:00", "status": "pending", `+
+		`"orderItems": [{"rowNo": 1, "itemReferenceCode": "111", "quantity": %d}]}`, code, qty)
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	oh, r := stockOf(t, d)
-	if shipped != 1 || oh < 0 {
-		t.Fatalf("%d of 2 shipped, on hand %d reserved %d (errors: %v): want one shipped, the other refused", shipped, oh, r, errs)
-	}
-	if want := map[bool][2]int64{true: {1, 3}, false: {2, 4}}[errs[0] == nil]; oh != want[0] || r != want[1] {
-		t.Errorf("on hand %d reserved %d, want %d %d", oh, r, want[0], want[1])
+	return path
+}
+
+// importOrder imports a pending order of qty of seed's SKU.
+func importOrder(t *testing.T, d *db.DB, code string, qty int) {
+	t.Helper()
+	if res, _, err := Import(context.Background(), d, shop, orderFile(t, code, qty), imports.Options{}); err != nil || res.Applied != 1 {
+		t.Fatalf("import %s: %+v %v", code, res, err)
 	}
 }

@@ -280,8 +280,22 @@ type stock struct {
 	// (import.allow_negative_on_hand); without it such a shipment is
 	// refused.
 	allowNegative bool
-	// lock is " FOR UPDATE" on PostgreSQL (see change).
+	// lock is " FOR UPDATE" on PostgreSQL (see change and lockOrder).
 	lock string
+}
+
+// lockOrder locks order id until the transaction ends, on PostgreSQL,
+// before the order is read to be changed, so that two changes of one
+// order at once (a complete and a cancel, two hosts, a re-sent upload)
+// come one after the other: read unlocked, the second of two completes
+// shipped the order again and failed on a check of its lines (exit 1)
+// where SQLite refuses it as completed (exit 2). TestOrderChangesAtOnce.
+func (s *stock) lockOrder(id int64) error {
+	if s.lock == "" {
+		return nil
+	}
+	_, err := s.q.ExecContext(s.ctx, `SELECT 1 FROM orders WHERE id = ?`+s.lock, id)
+	return err
 }
 
 // newStock is the stock of conn's write transaction.
@@ -424,6 +438,9 @@ func Cancel(ctx context.Context, d *db.DB, code string, line, qty int64) (Change
 }
 
 func cancel(ctx context.Context, q db.Querier, s *stock, id, line, qty int64) (Change, error) {
+	if err := s.lockOrder(id); err != nil {
+		return Change{}, err
+	}
 	o, err := load(ctx, q, id)
 	if err != nil {
 		return Change{}, err
@@ -510,6 +527,9 @@ func Complete(ctx context.Context, d *db.DB, code string, allowNegative bool) (C
 }
 
 func complete(ctx context.Context, q db.Querier, s *stock, id int64) (Change, error) {
+	if err := s.lockOrder(id); err != nil {
+		return Change{}, err
+	}
 	o, err := load(ctx, q, id)
 	if err != nil {
 		return Change{}, err

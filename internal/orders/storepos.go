@@ -743,7 +743,9 @@ func (im *importer) attempt(pr *parsed) (err error) {
 	}()
 	var id int64
 	var sha, status string
-	err = s.Conn.QueryRowContext(s.Ctx, `SELECT id, content_sha, status FROM orders WHERE partner = ? AND external_key = ?`,
+	// Locked on PostgreSQL (lockOrder): what update does depends on the
+	// status read here.
+	err = s.Conn.QueryRowContext(s.Ctx, `SELECT id, content_sha, status FROM orders WHERE partner = ? AND external_key = ?`+im.st.lock,
 		im.p.Name, pr.key).Scan(&id, &sha, &status)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
