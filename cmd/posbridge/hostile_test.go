@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/posbridge/posbridge/internal/db/dbtest"
 )
 
 // Issue 13 item 4: a command stopped with SIGTERM while it reads a large
@@ -25,6 +27,7 @@ type hostileRig struct {
 	t        *testing.T
 	dir, cfg string
 	env      []string
+	target   string // the state (stateEnv)
 }
 
 func newHostileRig(t *testing.T) *hostileRig {
@@ -34,8 +37,8 @@ func newHostileRig(t *testing.T) *hostileRig {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	env, _ := stateEnv(t, dir)
-	r := &hostileRig{t: t, dir: dir, cfg: filepath.Join(dir, "posbridge.yaml"), env: env}
+	env, target := stateEnv(t, dir)
+	r := &hostileRig{t: t, dir: dir, cfg: filepath.Join(dir, "posbridge.yaml"), env: env, target: target}
 	cfg := "partners:\n  shop:\n    profile: store-pos\n    sku_code: xref\n    warehouse: DC1\n"
 	if err := os.WriteFile(r.cfg, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -189,6 +192,54 @@ func TestHostileInterruptedWhileReading(t *testing.T) {
 		if strings.Contains(out, name) {
 			t.Errorf("%s is in the file ledger after the interrupted command:\n%s", name, out)
 		}
+	}
+}
+
+// TestHostileInterruptedWhileWaiting: a command stopped while a statement
+// of it waits for a lock another transaction holds (well within the lock
+// timeout, which would exit 75) stops at once and exits 1, as every
+// stopped command does (docs/operations.md). On PostgreSQL the statement
+// is the first load's COPY into triggers.
+func TestHostileInterruptedWhileWaiting(t *testing.T) {
+	r := newHostileRig(t)
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := openState(t, r.target)
+	defer d.Close()
+	hold := `UPDATE warehouses SET name = name`
+	if dbtest.Postgres() {
+		// Only the first load's COPY into triggers waits on it.
+		hold = `LOCK TABLE triggers IN SHARE MODE`
+	}
+	_, release := dbtest.Hold(t, d, hold)
+	defer release()
+	cmd := r.cmd("load", "items", filepath.Join(root, "testdata", "demo", "items.csv"))
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	if dbtest.Postgres() {
+		if n := dbtest.LockWaiters(t, d, 1); n != 1 {
+			cmd.Process.Kill()
+			t.Fatalf("%d sessions wait for the lock, want the load\n%s", n, out.String())
+		}
+	} else {
+		time.Sleep(500 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-done:
+		if code := exitCodeOf(t, err); code != 1 || !strings.Contains(out.String(), "interrupted") {
+			t.Fatalf("exit %d after SIGTERM, want 1 saying interrupted\n%s", code, out.String())
+		}
+	case <-time.After(5 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("still running 5s after SIGTERM\n%s", out.String())
 	}
 }
 

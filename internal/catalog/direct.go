@@ -412,12 +412,6 @@ func (w *itemWriter) copy(b *copyBatch, into, head string, args []any, rows int,
 	if db.IsConstraint(err) {
 		return errNotDirect
 	}
-	if err != nil && w.l.ctx.Err() != nil {
-		// pgx reports a COPY cut short by a cancel as a timeout, which
-		// would read as the database gone (exit 75): it is the run
-		// being stopped.
-		return w.l.ctx.Err()
-	}
 	return err
 }
 

@@ -121,12 +121,16 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 	root := newRoot(app)
 	root.SetArgs(args)
 	err := explained(root.ExecuteContext(ctx))
+	code = exitCode(err)
 	if err != nil && ctx.Err() != nil {
 		// The error of an interrupted read or statement says only
-		// "context canceled".
+		// "context canceled", or is PostgreSQL's "canceling statement
+		// due to user request" (57014, which a lock or statement timeout
+		// gives too: busy, exit 75). Stopped, the command failed: exit 1
+		// (docs/operations.md, exit codes).
 		err = fmt.Errorf("interrupted (%v): %w", context.Cause(ctx), err)
+		code = ExitFailed
 	}
-	code = exitCode(err)
 	if app.db != nil {
 		if len(app.runIDs) > 0 {
 			if xerr := ledger.SetExitCode(context.WithoutCancel(ctx), app.db, code, app.runIDs...); xerr != nil {

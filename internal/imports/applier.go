@@ -825,11 +825,6 @@ ON CONFLICT(item, sku, warehouse, location) DO NOTHING`, added.item, added.sku, 
 		}
 		return nil
 	})
-	if err != nil && a.ctx.Err() != nil {
-		// pgx words a statement cut short by a cancel as a timeout,
-		// which would read as the database gone (exit 75).
-		return a.ctx.Err()
-	}
 	if err != nil {
 		return db.Classify(err)
 	}
