@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -38,6 +39,19 @@ func stateEnv(t testing.TB, dir string, extra ...string) (env []string, target s
 		target = filepath.Join(dir, "data", "posbridge.db")
 	}
 	return append(env, extra...), target
+}
+
+// startCmd starts cmd with its output in out; done gives its end.
+func startCmd(t testing.TB, cmd *exec.Cmd) (out *bytes.Buffer, done chan error) {
+	t.Helper()
+	out = new(bytes.Buffer)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done = make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	return out, done
 }
 
 // openState opens the state of posbridge processes (target, from stateEnv)

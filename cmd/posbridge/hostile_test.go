@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -146,13 +145,7 @@ func TestHostileInterruptedWhileReading(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cmd := r.cmd(c.args...)
-			var out bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &out, &out
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
+			out, done := startCmd(t, cmd)
 			deadline := time.Now().Add(20 * time.Second)
 			for !hasOpen(cmd.Process.Pid, c.file) {
 				if time.Now().After(deadline) {
@@ -216,13 +209,7 @@ func TestHostileInterruptedWhileWaiting(t *testing.T) {
 	_, release := dbtest.Hold(t, d, hold)
 	defer release()
 	cmd := r.cmd("load", "items", filepath.Join(root, "testdata", "demo", "items.csv"))
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	out, done := startCmd(t, cmd)
 	if dbtest.Postgres() {
 		if n := dbtest.LockWaiters(t, d, 1); n != 1 {
 			cmd.Process.Kill()
@@ -268,13 +255,7 @@ func TestHostileNamedPipe(t *testing.T) {
 				cmd = r.cmd(c.args...)
 			}
 			cmd.Env, cmd.Dir = r.env, r.dir
-			var out bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &out, &out
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
+			out, done := startCmd(t, cmd)
 			select {
 			case err := <-done:
 				if code := exitCodeOf(t, err); code != c.code {

@@ -369,13 +369,7 @@ func TestJobKilled(t *testing.T) {
 		t.Run(p.name, func(t *testing.T) {
 			e := newJobEnv(t, config)
 			cmd := e.cmd("-q", "run", "big")
-			var out bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &out, &out
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
+			out, done := startCmd(t, cmd)
 			jobRun := e.waitForStep(p.step, done)
 			time.Sleep(p.min + time.Duration(rng.Int64N(int64(p.max-p.min)+1)))
 			cmd.Process.Kill()
@@ -487,13 +481,7 @@ func TestJobTerminated(t *testing.T) {
 	writeJobItems(t, items, 100000)
 	e := newJobEnv(t, fmt.Sprintf(bigJobConfig, items))
 	cmd := e.cmd("run", "big")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	out, done := startCmd(t, cmd)
 	jobRun := e.waitForStep(1, done)
 	time.Sleep(300 * time.Millisecond)
 	cmd.Process.Signal(syscall.SIGTERM)
