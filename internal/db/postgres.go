@@ -314,7 +314,12 @@ func PgxConn(conn *sql.Conn, fn func(*pgx.Conn) error) error {
 }
 
 // classifyPG maps PostgreSQL's errors that mean "try again later" to
-// ErrBusy, and a connection lost or refused to ErrUnavailable.
+// ErrBusy, and a connection lost or refused to ErrUnavailable: refused
+// also when the server has no connection left for the host (53300:
+// max_connections, or a role's or database's CONNECTION LIMIT) or takes
+// no writes (25006: a standby, as the old primary is after a failover
+// until the URL's name follows the new one). A wrong password or a
+// missing database is neither: it stays wrong.
 func classifyPG(err error) error {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
@@ -325,7 +330,10 @@ func classifyPG(err error) error {
 			pe.Code == "57014": // query_canceled (statement or lock timeout)
 			return fmt.Errorf("%w: %w", ErrBusy, err)
 		case strings.HasPrefix(pe.Code, "08"), // connection_exception
-			pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03": // admin shutdown, crash, cannot connect now
+			pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03", // admin shutdown, crash, cannot connect now
+			pe.Code == "57P05", pe.Code == "25P03", // idle session, idle in transaction: the session ended
+			pe.Code == "53300", // too_many_connections
+			pe.Code == "25006": // read_only_sql_transaction
 			return fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
 		return err

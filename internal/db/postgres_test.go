@@ -316,3 +316,91 @@ func openConn(t *testing.T, d *db.DB) *sql.Conn {
 	t.Cleanup(func() { conn.Close() })
 	return conn
 }
+
+// A server that turns a host away for now is unavailable (exit 75), as a
+// server it cannot reach is: its connections all taken (max_connections,
+// or a role's or database's CONNECTION LIMIT, 53300), or it takes no
+// writes because it is a standby (25006: the URL still names the old
+// primary after a failover, until its DNS name follows). The next run
+// may find it again.
+func TestPostgresRefusesForNow(t *testing.T) {
+	ctx := context.Background()
+	testURL := pgtest.Start(t)
+	if _, err := db.Open(ctx, testURL, db.Options{Create: true}); err != nil {
+		t.Fatal(err)
+	}
+	admin, err := sql.Open("pgx", testURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	role := fmt.Sprintf("full_%d", time.Now().UnixNano())
+	if _, err := admin.ExecContext(ctx, `CREATE ROLE `+role+` LOGIN CONNECTION LIMIT 0`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.ExecContext(context.Background(), `DROP ROLE `+role) })
+	u, err := url.Parse(testURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.User(role)
+	_, err = db.Open(ctx, u.String(), db.Options{})
+	if !errors.Is(err, db.ErrUnavailable) || !strings.Contains(err.Error(), "too many connections") {
+		t.Errorf("Open with no connection left for the role: error %v, want ErrUnavailable saying so", err)
+	}
+
+	d, err := db.Open(ctx, testURL, db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	conn := openConn(t, d)
+	if _, err := conn.ExecContext(ctx, `SET default_transaction_read_only = on`); err != nil {
+		t.Fatal(err)
+	}
+	err = db.WithTx(ctx, conn, true, func() error {
+		_, err := db.NextSequence(ctx, conn, "k")
+		return db.Classify(err)
+	})
+	if !errors.Is(err, db.ErrUnavailable) || !strings.Contains(err.Error(), "read-only transaction") {
+		t.Errorf("a write on a server that takes none: error %v, want ErrUnavailable saying so", err)
+	}
+	if !db.Temporary(fmt.Errorf("export items: %w", err)) {
+		t.Errorf("Temporary(%v) = false", err)
+	}
+}
+
+// A URL may name the primary and its standbys, for a failover of the
+// database itself (docs/operations.md, section 15): posbridge connects to
+// the first host that answers and takes writes, and shows the URL without
+// its password.
+func TestPostgresSeveralServerHosts(t *testing.T) {
+	ctx := context.Background()
+	u, err := url.Parse(pgtest.Start(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := l.Addr().String()
+	l.Close() // the old primary: nothing listens there now
+	u.Host = gone + "," + u.Host
+	u.User = url.UserPassword(u.User.Username(), "s3cret-pw")
+	q := u.Query()
+	q.Set("target_session_attrs", "read-write")
+	q.Set("connect_timeout", "5")
+	u.RawQuery = q.Encode()
+	d, err := db.Open(ctx, u.String(), db.Options{Create: true})
+	if err != nil {
+		t.Fatalf("Open of %s: %v", db.Redact(u.String()), err)
+	}
+	defer d.Close()
+	if _, err := d.ExecContext(ctx, `INSERT INTO sequences(kind, last) VALUES ('k', 1)`); err != nil {
+		t.Errorf("write through the second host: %v", err)
+	}
+	if got := db.Redact(u.String()); strings.Contains(got, "s3cret-pw") || !strings.Contains(got, gone+",127.0.0.1:") {
+		t.Errorf("Redact(%q) = %q, want both hosts and no password", u.String(), got)
+	}
+}
