@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 
 	"github.com/posbridge/posbridge/internal/db"
@@ -98,31 +97,11 @@ func TestResentOrderWhileCompleted(t *testing.T) {
 	}
 }
 
-// inTurn runs first and then second on handles of d's database of their
-// own (two hosts), while the test holds seed's stock row: first is under
-// way, waiting on the row, before second starts, and both wait before
-// the row is let go. It returns their errors.
+// inTurn runs first and then second as two hosts (dbtest.InTurn) while
+// the test holds seed's stock row.
 func inTurn(t *testing.T, d *db.DB, first, second func(*db.DB) error) (error, error) {
 	t.Helper()
-	_, release := dbtest.Hold(t, d, `SELECT on_hand FROM inventory WHERE item = 'IT1' AND location = 'A1' FOR UPDATE`)
-	errs := make([]error, 2)
-	var wg sync.WaitGroup
-	for i, fn := range []func(*db.DB) error{first, second} {
-		host := dbtest.OpenAgain(t, d)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = fn(host)
-		}()
-		if waiting := dbtest.LockWaiters(t, d, i+1); waiting != i+1 {
-			release()
-			wg.Wait()
-			t.Fatalf("%d sessions wait on a lock, want %d (errors: %v)", waiting, i+1, errs)
-		}
-	}
-	release()
-	wg.Wait()
-	return errs[0], errs[1]
+	return dbtest.InTurn(t, d, `SELECT on_hand FROM inventory WHERE item = 'IT1' AND location = 'A1' FOR UPDATE`, first, second)
 }
 
 // shop is the store POS partner of the orders of these tests.

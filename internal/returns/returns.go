@@ -252,6 +252,9 @@ func Receive(ctx context.Context, d *db.DB, rc Receipt) (Received, error) {
 		if err != nil {
 			return err
 		}
+		if err := lockReturn(ctx, conn, id); err != nil {
+			return err
+		}
 		r, err := load(ctx, conn, id)
 		if err != nil {
 			return err
@@ -306,6 +309,34 @@ WHERE return_id = ? AND item_code = ?`, it.QCStatus, it.QCReason, now, it.Locati
 		return nil
 	})
 	return out, err
+}
+
+// forUpdate is " FOR UPDATE" on PostgreSQL, for a read of rows that are
+// about to be changed; SQLite has no such clause and needs none (its
+// write transaction excludes every other writer).
+func forUpdate(conn *sql.Conn) string {
+	if db.DialectOf(conn) == db.Postgres {
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
+// lockReturn locks return id until the transaction ends, on PostgreSQL,
+// before it is read to be changed: a QC result, a cancel and a changed
+// re-send of one return at once come one after the other, the second
+// reading what the first left, as on SQLite. Read unlocked, an item was
+// received twice (stock raised twice), a receipt and a cancel failed on
+// the items' check (exit 1), and a receipt during a re-send raised stock
+// for an item the re-send had deleted and inserted again, which stayed
+// expected. TestReceivesAtOnce, TestReceiveAndCancelAtOnce,
+// TestReceiveWhileResent.
+func lockReturn(ctx context.Context, conn *sql.Conn, id int64) error {
+	if lock := forUpdate(conn); lock != "" {
+		if _, err := conn.ExecContext(ctx, `SELECT 1 FROM returns WHERE id = ?`+lock, id); err != nil {
+			return db.Classify(err)
+		}
+	}
+	return nil
 }
 
 // location is where a passed item goes: the one asked for, else the stock
@@ -394,10 +425,17 @@ type UpdateItem struct {
 // queueUpdate puts the result of item into the return's ready update (a
 // new one when none is ready: the last one went out or is being written)
 // and rewrites that update's payload. It returns the update's id.
-func queueUpdate(ctx context.Context, q db.Querier, id int64, item string) (int64, error) {
+//
+// On PostgreSQL the update is locked as it is found ready: an export on
+// another host claims it either before (then it is no longer ready, and
+// a new one is queued) or after this transaction (then it reads the
+// payload written here). Read unlocked, the result went into an update
+// claimed meanwhile, whose payload the export had read: it was never
+// sent. TestReceiveWhileUpdateClaimed.
+func queueUpdate(ctx context.Context, q *sql.Conn, id int64, item string) (int64, error) {
 	var msg int64
 	err := q.QueryRowContext(ctx, `SELECT id FROM order_messages WHERE stream = ? AND return_id = ? AND status = 'ready'
-ORDER BY id DESC LIMIT 1`, orders.StreamReturns, id).Scan(&msg)
+ORDER BY id DESC LIMIT 1`+forUpdate(q), orders.StreamReturns, id).Scan(&msg)
 	if errors.Is(err, sql.ErrNoRows) {
 		now := db.Now()
 		err = q.QueryRowContext(ctx, `INSERT INTO order_messages(stream, partner, return_id, event_type, status, created_at, updated_at)

@@ -368,8 +368,9 @@ func (im *importer) saveOnce(pr *parsed) error {
 		s := im.s
 		var id int64
 		var sha, cancelled string
-		err := s.Conn.QueryRowContext(s.Ctx, `SELECT id, content_sha, coalesce(cancelled_at, '') FROM returns WHERE partner = ? AND return_code = ?`,
-			im.p.Name, pr.Code).Scan(&id, &sha, &cancelled)
+		// Locked (lockReturn) before a changed re-send reads its items.
+		err := s.Conn.QueryRowContext(s.Ctx, `SELECT id, content_sha, coalesce(cancelled_at, '') FROM returns WHERE partner = ? AND return_code = ?`+
+			forUpdate(s.Conn), im.p.Name, pr.Code).Scan(&id, &sha, &cancelled)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			return im.add(pr)
@@ -495,7 +496,9 @@ func (im *importer) cancel(e expectation, ev string) error {
 		return rejectf("status", "status %q: a %s has status %s", e.Status, EventCancel, statusCancelled)
 	}
 	var id int64
-	err := s.Conn.QueryRowContext(s.Ctx, `SELECT id FROM returns WHERE partner = ? AND return_code = ?`, im.p.Name, code).Scan(&id)
+	// Locked (lockReturn) before its items are read to be cancelled.
+	err := s.Conn.QueryRowContext(s.Ctx, `SELECT id FROM returns WHERE partner = ? AND return_code = ?`+forUpdate(s.Conn),
+		im.p.Name, code).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return rejectf("returnOrderCode", "%s: return %s does not exist for partner %s: nothing to cancel (its %s was not imported, or was rejected)",
 			ev, code, im.p.Name, EventCreate)

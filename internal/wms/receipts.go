@@ -210,7 +210,7 @@ func (im *importer) received(line int, id string, ev inboundWebhook) (reason, er
 			return reason, err
 		}
 	}
-	err = im.saveLine(lineRow{id: lineID, poID: po.PurchaseOrderID, po: string(po.PurchaseOrderNumber), row: string(po.PurchaseOrderLine.RowNumber),
+	err = im.saveLine(st, lineRow{id: lineID, poID: po.PurchaseOrderID, po: string(po.PurchaseOrderNumber), row: string(po.PurchaseOrderLine.RowNumber),
 		article: code, item: item, sku: sku, warehouse: t.Warehouse, received: total, source: "webhookEventId " + id})
 	if err == nil && articleItem != 0 {
 		err = im.countItem(articleItem, lineID)
@@ -367,7 +367,7 @@ func (im *importer) lineReceived(line int, poID num, po, w string, l purchaseOrd
 			return reason, err
 		}
 	}
-	err = im.saveLine(lineRow{id: id, poID: poID, po: po, row: string(l.RowNumber), article: code, item: item, sku: sku,
+	err = im.saveLine(st, lineRow{id: id, poID: poID, po: po, row: string(l.RowNumber), article: code, item: item, sku: sku,
 		warehouse: w, advised: advised, received: received, source: "GET purchaseOrders"})
 	for _, ai := range items {
 		if err == nil {
@@ -427,20 +427,42 @@ type lineRow struct {
 	source                                 string
 }
 
-func (im *importer) saveLine(l lineRow) error {
+// saveLine writes line l's new running total, worked out from read, what
+// poLine read of it. On PostgreSQL another import may have applied the
+// line since (two hosts at once): the line is written only if it is
+// still as read, and a new one only if it is still not there; otherwise
+// the file fails, whole, as busy, and the next run applies it to the line
+// as it is then. Written unchecked, the two both received the line's
+// units (into two warehouses when a webhook, which names none, met the
+// GET that counted its article item) and the line kept whichever wrote
+// last. TestPOLineAtOnce. On SQLite nothing changes meanwhile.
+func (im *importer) saveLine(read lineState, l lineRow) error {
 	s := im.s
 	var poID any
 	if l.poID != "" {
 		poID = string(l.poID)
 	}
-	_, err := s.Conn.ExecContext(s.Ctx, `INSERT INTO wms_po_lines(partner, line_id, purchase_order_id, purchase_order, row_number, article,
+	res, err := s.Conn.ExecContext(s.Ctx, `INSERT INTO wms_po_lines(partner, line_id, purchase_order_id, purchase_order, row_number, article,
   item, sku, warehouse, advised, received, source, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT(partner, line_id) DO UPDATE SET purchase_order_id = coalesce(excluded.purchase_order_id, wms_po_lines.purchase_order_id),
   purchase_order = CASE WHEN excluded.purchase_order <> '' THEN excluded.purchase_order ELSE wms_po_lines.purchase_order END,
   row_number = CASE WHEN excluded.row_number <> '' THEN excluded.row_number ELSE wms_po_lines.row_number END, warehouse = excluded.warehouse,
-  advised = coalesce(excluded.advised, wms_po_lines.advised), received = excluded.received, source = excluded.source, updated_at = excluded.updated_at`,
-		im.p.Name, l.id, poID, l.po, l.row, l.article, l.item, l.sku, l.warehouse, l.advised, l.received, l.source, db.Now())
-	return db.Classify(err)
+  advised = coalesce(excluded.advised, wms_po_lines.advised), received = excluded.received, source = excluded.source, updated_at = excluded.updated_at
+WHERE ? = 1 AND wms_po_lines.received = ? AND wms_po_lines.warehouse = ?`,
+		im.p.Name, l.id, poID, l.po, l.row, l.article, l.item, l.sku, l.warehouse, l.advised, l.received, l.source, db.Now(),
+		read.found, read.received, read.warehouse)
+	if err != nil {
+		return db.Classify(err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return db.Classify(err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%w: purchase order line %d was changed by another import since this file read it; "+
+			"nothing of the file is applied, and the next run applies it to the line as it is then", db.ErrBusy, l.id)
+	}
+	return nil
 }
 
 // itemCounted says whether an article item is in a line's received count.
