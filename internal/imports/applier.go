@@ -15,6 +15,7 @@ import (
 	"sync"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/posbridge/posbridge/internal/catalog"
 	"github.com/posbridge/posbridge/internal/db"
@@ -825,6 +826,12 @@ ON CONFLICT(item, sku, warehouse, location) DO NOTHING`, added.item, added.sku, 
 		}
 		return nil
 	})
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "23503" {
+		// foreign_key_violation: a SKU or warehouse the file adds stock
+		// to was deleted (a catalog load) since the applier read it.
+		return stockChanged()
+	}
 	if err != nil {
 		return db.Classify(err)
 	}
@@ -850,7 +857,7 @@ func (c *stockColumns) add(k dirtyStock) {
 // stockChanged is the error of a file whose stock another transaction
 // changed since the file read it.
 func stockChanged() error {
-	return fmt.Errorf("%w: stock this file changes was changed since it read it (by another import or an order that committed meanwhile); "+
+	return fmt.Errorf("%w: stock this file changes was changed since it read it (by another import, an order or a load that committed meanwhile); "+
 		"nothing of the file is applied, and the next run applies it to the stock as it is then", db.ErrBusy)
 }
 

@@ -140,26 +140,31 @@ func Load(ctx context.Context, d *db.DB, partner, path string, o LoadOptions) (*
 		return res, fmt.Errorf("%s: %w", path, err)
 	}
 
-	// Live SKUs, and the partner's stored mappings.
-	if err := checkSKUs(ctx, conn, rows); err != nil {
-		return res, db.Classify(err)
-	}
-	stored, err := storedMappings(ctx, conn, partner)
-	if err != nil {
-		return res, db.Classify(err)
-	}
-	checkDuplicates(rows)
-	checkStored(rows, stored, mode)
-
-	var good []*xrefRow
-	for _, x := range rows {
-		if len(x.reason) == 0 {
-			good = append(good, x)
-		} else {
-			res.Rejected++
-		}
-	}
 	err = db.WithTx(ctx, conn, true, func() error {
+		// The live SKUs and the partner's stored mappings are read in the
+		// write transaction that applies what they decide: read before
+		// it, two loads of the partner at once both found a mapping
+		// missing and added it, and the second failed on the key.
+		if err := lockXref(ctx, conn, partner); err != nil {
+			return err
+		}
+		if err := checkSKUs(ctx, conn, rows); err != nil {
+			return err
+		}
+		stored, err := storedMappings(ctx, conn, partner)
+		if err != nil {
+			return err
+		}
+		checkDuplicates(rows)
+		checkStored(rows, stored, mode)
+		var good []*xrefRow
+		for _, x := range rows {
+			if len(x.reason) == 0 {
+				good = append(good, x)
+			} else {
+				res.Rejected++
+			}
+		}
 		return apply(ctx, conn, partner, mode, good, stored, res)
 	})
 	if err != nil {
@@ -512,8 +517,19 @@ func asText(v json.RawMessage) string {
 	return string(v)
 }
 
+// checkSKUs rejects the rows whose SKU is not live, in the load's write
+// transaction on conn. On PostgreSQL it locks the live ones against
+// their deletion until the load commits: a catalog load that deletes a
+// SKU outright (added and deleted before it was ever sent) waits for it,
+// or this one waits for the catalog load and finds the SKU gone. Read
+// unlocked, the mapping of a SKU deleted meanwhile failed on its foreign
+// key (exit 1).
 func checkSKUs(ctx context.Context, conn *sql.Conn, rows []*xrefRow) error {
-	st, err := conn.PrepareContext(ctx, `SELECT EXISTS (SELECT 1 FROM skus WHERE item = ? AND sku = ? AND deleted_at IS NULL)`)
+	lock := ""
+	if db.DialectOf(conn) == db.Postgres {
+		lock = " FOR KEY SHARE"
+	}
+	st, err := conn.PrepareContext(ctx, `SELECT 1 FROM skus WHERE item = ? AND sku = ? AND deleted_at IS NULL`+lock)
 	if err != nil {
 		return err
 	}
@@ -522,12 +538,11 @@ func checkSKUs(ctx context.Context, conn *sql.Conn, rows []*xrefRow) error {
 		if len(x.reason) > 0 || x.m.Item == "" {
 			continue
 		}
-		var ok bool
-		if err := st.QueryRowContext(ctx, x.m.Item, x.m.SKU).Scan(&ok); err != nil {
-			return err
-		}
-		if !ok {
+		err := st.QueryRowContext(ctx, x.m.Item, x.m.SKU).Scan(new(int))
+		if errors.Is(err, sql.ErrNoRows) {
 			x.reject("item/SKU %q/%q: unknown (not loaded, or deleted)", x.m.Item, x.m.SKU)
+		} else if err != nil {
+			return err
 		}
 	}
 	return nil
@@ -705,6 +720,16 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	return nil
 }
 
+// lockXref makes the changes of partner's cross reference in conn's write
+// transaction wait for each other on PostgreSQL, where writers run at
+// once, as SQLite's write transactions do: a load reads the mappings the
+// other left, and a delete meets the mapping a load put in place of the
+// one it read (it had gone for the replaced row, found it gone, and said
+// there was no mapping).
+func lockXref(ctx context.Context, conn *sql.Conn, partner string) error {
+	return db.LockForTx(ctx, conn, "xref "+partner)
+}
+
 // dropped records that partner no longer has code m.ExternalCode (of
 // m's SKU) as of change seq: the partner still sells the last figure it
 // was sent under it, so its next inventory export sends a zero there
@@ -832,6 +857,9 @@ func Delete(ctx context.Context, d *db.DB, partner, item, sku, code string) (Map
 	}
 	defer conn.Close()
 	err = db.WithTx(ctx, conn, true, func() error {
+		if err := lockXref(ctx, conn, partner); err != nil {
+			return err
+		}
 		q, args := `item = ? AND sku = ?`, []any{partner, item, sku}
 		if code != "" {
 			q, args = `external_code = ?`, []any{partner, code}

@@ -24,7 +24,25 @@ func scan(row scanner) (Store, error) {
 
 // Get returns one store, or an error wrapping ErrNotFound.
 func Get(ctx context.Context, q db.Querier, store string) (Store, error) {
-	s, err := scan(q.QueryRowContext(ctx, selectStores+` WHERE store = ?`, store))
+	return get(ctx, q, store, "")
+}
+
+// getForChange is Get for a change of the store in conn's write
+// transaction: on PostgreSQL it locks the store's row, so that two hosts
+// changing one store change it one after the other, the second from what
+// the first left (read unlocked, each wrote the whole store as it had
+// read it: the second wiped the first's change out). SQLite's write
+// transaction keeps the other writers out already.
+func getForChange(ctx context.Context, conn *sql.Conn, store string) (Store, error) {
+	lock := ""
+	if db.DialectOf(conn) == db.Postgres {
+		lock = " FOR UPDATE"
+	}
+	return get(ctx, conn, store, lock)
+}
+
+func get(ctx context.Context, q db.Querier, store, lock string) (Store, error) {
+	s, err := scan(q.QueryRowContext(ctx, selectStores+` WHERE store = ?`+lock, store))
 	if errors.Is(err, sql.ErrNoRows) {
 		return s, fmt.Errorf("%w: %q", ErrNotFound, store)
 	}
@@ -88,12 +106,12 @@ const (
 // save writes s over the store of the same number, if any. Timestamps are
 // the database's: created_at when the store is added, updated_at when a
 // field changes.
-func save(ctx context.Context, q db.Querier, s Store) (change, error) {
-	old, err := Get(ctx, q, s.Store)
+func save(ctx context.Context, conn *sql.Conn, s Store) (change, error) {
+	old, err := getForChange(ctx, conn, s.Store)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		now := db.Now()
-		_, err = q.ExecContext(ctx, `INSERT INTO stores(store, name, active, address1, address2, city, state,
+		_, err = conn.ExecContext(ctx, `INSERT INTO stores(store, name, active, address1, address2, city, state,
   postal_code, country, phone, email, warehouse, ship_for_pickup, source_code, external_id, created_at, updated_at)
 VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, s.Store, s.Name, s.Active, s.Address1, s.Address2, s.City, s.State,
 			s.PostalCode, s.Country, s.Phone, s.Email, s.Warehouse, s.ShipForPickup, s.SourceCode, s.ExternalID, now, now)
@@ -108,7 +126,7 @@ VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, s.Store, s.Name, s.Active, s.Addres
 	if s == old {
 		return unchanged, nil
 	}
-	_, err = q.ExecContext(ctx, `UPDATE stores SET name = ?, active = ?, address1 = ?, address2 = ?, city = ?,
+	_, err = conn.ExecContext(ctx, `UPDATE stores SET name = ?, active = ?, address1 = ?, address2 = ?, city = ?,
   state = ?, postal_code = ?, country = ?, phone = ?, email = ?, warehouse = ?, ship_for_pickup = ?,
   source_code = ?, external_id = ?, updated_at = ? WHERE store = ?`, s.Name, s.Active, s.Address1, s.Address2,
 		s.City, s.State, s.PostalCode, s.Country, s.Phone, s.Email, s.Warehouse, s.ShipForPickup, s.SourceCode,
@@ -134,6 +152,12 @@ func Add(ctx context.Context, d *db.DB, r Record) (Store, error) {
 			return err
 		}
 		_, err = save(ctx, conn, s)
+		if db.IsUniqueViolation(err) {
+			// Another host added the store since Get found none
+			// (PostgreSQL, where writers run at once): as if it had
+			// added it first.
+			return fmt.Errorf("%w: %q", ErrExists, s.Store)
+		}
 		return err
 	})
 	return s, err
@@ -145,7 +169,7 @@ func Add(ctx context.Context, d *db.DB, r Record) (Store, error) {
 func Update(ctx context.Context, d *db.DB, store string, edit func(*Record)) ([]string, error) {
 	var diff []string
 	err := d.Tx(ctx, true, func(conn *sql.Conn) error {
-		old, err := Get(ctx, conn, store)
+		old, err := getForChange(ctx, conn, store)
 		if err != nil {
 			return err
 		}

@@ -2,6 +2,7 @@ package stores
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -98,7 +99,7 @@ func applyStores(s *imports.Session, src *reader, path string, out *Result) erro
 // apply validates one record and saves its store. firstLine remembers the
 // line of every store number seen: a later record of the same store is
 // rejected, whether or not the first one was applied.
-func apply(ctx context.Context, q db.Querier, r row, known WarehouseExists, firstLine map[string]int) (change, error) {
+func apply(ctx context.Context, conn *sql.Conn, r row, known WarehouseExists, firstLine map[string]int) (change, error) {
 	if r.err != nil {
 		return 0, &InvalidError{Problems: []string{r.err.Error()}}
 	}
@@ -120,5 +121,5 @@ func apply(ctx context.Context, q db.Querier, r row, known WarehouseExists, firs
 	if invalid != nil {
 		return 0, invalid
 	}
-	return save(ctx, q, s)
+	return save(ctx, conn, s)
 }
