@@ -255,10 +255,26 @@ func feed(ctx context.Context, d *db.DB, fk *feedKind, o Options) (*Result, erro
 // openWatermark makes sure the watermark row of kind exists before its
 // feed reads: from then on loads keep deleted records as tombstones until
 // the feed sends them.
+//
+// A writer under way on PostgreSQL may have decided without it, and
+// removed a record outright (trigger.FeedInUse) that the feed's snapshot,
+// taken before that writer commits, still sees and sends: its delete
+// would never go out. Every such writer has taken a change number first,
+// and holds the counter's row until it ends; a new watermark row commits
+// only once it can lock that row, so the first snapshot begins after
+// them, and every writer that takes a number later sees the row.
 func openWatermark(ctx context.Context, conn *sql.Conn, kind string) error {
 	err := db.WithTx(ctx, conn, true, func() error {
-		_, err := conn.ExecContext(ctx, `INSERT INTO feed_watermarks(kind, updated_at) VALUES (?, ?) ON CONFLICT(kind) DO NOTHING`,
+		res, err := conn.ExecContext(ctx, `INSERT INTO feed_watermarks(kind, updated_at) VALUES (?, ?) ON CONFLICT(kind) DO NOTHING`,
 			kind, db.Now())
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 || db.DialectOf(conn) != db.Postgres {
+			return err
+		}
+		_, err = conn.ExecContext(ctx, `INSERT INTO sequences(kind, last) VALUES (?, 0) ON CONFLICT(kind) DO UPDATE SET last = sequences.last`,
+			catalog.ChangeCounter)
 		return err
 	})
 	if err != nil {

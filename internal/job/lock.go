@@ -172,8 +172,19 @@ func acquireOnce(ctx context.Context, d *db.DB, job string, names []string, ttl 
 		if err != nil {
 			return err
 		}
+		// On PostgreSQL each lock's row stays locked from this look to the
+		// commit: a renewal or another host's takeover committed in
+		// between would else be undone by the takeover's DELETE, which
+		// finds the row by its name whoever holds it by then (two runs
+		// holding one lock). The look waits for them instead and judges
+		// the lease they left; a row they deleted is no lock, and the
+		// insert then meets theirs (errRaced).
+		look := `SELECT ` + lockColumns + ` FROM locks WHERE name = ?`
+		if db.DialectOf(conn) == db.Postgres {
+			look += ` FOR UPDATE`
+		}
 		for _, name := range names {
-			l, err := scanLock(conn.QueryRowContext(ctx, `SELECT `+lockColumns+` FROM locks WHERE name = ?`, name))
+			l, err := scanLock(conn.QueryRowContext(ctx, look, name))
 			if errors.Is(err, sql.ErrNoRows) {
 				continue
 			}

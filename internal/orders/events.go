@@ -256,7 +256,22 @@ WHERE file_id = ? AND status = 'processing'`, now, now, fileID)
 // Unclaim gives the messages of an abandoned file back to the queue. A
 // status message whose order has a newer ready one is dropped: the newer
 // one says the same, and more recently.
-func Unclaim(ctx context.Context, q db.Querier, fileID int64) error {
+//
+// On PostgreSQL the orders of the file's status messages are locked
+// first: a change of one on another host, which locks its order
+// (lockOrder) and queues a newer status, has committed by then, and the
+// DELETE finds that status. Unlocked, a status queued meanwhile was not
+// seen, and the message given back beside it failed on the one ready
+// status an order has (a raw constraint error, exit 1).
+// TestRecoveredStatusWhileOrderChanges (package export).
+func Unclaim(ctx context.Context, q *sql.Conn, fileID int64) error {
+	if db.DialectOf(q) == db.Postgres {
+		_, err := q.ExecContext(ctx, `SELECT 1 FROM orders WHERE id IN (SELECT order_id FROM order_messages
+WHERE file_id = ? AND status = 'processing' AND stream = 'status') ORDER BY id FOR UPDATE`, fileID)
+		if err != nil {
+			return err
+		}
+	}
 	_, err := q.ExecContext(ctx, `DELETE FROM order_messages WHERE file_id = ? AND status = 'processing' AND stream = 'status'
   AND order_id IN (SELECT order_id FROM order_messages WHERE stream = 'status' AND status = 'ready')`, fileID)
 	if err != nil {

@@ -70,6 +70,15 @@ func HTTPPull(ctx context.Context, d *db.DB, site *HTTPSite, o HTTPPullOptions) 
 			return nil, err
 		}
 		defer lock.Unlock()
+		// And across the hosts, as every pull (docs/transfers.md): two
+		// hosts' pulls at once each found a page not fetched yet and
+		// each kept it. Their ledger rows differ by the time each was
+		// fetched, so transfers_pulled_once lets both in.
+		unlockHosts, err := lockSiteAcrossHosts(ctx, d, o.SiteName)
+		if err != nil {
+			return nil, err
+		}
+		defer unlockHosts()
 	}
 	start := time.Now().UTC()
 	since, err := ledger.Watermark(ctx, d, o.SiteName, o.Endpoint)
