@@ -817,7 +817,7 @@ func TestRenew(t *testing.T) {
 
 	rctx, cancel := context.WithTimeout(ctx, 400*time.Millisecond)
 	defer cancel()
-	renew(rctx, d, run, time.Second) // returns when rctx ends
+	renew(rctx, d, run, []string{"job:a", "site:pos"}, time.Second, func(err error) { t.Errorf("lost: %v", err) }) // returns when rctx ends
 	ls, err := Locks(ctx, d)
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -17,6 +18,17 @@ import (
 // ErrBusy means another run holds a lock the job needs; try again later
 // (the CLI exits 75).
 var ErrBusy = errors.New("held by another run")
+
+// ErrLockLost means a run's locks were taken over while it ran: its
+// renewals had not reached the database for locks.ttl, and another run
+// judged it dead. It stops rather than run beside that run (the CLI
+// exits 75: the other run does the work).
+var ErrLockLost error = lockLost{}
+
+type lockLost struct{}
+
+func (lockLost) Error() string        { return "its locks were taken over by another run" }
+func (lockLost) Is(target error) bool { return target == ErrBusy }
 
 // Lock names. The command of a step declares the data it touches with
 // these (Command.Locks): two runs that need one lock never run at once.
@@ -269,8 +281,11 @@ func acquireWait(ctx context.Context, d *db.DB, job string, names []string, ttl,
 	}
 }
 
-// renew keeps the locks of run alive until ctx ends.
-func renew(ctx context.Context, d *db.DB, run int64, ttl time.Duration) {
+// renew keeps the locks of run, named names, alive until ctx ends. When
+// fewer of them are left to renew than it holds, another run has taken
+// them over: renew calls lost with ErrLockLost, saying who holds them
+// now, and ends.
+func renew(ctx context.Context, d *db.DB, run int64, names []string, ttl time.Duration, lost func(error)) {
 	t := time.NewTicker(max(ttl/4, 250*time.Millisecond))
 	defer t.Stop()
 	for {
@@ -280,21 +295,50 @@ func renew(ctx context.Context, d *db.DB, run int64, ttl time.Duration) {
 		case <-t.C:
 			// A busy database only delays the renewal; the next tick tries
 			// again, well before the lock expires.
-			renewOnce(ctx, d, run, ttl)
+			n, err := renewOnce(ctx, d, run, ttl)
+			if err != nil || n >= int64(len(names)) {
+				continue
+			}
+			held, _ := db.QueryAll(ctx, d, scanLock, `SELECT `+lockColumns+` FROM locks WHERE run_id <> ? ORDER BY name`, run)
+			var holders []string
+			taken := map[string][]string{}
+			for _, l := range held {
+				if h := l.holder(); slices.Contains(names, l.Name) {
+					if taken[h] == nil {
+						holders = append(holders, h)
+					}
+					taken[h] = append(taken[h], l.Name)
+				}
+			}
+			var by []string
+			for _, h := range holders {
+				by = append(by, strings.Join(taken[h], ", ")+" by "+h)
+			}
+			if len(by) == 0 {
+				by = append(by, "the run that took them has let them go")
+			}
+			lost(fmt.Errorf("run %d stopped: %w, not renewed for locks.ttl (%s) and judged dead: %s", run, ErrLockLost, ttl, strings.Join(by, "; ")))
+			return
 		}
 	}
 }
 
-// renewOnce moves the expiry of run's locks to ttl from now (leaseNow).
-func renewOnce(ctx context.Context, d *db.DB, run int64, ttl time.Duration) error {
-	return d.Tx(ctx, true, func(conn *sql.Conn) error {
+// renewOnce moves the expiry of run's locks to ttl from now (leaseNow),
+// and says how many it still held.
+func renewOnce(ctx context.Context, d *db.DB, run int64, ttl time.Duration) (n int64, err error) {
+	err = d.Tx(ctx, true, func(conn *sql.Conn) error {
 		now, err := leaseNow(ctx, conn)
 		if err != nil {
 			return err
 		}
-		_, err = conn.ExecContext(ctx, `UPDATE locks SET expires_at = ? WHERE run_id = ?`, now.Add(ttl).Format(db.TimeLayout), run)
-		return db.Classify(err)
+		res, err := conn.ExecContext(ctx, `UPDATE locks SET expires_at = ? WHERE run_id = ?`, now.Add(ttl).Format(db.TimeLayout), run)
+		if err != nil {
+			return db.Classify(err)
+		}
+		n, err = res.RowsAffected()
+		return err
 	})
+	return n, err
 }
 
 // release drops the locks of run.

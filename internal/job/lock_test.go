@@ -52,7 +52,7 @@ func TestLeaseUsesDatabaseClock(t *testing.T) {
 		t.Errorf("lease taken with the host's clock an hour ahead expires at %s, want a minute from the database's now (%s)",
 			exp.Format(db.TimeLayout), time.Now().UTC().Format(db.TimeLayout))
 	}
-	if err := renewOnce(ctx, d, run, 2*time.Minute); err != nil {
+	if _, err := renewOnce(ctx, d, run, 2*time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	if exp := expiresAt(t, d, "job:j1"); exp.After(time.Now().Add(2*time.Minute+5*time.Second)) || exp.Before(time.Now().Add(115*time.Second)) {

@@ -121,8 +121,11 @@ func Run(ctx context.Context, d *db.DB, p *Plan, o Options, exec Exec) (*Result,
 			log.Warn("took over a lock of a dead run", "job", p.Name, "run", res.RunID, "lock", t.Lock.Name,
 				"from_run", t.Lock.RunID, "from_job", t.Lock.Job, "pid", t.Lock.PID, "host", t.Lock.Host, "reason", t.Reason)
 		}
+		var lost context.CancelCauseFunc
+		ctx, lost = context.WithCancelCause(ctx)
+		defer lost(nil)
 		renewCtx, stopRenew := context.WithCancel(context.WithoutCancel(ctx))
-		go renew(renewCtx, d, res.RunID, o.TTL)
+		go renew(renewCtx, d, res.RunID, p.Locks, o.TTL, lost)
 		defer func() {
 			stopRenew()
 			if err := release(context.WithoutCancel(ctx), d, res.RunID); err != nil {
@@ -140,6 +143,13 @@ func Run(ctx context.Context, d *db.DB, p *Plan, o Options, exec Exec) (*Result,
 	log.Info("job start", "steps", len(p.Steps), "locks", describeLocks(p.Locks))
 	err := runSteps(ctx, d, p, o, exec, log, res)
 	res.Duration = time.Since(start)
+	if cause := context.Cause(ctx); errors.Is(cause, ErrLockLost) && err != nil {
+		// The run that took the locks over does the work.
+		res.ExitCode = exitTemporary
+		if !errors.Is(err, ErrLockLost) {
+			err = fmt.Errorf("%w; %w", cause, err)
+		}
+	}
 	if err != nil && res.ExitCode == exitOK {
 		// The job's own bookkeeping failed after a step that succeeded
 		// (recording its exit code, say): not a success.
