@@ -387,8 +387,16 @@ func (l *loader) guessFirstLoad() error {
 // transaction first takes a lock on its kind, held until it ends, which
 // a second load waits for (up to the busy timeout). Two full loads
 // applied at once would otherwise each keep the records the other added.
+// It then takes the locks of the kinds its rows must refer to
+// (kindSpec.refersTo), always after its own, which no load of those
+// kinds asks for: no two loads wait for each other.
 func (l *loader) applyAlone() error {
-	return db.LockForTx(l.ctx, l.conn, "load "+l.k.name)
+	for _, kind := range append([]string{l.k.name}, l.k.refersTo...) {
+		if err := db.LockForTx(l.ctx, l.conn, "load "+kind); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // tableEmpty reports whether the kind's table has no rows.
@@ -550,6 +558,13 @@ type kindSpec struct {
 	// besides triggers (an item's row, an invoice's lines); for the
 	// statistics (loader.analyze) each counts a row per record.
 	alsoWrites []string
+	// refersTo are the kinds whose records this kind's rows must refer
+	// to (a foreign key, a reference rejected when unknown) and whose
+	// loads remove records: a load of this kind waits for theirs
+	// (applyAlone), so that the references it checks stay until it
+	// commits. Checked while another host's load removed one, a row
+	// was taken and its write failed on the foreign key (exit 1).
+	refersTo []string
 	// skipSame lets a load skip a file whose content is the same as the
 	// last load of the kind. Off for kinds that other commands change.
 	skipSame bool

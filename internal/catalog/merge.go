@@ -57,8 +57,9 @@ var kinds = map[string]*kindSpec{
 	// identical file is always compared row by row.
 	"inventory": {
 		name: "inventory", table: "inventory", root: "Inventory", record: "Stock",
-		plan:  newPlan(inventoryRow{}),
-		check: checkInventory,
+		refersTo: []string{"items", "warehouses"},
+		plan:     newPlan(inventoryRow{}),
+		check:    checkInventory,
 		refs: []ref{
 			{what: "item/SKU", show: "s.item || '/' || s.sku", hard: true,
 				cond: `NOT EXISTS (SELECT 1 FROM skus k WHERE k.item = s.item AND k.sku = s.sku AND k.deleted_at IS NULL)`},
@@ -414,6 +415,17 @@ ON CONFLICT(warehouse) DO UPDATE SET `+setExcluded(cols)+`updated_at = excluded.
 		return nil
 	}
 	missing := `NOT EXISTS (SELECT 1 FROM stage s WHERE s.warehouse = w.warehouse)`
+	// On PostgreSQL an import or an order on another host may be adding
+	// the first stock row of a warehouse the file leaves out: the
+	// warehouses to delete are locked first, which waits for it (its
+	// stock row holds its warehouse), so that the checks below see its
+	// stock and keep the warehouse. Checked unlocked, the delete failed
+	// on the stock's foreign key.
+	if l.dialect == db.Postgres {
+		if _, err := l.exec(`SELECT 1 FROM warehouses w WHERE ` + missing + ` ORDER BY w.warehouse FOR UPDATE`); err != nil {
+			return err
+		}
+	}
 	rows, err := l.conn.QueryContext(l.ctx, `SELECT w.warehouse FROM warehouses w WHERE `+missing+`
   AND EXISTS (SELECT 1 FROM inventory v WHERE v.warehouse = w.warehouse) ORDER BY 1`)
 	if err != nil {

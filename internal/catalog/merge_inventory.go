@@ -3,6 +3,7 @@ package catalog
 import (
 	"fmt"
 
+	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/format"
 	"github.com/posbridge/posbridge/internal/trigger"
 )
@@ -47,6 +48,10 @@ func mergeInventory(l *loader) error {
 	if err != nil {
 		return err
 	}
+	deletes := l.deletesAllowed()
+	if err := l.lockStock(match, deletes); err != nil {
+		return err
+	}
 	steps := []stmt{
 		{q: `INSERT INTO events(record_key, sub_key, capture)
 SELECT s.item, s.sku, CASE WHEN v.item IS NULL AND NOT EXISTS (SELECT 1 FROM inventory w WHERE w.item = s.item AND w.sku = s.sku) THEN 'A' ELSE 'C' END
@@ -64,7 +69,7 @@ ON CONFLICT(item, sku, warehouse, location) DO UPDATE SET on_hand = excluded.on_
 	if err := l.countActions("stage"); err != nil {
 		return err
 	}
-	if l.deletesAllowed() {
+	if deletes {
 		missing := `(v.on_hand <> 0 OR v.reserved <> 0) AND NOT EXISTS (SELECT 1 FROM stage s WHERE ` + match + `)`
 		if _, err := l.exec(`INSERT INTO events(record_key, sub_key, capture)
 SELECT v.item, v.sku, 'C' FROM inventory v WHERE ` + missing + ` AND ` + trigger.InventoryRuleSQL("(v.on_hand - v.reserved)", "0", "coalesce(v.threshold, 0)")); err != nil {
@@ -77,4 +82,33 @@ SELECT v.item, v.sku, 'C' FROM inventory v WHERE ` + missing + ` AND ` + trigger
 		l.res.Deleted += n
 	}
 	return l.fold(trigger.CodeInventory, `SELECT record_key, sub_key, min(capture) AS capture FROM events GROUP BY record_key, sub_key`)
+}
+
+// lockStock locks, on PostgreSQL, the stock rows a merge of inventory
+// changes, and with deletes those it may set to zero, those at zero
+// included: another host may fill one before the write. An import or an
+// order there may change a row between the read of the threshold rule
+// and the write that overwrites it, and the rule would compare the file
+// with stock no longer there (down to 5 under a threshold of 10 and
+// sent, the load's 25 compared with the 20 before: nothing sent). Locked
+// first, in key order as imports write them, the rows are what the rule
+// reads. A row the file leaves unchanged is not written, as if the other
+// change came after the load; a new row triggers whatever it meets. The
+// locks come after the change number, which imports also take before
+// their rows.
+func (l *loader) lockStock(match string, deletes bool) error {
+	if l.dialect != db.Postgres {
+		return nil
+	}
+	// Each changed row's stock row is looked up by its key: said as a
+	// join, the planner, without statistics of the staging table, scanned
+	// the whole stock (200,000 rows, 1% changed: 0.64 s against 0.2 s).
+	lock := `SELECT 1 FROM (SELECT item, sku, warehouse, location FROM stage WHERE action <> '' ORDER BY item, sku, warehouse, location) AS s
+CROSS JOIN LATERAL (SELECT 1 FROM inventory v WHERE ` + match + ` FOR UPDATE) AS x`
+	if deletes {
+		lock = `SELECT 1 FROM inventory v LEFT JOIN stage s ON ` + match + ` WHERE s.rec IS NULL OR s.action <> ''
+ORDER BY v.item, v.sku, v.warehouse, v.location FOR UPDATE OF v`
+	}
+	_, err := l.exec(lock)
+	return err
 }

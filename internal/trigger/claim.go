@@ -154,7 +154,48 @@ WHERE t.file_id = ? AND `+legacy, fileID)
 // claimed trigger is ready again. A file that is finished is left alone:
 // its triggers were sent. Triggers claimed in the older form (legacy) are
 // given back alike.
+//
+// On PostgreSQL, where q is the connection of the caller's transaction,
+// another host may fold a change of one of the file's records (Fold)
+// while the triggers are given back: its new pending trigger, not seen
+// when the steps looked for one, fails the claimed trigger's return to
+// ready on triggers_pending once it commits (a database error, the file
+// left unfinished). The steps then run again from a savepoint, and see
+// it: the claimed change folds into it, as on SQLite when the change
+// comes first.
 func Unclaim(ctx context.Context, q db.Querier, fileID int64) error {
+	conn, ok := q.(*sql.Conn)
+	if !ok || db.DialectOf(conn) != db.Postgres {
+		return unclaim(ctx, q, fileID)
+	}
+	// Each new run follows a change that was being written when the
+	// run before looked, and is committed now; it folds the claimed
+	// trigger of that record away, so there are no more runs than the
+	// file has records. A violation that stays is not that: after
+	// maxUnclaimRuns it is the error.
+	for run := 1; ; run++ {
+		if _, err := conn.ExecContext(ctx, `SAVEPOINT unclaim`); err != nil {
+			return fmt.Errorf("give back triggers of file %d: %w", fileID, db.Classify(err))
+		}
+		err := unclaim(ctx, conn, fileID)
+		if err == nil {
+			_, err = conn.ExecContext(ctx, `RELEASE SAVEPOINT unclaim`)
+			return db.Classify(err)
+		}
+		if !db.IsUniqueViolation(err) || run == maxUnclaimRuns {
+			return err
+		}
+		if _, err := conn.ExecContext(ctx, `ROLLBACK TO SAVEPOINT unclaim`); err != nil {
+			return fmt.Errorf("give back triggers of file %d: %w", fileID, db.Classify(err))
+		}
+	}
+}
+
+// maxUnclaimRuns bounds Unclaim's runs again after a fold met.
+const maxUnclaimRuns = 100
+
+// unclaim is Unclaim's steps.
+func unclaim(ctx context.Context, q db.Querier, fileID int64) error {
 	claimed := `t.file_id = ?1 AND (` + legacy + ` OR t.status = 'processed') AND EXISTS (SELECT 1 FROM files f WHERE f.id = ?1 AND ` + unfinished + `)`
 	sameKey := `p.file_code = t.file_code AND p.record_key = t.record_key AND p.sub_key = t.sub_key`
 	steps := []string{

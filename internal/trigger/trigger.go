@@ -132,10 +132,20 @@ SELECT ?, src.record_key, src.sub_key, 'A', 'ready', ?, ? FROM (`+source+`) AS s
 // cancelled keys into the temporary table into (which must exist with
 // columns record_key, sub_key), so the caller can remove those records
 // instead of keeping tombstones.
-func CancelAdds(ctx context.Context, q db.Execer, code, keys, into string) (int64, error) {
+//
+// On PostgreSQL the adds are locked as they are read: an export claiming
+// one at that moment (Claim) is waited for, and the add it took, on its
+// way out, is not cancelled; its record becomes a tombstone with a D
+// trigger, as when the claim comes first on SQLite. Read unlocked, the
+// add was taken for pending and its record removed outright while the
+// export sent it, with no delete to follow.
+func CancelAdds(ctx context.Context, q *sql.Conn, code, keys, into string) (int64, error) {
 	sel := `SELECT t.record_key, t.sub_key FROM triggers t JOIN (` + keys + `) AS k
   ON t.record_key = k.record_key AND t.sub_key = k.sub_key
   WHERE t.file_code = ? AND t.capture = 'A' AND t.` + pending
+	if db.DialectOf(q) == db.Postgres {
+		sel += ` FOR UPDATE OF t`
+	}
 	if _, err := q.ExecContext(ctx, `INSERT INTO `+into+`(record_key, sub_key) `+sel, code); err != nil {
 		return 0, fmt.Errorf("cancel %s adds: %w", code, err)
 	}
