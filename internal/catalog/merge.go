@@ -395,9 +395,13 @@ func checkCustomers(l *loader) error {
 	return l.rejectWhere(`s.last_name = '' AND s.company_name = ''`, `'a customer needs a last_name or a company_name'`)
 }
 
+// warehouseReferrers are the tables whose rows name a warehouse by a
+// foreign key.
+var warehouseReferrers = []string{"inventory", "orders", "returns"}
+
 // mergeWarehouses upserts warehouses. They have no trigger; a full load
-// deletes missing warehouses that no inventory refers to and keeps the
-// others with a warning.
+// deletes missing warehouses that no stock, order or return refers to and
+// keeps the others with a warning.
 func mergeWarehouses(l *loader) error {
 	cols := l.given(dataCols(l.k.plan, "warehouse"))
 	if err := l.classify(`LEFT JOIN warehouses t ON t.warehouse = s.warehouse`, `t.warehouse IS NULL`, differs("t", "s", cols)); err != nil {
@@ -426,22 +430,49 @@ ON CONFLICT(warehouse) DO UPDATE SET `+setExcluded(cols)+`updated_at = excluded.
 			return err
 		}
 	}
-	rows, err := l.conn.QueryContext(l.ctx, `SELECT w.warehouse FROM warehouses w WHERE `+missing+`
-  AND EXISTS (SELECT 1 FROM inventory v WHERE v.warehouse = w.warehouse) ORDER BY 1`)
+	// Stock, orders and returns name their warehouse by a foreign key:
+	// a warehouse any of them names is kept, as the delete would fail.
+	referred := make([]string, len(warehouseReferrers))
+	for i, r := range warehouseReferrers {
+		referred[i] = `EXISTS (SELECT 1 FROM ` + r + ` v WHERE v.warehouse = w.warehouse)`
+	}
+	rows, err := l.conn.QueryContext(l.ctx, `SELECT w.warehouse, `+strings.Join(referred, ", ")+` FROM warehouses w WHERE `+missing+`
+  AND (`+strings.Join(referred, " OR ")+`) ORDER BY 1`)
 	if err != nil {
 		return err
 	}
-	var kept []string
+	type keptWarehouse struct {
+		warehouse string
+		by        []string
+	}
+	var kept []keptWarehouse
 	for rows.Next() {
-		var w string
-		rows.Scan(&w)
-		kept = append(kept, w)
+		var k keptWarehouse
+		is := make([]bool, len(warehouseReferrers))
+		dest := []any{&k.warehouse}
+		for i := range is {
+			dest = append(dest, &is[i])
+		}
+		if err := rows.Scan(dest...); err != nil {
+			rows.Close()
+			return err
+		}
+		for i, r := range warehouseReferrers {
+			if is[i] {
+				k.by = append(k.by, r)
+			}
+		}
+		kept = append(kept, k)
 	}
 	rows.Close()
-	for _, w := range kept {
-		l.warn("%s: warehouse %s is not in the file but inventory refers to it: kept", l.res.File, w)
+	for _, k := range kept {
+		verb := "refer"
+		if len(k.by) == 1 && k.by[0] == "inventory" {
+			verb = "refers"
+		}
+		l.warn("%s: warehouse %s is not in the file but %s %s to it: kept", l.res.File, k.warehouse, strings.Join(k.by, " and "), verb)
 	}
-	n, err := l.exec(`DELETE FROM warehouses AS w WHERE ` + missing + ` AND NOT EXISTS (SELECT 1 FROM inventory v WHERE v.warehouse = w.warehouse)`)
+	n, err := l.exec(`DELETE FROM warehouses AS w WHERE ` + missing + ` AND NOT (` + strings.Join(referred, " OR ") + `)`)
 	l.res.Deleted += n
 	return err
 }
