@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"context"
+	"database/sql"
 
 	"github.com/posbridge/posbridge/internal/db"
 )
@@ -22,6 +23,22 @@ const ChangeCounter = "catalog_changes"
 // per transaction and stamp it on every row the transaction changes.
 func NextChangeSeq(ctx context.Context, q db.Querier) (int64, error) {
 	return db.NextSequence(ctx, q, ChangeCounter)
+}
+
+// HoldChangeCounter locks the change counter's row on PostgreSQL until
+// the transaction on conn ends, without taking a number: what the
+// transaction does next comes after every writer that holds a number and
+// has not committed, and before every writer that asks for one. A
+// transaction that will take a number and must first lock rows those
+// writers also lock (SKUs a load deletes) takes the counter first, in the
+// writers' own order, so that the two do not deadlock. Nothing on SQLite,
+// where one writer runs at a time.
+func HoldChangeCounter(ctx context.Context, conn *sql.Conn) error {
+	if db.DialectOf(conn) != db.Postgres {
+		return nil
+	}
+	_, err := conn.ExecContext(ctx, `INSERT INTO sequences(kind, last) VALUES (?, 0) ON CONFLICT(kind) DO UPDATE SET last = sequences.last`, ChangeCounter)
+	return db.Classify(err)
 }
 
 // StampInventory stamps change sequence seq on the stock rows that match

@@ -270,12 +270,10 @@ func openWatermark(ctx context.Context, conn *sql.Conn, kind string) error {
 		if err != nil {
 			return err
 		}
-		if n, err := res.RowsAffected(); err != nil || n == 0 || db.DialectOf(conn) != db.Postgres {
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
 			return err
 		}
-		_, err = conn.ExecContext(ctx, `INSERT INTO sequences(kind, last) VALUES (?, 0) ON CONFLICT(kind) DO UPDATE SET last = sequences.last`,
-			catalog.ChangeCounter)
-		return err
+		return catalog.HoldChangeCounter(ctx, conn)
 	})
 	if err != nil {
 		return fmt.Errorf("export %s: %w", kind, db.Classify(err))

@@ -148,6 +148,14 @@ func Load(ctx context.Context, d *db.DB, partner, path string, o LoadOptions) (*
 		if err := lockXref(ctx, conn, partner); err != nil {
 			return err
 		}
+		// The change counter before the SKUs, as a catalog load takes it
+		// before it deletes one: the other way round, a load that had its
+		// number and came to delete a SKU this load had locked waited for
+		// this one, which waited for the counter (a deadlock, one of the
+		// two ended by PostgreSQL, exit 75).
+		if err := catalog.HoldChangeCounter(ctx, conn); err != nil {
+			return err
+		}
 		if err := checkSKUs(ctx, conn, rows); err != nil {
 			return err
 		}
