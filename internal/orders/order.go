@@ -331,8 +331,17 @@ func (s *stock) change(item, sku, warehouse, location string, dReserved, dOnHand
 	if dReserved == 0 && dOnHand == 0 {
 		return nil
 	}
+	// The change number before the row, as every other writer of stock
+	// rows takes it (loads, imports): an order that locked a row and then
+	// waited for the number held by an inventory load, which came to lock
+	// that row next, closed a cycle that PostgreSQL broke by failing one
+	// of them (40P01, exit 75). TestInventoryLoadBesideOrder.
+	seq, err := s.changeSeq()
+	if err != nil {
+		return err
+	}
 	var onHand, reserved, threshold int64
-	err := s.q.QueryRowContext(s.ctx, `SELECT on_hand, reserved, coalesce(threshold, 0) FROM inventory
+	err = s.q.QueryRowContext(s.ctx, `SELECT on_hand, reserved, coalesce(threshold, 0) FROM inventory
 WHERE item = ? AND sku = ? AND warehouse = ? AND location = ?`+s.lock, item, sku, warehouse, location).Scan(&onHand, &reserved, &threshold)
 	exists := err == nil
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
@@ -361,10 +370,6 @@ WHERE item = ? AND sku = ? AND warehouse = ? AND location = ?`+s.lock, item, sku
 		if !stocked {
 			capture = trigger.Added
 		}
-	}
-	seq, err := s.changeSeq()
-	if err != nil {
-		return err
 	}
 	_, err = s.q.ExecContext(s.ctx, `INSERT INTO inventory(item, sku, warehouse, location, on_hand, reserved, change_seq, updated_at)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)

@@ -155,18 +155,24 @@ WHERE t.file_id = ? AND `+legacy, fileID)
 // its triggers were sent. Triggers claimed in the older form (legacy) are
 // given back alike.
 //
-// On PostgreSQL, where q is the connection of the caller's transaction,
-// another host may fold a change of one of the file's records (Fold)
-// while the triggers are given back: its new pending trigger, not seen
-// when the steps looked for one, fails the claimed trigger's return to
-// ready on triggers_pending once it commits (a database error, the file
-// left unfinished). The steps then run again from a savepoint, and see
-// it: the claimed change folds into it, as on SQLite when the change
-// comes first.
+// On PostgreSQL, where q is the connection of the caller's READ
+// COMMITTED transaction, another host may fold a change of one of the
+// file's records (Fold) while the triggers are given back: its new
+// pending trigger, not seen when the steps looked for one, fails the
+// claimed trigger's return to ready on triggers_pending once it commits
+// (a database error, the file left unfinished). The steps then run again
+// from a savepoint, and see it: the claimed change folds into it, as on
+// SQLite when the change comes first. So that a fold committed between
+// two steps cannot have the second act on what the first did not see, a
+// claimed trigger is combined into its pending one and deleted in one
+// statement there (unclaimSteps).
 func Unclaim(ctx context.Context, q db.Querier, fileID int64) error {
 	conn, ok := q.(*sql.Conn)
 	if !ok || db.DialectOf(conn) != db.Postgres {
-		return unclaim(ctx, q, fileID)
+		return unclaim(ctx, q, fileID, false)
+	}
+	if _, err := conn.ExecContext(ctx, `SAVEPOINT unclaim`); err != nil {
+		return fmt.Errorf("give back triggers of file %d: %w", fileID, db.Classify(err))
 	}
 	// Each new run follows a change that was being written when the
 	// run before looked, and is committed now; it folds the claimed
@@ -174,10 +180,7 @@ func Unclaim(ctx context.Context, q db.Querier, fileID int64) error {
 	// file has records. A violation that stays is not that: after
 	// maxUnclaimRuns it is the error.
 	for run := 1; ; run++ {
-		if _, err := conn.ExecContext(ctx, `SAVEPOINT unclaim`); err != nil {
-			return fmt.Errorf("give back triggers of file %d: %w", fileID, db.Classify(err))
-		}
-		err := unclaim(ctx, conn, fileID)
+		err := unclaim(ctx, conn, fileID, true)
 		if err == nil {
 			_, err = conn.ExecContext(ctx, `RELEASE SAVEPOINT unclaim`)
 			return db.Classify(err)
@@ -194,8 +197,12 @@ func Unclaim(ctx context.Context, q db.Querier, fileID int64) error {
 // maxUnclaimRuns bounds Unclaim's runs again after a fold met.
 const maxUnclaimRuns = 100
 
-// unclaim is Unclaim's steps.
-func unclaim(ctx context.Context, q db.Querier, fileID int64) error {
+// unclaim is Unclaim's steps; together combines the claimed triggers
+// into their pending ones and deletes them in one statement, and leaves
+// out a claimed add whose pending trigger is a delete that came after the
+// first step: the final step then meets it on triggers_pending, and the
+// run again cancels both, as the first step does.
+func unclaim(ctx context.Context, q db.Querier, fileID int64, together bool) error {
 	claimed := `t.file_id = ?1 AND (` + legacy + ` OR t.status = 'processed') AND EXISTS (SELECT 1 FROM files f WHERE f.id = ?1 AND ` + unfinished + `)`
 	sameKey := `p.file_code = t.file_code AND p.record_key = t.record_key AND p.sub_key = t.sub_key`
 	steps := []string{
@@ -208,15 +215,20 @@ func unclaim(ctx context.Context, q db.Querier, fileID int64) error {
 		steps = append(steps, `DELETE FROM triggers AS t WHERE `+claimed+` AND t.capture = 'A' AND t.file_code = '`+ts.code+`'
   AND EXISTS (SELECT 1 FROM `+ts.table+` x WHERE `+ts.match+` AND x.deleted_at IS NOT NULL)`)
 	}
-	steps = append(steps,
-		`UPDATE triggers AS p SET capture = CASE
+	combine := `UPDATE triggers AS p SET capture = CASE
     WHEN t.capture = 'A' AND p.capture = 'C' THEN 'A'
     WHEN t.capture = 'D' AND p.capture = 'A' THEN 'C'
     ELSE p.capture END
-FROM triggers t WHERE `+claimed+` AND p.`+pending+` AND `+sameKey,
-		`DELETE FROM triggers AS t WHERE `+claimed+` AND EXISTS (SELECT 1 FROM triggers p WHERE p.`+pending+` AND `+sameKey+`)`,
-		`UPDATE triggers AS t SET status = 'ready', file_id = NULL, run_id = NULL, processed_at = NULL, updated_at = ?2 WHERE `+claimed,
-	)
+FROM triggers t WHERE ` + claimed + ` AND p.` + pending + ` AND ` + sameKey
+	if together {
+		steps = append(steps, `WITH combined AS (`+combine+` AND NOT (t.capture = 'A' AND p.capture = 'D') RETURNING t.id)
+DELETE FROM triggers WHERE id IN (SELECT id FROM combined)`)
+	} else {
+		steps = append(steps, combine,
+			`DELETE FROM triggers AS t WHERE `+claimed+` AND EXISTS (SELECT 1 FROM triggers p WHERE p.`+pending+` AND `+sameKey+`)`)
+	}
+	steps = append(steps,
+		`UPDATE triggers AS t SET status = 'ready', file_id = NULL, run_id = NULL, processed_at = NULL, updated_at = ?2 WHERE `+claimed)
 	for _, s := range steps {
 		if _, err := q.ExecContext(ctx, s, fileID, db.Now()); err != nil {
 			return fmt.Errorf("give back triggers of file %d: %w", fileID, err)
