@@ -319,7 +319,10 @@ func PgxConn(conn *sql.Conn, fn func(*pgx.Conn) error) error {
 // max_connections, or a role's or database's CONNECTION LIMIT) or takes
 // no writes (25006: a standby, as the old primary is after a failover
 // until the URL's name follows the new one). A wrong password or a
-// missing database is neither: it stays wrong.
+// missing database is neither: it stays wrong. The price of 25006: a
+// write that posbridge itself sent inside one of its read-only
+// transactions (a defect) would also read as temporary, exit 75 rather
+// than 1; its message still names it.
 func classifyPG(err error) error {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {

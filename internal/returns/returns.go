@@ -452,6 +452,9 @@ SELECT ?, partner, id, ?, 'ready', ?, ? FROM returns WHERE id = ? RETURNING id`,
 
 // refreshUpdates rewrites the payload of the return's ready updates: a
 // changed re-send of the return before they went out goes out in them.
+// One that an export on another host claims meanwhile keeps the payload
+// the export read and sent (writeUpdate writes only a ready one); the
+// re-send goes out in the next update, as when it comes after the send.
 func refreshUpdates(ctx context.Context, q db.Querier, id int64) error {
 	rows, err := q.QueryContext(ctx, `SELECT id FROM order_messages WHERE stream = ? AND return_id = ? AND status = 'ready'`,
 		orders.StreamReturns, id)
@@ -508,6 +511,6 @@ WHERE return_id = ? AND message_id = ? ORDER BY received_at, item_code`, id, msg
 	if err != nil {
 		return err
 	}
-	_, err = q.ExecContext(ctx, `UPDATE order_messages SET payload = ?, updated_at = ? WHERE id = ?`, string(b), db.Now(), msg)
+	_, err = q.ExecContext(ctx, `UPDATE order_messages SET payload = ?, updated_at = ? WHERE id = ? AND status = 'ready'`, string(b), db.Now(), msg)
 	return err
 }
