@@ -451,6 +451,17 @@ func IsUniqueViolation(err error) bool {
 	return errors.As(err, &pe) && pe.Code == "23505"
 }
 
+// IsForeignKeyViolation reports whether err is a row that names a parent
+// row that is not there, on either engine.
+func IsForeignKeyViolation(err error) bool {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
+	}
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23503"
+}
+
 // Scanner is a row to read columns from: *sql.Row or *sql.Rows.
 type Scanner interface{ Scan(dest ...any) error }
 

@@ -15,7 +15,6 @@ import (
 	"sync"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/posbridge/posbridge/internal/catalog"
 	"github.com/posbridge/posbridge/internal/db"
@@ -826,8 +825,7 @@ ON CONFLICT(item, sku, warehouse, location) DO NOTHING`, added.item, added.sku, 
 		}
 		return nil
 	})
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) && pe.Code == "23503" {
+	if db.IsForeignKeyViolation(err) {
 		// foreign_key_violation: a SKU or warehouse the file adds stock
 		// to was deleted (a catalog load) since the applier read it.
 		return stockChanged()

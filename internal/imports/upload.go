@@ -156,6 +156,12 @@ VALUES ('in', ?, ?, ?, ?, ?, ?, 'importing', ?, ?, ?) RETURNING id`, u.Kind, u.P
 			// next run reads what the other wrote.
 			err = fmt.Errorf("%w: another import wrote the same records at the same time (%v)", db.ErrBusy, err)
 		}
+		if db.IsForeignKeyViolation(err) && db.DialectOf(conn) == db.Postgres {
+			// A warehouse or SKU this import found there was deleted by
+			// a load that committed first: void too, and the next run
+			// rejects the records that name it.
+			err = fmt.Errorf("%w: a warehouse or SKU this file names was deleted by a load at the same time (%v)", db.ErrBusy, err)
+		}
 		return nil, fmt.Errorf("import %s: %w", path, err)
 	}
 	if err := ctx.Err(); err != nil {

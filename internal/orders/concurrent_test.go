@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/posbridge/posbridge/internal/db"
@@ -124,5 +125,50 @@ func importOrder(t *testing.T, d *db.DB, code string, qty int) {
 	t.Helper()
 	if res, _, err := Import(context.Background(), d, shop, orderFile(t, code, qty), imports.Options{}); err != nil || res.Applied != 1 {
 		t.Fatalf("import %s: %+v %v", code, res, err)
+	}
+}
+
+// TestOrderIntoWarehouseDeletedMeanwhile: an order imported on
+// PostgreSQL into a warehouse that a full warehouses load on another host
+// is deleting (no stock, no order there yet) waits for the load, and then
+// fails busy (exit 75) with nothing applied; the next run finds the
+// warehouse gone and says so. Unclassified, the order's foreign key
+// failed the file with a database error (exit 1).
+func TestOrderIntoWarehouseDeletedMeanwhile(t *testing.T) {
+	if !dbtest.Postgres() {
+		t.Skip("SQLite runs one write transaction at a time")
+	}
+	ctx := context.Background()
+	d := seed(t)
+	if _, err := d.ExecContext(ctx, `INSERT INTO warehouses(warehouse, name, created_at, updated_at) VALUES ('S09', 'Closed', ?1, ?1)`, db.Now()); err != nil {
+		t.Fatal(err)
+	}
+	closed := shop
+	closed.Warehouse = "S09"
+	load, release := dbtest.Hold(t, d, `DELETE FROM warehouses WHERE warehouse = 'S09'`)
+	done := make(chan error, 1)
+	host := dbtest.OpenAgain(t, d)
+	go func() {
+		_, _, err := Import(ctx, host, closed, orderFile(t, "W9", 1), imports.Options{})
+		done <- err
+	}()
+	if waiting := dbtest.LockWaiters(t, d, 1); waiting != 1 {
+		release()
+		t.Fatalf("%d sessions wait on a lock, want the import waiting for the load (%v)", waiting, <-done)
+	}
+	if _, err := load.ExecContext(ctx, "COMMIT"); err != nil {
+		t.Fatal(err)
+	}
+	release()
+	if err := <-done; !errors.Is(err, db.ErrBusy) {
+		t.Fatalf("import into a warehouse deleted meanwhile: %v, want busy (exit 75)", err)
+	}
+	var n int
+	if err := d.QueryRowContext(ctx, `SELECT count(*) FROM orders`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("%d orders after the busy import (%v), want none", n, err)
+	}
+	if _, _, err := Import(ctx, d, closed, orderFile(t, "W9", 1), imports.Options{}); err == nil || errors.Is(err, db.ErrBusy) ||
+		!strings.Contains(err.Error(), "warehouse S09 of partners.shop is not loaded") {
+		t.Errorf("the next run: %v, want the file refused for its warehouse", err)
 	}
 }
