@@ -393,10 +393,18 @@ func PurgeRuns(ctx context.Context, d *db.DB, before time.Time, dryRun bool) (in
 	var n int64
 	err := d.Tx(ctx, !dryRun, func(conn *sql.Conn) error {
 		// The top-level runs that ended before the cutoff, and everything
-		// below them; none of it may still be running.
-		const tree = `WITH RECURSIVE old(id) AS (
+		// below them; none of it may still be running. A run that left an
+		// export file written but not finished stays, with the runs above
+		// it: the run's host is the host that can finish the file
+		// (export's recovery); without its run, any host took the file
+		// for its own and marked its records sent.
+		const tree = `WITH RECURSIVE left_file(id) AS (
+  SELECT run_id FROM files WHERE direction = 'out' AND status IN ('writing', 'written') AND run_id IS NOT NULL
+  UNION SELECT r.parent_id FROM runs r JOIN left_file u ON r.id = u.id WHERE r.parent_id IS NOT NULL),
+old(id) AS (
   SELECT id FROM runs r WHERE parent_id IS NULL AND status <> 'running' AND ended_at < ?1
     AND NOT EXISTS (SELECT 1 FROM locks l WHERE l.run_id = r.id)
+    AND NOT EXISTS (SELECT 1 FROM left_file u WHERE u.id = r.id)
   UNION SELECT r.id FROM runs r JOIN old o ON r.parent_id = o.id)`
 		if err := conn.QueryRowContext(ctx, tree+` SELECT count(*) FROM old`, cutoff).Scan(&n); err != nil {
 			return db.Classify(err)
