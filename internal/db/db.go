@@ -429,6 +429,22 @@ func DialectOf(conn *sql.Conn) Dialect {
 	return d
 }
 
+// ForUpdate ends a SELECT of rows that its write transaction on conn is
+// about to change: " FOR UPDATE" on PostgreSQL, where writers run at once
+// and the rows then stay locked until the transaction ends, so that a
+// second writer reads them after the first; "" on SQLite, whose write
+// transaction keeps every other writer out already.
+func ForUpdate(conn *sql.Conn) string { return RowLock(conn, "FOR UPDATE") }
+
+// RowLock is ForUpdate with another strength of row lock (FOR KEY SHARE:
+// the rows may change but not go).
+func RowLock(conn *sql.Conn, strength string) string {
+	if DialectOf(conn) == Postgres {
+		return " " + strength
+	}
+	return ""
+}
+
 // IsConstraint reports whether err is a constraint violation (UNIQUE,
 // FOREIGN KEY, CHECK, NOT NULL).
 func IsConstraint(err error) bool {

@@ -191,10 +191,7 @@ func acquireOnce(ctx context.Context, d *db.DB, job string, names []string, ttl 
 		// holding one lock). The look waits for them instead and judges
 		// the lease they left; a row they deleted is no lock, and the
 		// insert then meets theirs (errRaced).
-		look := `SELECT ` + lockColumns + ` FROM locks WHERE name = ?`
-		if db.DialectOf(conn) == db.Postgres {
-			look += ` FOR UPDATE`
-		}
+		look := `SELECT ` + lockColumns + ` FROM locks WHERE name = ?` + db.ForUpdate(conn)
 		for _, name := range names {
 			l, err := scanLock(conn.QueryRowContext(ctx, look, name))
 			if errors.Is(err, sql.ErrNoRows) {
@@ -299,7 +296,7 @@ func renew(ctx context.Context, d *db.DB, run int64, names []string, ttl time.Du
 			if err != nil || n >= int64(len(names)) {
 				continue
 			}
-			held, _ := db.QueryAll(ctx, d, scanLock, `SELECT `+lockColumns+` FROM locks WHERE run_id <> ? ORDER BY name`, run)
+			held, err := db.QueryAll(ctx, d, scanLock, `SELECT `+lockColumns+` FROM locks WHERE run_id <> ? ORDER BY name`, run)
 			var holders []string
 			taken := map[string][]string{}
 			for _, l := range held {
@@ -314,7 +311,10 @@ func renew(ctx context.Context, d *db.DB, run int64, names []string, ttl time.Du
 			for _, h := range holders {
 				by = append(by, strings.Join(taken[h], ", ")+" by "+h)
 			}
-			if len(by) == 0 {
+			switch {
+			case err != nil:
+				by = append(by, "who holds them could not be read: "+db.Classify(err).Error())
+			case len(by) == 0:
 				by = append(by, "the run that took them has let them go")
 			}
 			lost(fmt.Errorf("run %d stopped: %w, not renewed for locks.ttl (%s) and judged dead: %s", run, ErrLockLost, ttl, strings.Join(by, "; ")))

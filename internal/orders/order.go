@@ -280,7 +280,7 @@ type stock struct {
 	// (import.allow_negative_on_hand); without it such a shipment is
 	// refused.
 	allowNegative bool
-	// lock is " FOR UPDATE" on PostgreSQL (see change and lockOrder).
+	// lock is db.ForUpdate of the transaction (see change and lockOrder).
 	lock string
 }
 
@@ -300,11 +300,7 @@ func (s *stock) lockOrder(id int64) error {
 
 // newStock is the stock of conn's write transaction.
 func newStock(ctx context.Context, conn *sql.Conn, allowNegative bool) *stock {
-	s := &stock{ctx: ctx, q: conn, allowNegative: allowNegative}
-	if db.DialectOf(conn) == db.Postgres {
-		s.lock = " FOR UPDATE"
-	}
-	return s
+	return &stock{ctx: ctx, q: conn, allowNegative: allowNegative, lock: db.ForUpdate(conn)}
 }
 
 // changeSeq is the change sequence number of the transaction, taken on

@@ -533,11 +533,7 @@ func asText(v json.RawMessage) string {
 // unlocked, the mapping of a SKU deleted meanwhile failed on its foreign
 // key (exit 1).
 func checkSKUs(ctx context.Context, conn *sql.Conn, rows []*xrefRow) error {
-	lock := ""
-	if db.DialectOf(conn) == db.Postgres {
-		lock = " FOR KEY SHARE"
-	}
-	st, err := conn.PrepareContext(ctx, `SELECT 1 FROM skus WHERE item = ? AND sku = ? AND deleted_at IS NULL`+lock)
+	st, err := conn.PrepareContext(ctx, `SELECT 1 FROM skus WHERE item = ? AND sku = ? AND deleted_at IS NULL`+db.RowLock(conn, "FOR KEY SHARE"))
 	if err != nil {
 		return err
 	}

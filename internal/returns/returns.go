@@ -311,16 +311,6 @@ WHERE return_id = ? AND item_code = ?`, it.QCStatus, it.QCReason, now, it.Locati
 	return out, err
 }
 
-// forUpdate is " FOR UPDATE" on PostgreSQL, for a read of rows that are
-// about to be changed; SQLite has no such clause and needs none (its
-// write transaction excludes every other writer).
-func forUpdate(conn *sql.Conn) string {
-	if db.DialectOf(conn) == db.Postgres {
-		return " FOR UPDATE"
-	}
-	return ""
-}
-
 // lockReturn locks return id until the transaction ends, on PostgreSQL,
 // before it is read to be changed: a QC result, a cancel and a changed
 // re-send of one return at once come one after the other, the second
@@ -331,7 +321,7 @@ func forUpdate(conn *sql.Conn) string {
 // expected. TestReceivesAtOnce, TestReceiveAndCancelAtOnce,
 // TestReceiveWhileResent.
 func lockReturn(ctx context.Context, conn *sql.Conn, id int64) error {
-	if lock := forUpdate(conn); lock != "" {
+	if lock := db.ForUpdate(conn); lock != "" {
 		if _, err := conn.ExecContext(ctx, `SELECT 1 FROM returns WHERE id = ?`+lock, id); err != nil {
 			return db.Classify(err)
 		}
@@ -435,7 +425,7 @@ type UpdateItem struct {
 func queueUpdate(ctx context.Context, q *sql.Conn, id int64, item string) (int64, error) {
 	var msg int64
 	err := q.QueryRowContext(ctx, `SELECT id FROM order_messages WHERE stream = ? AND return_id = ? AND status = 'ready'
-ORDER BY id DESC LIMIT 1`+forUpdate(q), orders.StreamReturns, id).Scan(&msg)
+ORDER BY id DESC LIMIT 1`+db.ForUpdate(q), orders.StreamReturns, id).Scan(&msg)
 	if errors.Is(err, sql.ErrNoRows) {
 		now := db.Now()
 		err = q.QueryRowContext(ctx, `INSERT INTO order_messages(stream, partner, return_id, event_type, status, created_at, updated_at)

@@ -370,7 +370,7 @@ func (im *importer) saveOnce(pr *parsed) error {
 		var sha, cancelled string
 		// Locked (lockReturn) before a changed re-send reads its items.
 		err := s.Conn.QueryRowContext(s.Ctx, `SELECT id, content_sha, coalesce(cancelled_at, '') FROM returns WHERE partner = ? AND return_code = ?`+
-			forUpdate(s.Conn), im.p.Name, pr.Code).Scan(&id, &sha, &cancelled)
+			db.ForUpdate(s.Conn), im.p.Name, pr.Code).Scan(&id, &sha, &cancelled)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			return im.add(pr)
@@ -497,7 +497,7 @@ func (im *importer) cancel(e expectation, ev string) error {
 	}
 	var id int64
 	// Locked (lockReturn) before its items are read to be cancelled.
-	err := s.Conn.QueryRowContext(s.Ctx, `SELECT id FROM returns WHERE partner = ? AND return_code = ?`+forUpdate(s.Conn),
+	err := s.Conn.QueryRowContext(s.Ctx, `SELECT id FROM returns WHERE partner = ? AND return_code = ?`+db.ForUpdate(s.Conn),
 		im.p.Name, code).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return rejectf("returnOrderCode", "%s: return %s does not exist for partner %s: nothing to cancel (its %s was not imported, or was rejected)",

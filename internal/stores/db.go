@@ -34,11 +34,7 @@ func Get(ctx context.Context, q db.Querier, store string) (Store, error) {
 // read it: the second wiped the first's change out). SQLite's write
 // transaction keeps the other writers out already.
 func getForChange(ctx context.Context, conn *sql.Conn, store string) (Store, error) {
-	lock := ""
-	if db.DialectOf(conn) == db.Postgres {
-		lock = " FOR UPDATE"
-	}
-	return get(ctx, conn, store, lock)
+	return get(ctx, conn, store, db.ForUpdate(conn))
 }
 
 func get(ctx context.Context, q db.Querier, store, lock string) (Store, error) {

@@ -311,10 +311,7 @@ var ErrNotInError = errors.New("trigger is not in error status")
 // claims it before the transaction ends (on SQLite the write transaction
 // already holds every other writer off).
 func forIDs(ctx context.Context, conn *sql.Conn, ids []int64, fn func(id int64, status string) error) error {
-	read := `SELECT status, coalesce(file_id, 0) FROM triggers WHERE id = ?`
-	if db.DialectOf(conn) == db.Postgres {
-		read += ` FOR UPDATE`
-	}
+	read := `SELECT status, coalesce(file_id, 0) FROM triggers WHERE id = ?` + db.ForUpdate(conn)
 	var missing []int64
 	for _, id := range ids {
 		var status string
