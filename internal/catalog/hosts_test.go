@@ -73,9 +73,7 @@ func (f *fixture) finish(other *sql.Conn, release func(), done <-chan loaded) *c
 // locked, the load compared the file with the stock before the other
 // change and sent nothing, and the partner kept the other's level.
 func TestInventoryLoadWhileStockChanges(t *testing.T) {
-	if !dbtest.Postgres() {
-		t.Skip("SQLite runs one write transaction at a time")
-	}
+	dbtest.WritersAtOnce(t)
 	for _, tt := range []struct {
 		name, before, change, load string
 		mode                       string
@@ -117,9 +115,7 @@ func TestInventoryLoadWhileStockChanges(t *testing.T) {
 // still pending and removed the record outright, with no delete to send
 // after the add the export was sending.
 func TestFullLoadWhileExportClaims(t *testing.T) {
-	if !dbtest.Postgres() {
-		t.Skip("SQLite runs one write transaction at a time")
-	}
+	dbtest.WritersAtOnce(t)
 	ctx := context.Background()
 	f := newFixture(t)
 	f.delta("vendors", "vendor,name\nV1,First\n")
@@ -151,9 +147,7 @@ VALUES ('out', 'vendors', 'v.xml', 'v.xml', '', 0, ?, ?) RETURNING id`, trigger.
 // taken and its insert failed on the foreign key: a database error
 // (exit 1), nothing loaded.
 func TestInventoryLoadWhileReferencesGo(t *testing.T) {
-	if !dbtest.Postgres() {
-		t.Skip("SQLite runs one write transaction at a time")
-	}
+	dbtest.WritersAtOnce(t)
 	for _, tt := range []struct {
 		kind, remove, row, reject string
 	}{
@@ -197,9 +191,7 @@ func TestInventoryLoadWhileReferencesGo(t *testing.T) {
 // warehouse was deleted and the delete failed on the stock's foreign
 // key: a database error (exit 1), nothing loaded.
 func TestFullWarehousesLoadWhileStockArrives(t *testing.T) {
-	if !dbtest.Postgres() {
-		t.Skip("SQLite runs one write transaction at a time")
-	}
+	dbtest.WritersAtOnce(t)
 	ctx := context.Background()
 	f := newFixture(t)
 	f.delta("warehouses", warehousesFile)

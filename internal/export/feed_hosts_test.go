@@ -20,9 +20,7 @@ import (
 // tombstone for the next feed to send, and the engagement system kept
 // the customer for good.
 func TestFirstFeedWhileLoadDeletes(t *testing.T) {
-	if !dbtest.Postgres() {
-		t.Skip("SQLite runs one write transaction at a time")
-	}
+	dbtest.WritersAtOnce(t)
 	ctx := context.Background()
 	f := newFixture(t)
 	f.load("customers", catalog.ModeDelta, "customer,last_name\nC1,Ash\nC2,Birch\n")

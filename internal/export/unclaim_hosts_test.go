@@ -19,9 +19,7 @@ import (
 // order's one ready status (order_messages_status_pending) and the
 // export failed with the raw constraint error (exit 1).
 func TestRecoveredStatusWhileOrderChanges(t *testing.T) {
-	if !dbtest.Postgres() {
-		t.Skip("SQLite runs one write transaction at a time")
-	}
+	dbtest.WritersAtOnce(t)
 	ctx := context.Background()
 	f := newFixture(t)
 	now := db.Now()

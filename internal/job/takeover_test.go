@@ -21,9 +21,7 @@ import (
 // deleted the lock by its name, renewed as it was: two runs held the
 // job's lock, and the renewing one was marked failed while it ran on.
 func TestRenewedWhileTakenOver(t *testing.T) {
-	if !dbtest.Postgres() {
-		t.Skip("SQLite runs one write transaction at a time")
-	}
+	dbtest.WritersAtOnce(t)
 	ctx := context.Background()
 	d := openDB(t)
 	run, _, _ := hold(t, d, holder{job: "j1", host: "elsewhere.invalid", pid: 4242, expires: time.Now().Add(-10 * time.Minute),

@@ -20,9 +20,7 @@ import (
 // its shipment leaves; read unlocked, both saw 5 and the stock went to -2.
 // The first ships, and the second is refused against what is left.
 func TestShipmentsAtOnce(t *testing.T) {
-	if !dbtest.Postgres() {
-		t.Skip("SQLite runs one write transaction at a time")
-	}
+	dbtest.WritersAtOnce(t)
 	ctx := context.Background()
 	d := seed(t)
 	importOrder(t, d, "W1", 4)
@@ -47,9 +45,7 @@ func TestShipmentsAtOnce(t *testing.T) {
 // SQLite. Read unlocked, the second complete shipped the order again and
 // failed on the check of its lines with a database error (exit 1).
 func TestOrderChangesAtOnce(t *testing.T) {
-	if !dbtest.Postgres() {
-		t.Skip("SQLite runs one write transaction at a time")
-	}
+	dbtest.WritersAtOnce(t)
 	ctx := context.Background()
 	for name, second := range map[string]func(d *db.DB) error{
 		"complete twice":      func(d *db.DB) error { _, err := Complete(ctx, d, "W1", false); return err },
@@ -76,9 +72,7 @@ func TestOrderChangesAtOnce(t *testing.T) {
 // open and released its reservation again after the shipment had
 // (reserved -1, the completed order's line rewritten).
 func TestResentOrderWhileCompleted(t *testing.T) {
-	if !dbtest.Postgres() {
-		t.Skip("SQLite runs one write transaction at a time")
-	}
+	dbtest.WritersAtOnce(t)
 	ctx := context.Background()
 	d := seed(t)
 	importOrder(t, d, "W1", 2)
@@ -135,9 +129,7 @@ func importOrder(t *testing.T, d *db.DB, code string, qty int) {
 // warehouse gone and says so. Unclassified, the order's foreign key
 // failed the file with a database error (exit 1).
 func TestOrderIntoWarehouseDeletedMeanwhile(t *testing.T) {
-	if !dbtest.Postgres() {
-		t.Skip("SQLite runs one write transaction at a time")
-	}
+	dbtest.WritersAtOnce(t)
 	ctx := context.Background()
 	d := seed(t)
 	if _, err := d.ExecContext(ctx, `INSERT INTO warehouses(warehouse, name, created_at, updated_at) VALUES ('S09', 'Closed', ?1, ?1)`, db.Now()); err != nil {

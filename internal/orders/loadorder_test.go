@@ -20,9 +20,7 @@ import (
 // 75). Here the load is held on the first row (A0) by the test, as a big
 // load is held by its own scan, while the order ships from A1.
 func TestInventoryLoadBesideOrder(t *testing.T) {
-	if !dbtest.Postgres() {
-		t.Skip("SQLite runs one write transaction at a time")
-	}
+	dbtest.WritersAtOnce(t)
 	ctx := context.Background()
 	d := seed(t)
 	if _, err := d.ExecContext(ctx, `INSERT INTO inventory(item, sku, warehouse, location, on_hand, reserved, updated_at)

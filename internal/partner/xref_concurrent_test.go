@@ -82,9 +82,7 @@ VALUES ('p', 'IT1', 'A', 'X1', '', '')`)
 // comes first. The mapping failed on its foreign key with the database's
 // error (exit 1).
 func TestXrefSKUDeletedWhileLoaded(t *testing.T) {
-	if !dbtest.Postgres() {
-		t.Skip("SQLite runs one write transaction at a time")
-	}
+	dbtest.WritersAtOnce(t)
 	ctx := context.Background()
 	d, dir := fixture(t)
 	path := filepath.Join(dir, "x.csv")
@@ -123,9 +121,7 @@ func TestXrefSKUDeletedWhileLoaded(t *testing.T) {
 // for the row the load replaced and, finding it gone, said there was no
 // mapping (exit 1), leaving the new one.
 func TestXrefDeleteWhileLoaded(t *testing.T) {
-	if !dbtest.Postgres() {
-		t.Skip("SQLite runs one write transaction at a time")
-	}
+	dbtest.WritersAtOnce(t)
 	ctx := context.Background()
 	d, dir := fixture(t)
 	load(t, d, dir, ModeDelta, "item,sku,external_code\nIT1,A,X1\n")

@@ -22,9 +22,7 @@ import (
 // deadlock, one of the two ended by PostgreSQL (40P01, exit 75), often
 // the catalog load, whatever it had done.
 func TestXrefLoadMeetsCatalogDelete(t *testing.T) {
-	if !dbtest.Postgres() {
-		t.Skip("SQLite runs one write transaction at a time")
-	}
+	dbtest.WritersAtOnce(t)
 	for _, c := range []struct {
 		name  string
 		delay time.Duration // before the catalog load's DELETE

@@ -20,9 +20,7 @@ import (
 // into one location met on its stock row: the second was busy, exit 75,
 // and refused only when run again).
 func TestReceivesAtOnce(t *testing.T) {
-	if !dbtest.Postgres() {
-		t.Skip("SQLite runs one write transaction at a time")
-	}
+	dbtest.WritersAtOnce(t)
 	ctx := context.Background()
 	receive := func(qc, location string) func(d *db.DB) error {
 		return func(d *db.DB) error {
@@ -59,9 +57,7 @@ func TestReceivesAtOnce(t *testing.T) {
 // item both received and cancelled and failed on the table's check, a
 // database error (exit 1).
 func TestReceiveAndCancelAtOnce(t *testing.T) {
-	if !dbtest.Postgres() {
-		t.Skip("SQLite runs one write transaction at a time")
-	}
+	dbtest.WritersAtOnce(t)
 	ctx := context.Background()
 	cancelFile := `{"returnOrderCode":"RET-1","eventType":"RETURN_ORDER_CANCEL","status":"CANCELLED"}`
 	receive := func(d *db.DB) error {
@@ -111,9 +107,7 @@ func TestReceiveAndCancelAtOnce(t *testing.T) {
 // import had deleted and inserted again: it stayed expected, and a second
 // receipt raised stock again.
 func TestReceiveWhileResent(t *testing.T) {
-	if !dbtest.Postgres() {
-		t.Skip("SQLite runs one write transaction at a time")
-	}
+	dbtest.WritersAtOnce(t)
 	ctx := context.Background()
 	d := seedReturns(t)
 	// RET-2 after RET-1: the test holds RET-2, so that the import waits
@@ -153,9 +147,7 @@ func TestReceiveWhileResent(t *testing.T) {
 // first commits (a unique violation, undone by its savepoint) and reads
 // the first's return: unchanged, added once, no error.
 func TestSameReturnAddedAtOnce(t *testing.T) {
-	if !dbtest.Postgres() {
-		t.Skip("SQLite runs one write transaction at a time")
-	}
+	dbtest.WritersAtOnce(t)
 	ctx := context.Background()
 	d := seedReturns(t)
 	ret3 := `{"returnOrderCode":"RET-3","orderType":"SELF_SHIP","orderItems":[{"returnItemCode":"RI-1","channelSkuCode":"222"}]}`
@@ -183,9 +175,7 @@ func TestSameReturnAddedAtOnce(t *testing.T) {
 // shipment committed) fails busy (exit 75) with nothing of it kept, and
 // applies on the stock as it is when run again: no lost update.
 func TestReceiveWhileShipped(t *testing.T) {
-	if !dbtest.Postgres() {
-		t.Skip("SQLite runs one write transaction at a time")
-	}
+	dbtest.WritersAtOnce(t)
 	ctx := context.Background()
 	d := seedReturns(t)
 	hold := `SELECT 1 FROM inventory WHERE item = 'IT1' AND sku = 'RED S' AND warehouse = 'RET' AND location = 'A1' FOR UPDATE`
@@ -225,9 +215,7 @@ func TestReceiveWhileShipped(t *testing.T) {
 // wrote its result into it after the export had claimed it: the export
 // sent what it had read, and the result was never sent.
 func TestReceiveWhileUpdateClaimed(t *testing.T) {
-	if !dbtest.Postgres() {
-		t.Skip("SQLite runs one write transaction at a time")
-	}
+	dbtest.WritersAtOnce(t)
 	ctx := context.Background()
 	d := seedReturns(t)
 	if _, err := Receive(ctx, d, Receipt{Return: "RET-1", Item: "RI-1", QC: QCFail}); err != nil {

@@ -22,9 +22,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // it had read it with its own field changed: the second wiped the first's
 // phone out.
 func TestStoreUpdatesAtOnce(t *testing.T) {
-	if !dbtest.Postgres() {
-		t.Skip("SQLite runs one write transaction at a time")
-	}
+	dbtest.WritersAtOnce(t)
 	ctx := context.Background()
 	d := dbtest.Open(t)
 	if _, err := Add(ctx, d, Record{Store: "S01", Name: "Boulder", Active: "Y"}); err != nil {
@@ -56,9 +54,7 @@ func TestStoreUpdatesAtOnce(t *testing.T) {
 // second of two on SQLite does. Both found no store and inserted it; the
 // second failed on the primary key with the database's error (exit 1).
 func TestStoreAddsAtOnce(t *testing.T) {
-	if !dbtest.Postgres() {
-		t.Skip("SQLite runs one write transaction at a time")
-	}
+	dbtest.WritersAtOnce(t)
 	ctx := context.Background()
 	d := dbtest.Open(t)
 	add := func(name string) func(d *db.DB) error {
@@ -85,9 +81,7 @@ func TestStoreAddsAtOnce(t *testing.T) {
 // and applies whole when run again, as the second of two on SQLite would
 // have: S07 as that file gives it, counted changed.
 func TestStoreImportsAtOnce(t *testing.T) {
-	if !dbtest.Postgres() {
-		t.Skip("SQLite runs one write transaction at a time")
-	}
+	dbtest.WritersAtOnce(t)
 	ctx := context.Background()
 	d := dbtest.Open(t)
 	dir := t.TempDir()

@@ -24,9 +24,7 @@ import (
 // and both received the 2 units, 4 in all, and the line kept whichever
 // wrote last.
 func TestPOLineAtOnce(t *testing.T) {
-	if !dbtest.Postgres() {
-		t.Skip("SQLite runs one write transaction at a time")
-	}
+	dbtest.WritersAtOnce(t)
 	ctx := context.Background()
 	webhook := inbound(100, 1001, "2.0")
 	get := poGet("2.0", "store-02", 1001)
@@ -72,9 +70,7 @@ VALUES ('IT1', 'RED S', 'S02', 'X', 1, 0, ?)`, db.Now()); err != nil {
 // nothing kept, and applies on the stock as it is when run again, its
 // history's before and after the row's: no lost update.
 func TestCountMeetsStockChange(t *testing.T) {
-	if !dbtest.Postgres() {
-		t.Skip("SQLite runs one write transaction at a time")
-	}
+	dbtest.WritersAtOnce(t)
 	ctx := context.Background()
 	const hold = "S01' AND location = 'A1"
 	for _, c := range []struct {
@@ -140,9 +136,7 @@ WHERE reference = 'inventory 7'`).Scan(&n, &before, &onHand); err != nil || n !=
 // (exit 75), not with the constraint error, and is "applied before" when
 // run again. The stock changes once.
 func TestSameAdjustmentAtOnce(t *testing.T) {
-	if !dbtest.Postgres() {
-		t.Skip("SQLite runs one write transaction at a time")
-	}
+	dbtest.WritersAtOnce(t)
 	d := seed(t)
 	get := fileImport(t, ImportCounts, adjGet(adj(7, "-1.0", "A-12")))
 	first, second := dbtest.InTurn(t, d, holdStock("S01' AND location = 'A1"), fileImport(t, ImportCounts, invWebhook(92, 7, "-1.0", "A-12", "")), get)

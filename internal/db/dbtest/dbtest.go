@@ -94,6 +94,16 @@ func Open(t testing.TB) *db.DB {
 // Postgres reports whether the suite runs against PostgreSQL.
 func Postgres() bool { return pgtest.Wanted() }
 
+// WritersAtOnce skips t on SQLite, which runs one write transaction at
+// a time: t is of writers on several hosts meeting, which only
+// PostgreSQL lets run at once.
+func WritersAtOnce(t testing.TB) {
+	t.Helper()
+	if !Postgres() {
+		t.Skip("SQLite runs one write transaction at a time")
+	}
+}
+
 // OpenAgain opens another handle on the database of d, with a connection
 // pool of its own, as a second host or process sharing it has; it is
 // closed at the test's end. It opens d.Path, which for PostgreSQL is the
