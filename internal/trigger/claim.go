@@ -155,47 +155,63 @@ WHERE t.file_id = ? AND `+legacy, fileID)
 // its triggers were sent. Triggers claimed in the older form (legacy) are
 // given back alike.
 //
-// On PostgreSQL, where q is the connection of the caller's READ
-// COMMITTED transaction, another host may fold a change of one of the
-// file's records (Fold) while the triggers are given back: its new
-// pending trigger, not seen when the steps looked for one, fails the
-// claimed trigger's return to ready on triggers_pending once it commits
-// (a database error, the file left unfinished). The steps then run again
-// from a savepoint, and see it: the claimed change folds into it, as on
-// SQLite when the change comes first. So that a fold committed between
-// two steps cannot have the second act on what the first did not see, a
-// claimed trigger is combined into its pending one and deleted in one
-// statement there (unclaimSteps).
+// On PostgreSQL another host may fold a change of one of the file's
+// records (Fold) while the triggers are given back: its new pending
+// trigger, not seen when the steps looked for one, fails the claimed
+// trigger's return to ready on triggers_pending once it commits. The
+// steps then run again and see it (rerunOnFold): the claimed change folds
+// into it, as on SQLite when the change comes first. So that a fold
+// committed between two steps cannot have the second act on what the
+// first did not see, a claimed trigger is combined into its pending one
+// and deleted in one statement there (unclaim).
 func Unclaim(ctx context.Context, q db.Querier, fileID int64) error {
+	_, together := postgres(q)
+	return rerunOnFold(ctx, q, fmt.Sprintf("give back triggers of file %d", fileID), func() error {
+		return unclaim(ctx, q, fileID, together)
+	})
+}
+
+// postgres returns q as the connection it is when that is a connection
+// to PostgreSQL.
+func postgres(q any) (*sql.Conn, bool) {
 	conn, ok := q.(*sql.Conn)
-	if !ok || db.DialectOf(conn) != db.Postgres {
-		return unclaim(ctx, q, fileID, false)
+	return conn, ok && db.DialectOf(conn) == db.Postgres
+}
+
+// rerunOnFold runs steps, which make claimed triggers pending, on q. On
+// PostgreSQL, where q is the connection of the caller's READ COMMITTED
+// transaction, a pending trigger that another host's fold commits after
+// a step looked for one fails the trigger the step makes pending of the
+// same record, on triggers_pending (a raw unique violation). steps then
+// run again from a savepoint, and see it. Each new run follows a change
+// that was being written when the run before looked, and is committed
+// now, so there are no more runs than the records at stake; a violation
+// that stays is not that: after maxFoldRuns it is the error.
+func rerunOnFold(ctx context.Context, q db.Execer, what string, steps func() error) error {
+	conn, ok := postgres(q)
+	if !ok {
+		return steps()
 	}
-	if _, err := conn.ExecContext(ctx, `SAVEPOINT unclaim`); err != nil {
-		return fmt.Errorf("give back triggers of file %d: %w", fileID, db.Classify(err))
+	if _, err := conn.ExecContext(ctx, `SAVEPOINT fold_met`); err != nil {
+		return fmt.Errorf("%s: %w", what, db.Classify(err))
 	}
-	// Each new run follows a change that was being written when the
-	// run before looked, and is committed now; it folds the claimed
-	// trigger of that record away, so there are no more runs than the
-	// file has records. A violation that stays is not that: after
-	// maxUnclaimRuns it is the error.
 	for run := 1; ; run++ {
-		err := unclaim(ctx, conn, fileID, true)
+		err := steps()
 		if err == nil {
-			_, err = conn.ExecContext(ctx, `RELEASE SAVEPOINT unclaim`)
+			_, err = conn.ExecContext(ctx, `RELEASE SAVEPOINT fold_met`)
 			return db.Classify(err)
 		}
-		if !db.IsUniqueViolation(err) || run == maxUnclaimRuns {
+		if !db.IsUniqueViolation(err) || run == maxFoldRuns {
 			return err
 		}
-		if _, err := conn.ExecContext(ctx, `ROLLBACK TO SAVEPOINT unclaim`); err != nil {
-			return fmt.Errorf("give back triggers of file %d: %w", fileID, db.Classify(err))
+		if _, err := conn.ExecContext(ctx, `ROLLBACK TO SAVEPOINT fold_met`); err != nil {
+			return fmt.Errorf("%s: %w", what, db.Classify(err))
 		}
 	}
 }
 
-// maxUnclaimRuns bounds Unclaim's runs again after a fold met.
-const maxUnclaimRuns = 100
+// maxFoldRuns bounds rerunOnFold's runs again after a fold met.
+const maxFoldRuns = 100
 
 // unclaim is Unclaim's steps; together combines the claimed triggers
 // into their pending ones and deletes them in one statement, and leaves
@@ -247,14 +263,31 @@ func MarkMissing(ctx context.Context, q db.Execer, code string) (int64, error) {
 // fileID claimed: those whose record is gone are put in error and leave the
 // file as if never claimed (their attempt taken back), as MarkMissing
 // before the claim would have left them.
-func MarkMissingClaimed(ctx context.Context, q db.Execer, code string, fileID int64) (int64, error) {
-	return markMissing(ctx, q, code, `t.file_id = ?3 AND (`+legacy+` OR t.status = 'processed')`,
-		`, file_id = NULL, run_id = NULL, processed_at = NULL, attempts = attempts - 1`, fileID)
+//
+// On PostgreSQL a load on another host may add such a record again, with
+// a new pending trigger, while they are checked: the check, which did not
+// see the record, then meets the new trigger on triggers_pending, and
+// runs again (rerunOnFold), seeing the record back: its claimed trigger
+// stays in the file, as on SQLite when the load comes first.
+func MarkMissingClaimed(ctx context.Context, q db.Execer, code string, fileID int64) (n int64, err error) {
+	err = rerunOnFold(ctx, q, fmt.Sprintf("check %s triggers of file %d", code, fileID), func() error {
+		n, err = markMissing(ctx, q, code, `t.file_id = ?2 AND (`+legacy+` OR t.status = 'processed')`,
+			`, file_id = NULL, run_id = NULL, processed_at = NULL, attempts = attempts - 1`, fileID)
+		return err
+	})
+	return n, err
 }
 
 // markMissing puts the triggers of code that which selects and whose
 // record is gone into error; set is added to the UPDATE, and args to its
-// arguments from ?3 on.
+// arguments from ?2 on.
+//
+// On PostgreSQL the triggers are first locked, and then checked in a
+// statement of its own: a load on another host that adds a record again
+// and folds into its trigger meanwhile is waited for, and its record
+// seen. Checked in the statement that waited, the record was looked for
+// in the state before the load, and the trigger the load had just made
+// ready was put in error, "record not found", for a record that is there.
 func markMissing(ctx context.Context, q db.Execer, code, which, set string, args ...any) (int64, error) {
 	var exists, what string
 	switch code {
@@ -269,9 +302,16 @@ func markMissing(ctx context.Context, q db.Execer, code, which, set string, args
 	default:
 		return 0, fmt.Errorf("unknown file code %q", code)
 	}
-	res, err := q.ExecContext(ctx, `UPDATE triggers AS t SET status = 'error', updated_at = ?2`+set+`,
+	where := `t.file_code = ?1 AND ` + which + ` AND NOT EXISTS (` + exists + `)`
+	args = append([]any{code}, args...)
+	if conn, ok := postgres(q); ok {
+		if _, err := conn.ExecContext(ctx, `SELECT 1 FROM triggers t WHERE `+where+` FOR UPDATE`, args...); err != nil {
+			return 0, fmt.Errorf("check %s triggers: %w", code, err)
+		}
+	}
+	res, err := q.ExecContext(ctx, `UPDATE triggers AS t SET status = 'error', updated_at = ?`+strconv.Itoa(len(args)+1)+set+`,
   last_error = 'record not found: the `+what+` was removed without a tombstone, so there is nothing to send'
-WHERE t.file_code = ?1 AND `+which+` AND NOT EXISTS (`+exists+`)`, append([]any{code, db.Now()}, args...)...)
+WHERE `+where, append(args, db.Now())...)
 	if err != nil {
 		return 0, fmt.Errorf("check %s triggers: %w", code, err)
 	}

@@ -73,23 +73,35 @@ func Generate(ctx context.Context, d *db.DB, opts GenerateOptions) (GenerateResu
 		args = append(args, opts.Class)
 	}
 	err := d.Tx(ctx, !opts.DryRun, func(conn *sql.Conn) error {
+		now := db.Now()
+		insert := func(from string) string {
+			return `INSERT INTO triggers(file_code, record_key, sub_key, capture, status, created_at, updated_at)
+SELECT ?, src.record_key, src.sub_key, 'A', 'ready', ?, ? FROM ` + from + ` WHERE true
+ON CONFLICT(file_code, record_key, sub_key) WHERE ` + pending + ` DO NOTHING`
+		}
+		if db.DialectOf(conn) == db.Postgres {
+			// The statement that creates the triggers counts the
+			// records it selected: another host may commit records
+			// between two statements, and a count of its own counted
+			// others than the insert read (skipped, the difference,
+			// fell below 0).
+			return conn.QueryRowContext(ctx, `WITH src AS (`+sel+`), created AS (`+insert("src")+` RETURNING 1)
+SELECT (SELECT count(*) FROM src), (SELECT count(*) FROM created)`, append(args, src.code, now, now)...).Scan(&res.Selected, &res.Created)
+		}
 		if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM (`+sel+`) AS src`, args...).Scan(&res.Selected); err != nil {
 			return err
 		}
-		now := db.Now()
-		r, err := conn.ExecContext(ctx, `INSERT INTO triggers(file_code, record_key, sub_key, capture, status, created_at, updated_at)
-SELECT ?, src.record_key, src.sub_key, 'A', 'ready', ?, ? FROM (`+sel+`) AS src WHERE true
-ON CONFLICT(file_code, record_key, sub_key) WHERE `+pending+` DO NOTHING`, append([]any{src.code, now, now}, args...)...)
+		r, err := conn.ExecContext(ctx, insert(`(`+sel+`) AS src`), append([]any{src.code, now, now}, args...)...)
 		if err != nil {
 			return err
 		}
 		res.Created, _ = r.RowsAffected()
-		res.Skipped = res.Selected - res.Created
 		return nil
 	})
 	if err != nil {
 		return res, fmt.Errorf("generate %s triggers: %w", opts.Kind, db.Classify(err))
 	}
+	res.Skipped = res.Selected - res.Created
 	if !opts.DryRun {
 		// The triggers are committed; what is left is statistics for the
 		// exports that send them. Their failure is a warning: an error
