@@ -364,7 +364,7 @@ type Stats struct {
 // Upload is the order upload of partner p, for imports.Run; stats
 // collects what became of the orders.
 func Upload(p partner.Profile, stats *Stats) imports.Upload {
-	return partner.Upload(Kind, "orders", p, rejectHeader, func(s *imports.Session, f io.Reader, path string) error {
+	return partner.Upload(Kind, "orders", p, rejectHeader, func(s *imports.Session, f io.ReadSeeker, path string) error {
 		im := &importer{s: s, path: path, p: p, stats: stats, st: newStock(s.Ctx, s.Conn, s.Opts.AllowNegative),
 			loaded: map[string]bool{}}
 		return im.run(f)

@@ -94,7 +94,7 @@ func WarehouseProblem(ctx context.Context, q db.Querier, p Profile, use string) 
 // is its file ledger kind, what names its records, header the columns of
 // its rejects after line and error, and apply applies the records of file
 // f (at path) inside the session, EachRecord at its heart.
-func Upload(kind, what string, p Profile, header []string, apply func(s *imports.Session, f io.Reader, path string) error) imports.Upload {
+func Upload(kind, what string, p Profile, header []string, apply func(s *imports.Session, f io.ReadSeeker, path string) error) imports.Upload {
 	return imports.Upload{Kind: kind, What: what, Partner: p.Name, Open: func(f *os.File, path string, o *imports.Options) ([]string, func(*imports.Session) error, error) {
 		return header, func(s *imports.Session) error { return apply(s, f, path) }, nil
 	}}

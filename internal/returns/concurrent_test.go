@@ -151,7 +151,8 @@ func TestSameReturnAddedAtOnce(t *testing.T) {
 	ctx := context.Background()
 	d := seedReturns(t)
 	ret3 := `{"returnOrderCode":"RET-3","orderType":"SELF_SHIP","orderItems":[{"returnItemCode":"RI-1","channelSkuCode":"222"}]}`
-	// The first file waits on RET-2, held, after adding RET-3.
+	// The first file waits on RET-2's items, held, after adding RET-3
+	// (it locked RET-2 itself before: lockReturns).
 	paths := []string{write(t, "a.json", ret3+"\n"+ret2Changed), write(t, "b.json", "["+ret3+"]")}
 	stats := make([]Stats, 2)
 	imp := func(i int) func(d *db.DB) error {
@@ -161,7 +162,7 @@ func TestSameReturnAddedAtOnce(t *testing.T) {
 			return err
 		}
 	}
-	first, second := dbtest.InTurn(t, d, holdRET2, imp(0), imp(1))
+	first, second := dbtest.InTurn(t, d, holdRET2Items, imp(0), imp(1))
 	if first != nil || second != nil || stats[0] != (Stats{Added: 1, Updated: 1}) || stats[1] != (Stats{Unchanged: 1}) {
 		t.Fatalf("imports: %v %+v, %v %+v; want RET-3 added by the first, unchanged for the second", first, stats[0], second, stats[1])
 	}
@@ -244,10 +245,72 @@ ORDER BY i.item_code`), "RI-1|processing|0;RI-2|ready|1;"; got != want {
 	}
 }
 
-// holdRET1 and holdRET2 lock the row of return RET-1 and RET-2.
+// TestFilesInOppositeOrders: two files that name the same returns in
+// opposite orders, imported at once on PostgreSQL, apply one after the
+// other, as on SQLite: the second waits for the first and then applies
+// over what it left. Each locked the return it changed first and then
+// waited for the other's: a deadlock, which the server broke by failing
+// one of them (40P01, busy, exit 75). The test holds what the first
+// file needs after it changed its first return, so that, without the
+// locks in one order, the second starts while the first holds that one.
+func TestFilesInOppositeOrders(t *testing.T) {
+	dbtest.WritersAtOnce(t)
+	ctx := context.Background()
+	ret4 := `{"returnOrderCode":"RET-4","orderType":"SELF_SHIP","orderItems":[{"returnItemCode":"RI-1","channelSkuCode":"222"}]}`
+	for _, tc := range []struct {
+		name string
+		// hold stops the first file after it changed its first return.
+		hold          string
+		first, second string
+		// stats of the first and second file; returns are code|awb|revision.
+		want    [2]Stats
+		returns string
+	}{{
+		name: "changed returns",
+		// The first file's re-send of RET-2 waits to replace its items.
+		hold:    holdRET2Items,
+		first:   ret2Changed + "\n" + strings.Replace(ret1, "AWB1", "AWB8", 1),
+		second:  strings.Replace(ret1, "AWB1", "AWB9", 1) + "\n" + strings.Replace(ret2Changed, "AWB2", "AWB3", 1),
+		want:    [2]Stats{{Updated: 2}, {Updated: 2}},
+		returns: "RET-1|AWB9|3;RET-2|AWB3|3;",
+	}, {
+		name: "a new return and a changed one",
+		// The first file adds RET-4 and waits for RET-2 before RET-1,
+		// which the second changed before it adds RET-4.
+		hold:    holdRET2,
+		first:   ret4 + "\n" + ret2Changed + "\n" + strings.Replace(ret1, "AWB1", "AWB8", 1),
+		second:  strings.Replace(ret1, "AWB1", "AWB9", 1) + "\n" + ret4,
+		want:    [2]Stats{{Added: 1, Updated: 2}, {Updated: 1, Unchanged: 1}},
+		returns: "RET-1|AWB9|3;RET-2|AWB2|2;RET-4||1;",
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := seedReturns(t)
+			paths := []string{write(t, "first.json", tc.first), write(t, "second.json", tc.second)}
+			var stats [2]Stats
+			imp := func(i int) func(d *db.DB) error {
+				return func(d *db.DB) error {
+					var err error
+					_, stats[i], err = Import(ctx, d, oms, paths[i], imports.Options{})
+					return err
+				}
+			}
+			first, second := dbtest.InTurn(t, d, tc.hold, imp(0), imp(1))
+			if first != nil || second != nil || stats != tc.want {
+				t.Fatalf("imports: %v %+v, %v %+v; want both applied, %+v", first, stats[0], second, stats[1], tc.want)
+			}
+			if got := query(t, d, `SELECT return_code, coalesce(awb_number, ''), revision FROM returns ORDER BY return_code`); got != tc.returns {
+				t.Errorf("returns %s, want %s (the second file's)", got, tc.returns)
+			}
+		})
+	}
+}
+
+// holdRET1 and holdRET2 lock the row of return RET-1 and RET-2,
+// holdRET2Items the rows of RET-2's items.
 const (
-	holdRET1 = `SELECT 1 FROM returns WHERE return_code = 'RET-1' FOR UPDATE`
-	holdRET2 = `SELECT 1 FROM returns WHERE return_code = 'RET-2' FOR UPDATE`
+	holdRET1      = `SELECT 1 FROM returns WHERE return_code = 'RET-1' FOR UPDATE`
+	holdRET2      = `SELECT 1 FROM returns WHERE return_code = 'RET-2' FOR UPDATE`
+	holdRET2Items = `SELECT 1 FROM return_items WHERE return_id = (SELECT id FROM returns WHERE return_code = 'RET-2') FOR UPDATE`
 )
 
 // ret2Changed is RET-2 with an awbNumber: a changed re-send.

@@ -13,6 +13,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/posbridge/posbridge/internal/db"
 	"github.com/posbridge/posbridge/internal/format"
 	"github.com/posbridge/posbridge/internal/imports"
@@ -89,7 +91,7 @@ type Stats struct {
 // Upload is the return expectation upload of partner p, for imports.Run;
 // stats collects what became of the returns.
 func Upload(p partner.Profile, stats *Stats) imports.Upload {
-	return partner.Upload(Kind, "returns", p, rejectHeader, func(s *imports.Session, f io.Reader, path string) error {
+	return partner.Upload(Kind, "returns", p, rejectHeader, func(s *imports.Session, f io.ReadSeeker, path string) error {
 		im := &importer{s: s, path: path, p: p, stats: stats}
 		return im.run(f)
 	})
@@ -109,8 +111,58 @@ type importer struct {
 
 // run reads a JSON object, an array of objects, or objects one after the
 // other (NDJSON), and applies each return.
-func (im *importer) run(f io.Reader) error {
+func (im *importer) run(f io.ReadSeeker) error {
+	if err := im.lockReturns(f); err != nil {
+		return err
+	}
 	return partner.EachRecord(im.s, im.p, "returned stock goes there", "returns", f, im.apply)
+}
+
+// lockReturns locks, on PostgreSQL, the stored returns the file names, in
+// the order of their codes, before the first is changed; then f is at its
+// start again. Writers on several hosts run at once there, and two files
+// naming the same returns in opposite orders each held the return it
+// changed first and waited for the other's: a deadlock, which the server
+// broke by failing one of them (40P01, busy, exit 75). In one order the
+// second waits for the first and then applies, as on SQLite, where one
+// file runs after the other. A new return has no row to lock: two files
+// whose only common returns are new ones, in opposite orders, still meet
+// so (a lock per code instead took a slot of the server's lock table
+// each, and 20,000 of them ran out of it). A record this reading cannot
+// name is left to the second reading to reject, a file that cannot be
+// read past some record to fail there.
+func (im *importer) lockReturns(f io.ReadSeeker) error {
+	s := im.s
+	if db.DialectOf(s.Conn) != db.Postgres {
+		return nil
+	}
+	var codes []string
+	imports.EachJSON(f, "returns", func(_, _ int, raw json.RawMessage) error {
+		var e struct {
+			Code string `json:"returnOrderCode"`
+		}
+		json.Unmarshal(raw, &e)
+		if code := strings.TrimSpace(e.Code); code != "" {
+			codes = append(codes, code)
+		}
+		return s.Ctx.Err()
+	})
+	if err := s.Ctx.Err(); err != nil {
+		return err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	// The rows are locked as the ORDER BY gives them.
+	err := db.PgxConn(s.Conn, func(c *pgx.Conn) error {
+		_, err := c.Exec(s.Ctx, `SELECT 1 FROM returns WHERE partner = $1 AND return_code = ANY($2::text[]) ORDER BY return_code FOR UPDATE`,
+			im.p.Name, codes)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("lock the returns of the file: %w", db.Classify(err))
+	}
+	return nil
 }
 
 // rejectError is why a return is rejected, and which item and field.

@@ -69,7 +69,7 @@ type shapeFunc func(im *importer, n, line int, raw json.RawMessage) error
 // record's shape from its keys (record).
 func upload(kind string, header []string, p partner.Profile, stats *Stats,
 	route func(k map[string]bool) (apply shapeFunc, reason string)) imports.Upload {
-	u := partner.Upload(kind, "messages", p, header, func(s *imports.Session, f io.Reader, path string) error {
+	u := partner.Upload(kind, "messages", p, header, func(s *imports.Session, f io.ReadSeeker, path string) error {
 		ap, err := imports.NewApplier(s)
 		if err != nil {
 			return err
