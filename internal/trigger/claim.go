@@ -150,7 +150,8 @@ WHERE t.file_id = ? AND `+legacy, fileID)
 // Unclaim gives the triggers of an export file that was not delivered back
 // to the queue. A record changed again meanwhile has a new pending
 // trigger: the claimed change folds into it as the earlier one (A then C
-// stays A, D then A becomes C, A then D cancels both), otherwise the
+// stays A, D then A becomes C, A then D cancels both unless trigger
+// generate made the A: then the D stays, as C then D), otherwise the
 // claimed trigger is ready again. A file that is finished is left alone:
 // its triggers were sent. Triggers claimed in the older form (legacy) are
 // given back alike.
@@ -215,18 +216,24 @@ const maxFoldRuns = 100
 
 // unclaim is Unclaim's steps; together combines the claimed triggers
 // into their pending ones and deletes them in one statement, and leaves
-// out a claimed add whose pending trigger is a delete that came after the
-// first step: the final step then meets it on triggers_pending, and the
-// run again cancels both, as the first step does.
+// out a claimed add, not a resend, whose pending trigger is a delete that
+// came after the first step: the final step then meets it on
+// triggers_pending, and the run again cancels both, as the first step
+// does. A claimed resend add combines into a delete like a change, the
+// delete staying: the run again would not cancel them, and left out, the
+// add met the delete on every run (as its record is a tombstone, the
+// step before has usually taken the add already).
 func unclaim(ctx context.Context, q db.Querier, fileID int64, together bool) error {
 	claimed := `t.file_id = ?1 AND (` + legacy + ` OR t.status = 'processed') AND EXISTS (SELECT 1 FROM files f WHERE f.id = ?1 AND ` + unfinished + `)`
 	sameKey := `p.file_code = t.file_code AND p.record_key = t.record_key AND p.sub_key = t.sub_key`
 	steps := []string{
-		// An add never sent, then a delete: the pending delete goes ...
+		// An add captured and never sent, then a delete: the pending
+		// delete goes ...
 		`DELETE FROM triggers AS p WHERE p.` + pending + ` AND p.capture = 'D' AND EXISTS (
-  SELECT 1 FROM triggers t WHERE ` + claimed + ` AND t.capture = 'A' AND ` + sameKey + `)`,
+  SELECT 1 FROM triggers t WHERE ` + claimed + ` AND t.capture = 'A' AND t.resend = 0 AND ` + sameKey + `)`,
 	}
-	// ... and so does the add, whose record is a tombstone now.
+	// ... and so does the add, whose record is a tombstone now; the add
+	// of trigger generate goes too, and its delete stays.
 	for _, ts := range tombstones {
 		steps = append(steps, `DELETE FROM triggers AS t WHERE `+claimed+` AND t.capture = 'A' AND t.file_code = '`+ts.code+`'
   AND EXISTS (SELECT 1 FROM `+ts.table+` x WHERE `+ts.match+` AND x.deleted_at IS NOT NULL)`)
@@ -234,10 +241,11 @@ func unclaim(ctx context.Context, q db.Querier, fileID int64, together bool) err
 	combine := `UPDATE triggers AS p SET capture = CASE
     WHEN t.capture = 'A' AND p.capture = 'C' THEN 'A'
     WHEN t.capture = 'D' AND p.capture = 'A' THEN 'C'
-    ELSE p.capture END
+    ELSE p.capture END,
+  resend = CASE WHEN t.capture = 'A' THEN t.resend ELSE p.resend END
 FROM triggers t WHERE ` + claimed + ` AND p.` + pending + ` AND ` + sameKey
 	if together {
-		steps = append(steps, `WITH combined AS (`+combine+` AND NOT (t.capture = 'A' AND p.capture = 'D') RETURNING t.id)
+		steps = append(steps, `WITH combined AS (`+combine+` AND NOT (t.capture = 'A' AND t.resend = 0 AND p.capture = 'D') RETURNING t.id)
 DELETE FROM triggers WHERE id IN (SELECT id FROM combined)`)
 	} else {
 		steps = append(steps, combine,

@@ -57,6 +57,8 @@ type GenerateResult struct {
 
 // Generate creates one A trigger per selected live record, in one
 // INSERT ... SELECT, skipping records that already have a pending trigger.
+// The adds are marked resend: their records existed already and may have
+// been sent, so a delete before the add goes out is sent (CancelAdds).
 func Generate(ctx context.Context, d *db.DB, opts GenerateOptions) (GenerateResult, error) {
 	src, ok := kinds[opts.Kind]
 	if !ok {
@@ -75,8 +77,8 @@ func Generate(ctx context.Context, d *db.DB, opts GenerateOptions) (GenerateResu
 	err := d.Tx(ctx, !opts.DryRun, func(conn *sql.Conn) error {
 		now := db.Now()
 		insert := func(from string) string {
-			return `INSERT INTO triggers(file_code, record_key, sub_key, capture, status, created_at, updated_at)
-SELECT ?, src.record_key, src.sub_key, 'A', 'ready', ?, ? FROM ` + from + ` WHERE true
+			return `INSERT INTO triggers(file_code, record_key, sub_key, capture, status, resend, created_at, updated_at)
+SELECT ?, src.record_key, src.sub_key, 'A', 'ready', 1, ?, ? FROM ` + from + ` WHERE true
 ON CONFLICT(file_code, record_key, sub_key) WHERE ` + pending + ` DO NOTHING`
 		}
 		if db.DialectOf(conn) == db.Postgres {

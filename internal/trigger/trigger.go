@@ -89,8 +89,10 @@ func inFlight(keys string) string {
 //
 //	A+C=A, C+C=C, C+D=D, D+A=C, D+C=C, D+D=D
 //
-// A pending A followed by D must cancel both; callers handle that case first
-// with CancelAdds, because the record itself must then be removed too.
+// A pending A followed by D must cancel both, unless trigger generate made
+// the A (resend); callers handle that case first with CancelAdds, because
+// the record itself must then be removed too. A resend A followed by D
+// becomes D here, and A+C keeps the A's resend.
 // A pending trigger in error is made ready again: the new data may fix it.
 func Fold(ctx context.Context, q db.Execer, code, source string, args ...any) (int64, error) {
 	now := db.Now()
@@ -128,7 +130,10 @@ SELECT ?, src.record_key, src.sub_key, 'A', 'ready', ?, ? FROM (`+source+`) AS s
 
 // CancelAdds deletes the pending A triggers of code whose (record_key,
 // sub_key) is in keys, a SELECT of two columns: a record added and deleted
-// before anything was sent is never sent at all. It first copies the
+// before anything was sent is never sent at all. An add that trigger
+// generate made (resend) is left alone: its record existed before and
+// may have been sent, so its delete must be sent too (the caller keeps a
+// tombstone and folds the D into the add). It first copies the
 // cancelled keys into the temporary table into (which must exist with
 // columns record_key, sub_key), so the caller can remove those records
 // instead of keeping tombstones.
@@ -142,14 +147,14 @@ SELECT ?, src.record_key, src.sub_key, 'A', 'ready', ?, ? FROM (`+source+`) AS s
 func CancelAdds(ctx context.Context, q *sql.Conn, code, keys, into string) (int64, error) {
 	sel := `SELECT t.record_key, t.sub_key FROM triggers t JOIN (` + keys + `) AS k
   ON t.record_key = k.record_key AND t.sub_key = k.sub_key
-  WHERE t.file_code = ? AND t.capture = 'A' AND t.` + pending
+  WHERE t.file_code = ? AND t.capture = 'A' AND t.resend = 0 AND t.` + pending
 	if db.DialectOf(q) == db.Postgres {
 		sel += ` FOR UPDATE OF t`
 	}
 	if _, err := q.ExecContext(ctx, `INSERT INTO `+into+`(record_key, sub_key) `+sel, code); err != nil {
 		return 0, fmt.Errorf("cancel %s adds: %w", code, err)
 	}
-	res, err := q.ExecContext(ctx, `DELETE FROM triggers WHERE file_code = ? AND capture = 'A' AND `+pending+`
+	res, err := q.ExecContext(ctx, `DELETE FROM triggers WHERE file_code = ? AND capture = 'A' AND resend = 0 AND `+pending+`
   AND (record_key, sub_key) IN (SELECT record_key, sub_key FROM `+into+`)`, code)
 	if err != nil {
 		return 0, fmt.Errorf("cancel %s adds: %w", code, err)
