@@ -29,7 +29,7 @@ type Applier struct {
 // NewApplier starts applying transactions in the session's transaction.
 // Close it when done.
 func NewApplier(s *Session) (*Applier, error) {
-	a, err := newApplier(s.Ctx, s.Conn, s.FileID, s.Opts)
+	a, err := s.newApplier()
 	if err != nil {
 		return nil, err
 	}

@@ -138,7 +138,7 @@ func openTransactions(f *os.File, path string, o *Options) ([]string, func(*Sess
 // applyTransactions applies the records of src in file order.
 func applyTransactions(s *Session, src source, path string) error {
 	res, o := s.Result, s.Opts
-	a, err := newApplier(s.Ctx, s.Conn, s.FileID, o)
+	a, err := s.newApplier()
 	if err != nil {
 		return err
 	}
@@ -158,6 +158,9 @@ func applyTransactions(s *Session, src source, path string) error {
 	for b := range batches {
 		if b.err != nil {
 			return b.err
+		}
+		if err := a.evict(); err != nil {
+			return err
 		}
 		if err := a.prefetch(b.items); err != nil {
 			return err

@@ -29,6 +29,10 @@ func ApplyStock(ctx context.Context, conn *sql.Conn, o Options, txns ...Transact
 			return 0, err
 		}
 		if reason != nil {
+			// Refused on stock another host changed since it was read: busy.
+			if err := p.a.checkRefused(); err != nil {
+				return 0, err
+			}
 			return 0, fmt.Errorf("%w: %s/%s in %s: %v", ErrStock, t.Item, t.SKU, t.Warehouse, reason)
 		}
 	}

@@ -50,6 +50,18 @@ type Session struct {
 	// pool is the database of Conn, where a session may take a second
 	// connection (the applier, for its reads while the history streams).
 	pool *db.DB
+	// appliers are the session's appliers, whose refusals Run checks
+	// before the file is recorded (checkRefused).
+	appliers []*applier
+}
+
+// newApplier starts an applier of the session's transaction.
+func (s *Session) newApplier() (*applier, error) {
+	a, err := newApplier(s.Ctx, s.Conn, s.FileID, s.Opts)
+	if err == nil {
+		s.appliers = append(s.appliers, a)
+	}
+	return a, err
 }
 
 // Reject records a rejected record: its line, the reason and its fields
@@ -166,6 +178,11 @@ VALUES ('in', ?, ?, ?, ?, ?, ?, 'importing', ?, ?, ?) RETURNING id`, u.Kind, u.P
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("import %s: %w", path, err)
+	}
+	for _, a := range s.appliers {
+		if err := a.checkRefused(); err != nil {
+			return nil, fmt.Errorf("import %s: %w", path, err)
+		}
 	}
 	if res.Read == 0 {
 		return nil, fmt.Errorf("%s: %w: no %s in the file", path, ErrFile, u.What)
