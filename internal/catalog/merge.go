@@ -292,10 +292,13 @@ func (l *loader) changeSeq() (int64, error) {
 // deleteGone deletes the records whose keys are in the temporary table gone
 // from table (key columns k1 and, for two-part keys, k2): a record whose
 // pending A trigger cancels is removed outright, never having been sent;
-// the others become tombstones with a D trigger. Where an engagement feed
-// sends the table's deletes (customers, SKUs) a tombstone is stamped with
-// the change sequence, and once the feed is in use a cancelled record is
-// kept as a tombstone without a trigger too: the feed may have sent it.
+// the others become tombstones with a D trigger. A cancelled record is
+// kept as a tombstone without a trigger while an export file not finished
+// holds a delete of it from before the add (trigger.InFlight): given
+// back, that delete is sent again and needs the record. Where an
+// engagement feed sends the table's deletes (customers, SKUs) a tombstone
+// is stamped with the change sequence, and once the feed is in use a
+// cancelled record is kept too: the feed may have sent it.
 func (l *loader) deleteGone(table, code, k1, k2 string) error {
 	match := fmt.Sprintf("%s IN (SELECT record_key FROM %%s)", k1)
 	if k2 != "" {
@@ -310,25 +313,23 @@ func (l *loader) deleteGone(table, code, k1, k2 string) error {
 		return err
 	}
 	feed := trigger.FeedKind(table) != ""
-	keep, stamp := "", ""
-	var seq int64
+	keep, stamp := ` AND NOT `+trigger.InFlight(code, k1, k2), ""
+	args := []any{l.now}
 	if feed {
-		keep = ` AND NOT ` + trigger.FeedInUse(table)
+		keep += ` AND NOT ` + trigger.FeedInUse(table)
 		stamp = `, change_seq = ?2`
-		if seq, err = l.changeSeq(); err != nil {
+		seq, err := l.changeSeq()
+		if err != nil {
 			return err
 		}
+		args = append(args, seq)
 	}
 	if _, err := l.exec(`DELETE FROM ` + table + ` WHERE ` + fmt.Sprintf(match, "cancelled") + keep); err != nil {
 		return err
 	}
 	tombstone := `UPDATE ` + table + ` SET deleted_at = ?1, updated_at = ?1` + stamp + ` WHERE deleted_at IS NULL AND `
-	args := []any{l.now}
-	if feed {
-		args = append(args, seq)
-		if _, err := l.exec(tombstone+fmt.Sprintf(match, "cancelled"), args...); err != nil {
-			return err
-		}
+	if _, err := l.exec(tombstone+fmt.Sprintf(match, "cancelled"), args...); err != nil {
+		return err
 	}
 	if _, err := l.exec(`DELETE FROM gone WHERE (record_key, sub_key) IN (SELECT record_key, sub_key FROM cancelled)`); err != nil {
 		return err

@@ -75,12 +75,31 @@ const unfinished = `f.direction = 'out' AND (f.status = '` + FileWriting + `' OR
 const legacy = `t.status = 'processing'`
 
 // inFlight selects, as keys, the triggers of code ?1 that are processing:
-// claimed by an export file that is not finished. The files are found
-// through files_unfinished, their triggers through triggers_file.
-func inFlight(keys string) string {
-	return `SELECT ` + keys + ` FROM triggers t WHERE t.file_code = ?1 AND ` + legacy + `
-  UNION ALL SELECT ` + keys + ` FROM triggers t WHERE t.file_code = ?1 AND t.status = 'processed'
+// claimed by an export file that is not finished.
+func inFlight(keys string) string { return inFlightOf(`?1`, keys) }
+
+// inFlightOf is inFlight for the code given by the SQL expression code.
+// The files are found through files_unfinished, their triggers through
+// triggers_file.
+func inFlightOf(code, keys string) string {
+	return `SELECT ` + keys + ` FROM triggers t WHERE t.file_code = ` + code + ` AND ` + legacy + `
+  UNION ALL SELECT ` + keys + ` FROM triggers t WHERE t.file_code = ` + code + ` AND t.status = 'processed'
   AND t.file_id IN (SELECT f.id FROM files f WHERE ` + unfinished + `)`
+}
+
+// InFlight is an SQL condition on a record of file code code whose key is
+// in column key, and sub_key in column subKey ("" when the key is one
+// column): true while an export file that is not finished holds a trigger
+// of the record. The file may yet be given back (Unclaim), and a delete it
+// holds sent again, with the whole record: such a record must stay, a
+// tombstone, whatever happens to it meanwhile.
+func InFlight(code, key, subKey string) string {
+	cols, keys := key, `t.record_key`
+	if subKey != "" {
+		cols, keys = `(`+key+`, `+subKey+`)`, `t.record_key, t.sub_key`
+	}
+	// File codes are constants: inlined, the condition takes no argument.
+	return cols + ` IN (` + inFlightOf(`'`+code+`'`, keys) + `)`
 }
 
 // Fold records changes for file code code. source is a SELECT returning
@@ -91,8 +110,8 @@ func inFlight(keys string) string {
 //
 // A pending A followed by D must cancel both, unless trigger generate made
 // the A (resend); callers handle that case first with CancelAdds, because
-// the record itself must then be removed too. A resend A followed by D
-// becomes D here, and A+C keeps the A's resend.
+// the record itself is then removed too (unless InFlight). A resend A
+// followed by D becomes D here, and A+C keeps the A's resend.
 // A pending trigger in error is made ready again: the new data may fix it.
 func Fold(ctx context.Context, q db.Execer, code, source string, args ...any) (int64, error) {
 	now := db.Now()
