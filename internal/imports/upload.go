@@ -161,6 +161,11 @@ VALUES ('in', ?, ?, ?, ?, ?, ?, 'importing', ?, ?, ?) RETURNING id`, u.Kind, u.P
 	}
 	s := &Session{Ctx: ctx, Conn: conn, FileID: fileID, Result: res, Opts: &o, rj: rj, pool: d}
 	if err := apply(s); err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			// Stopped: whatever the stop broke (on PostgreSQL the
+			// connection, which pgx closes) is not why.
+			return nil, fmt.Errorf("import %s: %w", path, ctxErr)
+		}
 		if db.IsUniqueViolation(err) && db.DialectOf(conn) == db.Postgres {
 			// Writers run at once on PostgreSQL: a key this import found
 			// free (a webhook's event id, say) was taken by another
