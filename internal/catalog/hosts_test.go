@@ -69,9 +69,9 @@ func (f *fixture) finish(other *sql.Conn, release func(), done <-chan loaded) *c
 // TestInventoryLoadWhileStockChanges: an inventory load on PostgreSQL
 // that meets a stock row another host (an import, an order) is changing
 // works out the row's ITW trigger from the stock it overwrites, as on
-// SQLite when the other change comes first. Read before the row was
-// locked, the load compared the file with the stock before the other
-// change and sent nothing, and the partner kept the other's level.
+// SQLite when the other change comes first. Read before the load waited
+// for the other, the load compared the file with the stock before the
+// other change and sent nothing, and the partner kept the other's level.
 func TestInventoryLoadWhileStockChanges(t *testing.T) {
 	dbtest.WritersAtOnce(t)
 	for _, tt := range []struct {
@@ -96,6 +96,11 @@ func TestInventoryLoadWhileStockChanges(t *testing.T) {
 			f.markSent()
 
 			other, release := dbtest.Hold(t, f.d, `SELECT on_hand FROM inventory WHERE item = 'IT1' FOR UPDATE`)
+			// As every writer of stock rows, the other takes the change
+			// number first (TestInventoryLoadAfterStockWriter).
+			if _, err := catalog.NextChangeSeq(context.Background(), other); err != nil {
+				t.Fatal(err)
+			}
 			if _, err := other.ExecContext(context.Background(), tt.change); err != nil {
 				t.Fatal(err)
 			}

@@ -327,6 +327,10 @@ type loader struct {
 	// pool is conn's database, set by a reload: it reads the stored rows
 	// ahead on a second connection (readahead.go).
 	pool *db.DB
+	// stockRead is, on PostgreSQL, the change number the next writer
+	// would have taken when an inventory load first read the stock
+	// (mergeInventory).
+	stockRead int64
 }
 
 // stmt is one statement of a merge with its arguments.
