@@ -22,17 +22,23 @@ import (
 )
 
 // triggerSet says which triggers a file's records are read from, as a
-// condition on the triggers of alias.
-type triggerSet func(alias string) string
+// condition on the triggers of alias (where).
+type triggerSet struct {
+	where func(alias string) string
+	// byFile says the set is the triggers an export file claimed, which
+	// an index finds by the file's id alone (triggers_file): looked up
+	// there by record, each lookup reads all of them.
+	byFile bool
+}
 
 // claimedBy is the set of triggers export file fileID claimed.
 func claimedBy(fileID int64) triggerSet {
-	return func(alias string) string { return alias + ".file_id = " + strconv.FormatInt(fileID, 10) }
+	return triggerSet{where: func(alias string) string { return alias + ".file_id = " + strconv.FormatInt(fileID, 10) }, byFile: true}
 }
 
 // claimable is the set of triggers a claim of code with limit takes.
 func claimable(code string, limit int) triggerSet {
-	return func(alias string) string { return trigger.Claimable(alias, code, limit) }
+	return triggerSet{where: func(alias string) string { return trigger.Claimable(alias, code, limit) }}
 }
 
 // BesideArg is the argument with which posbridge runs as the reading

@@ -761,3 +761,38 @@ func TestExportOfDeletesScales(t *testing.T) {
 		t.Errorf("exporting 3,000 deletes took %v, exporting 60,000 adds %v: finishing a file with deletes does not scale", deletes, all)
 	}
 }
+
+// TestReadAfterClaimScales exports files read after their claim, as a file
+// of fewer than besideMin triggers is: each SKU's trigger was looked up
+// among all of the file's (found by its id alone), so 10,000 SKU triggers
+// took 12.7 s on SQLite, 1,000 a hundredth of that. Read linearly, seven
+// times the triggers take about seven times as long, never twenty.
+func TestReadAfterClaimScales(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads 8,000 SKUs; skipped with -short")
+	}
+	defer func(n int) { besideMin = n }(besideMin)
+	besideMin = 1 << 30
+	ctx := context.Background()
+	f := newFixture(t)
+	export := func(triggers int64) time.Duration {
+		start := time.Now()
+		res, err := Run(ctx, f.d, "items", f.opts())
+		if err != nil {
+			t.Fatal(err)
+		}
+		took := time.Since(start)
+		if len(res.Files) != 1 || res.Files[0].Triggers != triggers {
+			t.Fatalf("export: %+v, want one file of %d triggers", res, triggers)
+		}
+		return took
+	}
+	f.load("items", catalog.ModeDelta, itemsCSV(200, "10.00"))
+	small := export(1000)
+	f.load("items", catalog.ModeDelta, itemsCSV(1600, "10.00"))
+	large := export(7000)
+	t.Logf("1,000 SKU triggers: %v; 7,000: %v", small, large)
+	if large > 20*small {
+		t.Errorf("reading 7,000 SKU triggers after their claim took %v, 1,000 took %v: the read does not scale", large, small)
+	}
+}
