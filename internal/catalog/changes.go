@@ -40,14 +40,3 @@ func HoldChangeCounter(ctx context.Context, conn *sql.Conn) error {
 	_, err := conn.ExecContext(ctx, `INSERT INTO sequences(kind, last) VALUES (?, 0) ON CONFLICT(kind) DO UPDATE SET last = sequences.last`, ChangeCounter)
 	return db.Classify(err)
 }
-
-// StampInventory stamps change sequence seq on the stock rows that match
-// where (a condition on table inventory, with args): every writer of
-// inventory rows (loads, imports, reservations) stamps the rows whose
-// on_hand or reserved it changes, which is what the partner inventory
-// exports read (docs/partners.md). Writers that set the rows with their
-// own INSERT or UPDATE may instead set change_seq = seq there.
-func StampInventory(ctx context.Context, q db.Execer, seq int64, where string, args ...any) error {
-	_, err := q.ExecContext(ctx, `UPDATE inventory SET change_seq = ? WHERE `+where, append([]any{seq}, args...)...)
-	return err
-}
