@@ -324,6 +324,12 @@ func PgxConn(conn *sql.Conn, fn func(*pgx.Conn) error) error {
 // transactions (a defect) would also read as temporary, exit 75 rather
 // than 1; its message still names it.
 func classifyPG(err error) error {
+	// A run stopped while pgx worked: pgx wraps its context's error as a
+	// timeout or a failed connection, but the database is not at fault,
+	// and the run is not to be run again at once (exit 75) for it.
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		switch {

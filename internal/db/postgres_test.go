@@ -404,3 +404,32 @@ func TestPostgresSeveralServerHosts(t *testing.T) {
 		t.Errorf("Redact(%q) = %q, want both hosts and no password", u.String(), got)
 	}
 }
+
+// TestPostgresStopIsNoOutage: a run stopped (SIGTERM, Ctrl-C) while pgx
+// works stops with its context's error, which pgx wraps as a timeout or a
+// failed connection; classified by those, the stop read "database
+// unavailable" and a stopped job exited 75, to be run again at once,
+// rather than 1 (TestJobTerminated on PostgreSQL, now and then).
+func TestPostgresStopIsNoOutage(t *testing.T) {
+	url := pgtest.Start(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := pgconn.Connect(ctx, url)
+	if err == nil {
+		t.Fatal("connected with a cancelled context")
+	}
+	if c := db.Classify(err); errors.Is(c, db.ErrUnavailable) || !errors.Is(c, context.Canceled) || db.Temporary(c) {
+		t.Errorf("a stop while connecting classified %v, want context.Canceled, not temporary", c)
+	}
+	conn, err := pgconn.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	ctx, cancel = context.WithCancel(context.Background())
+	go func() { time.Sleep(100 * time.Millisecond); cancel() }()
+	err = conn.Exec(ctx, `SELECT pg_sleep(10)`).Close()
+	if c := db.Classify(err); errors.Is(c, db.ErrUnavailable) || errors.Is(c, db.ErrBusy) || !errors.Is(c, context.Canceled) {
+		t.Errorf("a stop during a statement classified %v, want context.Canceled", c)
+	}
+}
