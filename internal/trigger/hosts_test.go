@@ -104,14 +104,7 @@ func TestUnclaimFoldBetweenSteps(t *testing.T) {
 VALUES ('VND', 'V1', '', 'A', 'processed', 1, ?1, ?2, ?2, ?2), ('VND', 'V2', '', 'C', 'processed', 1, ?1, ?2, ?2, ?2)`, file, db.Now())
 	seed(t, d, trigger.CodeVendor, "V2", "", trigger.Changed, trigger.StatusReady, "", "")
 
-	_, release := dbtest.Hold(t, d, `SELECT 1 FROM triggers WHERE record_key = 'V2' AND status = 'ready' FOR UPDATE`)
-	done := make(chan error, 1)
-	go func() {
-		done <- d.Tx(ctx, true, func(conn *sql.Conn) error { return trigger.Unclaim(ctx, conn, file) })
-	}()
-	if waiting := dbtest.LockWaiters(t, d, 1); waiting != 1 {
-		t.Fatalf("%d sessions wait on a lock, want Unclaim's combining step to wait for V2", waiting)
-	}
+	done, release := unclaimHeldOnV2(t, d, file)
 	load := begin(t, d)
 	if n, err := trigger.Fold(ctx, load, trigger.CodeVendor, oneChange, "V1", "", trigger.Changed); err != nil || n != 1 {
 		t.Fatalf("fold V1 = %d, %v; want 1", n, err)
@@ -123,4 +116,22 @@ VALUES ('VND', 'V1', '', 'A', 'processed', 1, ?1, ?2, ?2, ?2), ('VND', 'V2', '',
 	}
 	wantTriggers(t, d, row{trigger.CodeVendor, "V2", "", trigger.Changed, trigger.StatusReady},
 		row{trigger.CodeVendor, "V1", "", trigger.Added, trigger.StatusReady})
+}
+
+// unclaimHeldOnV2 starts giving back export file file's triggers on d,
+// in a transaction of their own, and returns once the combining step
+// waits on V2's pending trigger, which it holds until release; done has
+// Unclaim's error.
+func unclaimHeldOnV2(t *testing.T, d *db.DB, file int64) (done chan error, release func()) {
+	t.Helper()
+	ctx := context.Background()
+	_, release = dbtest.Hold(t, d, `SELECT 1 FROM triggers WHERE record_key = 'V2' AND status = 'ready' FOR UPDATE`)
+	done = make(chan error, 1)
+	go func() {
+		done <- d.Tx(ctx, true, func(conn *sql.Conn) error { return trigger.Unclaim(ctx, conn, file) })
+	}()
+	if waiting := dbtest.LockWaiters(t, d, 1); waiting != 1 {
+		t.Fatalf("%d sessions wait on a lock, want Unclaim's combining step to wait for V2", waiting)
+	}
+	return done, release
 }

@@ -12,7 +12,6 @@ import (
 
 	"github.com/posbridge/posbridge/internal/catalog"
 	"github.com/posbridge/posbridge/internal/db"
-	"github.com/posbridge/posbridge/internal/db/dbtest"
 	"github.com/posbridge/posbridge/internal/trigger"
 )
 
@@ -276,14 +275,7 @@ func TestUnclaimGeneratedAddDeletedBetweenSteps(t *testing.T) {
 	file := claimAll(t, d)
 	fold(t, d, "V2", trigger.Changed)
 
-	_, release := dbtest.Hold(t, d, `SELECT 1 FROM triggers WHERE record_key = 'V2' AND status = 'ready' FOR UPDATE`)
-	done := make(chan error, 1)
-	go func() {
-		done <- d.Tx(ctx, true, func(conn *sql.Conn) error { return trigger.Unclaim(ctx, conn, file) })
-	}()
-	if waiting := dbtest.LockWaiters(t, d, 1); waiting != 1 {
-		t.Fatalf("%d sessions wait on a lock, want Unclaim's combining step to wait for V2", waiting)
-	}
+	done, release := unclaimHeldOnV2(t, d, file)
 	load := begin(t, d)
 	if _, err := load.ExecContext(ctx, `UPDATE vendors SET deleted_at = ? WHERE vendor = 'V1'`, db.Now()); err != nil {
 		t.Fatal(err)
